@@ -1,0 +1,114 @@
+import { z } from 'zod';
+
+export const ROLES = ['intake', 'feed', 'operator'] as const;
+export type Role = (typeof ROLES)[number];
+export interface ApiKey { role: Role; key: string; name: string }
+
+const int = (min: number) => z.coerce.number().int().min(min);
+const optionalUrl = (protocols: string[]) =>
+  z.string().trim().optional().transform((v) => (v === '' ? undefined : v))
+    .refine((v) => v === undefined || protocols.some((p) => v.startsWith(`${p}://`)),
+      { message: `must be a ${protocols.join(' or ')} URL` });
+
+const apiKeys = z.string().optional().transform((raw, ctx): ApiKey[] | undefined => {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const keys: ApiKey[] = [];
+  for (const [i, pair] of raw.split(',').map((s) => s.trim()).filter(Boolean).entries()) {
+    const at = pair.indexOf(':');
+    const role = pair.slice(0, at);
+    const key = pair.slice(at + 1);
+    if (at < 1 || !(ROLES as readonly string[]).includes(role) || key.length < 8) {
+      ctx.addIssue({ code: 'custom', message: `entry ${i + 1} must be role:key with role intake|feed|operator and a key of 8+ characters` });
+      return z.NEVER;
+    }
+    keys.push({ role: role as Role, key, name: `${role}#${i + 1}` });
+  }
+  return keys;
+});
+
+// One schema over process.env, parsed once. Every contract variable, plus a few tuning knobs.
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').optional(),
+  PORT: int(0).max(65535).default(3000),
+  API_KEYS: apiKeys,
+  WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=]{8,}$/, 'must be whsec_ followed by base64').optional(),
+  NOTIFY_WEBHOOK_URL: optionalUrl(['http', 'https']),
+  SMTP_URL: optionalUrl(['smtp', 'smtps']),
+  SMTP_FROM: z.string().default('orderflow <orders@orderflow.local>'),
+  QUEUE_PREFIX: z.string().min(1).default('orderflow'),
+  BACKORDER_TTL_SECONDS: int(1).default(604800),
+  RECONCILE_AFTER_SECONDS: int(1).default(30),
+  NOTIFY_MAX_ATTEMPTS: int(1).max(100).default(12),
+  NOTIFY_BACKOFF_MS: int(1).default(10000),
+  NOTIFY_TIMEOUT_MS: int(1).default(5000),
+  RATE_LIMIT_RPS: int(0).default(0),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // Tuning (not in the contract; documented in the README).
+  ORDER_ATTEMPTS: int(1).max(50).default(8),
+  ORDER_BACKOFF_MS: int(1).default(1000),
+  ORDER_CONCURRENCY: int(1).max(500).default(16),
+  NOTIFY_CONCURRENCY: int(1).max(1000).default(50),
+  RELAY_INTERVAL_MS: int(10).default(500),
+  MAINTENANCE_INTERVAL_MS: int(100).default(10000),
+  DB_POOL_MAX: int(1).max(200).default(20),
+  SHUTDOWN_TIMEOUT_MS: int(100).default(10000),
+  EMBEDDED_DATA_DIR: z.string().optional(),
+});
+
+export type Config = Omit<z.infer<typeof schema>, 'API_KEYS' | 'DATABASE_URL' | 'REDIS_URL'> & {
+  API_KEYS: ApiKey[];
+  DATABASE_URL: string;
+  REDIS_URL: string;
+  /** true when API_KEYS was not set and development keys were generated. */
+  devKeys: boolean;
+  /** true when DATABASE_URL / REDIS_URL were not set (the embedded fallback may apply). */
+  databaseUrlDefaulted: boolean;
+  redisUrlDefaulted: boolean;
+};
+
+export class ConfigError extends Error {}
+
+export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/orderflow';
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/** Fixed development keys (the README shows them); refused under NODE_ENV=production. */
+export function devApiKeys(): ApiKey[] {
+  return ROLES.map((role) => ({ role, key: `dev-${role}-key`, name: `${role}#dev` }));
+}
+
+/** Parses an environment; throws ConfigError whose message is one line naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(`invalid configuration: ${issue.path.join('.')}: ${issue.message}`);
+  }
+  const c = parsed.data;
+  if (!c.API_KEYS && c.NODE_ENV === 'production') {
+    throw new ConfigError('invalid configuration: API_KEYS: required when NODE_ENV=production');
+  }
+  return Object.freeze({
+    ...c,
+    API_KEYS: c.API_KEYS ?? devApiKeys(),
+    devKeys: !c.API_KEYS,
+    DATABASE_URL: c.DATABASE_URL ?? DEFAULT_DATABASE_URL,
+    REDIS_URL: c.REDIS_URL ?? DEFAULT_REDIS_URL,
+    databaseUrlDefaulted: !c.DATABASE_URL,
+    redisUrlDefaulted: !c.REDIS_URL,
+  });
+}
+
+/** For process entry points: parse or print one line and exit 1. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,61 @@
+export interface ErrorDetail { path: string; message: string }
+
+/** Thrown by services; mapped once to HTTP in the error handler and once in the processor wrapper. */
+export class AppError extends Error {
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    message: string,
+    readonly details: ErrorDetail[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class ValidationError extends AppError {
+  constructor(message: string, details: ErrorDetail[] = []) { super('validation_failed', 400, message, details); }
+}
+export class NotFoundError extends AppError {
+  constructor(what: string) { super('not_found', 404, `${what} not found`); }
+}
+export class ConflictError extends AppError {
+  constructor(message: string, details: ErrorDetail[] = []) { super('conflict', 409, message, details); }
+}
+export class InvalidStateError extends AppError {
+  constructor(message: string) { super('invalid_state', 409, message); }
+}
+export class UnavailableError extends AppError {
+  constructor(message: string, readonly retryAfterSeconds = 5, options?: { cause?: unknown }) {
+    super('unavailable', 503, message, [], options);
+  }
+}
+
+/** A business outcome that no retry can fix (unknown customer, unknown SKU, short stock under reject). */
+export class RejectionError extends Error {
+  constructor(readonly reason: string) { super(reason); this.name = 'RejectionError'; }
+}
+
+/** Optimistic version check lost, serialization failure or deadlock: retry the whole transaction. */
+export class OptimisticConflict extends Error {
+  constructor(readonly sku?: string) { super(`optimistic conflict${sku ? ` on ${sku}` : ''}`); this.name = 'OptimisticConflict'; }
+}
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004']);
+
+/** True when the error means PostgreSQL could not be reached or dropped the connection. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (let e: any = err, depth = 0; e && depth < 5; e = e.cause, depth++) {
+    if (CONNECTION_CODES.has(e.code)) return true;
+    if (e.name === 'KnexTimeoutError') return true;
+    const msg = String(e.message ?? '');
+    if (/Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly|the database system is (starting up|shutting down)/i.test(msg)) return true;
+  }
+  return false;
+}
+
+export function isRetryableTxError(err: unknown): boolean {
+  const code = (err as any)?.code;
+  return err instanceof OptimisticConflict || code === '40001' || code === '40P01';
+}

@@ -1,0 +1,55 @@
+import express, { type Express, type Request, type RequestHandler } from 'express';
+import helmet from 'helmet';
+import type { Context } from '../context';
+import { NotFoundError } from '../errors';
+import { uuidParam } from '../validation';
+import { makeKeyLookup, requireRole } from './middleware/auth';
+import { errorHandler, notFoundHandler } from './middleware/errors';
+import { httpMetrics, jsonBody, requestId } from './middleware/request';
+import { customersRoutes } from './routes/customers.routes';
+import { healthRoutes } from './routes/health.routes';
+import { inventoryRoutes, productsRoutes } from './routes/inventory.routes';
+import { ordersRoutes } from './routes/orders.routes';
+import { restocksRoutes } from './routes/restocks.routes';
+
+export interface Guards {
+  intake: RequestHandler; feed: RequestHandler; operator: RequestHandler;
+  /** Operator key as Bearer or HTTP Basic password; a browser gets the login prompt. */
+  browser: RequestHandler;
+  /** A path id that is not a UUID cannot exist: 404. */
+  id(value: unknown, what: string): string;
+}
+
+/** Builds the HTTP app; never listens. */
+export function createApp(ctx: Context): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  const lookup = makeKeyLookup(ctx.config.API_KEYS);
+  const guards: Guards = {
+    intake: requireRole(lookup, ['intake']),
+    feed: requireRole(lookup, ['feed']),
+    operator: requireRole(lookup, ['operator']),
+    browser: requireRole(lookup, ['operator'], { browser: true }),
+    id(value, what) {
+      if (!uuidParam.safeParse(value).success) throw new NotFoundError(what);
+      return String(value).toLowerCase();
+    },
+  };
+  app.use(requestId);
+  app.use(httpMetrics);
+  app.use(helmet({ contentSecurityPolicy: false }));
+  app.use(jsonBody);
+  app.use(healthRoutes(ctx));
+  app.use('/v1/customers', customersRoutes(ctx, guards));
+  app.use('/v1/products', productsRoutes(ctx, guards));
+  app.use('/v1/inventory', inventoryRoutes(ctx, guards));
+  app.use('/v1/orders', ordersRoutes(ctx, guards));
+  app.use('/v1/restocks', restocksRoutes(ctx, guards));
+  app.use(notFoundHandler);
+  app.use(errorHandler);
+  return app;
+}
+
+export type { Request };

@@ -1,0 +1,45 @@
+import type { NextFunction, Request, Response } from 'express';
+import { AppError, isDatabaseUnavailable, UnavailableError } from '../../errors';
+import { logger } from '../../logger';
+
+const BODY_PARSER: Record<string, [number, string, string]> = {
+  'entity.too.large': [413, 'payload_too_large', 'request body is larger than 1 MiB'],
+  'entity.parse.failed': [400, 'invalid_json', 'request body is not valid JSON'],
+  'encoding.unsupported': [415, 'unsupported_media_type', 'unsupported content encoding'],
+  'charset.unsupported': [415, 'unsupported_media_type', 'unsupported charset'],
+  'request.aborted': [400, 'invalid_json', 'request aborted'],
+  'request.size.invalid': [400, 'invalid_json', 'request size did not match content length'],
+  'stream.encoding.set': [500, 'internal', 'internal error'],
+};
+
+export function sendError(res: Response, status: number, code: string, message: string, details: unknown[] = []): void {
+  if (res.headersSent) return;
+  res.status(status).json({ error: { code, message, details } });
+}
+
+/** The one place that maps errors to HTTP. Unknown errors: 500 with the request id, stack only in the log. */
+export function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunction): void {
+  const e = err as any;
+  if (err instanceof AppError) {
+    if (err instanceof UnavailableError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
+    return sendError(res, err.status, err.code, err.message, err.details);
+  }
+  if (e && typeof e.type === 'string' && BODY_PARSER[e.type]) {
+    const [status, code, message] = BODY_PARSER[e.type];
+    if (status < 500) return sendError(res, status, code, message);
+  }
+  if (isDatabaseUnavailable(err)) {
+    res.setHeader('Retry-After', '5');
+    return sendError(res, 503, 'unavailable', 'PostgreSQL is unavailable; nothing was stored, retry later');
+  }
+  if (e?.code === '22P02' || e?.code === '22003' || e?.code === '22021' || e?.code === '22001') {
+    // Malformed value that slipped past validation (bad uuid text, number out of range, NUL byte).
+    return sendError(res, 400, 'validation_failed', 'a value is malformed or out of range');
+  }
+  logger.error({ err, requestId: req.requestId, route: req.originalUrl }, 'unhandled error');
+  sendError(res, 500, 'internal', `internal error (request id ${req.requestId})`);
+}
+
+export function notFoundHandler(req: Request, res: Response): void {
+  sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
+}

@@ -1,0 +1,45 @@
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { AppError } from '../../errors';
+import { metrics } from '../../metrics';
+
+const SAFE_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** Every response carries X-Request-Id (the caller's, when it is safe to echo, else a new one). */
+export function requestId(req: Request, res: Response, next: NextFunction): void {
+  const incoming = req.headers['x-request-id'];
+  req.requestId = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
+  res.setHeader('X-Request-Id', req.requestId);
+  next();
+}
+
+export function httpMetrics(req: Request, res: Response, next: NextFunction): void {
+  const end = metrics.httpDuration.startTimer();
+  res.on('finish', () => {
+    const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : req.baseUrl || 'unmatched';
+    end({ method: req.method, route, status: String(res.statusCode) });
+  });
+  next();
+}
+
+const hasBody = (req: Request) =>
+  req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+
+const jsonParser = express.json({ limit: '1mb', strict: false, type: () => true });
+
+/** JSON only: a body of another type is 415; an empty body becomes {} (cancel, fulfil, retry need none). */
+export function jsonBody(req: Request, res: Response, next: NextFunction): void {
+  if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(req.method) || !hasBody(req)) {
+    req.body = {};
+    return next();
+  }
+  const type = req.headers['content-type'];
+  if (!type || !/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type)) {
+    return next(new AppError('unsupported_media_type', 415, 'request body must be application/json'));
+  }
+  jsonParser(req, res, (err?: unknown) => {
+    if (err) return next(err);
+    if (req.body === undefined) req.body = {};
+    next();
+  });
+}

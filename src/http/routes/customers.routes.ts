@@ -1,0 +1,26 @@
+import { Router } from 'express';
+import type { Context } from '../../context';
+import { createCustomer, createCustomerSchema, getCustomer, updateCustomer, updateCustomerSchema } from '../../modules/customers';
+import { listOrders, listOrdersQuerySchema } from '../../modules/orders';
+import { parseInput } from '../../validation';
+import type { Guards } from '../app';
+
+export function customersRoutes(ctx: Context, g: Guards): Router {
+  const r = Router();
+  r.post('/', g.intake, async (req, res) => {
+    res.status(201).json(await createCustomer(ctx.db, parseInput(createCustomerSchema, req.body, 'body')));
+  });
+  r.get('/:id', g.intake, async (req, res) => {
+    res.json(await getCustomer(ctx.db, g.id(req.params.id, 'customer')));
+  });
+  // The contract lets intake create and read customers; changing one is an operator's act.
+  r.patch('/:id', g.operator, async (req, res) => {
+    res.json(await updateCustomer(ctx.db, g.id(req.params.id, 'customer'), parseInput(updateCustomerSchema, req.body, 'body')));
+  });
+  r.get('/:id/orders', g.intake, async (req, res) => {
+    const id = (await getCustomer(ctx.db, g.id(req.params.id, 'customer'))).id;
+    const q = parseInput(listOrdersQuerySchema.omit({ customer_id: true }), req.query, 'query');
+    res.json(await listOrders(ctx.db, { ...q, customer_id: id }));
+  });
+  return r;
+}

@@ -1,0 +1,27 @@
+import { Router } from 'express';
+import type { Context } from '../../context';
+
+async function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<T>((_, rej) => { timer = setTimeout(() => rej(new Error('timeout')), ms); })]);
+  } finally { clearTimeout(timer); }
+}
+
+/** /healthz: the process is up. /readyz: PostgreSQL and Redis answer; 503 names the one that does not. */
+export function healthRoutes(ctx: Context): Router {
+  const r = Router();
+  r.get('/healthz', (_req, res) => { res.json({ status: 'ok' }); });
+  r.get('/readyz', async (_req, res) => {
+    const [pg, redis] = await Promise.allSettled([
+      within(2000, ctx.db.raw('SELECT 1')),
+      within(2000, ctx.redis.ping()),
+    ]);
+    const down = [pg.status === 'rejected' ? 'postgresql' : null, redis.status === 'rejected' ? 'redis' : null].filter(Boolean) as string[];
+    const checks = { postgresql: pg.status === 'fulfilled' ? 'ok' : 'down', redis: redis.status === 'fulfilled' ? 'ok' : 'down' };
+    if (down.length === 0) return void res.json({ status: 'ready', checks });
+    res.setHeader('Retry-After', '5');
+    res.status(503).json({ error: { code: 'unavailable', message: `not ready: ${down.join(' and ')} unreachable`, details: down.map((d) => ({ path: d, message: 'unreachable' })) }, checks });
+  });
+  return r;
+}

@@ -1,0 +1,34 @@
+import { Router } from 'express';
+import type { Context } from '../../context';
+import {
+  adjustmentSchema, adjustStock, createProduct, createProductSchema, getProduct, inventoryQuerySchema, listInventory,
+  updateProduct, updateProductSchema,
+} from '../../modules/inventory';
+import { allocateSkus } from '../../modules/orders';
+import { parseInput } from '../../validation';
+import type { Guards } from '../app';
+
+export function productsRoutes(ctx: Context, g: Guards): Router {
+  const r = Router();
+  r.post('/', g.operator, async (req, res) => {
+    const product = await createProduct(ctx.db, parseInput(createProductSchema, req.body, 'body'));
+    res.status(201).location(`/v1/products/${encodeURIComponent(product.sku)}`).json(product);
+  });
+  r.get('/:sku', g.operator, async (req, res) => { res.json(await getProduct(ctx.db, String(req.params.sku))); });
+  r.patch('/:sku', g.operator, async (req, res) => {
+    res.json(await updateProduct(ctx.db, (await getProduct(ctx.db, String(req.params.sku))).sku, parseInput(updateProductSchema, req.body, 'body')));
+  });
+  return r;
+}
+
+export function inventoryRoutes(ctx: Context, g: Guards): Router {
+  const r = Router();
+  r.get('/', g.operator, async (req, res) => { res.json(await listInventory(ctx.db, parseInput(inventoryQuerySchema, req.query, 'query'))); });
+  r.post('/:sku/adjustments', g.operator, async (req, res) => {
+    const sku = (await getProduct(ctx.db, String(req.params.sku))).sku;
+    const movement = await adjustStock(ctx.db, sku, parseInput(adjustmentSchema, req.body, 'body'));
+    if (movement.quantity > 0) await allocateSkus(ctx, [sku]); // stock arrived: serve the waiting lines
+    res.status(201).json(movement.quantity > 0 ? { ...movement, stock: (await getProduct(ctx.db, sku)).stock } : movement);
+  });
+  return r;
+}

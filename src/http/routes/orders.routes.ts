@@ -1,0 +1,42 @@
+import { Router } from 'express';
+import type { Context } from '../../context';
+import {
+  cancelOrder, cancelOrderSchema, emptyBodySchema, fulfillOrder, getOrder, idempotencyKeySchema, listOrders, listOrdersQuerySchema,
+  patchOrder, patchOrderSchema, placeOrder, placeOrderSchema, retryOrder,
+} from '../../modules/orders';
+import { parseInput } from '../../validation';
+import type { Guards } from '../app';
+
+export function ordersRoutes(ctx: Context, g: Guards): Router {
+  const r = Router();
+  r.post('/', g.intake, async (req, res) => {
+    const rawKey = req.headers['idempotency-key'];
+    const key = rawKey === undefined ? undefined : parseInput(idempotencyKeySchema, rawKey, 'Idempotency-Key');
+    const input = parseInput(placeOrderSchema, req.body, 'body');
+    const { body, replayed } = await placeOrder(ctx, req.principal!.name, input, req.body, key);
+    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.status(202).location(`/v1/orders/${body.id}`).json(body);
+  });
+  r.get('/', g.intake, async (req, res) => { res.json(await listOrders(ctx.db, parseInput(listOrdersQuerySchema, req.query, 'query'))); });
+  r.get('/:id', g.intake, async (req, res) => { res.json(await getOrder(ctx.db, g.id(req.params.id, 'order'))); });
+  r.patch('/:id', g.intake, async (req, res) => {
+    const id = g.id(req.params.id, 'order');
+    res.status(202).json(await patchOrder(ctx, id, parseInput(patchOrderSchema, req.body, 'body')));
+  });
+  const cancel = async (req: any, res: any) => {
+    const id = g.id(req.params.id, 'order');
+    res.json(await cancelOrder(ctx, id, parseInput(cancelOrderSchema, req.body, 'body').reason));
+  };
+  r.post('/:id/cancel', g.intake, cancel);
+  r.delete('/:id', g.intake, cancel);
+  r.post('/:id/fulfill', g.feed, async (req, res) => {
+    const id = g.id(req.params.id, 'order');
+    parseInput(emptyBodySchema, req.body, 'body');
+    res.json(await fulfillOrder(ctx, id));
+  });
+  r.post('/:id/retry', g.operator, async (req, res) => {
+    const id = g.id(req.params.id, 'order');
+    res.status(202).json(await retryOrder(ctx, id));
+  });
+  return r;
+}

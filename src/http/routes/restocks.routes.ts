@@ -1,0 +1,14 @@
+import { Router } from 'express';
+import type { Context } from '../../context';
+import { parseRestockRequest, receiveRestocks } from '../../modules/restocks';
+import { parseInput } from '../../validation';
+import type { Guards } from '../app';
+
+export function restocksRoutes(ctx: Context, g: Guards): Router {
+  const r = Router();
+  r.post('/', g.feed, async (req, res) => {
+    const events = parseRestockRequest(req.body, (s, v) => parseInput(s, v, 'body'));
+    res.status(202).json(await receiveRestocks(ctx, events));
+  });
+  return r;
+}

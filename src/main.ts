@@ -1,0 +1,91 @@
+import type { Server } from 'node:http';
+import { loadConfigOrExit, type Config } from './config';
+import { closeContext, createContext } from './context';
+import { ensureDatabase, createDb, migrateLatest } from './db';
+import { createApp } from './http/app';
+import { resolveLocalServices } from './infra/local-services';
+import { logger } from './logger';
+import { startWorkers, type RunningWorkers } from '../workers';
+
+type Mode = 'all' | 'api' | 'worker';
+
+/** Creates the database if missing and runs migrations to latest. */
+export async function prepareDatabase(url: string): Promise<void> {
+  await ensureDatabase(url);
+  const db = createDb(url, 2);
+  try { await migrateLatest(db); } finally { await db.destroy(); }
+}
+
+function printDevKeys(config: Config): void {
+  if (!config.devKeys) return;
+  process.stdout.write(`\norderflow development API keys (set API_KEYS to replace them):\n${
+    config.API_KEYS.map((k) => `  ${k.role.padEnd(8)} ${k.key}`).join('\n')}\n\n`);
+}
+
+export async function main(mode: Mode): Promise<void> {
+  const base = loadConfigOrExit();
+  let local: Awaited<ReturnType<typeof resolveLocalServices>>;
+  try {
+    local = await resolveLocalServices({
+      databaseUrl: base.DATABASE_URL, databaseDefaulted: base.databaseUrlDefaulted,
+      redisUrl: base.REDIS_URL, redisDefaulted: base.redisUrlDefaulted, dataDir: base.EMBEDDED_DATA_DIR,
+    });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  const config: Config = Object.freeze({ ...base, DATABASE_URL: local.databaseUrl, REDIS_URL: local.redisUrl });
+  if (mode !== 'api') await prepareDatabase(config.DATABASE_URL);
+  else await ensureDatabase(config.DATABASE_URL);
+  const ctx = createContext(config);
+
+  let server: Server | undefined;
+  let workers: RunningWorkers | undefined;
+  if (mode !== 'worker') {
+    const app = createApp(ctx);
+    server = await new Promise<Server>((resolve) => { const s = app.listen(config.PORT, () => resolve(s)); });
+    const address = server.address();
+    logger.info({ port: typeof address === 'object' && address ? address.port : config.PORT }, 'orderflow API listening');
+    if (mode === 'all') process.stdout.write(`orderflow listening on http://127.0.0.1:${config.PORT} (board /admin/queues, dashboard /dashboard, docs /docs)\n`);
+  }
+  if (mode !== 'api') {
+    workers = await startWorkers(ctx);
+    logger.info('orderflow workers running');
+  }
+  printDevKeys(config);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining');
+    const hard = setTimeout(() => { logger.error('shutdown took too long; exiting'); process.exit(1); }, config.SHUTDOWN_TIMEOUT_MS + 5000);
+    hard.unref();
+    if (server) {
+      // Stop accepting; in-flight requests finish; idle keep-alive sockets are closed.
+      const closed = new Promise<void>((r) => server!.close(() => r()));
+      server.closeIdleConnections();
+      await closed;
+    }
+    if (workers) await workers.close();
+    await closeContext(ctx);
+    await local.stop();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+if (require.main === module) {
+  const mode = (process.argv[2] ?? 'all') as Mode;
+  if (!['all', 'api', 'worker'].includes(mode)) {
+    process.stderr.write(`usage: main.ts [all|api|worker]\n`);
+    process.exit(2);
+  }
+  main(mode).catch((err) => {
+    logger.fatal({ err }, 'failed to start');
+    process.stderr.write(`orderflow failed to start: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+}

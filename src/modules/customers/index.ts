@@ -1,0 +1,2 @@
+export * from './customers.schemas';
+export * from './customers.service';

@@ -1,0 +1,3 @@
+export * from './inventory.schemas';
+export * from './inventory.service';
+export * from './stock';

@@ -1,0 +1,150 @@
+import type { Context } from '../../context';
+import type { Trx } from '../../db';
+import { publishAfterCommit, type OutboxRow } from '../../queue/outbox';
+import { applyStockChanges, inStockTransaction, readStockRows, type Movement, type StockChange, type StockRow } from '../inventory';
+import { allocateSkus } from './allocation.service';
+import type { OrderStatus } from './order-status';
+import { linesOf, lockOrders, recordTransitions, type LineRow, type OrderRow, type Transition } from './orders.repo';
+
+export interface Outcome { status: OrderStatus; reason?: string | null; processed: boolean }
+
+interface Plan {
+  transitions: Transition[];
+  changes: StockChange[];
+  movements: Movement[];
+  reservedLines: { order_id: string; sku: string; price: number }[];
+  waitingLines: { order_id: string; sku: string; price: number }[];
+  pricedLines: { order_id: string; sku: string; price: number }[];
+  totals: { id: string; total: number }[];
+  outcomes: Map<string, Outcome>;
+  /** SKUs where an order joined the queue while stock was free: serve them after commit. */
+  serveSkus: Set<string>;
+}
+
+/**
+ * Decides, for orders in `received` (locked, in seq order), what each gets: validation against the
+ * database, then every line reserved whole from a SKU on which nothing waits, or the order waits
+ * (`backorder`) or is rejected (`reject`). Works on an in-memory copy of the stock rows so one
+ * transaction can serve a batch of orders; the rows are then written with one version check each.
+ */
+async function planBatch(trx: Trx, orders: OrderRow[], lines: LineRow[]): Promise<Plan> {
+  const plan: Plan = { transitions: [], changes: [], movements: [], reservedLines: [], waitingLines: [], pricedLines: [], totals: [], outcomes: new Map(), serveSkus: new Set() };
+  const skus = [...new Set(lines.map((l) => l.sku))].sort();
+  const customerIds = [...new Set(orders.map((o) => o.customer_id))];
+  // One connection per transaction: queries run one after another.
+  const customers = await trx('customers').whereIn('id', customerIds).select('id', 'blocked');
+  const products = await trx('products').whereIn('sku', skus).select('sku', 'price_cents', 'active');
+  const stock = await readStockRows(trx, skus);
+  const customerById = new Map(customers.map((c: any) => [c.id, c]));
+  const productBySku = new Map(products.map((p: any) => [p.sku, p]));
+  const linesByOrder = new Map<string, LineRow[]>();
+  for (const l of lines) linesByOrder.set(l.order_id, [...(linesByOrder.get(l.order_id) ?? []), l]);
+  // Working copy of each stock row: what this batch has taken so far.
+  const work = new Map<string, { row: StockRow; reserved: number; backordered: number }>();
+  for (const [sku, row] of stock) work.set(sku, { row, reserved: 0, backordered: 0 });
+
+  for (const o of orders) {
+    const ls = (linesByOrder.get(o.id) ?? []).sort((a, b) => (a.sku < b.sku ? -1 : 1));
+    const reject = (reason: string) => {
+      plan.transitions.push({ orderId: o.id, from: 'received', to: 'rejected', detail: reason, reason });
+      plan.outcomes.set(o.id, { status: 'rejected', reason, processed: true });
+    };
+    const customer = customerById.get(o.customer_id);
+    if (!customer) { reject('unknown customer'); continue; }
+    if (customer.blocked) { reject('customer is blocked'); continue; }
+    const missing = ls.find((l) => !productBySku.get(l.sku) || !work.get(l.sku));
+    if (missing) { reject(`unknown SKU ${missing.sku}`); continue; }
+    const inactive = ls.find((l) => !productBySku.get(l.sku).active);
+    if (inactive) { reject(`SKU ${inactive.sku} is not active`); continue; }
+
+    const take: LineRow[] = [];
+    const short: LineRow[] = [];
+    for (const l of ls) {
+      const w = work.get(l.sku)!;
+      const free = w.row.on_hand - w.row.reserved - w.reserved;
+      const someoneWaits = w.row.backordered + w.backordered > 0;
+      (!someoneWaits && free >= l.quantity ? take : short).push(l);
+    }
+    if (short.length > 0 && o.on_insufficient_stock === 'reject') {
+      reject(`insufficient stock for ${short.map((l) => l.sku).join(', ')}`);
+      continue;
+    }
+    let total = 0;
+    for (const l of ls) {
+      const price = Number(productBySku.get(l.sku).price_cents);
+      total += price * l.quantity;
+      plan.pricedLines.push({ order_id: o.id, sku: l.sku, price });
+    }
+    plan.totals.push({ id: o.id, total });
+    for (const l of take) {
+      work.get(l.sku)!.reserved += l.quantity;
+      plan.movements.push({ sku: l.sku, type: 'reservation', quantity: l.quantity, order_id: o.id, reason: 'order' });
+      plan.reservedLines.push({ order_id: o.id, sku: l.sku, price: 0 });
+    }
+    for (const l of short) {
+      const w = work.get(l.sku)!;
+      w.backordered += l.quantity;
+      plan.waitingLines.push({ order_id: o.id, sku: l.sku, price: 0 });
+      if (w.row.on_hand - w.row.reserved - w.reserved > 0) plan.serveSkus.add(l.sku);
+    }
+    if (short.length === 0) {
+      plan.transitions.push({ orderId: o.id, from: 'received', to: 'confirmed', detail: 'stock reserved' });
+      plan.outcomes.set(o.id, { status: 'confirmed', processed: true });
+    } else {
+      const detail = `waiting for ${short.map((l) => `${l.sku} x${l.quantity}`).join(', ')}`;
+      plan.transitions.push({ orderId: o.id, from: 'received', to: 'awaiting_stock', detail, reason: 'insufficient stock' });
+      plan.outcomes.set(o.id, { status: 'awaiting_stock', reason: 'insufficient stock', processed: true });
+    }
+  }
+  for (const w of work.values()) {
+    if (w.reserved || w.backordered) plan.changes.push({ row: w.row, reserved: w.reserved, backordered: w.backordered });
+  }
+  return plan;
+}
+
+async function updateLines(trx: Trx, rows: { order_id: string; sku: string; price: number }[], set: string): Promise<void> {
+  for (let i = 0; i < rows.length; i += 2000) {
+    const chunk = rows.slice(i, i + 2000);
+    await trx.raw(
+      `UPDATE order_lines l SET ${set} FROM unnest(?::uuid[], ?::text[], ?::bigint[]) AS v(order_id, sku, price)
+        WHERE l.order_id = v.order_id AND l.sku = v.sku`,
+      [chunk.map((r) => r.order_id), chunk.map((r) => r.sku), chunk.map((r) => r.price)]);
+  }
+}
+
+/**
+ * The pipeline step for a batch of order ids (one id per job; several jobs may share a
+ * transaction). Orders not in `received` are left alone, which makes a second run of the same
+ * job a no-op: no double reservation, no second event. Conflicts on stock rows roll the whole
+ * batch back and retry it with jittered backoff.
+ */
+export async function processOrders(ctx: Context, ids: string[]): Promise<Map<string, Outcome>> {
+  const { outcomes, outbox, serve } = await inStockTransaction(ctx.db, 'reserve', async (trx) => {
+    const locked = await lockOrders(trx, ids);
+    const outcomes = new Map<string, Outcome>();
+    // A job for a `failed` order is an operator's retry from the board: back to received, then on.
+    const retried = locked.filter((o) => o.status === 'failed');
+    const retryOutbox = await recordTransitions(trx, retried.map((o) => ({ orderId: o.id, from: 'failed' as const, to: 'received' as const, detail: 'retried from the board' })));
+    for (const o of retried) o.status = 'received';
+    for (const o of locked) if (o.status !== 'received') outcomes.set(o.id, { status: o.status, reason: o.status_reason, processed: false });
+    const todo = locked.filter((o) => o.status === 'received');
+    if (todo.length === 0) return { outcomes, outbox: retryOutbox, serve: [] as string[] };
+    const todoIds = todo.map((o) => o.id);
+    const plan = await planBatch(trx, todo, await linesOf(trx, todoIds));
+    await applyStockChanges(trx, plan.changes, plan.movements, 'reserve');
+    await updateLines(trx, plan.pricedLines, 'unit_price_cents = v.price');
+    await updateLines(trx, plan.reservedLines, 'reserved = true, waiting = false');
+    await updateLines(trx, plan.waitingLines, 'waiting = true');
+    if (plan.totals.length) {
+      await trx.raw(`UPDATE orders o SET total_cents = v.total FROM unnest(?::uuid[], ?::bigint[]) AS v(id, total) WHERE o.id = v.id`,
+        [plan.totals.map((t) => t.id), plan.totals.map((t) => t.total)]);
+    }
+    await trx('orders').whereIn('id', todoIds).increment('attempts', 1);
+    const outbox = [...retryOutbox, ...(await recordTransitions(trx, plan.transitions))];
+    for (const [id, oc] of plan.outcomes) outcomes.set(id, oc);
+    return { outcomes, outbox, serve: [...plan.serveSkus] };
+  });
+  await publishAfterCommit(ctx, outbox);
+  if (serve.length) await allocateSkus(ctx, serve);
+  return outcomes;
+}

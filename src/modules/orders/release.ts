@@ -1,0 +1,31 @@
+import type { Trx } from '../../db';
+import { applyStockChanges, readStockRows, type Movement, type StockChange } from '../inventory';
+import { linesOf } from './orders.repo';
+
+/**
+ * Gives back everything the orders hold: reserved lines are released (`release` movements), waiting
+ * lines leave their SKU's queue (`backordered` falls). Returns the SKUs whose queues must be served.
+ */
+export async function releaseOrderStock(trx: Trx, orderIds: string[], reason: string): Promise<string[]> {
+  const lines = (await linesOf(trx, orderIds)).filter((l) => l.reserved || l.waiting);
+  if (lines.length === 0) return [];
+  const stock = await readStockRows(trx, [...new Set(lines.map((l) => l.sku))]);
+  const changes = new Map<string, StockChange>();
+  const movements: Movement[] = [];
+  for (const l of lines) {
+    const row = stock.get(l.sku);
+    if (!row) continue;
+    const c = changes.get(l.sku) ?? { row, reserved: 0, backordered: 0 };
+    if (l.reserved) {
+      c.reserved! -= l.quantity;
+      movements.push({ sku: l.sku, type: 'release', quantity: -l.quantity, order_id: l.order_id, reason });
+    } else {
+      c.backordered! -= l.quantity;
+    }
+    changes.set(l.sku, c);
+  }
+  await applyStockChanges(trx, [...changes.values()], movements, 'release');
+  await trx('order_lines').whereIn('order_id', orderIds).update({ reserved: false, waiting: false });
+  return [...changes.keys()];
+}
+

@@ -1,0 +1,2 @@
+export * from './restocks.schemas';
+export * from './restocks.service';

@@ -1,0 +1,104 @@
+import type { Queue } from 'bullmq';
+import type { Context } from '../context';
+import type { Db, Trx } from '../db';
+import { logger } from '../logger';
+import type { Queues, QueueName } from './queues';
+
+/** A job to publish, stored in the transaction that made it necessary. */
+export interface OutboxRow {
+  id?: number; queue: QueueName; job_name: string; job_id: string; data: Record<string, unknown>; replace_finished?: boolean;
+}
+
+export async function addToOutbox(trx: Trx, rows: OutboxRow[]): Promise<OutboxRow[]> {
+  if (rows.length === 0) return [];
+  const out: OutboxRow[] = [];
+  for (let i = 0; i < rows.length; i += 1000) {
+    const inserted = await trx('outbox').insert(rows.slice(i, i + 1000).map((r) => ({
+      queue: r.queue, job_name: r.job_name, job_id: r.job_id, data: JSON.stringify(r.data), replace_finished: !!r.replace_finished,
+    }))).returning(['id', 'queue', 'job_name', 'job_id', 'data', 'replace_finished']);
+    out.push(...inserted);
+  }
+  return out;
+}
+
+function queueOf(queues: Queues, name: QueueName): Queue {
+  const q = (queues as Record<string, Queue>)[name];
+  if (!q) throw new Error(`unknown queue ${name}`);
+  return q;
+}
+
+/** Adds one job, replacing a finished job of the same id when asked (a live one is left to run). */
+export async function enqueueReplacingFinished(queue: Queue, name: string, data: object, jobId: string): Promise<void> {
+  const existing = await queue.getJob(jobId);
+  if (existing) {
+    const state = await existing.getState();
+    if (state !== 'completed' && state !== 'failed' && state !== 'unknown') return;
+    await existing.remove().catch(() => undefined);
+  }
+  await queue.add(name, data, { jobId });
+}
+
+/** Publishes rows to BullMQ (job id = row.job_id, so a second publish is a no-op). Throws if Redis is down. */
+export async function publishRows(queues: Queues, rows: OutboxRow[]): Promise<void> {
+  const plain = new Map<QueueName, OutboxRow[]>();
+  for (const r of rows) {
+    if (r.replace_finished) await enqueueReplacingFinished(queueOf(queues, r.queue), r.job_name, r.data, r.job_id);
+    else plain.set(r.queue, [...(plain.get(r.queue) ?? []), r]);
+  }
+  for (const [name, list] of plain) {
+    await queueOf(queues, name).addBulk(list.map((r) => ({ name: r.job_name, data: r.data, opts: { jobId: r.job_id } })));
+  }
+}
+
+/** Marks rows published in batches, off the request path; an unmarked row is only republished (harmless). */
+export class PublishedMarker {
+  private ids: number[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private inflight: Promise<void> = Promise.resolve();
+  constructor(private db: Db) {}
+  mark(ids: number[]): void {
+    this.ids.push(...ids);
+    if (!this.timer) this.timer = setTimeout(() => { this.inflight = this.flush(); }, 20);
+  }
+  async flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const ids = this.ids;
+    this.ids = [];
+    if (ids.length === 0) return;
+    await this.db('outbox').whereIn('id', ids).update({ published_at: this.db.fn.now() })
+      .catch((err) => logger.warn({ err: err.message }, 'could not mark outbox rows published; the relay will republish them'));
+  }
+  async close(): Promise<void> { await this.inflight; await this.flush(); }
+}
+
+/** After a commit: publish now if Redis answers; otherwise the relay will. Never throws. */
+export async function publishAfterCommit(ctx: Context, rows: OutboxRow[]): Promise<boolean> {
+  if (rows.length === 0) return true;
+  try {
+    await publishRows(ctx.queues, rows);
+    ctx.published.mark(rows.map((r) => Number(r.id)));
+    return true;
+  } catch (err) {
+    logger.warn({ err: (err as Error).message, rows: rows.length }, 'publish after commit failed; the outbox relay will publish');
+    return false;
+  }
+}
+
+/**
+ * The relay: publishes rows that were not published after their commit (Redis was down, the
+ * process died). Rows are claimed with SKIP LOCKED so several worker processes can relay at once.
+ */
+export async function relayOutbox(ctx: Context, opts: { olderThanMs?: number; limit?: number } = {}): Promise<number> {
+  const olderThan = opts.olderThanMs ?? 2000;
+  return ctx.db.transaction(async (trx) => {
+    const rows: OutboxRow[] = await trx('outbox').whereNull('published_at')
+      .where('created_at', '<', trx.raw(`now() - make_interval(secs => ?)`, [olderThan / 1000]))
+      .orderBy('id').limit(opts.limit ?? 500).forUpdate().skipLocked()
+      .select('id', 'queue', 'job_name', 'job_id', 'data', 'replace_finished');
+    if (rows.length === 0) return 0;
+    await publishRows(ctx.queues, rows);
+    await trx('outbox').whereIn('id', rows.map((r) => r.id!)).update({ published_at: trx.fn.now() });
+    return rows.length;
+  });
+}

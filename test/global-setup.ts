@@ -1,0 +1,47 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+import { createDb, migrateLatest, withDatabase } from '../src/db';
+import { resolveLocalServices } from '../src/infra/local-services';
+
+declare module 'vitest' {
+  export interface ProvidedContext { pgUrl: string; redisUrl: string; templateDb: string; runId: string }
+}
+
+/**
+ * Real PostgreSQL and Redis for every test: the ones configured (TEST_DATABASE_URL / TEST_REDIS_URL),
+ * else the machine's on the default ports, else the same embedded fallback as `npm start`.
+ * One migrated template database per run; each test file clones it.
+ */
+export default async function setup(project: TestProject) {
+  const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+  const local = await resolveLocalServices({
+    databaseUrl: process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    databaseDefaulted: !process.env.TEST_DATABASE_URL,
+    redisUrl: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    redisDefaulted: !process.env.TEST_REDIS_URL,
+  });
+  const adminUrl = withDatabase(local.databaseUrl, 'postgres');
+  const templateDb = `of_tpl_${runId}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${templateDb}`);
+  const db = createDb(withDatabase(adminUrl, templateDb), 2);
+  await migrateLatest(db);
+  await db.destroy();
+  await admin.end();
+
+  project.provide('pgUrl', adminUrl);
+  project.provide('redisUrl', local.redisUrl);
+  project.provide('templateDb', templateDb);
+  project.provide('runId', runId);
+
+  return async () => {
+    const c = new pg.Client({ connectionString: adminUrl });
+    await c.connect();
+    const { rows } = await c.query(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`of_%${runId}%`]);
+    for (const r of rows) await c.query(`DROP DATABASE IF EXISTS "${r.datname}" WITH (FORCE)`).catch(() => undefined);
+    await c.end();
+    await local.stop();
+  };
+}

@@ -1,0 +1,155 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, beforeEach, inject } from 'vitest';
+import { loadConfig, type Config } from '../../src/config';
+import { closeContext, createContext, type Context } from '../../src/context';
+import { withDatabase } from '../../src/db';
+import { createApp } from '../../src/http/app';
+import type { QueueName } from '../../src/queue/queues';
+import { startWorkers, type RunningWorkers } from '../../workers';
+
+export const KEYS = { intake: 'test-intake-key', feed: 'test-feed-key', operator: 'test-operator-key' } as const;
+export const API_KEYS = `intake:${KEYS.intake},feed:${KEYS.feed},operator:${KEYS.operator}`;
+export const ROOT = path.resolve(__dirname, '..', '..');
+
+let counter = 0;
+const unique = () => `${inject('runId')}_${process.pid}_${++counter}`;
+
+/** A database of this test file's own, cloned from the migrated template. */
+export async function createTestDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
+  const name = `of_${unique()}`;
+  const admin = new pg.Client({ connectionString: inject('pgUrl') });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name} TEMPLATE ${inject('templateDb')}`);
+  await admin.end();
+  return {
+    url: withDatabase(inject('pgUrl'), name),
+    name,
+    async drop() {
+      const c = new pg.Client({ connectionString: inject('pgUrl') });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+      await c.end();
+    },
+  };
+}
+
+export interface ApiResponse<T = any> { status: number; body: T; headers: Headers; text: string }
+export type Role = keyof typeof KEYS;
+
+export interface Harness {
+  config: Config; ctx: Context; baseUrl: string; env: Record<string, string>;
+  api<T = any>(method: string, url: string, opts?: { body?: unknown; role?: Role | null; headers?: Record<string, string>; raw?: string }): Promise<ApiResponse<T>>;
+  startWorkers(only?: QueueName[]): Promise<RunningWorkers>;
+  spawnWorker(extraEnv?: Record<string, string>, mode?: 'worker' | 'api' | 'all'): WorkerProcess;
+  close(): Promise<void>;
+}
+
+export interface WorkerProcess { child: ChildProcess; output: () => string; exited: Promise<number | null>; kill(signal?: NodeJS.Signals): void }
+
+export interface HarnessOptions { env?: Record<string, string>; workers?: boolean | QueueName[]; http?: boolean }
+
+/** The app on an ephemeral port, a context on its own queue prefix, and (optionally) in-process workers. */
+export async function createHarness(databaseUrl: string, opts: HarnessOptions = {}): Promise<Harness> {
+  const env: Record<string, string> = {
+    NODE_ENV: 'test', LOG_LEVEL: process.env.LOG_LEVEL ?? 'error', DATABASE_URL: databaseUrl, REDIS_URL: inject('redisUrl'),
+    QUEUE_PREFIX: `oft_${unique()}`, API_KEYS, RECONCILE_AFTER_SECONDS: '2', MAINTENANCE_INTERVAL_MS: '1000',
+    RELAY_INTERVAL_MS: '200', ORDER_BACKOFF_MS: '200', NOTIFY_BACKOFF_MS: '100', SHUTDOWN_TIMEOUT_MS: '5000',
+    ...opts.env,
+  };
+  const config = loadConfig(env);
+  const ctx = createContext(config);
+  const running: RunningWorkers[] = [];
+  const procs: WorkerProcess[] = [];
+  let server: Server | undefined;
+  let baseUrl = '';
+  if (opts.http !== false) {
+    const app = createApp(ctx);
+    server = await new Promise<Server>((r) => { const s = app.listen(0, '127.0.0.1', () => r(s)); });
+    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+  const h: Harness = {
+    config, ctx, baseUrl, env,
+    async api(method, url, o = {}) {
+      const headers: Record<string, string> = { ...o.headers };
+      const role = o.role === undefined ? 'operator' : o.role;
+      if (role) headers.authorization = `Bearer ${KEYS[role]}`;
+      let body: string | undefined = o.raw;
+      if (o.body !== undefined) { body = JSON.stringify(o.body); headers['content-type'] ??= 'application/json'; }
+      const res = await fetch(`${baseUrl}${url}`, { method, headers, body });
+      const text = await res.text();
+      let parsed: any = text;
+      try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
+      return { status: res.status, body: parsed, headers: res.headers, text };
+    },
+    async startWorkers(only) {
+      const w = await startWorkers(ctx, only);
+      running.push(w);
+      return w;
+    },
+    spawnWorker(extraEnv = {}, mode = 'worker') {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', mode], {
+        cwd: ROOT, env: { ...process.env, ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout!.on('data', (d) => { out += d; });
+      child.stderr!.on('data', (d) => { out += d; });
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      const p: WorkerProcess = { child, output: () => out, exited, kill: (s = 'SIGKILL') => { if (child.exitCode === null) child.kill(s); } };
+      procs.push(p);
+      return p;
+    },
+    async close() {
+      for (const p of procs) p.kill('SIGKILL');
+      await Promise.all(procs.map((p) => p.exited));
+      for (const w of running) await w.close();
+      if (server) { server.closeAllConnections(); await new Promise((r) => server!.close(r)); }
+      await closeContext(ctx);
+      await deletePrefix(config.REDIS_URL, config.QUEUE_PREFIX);
+    },
+  };
+  return h;
+}
+
+export async function deletePrefix(redisUrl: string, prefix: string): Promise<void> {
+  const r = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await r.unlink(...keys);
+    } while (cursor !== '0');
+  } finally { r.disconnect(); }
+}
+
+/**
+ * Test-file wiring: one database per file (cloned from the template), one harness (own Redis
+ * prefix) per test. `h()` returns the current test's harness.
+ */
+export function useHarness(opts: HarnessOptions = {}): () => Harness {
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let current: Harness | undefined;
+  beforeAll(async () => { db = await createTestDatabase(); });
+  beforeEach(async () => { current = await createHarness(db.url, opts); });
+  afterEach(async () => { await current?.close(); current = undefined; });
+  afterAll(async () => { await db?.drop(); });
+  return () => { if (!current) throw new Error('no harness outside a test'); return current; };
+}
+
+export async function waitFor<T>(fn: () => Promise<T | undefined | false | null>, opts: { timeout?: number; interval?: number; what?: string } = {}): Promise<T> {
+  const deadline = Date.now() + (opts.timeout ?? 30000);
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v as T;
+    } catch (err) { last = err; }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, opts.interval ?? 100));
+  }
+}
