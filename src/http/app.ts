@@ -5,10 +5,13 @@ import { NotFoundError } from '../errors';
 import { uuidParam } from '../validation';
 import { makeKeyLookup, requireRole } from './middleware/auth';
 import { errorHandler, notFoundHandler } from './middleware/errors';
+import { rateLimit } from './middleware/rate-limit';
 import { httpMetrics, jsonBody, requestId } from './middleware/request';
 import { customersRoutes } from './routes/customers.routes';
 import { healthRoutes } from './routes/health.routes';
 import { inventoryRoutes, productsRoutes } from './routes/inventory.routes';
+import { notificationsRoutes } from './routes/notifications.routes';
+import { operatorRoutes } from './routes/operators.routes';
 import { ordersRoutes } from './routes/orders.routes';
 import { restocksRoutes } from './routes/restocks.routes';
 
@@ -42,6 +45,9 @@ export function createApp(ctx: Context): Express {
   app.use(helmet({ contentSecurityPolicy: false }));
   app.use(jsonBody);
   app.use(healthRoutes(ctx));
+  app.use(operatorRoutes(ctx, guards));
+  app.use(rateLimit(ctx.config));
+  app.use('/v1', notificationsRoutes(ctx, guards));
   app.use('/v1/customers', customersRoutes(ctx, guards));
   app.use('/v1/products', productsRoutes(ctx, guards));
   app.use('/v1/inventory', inventoryRoutes(ctx, guards));
