@@ -12,6 +12,13 @@ const BODY_PARSER: Record<string, [number, string, string]> = {
   'stream.encoding.set': [500, 'internal', 'internal error'],
 };
 
+const HTTP_4XX: Record<number, [string, string]> = {
+  400: ['validation_failed', 'the request is malformed (e.g. broken percent-encoding in the path)'],
+  404: ['not_found', 'not found'],
+  413: ['payload_too_large', 'request body is larger than 1 MiB'],
+  415: ['unsupported_media_type', 'request body must be application/json'],
+};
+
 export function sendError(res: Response, status: number, code: string, message: string, details: unknown[] = []): void {
   if (res.headersSent) return;
   res.status(status).json({ error: { code, message, details } });
@@ -27,6 +34,11 @@ export function errorHandler(err: unknown, req: Request, res: Response, _next: N
   if (e && typeof e.type === 'string' && BODY_PARSER[e.type]) {
     const [status, code, message] = BODY_PARSER[e.type];
     if (status < 500) return sendError(res, status, code, message);
+  }
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && HTTP_4XX[e.status]) {
+    // Client errors raised by express itself, e.g. a path with broken percent-encoding (URIError, 400).
+    const [code, message] = HTTP_4XX[e.status];
+    return sendError(res, e.status, code, message);
   }
   if (isDatabaseUnavailable(err)) {
     res.setHeader('Retry-After', '5');

@@ -1,0 +1,255 @@
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
+import { createHarness, KEYS, useHarness, waitFor, type Harness } from '../helpers/harness';
+import { expectError, expectNothingChanged } from '../helpers/snapshot';
+
+const h = useHarness({ workers: false });
+
+const MiB = 1024 * 1024;
+const UUID = '0190d6c1-0000-7000-8000-000000000000';
+
+/** fetch without the harness's conveniences: exact headers and body bytes. */
+async function raw(method: string, url: string, opts: { headers?: Record<string, string>; body?: string | Uint8Array } = {}) {
+  const res = await fetch(`${h().baseUrl}${url}`, { method, headers: opts.headers, body: opts.body as any });
+  const text = await res.text();
+  let body: any;
+  try { body = text ? JSON.parse(text) : undefined; } catch { body = undefined; }
+  return { status: res.status, headers: res.headers, text, body };
+}
+
+const bearer = (role: keyof typeof KEYS) => ({ authorization: `Bearer ${KEYS[role]}` });
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address() as net.AddressInfo; s.close(() => resolve(port)); });
+  });
+}
+
+/** A harness whose Redis or PostgreSQL is a closed port; closed without touching the dead server. */
+async function withDeadDependency(env: Record<string, string>, fn: (d: Harness) => Promise<void>) {
+  const dead = await createHarness(h().env.DATABASE_URL, { env });
+  try {
+    await fn(dead);
+  } finally {
+    const timeout = new Promise((r) => setTimeout(r, 5000));
+    await Promise.race([dead.close().catch(() => undefined), timeout]);
+  }
+}
+
+describe('error model', () => {
+  it('when requests fail in every way the contract lists, then each body is {error:{code,message,details}} with X-Request-Id', async () => {
+    const cases: [string, () => Promise<any>, number, string][] = [
+      ['unknown route', () => raw('GET', '/v1/nothing-here'), 404, 'not_found'],
+      ['no key', () => raw('GET', `/v1/customers/${UUID}`), 401, 'unauthorized'],
+      ['unknown key', () => raw('GET', `/v1/customers/${UUID}`, { headers: { authorization: 'Bearer not-a-key-at-all' } }), 401, 'unauthorized'],
+      ['wrong role', () => raw('POST', '/v1/products', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: '{}' }), 403, 'forbidden'],
+      ['unknown customer', () => raw('GET', `/v1/customers/${UUID}`, { headers: bearer('intake') }), 404, 'not_found'],
+      ['bad field', () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: '{"email":"x"}' }), 400, 'validation_failed'],
+      ['broken JSON', () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: '{"email":' }), 400, 'invalid_json'],
+      ['text body', () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'text/plain' }, body: 'hello' }), 415, 'unsupported_media_type'],
+      ['huge body', () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: `{"name":"${'a'.repeat(MiB)}"}` }), 413, 'payload_too_large'],
+      ['invalid state', async () => {
+        const c = await makeCustomer(h());
+        const p = await makeProduct(h(), 1);
+        const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+        return raw('POST', `/v1/orders/${o.id}/fulfill`, { headers: bearer('feed') });
+      }, 409, 'invalid_state'],
+    ];
+    for (const [what, act, status, code] of cases) {
+      const res = await act();
+      expect.soft({ what, status: res.status, code: res.body?.error?.code }).toEqual({ what, status, code });
+      expectError(res, status, code);
+    }
+  });
+
+  it('when a field is bad, then details list {path, message} for each bad field', async () => {
+    const res = await h().api('POST', '/v1/customers', { role: 'intake', body: { email: 'not-an-email', name: '', webhook_url: 'ftp://x' } });
+    expectError(res, 400, 'validation_failed');
+    const paths = res.body.error.details.map((d: any) => d.path).sort();
+    expect(paths).toEqual(['body.email', 'body.name', 'body.webhook_url']);
+  });
+
+  it('when any response is sent, then it carries X-Request-Id; a safe caller id is echoed, an unsafe one replaced', async () => {
+    for (const res of [await raw('GET', '/healthz'), await raw('GET', '/readyz'), await h().api('POST', '/v1/customers', { role: 'intake', body: { email: 'rid@example.test', name: 'R' } })]) {
+      expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    const a = await raw('GET', '/healthz', { headers: { 'x-request-id': 'caller-id.123_ABC' } });
+    expect(a.headers.get('x-request-id')).toBe('caller-id.123_ABC');
+    const b = await raw('GET', '/healthz', { headers: { 'x-request-id': 'evil id\twith spaces' } });
+    expect(b.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const c = await raw('GET', '/nope', { headers: { 'x-request-id': 'x'.repeat(500) } });
+    expect(c.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('request bodies', () => {
+  it('when a body is not JSON (text, form, none declared, xml), then 415 unsupported_media_type and nothing is stored', async () => {
+    const body = JSON.stringify({ email: 'media@example.test', name: 'Media' });
+    for (const headers of [{ 'content-type': 'text/plain' }, { 'content-type': 'application/x-www-form-urlencoded' }, { 'content-type': 'application/xml' }, {}]) {
+      const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), ...headers }, body: new TextEncoder().encode(body) }));
+      expectError(res, 415, 'unsupported_media_type');
+    }
+  });
+
+  it('when the body is JSON with a +json or charset suffix, then it is accepted', async () => {
+    const a = await raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/merge-patch+json' }, body: JSON.stringify({ email: 'suffix@example.test', name: 'S' }) });
+    expect(a.status).toBe(201);
+    const b = await raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify({ email: 'charset@example.test', name: 'C' }) });
+    expect(b.status).toBe(201);
+  });
+
+  it('when the JSON is broken, then 400 invalid_json and nothing is stored', async () => {
+    for (const body of ['{"email":', '{email: "x"}', "{'a':1}", '[1,2', 'nul']) {
+      const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body }));
+      expectError(res, 400, 'invalid_json');
+    }
+  });
+
+  it('when the JSON is valid but not an object (array, string, null, number), then 400 validation_failed and nothing is stored', async () => {
+    for (const body of ['[]', '"x"', 'null', '42', 'true']) {
+      const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body }));
+      expectError(res, 400, 'validation_failed');
+    }
+  });
+
+  it('when a body is over 1 MiB, then 413 payload_too_large; exactly 1 MiB is read and validated', async () => {
+    const over = `{"email":"big@example.test","name":"${'a'.repeat(MiB)}"}`;
+    const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: over }));
+    expectError(res, 413, 'payload_too_large');
+    const head = '{"email":"big@example.test","name":"';
+    const exact = `${head}${'a'.repeat(MiB - head.length - 2)}"}`;
+    expect(Buffer.byteLength(exact)).toBe(MiB);
+    const ok = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: exact }));
+    expectError(ok, 400, 'validation_failed');
+    // An order with a body over the limit is not stored either.
+    const c = await makeCustomer(h());
+    const lines = Array.from({ length: 100 }, (_, i) => ({ sku: `S-${i}-${'x'.repeat(50)}`, quantity: 1 }));
+    const big = JSON.stringify({ customer_id: c.id, lines, external_ref: 'r'.repeat(MiB) });
+    const order = await expectNothingChanged(h(), () => raw('POST', '/v1/orders', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: big }));
+    expectError(order, 413, 'payload_too_large');
+  });
+
+  it('when the content encoding or charset is unsupported, then 415', async () => {
+    const a = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json', 'content-encoding': 'x-unknown' }, body: '{}' }));
+    expectError(a, 415, 'unsupported_media_type');
+    const b = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json; charset=latin1' }, body: '{}' }));
+    expectError(b, 415, 'unsupported_media_type');
+  });
+
+  it('when cancel is posted with no body at all (no content type), then the order is cancelled', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 3);
+    const o1 = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const a = await raw('POST', `/v1/orders/${o1.id}/cancel`, { headers: bearer('intake') });
+    expect(a.status, a.text).toBe(200);
+    expect(a.body.status).toBe('cancelled');
+    const o2 = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const b = await raw('POST', `/v1/orders/${o2.id}/cancel`, { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: '' });
+    expect(b.status, b.text).toBe(200);
+    const o3 = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const d = await raw('DELETE', `/v1/orders/${o3.id}`, { headers: bearer('intake') });
+    expect(d.status, d.text).toBe(200);
+    expect(d.body.status).toBe('cancelled');
+    // ...and with a body that is not JSON, 415 and the order stays as it is.
+    const o4 = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const e = await expectNothingChanged(h(), () => raw('POST', `/v1/orders/${o4.id}/cancel`, { headers: { ...bearer('intake'), 'content-type': 'text/plain' }, body: 'please' }));
+    expectError(e, 415, 'unsupported_media_type');
+  });
+
+  it('when fulfil is posted with an empty body, then a confirmed order is completed', async () => {
+    await h().startWorkers(['orders']);
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 3);
+    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
+    await waitFor(async () => (await h().ctx.db('orders').where({ id: o.id }).first()).status === 'confirmed', { what: 'confirmed' });
+    const res = await raw('POST', `/v1/orders/${o.id}/fulfill`, { headers: bearer('feed') });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.status).toBe('completed');
+  });
+
+  it('when retry is posted with an empty body, then a failed order is received again', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 3);
+    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    // Arrange: a `failed` order (reaching it for real needs PostgreSQL down for every attempt).
+    await h().ctx.db('orders').where({ id: o.id }).update({ status: 'failed', status_reason: 'test' });
+    const res = await raw('POST', `/v1/orders/${o.id}/retry`, { headers: bearer('operator') });
+    expect(res.status, res.text).toBe(202);
+    expect(res.body.status).toBe('received');
+  });
+});
+
+describe('routes and ids', () => {
+  it('when a route does not exist (any method, with or without key), then 404 not_found', async () => {
+    for (const [m, u] of [['GET', '/'], ['GET', '/v1'], ['GET', '/v1/widgets'], ['POST', '/v2/orders'], ['PUT', `/v1/customers/${UUID}`], ['GET', '/healthz/extra']]) {
+      expectError(await raw(m, u), 404, 'not_found');
+      expectError(await raw(m, u, { headers: bearer('operator') }), 404, 'not_found');
+    }
+  });
+
+  it('when a path has broken percent-encoding or odd bytes, then a 4xx (never 500) and nothing changes', async () => {
+    for (const [m, u] of [['GET', '/v1/customers/%E0%A4%A'], ['GET', '/v1/orders/%ZZ'], ['GET', '/v1/products/%'], ['POST', '/v1/orders/%C0%AF/cancel'], ['GET', '/v1/products/a%00b'], ['GET', `/v1/orders/${'9'.repeat(5000)}`]]) {
+      const res = await expectNothingChanged(h(), () => raw(m, u, { headers: bearer('operator') }));
+      expect(res.status, `${m} ${u}: ${res.text}`).toBeGreaterThanOrEqual(400);
+      expect(res.status, `${m} ${u}: ${res.text}`).toBeLessThan(500);
+      expectError(res, res.status, res.body?.error?.code);
+    }
+  });
+
+  it('when an unexpected error happens, then 500 carries the request id and no stack or SQL', async () => {
+    const c = await makeCustomer(h());
+    await h().ctx.db.raw('ALTER TABLE customers RENAME TO customers_away');
+    try {
+      const res = await raw('GET', `/v1/customers/${c.id}`, { headers: { ...bearer('intake'), 'x-request-id': 'trace-500' } });
+      expectError(res, 500, 'internal');
+      expect(res.body.error.message).toContain('trace-500');
+      expect(res.text).not.toMatch(/customers_away|relation|\bat .*\.ts|stack/i);
+    } finally {
+      await h().ctx.db.raw('ALTER TABLE customers_away RENAME TO customers');
+    }
+  });
+});
+
+describe('health', () => {
+  it('when the process is up, then /healthz and /readyz answer 200 without a key', async () => {
+    const a = await raw('GET', '/healthz');
+    expect(a.status).toBe(200);
+    const b = await raw('GET', '/readyz');
+    expect(b.status).toBe(200);
+    expect(b.body.checks).toEqual({ postgresql: 'ok', redis: 'ok' });
+  });
+
+  it('when Redis is unreachable, then /readyz is 503 naming redis with Retry-After, and /healthz stays 200', async () => {
+    const port = await freePort();
+    await withDeadDependency({ REDIS_URL: `redis://127.0.0.1:${port}` }, async (d) => {
+      const t0 = Date.now();
+      const res = await fetch(`${d.baseUrl}/readyz`);
+      const body = await res.json();
+      expect(res.status).toBe(503);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(res.headers.get('retry-after')).toBeTruthy();
+      expect(res.headers.get('x-request-id')).toBeTruthy();
+      expect(body.error.code).toBe('unavailable');
+      expect(body.error.message).toMatch(/redis/i);
+      expect(body.error.message).not.toMatch(/postgres/i);
+      expect(body.checks).toEqual({ postgresql: 'ok', redis: 'down' });
+      expect((await fetch(`${d.baseUrl}/healthz`)).status).toBe(200);
+    });
+  });
+
+  it('when PostgreSQL is unreachable, then /readyz is 503 naming postgresql', async () => {
+    const port = await freePort();
+    await withDeadDependency({ DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/nothing` }, async (d) => {
+      // Redis is fine here; let the producer connection finish connecting (a fresh one reports down until then).
+      await waitFor(async () => d.ctx.redis.status === 'ready', { timeout: 5000, what: 'redis ready' });
+      const res = await fetch(`${d.baseUrl}/readyz`);
+      const body = await res.json();
+      expect(res.status).toBe(503);
+      expect(body.error.code).toBe('unavailable');
+      expect(body.error.message).toMatch(/postgresql/i);
+      expect(body.checks).toEqual({ postgresql: 'down', redis: 'ok' });
+    });
+  });
+});
