@@ -1,0 +1,119 @@
+import { spawnSync } from 'node:child_process';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { checkInvariants } from '../../src/modules/invariants';
+import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
+import { ROOT, useHarness, waitFor } from '../helpers/harness';
+
+const h = useHarness();
+
+// The tests corrupt the record on purpose: each starts from empty tables.
+beforeEach(async () => {
+  await h().ctx.db.raw(`TRUNCATE customers, products, stock, stock_movements, orders, order_lines, order_history,
+    idempotency_keys, events, outbox, notifications, restock_events RESTART IDENTITY CASCADE`);
+});
+
+/** A small shop at rest: one confirmed order, one waiting, one completed, one cancelled. */
+async function shopAtRest() {
+  await h().startWorkers();
+  const c = await makeCustomer(h());
+  const p = await makeProduct(h(), 5);
+  const confirmed = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
+  const completed = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+  const waiting = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 4 }]);
+  const settled = async (id: string, status: string) => waitFor(async () => (await h().api('GET', `/v1/orders/${id}`)).body.status === status, { what: `${id} ${status}` });
+  await settled(confirmed.id, 'confirmed');
+  await settled(completed.id, 'confirmed');
+  await settled(waiting.id, 'awaiting_stock');
+  expect((await h().api('POST', `/v1/orders/${completed.id}/fulfill`, { role: 'feed' })).status).toBe(200);
+  const cancelled = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+  await settled(cancelled.id, 'awaiting_stock');
+  expect((await h().api('POST', `/v1/orders/${cancelled.id}/cancel`, { role: 'intake' })).status).toBe(200);
+  return { c, p, confirmed, waiting };
+}
+
+const check = () => checkInvariants(h().ctx.db, { queues: h().ctx.queues, graceSeconds: 1 });
+
+describe('invariant checker', () => {
+  it('when the shop is at rest, then every invariant holds', async () => {
+    await shopAtRest();
+    const report = await check();
+    expect(report.problems).toEqual([]);
+    expect(report.ok).toBe(true);
+  });
+
+  it('when a reservation is written twice, then the ledger and the line ledger report it', async () => {
+    const { p, confirmed } = await shopAtRest();
+    await h().ctx.db('stock_movements').insert({ sku: p.sku, type: 'reservation', quantity: 2, order_id: confirmed.id, reason: 'duplicate' });
+    const report = await check();
+    expect(report.ok).toBe(false);
+    expect(report.counts['ledger-reserved']).toBe(1);
+    expect(report.counts['line-ledger']).toBe(1);
+    expect(report.problems.join('\n')).toContain(`order ${confirmed.id} ${p.sku}: ledger holds 4 (expected 2)`);
+  });
+
+  it('when stock figures drift from the ledger and the lines, then each drift is named', async () => {
+    const { p } = await shopAtRest();
+    await h().ctx.db('stock').where({ sku: p.sku }).update({ on_hand: 9, backordered: 7 });
+    const report = await check();
+    expect(report.counts['ledger-on-hand']).toBe(1);
+    expect(report.counts.backordered).toBe(1);
+    expect(report.problems.some((l) => l.startsWith(`ledger-on-hand: ${p.sku}: on_hand 9 but the ledger says 4`))).toBe(true);
+  });
+
+  it('when stock is free while the head of the queue waits, then FIFO is reported', async () => {
+    const { p, waiting } = await shopAtRest();
+    // A receipt that nobody allocated: 4 + 4 on hand, 2 reserved, the waiting line of 4 fits.
+    await h().ctx.db.transaction(async (trx) => {
+      await trx('stock').where({ sku: p.sku }).increment({ on_hand: 4, version: 1 });
+      await trx('stock_movements').insert({ sku: p.sku, type: 'receipt', quantity: 4, reason: 'test' });
+    });
+    const report = await checkInvariants(h().ctx.db, { graceSeconds: 1000 });
+    expect(report.counts['fifo-head']).toBe(1);
+    expect(report.problems.join('\n')).toContain(`head line of order ${waiting.id}`);
+  });
+
+  it('when a later line took stock while an earlier one waited, then FIFO order is reported', async () => {
+    const { c, p, waiting } = await shopAtRest();
+    const later = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    await waitFor(async () => (await h().api('GET', `/v1/orders/${later.id}`)).body.status === 'awaiting_stock');
+    // Forge an allocation that skipped the head: the later order's line reserved 5 s after the head began waiting.
+    await h().ctx.db.raw(`UPDATE orders SET awaiting_since = now() - interval '10 seconds' WHERE id = ?`, [waiting.id]);
+    await h().ctx.db.transaction(async (trx) => {
+      await trx('stock').where({ sku: p.sku }).increment({ on_hand: 1, reserved: 1, version: 1 }).decrement({ backordered: 1 });
+      await trx('stock_movements').insert([
+        { sku: p.sku, type: 'receipt', quantity: 1, reason: 'test' },
+        { sku: p.sku, type: 'reservation', quantity: 1, order_id: later.id, reason: 'backorder filled', created_at: trx.raw(`now() - interval '5 seconds'`) },
+      ]);
+      await trx('order_lines').where({ order_id: later.id }).update({ reserved: true });
+      await trx('orders').where({ id: later.id }).update({ status: 'confirmed' });
+    });
+    const report = await checkInvariants(h().ctx.db, { graceSeconds: 1000 });
+    expect(report.counts['fifo-order']).toBe(1);
+    expect(report.problems.join('\n')).toContain(`order ${later.id}`);
+    expect(report.counts['events']).toBe(0);
+    expect(report.counts['fifo-head']).toBe(0);
+  });
+
+  it('when a received order has no live job past the grace period, then it is reported as stuck', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    await h().ctx.queues.orders.obliterate({ force: true });
+    await h().ctx.db.raw(`UPDATE orders SET updated_at = now() - interval '1 minute' WHERE id = ?`, [o.id]);
+    const report = await check();
+    expect(report.counts['received-live']).toBe(1);
+    expect(report.problems.join('\n')).toContain(`received-live: order ${o.id}`);
+  });
+
+  it('when npm run check runs, then it prints the problems and its exit code says whether any', async () => {
+    const { p } = await shopAtRest();
+    const env = { ...process.env, ...h().env, LOG_LEVEL: 'silent' };
+    const good = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/check-invariants.ts'], { cwd: ROOT, env, encoding: 'utf8' });
+    expect(good.stdout).toContain('all invariants hold');
+    expect(good.status).toBe(0);
+    await h().ctx.db('stock_movements').insert({ sku: p.sku, type: 'adjustment', quantity: 3, reason: 'unrecorded' });
+    const bad = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/check-invariants.ts'], { cwd: ROOT, env, encoding: 'utf8' });
+    expect(bad.stdout).toContain(`ledger-on-hand: ${p.sku}: on_hand 4 but the ledger says 7`);
+    expect(bad.status).toBe(1);
+  });
+});
