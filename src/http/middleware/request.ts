@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { AppError } from '../../errors';
+import { AppError, ValidationError } from '../../errors';
 import { metrics } from '../../metrics';
 
 const SAFE_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -25,6 +25,15 @@ export function httpMetrics(req: Request, res: Response, next: NextFunction): vo
 const hasBody = (req: Request) =>
   req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 
+/** PostgreSQL text cannot hold U+0000: a string carrying one is a bad field, named like any other. */
+function nulPaths(v: unknown, path: string[], out: string[], depth = 0): string[] {
+  if (out.length >= 50 || depth > 64) return out;
+  if (typeof v === 'string') { if (v.includes('\u0000')) out.push(['body', ...path].join('.')); }
+  else if (Array.isArray(v)) v.forEach((x, i) => nulPaths(x, [...path, String(i)], out, depth + 1));
+  else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) nulPaths(x, [...path, k], out, depth + 1);
+  return out;
+}
+
 const jsonParser = express.json({ limit: '1mb', strict: false, type: () => true });
 
 /** JSON only: a body of another type is 415; an empty body becomes {} (cancel, fulfil, retry need none). */
@@ -40,6 +49,8 @@ export function jsonBody(req: Request, res: Response, next: NextFunction): void 
   jsonParser(req, res, (err?: unknown) => {
     if (err) return next(err);
     if (req.body === undefined) req.body = {};
+    const bad = nulPaths(req.body, [], []);
+    if (bad.length) return next(new ValidationError(`invalid body: ${bad[0]}: must not contain a NUL character`, bad.map((p) => ({ path: p, message: 'must not contain a NUL character' }))));
     next();
   });
 }
