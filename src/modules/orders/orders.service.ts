@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import type { Context } from '../../context';
 import type { Db, Executor, Trx } from '../../db';
-import { AppError, NotFoundError } from '../../errors';
+import { AppError, InvalidStateError, NotFoundError } from '../../errors';
 import { addToOutbox, publishAfterCommit, type OutboxRow } from '../../queue/outbox';
 import { JOB, QUEUES } from '../../queue/queues';
 import { decodeCursor, encodeCursor } from '../../validation';
@@ -147,13 +147,16 @@ function reprocessRow(orderId: string): OutboxRow {
 export async function retryOrder(ctx: Context, id: string): Promise<Order> {
   const rows = await ctx.db.transaction(async (trx) => {
     const o = await lockOne(trx, id);
-    assertTransition(o.status, 'received', 'retry');
+    // Retry is for `failed` only (the table also lets awaiting_stock/confirmed go back to received: that is edit).
+    if (o.status !== 'failed') throw new InvalidStateError(`cannot retry an order that is ${o.status}`);
     const events = await recordTransitions(trx, [{ orderId: id, from: o.status, to: 'received', detail: 'retried by operator' }]);
     return [...events, ...(await addToOutbox(trx, [reprocessRow(id)]))];
   });
   await publishAfterCommit(ctx, rows);
   return getOrder(ctx.db, id);
 }
+
+const EDITABLE: readonly OrderStatus[] = ['received', 'awaiting_stock', 'confirmed'];
 
 /**
  * Edit: in one transaction every reservation and wait is released and the order goes back to
@@ -162,7 +165,8 @@ export async function retryOrder(ctx: Context, id: string): Promise<Order> {
 export async function patchOrder(ctx: Context, id: string, input: PatchOrder): Promise<Order> {
   const { rows, skus } = await inStockTransaction(ctx.db, 'edit', async (trx) => {
     const o = await lockOne(trx, id);
-    if (o.status !== 'received') assertTransition(o.status, 'received', 'edit');
+    // Edit while received, awaiting_stock or confirmed only (failed → received is retry's, not edit's).
+    if (!EDITABLE.includes(o.status)) throw new InvalidStateError(`cannot edit an order that is ${o.status}`);
     const skus = await releaseOrderStock(trx, [id], 'order edited');
     if (input.lines) {
       await trx('order_lines').where({ order_id: id }).delete();
