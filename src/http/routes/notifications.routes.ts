@@ -1,8 +1,20 @@
 import { Router } from 'express';
 import type { Context } from '../../context';
+import { listOrderNotifications, resendNotification } from '../../modules/notifications';
+import { emptyBodySchema } from '../../modules/orders';
+import { parseInput } from '../../validation';
 import type { Guards } from '../app';
 
 /** GET /v1/orders/:id/notifications, POST /v1/notifications/:id/resend (mounted at /v1). */
-export function notificationsRoutes(_ctx: Context, _g: Guards): Router {
-  return Router();
+export function notificationsRoutes(ctx: Context, g: Guards): Router {
+  const r = Router();
+  r.get('/orders/:id/notifications', g.intake, async (req, res) => {
+    res.json(await listOrderNotifications(ctx.db, g.id(req.params.id, 'order')));
+  });
+  r.post('/notifications/:id/resend', g.operator, async (req, res) => {
+    const id = g.id(req.params.id, 'notification');
+    parseInput(emptyBodySchema, req.body ?? {}, 'body');
+    res.status(202).json(await resendNotification(ctx, id));
+  });
+  return r;
 }

@@ -1,11 +1,17 @@
-import type { Job } from 'bullmq';
+import { UnrecoverableError, type Job } from 'bullmq';
 import type { Context } from '../../context';
+import { createSenders, deliverEvent, type Senders } from '../../modules/notifications';
 import type { NotificationJob } from '../queues';
 
-// Placeholder until the notifications module lands: records the event as settled.
-export function createNotificationProcessor(ctx: Context) {
+/**
+ * `notifications`: deliver one event on its pending channels. A failed channel throws so BullMQ
+ * retries with backoff; the last attempt (NOTIFY_MAX_ATTEMPTS) marks it failed and settles the event.
+ */
+export function createNotificationProcessor(ctx: Context, senders: Senders = createSenders(ctx.config)) {
   return async (job: Job<NotificationJob>) => {
-    await ctx.db('events').where({ id: job.data.eventId }).whereNull('settled_at').update({ settled_at: ctx.db.fn.now() });
-    return { channels: 0 };
+    const eventId = job.data?.eventId;
+    if (typeof eventId !== 'string') throw new UnrecoverableError('job has no eventId');
+    const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    return deliverEvent(ctx, senders, eventId, { final });
   };
 }

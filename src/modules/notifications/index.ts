@@ -1,0 +1,7 @@
+export * from './notifications.schemas';
+export {
+  createSenders, deliverEvent, DeliveryBusyError, listOrderNotifications, resendNotification, webhookBody,
+  type DeliveryResult, type Senders,
+} from './notifications.service';
+export { DEV_WEBHOOK_SECRET, DeliveryError, signWebhook } from './webhook';
+export { renderEmail } from './email';

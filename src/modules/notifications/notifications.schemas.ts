@@ -1,0 +1,29 @@
+import { z } from 'zod';
+import type { Order } from '../orders';
+
+export const CHANNELS = ['webhook', 'email'] as const;
+export type Channel = (typeof CHANNELS)[number];
+export const NOTIFICATION_STATUSES = ['pending', 'delivered', 'failed'] as const;
+export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
+
+/** What is sent: the event as written with its transition (the webhook body, exactly). */
+export interface EventPayload { id: string; type: string; created_at: string; data: { order: Order } }
+
+/** One channel of one event, as GET /v1/orders/:id/notifications shows it. */
+export const notificationSchema = z.object({
+  id: z.uuid(),
+  event_id: z.uuid(),
+  event_type: z.string(),
+  channel: z.enum(CHANNELS),
+  target: z.string(),
+  status: z.enum(NOTIFICATION_STATUSES),
+  attempts: z.number().int(),
+  last_error: z.string().nullable(),
+  delivered_at: z.string().nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export type Notification = z.infer<typeof notificationSchema>;
+
+export const orderNotificationsSchema = z.object({ data: z.array(notificationSchema) });
+export type OrderNotifications = z.infer<typeof orderNotificationsSchema>;

@@ -1,0 +1,61 @@
+import { createHmac } from 'node:crypto';
+import { logger } from '../../logger';
+
+/**
+ * Used when WEBHOOK_SECRET is unset (development): deliveries stay signed, and a receiver can
+ * verify them with this published value. Never use it in production; set WEBHOOK_SECRET.
+ */
+export const DEV_WEBHOOK_SECRET = `whsec_${Buffer.from('orderflow-development-webhook-secret').toString('base64')}`;
+
+/** A delivery attempt that did not succeed; its message is what the notification log shows. */
+export class DeliveryError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) { super(message, options); this.name = 'DeliveryError'; }
+}
+
+let warnedDevSecret = false;
+
+/** The HMAC key: the base64 part of `whsec_…` (Standard Webhooks). Warns once when falling back to the dev secret. */
+export function webhookKey(secret: string | undefined): Buffer {
+  if (!secret && !warnedDevSecret) {
+    warnedDevSecret = true;
+    logger.warn('WEBHOOK_SECRET is not set: webhooks are signed with the published development secret (see README); set WEBHOOK_SECRET in production');
+  }
+  const key = Buffer.from((secret ?? DEV_WEBHOOK_SECRET).replace(/^whsec_/, ''), 'base64');
+  if (key.length === 0) throw new Error('webhook secret decodes to no bytes');
+  return key;
+}
+
+/** Standard Webhooks headers: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`, timestamp in seconds. */
+export function signWebhook(key: Buffer, id: string, timestampSeconds: number, body: string): Record<string, string> {
+  const signature = createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64');
+  return { 'webhook-id': id, 'webhook-timestamp': String(timestampSeconds), 'webhook-signature': `v1,${signature}` };
+}
+
+function describeFailure(err: unknown, timeoutMs: number): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `timed out after ${timeoutMs} ms`;
+  const code = e?.cause?.code;
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code) return `${code}: ${e.cause?.message ?? e.message}`;
+  return e?.cause?.message ?? e?.message ?? String(err);
+}
+
+/**
+ * One signed POST. Resolves on a 2xx; throws DeliveryError on any other status (redirects are not
+ * followed), a refused or reset connection, or no response within `timeoutMs`.
+ */
+export async function postWebhook(url: string, id: string, body: string, opts: { key: Buffer; timeoutMs: number }): Promise<void> {
+  const headers = {
+    'content-type': 'application/json',
+    'user-agent': 'orderflow-webhooks/1',
+    ...signWebhook(opts.key, id, Math.floor(Date.now() / 1000), body),
+  };
+  let res: Response;
+  try {
+    res = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(opts.timeoutMs) });
+  } catch (err) {
+    throw new DeliveryError(describeFailure(err, opts.timeoutMs), { cause: err });
+  }
+  await res.body?.cancel().catch(() => undefined);
+  if (res.status < 200 || res.status > 299) throw new DeliveryError(`HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
+}
