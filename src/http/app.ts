@@ -6,6 +6,7 @@ import { uuidParam } from '../validation';
 import { makeKeyLookup, requireRole } from './middleware/auth';
 import { errorHandler, notFoundHandler } from './middleware/errors';
 import { rateLimit } from './middleware/rate-limit';
+import { requestLog } from './middleware/request-log';
 import { httpMetrics, jsonBody, requestId } from './middleware/request';
 import { customersRoutes } from './routes/customers.routes';
 import { healthRoutes } from './routes/health.routes';
@@ -41,6 +42,7 @@ export function createApp(ctx: Context): Express {
     },
   };
   app.use(requestId);
+  app.use(requestLog);
   app.use(httpMetrics);
   app.use(helmet({ contentSecurityPolicy: false }));
   app.use(jsonBody);
