@@ -1,8 +1,124 @@
-import { Router } from 'express';
+import path from 'node:path';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import swaggerUi from 'swagger-ui-express';
 import type { Context } from '../../context';
+import { AppError } from '../../errors';
+import { registry } from '../../metrics';
+import {
+  inventoryCsv, inventoryReport, inventoryReportQuerySchema, ledgerReport, ordersReport, ordersReportQuerySchema, queuesReport,
+} from '../../modules/reports';
+import { parseInput } from '../../validation';
 import type { Guards } from '../app';
+import { collectScrapeGauges } from '../metrics-scrape';
+import { buildOpenApiDocument } from '../openapi';
+
+const BOARD_PATH = '/admin/queues';
+const DASHBOARD_DIR = path.join(__dirname, '..', 'dashboard');
+const CHART_JS = path.join(path.dirname(require.resolve('chart.js')), 'chart.umd.min.js');
+
+/**
+ * Basic credentials ride along on cross-site requests just like cookies, so a write to the board
+ * must come from the board itself: Sec-Fetch-Site (or, failing that, Origin) has to be ours.
+ */
+export function sameOriginWrites(req: Request, _res: Response, next: NextFunction): void {
+  if (['GET', 'HEAD', 'OPTIONS'].includes(req.method)) return next();
+  const site = req.headers['sec-fetch-site'];
+  const origin = req.headers.origin;
+  let crossSite = site !== undefined && site !== 'same-origin' && site !== 'none';
+  if (site === undefined && origin !== undefined) {
+    try { crossSite = new URL(origin).host !== req.headers.host; } catch { crossSite = true; }
+  }
+  if (crossSite) return next(new AppError('forbidden', 403, 'cross-site requests may not change the board'));
+  next();
+}
+
+/** The board's page pulls a web font from Google; operators' browsers fetch nothing from third parties. */
+function withoutThirdPartyFonts(req: Request, res: Response, next: NextFunction): void {
+  if (req.method !== 'GET') return next();
+  const render = res.render.bind(res) as (view: string, options: object, done: (err: Error | null, html: string) => void) => void;
+  res.render = ((view: string, options?: object) => {
+    render(view, options ?? {}, (err, html) => {
+      if (err) return next(err);
+      res.type('html').send(html.replace(/<link[^>]*fonts\.googleapis\.com[^>]*>/g, ''));
+    });
+  }) as Response['render'];
+  next();
+}
+
+function board(ctx: Context): RequestHandler {
+  const adapter = new ExpressAdapter();
+  adapter.setBasePath(BOARD_PATH);
+  createBullBoard({
+    queues: Object.values(ctx.queues).map((q) => new BullMQAdapter(q, { allowRetries: true })),
+    serverAdapter: adapter,
+    options: {
+      uiConfig: {
+        boardTitle: 'orderflow', hideDocsLink: true,
+        miscLinks: [{ text: 'Dashboard', url: '/dashboard' }, { text: 'API docs', url: '/docs/' }],
+      },
+    },
+  });
+  const app = adapter.getRouter();
+  app.disable('x-powered-by');
+  return app;
+}
+
+const dayOffset = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString().slice(0, 10);
 
 /** Operators' surface: /admin/queues, /dashboard, /metrics, /docs, /v1/reports/* (mounted at /). */
-export function operatorRoutes(_ctx: Context, _g: Guards): Router {
-  return Router();
+export function operatorRoutes(ctx: Context, g: Guards): Router {
+  const r = Router();
+
+  r.use(BOARD_PATH, g.browser, sameOriginWrites, withoutThirdPartyFonts, board(ctx));
+
+  r.get('/metrics', g.browser, async (_req, res) => {
+    await collectScrapeGauges(ctx);
+    res.type(registry.contentType).send(await registry.metrics());
+  });
+
+  r.get('/v1/reports/orders', g.operator, async (req, res) => {
+    res.json(await ordersReport(ctx.db, parseInput(ordersReportQuerySchema, req.query, 'query')));
+  });
+  r.get('/v1/reports/inventory', g.operator, async (req, res) => {
+    const { format } = parseInput(inventoryReportQuerySchema, req.query, 'query');
+    const report = await inventoryReport(ctx.db);
+    if (format === 'json') return void res.json(report);
+    res.type('text/csv; charset=utf-8').attachment('inventory.csv').send(inventoryCsv(report));
+  });
+  r.get('/v1/reports/ledger', g.operator, async (_req, res) => { res.json(await ledgerReport(ctx.db)); });
+  r.get('/v1/reports/queues', g.operator, async (_req, res) => { res.json(await queuesReport(ctx.queues)); });
+
+  // The dashboard: static page + script (no inline code), chart.js from node_modules, one data call.
+  const page = (file: string, type: string): RequestHandler => (_req, res) => {
+    res.type(type).setHeader('Cache-Control', 'no-cache');
+    res.sendFile(file);
+  };
+  r.get('/dashboard', g.browser, page(path.join(DASHBOARD_DIR, 'index.html'), 'html'));
+  r.get('/dashboard/dashboard.js', g.browser, page(path.join(DASHBOARD_DIR, 'dashboard.js'), 'js'));
+  r.get('/dashboard/dashboard.css', g.browser, page(path.join(DASHBOARD_DIR, 'dashboard.css'), 'css'));
+  r.get('/dashboard/chart.umd.min.js', g.browser, page(CHART_JS, 'js'));
+  r.get('/dashboard/data', g.browser, async (_req, res) => {
+    const [orders, inventory, ledger, queues] = await Promise.all([
+      ordersReport(ctx.db, { from: dayOffset(-13), to: dayOffset(0) }),
+      inventoryReport(ctx.db, { limit: 25 }),
+      ledgerReport(ctx.db),
+      queuesReport(ctx.queues).catch(() => null),
+    ]);
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({
+      generated_at: new Date().toISOString(), orders, inventory: inventory.data, queues: queues?.data ?? null,
+      ledger: { skus: ledger.data.length, ok: ledger.data.length - ledger.mismatches.length, mismatches: ledger.mismatches.slice(0, 50) },
+    });
+  });
+
+  // API documentation: the OpenAPI document and Swagger UI, both served from here.
+  const doc = buildOpenApiDocument();
+  r.get('/docs/openapi.json', (_req, res) => { res.json(doc); });
+  r.get('/docs', (req, res, next) => (req.originalUrl.split('?')[0].endsWith('/') ? next() : res.redirect(301, '/docs/')));
+  r.use('/docs', swaggerUi.serveFiles(undefined, { swaggerOptions: { url: '/docs/openapi.json' } }));
+  r.get('/docs/', swaggerUi.setup(undefined, { customSiteTitle: 'orderflow API', swaggerOptions: { url: '/docs/openapi.json' } }));
+  return r;
 }

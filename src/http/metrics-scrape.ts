@@ -1,0 +1,41 @@
+import client from 'prom-client';
+import type { Context } from '../context';
+import { logger } from '../logger';
+import { metrics, registry, statsKey } from '../metrics';
+
+const STATES = ['waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed', 'waiting-children'] as const;
+
+/** Counters that every process adds to one Redis hash (StatsSink): the whole deployment, not this process. */
+const clusterCounters = new client.Gauge({
+  name: 'orderflow_cluster_counter', help: 'Counters summed across every API and worker process (via Redis)',
+  labelNames: ['counter'], registers: [registry],
+});
+
+async function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<T>((_, rej) => { timer = setTimeout(() => rej(new Error(`no answer within ${ms} ms`)), ms); })]);
+  } finally { clearTimeout(timer); }
+}
+
+/**
+ * Readings taken at scrape time: queue depths by state from BullMQ and the deployment-wide counters.
+ * When Redis does not answer, those series are left out (the rest of the scrape still works).
+ */
+export async function collectScrapeGauges(ctx: Context): Promise<void> {
+  metrics.queueDepth.reset();
+  clusterCounters.reset();
+  try {
+    await within(2000, Promise.all([
+      ...Object.values(ctx.queues).map(async (q) => {
+        const counts = await q.getJobCounts(...STATES);
+        for (const state of STATES) metrics.queueDepth.set({ queue: q.name, state }, counts[state] ?? 0);
+      }),
+      ctx.redis.hgetall(statsKey(ctx.config.QUEUE_PREFIX)).then((all) => {
+        for (const [counter, value] of Object.entries(all)) clusterCounters.set({ counter }, Number(value));
+      }),
+    ]));
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'metrics: Redis readings skipped');
+  }
+}

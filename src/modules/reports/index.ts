@@ -1,0 +1,2 @@
+export * from './reports.schemas';
+export * from './reports.service';

@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { ORDER_STATUSES } from '../orders';
+
+/** A day (`2026-11-25`, read as 00:00 UTC) or an ISO 8601 date-time with an offset. */
+const bound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
+
+export const ordersReportQuerySchema = z.object({
+  from: bound.optional().describe('inclusive; a date means 00:00 UTC of that day'),
+  to: bound.optional().describe('a date includes that whole day (UTC); a date-time is exclusive'),
+});
+export type OrdersReportQuery = z.infer<typeof ordersReportQuerySchema>;
+
+export const inventoryReportQuerySchema = z.object({
+  format: z.enum(['json', 'csv']).default('json'),
+});
+
+const count = z.number().int().min(0);
+const byStatus = z.object(Object.fromEntries(ORDER_STATUSES.map((s) => [s, count])) as Record<(typeof ORDER_STATUSES)[number], typeof count>);
+
+export const ordersReportSchema = z.object({
+  from: z.string().nullable(), to: z.string().nullable(),
+  orders: count,
+  /** Sum of total_cents of the orders that are confirmed or completed. */
+  revenue_cents: z.number().int(),
+  by_status: byStatus,
+  per_day: z.array(z.object({ day: z.string(), orders: count, revenue_cents: z.number().int() })),
+});
+export type OrdersReport = z.infer<typeof ordersReportSchema>;
+
+export const inventoryRowSchema = z.object({
+  sku: z.string(), name: z.string(),
+  on_hand: z.number().int(), reserved: z.number().int(), available: z.number().int(), backordered: z.number().int(),
+  waiting_orders: count,
+});
+export type InventoryRow = z.infer<typeof inventoryRowSchema>;
+export const inventoryReportSchema = z.object({ generated_at: z.string(), data: z.array(inventoryRowSchema) });
+export type InventoryReport = z.infer<typeof inventoryReportSchema>;
+
+export const ledgerRowSchema = z.object({
+  sku: z.string(),
+  initial: z.number().int(), receipts: z.number().int(),
+  sales: z.number().int().describe('units sold, as a positive number'),
+  adjustments: z.number().int(),
+  expected_on_hand: z.number().int().describe('initial + receipts − sales + adjustments'),
+  on_hand: z.number().int(),
+  ok: z.boolean().describe('expected_on_hand = on_hand'),
+  expected_reserved: z.number().int().describe('reservations − releases − sales'),
+  reserved: z.number().int(),
+  reserved_ok: z.boolean(),
+});
+export type LedgerRow = z.infer<typeof ledgerRowSchema>;
+export const ledgerReportSchema = z.object({
+  generated_at: z.string(),
+  ok: z.boolean().describe('every SKU is ok'),
+  data: z.array(ledgerRowSchema),
+  mismatches: z.array(ledgerRowSchema).describe('every SKU that is not ok'),
+});
+export type LedgerReport = z.infer<typeof ledgerReportSchema>;
+
+export const queueCountsSchema = z.object({
+  name: z.string(),
+  waiting: count.describe('waiting and prioritized'),
+  active: count, delayed: count, failed: count, completed: count,
+  waiting_children: count,
+  paused: z.boolean(),
+});
+export type QueueCounts = z.infer<typeof queueCountsSchema>;
+export const queuesReportSchema = z.object({ generated_at: z.string(), data: z.array(queueCountsSchema) });
+export type QueuesReport = z.infer<typeof queuesReportSchema>;
