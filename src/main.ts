@@ -78,6 +78,8 @@ export async function main(mode: Mode): Promise<void> {
 }
 
 if (require.main === module) {
+  // A stray rejection from a client library while Redis or PostgreSQL is away must not kill the API.
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
   const mode = (process.argv[2] ?? 'all') as Mode;
   if (!['all', 'api', 'worker'].includes(mode)) {
     process.stderr.write(`usage: main.ts [all|api|worker]\n`);

@@ -41,7 +41,7 @@ export async function startWorkers(ctx: Context, only?: QueueName[]): Promise<Ru
   const want = (q: QueueName) => !only || only.includes(q);
   const make = (name: QueueName, processor: Processor, concurrency: number) => {
     const w = new Worker(name, instrument(name, processor), {
-      connection, prefix: config.QUEUE_PREFIX, concurrency, maxStalledCount: 5, stalledInterval: 15000, autorun: true,
+      connection, prefix: config.QUEUE_PREFIX, concurrency, maxStalledCount: 5, stalledInterval: 5000, lockDuration: 15000, autorun: true,
     });
     w.on('error', (err) => logger.warn({ queue: name, err: err.message }, 'worker error'));
     return w;

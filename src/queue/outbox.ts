@@ -72,16 +72,25 @@ export class PublishedMarker {
   async close(): Promise<void> { await this.inflight; await this.flush(); }
 }
 
+const PUBLISH_TIMEOUT_MS = 1000;
+
 /** After a commit: publish now if Redis answers; otherwise the relay will. Never throws. */
 export async function publishAfterCommit(ctx: Context, rows: OutboxRow[]): Promise<boolean> {
   if (rows.length === 0) return true;
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await publishRows(ctx.queues, rows);
+    // A dead Redis must not hold the request: give up after a moment and leave it to the relay.
+    await Promise.race([
+      publishRows(ctx.queues, rows),
+      new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('Redis did not answer in time')), PUBLISH_TIMEOUT_MS); }),
+    ]);
     ctx.published.mark(rows.map((r) => Number(r.id)));
     return true;
   } catch (err) {
     logger.warn({ err: (err as Error).message, rows: rows.length }, 'publish after commit failed; the outbox relay will publish');
     return false;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

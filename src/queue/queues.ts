@@ -42,10 +42,18 @@ export function jobOptions(config: Config, queue: QueueName): DefaultJobOptions 
 export type Queues = Record<keyof typeof QUEUES, Queue>;
 
 export function createQueues(config: Config, connection: Redis): Queues {
-  const make = (name: QueueName) => new Queue(name, { connection, prefix: config.QUEUE_PREFIX, defaultJobOptions: jobOptions(config, name) });
+  const make = (name: QueueName) => {
+    const q = new Queue(name, { connection, prefix: config.QUEUE_PREFIX, defaultJobOptions: jobOptions(config, name) });
+    q.on('error', () => undefined); // the connection logs its own errors (rate-limited) in connection.ts
+    return q;
+  };
   return { orders: make('orders'), restocks: make('restocks'), notifications: make('notifications'), maintenance: make('maintenance') };
 }
 
 export async function closeQueues(queues: Queues): Promise<void> {
-  await Promise.allSettled(Object.values(queues).map((q) => q.close()));
+  // With Redis gone, close() could wait for a connection forever: bound it.
+  const closing = Promise.allSettled(Object.values(queues).map((q) => q.close()));
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([closing, new Promise((r) => { timer = setTimeout(r, 2000); })]);
+  clearTimeout(timer);
 }

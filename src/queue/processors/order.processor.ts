@@ -62,7 +62,8 @@ export function createOrderProcessor(ctx: Context, batcher = new OrderBatcher(ct
       if (err instanceof UnrecoverableError) throw err;
       const attempts = job.opts.attempts ?? 1;
       if (job.attemptsMade + 1 >= attempts) {
-        const reason = `failed after ${attempts} attempts: ${(err as Error).message}`.slice(0, 500);
+        // knex prefixes the SQL to the driver's message; the reason keeps only the driver's words.
+        const reason = `failed after ${attempts} attempts: ${String((err as Error).message).split(' - ').pop()}`.slice(0, 500);
         await markOrderFailed(ctx, orderId, reason, attempts).catch((e) =>
           logger.warn({ orderId, err: (e as Error).message }, 'could not mark order failed; the reconciler will enqueue it again'));
       }

@@ -1,0 +1,229 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processOrders } from '../../src/modules/orders';
+import { makeCustomer, makeProduct, placeOrder, ledgerOnHand, stockOf } from '../helpers/factories';
+import { createHarness, createTestDatabase, useHarness, waitFor, type Harness } from '../helpers/harness';
+import { freePort, startPrivateRedis } from '../helpers/private-redis';
+
+const h = useHarness();
+
+async function orderOf(hh: Harness, id: string) {
+  return (await hh.api('GET', `/v1/orders/${id}`, { role: 'intake' })).body;
+}
+async function until(hh: Harness, id: string, status: string, timeout = 30000) {
+  return waitFor(async () => { const o = await orderOf(hh, id); return o.status === status && o; }, { timeout, what: `order ${status}` });
+}
+
+describe('idempotent intake', () => {
+  it('when 10 requests share one Idempotency-Key, then one order exists with one reservation and the rest are replays', async () => {
+    await h().startWorkers();
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const body = { customer_id: c.id, lines: [{ sku: p.sku, quantity: 1 }] };
+    const responses = await Promise.all(Array.from({ length: 10 }, () =>
+      h().api('POST', '/v1/orders', { role: 'intake', body, headers: { 'idempotency-key': 'order-abc-1' } })));
+    expect(responses.map((r) => r.status)).toEqual(Array(10).fill(202));
+    expect(new Set(responses.map((r) => r.body.id)).size).toBe(1);
+    expect(responses.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(9);
+    expect(Number((await h().ctx.db('orders').count({ n: '*' }).where({ customer_id: c.id }).first())?.n)).toBe(1);
+    await until(h(), responses[0].body.id, 'confirmed');
+    expect(await stockOf(h(), p.sku)).toMatchObject({ reserved: 1 });
+    expect(await h().ctx.db('stock_movements').where({ sku: p.sku, type: 'reservation' })).toHaveLength(1);
+  });
+
+  it('when a key is reused with another body, then 422 idempotency_key_reused and nothing new is stored', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const first = await h().api('POST', '/v1/orders', { role: 'intake', body: { customer_id: c.id, lines: [{ sku: p.sku, quantity: 1 }] }, headers: { 'idempotency-key': 'k2' } });
+    expect(first.status).toBe(202);
+    const reordered = await h().api('POST', '/v1/orders', { role: 'intake', body: { lines: [{ quantity: 1, sku: p.sku }], customer_id: c.id }, headers: { 'idempotency-key': 'k2' } });
+    expect(reordered.status).toBe(202); // same body in another key order is the same request
+    expect(reordered.body).toEqual(first.body);
+    const other = await h().api('POST', '/v1/orders', { role: 'intake', body: { customer_id: c.id, lines: [{ sku: p.sku, quantity: 2 }] }, headers: { 'idempotency-key': 'k2' } });
+    expect(other.status).toBe(422);
+    expect(other.body.error.code).toBe('idempotency_key_reused');
+    expect(await h().ctx.db('orders').where({ customer_id: c.id })).toHaveLength(1);
+  });
+});
+
+describe('status machine and stock effects', () => {
+  it('when a confirmed order is fulfilled, then a sale lowers on_hand and reserved and it is completed', async () => {
+    await h().startWorkers();
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 3 }]);
+    await until(h(), o.id, 'confirmed');
+    const intakeTry = await h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'intake' });
+    expect(intakeTry.status).toBe(403);
+    const res = await h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' });
+    expect(res.status).toBe(200);
+    expect(res.body.status).toBe('completed');
+    expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 2, reserved: 0 });
+    expect(await ledgerOnHand(h(), p.sku)).toBe(2);
+    const again = await h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' });
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('invalid_state');
+    const cancel = await h().api('POST', `/v1/orders/${o.id}/cancel`, { role: 'intake' });
+    expect(cancel.body.error.code).toBe('invalid_state');
+    expect(res.body.history.map((x: any) => x.status)).toEqual(['received', 'confirmed', 'completed']);
+  });
+
+  it('when a confirmed order is cancelled (DELETE too), then its stock is released and the history says so', async () => {
+    await h().startWorkers();
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const a = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
+    const b = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    await until(h(), a.id, 'confirmed');
+    await until(h(), b.id, 'confirmed');
+    const r1 = await h().api('POST', `/v1/orders/${a.id}/cancel`, { role: 'intake', body: { reason: 'customer changed mind' } });
+    expect(r1.status).toBe(200);
+    expect(r1.body).toMatchObject({ status: 'cancelled', status_reason: 'customer changed mind' });
+    const r2 = await h().api('DELETE', `/v1/orders/${b.id}`, { role: 'intake' });
+    expect(r2.body.status).toBe('cancelled');
+    expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    const releases = await h().ctx.db('stock_movements').where({ sku: p.sku, type: 'release' }).orderBy('id');
+    expect(releases.map((m) => m.quantity)).toEqual([-2, -1]);
+  });
+
+  it('when a confirmed order is edited, then everything is released in one step and it is processed again with its seq', async () => {
+    await h().startWorkers();
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const q = await makeProduct(h(), 5, { price_cents: 300 });
+    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 4 }]);
+    await until(h(), o.id, 'confirmed');
+    const res = await h().api('PATCH', `/v1/orders/${o.id}`, { role: 'intake', body: { lines: [{ sku: q.sku, quantity: 2 }] } });
+    expect(res.status).toBe(202);
+    expect(res.body.seq).toBe(o.seq);
+    const after = await until(h(), o.id, 'confirmed');
+    expect(after.lines).toEqual([expect.objectContaining({ sku: q.sku, quantity: 2, reserved: 2, unit_price_cents: 300 })]);
+    expect(after.total_cents).toBe(600);
+    expect(await stockOf(h(), p.sku)).toMatchObject({ reserved: 0 });
+    expect(await stockOf(h(), q.sku)).toMatchObject({ reserved: 2 });
+    expect(after.history.map((x: any) => x.status)).toEqual(['received', 'confirmed', 'received', 'confirmed']);
+    const done = await h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' });
+    const edit = await h().api('PATCH', `/v1/orders/${o.id}`, { role: 'intake', body: { on_insufficient_stock: 'reject' } });
+    expect(done.status).toBe(200);
+    expect(edit.status).toBe(409);
+    expect(edit.body.error.code).toBe('invalid_state');
+  });
+
+  it('when the customer or a SKU is unknown, then the order is rejected with the reason', async () => {
+    await h().startWorkers();
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const ghost = await placeOrder(h(), '01900000-0000-7000-8000-000000000000', [{ sku: p.sku, quantity: 1 }]);
+    const badSku = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }, { sku: 'NO-SUCH-SKU', quantity: 1 }]);
+    expect((await until(h(), ghost.id, 'rejected')).status_reason).toBe('unknown customer');
+    expect((await until(h(), badSku.id, 'rejected')).status_reason).toBe('unknown SKU NO-SUCH-SKU');
+    expect(await stockOf(h(), p.sku)).toMatchObject({ reserved: 0 });
+  });
+});
+
+describe('exactly-once effect', () => {
+  it('when the same order is processed twice, concurrently and again later, then it reserves once and writes one event per transition', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
+    const results = await Promise.all([processOrders(h().ctx, [o.id]), processOrders(h().ctx, [o.id]), processOrders(h().ctx, [o.id])]);
+    expect(results.filter((r) => r.get(o.id)?.processed)).toHaveLength(1);
+    await processOrders(h().ctx, [o.id]);
+    expect(await stockOf(h(), p.sku)).toMatchObject({ reserved: 2 });
+    expect(await h().ctx.db('stock_movements').where({ order_id: o.id, type: 'reservation' })).toHaveLength(1);
+    const events = await h().ctx.db('events').where({ order_id: o.id });
+    expect(events.map((e) => e.type)).toEqual(['order.confirmed']);
+    expect(events[0].payload).toMatchObject({ id: events[0].id, type: 'order.confirmed', data: { order: { id: o.id, status: 'confirmed' } } });
+  });
+});
+
+describe('failures and operator retry', () => {
+  it('when processing keeps failing, then after the last attempt the order is failed with its reason, and retry processes it again', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const dbName = h().env.DATABASE_URL.split('/').pop();
+    // Every new connection gives up on a lock after 300 ms; then the stock row is held from outside.
+    await h().ctx.db.raw(`ALTER DATABASE ${dbName} SET lock_timeout = '300ms'`);
+    const hh = await createHarness(h().env.DATABASE_URL, { env: { ...h().env, ORDER_ATTEMPTS: '2', ORDER_BACKOFF_MS: '50' } });
+    const blocker = await hh.ctx.db.transaction();
+    try {
+      await blocker.raw('SELECT * FROM stock WHERE sku = ? FOR UPDATE', [p.sku]);
+      await hh.startWorkers(['orders']);
+      const o = await placeOrder(hh, c.id, [{ sku: p.sku, quantity: 1 }]);
+      const failed = await until(hh, o.id, 'failed');
+      expect(failed.status_reason).toMatch(/^failed after 2 attempts: canceling statement due to lock timeout/);
+      expect(failed.attempts).toBe(2);
+      await blocker.rollback();
+      const retried = await hh.api('POST', `/v1/orders/${o.id}/retry`, { role: 'operator' });
+      expect(retried.status).toBe(202);
+      const ok = await until(hh, o.id, 'confirmed');
+      expect(ok.history.map((x: any) => x.status)).toEqual(['received', 'failed', 'received', 'confirmed']);
+      expect(await stockOf(hh, p.sku)).toMatchObject({ reserved: 1 });
+      const notOperator = await hh.api('POST', `/v1/orders/${o.id}/retry`, { role: 'intake' });
+      expect(notOperator.status).toBe(403);
+    } finally {
+      if (!blocker.isCompleted()) await blocker.rollback();
+      await h().ctx.db.raw(`ALTER DATABASE ${dbName} RESET lock_timeout`);
+      await hh.close();
+    }
+  });
+});
+
+describe('Redis is transport, PostgreSQL the record', () => {
+  it('when Redis is unreachable at intake, then orders are still accepted and the relay publishes them once Redis is back', async () => {
+    const dead = await freePort();
+    const intake = await createHarness(h().env.DATABASE_URL, { env: { ...h().env, REDIS_URL: `redis://127.0.0.1:${dead}` } });
+    try {
+      const c = await makeCustomer(intake);
+      const p = await makeProduct(intake, 5);
+      const o = await placeOrder(intake, c.id, [{ sku: p.sku, quantity: 1 }]);
+      const outbox = await h().ctx.db('outbox').where({ job_id: o.id }).first();
+      expect(outbox.published_at).toBeNull();
+      await h().startWorkers(); // same database and prefix, a Redis that answers
+      await until(h(), o.id, 'confirmed');
+    } finally { await intake.close(); }
+  });
+
+  it('when Redis loses all its data after orders were accepted, then every one of them still settles', async () => {
+    const redis = await startPrivateRedis();
+    const db = await createTestDatabase();
+    const hh = await createHarness(db.url, { env: { REDIS_URL: redis.url } });
+    try {
+      const c = await makeCustomer(hh);
+      const p = await makeProduct(hh, 30);
+      const orders = await Promise.all(Array.from({ length: 60 }, () => placeOrder(hh, c.id, [{ sku: p.sku, quantity: 1 }])));
+      const r = new Redis(redis.url);
+      expect(await r.dbsize()).toBeGreaterThan(0);
+      await r.flushall();
+      r.disconnect();
+      await hh.startWorkers();
+      await waitFor(async () => Number((await hh.ctx.db('orders').whereIn('id', orders.map((o) => o.id)).where('status', 'received').count({ n: '*' }).first())?.n) === 0,
+        { timeout: 60000, what: 'all settled after FLUSHALL' });
+      const s = await stockOf(hh, p.sku);
+      expect(s).toMatchObject({ reserved: 30, backordered: 30 });
+      // Then Redis restarts empty mid-run: still nothing lost.
+      const more = await Promise.all(Array.from({ length: 20 }, () => placeOrder(hh, c.id, [{ sku: p.sku, quantity: 1 }])));
+      await redis.restart();
+      await waitFor(async () => Number((await hh.ctx.db('orders').whereIn('id', more.map((o) => o.id)).where('status', 'received').count({ n: '*' }).first())?.n) === 0,
+        { timeout: 60000, what: 'all settled after a Redis restart' });
+    } finally {
+      await hh.close().catch(() => undefined);
+      await redis.stop();
+      await db.drop();
+    }
+  });
+
+  it('when PostgreSQL is unreachable, then intake answers 503 with Retry-After and stores nothing', async () => {
+    const dead = await freePort();
+    const down = await createHarness(`postgres://postgres@127.0.0.1:${dead}/nowhere`, { env: { ...h().env, DATABASE_URL: `postgres://postgres@127.0.0.1:${dead}/nowhere` } });
+    try {
+      const res = await down.api('POST', '/v1/orders', { role: 'intake', body: { customer_id: '01900000-0000-7000-8000-000000000000', lines: [{ sku: 'A', quantity: 1 }] } });
+      expect(res.status).toBe(503);
+      expect(res.body.error.code).toBe('unavailable');
+      expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
+      const ready = await down.api('GET', '/readyz', { role: null });
+      expect(ready.status).toBe(503);
+      expect(ready.text).toMatch(/postgresql/);
+    } finally { await down.close(); }
+  });
+});
