@@ -1,0 +1,93 @@
+import type { Knex } from 'knex';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { createDb } from '../../src/db';
+import { faultSeed, figures, orderBody, printFigures, rng, runIntake, setupShop, waitSettled } from '../helpers/fault-kit';
+import { createHarness, createTestDatabase, type Harness } from '../helpers/harness';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
+
+const OUTAGE_MS = 10_000;
+const TOTAL = 800;
+const DROP_AT = 250;
+
+let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
+let proxy: TcpProxy;
+let h: Harness;
+let direct: Knex;
+
+beforeAll(async () => {
+  testDb = await createTestDatabase();
+  const pg = new URL(inject('pgUrl'));
+  proxy = await startTcpProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
+  // The API (in this process) and the worker process both reach PostgreSQL only through the proxy.
+  h = await createHarness(proxy.rewrite(testDb.url), { env: { DB_POOL_MAX: '10' } });
+  direct = createDb(testDb.url, 4);
+});
+
+afterAll(async () => {
+  await proxy?.restore();
+  await h?.close();
+  await proxy?.close();
+  await direct?.destroy();
+  await testDb?.drop();
+});
+
+describe('fault: PostgreSQL unreachable for 10 s mid-run', () => {
+  it('when the database drops for 10 s, then intake answers 503 with Retry-After, workers back off, and every accepted order settles with the invariants green', async () => {
+    const seed = faultSeed();
+    const r = rng(seed);
+    const shop = await setupShop(h, { skus: 20, hot: 5, hotStock: 6, coldStock: 300, customers: 10 });
+    const worker = h.spawnWorker();
+
+    let outage: Promise<void> | undefined;
+    const during = { readyz: 0, readyzBody: '' };
+    const stats = await runIntake({
+      baseUrl: () => h.baseUrl, total: TOTAL, concurrency: 6, body: () => orderBody(r, shop),
+      onAccepted: (n) => {
+        if (n !== DROP_AT) return;
+        outage = (async () => {
+          await proxy.drop();
+          await new Promise((res) => setTimeout(res, 2000));
+          const ready = await h.api('GET', '/readyz', { role: null });
+          during.readyz = ready.status;
+          during.readyzBody = ready.text;
+          await new Promise((res) => setTimeout(res, OUTAGE_MS - 2000));
+          await proxy.restore();
+        })();
+      },
+    });
+    await outage;
+    // Stock arrives after the outage: backorders are served (FIFO) through the same proxy.
+    const restock = await h.api('POST', '/v1/restocks', { role: 'feed', body: { events: shop.hot.map((sku) => ({ event_id: `after-outage-${sku}`, sku, quantity: 15 })) } });
+    expect(restock.status).toBe(202);
+
+    const settled = await waitSettled(direct, stats.accepted, 90_000);
+    await new Promise((res) => setTimeout(res, 1500)); // let allocation after the last transition finish
+    const f = await figures(direct, stats.accepted, h.ctx.queues);
+    // Jobs that failed at least once and then completed: the workers met the outage and backed off.
+    const completedJobs = await h.ctx.queues.orders.getJobs(['completed'], 0, -1);
+    const retriedJobs = completedJobs.filter((j) => j.attemptsMade > 1).length; // attemptsMade counts the successful run too
+    const inDb = await direct('orders').whereIn('customer_id', shop.customers).count({ n: '*' }).first();
+    printFigures('postgres-down', seed, f, {
+      unavailable503: stats.unavailable, replayed: stats.replayed, networkErrors: stats.networkErrors, ordersInDb: Number(inDb?.n), readyzDuringOutage: during.readyz,
+      retriedJobs, completedJobs: completedJobs.length,
+    });
+
+    if (settled.unsettled.length) process.stdout.write(`worker output:\n${worker.output().slice(-4000)}\n`);
+    expect(during.readyz).toBe(503);
+    expect(during.readyzBody).toContain('postgresql');
+    expect(stats.unavailable).toBeGreaterThan(0);
+    expect(stats.unavailableWithoutRetryAfter).toBe(0);
+    expect(stats.unexpected).toEqual([]);
+    expect(stats.accepted).toHaveLength(TOTAL);
+    expect(Number(inDb?.n)).toBe(TOTAL); // a 503 stored nothing: each logical order exists once
+    expect(settled.unsettled).toEqual([]);
+    expect(f.lost).toBe(0);
+    expect(f.oversoldUnits).toBe(0);
+    expect(f.duplicateEffects).toBe(0);
+    expect(f.invariants.problems).toEqual([]);
+    expect(f.byStatus.failed ?? 0).toBe(0); // backoff outlasts a 10 s outage
+    expect(retriedJobs).toBeGreaterThan(0);
+    expect(worker.child.exitCode).toBeNull(); // the worker rode it out
+  }, 240_000);
+});
