@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { AppError, isDatabaseUnavailable, UnavailableError } from '../../errors';
+import { AppError, isDatabaseUnavailable, isRetryableTxError, UnavailableError } from '../../errors';
 import { logger } from '../../logger';
 
 const BODY_PARSER: Record<string, [number, string, string]> = {
@@ -39,6 +39,11 @@ export function errorHandler(err: unknown, req: Request, res: Response, _next: N
     // Client errors raised by express itself, e.g. a path with broken percent-encoding (URIError, 400).
     const [code, message] = HTTP_4XX[e.status];
     return sendError(res, e.status, code, message);
+  }
+  if (isRetryableTxError(err)) {
+    // Optimistic conflicts (or serialization failures) outlasted every bounded retry: busy, not broken.
+    res.setHeader('Retry-After', '1');
+    return sendError(res, 503, 'unavailable', 'the stock row is too busy right now; nothing was changed, retry shortly');
   }
   if (isDatabaseUnavailable(err)) {
     res.setHeader('Retry-After', '5');
