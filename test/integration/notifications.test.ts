@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import http, { type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Job } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import { SMTPServer } from 'smtp-server';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -110,6 +110,11 @@ async function eventsOf(h: Harness, orderId: string) {
   return h.ctx.db('events').where({ order_id: orderId }).orderBy('transition_no').select('id', 'type', 'payload', 'settled_at');
 }
 
+/** The order's events once all are settled (settling follows the last channel's row update by a moment). */
+async function settledEvents(h: Harness, orderId: string) {
+  return waitFor(async () => { const e = await eventsOf(h, orderId); return e.length > 0 && e.every((x) => x.settled_at) && e; }, { what: 'settled events', timeout: 5000 });
+}
+
 async function log(h: Harness, orderId: string) {
   const r = await h.api('GET', `/v1/orders/${orderId}/notifications`, { role: 'intake' });
   expect(r.status).toBe(200);
@@ -165,7 +170,7 @@ describe('webhook notifications', () => {
     const { order } = await confirmedOrder(h, { webhook_url: rx.url });
 
     const rows = await waitFor(async () => { const r = await log(h, order.id); return r[0]?.status === 'delivered' && r; }, { what: 'delivered' });
-    const [event] = await eventsOf(h, order.id);
+    const [event] = await settledEvents(h, order.id);
     const got = rx.byId(event.id);
     expect(got).toHaveLength(4);
     expect(new Set(got.map((d) => d.webhookId))).toEqual(new Set([event.id]));
@@ -226,11 +231,20 @@ describe('webhook notifications', () => {
     const processor = createNotificationProcessor(h.ctx);
     expect(await processor(fakeJob(event.id))).toMatchObject({ skipped: 'settled' });
     expect(await processor(fakeJob(event.id, 3))).toMatchObject({ skipped: 'settled' });
-    await enqueueReplacingFinished(h.ctx.queues.notifications, JOB.deliver, { eventId: event.id }, event.id);
-    await waitFor(async () => (await h.ctx.queues.notifications.getJobState(event.id)) === 'completed', { what: 'second job completed' });
+    const ranAgain = async (queue: Queue, jobId: string, name: string, data: object) => {
+      await waitFor(async () => (await queue.getJobState(jobId)) === 'completed', { what: `${jobId} finished` });
+      const before = (await queue.getJob(jobId))!.timestamp;
+      await enqueueReplacingFinished(queue, name, data, jobId);
+      return waitFor(async () => {
+        const j = await queue.getJob(jobId);
+        return j && j.timestamp > before && j.finishedOn && j;
+      }, { what: `${jobId} ran again` });
+    };
+    const again = await ranAgain(h.ctx.queues.notifications, event.id, JOB.deliver, { eventId: event.id });
+    expect(again.returnvalue).toMatchObject({ skipped: 'settled' });
     // The order job running again (a stalled order job) writes no second event either.
-    await enqueueReplacingFinished(h.ctx.queues.orders, JOB.processOrder, { orderId: order.id }, order.id);
-    await waitFor(async () => (await h.ctx.queues.orders.getJobState(order.id)) === 'completed', { what: 'order job ran again' });
+    const orderAgain = await ranAgain(h.ctx.queues.orders, order.id, JOB.processOrder, { orderId: order.id });
+    expect(orderAgain.failedReason ?? null).toBeNull();
     await new Promise((r) => setTimeout(r, 300));
     expect(await eventsOf(h, order.id)).toHaveLength(1);
     expect(rx.deliveries).toHaveLength(1);
@@ -265,10 +279,10 @@ describe('webhook notifications', () => {
 
     const [row] = await waitFor(async () => { const r = await log(h, order.id); return r[0]?.status === 'failed' && r; }, { what: 'failed' });
     expect(row).toMatchObject({ status: 'failed', attempts: 3, last_error: 'HTTP 500 Internal Server Error', delivered_at: null });
-    const [event] = await eventsOf(h, order.id);
-    expect(event.settled_at).not.toBeNull();
+    // The event is settled (the reconciler leaves it alone) and the job ends failed, right after the row.
+    const [event] = await waitFor(async () => { const e = await eventsOf(h, order.id); return e[0]?.settled_at && e; }, { what: 'settled', timeout: 5000 });
+    await waitFor(async () => (await h.ctx.queues.notifications.getJobState(event.id)) === 'failed', { what: 'job failed', timeout: 5000 });
     expect(rx.byId(event.id)).toHaveLength(3);
-    expect(await h.ctx.queues.notifications.getJobState(event.id)).toBe('failed');
     expect(await counter('webhook', 'failed')).toBe(failedBefore + 1);
 
     // Only an operator may resend; unknown ids are 404; a pending one is not resent twice.
@@ -289,7 +303,7 @@ describe('webhook notifications', () => {
     const got = rx.byId(event.id);
     expect(got.filter((d) => d.verified)).toHaveLength(got.length);
     expect(got.at(-1)!.json).toEqual(event.payload);
-    expect((await eventsOf(h, order.id))[0].settled_at).not.toBeNull();
+    await waitFor(async () => (await eventsOf(h, order.id))[0].settled_at, { what: 'settled again', timeout: 5000 });
   });
 
   it('when the receiver refuses connections, then the error says so; with WEBHOOK_SECRET unset deliveries verify with the published development secret', async () => {
@@ -362,7 +376,7 @@ describe('e-mail notifications', () => {
     expect(mail.decoded).toMatch(/Content-Type: text\/plain/);
     expect(mail.decoded).toMatch(/Content-Type: text\/html/);
     expect(mail.decoded).toContain(`<strong>${order.id}</strong>`);
-    const [event] = await eventsOf(h, order.id);
+    const [event] = await settledEvents(h, order.id);
     expect(mail.decoded).toContain(`Message-ID: <${event.id}@orderflow>`);
     expect(event.settled_at).not.toBeNull();
     expect(await counter('email', 'delivered')).toBe(before + 1);
@@ -379,7 +393,7 @@ describe('several channels', () => {
     const { order, customer } = await confirmedOrder(h, { webhook_url: rx.url });
 
     const rows = await waitFor(async () => { const r = await log(h, order.id); return r.length === 2 && r.every((x) => x.status === 'delivered') && r; }, { what: 'both channels delivered' });
-    const [event] = await eventsOf(h, order.id);
+    const [event] = await settledEvents(h, order.id);
     expect(rows.map((r) => [r.channel, r.attempts, r.target])).toEqual([['email', 1, customer.email], ['webhook', 3, rx.url]]);
     expect(smtp.mails).toHaveLength(1);
     expect(smtp.attempts()).toBe(1);
