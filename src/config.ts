@@ -55,6 +55,7 @@ const schema = z.object({
   DB_POOL_MAX: int(1).max(200).default(20),
   SHUTDOWN_TIMEOUT_MS: int(100).default(10000),
   EMBEDDED_DATA_DIR: z.string().optional(),
+  HEARTBEAT_FILE: z.string().optional(),
 });
 
 export type Config = Omit<z.infer<typeof schema>, 'API_KEYS' | 'DATABASE_URL' | 'REDIS_URL'> & {

@@ -35,8 +35,8 @@ export async function main(mode: Mode): Promise<void> {
     process.exit(1);
   }
   const config: Config = Object.freeze({ ...base, DATABASE_URL: local.databaseUrl, REDIS_URL: local.redisUrl });
-  if (mode !== 'api') await prepareDatabase(config.DATABASE_URL);
-  else await ensureDatabase(config.DATABASE_URL);
+  // Every mode migrates (knex's migration lock makes concurrent starts safe), so any start order works.
+  await prepareDatabase(config.DATABASE_URL);
   const ctx = createContext(config);
 
   let server: Server | undefined;

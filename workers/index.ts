@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import { Worker, type Job, type Processor } from 'bullmq';
 import type { Context } from '../src/context';
 import { logger } from '../src/logger';
@@ -68,6 +69,7 @@ export async function startWorkers(ctx: Context, only?: QueueName[]): Promise<Ru
   let relaying: Promise<unknown> = Promise.resolve();
   const relayTimer = setInterval(() => {
     if (stopping) return;
+    if (config.HEARTBEAT_FILE) writeFile(config.HEARTBEAT_FILE, String(Date.now())).catch(() => undefined);
     relaying = relayOutbox(ctx).catch((err) => logger.warn({ err: err.message }, 'outbox relay failed; will retry'));
   }, config.RELAY_INTERVAL_MS);
   const schedulerTimer = setInterval(() => { void ensureSchedulers().catch(() => undefined); }, reconcileEvery);
