@@ -1,0 +1,60 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import autocannon from 'autocannon';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+export interface Server { child: ChildProcess; port: number; stop(): Promise<void> }
+
+/** Starts bench/servers/<name>.ts in its own process (so autocannon and the server do not share a loop). */
+export async function startServer(name: string, env: Record<string, string>): Promise<Server> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join('bench', 'servers', `${name}.ts`)], {
+    cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${name} did not start in 30 s`)), 30000);
+    child.once('message', (m: any) => { clearTimeout(t); resolve(m.port); });
+    child.once('exit', (code) => { clearTimeout(t); reject(new Error(`${name} exited with ${code}`)); });
+  });
+  return {
+    child, port,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.send('stop');
+      const t = setTimeout(() => child.kill('SIGKILL'), 10000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+export function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+export interface LoadResult {
+  rps: number; p50_ms: number; p99_ms: number; max_ms: number; requests: number; non2xx: number; errors: number; timeouts: number;
+  peak_rss_mb: number; seconds: number;
+}
+
+/** autocannon: POST /v1/orders with a fixed valid body at `connections` connections for `seconds`. */
+export async function load(port: number, opts: { connections: number; seconds: number; body: object; key: string; pid?: number }): Promise<LoadResult> {
+  let peak = 0;
+  const sample = () => { if (opts.pid) peak = Math.max(peak, rssMb(opts.pid)); };
+  const timer = setInterval(sample, 200);
+  try {
+    const r = await autocannon({
+      url: `http://127.0.0.1:${port}/v1/orders`, method: 'POST', connections: opts.connections, duration: opts.seconds,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${opts.key}` }, body: JSON.stringify(opts.body),
+    });
+    sample();
+    const ok = r['2xx'];
+    return {
+      rps: ok / (r.duration || opts.seconds), p50_ms: r.latency.p50, p99_ms: r.latency.p99, max_ms: r.latency.max,
+      requests: r.requests.total, non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts, peak_rss_mb: peak, seconds: r.duration,
+    };
+  } finally { clearInterval(timer); }
+}

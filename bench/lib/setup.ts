@@ -1,0 +1,176 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { v7 as uuidv7 } from 'uuid';
+import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, loadConfig, type Config } from '../../src/config';
+import { closeContext, createContext, type Context } from '../../src/context';
+import { createDb, databaseName, ensureDatabase, migrateLatest, withDatabase, type Db } from '../../src/db';
+import { setStatsSink } from '../../src/metrics';
+import { placeOrder } from '../../src/modules/orders';
+
+export const BENCH_KEYS = { intake: 'bench-intake-key', feed: 'bench-feed-key', operator: 'bench-operator-key' } as const;
+const API_KEYS = Object.entries(BENCH_KEYS).map(([role, key]) => `${role}:${key}`).join(',');
+
+/** The bench's own database and a Redis prefix per phase; everything is removed by `cleanup`. */
+export interface BenchEnv {
+  runId: string;
+  databaseUrl: string;
+  redisUrl: string;
+  /** Environment for a process (or a config) of this bench on queue prefix `prefix`. */
+  env(prefix: string, extra?: Record<string, string>): Record<string, string>;
+  config(prefix: string, extra?: Record<string, string>): Config;
+  prefix(phase: string): string;
+  cleanup(): Promise<void>;
+}
+
+export async function createBenchEnv(): Promise<BenchEnv> {
+  const runId = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
+  const base = process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
+  const databaseUrl = withDatabase(base, `ofbench_${runId}`);
+  const redisUrl = process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
+  // From scratch, as `npm start` does: create the database, migrate to latest.
+  await ensureDatabase(databaseUrl);
+  const db = createDb(databaseUrl, 2);
+  try { await migrateLatest(db); } finally { await db.destroy(); }
+  const prefixes: string[] = [];
+  const env = (prefix: string, extra: Record<string, string> = {}): Record<string, string> => ({
+    ...(process.env as Record<string, string>),
+    NODE_ENV: 'production', DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix, API_KEYS,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', ...extra,
+  });
+  return {
+    runId, databaseUrl, redisUrl, env,
+    config: (prefix, extra) => loadConfig(env(prefix, extra)),
+    prefix(phase) {
+      const p = `ofb_${runId}_${phase}`;
+      prefixes.push(p);
+      return p;
+    },
+    async cleanup() {
+      for (const p of prefixes) await deletePrefix(redisUrl, p).catch(() => undefined);
+      const admin = new pg.Client({ connectionString: withDatabase(databaseUrl, 'postgres') });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS "${databaseName(databaseUrl)}" WITH (FORCE)`).catch(() => undefined);
+      await admin.end();
+    },
+  };
+}
+
+export async function deletePrefix(redisUrl: string, prefix: string): Promise<void> {
+  const r = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await r.unlink(...keys);
+    } while (cursor !== '0');
+  } finally { r.disconnect(); }
+}
+
+/** A context on its own prefix; closing it also stops its stats sink being the global one. */
+export async function withContext<T>(bench: BenchEnv, phase: string, fn: (ctx: Context) => Promise<T>, extra?: Record<string, string>): Promise<T> {
+  const ctx = createContext(bench.config(bench.prefix(phase), extra));
+  try { return await fn(ctx); } finally {
+    await closeContext(ctx);
+    setStatsSink(undefined);
+  }
+}
+
+/** Customers straight into the table (the bench seeds; the load generator uses the API). */
+export async function seedCustomers(db: Db, n: number): Promise<string[]> {
+  const rows = Array.from({ length: n }, (_, i) => ({ id: uuidv7(), email: `bench-${uuidv7()}-${i}@example.test`, name: `Bench ${i}` }));
+  for (let i = 0; i < rows.length; i += 1000) await db('customers').insert(rows.slice(i, i + 1000));
+  return rows.map((r) => r.id);
+}
+
+/** Products with their stock row and `initial` ledger movement, as createProduct writes them, in bulk. */
+export async function seedProducts(db: Db, prefix: string, n: number, stock: number): Promise<string[]> {
+  const skus = Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(6, '0')}`);
+  for (let i = 0; i < skus.length; i += 1000) {
+    const chunk = skus.slice(i, i + 1000);
+    await db.transaction(async (trx) => {
+      await trx('products').insert(chunk.map((sku) => ({ sku, name: `Bench ${sku}`, price_cents: 1000 })));
+      await trx('stock').insert(chunk.map((sku) => ({ sku, on_hand: stock })));
+      if (stock > 0) await trx('stock_movements').insert(chunk.map((sku) => ({ sku, type: 'initial', quantity: stock, reason: 'initial stock' })));
+    });
+  }
+  return skus;
+}
+
+/** Deterministic pseudo-random numbers (same order mix on every run). */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The SKU of each order: uniform over `skus`, the same sequence on every run and for ours and the ceiling. */
+export function orderMix(orders: number, skus: string[]): string[] {
+  const rand = rng(orders * 31 + skus.length);
+  return Array.from({ length: orders }, () => skus[Math.floor(rand() * skus.length)]);
+}
+
+/**
+ * Submits orders through the real intake use case (placeOrder: order rows + outbox in PostgreSQL,
+ * then the job added), `concurrency` at a time. Returns the ids and the seq range.
+ */
+export async function submitOrders(ctx: Context, orders: { customer_id: string; sku: string; quantity: number }[], concurrency = 32):
+Promise<{ ids: string[]; minSeq: number; maxSeq: number; seconds: number }> {
+  const ids: string[] = new Array(orders.length);
+  let minSeq = Infinity;
+  let maxSeq = -Infinity;
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: Math.min(concurrency, orders.length) }, async () => {
+    while (next < orders.length) {
+      const i = next++;
+      const o = orders[i];
+      const input = { customer_id: o.customer_id, lines: [{ sku: o.sku, quantity: o.quantity }], on_insufficient_stock: 'backorder' as const };
+      const { body } = await placeOrder(ctx, 'intake#bench', input, input);
+      ids[i] = body.id;
+      minSeq = Math.min(minSeq, body.seq);
+      maxSeq = Math.max(maxSeq, body.seq);
+    }
+  }));
+  return { ids, minSeq, maxSeq, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Orders with seq in [minSeq, maxSeq] by status. */
+export async function countByStatus(db: Db, minSeq: number, maxSeq: number): Promise<Record<string, number>> {
+  const rows = await db('orders').whereBetween('seq', [minSeq, maxSeq]).groupBy('status').select('status').count({ n: '*' });
+  return Object.fromEntries(rows.map((r: any) => [r.status, Number(r.n)]));
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until `fn` is true; returns the time (performance.now) at which it was first seen true. */
+export async function until(fn: () => Promise<boolean>, timeoutMs: number, what: string, intervalMs = 50): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (await fn()) return performance.now();
+    if (performance.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** Guarantees 1 and 2 over the given SKUs: 0 <= reserved <= on_hand and on_hand equals its ledger. */
+export async function checkInvariants(db: Db, skus: string[]): Promise<{ ok: boolean; problems: string[] }> {
+  const { rows } = await db.raw(
+    `SELECT s.sku, s.on_hand, s.reserved,
+            COALESCE((SELECT sum(m.quantity) FROM stock_movements m WHERE m.sku = s.sku AND m.type IN ('initial','receipt','sale','adjustment')), 0)::int AS ledger,
+            COALESCE((SELECT sum(m.quantity) FROM stock_movements m WHERE m.sku = s.sku AND m.type IN ('reservation','release','sale')), 0)::int AS reserved_ledger
+       FROM stock s WHERE s.sku = ANY(?::text[])`, [skus]);
+  const problems: string[] = [];
+  for (const r of rows) {
+    if (r.reserved < 0 || r.reserved > r.on_hand) problems.push(`${r.sku}: reserved ${r.reserved} outside 0..${r.on_hand}`);
+    if (r.on_hand !== r.ledger) problems.push(`${r.sku}: on_hand ${r.on_hand} but ledger says ${r.ledger}`);
+    if (r.reserved !== r.reserved_ledger) problems.push(`${r.sku}: reserved ${r.reserved} but movements say ${r.reserved_ledger}`);
+  }
+  return { ok: problems.length === 0, problems: problems.slice(0, 10) };
+}

@@ -1,0 +1,210 @@
+// `npm run bench [-- --quick]`: our figures and, in the same run on the same machine, the ceilings
+// they are judged against. Writes bench/results.json and prints a table. See docs/benchmarks.md.
+import './lib/quiet';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { Redis } from 'ioredis';
+import type { Context } from '../src/context';
+import { createDb } from '../src/db';
+import { runCeilingWorker, type CeilingResult } from './lib/ceiling-worker';
+import { load, startServer, type LoadResult } from './lib/intake';
+import { runPipeline, runRestock, type PipelineResult, type RestockResult } from './lib/pipeline';
+import { measureQueuedOrderMemory, type RedisMemoryResult } from './lib/redis-memory';
+import { againstCeiling, atMost, info, markdownTable, type Figures } from './lib/report';
+import { BENCH_KEYS, createBenchEnv, orderMix, seedCustomers, seedProducts, withContext, type BenchEnv } from './lib/setup';
+
+const PHASES = ['intake', 'redis', 'uniform', 'hot', 'restock'] as const;
+type Phase = (typeof PHASES)[number];
+
+const FULL = { orders: 20000, skus: 10000, hotOrders: 20000, restockOrders: 10000, redisJobs: 100000, seconds: 15, warmup: 3 };
+const QUICK = { orders: 4000, skus: 2000, hotOrders: 3000, restockOrders: 2000, redisJobs: 20000, seconds: 5, warmup: 1 };
+
+const int = (v: string) => { const n = Number(v); if (!Number.isInteger(n) || n < 1) throw new Error(`not a positive integer: ${v}`); return n; };
+
+const program = new Command('bench')
+  .description('orderflow benchmarks against the machine\'s own ceilings, measured in the same run')
+  .addOption(new Option('--quick', 'small sizes (under 2 minutes)').env('BENCH_QUICK'))
+  .addOption(new Option('--only <phases>', `comma-separated subset of ${PHASES.join(',')}`).env('BENCH_ONLY'))
+  .addOption(new Option('--orders <n>', 'e2e uniform: orders (full 20000)').argParser(int).env('BENCH_ORDERS'))
+  .addOption(new Option('--skus <n>', 'e2e uniform: SKUs (full 10000)').argParser(int).env('BENCH_SKUS'))
+  .addOption(new Option('--hot-orders <n>', 'e2e hot: orders on one SKU (full 20000)').argParser(int).env('BENCH_HOT_ORDERS'))
+  .addOption(new Option('--restock-orders <n>', 'backorders confirmed by one restock (full 10000)').argParser(int).env('BENCH_RESTOCK_ORDERS'))
+  .addOption(new Option('--redis-jobs <n>', 'jobs waiting for the Redis memory figure (full 100000)').argParser(int).env('BENCH_REDIS_JOBS'))
+  .addOption(new Option('--seconds <n>', 'intake: measured seconds per server (full 15)').argParser(int).env('BENCH_SECONDS'))
+  .addOption(new Option('--warmup <n>', 'intake: warm-up seconds per server (full 3)').argParser(int).env('BENCH_WARMUP'))
+  .addOption(new Option('--connections <n>', 'intake: autocannon connections').default(50).argParser(int).env('BENCH_CONNECTIONS'))
+  .addOption(new Option('--ceiling-concurrency <n>', 'worker ceiling: BullMQ concurrency').default(16).argParser(int).env('BENCH_CEILING_CONCURRENCY'))
+  .addOption(new Option('--with-notifications', 'run the notifications worker inside the timed e2e/restock windows too').env('BENCH_WITH_NOTIFICATIONS'))
+  .addOption(new Option('--out <file>', 'results file').default(path.join(__dirname, 'results.json')).env('BENCH_OUT'))
+  .addOption(new Option('--keep', 'keep the bench database and Redis keys (for inspection)'))
+  .parse();
+
+const o = program.opts();
+const base = o.quick ? QUICK : FULL;
+const size = {
+  orders: o.orders ?? base.orders, skus: o.skus ?? base.skus, hotOrders: o.hotOrders ?? base.hotOrders,
+  restockOrders: o.restockOrders ?? base.restockOrders, redisJobs: o.redisJobs ?? base.redisJobs,
+  seconds: o.seconds ?? base.seconds, warmup: o.warmup ?? base.warmup, connections: o.connections as number,
+  ceilingConcurrency: o.ceilingConcurrency as number, withNotifications: !!o.withNotifications,
+};
+const only = new Set<Phase>(o.only ? String(o.only).split(',').map((s) => s.trim()) as Phase[] : PHASES);
+for (const p of only) if (!PHASES.includes(p)) { process.stderr.write(`unknown phase ${p}\n`); process.exit(2); }
+
+const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const load1 = () => Number(os.loadavg()[0].toFixed(2));
+
+interface Results {
+  intake?: { ours: LoadResult; ceiling: LoadResult };
+  redis?: RedisMemoryResult;
+  uniform?: { ours: PipelineResult; ceiling: CeilingResult };
+  hot?: { ours: PipelineResult; ceiling: CeilingResult };
+  restock?: RestockResult;
+}
+
+async function intakePhase(bench: BenchEnv, customer: string, sku: string): Promise<Results['intake']> {
+  const body = { customer_id: customer, lines: [{ sku, quantity: 1 }] };
+  const run = async (server: string, phase: string) => {
+    const s = await startServer(server, bench.env(bench.prefix(phase)));
+    try {
+      log(`intake: ${server} warm-up ${size.warmup} s`);
+      await load(s.port, { connections: size.connections, seconds: size.warmup, body, key: BENCH_KEYS.intake });
+      log(`intake: ${server} ${size.seconds} s at ${size.connections} connections`);
+      return await load(s.port, { connections: size.connections, seconds: size.seconds, body, key: BENCH_KEYS.intake, pid: s.child.pid });
+    } finally { await s.stop(); }
+  };
+  const ceiling = await run('express-queue-server', 'intakeceil');
+  const ours = await run('api-server', 'intake');
+  if (ours.non2xx || ours.errors) log(`intake: WARNING ours had ${ours.non2xx} non-2xx and ${ours.errors} errors`);
+  return { ours, ceiling };
+}
+
+async function pipelinePhase(bench: BenchEnv, customers: string[], name: 'uniform' | 'hot', orders: number, skus: number): Promise<{ ours: PipelineResult; ceiling: CeilingResult }> {
+  const timeoutMs = Math.max(60000, orders * 20);
+  // The ceiling first, on SKUs of its own with the same order mix.
+  const db = createDb(bench.databaseUrl, 2);
+  let ceiling: CeilingResult;
+  try {
+    const cskus = await seedProducts(db, `C${name}`, skus, Math.ceil(orders / skus) * 4 + 10);
+    const jobs = orderMix(orders, cskus).map((sku) => ({ sku, quantity: 1 }));
+    log(`${name}: ceiling (bare BullMQ worker, one 3-statement transaction per job, concurrency ${size.ceilingConcurrency}), ${orders} jobs over ${skus} SKU(s)`);
+    const cfg = bench.config('x');
+    ceiling = await runCeilingWorker({
+      redisUrl: bench.redisUrl, databaseUrl: bench.databaseUrl, prefix: bench.prefix(`${name}ceil`), jobs,
+      concurrency: size.ceilingConcurrency, poolMax: cfg.DB_POOL_MAX,
+    });
+    log(`${name}: ceiling ${ceiling.ops.toFixed(0)} ops/s (${ceiling.seconds.toFixed(2)} s, conflicts ${(ceiling.conflict_rate * 100).toFixed(1)} %)`);
+  } finally { await db.destroy(); }
+  log(`${name}: ours (real workers in-process), submitting ${orders} orders over ${skus} SKU(s)`);
+  const ours = await withContext(bench, name, (ctx: Context) => runPipeline(ctx, customers, {
+    orders, skus, tag: name.toUpperCase(), timeoutMs, withNotifications: size.withNotifications, drainNotifications: !o.quick,
+  }));
+  log(`${name}: ours ${ours.ops.toFixed(0)} ops/s (${ours.seconds.toFixed(2)} s, conflicts ${(ours.conflict_rate * 100).toFixed(1)} %, invariants ${ours.invariants_ok ? 'ok' : 'BROKEN'})${
+    ours.notify_ops ? `; notifications then drained at ${ours.notify_ops.toFixed(0)}/s` : ''}`);
+  return { ours, ceiling };
+}
+
+const notify = (p: PipelineResult) => (p.notify_ops ? `; then their notifications drained at ${p.notify_ops.toFixed(0)}/s` : '');
+
+function figuresOf(r: Results): Figures {
+  const f: Figures = {};
+  const i = r.intake;
+  f.intake_rps = againstCeiling(i ? i.ours.rps : null, 'req/s', 'ceiling_express_queue_rps', i ? i.ceiling.rps : null, 0.75);
+  f.intake_p99_ms = atMost(i ? i.ours.p99_ms : null, 'ms', 50, i ? `ceiling p99 ${i.ceiling.p99_ms} ms` : undefined);
+  f.e2e_uniform_ops = againstCeiling(r.uniform ? r.uniform.ours.ops : null, 'orders/s', 'ceiling_worker_txn_ops', r.uniform ? r.uniform.ceiling.ops : null, 1.0,
+    r.uniform ? `${r.uniform.ours.orders} orders over ${r.uniform.ours.skus} SKUs${notify(r.uniform.ours)}` : undefined);
+  f.e2e_hot_ops = againstCeiling(r.hot ? r.hot.ours.ops : null, 'orders/s', 'ceiling_worker_txn_hot_ops', r.hot ? r.hot.ceiling.ops : null, 1.0,
+    r.hot ? `${r.hot.ours.orders} orders on one SKU${notify(r.hot.ours)}` : undefined);
+  f.conflict_rate_hot = atMost(r.hot ? r.hot.ours.conflict_rate : null, 'share', 0.2,
+    r.hot ? `${r.hot.ours.optimistic_conflicts}/${r.hot.ours.stock_attempts} attempts lost; the naive ceiling lost ${(r.hot.ceiling.conflict_rate * 100).toFixed(0)} %` : undefined);
+  f.restock_10k_s = atMost(r.restock ? r.restock.seconds : null, 's', 10, r.restock ? `${r.restock.orders} backorders` : undefined);
+  f.redis_bytes_per_queued_order = atMost(r.redis ? r.redis.bytes_per_job : null, 'B', 1024,
+    r.redis ? `${r.redis.jobs} jobs; MEMORY USAGE of the keys says ${r.redis.key_bytes_per_job.toFixed(0)} B/job` : undefined);
+  f.api_rss_mb = info(i ? i.ours.peak_rss_mb : null, 'MB', i ? `peak RSS of the API process during the measured intake run` : undefined);
+  return f;
+}
+
+async function machine() {
+  const db = createDb(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', 1);
+  const r = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
+  try {
+    const pgVersion = (await db.raw('SHOW server_version')).rows[0].server_version;
+    const redisVersion = /redis_version:(\S+)/.exec(await r.info('server'))?.[1];
+    const cpus = os.cpus();
+    return {
+      cpu: cpus[0]?.model, cores: cpus.length, memory_gb: Number((os.totalmem() / 2 ** 30).toFixed(1)),
+      os: `${os.type()} ${os.release()}`, node: process.version, postgresql: pgVersion, redis: redisVersion,
+    };
+  } finally { await db.destroy(); r.disconnect(); }
+}
+
+async function main() {
+  const started = new Date();
+  const loadStart = os.loadavg();
+  log(`mode ${o.quick ? 'quick' : 'full'}; phases ${[...only].join(',')}; load average ${loadStart.map((x) => x.toFixed(2)).join(' ')}`);
+  const bench = await createBenchEnv();
+  let cleaned = false;
+  const cleanup = async () => { if (cleaned || o.keep) return; cleaned = true; await bench.cleanup(); };
+  process.once('SIGINT', () => { log('interrupted; cleaning up'); void cleanup().finally(() => process.exit(130)); });
+  const results: Results = {};
+  const loads: Record<string, number> = {};
+  try {
+    const seedDb = createDb(bench.databaseUrl, 2);
+    const customers = await seedCustomers(seedDb, 100);
+    const [intakeSku] = await seedProducts(seedDb, 'INTAKE', 1, 1000000);
+    await seedDb.destroy();
+
+    if (only.has('intake')) { loads.intake = load1(); results.intake = await intakePhase(bench, customers[0], intakeSku); }
+    if (only.has('redis')) {
+      loads.redis = load1();
+      log(`redis: ${size.redisJobs} order jobs waiting, no workers`);
+      results.redis = await withContext(bench, 'redis', (ctx) => measureQueuedOrderMemory(ctx, size.redisJobs));
+    }
+    if (only.has('uniform')) { loads.uniform = load1(); results.uniform = await pipelinePhase(bench, customers, 'uniform', size.orders, size.skus); }
+    if (only.has('hot')) { loads.hot = load1(); results.hot = await pipelinePhase(bench, customers, 'hot', size.hotOrders, 1); }
+    if (only.has('restock')) {
+      loads.restock = load1();
+      log(`restock: ${size.restockOrders} backorders on one SKU, then one restock`);
+      results.restock = await withContext(bench, 'restock', (ctx) =>
+        runRestock(ctx, customers, { orders: size.restockOrders, tag: 'RESTOCK', timeoutMs: Math.max(120000, size.restockOrders * 30), withNotifications: size.withNotifications }));
+      log(`restock: ${results.restock.seconds.toFixed(2)} s`);
+    }
+  } finally {
+    await cleanup();
+  }
+
+  const figures = figuresOf(results);
+  const config = bench.config('x');
+  const out = {
+    generated_at: started.toISOString(),
+    duration_s: Number(((Date.now() - started.getTime()) / 1000).toFixed(1)),
+    mode: o.quick ? 'quick' : 'full',
+    machine: { ...(await machine()), load_average_at_start: loadStart.map((x) => Number(x.toFixed(2))), load_average_at_end: os.loadavg().map((x) => Number(x.toFixed(2))), load_1m_per_phase: loads },
+    sizes: size,
+    workers: `in-process: startWorkers(ctx, ${size.withNotifications ? 'every queue' : "['orders','restocks','maintenance']"}) from workers/index.ts, with its outbox relay and schedulers, in the bench process${
+      size.withNotifications ? '' : '; the notifications worker runs after the clock stops (notify_* details)'}; the ceiling worker is also in-process`,
+    settings: {
+      ORDER_CONCURRENCY: config.ORDER_CONCURRENCY, DB_POOL_MAX: config.DB_POOL_MAX, NOTIFY_CONCURRENCY: config.NOTIFY_CONCURRENCY,
+      ...pickTuning(config),
+    },
+    figures,
+    details: results,
+  };
+  writeFileSync(o.out, `${JSON.stringify(out, null, 2)}\n`);
+  process.stdout.write(`\n${markdownTable(figures)}\n\n`);
+  for (const [name, f] of Object.entries(figures)) if (f.note) process.stdout.write(`- ${name}: ${f.note}\n`);
+  process.stdout.write(`\nmachine: ${out.machine.cores} × ${out.machine.cpu}, ${out.machine.memory_gb} GB, Node ${out.machine.node}, PostgreSQL ${out.machine.postgresql}, Redis ${out.machine.redis}; load average ${loadStart[0].toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end\nwritten ${path.relative(process.cwd(), o.out)} in ${out.duration_s} s\n`);
+  const broken = [results.uniform?.ours, results.hot?.ours, results.restock].filter((x) => x && !x.invariants_ok);
+  if (broken.length) { process.stderr.write(`INVARIANTS BROKEN: ${JSON.stringify(broken.map((b) => b!.problems))}\n`); process.exitCode = 1; }
+}
+
+/** Tuning variables of src/config.ts that exist in this build (batcher knobs and the like). */
+function pickTuning(config: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(config).filter(([k]) => /^ORDER_BATCH|^ORDER_IN_FLIGHT/.test(k)));
+}
+
+main().then(() => process.exit(process.exitCode ?? 0), (err) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});
