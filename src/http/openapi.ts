@@ -5,6 +5,7 @@ import {
 import {
   adjustmentSchema, createProductSchema, inventoryQuerySchema, productSchema, stockFiguresSchema, updateProductSchema,
 } from '../modules/inventory/inventory.schemas';
+import { notificationSchema, orderNotificationsSchema } from '../modules/notifications/notifications.schemas';
 import {
   acceptedOrderSchema, cancelOrderSchema, listOrdersQuerySchema, orderSchema, patchOrderSchema, placeOrderSchema,
 } from '../modules/orders/orders.schemas';
@@ -45,11 +46,6 @@ const inventoryItem = stockFiguresSchema.omit({ version: true }).extend({ sku: z
 const movementSchema = z.object({
   id: z.number().int(), sku: z.string(), type: z.literal('adjustment'), quantity: z.number().int(), reason: z.string(), created_at: z.string(),
   stock: stockFiguresSchema,
-});
-const notificationItem = z.object({
-  id: z.uuid(), event_id: z.uuid(), event_type: z.string(), channel: z.enum(['webhook', 'email']), target: z.string(),
-  status: z.enum(['pending', 'delivered', 'failed']), attempts: z.number().int(), last_error: z.string().nullable(),
-  delivered_at: z.string().nullable(), created_at: z.string(), updated_at: z.string(),
 });
 const health = z.object({ status: z.string() });
 
@@ -95,9 +91,9 @@ export const OPERATIONS: Operation[] = [
     body: z.union([restockEventSchema, restockBatchSchema]), replies: { 202: ok(restockAcceptedSchema, 'Accepted') } },
 
   { method: 'get', path: '/v1/orders/{id}/notifications', tag: 'notifications', summary: "The order's events per channel and their delivery", access: 'intake',
-    replies: { 200: ok(z.object({ data: z.array(notificationItem) })) } },
+    replies: { 200: ok(orderNotificationsSchema) } },
   { method: 'post', path: '/v1/notifications/{id}/resend', tag: 'notifications', summary: 'Deliver a notification again', access: 'operator',
-    replies: { 202: { description: 'Accepted' } } },
+    replies: { 202: ok(notificationSchema, 'Accepted') } },
 
   { method: 'get', path: '/v1/reports/orders', tag: 'reports', summary: 'Orders by status, revenue (confirmed + completed), per UTC day', access: 'operator',
     query: ordersReportQuerySchema, replies: { 200: ok(ordersReportSchema) } },

@@ -100,18 +100,27 @@ export function operatorRoutes(ctx: Context, g: Guards): Router {
   r.get('/dashboard/dashboard.js', g.browser, page(path.join(DASHBOARD_DIR, 'dashboard.js'), 'js'));
   r.get('/dashboard/dashboard.css', g.browser, page(path.join(DASHBOARD_DIR, 'dashboard.css'), 'css'));
   r.get('/dashboard/chart.umd.min.js', g.browser, page(CHART_JS, 'js'));
-  r.get('/dashboard/data', g.browser, async (_req, res) => {
+  // Every open dashboard polls; one computation per second serves them all.
+  let latest: { at: number; data: Promise<unknown> } | undefined;
+  const dashboardData = async () => {
     const [orders, inventory, ledger, queues] = await Promise.all([
       ordersReport(ctx.db, { from: dayOffset(-13), to: dayOffset(0) }),
       inventoryReport(ctx.db, { limit: 25 }),
       ledgerReport(ctx.db),
       queuesReport(ctx.queues).catch(() => null),
     ]);
-    res.setHeader('Cache-Control', 'no-store');
-    res.json({
+    return {
       generated_at: new Date().toISOString(), orders, inventory: inventory.data, queues: queues?.data ?? null,
       ledger: { skus: ledger.data.length, ok: ledger.data.length - ledger.mismatches.length, mismatches: ledger.mismatches.slice(0, 50) },
-    });
+    };
+  };
+  r.get('/dashboard/data', g.browser, async (_req, res) => {
+    if (!latest || Date.now() - latest.at > 1000) {
+      latest = { at: Date.now(), data: dashboardData() };
+      latest.data.catch(() => { latest = undefined; });
+    }
+    res.setHeader('Cache-Control', 'no-store');
+    res.json(await latest.data);
   });
 
   // API documentation: the OpenAPI document and Swagger UI, both served from here.
