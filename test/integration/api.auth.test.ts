@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
-import { KEYS, useHarness } from '../helpers/harness';
+import { KEYS, useHarness, waitFor } from '../helpers/harness';
 import { snapshot } from '../helpers/snapshot';
 
 const h = useHarness({ workers: false });
@@ -117,6 +117,7 @@ describe('auth matrix', () => {
   });
 
   it('when the public routes are called without a key, then they answer 200', async () => {
+    await waitFor(async () => h().ctx.redis.status === 'ready', { timeout: 5000, what: 'redis ready' }); // fresh connection
     for (const path of ['/healthz', '/readyz']) {
       const res = await fetch(`${h().baseUrl}${path}`);
       expect(res.status, path).toBe(200);

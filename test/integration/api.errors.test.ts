@@ -114,6 +114,23 @@ describe('request bodies', () => {
     }
   });
 
+  it('when the JSON is nested very deeply or uses odd values (1e400, __proto__), then a 4xx (never 500) and nothing is stored', async () => {
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const deepObject = `{"email":"deep@example.test","name":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}`;
+    const bodies = [deep, deepObject, '{"email":"x@example.test","name":1e400}'];
+    for (const body of bodies) {
+      const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body }));
+      expect(res.status, `${body.slice(0, 40)}: ${res.text}`).toBeGreaterThanOrEqual(400);
+      expect(res.status, `${body.slice(0, 40)}: ${res.text}`).toBeLessThan(500);
+    }
+    const order = await expectNothingChanged(h(), () => raw('POST', '/v1/orders', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: `{"customer_id":"${UUID}","lines":[{"sku":"A","quantity":1e400}]}` }));
+    expectError(order, 400, 'validation_failed');
+    const proto = await raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: '{"email":"proto@example.test","name":"n","__proto__":{"blocked":true,"name":"evil"}}' });
+    expect(proto.status, proto.text).toBe(201);
+    expect(proto.body.name).toBe('n');
+    expect((await h().ctx.db('customers').where({ id: proto.body.id }).first()).blocked).toBe(false);
+  });
+
   it('when a body is over 1 MiB, then 413 payload_too_large; exactly 1 MiB is read and validated', async () => {
     const over = `{"email":"big@example.test","name":"${'a'.repeat(MiB)}"}`;
     const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: over }));
@@ -214,6 +231,8 @@ describe('routes and ids', () => {
 
 describe('health', () => {
   it('when the process is up, then /healthz and /readyz answer 200 without a key', async () => {
+    // A fresh producer connection reports Redis down until it has connected (see the report to the lead).
+    await waitFor(async () => h().ctx.redis.status === 'ready', { timeout: 5000, what: 'redis ready' });
     const a = await raw('GET', '/healthz');
     expect(a.status).toBe(200);
     const b = await raw('GET', '/readyz');

@@ -227,3 +227,56 @@ describe('POST /v1/inventory/:sku/adjustments', () => {
     expectError(await expectNothingChanged(h(), () => h().api('POST', '/v1/inventory/bad%20sku/adjustments', { body: { delta: 1, reason: 'x' } })), 404, 'not_found');
   });
 });
+
+describe('POST /v1/restocks (shape)', () => {
+  it('when a single event or a batch is posted, then 202 {accepted, duplicates}; an event id seen before counts as duplicate', async () => {
+    const p = await makeProduct(h(), 0);
+    const id = `ev-${randomBytes(4).toString('hex')}`;
+    const one = await h().api('POST', '/v1/restocks', { role: 'feed', body: { event_id: id, sku: p.sku, quantity: 3, occurred_at: '2026-01-02T03:04:05Z' } });
+    expect(one.status, one.text).toBe(202);
+    expect(one.body).toEqual({ accepted: 1, duplicates: 0 });
+    const batch = await h().api('POST', '/v1/restocks', { role: 'feed', body: { events: [{ event_id: id, sku: p.sku, quantity: 3 }, { event_id: `${id}-b`, sku: p.sku, quantity: 1 }] } });
+    expect(batch.status, batch.text).toBe(202);
+    expect(batch.body).toEqual({ accepted: 1, duplicates: 1 });
+    expect(await h().ctx.db('restock_events').where('event_id', 'like', `${id}%`).count({ n: '*' }).first()).toEqual({ n: 2 });
+  });
+
+  it('when any event is malformed or names an unknown SKU, then 400 naming it and nothing of the request is stored', async () => {
+    const p = await makeProduct(h(), 0);
+    const ev = () => ({ event_id: `ev-${randomBytes(4).toString('hex')}`, sku: p.sku, quantity: 2 });
+    const cases: [unknown, string][] = [
+      [{ ...ev(), event_id: undefined }, 'body.event_id'],
+      [{ ...ev(), event_id: '' }, 'body.event_id'],
+      [{ ...ev(), event_id: 'e'.repeat(256) }, 'body.event_id'],
+      [{ ...ev(), quantity: 0 }, 'body.quantity'],
+      [{ ...ev(), quantity: -4 }, 'body.quantity'],
+      [{ ...ev(), quantity: 1.5 }, 'body.quantity'],
+      [{ ...ev(), quantity: '2' }, 'body.quantity'],
+      [{ ...ev(), sku: 'bad sku' }, 'body.sku'],
+      [{ ...ev(), occurred_at: 'yesterday' }, 'body.occurred_at'],
+      [{ ...ev(), sku: 'NO-SUCH-SKU' }, 'sku'],
+      [{ events: [] }, 'body.events'],
+      [{ events: 'all' }, 'body.events'],
+      [{ events: [ev(), { ...ev(), quantity: 0 }] }, 'body.events.1.quantity'],
+      [{ events: [ev(), { ...ev(), sku: 'NO-SUCH-SKU' }] }, 'events.1.sku'],
+      [{ events: Array.from({ length: 1001 }, ev) }, 'body.events'],
+    ];
+    for (const [body, path] of cases) {
+      const res = await expectNothingChanged(h(), () => h().api('POST', '/v1/restocks', { role: 'feed', body }));
+      expectError(res, 400, 'validation_failed');
+      // (Unknown SKUs are found after the shape check; their paths may lack the `body.` prefix.)
+      const paths: string[] = res.body.error.details.map((d: any) => d.path);
+      expect(paths.some((x) => x === path || x.endsWith(`.${path}`)), `${JSON.stringify(body).slice(0, 100)}: ${paths}`).toBe(true);
+    }
+    expectError(await expectNothingChanged(h(), () => h().api('POST', '/v1/restocks', { role: 'feed' })), 400, 'validation_failed');
+  });
+
+  it('when one batch repeats an event id, then the first occurrence is the event and the repeat a duplicate (as across requests)', async () => {
+    const p = await makeProduct(h(), 0);
+    const id = `ev-${randomBytes(4).toString('hex')}`;
+    const res = await h().api('POST', '/v1/restocks', { role: 'feed', body: { events: [{ event_id: id, sku: p.sku, quantity: 2 }, { event_id: id, sku: p.sku, quantity: 5 }] } });
+    expect(res.status, res.text).toBe(202);
+    expect(res.body).toEqual({ accepted: 1, duplicates: 1 });
+    expect(await h().ctx.db('restock_events').where({ event_id: id }).select('quantity')).toEqual([{ quantity: 2 }]);
+  });
+});
