@@ -85,6 +85,8 @@ export interface IntakeStats {
 export async function runIntake(opts: {
   baseUrl: () => string; total: number; concurrency?: number; body: (i: number) => unknown;
   onAccepted?: (n: number) => void | Promise<void>; retryPauseMs?: number; giveUpAfterMs?: number;
+  /** Called after every attempt: where it went, when, and how it ended (`status` 0 = connection error). */
+  onAttempt?: (a: { baseUrl: string; startedAt: number; endedAt: number; status: number }) => void;
 }): Promise<IntakeStats> {
   const stats: IntakeStats = { accepted: [], unavailable: 0, unavailableWithoutRetryAfter: 0, networkErrors: 0, replayed: 0, unexpected: [] };
   let next = 0;
@@ -98,16 +100,20 @@ export async function runIntake(opts: {
       const deadline = Date.now() + (opts.giveUpAfterMs ?? 120_000);
       for (;;) {
         let res: Response | undefined;
+        const baseUrl = opts.baseUrl();
+        const startedAt = Date.now();
         try {
-          res = await fetch(`${opts.baseUrl()}/v1/orders`, {
+          res = await fetch(`${baseUrl}/v1/orders`, {
             method: 'POST', body: payload,
             headers: { authorization: `Bearer ${KEYS.intake}`, 'content-type': 'application/json', 'idempotency-key': key },
           });
         } catch {
           stats.networkErrors++;
         }
-        if (res) {
-          const text = await res.text();
+        const text = res ? await res.text().catch(() => undefined) : undefined;
+        if (res && text === undefined) { stats.networkErrors++; res = undefined; }
+        opts.onAttempt?.({ baseUrl, startedAt, endedAt: Date.now(), status: res?.status ?? 0 });
+        if (res && text !== undefined) {
           if (res.status === 202) {
             if (res.headers.get('idempotent-replayed') === 'true') stats.replayed++;
             stats.accepted.push(JSON.parse(text).id);

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { faultSeed, figures, orderBody, printFigures, rng, runIntake, setupShop, waitSettled } from '../helpers/fault-kit';
+import { useHarness, waitFor, type WorkerProcess } from '../helpers/harness';
+import { freePort } from '../helpers/private-redis';
+
+const h = useHarness();
+
+const TOTAL = 1200;
+const API_TERM_AT = 300;
+const WORKER_TERM_AT = 650;
+
+async function startApi(): Promise<{ proc: WorkerProcess; url: string }> {
+  const port = await freePort();
+  const proc = h().spawnWorker({ PORT: String(port) }, 'api');
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.ok, { timeout: 30_000, what: `API on ${port}` });
+  return { proc, url };
+}
+
+describe('fault: SIGTERM to an API process and a worker process under load', () => {
+  it('when the API and then the worker get SIGTERM mid-run, then in-flight requests finish, active jobs finish or are handed back, both exit 0, and nothing is lost', async () => {
+    const seed = faultSeed();
+    const r = rng(seed);
+    const shop = await setupShop(h(), { skus: 20, hot: 5, hotStock: 5, coldStock: 200, customers: 10 });
+    const [a, b] = await Promise.all([startApi(), startApi()]);
+    let worker = h().spawnWorker({ ORDER_CONCURRENCY: '8' });
+
+    let aTerminatedAt = Infinity;
+    let turn = 0;
+    const onA = { finishedAfterTerm: 0, refusedAfterTerm: 0, errorsAfterTerm: 0 };
+    const term = { apiExit: undefined as number | null | undefined, apiDrainMs: 0, workerExit: undefined as number | null | undefined, workerDrainMs: 0, activeAtTerm: 0, activeAfterExit: -1 };
+    let pending: Promise<void> = Promise.resolve();
+
+    const stats = await runIntake({
+      total: TOTAL, concurrency: 8, body: () => orderBody(r, shop),
+      // Round-robin over both APIs, as a load balancer would, until A is draining.
+      baseUrl: () => (aTerminatedAt === Infinity && turn++ % 2 === 0 ? a.url : b.url),
+      onAttempt: (x) => {
+        if (x.baseUrl !== a.url || x.startedAt > aTerminatedAt || x.endedAt < aTerminatedAt) return;
+        // Sent before SIGTERM, answered after: the drain let it finish (or the connection dropped).
+        if (x.status === 202) onA.finishedAfterTerm++;
+        else if (x.status === 0) onA.refusedAfterTerm++;
+        else onA.errorsAfterTerm++;
+      },
+      onAccepted: (n) => {
+        if (n === API_TERM_AT) {
+          aTerminatedAt = Date.now();
+          a.proc.kill('SIGTERM');
+          pending = pending.then(async () => {
+            term.apiExit = await a.proc.exited;
+            term.apiDrainMs = Date.now() - aTerminatedAt;
+          });
+        }
+        if (n === WORKER_TERM_AT) {
+          pending = pending.then(async () => {
+            term.activeAtTerm = await h().ctx.queues.orders.getActiveCount();
+            const t0 = Date.now();
+            worker.kill('SIGTERM');
+            term.workerExit = await worker.exited;
+            term.workerDrainMs = Date.now() - t0;
+            // Before any other worker runs: nothing may be left `active` (it finished or went back to wait).
+            term.activeAfterExit = await h().ctx.queues.orders.getActiveCount();
+            worker = h().spawnWorker({ ORDER_CONCURRENCY: '8' });
+          });
+        }
+      },
+    });
+    await pending;
+
+    const settled = await waitSettled(h().ctx.db, stats.accepted, 90_000);
+    await new Promise((res) => setTimeout(res, 1500));
+    const f = await figures(h().ctx.db, stats.accepted, h().ctx.queues);
+    const inDb = await h().ctx.db('orders').whereIn('customer_id', shop.customers).count({ n: '*' }).first();
+    printFigures('sigterm', seed, f, { ...term, ...onA, networkErrors: stats.networkErrors, replayed: stats.replayed, ordersInDb: Number(inDb?.n) });
+    if (term.apiExit !== 0) process.stdout.write(`API output:\n${a.proc.output().slice(-3000)}\n`);
+
+    expect(term.apiExit).toBe(0);
+    expect(term.workerExit).toBe(0);
+    expect(term.activeAtTerm).toBeGreaterThan(0);
+    expect(term.activeAfterExit).toBe(0);
+    expect(onA.finishedAfterTerm).toBeGreaterThan(0); // requests were in flight at SIGTERM, and were answered
+    expect(onA.errorsAfterTerm).toBe(0); // none of them got a 5xx from the draining process
+    expect(stats.unexpected).toEqual([]);
+    expect(stats.accepted).toHaveLength(TOTAL);
+    expect(Number(inDb?.n)).toBe(TOTAL);
+    expect(settled.unsettled).toEqual([]);
+    expect(f.lost).toBe(0);
+    expect(f.oversoldUnits).toBe(0);
+    expect(f.duplicateEffects).toBe(0);
+    expect(f.invariants.problems).toEqual([]);
+    b.proc.kill('SIGTERM');
+    expect(await b.proc.exited).toBe(0);
+  }, 240_000);
+});
