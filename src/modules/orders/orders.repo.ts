@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Executor, Trx } from '../../db';
-import { metrics } from '../../metrics';
+import { countStat, metrics } from '../../metrics';
 import { addToOutbox, type OutboxRow } from '../../queue/outbox';
 import { QUEUES, JOB } from '../../queue/queues';
 import type { OrderStatus } from './order-status';
@@ -81,6 +81,9 @@ export async function recordTransitions(trx: Trx, transitions: Transition[]): Pr
             now()
        FROM orders o JOIN unnest(?::uuid[], ?::uuid[]) AS v(order_id, event_id) ON o.id = v.order_id`,
     [rows.map((r: any) => r.id), rows.map((r: any) => r.event_id)]);
-  for (const t of transitions) metrics.orderTransitions.inc({ from: t.from, to: t.to });
+  for (const t of transitions) {
+    metrics.orderTransitions.inc({ from: t.from, to: t.to });
+    countStat(`order_transitions_to_${t.to}`); // summed across processes (workers serve no /metrics)
+  }
   return addToOutbox(trx, rows.map((r: any) => ({ queue: QUEUES.notifications, job_name: JOB.deliver, job_id: r.event_id, data: { eventId: r.event_id } })));
 }
