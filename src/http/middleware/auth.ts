@@ -3,17 +3,18 @@ import type { NextFunction, Request, Response } from 'express';
 import type { ApiKey, Role } from '../../config';
 import { AppError } from '../../errors';
 
-export interface Principal { role: Role; name: string }
+/** `id` is a short digest of the key itself: stable when API_KEYS is reordered, never the key. */
+export interface Principal { role: Role; name: string; id: string }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** Finds the key in constant time per candidate (hashes first, so lengths never leak). */
 export function makeKeyLookup(keys: ApiKey[]): (presented: string) => Principal | undefined {
-  const table = keys.map((k) => ({ hash: digest(k.key), role: k.role, name: k.name }));
+  const table = keys.map((k) => ({ hash: digest(k.key), role: k.role, name: k.name, id: digest(`orderflow:${k.key}`).toString('hex').slice(0, 24) }));
   return (presented) => {
     const h = digest(presented);
     let found: Principal | undefined;
-    for (const k of table) if (timingSafeEqual(h, k.hash) && !found) found = { role: k.role, name: k.name };
+    for (const k of table) if (timingSafeEqual(h, k.hash) && !found) found = { role: k.role, name: k.name, id: k.id };
     return found;
   };
 }

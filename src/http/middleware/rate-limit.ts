@@ -28,10 +28,10 @@ export function rateLimit(config: Config, now: () => number = Date.now) {
     const principal = lookup(value);
     if (!principal) return next();
     const t = now();
-    const b = buckets.get(principal.name) ?? { tokens: rps, at: t };
+    const b = buckets.get(principal.id) ?? { tokens: rps, at: t };
     b.tokens = Math.min(rps, b.tokens + ((t - b.at) / 1000) * rps);
     b.at = t;
-    buckets.set(principal.name, b);
+    buckets.set(principal.id, b);
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return next();
