@@ -193,6 +193,31 @@ describe('POST /v1/inventory/:sku/adjustments', () => {
     expect((await h().ctx.db('orders').where({ id: o.id }).first()).status).toBe('confirmed');
   });
 
+  it('when serving the waiting lines fails after the adjustment committed, then still 201 (a retry would add twice) and the movement is stored once', async () => {
+    await h().startWorkers(['orders']);
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 0);
+    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
+    await waitFor(async () => (await h().ctx.db('orders').where({ id: o.id }).first()).status === 'awaiting_stock', { what: 'awaiting_stock' });
+    // Arrange: allocation (which marks order lines reserved) breaks; the adjustment itself does not touch order lines.
+    await h().ctx.db.raw(`CREATE FUNCTION break_allocation() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'allocation broken'; END $$`);
+    await h().ctx.db.raw(`CREATE TRIGGER break_allocation BEFORE UPDATE ON order_lines FOR EACH ROW WHEN (OLD.sku = '${p.sku}') EXECUTE FUNCTION break_allocation()`);
+    try {
+      const res = await h().api('POST', `/v1/inventory/${p.sku}/adjustments`, { body: { delta: 2, reason: 'recount' } });
+      expect(res.status, res.text).toBe(201);
+      expect(res.body).toMatchObject({ type: 'adjustment', quantity: 2 });
+      expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 2, reserved: 0, backordered: 2 });
+      expect((await movements(p.sku)).filter((m) => m.type === 'adjustment')).toHaveLength(1);
+    } finally {
+      await h().ctx.db.raw('DROP TRIGGER break_allocation ON order_lines');
+      await h().ctx.db.raw('DROP FUNCTION break_allocation()');
+    }
+    // The maintenance sweep serves what the failed allocation missed.
+    await h().startWorkers(['maintenance']);
+    await waitFor(async () => (await h().ctx.db('orders').where({ id: o.id }).first()).status === 'confirmed', { what: 'confirmed by the sweep', timeout: 20000 });
+    expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 2, reserved: 2, backordered: 0 });
+  });
+
   it('when the adjustment is malformed, then 400 naming the field, nothing changes', async () => {
     const p = await makeProduct(h(), 5);
     const cases: [unknown, string][] = [

@@ -4,6 +4,7 @@ import {
   adjustmentSchema, adjustStock, createProduct, createProductSchema, getProduct, inventoryQuerySchema, listInventory,
   updateProduct, updateProductSchema,
 } from '../../modules/inventory';
+import { logger } from '../../logger';
 import { allocateSkus } from '../../modules/orders';
 import { parseInput } from '../../validation';
 import type { Guards } from '../app';
@@ -27,8 +28,17 @@ export function inventoryRoutes(ctx: Context, g: Guards): Router {
   r.post('/:sku/adjustments', g.operator, async (req, res) => {
     const sku = (await getProduct(ctx.db, String(req.params.sku))).sku;
     const movement = await adjustStock(ctx.db, sku, parseInput(adjustmentSchema, req.body, 'body'));
-    if (movement.quantity > 0) await allocateSkus(ctx, [sku]); // stock arrived: serve the waiting lines
-    res.status(201).json(movement.quantity > 0 ? { ...movement, stock: (await getProduct(ctx.db, sku)).stock } : movement);
+    if (movement.quantity > 0) {
+      // Stock arrived: serve the waiting lines. The adjustment is committed, so a failure here must not turn
+      // into an error the client would retry (adding twice); the maintenance sweep serves what was missed.
+      try {
+        await allocateSkus(ctx, [sku]);
+        return void res.status(201).json({ ...movement, stock: (await getProduct(ctx.db, sku)).stock });
+      } catch (err) {
+        logger.warn({ err, sku, requestId: req.requestId }, 'allocation after an adjustment failed; the maintenance sweep will serve it');
+      }
+    }
+    res.status(201).json(movement);
   });
   return r;
 }
