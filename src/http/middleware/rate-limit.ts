@@ -12,7 +12,7 @@ interface Bucket { tokens: number; at: number }
  * one second of requests, refilled continuously. Over it → 429 `rate_limited` with Retry-After.
  *
  * The buckets live in this process's memory: with N API processes a key may write up to N × RPS
- * per second in all. Buckets are keyed by the key's name (never the key itself) and only known
+ * per second in all. Buckets are keyed by a digest of the key (never the key itself) and only known
  * keys get one, so unknown keys cannot grow the table; a request with no key or an unknown key
  * passes on and the route's auth answers 401.
  */
