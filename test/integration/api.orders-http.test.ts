@@ -266,6 +266,32 @@ describe('order actions: state checks and bad input', () => {
     expect(retry.body.status).toBe('received');
   });
 
+  it('when serving the waiting lines fails after a cancel or edit committed, then the answer is still the committed order, not a 500', async () => {
+    await h().startWorkers(['orders']);
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 2);
+    const holder = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
+    await waitFor(async () => (await statusOf(holder.id)) === 'confirmed', { what: 'holder confirmed' });
+    const waiter = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
+    await waitFor(async () => (await statusOf(waiter.id)) === 'awaiting_stock', { what: 'waiter awaiting' });
+    const editor = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    await waitFor(async () => (await statusOf(editor.id)) === 'awaiting_stock', { what: 'editor awaiting' });
+    // Arrange: allocation to the first waiting order breaks (it marks that order's lines reserved).
+    await h().ctx.db.raw(`CREATE FUNCTION break_allocation() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'allocation broken'; END $$`);
+    await h().ctx.db.raw(`CREATE TRIGGER break_allocation BEFORE UPDATE ON order_lines FOR EACH ROW WHEN (OLD.order_id = '${waiter.id}' AND NEW.reserved) EXECUTE FUNCTION break_allocation()`);
+    try {
+      const cancel = await h().api('POST', `/v1/orders/${holder.id}/cancel`, { role: 'intake' });
+      expect(cancel.status, cancel.text).toBe(200);
+      expect(cancel.body.status).toBe('cancelled');
+      const edit = await h().api('PATCH', `/v1/orders/${editor.id}`, { role: 'intake', body: { on_insufficient_stock: 'reject' } });
+      expect(edit.status, edit.text).toBe(202);
+      expect(await statusOf(waiter.id)).toBe('awaiting_stock');
+    } finally {
+      await h().ctx.db.raw('DROP TRIGGER break_allocation ON order_lines');
+      await h().ctx.db.raw('DROP FUNCTION break_allocation()');
+    }
+  });
+
   it('when a rejected order is cancelled, edited or fulfilled, then 409 invalid_state', async () => {
     await h().startWorkers(['orders']);
     const c = await makeCustomer(h());

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import type { Context } from '../../context';
 import type { Db, Executor, Trx } from '../../db';
-import { AppError, InvalidStateError, NotFoundError } from '../../errors';
+import { AppError, InvalidStateError, isDatabaseUnavailable, NotFoundError } from '../../errors';
+import { logger } from '../../logger';
 import { addToOutbox, publishAfterCommit, type OutboxRow } from '../../queue/outbox';
 import { JOB, QUEUES } from '../../queue/queues';
 import { decodeCursor, encodeCursor } from '../../validation';
@@ -25,27 +26,94 @@ function canonical(v: unknown): string {
   return JSON.stringify(v) ?? 'null';
 }
 
-/** Order, lines, first history entry and outbox row in one statement (atomic, one round trip). */
-async function insertOrder(db: Executor, input: PlaceOrder): Promise<{ accepted: Accepted; outbox: OutboxRow }> {
+interface Placed { accepted: Accepted; outbox: OutboxRow }
+
+/**
+ * Orders, their lines, first history entries and outbox rows in ONE statement (atomic, one round
+ * trip, one commit), for one order or for a group of concurrent requests. `seq` follows the input order.
+ */
+async function insertOrders(db: Executor, inputs: { id: string; input: PlaceOrder }[]): Promise<Placed[]> {
+  const lines = inputs.flatMap(({ id, input }) => input.lines.map((l, i) => ({ id, no: i + 1, sku: l.sku, quantity: l.quantity })));
   const { rows } = await db.raw(
-    `WITH o AS (
-       INSERT INTO orders (id, customer_id, on_insufficient_stock, external_ref) VALUES (?, ?, ?, ?)
+    `WITH x AS (
+       SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[]) WITH ORDINALITY AS x(id, customer_id, on_short, external_ref, ord)),
+     o AS (
+       INSERT INTO orders (id, customer_id, on_insufficient_stock, external_ref)
+       SELECT id, customer_id, on_short, external_ref FROM x ORDER BY ord
        RETURNING id, seq, status, created_at),
      l AS (
        INSERT INTO order_lines (order_id, line_no, sku, quantity, seq)
-       SELECT o.id, x.ord, x.sku, x.quantity, o.seq FROM o, unnest(?::text[], ?::int[]) WITH ORDINALITY AS x(sku, quantity, ord)),
-     h AS (INSERT INTO order_history (order_id, status, detail) SELECT o.id, 'received', 'accepted' FROM o),
+       SELECT o.id, y.line_no, y.sku, y.quantity, o.seq FROM o JOIN unnest(?::uuid[], ?::int[], ?::text[], ?::int[]) AS y(order_id, line_no, sku, quantity) ON y.order_id = o.id),
+     h AS (INSERT INTO order_history (order_id, status, detail) SELECT o.id, 'received', 'accepted' FROM o ORDER BY o.seq),
      ob AS (
        INSERT INTO outbox (queue, job_name, job_id, data)
-       SELECT ?, ?, o.id::text, json_build_object('orderId', o.id) FROM o RETURNING id, job_id, data)
-     SELECT o.id, o.seq, o.status, ${isoSql('o.created_at')} AS created_at, ob.id AS outbox_id, ob.data FROM o, ob`,
-    [uuidv7(), input.customer_id, input.on_insufficient_stock, input.external_ref ?? null,
-      input.lines.map((l) => l.sku), input.lines.map((l) => l.quantity), QUEUES.orders, JOB.processOrder]);
-  const r = rows[0];
-  return {
-    accepted: { id: r.id, seq: r.seq, status: 'received', created_at: r.created_at },
-    outbox: { id: r.outbox_id, queue: QUEUES.orders, job_name: JOB.processOrder, job_id: r.id, data: r.data },
-  };
+       SELECT ?, ?, o.id::text, json_build_object('orderId', o.id) FROM o ORDER BY o.seq RETURNING id, job_id, data)
+     SELECT o.id, o.seq, o.status, ${isoSql('o.created_at')} AS created_at, ob.id AS outbox_id, ob.data FROM o JOIN ob ON ob.job_id = o.id::text`,
+    [inputs.map((r) => r.id), inputs.map((r) => r.input.customer_id), inputs.map((r) => r.input.on_insufficient_stock),
+      inputs.map((r) => r.input.external_ref ?? null) as string[], // NULLs in a text[]
+      lines.map((l) => l.id), lines.map((l) => l.no), lines.map((l) => l.sku), lines.map((l) => l.quantity), QUEUES.orders, JOB.processOrder]);
+  const byId = new Map<string, any>(rows.map((r: any) => [r.id, r]));
+  return inputs.map(({ id }) => {
+    const r = byId.get(id);
+    return {
+      accepted: { id: r.id, seq: r.seq, status: 'received', created_at: r.created_at },
+      outbox: { id: r.outbox_id, queue: QUEUES.orders, job_name: JOB.processOrder, job_id: r.id, data: r.data },
+    };
+  });
+}
+
+async function insertOrder(db: Executor, input: PlaceOrder): Promise<Placed> {
+  return (await insertOrders(db, [{ id: uuidv7(), input }]))[0];
+}
+
+interface Pending { id: string; input: PlaceOrder; resolve: (a: Accepted) => void; reject: (e: unknown) => void }
+
+/**
+ * Group commit for intake without an Idempotency-Key: requests that arrive while an insert runs
+ * are inserted together by the next one (one statement, one commit, one addBulk). Each request
+ * is still answered only after its own order is committed and its job added. A group that fails
+ * for a reason other than an unreachable database is retried one order at a time (same ids; a
+ * failed statement stored nothing), so one malformed order answers for itself alone.
+ */
+class IntakeBatcher {
+  private waiting: Pending[] = [];
+  private running = 0;
+  constructor(private ctx: Context, private maxBatch: number, private maxInFlight: number) {}
+
+  place(input: PlaceOrder): Promise<Accepted> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ id: uuidv7(), input, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.running < this.maxInFlight && this.waiting.length > 0) {
+      const group = this.waiting.splice(0, this.maxBatch);
+      this.running++;
+      void this.flush(group).finally(() => { this.running--; this.pump(); });
+    }
+  }
+
+  private async flush(group: Pending[]): Promise<void> {
+    let placed: Placed[];
+    try {
+      placed = await insertOrders(this.ctx.db, group);
+    } catch (err) {
+      if (group.length === 1 || isDatabaseUnavailable(err)) { for (const p of group) p.reject(err); return; }
+      for (const p of group) await this.flush([p]);
+      return;
+    }
+    await publishAfterCommit(this.ctx, placed.map((p) => p.outbox));
+    group.forEach((p, i) => p.resolve(placed[i].accepted));
+  }
+}
+
+const intakeBatchers = new WeakMap<Context, IntakeBatcher>();
+function intakeBatcher(ctx: Context): IntakeBatcher {
+  let b = intakeBatchers.get(ctx);
+  if (!b) intakeBatchers.set(ctx, b = new IntakeBatcher(ctx, ctx.config.INTAKE_BATCH_MAX, ctx.config.INTAKE_IN_FLIGHT));
+  return b;
 }
 
 /**
@@ -55,11 +123,7 @@ async function insertOrder(db: Executor, input: PlaceOrder): Promise<{ accepted:
  */
 export async function placeOrder(ctx: Context, principal: string, input: PlaceOrder, rawBody: unknown, key?: string):
 Promise<{ body: Accepted; replayed: boolean }> {
-  if (key === undefined) {
-    const { accepted, outbox } = await insertOrder(ctx.db, input);
-    await publishAfterCommit(ctx, [outbox]);
-    return { body: accepted, replayed: false };
-  }
+  if (key === undefined) return { body: await intakeBatcher(ctx).place(input), replayed: false };
   const hash = createHash('sha256').update(canonical(rawBody)).digest('hex');
   const result = await ctx.db.transaction(async (trx) => {
     const claimed = await trx.raw(
@@ -109,6 +173,18 @@ async function lockOne(trx: Trx, id: string): Promise<OrderRow> {
   return o;
 }
 
+/**
+ * After a committed release, the waiting lines of those SKUs are served at once. The caller's change
+ * stands whatever happens here: a failure is logged and the maintenance sweep serves them later.
+ */
+async function serveAfterCommit(ctx: Context, skus: string[]): Promise<void> {
+  try {
+    await allocateSkus(ctx, skus);
+  } catch (err) {
+    logger.warn({ err, skus }, 'allocation after a release failed; the maintenance sweep will serve it');
+  }
+}
+
 /** Cancel (also DELETE): stock given back, then the waiting lines of those SKUs are served at once. */
 export async function cancelOrder(ctx: Context, id: string, reason?: string): Promise<Order> {
   const { rows, skus } = await inStockTransaction(ctx.db, 'cancel', async (trx) => {
@@ -119,7 +195,7 @@ export async function cancelOrder(ctx: Context, id: string, reason?: string): Pr
     return { rows, skus };
   });
   await publishAfterCommit(ctx, rows);
-  await allocateSkus(ctx, skus);
+  await serveAfterCommit(ctx, skus);
   return getOrder(ctx.db, id);
 }
 
@@ -183,7 +259,7 @@ export async function patchOrder(ctx: Context, id: string, input: PatchOrder): P
     return { rows: [...events, ...(await addToOutbox(trx, [reprocessRow(id)]))], skus };
   });
   await publishAfterCommit(ctx, rows);
-  await allocateSkus(ctx, skus);
+  await serveAfterCommit(ctx, skus);
   return getOrder(ctx.db, id);
 }
 
