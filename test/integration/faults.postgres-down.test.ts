@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { inject } from 'vitest';
 import { createDb } from '../../src/db';
 import { faultSeed, figures, orderBody, printFigures, rng, runIntake, setupShop, waitSettled } from '../helpers/fault-kit';
@@ -16,6 +16,12 @@ let h: Harness;
 let direct: Knex;
 
 beforeAll(async () => {
+  // knex and pg print every refused connection on the console during the outage: hundreds of lines, none useful here.
+  const log = console.log.bind(console);
+  vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+    if (/^(Acquire connection error|Connection Error)/.test(String(args[0]))) return;
+    log(...args);
+  });
   testDb = await createTestDatabase();
   const pg = new URL(inject('pgUrl'));
   proxy = await startTcpProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
