@@ -74,23 +74,25 @@ export class PublishedMarker {
 
 const PUBLISH_TIMEOUT_MS = 1000;
 
+/** BullMQ waits for a connection forever; callers that must not hang bound it. */
+export async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(message)), ms); })]);
+  } finally { clearTimeout(timer); }
+}
+
 /** After a commit: publish now if Redis answers; otherwise the relay will. Never throws. */
 export async function publishAfterCommit(ctx: Context, rows: OutboxRow[]): Promise<boolean> {
   if (rows.length === 0) return true;
-  let timer: NodeJS.Timeout | undefined;
   try {
     // A dead Redis must not hold the request: give up after a moment and leave it to the relay.
-    await Promise.race([
-      publishRows(ctx.queues, rows),
-      new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('Redis did not answer in time')), PUBLISH_TIMEOUT_MS); }),
-    ]);
+    await withTimeout(publishRows(ctx.queues, rows), PUBLISH_TIMEOUT_MS, 'Redis did not answer in time');
     ctx.published.mark(rows.map((r) => Number(r.id)));
     return true;
   } catch (err) {
     logger.warn({ err: (err as Error).message, rows: rows.length }, 'publish after commit failed; the outbox relay will publish');
     return false;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -106,7 +108,7 @@ export async function relayOutbox(ctx: Context, opts: { olderThanMs?: number; li
       .orderBy('id').limit(opts.limit ?? 500).forUpdate().skipLocked()
       .select('id', 'queue', 'job_name', 'job_id', 'data', 'replace_finished');
     if (rows.length === 0) return 0;
-    await publishRows(ctx.queues, rows);
+    await withTimeout(publishRows(ctx.queues, rows), 5000, 'Redis did not answer the relay in time');
     await trx('outbox').whereIn('id', rows.map((r) => r.id!)).update({ published_at: trx.fn.now() });
     return rows.length;
   });

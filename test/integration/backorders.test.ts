@@ -131,7 +131,7 @@ describe('restock feed', () => {
     expect(bad.body.error.details[0].path).toBe('body.events.1.quantity');
     const unknown = await restock(h(), { events: [{ event_id: 'ok-2', sku: p.sku, quantity: 3 }, { event_id: 'u-1', sku: 'NOPE', quantity: 1 }] });
     expect(unknown.status).toBe(400);
-    expect(unknown.body.error.details[0].path).toBe('events.1.sku');
+    expect(unknown.body.error.details[0].path).toBe('body.events.1.sku');
     const tooMany = await restock(h(), { events: Array.from({ length: 1001 }, (_, i) => ({ event_id: `m-${i}`, sku: p.sku, quantity: 1 })) });
     expect(tooMany.status).toBe(400);
     const intake = await h().api('POST', '/v1/restocks', { role: 'intake', body: { event_id: 'r', sku: p.sku, quantity: 1 } });

@@ -8,6 +8,18 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   } finally { clearTimeout(timer); }
 }
 
+/** The producer connection has no offline queue: while it is still connecting, wait for it (bounded by the caller). */
+async function redisPing(ctx: Context): Promise<string> {
+  const r = ctx.redis;
+  if (r.status === 'connecting' || r.status === 'connect' || r.status === 'wait' || r.status === 'reconnecting') {
+    await new Promise<void>((resolve, reject) => {
+      r.once('ready', resolve);
+      setTimeout(() => reject(new Error('redis not ready')), 2000).unref();
+    });
+  }
+  return r.ping();
+}
+
 /** /healthz: the process is up. /readyz: PostgreSQL and Redis answer; 503 names the one that does not. */
 export function healthRoutes(ctx: Context): Router {
   const r = Router();
@@ -15,7 +27,7 @@ export function healthRoutes(ctx: Context): Router {
   r.get('/readyz', async (_req, res) => {
     const [pg, redis] = await Promise.allSettled([
       within(2000, ctx.db.raw('SELECT 1')),
-      within(2000, ctx.redis.ping()),
+      within(2000, redisPing(ctx)),
     ]);
     const down = [pg.status === 'rejected' ? 'postgresql' : null, redis.status === 'rejected' ? 'redis' : null].filter(Boolean) as string[];
     const checks = { postgresql: pg.status === 'fulfilled' ? 'ok' : 'down', redis: redis.status === 'fulfilled' ? 'ok' : 'down' };

@@ -8,7 +8,7 @@ export function restocksRoutes(ctx: Context, g: Guards): Router {
   const r = Router();
   r.post('/', g.feed, async (req, res) => {
     const events = parseRestockRequest(req.body, (s, v) => parseInput(s, v, 'body'));
-    res.status(202).json(await receiveRestocks(ctx, events));
+    res.status(202).json(await receiveRestocks(ctx, events, req.body && typeof req.body === 'object' && 'events' in req.body));
   });
   return r;
 }

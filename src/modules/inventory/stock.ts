@@ -67,11 +67,11 @@ export async function inStockTransaction<T>(db: Db, op: string, fn: (trx: Trx) =
     try {
       return await db.transaction(fn);
     } catch (err) {
-      if (!isRetryableTxError(err) || attempt >= maxAttempts) throw err;
       if (err instanceof OptimisticConflict) {
         metrics.optimisticConflicts.inc({ op });
         countStat('optimistic_conflicts');
       }
+      if (!isRetryableTxError(err) || attempt >= maxAttempts) throw err;
       metrics.optimisticRetries.inc({ op });
       countStat('optimistic_retries');
       await sleep(Math.random() * Math.min(2 * 2 ** attempt, 200));

@@ -15,13 +15,13 @@ export function restockJobId(eventId: string): string {
  * Records restock events (each `event_id` once, forever) and their jobs in one transaction.
  * The whole batch is checked first: one unknown SKU and nothing is stored.
  */
-export async function receiveRestocks(ctx: Context, events: RestockEvent[]): Promise<{ accepted: number; duplicates: number }> {
+export async function receiveRestocks(ctx: Context, events: RestockEvent[], batch = events.length > 1): Promise<{ accepted: number; duplicates: number }> {
   const skus = [...new Set(events.map((e) => e.sku))];
   const { outbox, accepted } = await ctx.db.transaction(async (trx) => {
     const known = new Set(await trx('products').whereIn('sku', skus).pluck('sku'));
     const unknown = events.map((e, i) => ({ e, i })).filter(({ e }) => !known.has(e.sku));
     if (unknown.length) {
-      throw new ValidationError(`unknown SKU ${unknown[0].e.sku}`, unknown.slice(0, 50).map(({ e, i }) => ({ path: `events.${i}.sku`, message: `unknown SKU ${e.sku}` })));
+      throw new ValidationError(`unknown SKU ${unknown[0].e.sku}`, unknown.slice(0, 50).map(({ e, i }) => ({ path: batch ? `body.events.${i}.sku` : 'body.sku', message: `unknown SKU ${e.sku}` })));
     }
     const inserted: { event_id: string }[] = [];
     for (let i = 0; i < events.length; i += 500) {
