@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { describe, expect, it } from 'vitest';
-import { useHarness, waitFor } from '../helpers/harness';
+import { KEYS, useHarness, waitFor } from '../helpers/harness';
 import { freePort } from '../helpers/private-redis';
 
 const h = useHarness();
@@ -28,6 +28,29 @@ describe('security headers (helmet)', () => {
       expect(hd.get('x-dns-prefetch-control')).toBe('off');
       expect(hd.get('x-powered-by')).toBeNull();
     }
+  });
+});
+
+describe('CSRF on the board', () => {
+  it('when another site makes a browser POST or PUT to the board with the operator\'s Basic credentials, then it is refused and no queue changes', async () => {
+    await h().ctx.queues.orders.add('process-order', { orderId: '0190d6c1-0000-7000-8000-000000000000' }, { jobId: 'csrf-probe' });
+    const basic = `Basic ${Buffer.from(`op:${KEYS.operator}`).toString('base64')}`;
+    const board = (method: string, path: string, headers: Record<string, string>, body?: unknown) => fetch(`${h().baseUrl}/admin/queues/api/queues/orders${path}`, {
+      method, body: body === undefined ? undefined : JSON.stringify(body), headers: { authorization: basic, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    });
+    const foreign = [{ origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }, { origin: 'null' }];
+    for (const headers of foreign) {
+      const add = await board('POST', '/add', headers, { name: 'process-order', data: { orderId: 'x' } });
+      expect(add.status).toBe(403);
+      expect((await add.json()).error.code).toBe('forbidden');
+      expect((await board('PUT', '/empty', headers)).status).toBe(403);
+      expect((await board('PUT', '/pause', headers)).status).toBe(403);
+    }
+    expect(await h().ctx.queues.orders.getJobCounts('waiting', 'paused')).toEqual({ waiting: 1, paused: 0 });
+    expect(await h().ctx.queues.orders.isPaused()).toBe(false);
+    // The board itself (same origin) may.
+    expect((await board('PUT', '/empty', { 'sec-fetch-site': 'same-origin', origin: h().baseUrl })).status).toBe(200);
+    expect(await h().ctx.queues.orders.getJobCounts('waiting')).toEqual({ waiting: 0 });
   });
 });
 
