@@ -48,7 +48,14 @@ const schema = z.object({
   // Tuning (not in the contract; documented in the README).
   ORDER_ATTEMPTS: int(1).max(50).default(8),
   ORDER_BACKOFF_MS: int(1).default(1000),
-  ORDER_CONCURRENCY: int(1).max(500).default(16),
+  // Active order jobs per worker process: enough to fill ORDER_BATCH_IN_FLIGHT batches of ORDER_BATCH_MAX.
+  ORDER_CONCURRENCY: int(1).max(1000).default(500),
+  // Orders per reservation transaction, and transactions in flight per worker process (on disjoint SKUs).
+  ORDER_BATCH_MAX: int(1).max(1000).default(250),
+  ORDER_BATCH_IN_FLIGHT: int(1).max(16).default(2),
+  // Intake group commit: orders per INSERT and INSERTs in flight per API process.
+  INTAKE_BATCH_MAX: int(1).max(1000).default(100),
+  INTAKE_IN_FLIGHT: int(1).max(64).default(2),
   NOTIFY_CONCURRENCY: int(1).max(1000).default(50),
   RELAY_INTERVAL_MS: int(10).default(500),
   MAINTENANCE_INTERVAL_MS: int(100).default(10000),
