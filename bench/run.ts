@@ -56,10 +56,10 @@ const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOStri
 const load1 = () => Number(os.loadavg()[0].toFixed(2));
 
 interface Results {
-  intake?: { ours: LoadResult; ceiling: LoadResult };
+  intake?: { ours: LoadResult; ceiling: LoadResult; core: LoadResult };
   redis?: RedisMemoryResult;
   uniform?: { ours: PipelineResult; ceiling: CeilingResult };
-  hot?: { ours: PipelineResult; ceiling: CeilingResult };
+  hot?: { ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult };
   restock?: RestockResult;
 }
 
@@ -75,26 +75,35 @@ async function intakePhase(bench: BenchEnv, customer: string, sku: string): Prom
     } finally { await s.stop(); }
   };
   const ceiling = await run('express-queue-server', 'intakeceil');
+  const core = await run('intake-core-server', 'intakecore');
   const ours = await run('api-server', 'intake');
   if (ours.non2xx || ours.errors) log(`intake: WARNING ours had ${ours.non2xx} non-2xx and ${ours.errors} errors`);
-  return { ours, ceiling };
+  return { ours, ceiling, core };
 }
 
-async function pipelinePhase(bench: BenchEnv, customers: string[], name: 'uniform' | 'hot', orders: number, skus: number): Promise<{ ours: PipelineResult; ceiling: CeilingResult }> {
+async function pipelinePhase(bench: BenchEnv, customers: string[], name: 'uniform' | 'hot', orders: number, skus: number):
+Promise<{ ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult }> {
   const timeoutMs = Math.max(60000, orders * 20);
-  // The ceiling first, on SKUs of its own with the same order mix.
   const db = createDb(bench.databaseUrl, 2);
-  let ceiling: CeilingResult;
-  try {
-    const cskus = await seedProducts(db, `C${name}`, skus, Math.ceil(orders / skus) * 4 + 10);
-    const jobs = orderMix(orders, cskus).map((sku) => ({ sku, quantity: 1 }));
-    log(`${name}: ceiling (bare BullMQ worker, one 3-statement transaction per job, concurrency ${size.ceilingConcurrency}), ${orders} jobs over ${skus} SKU(s)`);
-    const cfg = bench.config('x');
-    ceiling = await runCeilingWorker({
-      redisUrl: bench.redisUrl, databaseUrl: bench.databaseUrl, prefix: bench.prefix(`${name}ceil`), jobs,
-      concurrency: size.ceilingConcurrency, poolMax: cfg.DB_POOL_MAX,
+  const poolMax = bench.config('x').DB_POOL_MAX;
+  const ceilingRun = async (tag: string, n: number, lock: 'for-update' | 'none') => {
+    // On SKUs of its own, with the same order mix as ours.
+    const cskus = await seedProducts(db, `C${tag}`, skus, Math.ceil(n / skus) * 4 + 10);
+    const jobs = orderMix(n, cskus).map((sku) => ({ sku, quantity: 1 }));
+    log(`${name}: ${lock === 'none' ? 'naive optimistic worker' : 'ceiling'} (bare BullMQ worker, one 3-statement transaction per job${
+      lock === 'none' ? ', no row lock' : ', SELECT ... FOR UPDATE'}, concurrency ${size.ceilingConcurrency}), ${n} jobs over ${skus} SKU(s)`);
+    const r = await runCeilingWorker({
+      redisUrl: bench.redisUrl, databaseUrl: bench.databaseUrl, prefix: bench.prefix(`${tag}ceil`), jobs, concurrency: size.ceilingConcurrency, poolMax, lock,
     });
-    log(`${name}: ceiling ${ceiling.ops.toFixed(0)} ops/s (${ceiling.seconds.toFixed(2)} s, conflicts ${(ceiling.conflict_rate * 100).toFixed(1)} %)`);
+    log(`${name}: ${r.ops.toFixed(0)} ops/s (${r.seconds.toFixed(2)} s, ${(r.conflict_rate * 100).toFixed(1)} % of version checks lost)`);
+    return r;
+  };
+  let ceiling: CeilingResult;
+  let naive: CeilingResult | undefined;
+  try {
+    ceiling = await ceilingRun(name, orders, 'for-update');
+    // How much a naive optimistic check wastes on one row (fewer jobs: it is slow).
+    if (name === 'hot') naive = await ceilingRun(`${name}naive`, Math.min(orders, o.quick ? 1000 : 3000), 'none');
   } finally { await db.destroy(); }
   log(`${name}: ours (real workers in-process), submitting ${orders} orders over ${skus} SKU(s)`);
   const ours = await withContext(bench, name, (ctx: Context) => runPipeline(ctx, customers, {
@@ -102,7 +111,7 @@ async function pipelinePhase(bench: BenchEnv, customers: string[], name: 'unifor
   }));
   log(`${name}: ours ${ours.ops.toFixed(0)} ops/s (${ours.seconds.toFixed(2)} s, conflicts ${(ours.conflict_rate * 100).toFixed(1)} %, invariants ${ours.invariants_ok ? 'ok' : 'BROKEN'})${
     ours.notify_ops ? `; notifications then drained at ${ours.notify_ops.toFixed(0)}/s` : ''}`);
-  return { ours, ceiling };
+  return { ours, ceiling, naive };
 }
 
 const notify = (p: PipelineResult) => (p.notify_ops ? `; then their notifications drained at ${p.notify_ops.toFixed(0)}/s` : '');
@@ -110,14 +119,16 @@ const notify = (p: PipelineResult) => (p.notify_ops ? `; then their notification
 function figuresOf(r: Results): Figures {
   const f: Figures = {};
   const i = r.intake;
-  f.intake_rps = againstCeiling(i ? i.ours.rps : null, 'req/s', 'ceiling_express_queue_rps', i ? i.ceiling.rps : null, 0.75);
+  f.intake_rps = againstCeiling(i ? i.ours.rps : null, 'req/s', 'ceiling_express_queue_rps', i ? i.ceiling.rps : null, 0.75,
+    i ? `the durable core alone (express.json + zod + placeOrder, none of the app's middleware) did ${i.core.rps.toFixed(0)} req/s (${(i.core.rps / i.ceiling.rps).toFixed(2)} of the ceiling, p99 ${i.core.p99_ms} ms)` : undefined);
   f.intake_p99_ms = atMost(i ? i.ours.p99_ms : null, 'ms', 50, i ? `ceiling p99 ${i.ceiling.p99_ms} ms` : undefined);
   f.e2e_uniform_ops = againstCeiling(r.uniform ? r.uniform.ours.ops : null, 'orders/s', 'ceiling_worker_txn_ops', r.uniform ? r.uniform.ceiling.ops : null, 1.0,
     r.uniform ? `${r.uniform.ours.orders} orders over ${r.uniform.ours.skus} SKUs${notify(r.uniform.ours)}` : undefined);
   f.e2e_hot_ops = againstCeiling(r.hot ? r.hot.ours.ops : null, 'orders/s', 'ceiling_worker_txn_hot_ops', r.hot ? r.hot.ceiling.ops : null, 1.0,
     r.hot ? `${r.hot.ours.orders} orders on one SKU${notify(r.hot.ours)}` : undefined);
   f.conflict_rate_hot = atMost(r.hot ? r.hot.ours.conflict_rate : null, 'share', 0.2,
-    r.hot ? `${r.hot.ours.optimistic_conflicts}/${r.hot.ours.stock_attempts} attempts lost; the naive ceiling lost ${(r.hot.ceiling.conflict_rate * 100).toFixed(0)} %` : undefined);
+    r.hot ? `${r.hot.ours.optimistic_conflicts}/${r.hot.ours.stock_attempts} attempts lost${
+      r.hot.naive ? `; a naive one-order-per-transaction optimistic worker lost ${(r.hot.naive.conflict_rate * 100).toFixed(0)} % (${r.hot.naive.ops.toFixed(0)} ops/s)` : ''}` : undefined);
   f.restock_10k_s = atMost(r.restock ? r.restock.seconds : null, 's', 10, r.restock ? `${r.restock.orders} backorders` : undefined);
   f.redis_bytes_per_queued_order = atMost(r.redis ? r.redis.bytes_per_job : null, 'B', 1024,
     r.redis ? `${r.redis.jobs} jobs; MEMORY USAGE of the keys says ${r.redis.key_bytes_per_job.toFixed(0)} B/job` : undefined);

@@ -4,21 +4,27 @@ import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { sleep } from './setup';
 
-export interface CeilingResult { jobs: number; seconds: number; ops: number; attempts: number; conflicts: number; conflict_rate: number; concurrency: number }
+export interface CeilingResult {
+  jobs: number; seconds: number; ops: number; attempts: number; conflicts: number; conflict_rate: number; concurrency: number; lock: 'for-update' | 'none';
+}
 
 /**
  * The worker ceiling: a bare BullMQ worker (same Redis, same database, same machine) running ONE
  * reservation transaction per job, three statements:
- *   SELECT on_hand, reserved, version FROM stock WHERE sku = $1
+ *   SELECT on_hand, reserved, version FROM stock WHERE sku = $1 [FOR UPDATE]
  *   UPDATE stock SET reserved = reserved + q, version = version + 1 WHERE sku = $1 AND version = $v
  *   INSERT INTO stock_movements (... 'reservation' ...)
- * A lost version check rolls back and retries after the same full-jitter backoff our code uses.
+ * With `lock: 'for-update'` (the ceiling) the row lock serializes a hot SKU and no check is lost;
+ * with `lock: 'none'` (the naive optimistic design) a lost version check rolls back and retries
+ * after the same full-jitter backoff our code uses.
  * No validation, no order rows, no history, no events, no outbox: the floor of work per order.
  * Jobs are queued first with the queue paused; the clock runs from resume to the last completion.
  */
 export async function runCeilingWorker(opts: {
   redisUrl: string; databaseUrl: string; prefix: string; jobs: { sku: string; quantity: number }[]; concurrency: number; poolMax: number;
+  lock: 'for-update' | 'none';
 }): Promise<CeilingResult> {
+  const select = `SELECT on_hand, reserved, version FROM stock WHERE sku = $1${opts.lock === 'for-update' ? ' FOR UPDATE' : ''}`;
   const producer = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
   const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
   const queue = new Queue('reserve', { connection: producer, prefix: opts.prefix, defaultJobOptions: { removeOnComplete: { age: 3600, count: 5000 }, attempts: 3 } });
@@ -41,7 +47,7 @@ export async function runCeilingWorker(opts: {
         const c = await pool.connect();
         try {
           await c.query('BEGIN');
-          const { rows } = await c.query('SELECT on_hand, reserved, version FROM stock WHERE sku = $1', [data.sku]);
+          const { rows } = await c.query(select, [data.sku]);
           if (rows.length === 0 || rows[0].on_hand - rows[0].reserved < data.quantity) throw new Error(`no stock for ${data.sku}`);
           attempts++;
           const upd = await c.query(
@@ -85,7 +91,7 @@ export async function runCeilingWorker(opts: {
     await worker.close();
     if (failed) throw new Error(`${failed} ceiling jobs failed`);
     const seconds = (t1 - t0) / 1000;
-    return { jobs: done, seconds, ops: done / seconds, attempts, conflicts, conflict_rate: attempts ? conflicts / attempts : 0, concurrency: opts.concurrency };
+    return { jobs: done, seconds, ops: done / seconds, attempts, conflicts, conflict_rate: attempts ? conflicts / attempts : 0, concurrency: opts.concurrency, lock: opts.lock };
   } finally {
     await queue.close();
     producer.disconnect();

@@ -9,14 +9,21 @@ export interface Server { child: ChildProcess; port: number; stop(): Promise<voi
 
 /** Starts bench/servers/<name>.ts in its own process (so autocannon and the server do not share a loop). */
 export async function startServer(name: string, env: Record<string, string>): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join('bench', 'servers', `${name}.ts`)], {
-    cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  // BENCH_SERVER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the servers.
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join('bench', 'servers', `${name}.ts`)], {
+    cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
+  // The server's log (e.g. requests cut off when a run ends) is kept, and shown only if it fails.
+  let output = '';
+  const keep = (d: Buffer) => { output = (output + d.toString()).slice(-20000); };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${name} did not start in 30 s`)), 30000);
     child.once('message', (m: any) => { clearTimeout(t); resolve(m.port); });
-    child.once('exit', (code) => { clearTimeout(t); reject(new Error(`${name} exited with ${code}`)); });
+    child.once('exit', (code) => { clearTimeout(t); reject(new Error(`${name} exited with ${code}:\n${output.slice(-3000)}`)); });
   });
   return {
     child, port,
