@@ -3,6 +3,7 @@ import { loadConfigOrExit, type Config } from './config';
 import { closeContext, createContext } from './context';
 import { ensureDatabase, createDb, migrateLatest } from './db';
 import { createApp } from './http/app';
+import { drain, listen } from './http/server';
 import { resolveLocalServices } from './infra/local-services';
 import { logger } from './logger';
 import { startWorkers, type RunningWorkers } from '../workers';
@@ -43,7 +44,7 @@ export async function main(mode: Mode): Promise<void> {
   let workers: RunningWorkers | undefined;
   if (mode !== 'worker') {
     const app = createApp(ctx);
-    server = await new Promise<Server>((resolve) => { const s = app.listen(config.PORT, () => resolve(s)); });
+    server = await listen(app, config.PORT);
     const address = server.address();
     logger.info({ port: typeof address === 'object' && address ? address.port : config.PORT }, 'orderflow API listening');
     if (mode === 'all') process.stdout.write(`orderflow listening on http://127.0.0.1:${config.PORT} (board /admin/queues, dashboard /dashboard, docs /docs)\n`);
@@ -62,10 +63,8 @@ export async function main(mode: Mode): Promise<void> {
     const hard = setTimeout(() => { logger.error('shutdown took too long; exiting'); process.exit(1); }, config.SHUTDOWN_TIMEOUT_MS + 5000);
     hard.unref();
     if (server) {
-      // Stop accepting; in-flight requests finish; idle keep-alive sockets are closed.
-      const closed = new Promise<void>((r) => server!.close(() => r()));
-      server.closeIdleConnections();
-      await closed;
+      // Stop accepting; in-flight requests finish; keep-alive sockets close as they go idle.
+      await drain(server);
     }
     if (workers) await workers.close();
     await closeContext(ctx);

@@ -9,6 +9,7 @@ import { loadConfig, type Config } from '../../src/config';
 import { closeContext, createContext, type Context } from '../../src/context';
 import { withDatabase } from '../../src/db';
 import { createApp } from '../../src/http/app';
+import { listen } from '../../src/http/server';
 import type { QueueName } from '../../src/queue/queues';
 import { startWorkers, type RunningWorkers } from '../../workers';
 
@@ -69,7 +70,7 @@ export async function createHarness(databaseUrl: string, opts: HarnessOptions = 
   let baseUrl = '';
   if (opts.http !== false) {
     const app = createApp(ctx);
-    server = await new Promise<Server>((r) => { const s = app.listen(0, '127.0.0.1', () => r(s)); });
+    server = await listen(app, 0, '127.0.0.1');
     baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
   const h: Harness = {

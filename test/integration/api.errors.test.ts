@@ -227,6 +227,12 @@ describe('routes and ids', () => {
       await h().ctx.db.raw('ALTER TABLE customers_away RENAME TO customers');
     }
   });
+  it('when the headers or URL exceed what Node parses (16 KiB), then the refusal is still a JSON error', async () => {
+    const res = await raw('GET', `/v1/orders?x=${'a'.repeat(20_000)}`, { headers: { authorization: `Bearer ${KEYS.operator}` } });
+    expect(res.status).toBe(431);
+    expect(res.headers.get('content-type')).toMatch(/application\/json/);
+    expect(res.body.error).toMatchObject({ code: 'validation_failed', details: [] });
+  });
 });
 
 describe('health', () => {
