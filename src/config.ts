@@ -4,7 +4,9 @@ export const ROLES = ['intake', 'feed', 'operator'] as const;
 export type Role = (typeof ROLES)[number];
 export interface ApiKey { role: Role; key: string; name: string }
 
-const int = (min: number) => z.coerce.number().int().min(min);
+/** Decimal integers only ("0x10", "1e3" and "" are refused, not coerced). */
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.string().trim().regex(/^-?\d+$/, 'must be a decimal integer').transform(Number).pipe(z.number().int().min(min).max(max));
 const optionalUrl = (protocols: string[]) =>
   z.string().trim().optional().transform((v) => (v === '' ? undefined : v))
     .refine((v) => v === undefined || protocols.some((p) => v.startsWith(`${p}://`)),
@@ -21,6 +23,10 @@ const apiKeys = z.string().optional().transform((raw, ctx): ApiKey[] | undefined
       ctx.addIssue({ code: 'custom', message: `entry ${i + 1} must be role:key with role intake|feed|operator and a key of 8+ characters` });
       return z.NEVER;
     }
+    if (keys.some((k) => k.key === key)) {
+      ctx.addIssue({ code: 'custom', message: `entry ${i + 1} repeats a key already given to another entry` });
+      return z.NEVER;
+    }
     keys.push({ role: role as Role, key, name: `${role}#${i + 1}` });
   }
   return keys;
@@ -31,7 +37,7 @@ const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').optional(),
-  PORT: int(0).max(65535).default(3000),
+  PORT: int(0, 65535).default(3000),
   API_KEYS: apiKeys,
   WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=]{8,}$/, 'must be whsec_ followed by base64').optional(),
   NOTIFY_WEBHOOK_URL: optionalUrl(['http', 'https']),
@@ -40,26 +46,26 @@ const schema = z.object({
   QUEUE_PREFIX: z.string().min(1).default('orderflow'),
   BACKORDER_TTL_SECONDS: int(1).default(604800),
   RECONCILE_AFTER_SECONDS: int(1).default(30),
-  NOTIFY_MAX_ATTEMPTS: int(1).max(100).default(12),
+  NOTIFY_MAX_ATTEMPTS: int(1, 100).default(12),
   NOTIFY_BACKOFF_MS: int(1).default(10000),
   NOTIFY_TIMEOUT_MS: int(1).default(5000),
   RATE_LIMIT_RPS: int(0).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Tuning (not in the contract; documented in the README).
-  ORDER_ATTEMPTS: int(1).max(50).default(8),
+  ORDER_ATTEMPTS: int(1, 50).default(8),
   ORDER_BACKOFF_MS: int(1).default(1000),
   // Active order jobs per worker process: enough to fill ORDER_BATCH_IN_FLIGHT batches of ORDER_BATCH_MAX.
-  ORDER_CONCURRENCY: int(1).max(1000).default(500),
+  ORDER_CONCURRENCY: int(1, 1000).default(500),
   // Orders per reservation transaction, and transactions in flight per worker process (on disjoint SKUs).
-  ORDER_BATCH_MAX: int(1).max(1000).default(250),
-  ORDER_BATCH_IN_FLIGHT: int(1).max(16).default(2),
+  ORDER_BATCH_MAX: int(1, 1000).default(250),
+  ORDER_BATCH_IN_FLIGHT: int(1, 16).default(2),
   // Intake group commit: orders per INSERT and INSERTs in flight per API process.
-  INTAKE_BATCH_MAX: int(1).max(1000).default(100),
-  INTAKE_IN_FLIGHT: int(1).max(64).default(2),
-  NOTIFY_CONCURRENCY: int(1).max(1000).default(50),
+  INTAKE_BATCH_MAX: int(1, 1000).default(100),
+  INTAKE_IN_FLIGHT: int(1, 64).default(2),
+  NOTIFY_CONCURRENCY: int(1, 1000).default(50),
   RELAY_INTERVAL_MS: int(10).default(500),
   MAINTENANCE_INTERVAL_MS: int(100).default(10000),
-  DB_POOL_MAX: int(1).max(200).default(20),
+  DB_POOL_MAX: int(1, 200).default(20),
   SHUTDOWN_TIMEOUT_MS: int(100).default(10000),
   EMBEDDED_DATA_DIR: z.string().optional(),
   HEARTBEAT_FILE: z.string().optional(),
@@ -88,7 +94,9 @@ export function devApiKeys(): ApiKey[] {
 
 /** Parses an environment; throws ConfigError whose message is one line naming the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = schema.safeParse(env);
+  // A variable set to blanks counts as unset (so `PORT=` takes the default instead of port 0).
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v === undefined || v.trim() !== ''));
+  const parsed = schema.safeParse(cleaned);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new ConfigError(`invalid configuration: ${issue.path.join('.')}: ${issue.message}`);

@@ -65,7 +65,9 @@ describe('loadConfig', () => {
       ['NOTIFY_WEBHOOK_URL', 'ftp://hooks.example.test'],
       ['NOTIFY_WEBHOOK_URL', 'hooks.example.test'],
       ['SMTP_URL', 'http://mail:25'],
-      ['QUEUE_PREFIX', ''],
+      ['PORT', '0x10'],
+      ['PORT', '1e3'],
+      ['API_KEYS', 'intake:same-key-twice,operator:same-key-twice'],
       ['BACKORDER_TTL_SECONDS', '0'],
       ['BACKORDER_TTL_SECONDS', 'a week'],
       ['RECONCILE_AFTER_SECONDS', '0'],
@@ -84,6 +86,13 @@ describe('loadConfig', () => {
       expect(message, `${name}=${value}`).not.toMatch(/\n/);
       expect(message, `${name}=${value}`).toMatch(new RegExp(`^invalid configuration: ${name}\\b`));
     }
+  });
+
+  it('when a variable is set to blanks, then it counts as unset and takes its default', () => {
+    const c = loadConfig({ PORT: '', QUEUE_PREFIX: '  ', BACKORDER_TTL_SECONDS: ' ', REDIS_URL: '', WEBHOOK_SECRET: '' });
+    expect(c).toMatchObject({ PORT: 3000, QUEUE_PREFIX: 'orderflow', BACKORDER_TTL_SECONDS: 604800, redisUrlDefaulted: true });
+    expect(c.WEBHOOK_SECRET).toBeUndefined();
+    expect(loadConfig({ PORT: ' 8080 ' }).PORT).toBe(8080);
   });
 
   it('when NODE_ENV=production has no API_KEYS (unset or blank), then it refuses to start, naming API_KEYS', () => {
