@@ -11,6 +11,7 @@ import { createDb } from '../src/db';
 import { runCeilingWorker, type CeilingResult } from './lib/ceiling-worker';
 import { load, startServer, type LoadResult } from './lib/intake';
 import { runPipeline, runRestock, type PipelineResult, type RestockResult } from './lib/pipeline';
+import { startPrivateRedis } from './lib/private-redis';
 import { measureQueuedOrderMemory, type RedisMemoryResult } from './lib/redis-memory';
 import { againstCeiling, atMost, info, markdownTable, type Figures } from './lib/report';
 import { BENCH_KEYS, createBenchEnv, orderMix, seedCustomers, seedProducts, withContext, type BenchEnv } from './lib/setup';
@@ -37,6 +38,7 @@ const program = new Command('bench')
   .addOption(new Option('--connections <n>', 'intake: autocannon connections').default(50).argParser(int).env('BENCH_CONNECTIONS'))
   .addOption(new Option('--ceiling-concurrency <n>', 'worker ceiling: BullMQ concurrency').default(16).argParser(int).env('BENCH_CEILING_CONCURRENCY'))
   .addOption(new Option('--with-notifications', 'run the notifications worker inside the timed e2e/restock windows too').env('BENCH_WITH_NOTIFICATIONS'))
+  .addOption(new Option('--shared-redis', 'measure Redis memory on the shared Redis instead of a private redis-server'))
   .addOption(new Option('--out <file>', 'results file').default(path.join(__dirname, 'results.json')).env('BENCH_OUT'))
   .addOption(new Option('--keep', 'keep the bench database and Redis keys (for inspection)'))
   .parse();
@@ -57,16 +59,21 @@ const load1 = () => Number(os.loadavg()[0].toFixed(2));
 
 interface Results {
   intake?: { ours: LoadResult; ceiling: LoadResult; core: LoadResult };
-  redis?: RedisMemoryResult;
+  redis?: RedisMemoryResult & { redis: string };
   uniform?: { ours: PipelineResult; ceiling: CeilingResult };
   hot?: { ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult };
   restock?: RestockResult;
 }
 
-async function intakePhase(bench: BenchEnv, customer: string, sku: string): Promise<Results['intake']> {
+async function intakePhase(bench: BenchEnv): Promise<Results['intake']> {
+  const url = await bench.database('intake');
+  const db = createDb(url, 2);
+  const [customer] = await seedCustomers(db, 1);
+  const [sku] = await seedProducts(db, 'INTAKE', 1, 1000000);
+  await db.destroy();
   const body = { customer_id: customer, lines: [{ sku, quantity: 1 }] };
   const run = async (server: string, phase: string) => {
-    const s = await startServer(server, bench.env(bench.prefix(phase)));
+    const s = await startServer(server, bench.env(bench.prefix(phase), { DATABASE_URL: url }));
     try {
       log(`intake: ${server} warm-up ${size.warmup} s`);
       await load(s.port, { connections: size.connections, seconds: size.warmup, body, key: BENCH_KEYS.intake });
@@ -81,10 +88,12 @@ async function intakePhase(bench: BenchEnv, customer: string, sku: string): Prom
   return { ours, ceiling, core };
 }
 
-async function pipelinePhase(bench: BenchEnv, customers: string[], name: 'uniform' | 'hot', orders: number, skus: number):
+async function pipelinePhase(bench: BenchEnv, name: 'uniform' | 'hot', orders: number, skus: number):
 Promise<{ ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult }> {
   const timeoutMs = Math.max(60000, orders * 20);
-  const db = createDb(bench.databaseUrl, 2);
+  const url = await bench.database(name);
+  const db = createDb(url, 2);
+  const customers = await seedCustomers(db, 100);
   const poolMax = bench.config('x').DB_POOL_MAX;
   const ceilingRun = async (tag: string, n: number, lock: 'for-update' | 'none') => {
     // On SKUs of its own, with the same order mix as ours.
@@ -93,7 +102,7 @@ Promise<{ ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult }>
     log(`${name}: ${lock === 'none' ? 'naive optimistic worker' : 'ceiling'} (bare BullMQ worker, one 3-statement transaction per job${
       lock === 'none' ? ', no row lock' : ', SELECT ... FOR UPDATE'}, concurrency ${size.ceilingConcurrency}), ${n} jobs over ${skus} SKU(s)`);
     const r = await runCeilingWorker({
-      redisUrl: bench.redisUrl, databaseUrl: bench.databaseUrl, prefix: bench.prefix(`${tag}ceil`), jobs, concurrency: size.ceilingConcurrency, poolMax, lock,
+      redisUrl: bench.redisUrl, databaseUrl: url, prefix: bench.prefix(`${tag}ceil`), jobs, concurrency: size.ceilingConcurrency, poolMax, lock,
     });
     log(`${name}: ${r.ops.toFixed(0)} ops/s (${r.seconds.toFixed(2)} s, ${(r.conflict_rate * 100).toFixed(1)} % of version checks lost)`);
     return r;
@@ -106,7 +115,7 @@ Promise<{ ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult }>
     if (name === 'hot') naive = await ceilingRun(`${name}naive`, Math.min(orders, o.quick ? 1000 : 3000), 'none');
   } finally { await db.destroy(); }
   log(`${name}: ours (real workers in-process), submitting ${orders} orders over ${skus} SKU(s)`);
-  const ours = await withContext(bench, name, (ctx: Context) => runPipeline(ctx, customers, {
+  const ours = await withContext(bench, name, url, (ctx: Context) => runPipeline(ctx, customers, {
     orders, skus, tag: name.toUpperCase(), timeoutMs, withNotifications: size.withNotifications, drainNotifications: !o.quick,
   }));
   log(`${name}: ours ${ours.ops.toFixed(0)} ops/s (${ours.seconds.toFixed(2)} s, conflicts ${(ours.conflict_rate * 100).toFixed(1)} %, invariants ${ours.invariants_ok ? 'ok' : 'BROKEN'})${
@@ -131,7 +140,7 @@ function figuresOf(r: Results): Figures {
       r.hot.naive ? `; a naive one-order-per-transaction optimistic worker lost ${(r.hot.naive.conflict_rate * 100).toFixed(0)} % (${r.hot.naive.ops.toFixed(0)} ops/s)` : ''}` : undefined);
   f.restock_10k_s = atMost(r.restock ? r.restock.seconds : null, 's', 10, r.restock ? `${r.restock.orders} backorders` : undefined);
   f.redis_bytes_per_queued_order = atMost(r.redis ? r.redis.bytes_per_job : null, 'B', 1024,
-    r.redis ? `${r.redis.jobs} jobs; MEMORY USAGE of the keys says ${r.redis.key_bytes_per_job.toFixed(0)} B/job` : undefined);
+    r.redis ? `${r.redis.jobs} jobs added with addBulk (not HTTP) on ${r.redis.redis === 'shared' ? 'the shared Redis' : `a ${r.redis.redis}`}; MEMORY USAGE of the keys says ${r.redis.key_bytes_per_job.toFixed(0)} B/job` : undefined);
   f.api_rss_mb = info(i ? i.ours.peak_rss_mb : null, 'MB', i ? `peak RSS of the API process during the measured intake run` : undefined);
   return f;
 }
@@ -161,23 +170,31 @@ async function main() {
   const results: Results = {};
   const loads: Record<string, number> = {};
   try {
-    const seedDb = createDb(bench.databaseUrl, 2);
-    const customers = await seedCustomers(seedDb, 100);
-    const [intakeSku] = await seedProducts(seedDb, 'INTAKE', 1, 1000000);
-    await seedDb.destroy();
-
-    if (only.has('intake')) { loads.intake = load1(); results.intake = await intakePhase(bench, customers[0], intakeSku); }
+    // Each phase on a fresh clone of the migrated database, with the Redis keys of the last one gone.
+    const between = () => bench.dropPrefixes();
+    if (only.has('intake')) { loads.intake = load1(); results.intake = await intakePhase(bench); await between(); }
     if (only.has('redis')) {
       loads.redis = load1();
-      log(`redis: ${size.redisJobs} order jobs waiting, no workers`);
-      results.redis = await withContext(bench, 'redis', (ctx) => measureQueuedOrderMemory(ctx, size.redisJobs));
+      const own = o.sharedRedis ? undefined : await startPrivateRedis();
+      log(`redis: ${size.redisJobs} order jobs waiting, no workers, on ${own ? `a private redis-server ${own.version}` : 'the shared Redis'}`);
+      try {
+        results.redis = {
+          ...(await withContext(bench, 'redis', await bench.database('redis'), (ctx) => measureQueuedOrderMemory(ctx, size.redisJobs), own ? { REDIS_URL: own.url } : {})),
+          redis: own ? `private redis-server ${own.version} (default settings)` : 'shared',
+        };
+      } finally { await own?.stop(); }
+      await between();
     }
-    if (only.has('uniform')) { loads.uniform = load1(); results.uniform = await pipelinePhase(bench, customers, 'uniform', size.orders, size.skus); }
-    if (only.has('hot')) { loads.hot = load1(); results.hot = await pipelinePhase(bench, customers, 'hot', size.hotOrders, 1); }
+    if (only.has('uniform')) { loads.uniform = load1(); results.uniform = await pipelinePhase(bench, 'uniform', size.orders, size.skus); await between(); }
+    if (only.has('hot')) { loads.hot = load1(); results.hot = await pipelinePhase(bench, 'hot', size.hotOrders, 1); await between(); }
     if (only.has('restock')) {
       loads.restock = load1();
       log(`restock: ${size.restockOrders} backorders on one SKU, then one restock`);
-      results.restock = await withContext(bench, 'restock', (ctx) =>
+      const url = await bench.database('restock');
+      const db = createDb(url, 2);
+      const customers = await seedCustomers(db, 100);
+      await db.destroy();
+      results.restock = await withContext(bench, 'restock', url, (ctx) =>
         runRestock(ctx, customers, { orders: size.restockOrders, tag: 'RESTOCK', timeoutMs: Math.max(120000, size.restockOrders * 30), withNotifications: size.withNotifications }));
       log(`restock: ${results.restock.seconds.toFixed(2)} s`);
     }

@@ -11,47 +11,70 @@ import { placeOrder } from '../../src/modules/orders';
 export const BENCH_KEYS = { intake: 'bench-intake-key', feed: 'bench-feed-key', operator: 'bench-operator-key' } as const;
 const API_KEYS = Object.entries(BENCH_KEYS).map(([role, key]) => `${role}:${key}`).join(',');
 
-/** The bench's own database and a Redis prefix per phase; everything is removed by `cleanup`. */
+/**
+ * The bench's own databases and Redis prefixes; everything is removed by `cleanup`. A template
+ * database is created from scratch (ensureDatabase + migrateLatest, as `npm start` does) and each
+ * phase gets a fresh clone of it, so that no phase runs on the tables (and the autovacuum) that an
+ * earlier phase left behind.
+ */
 export interface BenchEnv {
   runId: string;
-  databaseUrl: string;
   redisUrl: string;
+  /** A fresh migrated database for one phase. */
+  database(phase: string): Promise<string>;
   /** Environment for a process (or a config) of this bench on queue prefix `prefix`. */
   env(prefix: string, extra?: Record<string, string>): Record<string, string>;
   config(prefix: string, extra?: Record<string, string>): Config;
   prefix(phase: string): string;
+  /** Deletes the Redis keys of every prefix handed out so far (between phases). */
+  dropPrefixes(): Promise<void>;
   cleanup(): Promise<void>;
 }
 
 export async function createBenchEnv(): Promise<BenchEnv> {
   const runId = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
   const base = process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
-  const databaseUrl = withDatabase(base, `ofbench_${runId}`);
+  const templateUrl = withDatabase(base, `ofbench_${runId}`);
   const redisUrl = process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
-  // From scratch, as `npm start` does: create the database, migrate to latest.
-  await ensureDatabase(databaseUrl);
-  const db = createDb(databaseUrl, 2);
+  await ensureDatabase(templateUrl);
+  const db = createDb(templateUrl, 2);
   try { await migrateLatest(db); } finally { await db.destroy(); }
   const prefixes: string[] = [];
+  const databases: string[] = [];
+  const admin = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
+    const c = new pg.Client({ connectionString: withDatabase(base, 'postgres') });
+    await c.connect();
+    try { return await fn(c); } finally { await c.end(); }
+  };
   const env = (prefix: string, extra: Record<string, string> = {}): Record<string, string> => ({
     ...(process.env as Record<string, string>),
-    NODE_ENV: 'production', DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix, API_KEYS,
+    NODE_ENV: 'production', DATABASE_URL: templateUrl, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix, API_KEYS,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', ...extra,
   });
+  const dropPrefixes = async () => {
+    for (const p of prefixes.splice(0)) await deletePrefix(redisUrl, p).catch(() => undefined);
+  };
   return {
-    runId, databaseUrl, redisUrl, env,
+    runId, redisUrl, env, dropPrefixes,
     config: (prefix, extra) => loadConfig(env(prefix, extra)),
+    async database(phase) {
+      const name = `ofbench_${runId}_${phase}`;
+      await admin((c) => c.query(`CREATE DATABASE "${name}" TEMPLATE "${databaseName(templateUrl)}"`));
+      databases.push(name);
+      return withDatabase(base, name);
+    },
     prefix(phase) {
       const p = `ofb_${runId}_${phase}`;
       prefixes.push(p);
       return p;
     },
     async cleanup() {
-      for (const p of prefixes) await deletePrefix(redisUrl, p).catch(() => undefined);
-      const admin = new pg.Client({ connectionString: withDatabase(databaseUrl, 'postgres') });
-      await admin.connect();
-      await admin.query(`DROP DATABASE IF EXISTS "${databaseName(databaseUrl)}" WITH (FORCE)`).catch(() => undefined);
-      await admin.end();
+      await dropPrefixes();
+      await admin(async (c) => {
+        for (const name of [...databases, databaseName(templateUrl)]) {
+          await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => undefined);
+        }
+      });
     },
   };
 }
@@ -68,9 +91,9 @@ export async function deletePrefix(redisUrl: string, prefix: string): Promise<vo
   } finally { r.disconnect(); }
 }
 
-/** A context on its own prefix; closing it also stops its stats sink being the global one. */
-export async function withContext<T>(bench: BenchEnv, phase: string, fn: (ctx: Context) => Promise<T>, extra?: Record<string, string>): Promise<T> {
-  const ctx = createContext(bench.config(bench.prefix(phase), extra));
+/** A context on its own prefix and the given database; closing it also unsets its stats sink. */
+export async function withContext<T>(bench: BenchEnv, phase: string, databaseUrl: string, fn: (ctx: Context) => Promise<T>, extra: Record<string, string> = {}): Promise<T> {
+  const ctx = createContext(bench.config(bench.prefix(phase), { DATABASE_URL: databaseUrl, ...extra }));
   try { return await fn(ctx); } finally {
     await closeContext(ctx);
     setStatsSink(undefined);
