@@ -61,7 +61,7 @@ const schema = z.object({
   ORDER_BATCH_IN_FLIGHT: int(1, 16).default(2),
   // Intake group commit: orders per INSERT and INSERTs in flight per API process.
   INTAKE_BATCH_MAX: int(1, 1000).default(100),
-  INTAKE_IN_FLIGHT: int(1, 64).default(2),
+  INTAKE_IN_FLIGHT: int(1, 64).default(1),
   NOTIFY_CONCURRENCY: int(1, 1000).default(50),
   RELAY_INTERVAL_MS: int(10).default(500),
   MAINTENANCE_INTERVAL_MS: int(100).default(10000),

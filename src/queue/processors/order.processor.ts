@@ -1,5 +1,6 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Context } from '../../context';
+import { isDatabaseUnavailable } from '../../errors';
 import { logger } from '../../logger';
 import { markOrderFailed, processOrders, type Outcome } from '../../modules/orders';
 import type { OrderJob } from '../queues';
@@ -14,7 +15,8 @@ interface Waiter { id: string; resolve: (o: Outcome | undefined) => void; reject
  * its SKUs), so concurrent batches do not lose version checks to each other. A hot SKU therefore
  * gets one transaction at a time, reserving a whole batch's demand in one version bump. Stock rows
  * are still version-checked; this only avoids the conflicts this process would cause itself.
- * If a batch fails, each order is tried alone so one bad order fails only its job.
+ * If a batch fails, each order is tried alone so one bad order fails only its job (unless the
+ * database is unreachable: then every job of the batch fails at once and backs off).
  */
 export class OrderBatcher {
   private queue: Waiter[] = [];
@@ -93,7 +95,8 @@ export class OrderBatcher {
       const outcomes = await processOrders(this.ctx, ids);
       for (const w of batch) w.resolve(outcomes.get(w.id));
     } catch (err) {
-      if (ids.length === 1) { for (const w of batch) w.reject(err); return; }
+      // One order at a time finds the bad one; an unreachable database fails them all alike (each job backs off).
+      if (ids.length === 1 || isDatabaseUnavailable(err)) { for (const w of batch) w.reject(err); return; }
       for (const id of ids) {
         const mine = batch.filter((w) => w.id === id);
         try {
