@@ -229,7 +229,7 @@ async function main() {
 
 /** Tuning variables of src/config.ts that exist in this build (batcher knobs and the like). */
 function pickTuning(config: object): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(config).filter(([k]) => /^ORDER_BATCH|^ORDER_IN_FLIGHT/.test(k)));
+  return Object.fromEntries(Object.entries(config).filter(([k]) => /^ORDER_BATCH|^INTAKE_/.test(k)));
 }
 
 main().then(() => process.exit(process.exitCode ?? 0), (err) => {
