@@ -123,7 +123,8 @@ Promise<{ ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult }>
   return { ours, ceiling, naive };
 }
 
-const notify = (p: PipelineResult) => (p.notify_ops ? `; then their notifications drained at ${p.notify_ops.toFixed(0)}/s` : '');
+const notify = (p: PipelineResult) => `, ${p.confirmed_events} order.confirmed events written${
+  p.notify_ops ? `; their notifications then drained at ${p.notify_ops.toFixed(0)}/s` : ''}`;
 
 function figuresOf(r: Results): Figures {
   const f: Figures = {};
@@ -138,7 +139,8 @@ function figuresOf(r: Results): Figures {
   f.conflict_rate_hot = atMost(r.hot ? r.hot.ours.conflict_rate : null, 'share', 0.2,
     r.hot ? `${r.hot.ours.optimistic_conflicts}/${r.hot.ours.stock_attempts} attempts lost${
       r.hot.naive ? `; a naive one-order-per-transaction optimistic worker lost ${(r.hot.naive.conflict_rate * 100).toFixed(0)} % (${r.hot.naive.ops.toFixed(0)} ops/s)` : ''}` : undefined);
-  f.restock_10k_s = atMost(r.restock ? r.restock.seconds : null, 's', 10, r.restock ? `${r.restock.orders} backorders` : undefined);
+  f.restock_10k_s = atMost(r.restock ? r.restock.seconds : null, 's', 10, r.restock
+    ? `${r.restock.orders} backorders, ${r.restock.confirmed_events} order.confirmed events, reserved in seq order: ${r.restock.fifo_ok ? 'yes' : 'NO'}` : undefined);
   f.redis_bytes_per_queued_order = atMost(r.redis ? r.redis.bytes_per_job : null, 'B', 1024,
     r.redis ? `${r.redis.jobs} jobs added with addBulk (not HTTP) on ${r.redis.redis === 'shared' ? 'the shared Redis' : `a ${r.redis.redis}`}; MEMORY USAGE of the keys says ${r.redis.key_bytes_per_job.toFixed(0)} B/job` : undefined);
   f.api_rss_mb = info(i ? i.ours.peak_rss_mb : null, 'MB', i ? `peak RSS of the API process during the measured intake run` : undefined);
@@ -225,6 +227,11 @@ async function main() {
   process.stdout.write(`\nmachine: ${out.machine.cores} × ${out.machine.cpu}, ${out.machine.memory_gb} GB, Node ${out.machine.node}, PostgreSQL ${out.machine.postgresql}, Redis ${out.machine.redis}; load average ${loadStart[0].toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end\nwritten ${path.relative(process.cwd(), o.out)} in ${out.duration_s} s\n`);
   const broken = [results.uniform?.ours, results.hot?.ours, results.restock].filter((x) => x && !x.invariants_ok);
   if (broken.length) { process.stderr.write(`INVARIANTS BROKEN: ${JSON.stringify(broken.map((b) => b!.problems))}\n`); process.exitCode = 1; }
+  const missing = [results.uniform?.ours, results.hot?.ours, results.restock].filter((x) => x && x.confirmed_events !== x.orders);
+  if (missing.length || (results.restock && !results.restock.fifo_ok)) {
+    process.stderr.write('EVENTS MISSING OR FIFO BROKEN (see details in the results file)\n');
+    process.exitCode = 1;
+  }
 }
 
 /** Tuning variables of src/config.ts that exist in this build (batcher knobs and the like). */
