@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { AppError, ValidationError } from '../../errors';
-import { metrics } from '../../metrics';
 
 const SAFE_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -10,15 +9,6 @@ export function requestId(req: Request, res: Response, next: NextFunction): void
   const incoming = req.headers['x-request-id'];
   req.requestId = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
   res.setHeader('X-Request-Id', req.requestId);
-  next();
-}
-
-export function httpMetrics(req: Request, res: Response, next: NextFunction): void {
-  const end = metrics.httpDuration.startTimer();
-  res.on('finish', () => {
-    const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : req.baseUrl || 'unmatched';
-    end({ method: req.method, route, status: String(res.statusCode) });
-  });
   next();
 }
 
