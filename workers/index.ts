@@ -5,7 +5,7 @@ import { logger } from '../src/logger';
 import { metrics } from '../src/metrics';
 import { createRedis } from '../src/queue/connection';
 import { relayOutbox } from '../src/queue/outbox';
-import { JOB, QUEUES, type QueueName } from '../src/queue/queues';
+import { JOB, QUEUES, retention, type QueueName } from '../src/queue/queues';
 import { createMaintenanceProcessor } from '../src/queue/processors/maintenance.processor';
 import { createNotificationProcessor } from '../src/queue/processors/notification.processor';
 import { createOrderProcessor } from '../src/queue/processors/order.processor';
@@ -42,7 +42,7 @@ export async function startWorkers(ctx: Context, only?: QueueName[]): Promise<Ru
   const want = (q: QueueName) => !only || only.includes(q);
   const make = (name: QueueName, processor: Processor, concurrency: number) => {
     const w = new Worker(name, instrument(name, processor), {
-      connection, prefix: config.QUEUE_PREFIX, concurrency, maxStalledCount: 5, stalledInterval: 5000, lockDuration: 15000, autorun: true,
+      connection, prefix: config.QUEUE_PREFIX, concurrency, ...retention(name), maxStalledCount: 5, stalledInterval: 5000, lockDuration: 15000, autorun: true,
     });
     w.on('error', (err) => logger.warn({ queue: name, err: err.message }, 'worker error'));
     return w;

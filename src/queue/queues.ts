@@ -1,4 +1,4 @@
-import { Queue, type DefaultJobOptions } from 'bullmq';
+import { Queue, type DefaultJobOptions, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config';
 
@@ -25,18 +25,27 @@ export const JOB = {
   expireBackorders: 'expire-backorders',
 } as const;
 
+/**
+ * Per-job options: retries and backoff only. Retention (bounded by age and count) is set on the
+ * Workers (`retention`), so it is not stored in every job's hash (~90 bytes of Redis per queued job).
+ */
 export function jobOptions(config: Config, queue: QueueName): DefaultJobOptions {
-  const keep = { removeOnComplete: { age: 3600, count: 5000 }, removeOnFail: { age: 7 * 24 * 3600, count: 20000 } };
   switch (queue) {
     case 'orders':
-      return { ...keep, attempts: config.ORDER_ATTEMPTS, backoff: { type: 'exponential', delay: config.ORDER_BACKOFF_MS, jitter: 0.5 } };
+      return { attempts: config.ORDER_ATTEMPTS, backoff: { type: 'exponential', delay: config.ORDER_BACKOFF_MS, jitter: 0.5 } };
     case 'restocks':
-      return { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 500, jitter: 0.5 } };
+      return { attempts: 10, backoff: { type: 'exponential', delay: 500, jitter: 0.5 } };
     case 'notifications':
-      return { ...keep, attempts: config.NOTIFY_MAX_ATTEMPTS, backoff: { type: 'exponential', delay: config.NOTIFY_BACKOFF_MS, jitter: 0.25 } };
+      return { attempts: config.NOTIFY_MAX_ATTEMPTS, backoff: { type: 'exponential', delay: config.NOTIFY_BACKOFF_MS, jitter: 0.25 } };
     case 'maintenance':
-      return { removeOnComplete: { count: 100 }, removeOnFail: { count: 500 }, attempts: 3, backoff: { type: 'fixed', delay: 1000 } };
+      return { attempts: 3, backoff: { type: 'fixed', delay: 1000 } };
   }
+}
+
+/** How long finished jobs stay visible in the board: bounded by age and count, per queue. */
+export function retention(queue: QueueName): Pick<WorkerOptions, 'removeOnComplete' | 'removeOnFail'> {
+  if (queue === 'maintenance') return { removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } };
+  return { removeOnComplete: { age: 3600, count: 5000 }, removeOnFail: { age: 7 * 24 * 3600, count: 20000 } };
 }
 
 export type Queues = Record<keyof typeof QUEUES, Queue>;
