@@ -46,6 +46,26 @@ describe('idempotent intake', () => {
   });
 });
 
+describe('idempotency key retention', () => {
+  it('when housekeeping runs, then keys younger than 24 h are kept and replay, and only keys past 48 h are dropped', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const body = { customer_id: c.id, lines: [{ sku: p.sku, quantity: 1 }] };
+    const young = await h().api('POST', '/v1/orders', { role: 'intake', body, headers: { 'idempotency-key': 'keep-me' } });
+    const old = await h().api('POST', '/v1/orders', { role: 'intake', body, headers: { 'idempotency-key': 'drop-me' } });
+    await h().ctx.db('idempotency_keys').where({ key: 'keep-me' }).update({ created_at: h().ctx.db.raw("now() - interval '30 hours'") });
+    await h().ctx.db('idempotency_keys').where({ key: 'drop-me' }).update({ created_at: h().ctx.db.raw("now() - interval '49 hours'") });
+    const { housekeeping } = await import('../../src/queue/reconciler');
+    expect((await housekeeping(h().ctx)).keys).toBe(1);
+    const replay = await h().api('POST', '/v1/orders', { role: 'intake', body, headers: { 'idempotency-key': 'keep-me' } });
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.body.id).toBe(young.body.id);
+    const fresh = await h().api('POST', '/v1/orders', { role: 'intake', body, headers: { 'idempotency-key': 'drop-me' } });
+    expect(fresh.status).toBe(202);
+    expect(fresh.body.id).not.toBe(old.body.id);
+  });
+});
+
 describe('status machine and stock effects', () => {
   it('when a confirmed order is fulfilled, then a sale lowers on_hand and reserved and it is completed', async () => {
     await h().startWorkers();
