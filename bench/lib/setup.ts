@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { deleteKeysWithPrefix as deletePrefix } from '../../src/queue/connection';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, loadConfig, type Config } from '../../src/config';
@@ -79,17 +79,7 @@ export async function createBenchEnv(): Promise<BenchEnv> {
   };
 }
 
-export async function deletePrefix(redisUrl: string, prefix: string): Promise<void> {
-  const r = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.unlink(...keys);
-    } while (cursor !== '0');
-  } finally { r.disconnect(); }
-}
+export { deletePrefix };
 
 /** A context on its own prefix and the given database; closing it also unsets its stats sink. */
 export async function withContext<T>(bench: BenchEnv, phase: string, databaseUrl: string, fn: (ctx: Context) => Promise<T>, extra: Record<string, string> = {}): Promise<T> {

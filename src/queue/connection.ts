@@ -23,3 +23,17 @@ export function createRedis(url: string, kind: 'producer' | 'worker'): Redis {
   });
   return redis;
 }
+
+/** Removes every key under `prefix:` (a test's or a benchmark's queues); a Redis that is not there has nothing to remove. */
+export async function deleteKeysWithPrefix(redisUrl: string, prefix: string): Promise<void> {
+  const r = new Redis(redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => null });
+  r.on('error', () => undefined);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await r.unlink(...keys);
+    } while (cursor !== '0');
+  } catch { /* nothing to clean on a Redis that is not there */ } finally { r.disconnect(); }
+}

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { deleteKeysWithPrefix as deletePrefix } from '../../src/queue/connection';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/config';
@@ -116,18 +116,7 @@ export async function createHarness(databaseUrl: string, opts: HarnessOptions = 
   return h;
 }
 
-export async function deletePrefix(redisUrl: string, prefix: string): Promise<void> {
-  const r = new Redis(redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => null });
-  r.on('error', () => undefined); // a test may point a harness at a Redis that is down on purpose
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.unlink(...keys);
-    } while (cursor !== '0');
-  } catch { /* nothing to clean on a Redis that is not there */ } finally { r.disconnect(); }
-}
+export { deletePrefix };
 
 /**
  * Test-file wiring: one database per file (cloned from the template), one harness (own Redis
