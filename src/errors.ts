@@ -32,11 +32,6 @@ export class UnavailableError extends AppError {
   }
 }
 
-/** A business outcome that no retry can fix (unknown customer, unknown SKU, short stock under reject). */
-export class RejectionError extends Error {
-  constructor(readonly reason: string) { super(reason); this.name = 'RejectionError'; }
-}
-
 /** Optimistic version check lost, serialization failure or deadlock: retry the whole transaction. */
 export class OptimisticConflict extends Error {
   constructor(readonly sku?: string) { super(`optimistic conflict${sku ? ` on ${sku}` : ''}`); this.name = 'OptimisticConflict'; }

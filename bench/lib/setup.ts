@@ -145,7 +145,7 @@ Promise<{ ids: string[]; minSeq: number; maxSeq: number; seconds: number }> {
       const i = next++;
       const o = orders[i];
       const input = { customer_id: o.customer_id, lines: [{ sku: o.sku, quantity: o.quantity }], on_insufficient_stock: 'backorder' as const };
-      const { body } = await placeOrder(ctx, 'intake#bench', input, input);
+      const { body } = await placeOrder(ctx, 'intake#bench', input);
       ids[i] = body.id;
       minSeq = Math.min(minSeq, body.seq);
       maxSeq = Math.max(maxSeq, body.seq);

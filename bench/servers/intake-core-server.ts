@@ -2,12 +2,11 @@
 // express.json + the same zod schema + placeOrder (PostgreSQL commit, then the job added), and
 // none of createApp's middleware (request id, access log, metrics, helmet, auth, routers).
 // Its rate, between the ceiling's and the app's, splits the gap into durability and HTTP layers.
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { loadConfigOrExit } from '../../src/config';
 import { closeContext, createContext } from '../../src/context';
 import { placeOrder, placeOrderSchema } from '../../src/modules/orders';
+import { redisReady, serveForBench } from './serve';
 
 const ctx = createContext(loadConfigOrExit());
 const app = express();
@@ -15,19 +14,7 @@ app.use(express.json());
 app.post('/v1/orders', async (req, res) => {
   const parsed = placeOrderSchema.safeParse(req.body);
   if (!parsed.success) { res.status(400).json({ error: { code: 'validation_failed' } }); return; }
-  const { body } = await placeOrder(ctx, 'intake#core', parsed.data, req.body);
+  const { body } = await placeOrder(ctx, 'intake#core', parsed.data);
   res.status(202).location(`/v1/orders/${body.id}`).json(body);
 });
-const listening = new Promise<Server>((resolve) => {
-  const start = () => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); };
-  if (ctx.redis.status === 'ready') start(); else ctx.redis.once('ready', start);
-});
-void listening.then((s) => process.send!({ port: (s.address() as AddressInfo).port }));
-process.on('message', async (m) => {
-  if (m !== 'stop') return;
-  const s = await listening;
-  s.closeAllConnections();
-  await new Promise((r) => s.close(r));
-  await closeContext(ctx);
-  process.exit(0);
-});
+serveForBench(app, redisReady(ctx.redis), () => closeContext(ctx));

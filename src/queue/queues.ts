@@ -12,14 +12,13 @@ export const QUEUES = {
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
 export interface OrderJob { orderId: string }
-export type RestockJob = { eventId: string } | { sku: string };
+export interface RestockJob { eventId: string }
 export interface NotificationJob { eventId: string }
 export type MaintenanceJob = Record<string, never>;
 
 export const JOB = {
   processOrder: 'process-order',
   applyRestock: 'apply-restock',
-  allocate: 'allocate',
   deliver: 'deliver',
   reconcile: 'reconcile',
   expireBackorders: 'expire-backorders',

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
+import { expect } from 'vitest';
 import { checkInvariants, type InvariantReport } from '../../src/modules/invariants';
 import type { Queues } from '../../src/queue/queues';
 import { KEYS, type Harness } from './harness';
@@ -189,4 +190,19 @@ export async function figures(db: Knex, ids: string[], queues?: Pick<Queues, 'or
 export function printFigures(name: string, seed: number, f: Figures, extra: Record<string, unknown> = {}): void {
   const { invariants, ...rest } = f;
   process.stdout.write(`FAULT-FIGURES ${name} ${JSON.stringify({ seed, ...rest, ...extra, problems: invariants.problems.slice(0, 10) })}\n`);
+}
+
+/**
+ * The closing verdict every fault run shares: each logical order accepted once and stored once,
+ * all settled, nothing lost, oversold or applied twice, and the invariant checker green.
+ */
+export function expectCleanRun(r: { stats: IntakeStats; ordersInDb: number; unsettled: string[]; f: Figures; total: number }): void {
+  expect(r.stats.unexpected).toEqual([]);
+  expect(r.stats.accepted).toHaveLength(r.total);
+  expect(r.ordersInDb).toBe(r.total); // a 503 or a retried request stored nothing extra
+  expect(r.unsettled).toEqual([]);
+  expect(r.f.lost).toBe(0);
+  expect(r.f.oversoldUnits).toBe(0);
+  expect(r.f.duplicateEffects).toBe(0);
+  expect(r.f.invariants.problems).toEqual([]);
 }

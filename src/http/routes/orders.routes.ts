@@ -13,9 +13,7 @@ export function ordersRoutes(ctx: Context, g: Guards): Router {
     const rawKey = req.headers['idempotency-key'];
     const key = rawKey === undefined ? undefined : parseInput(idempotencyKeySchema, rawKey, 'Idempotency-Key');
     const input = parseInput(placeOrderSchema, req.body, 'body');
-    // The key's request identity is the validated order (unknown fields dropped, defaults applied):
-    // bounded in size and depth whatever the client sent.
-    const { body, replayed } = await placeOrder(ctx, req.principal!.id, input, input, key);
+    const { body, replayed } = await placeOrder(ctx, req.principal!.id, input, key);
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(202).location(`/v1/orders/${body.id}`).json(body);
   });

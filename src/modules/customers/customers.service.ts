@@ -41,7 +41,3 @@ export async function updateCustomer(db: Db, id: string, input: UpdateCustomer):
     throw err;
   }
 }
-
-export async function customerExists(db: Db, id: string): Promise<boolean> {
-  return !!(await db('customers').where({ id }).first('id'));
-}

@@ -17,15 +17,6 @@ import { z } from 'zod';
 
 export interface Accepted { id: string; seq: number; status: 'received'; created_at: string }
 
-/** Canonical JSON (sorted keys) so that the same body in another key order is the same request. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object') {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as any)[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
-}
-
 interface Placed { accepted: Accepted; outbox: OutboxRow }
 
 /**
@@ -121,10 +112,12 @@ function intakeBatcher(ctx: Context): IntakeBatcher {
  * order id). With an Idempotency-Key the key row, the order and the stored response share one
  * transaction, so concurrent duplicates wait on the key and replay the winner's response.
  */
-export async function placeOrder(ctx: Context, principal: string, input: PlaceOrder, rawBody: unknown, key?: string):
+export async function placeOrder(ctx: Context, principal: string, input: PlaceOrder, key?: string):
 Promise<{ body: Accepted; replayed: boolean }> {
   if (key === undefined) return { body: await intakeBatcher(ctx).place(input), replayed: false };
-  const hash = createHash('sha256').update(canonical(rawBody)).digest('hex');
+  // The request's identity is the validated order: zod emits its keys in schema order with
+  // defaults applied, so key order and omitted defaults do not make a different request.
+  const hash = createHash('sha256').update(JSON.stringify(input)).digest('hex');
   const result = await ctx.db.transaction(async (trx) => {
     const claimed = await trx.raw(
       `INSERT INTO idempotency_keys (principal, key, request_hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING key`,
