@@ -12,9 +12,8 @@ interface Plan {
   transitions: Transition[];
   changes: StockChange[];
   movements: Movement[];
-  reservedLines: { order_id: string; sku: string; price: number }[];
-  waitingLines: { order_id: string; sku: string; price: number }[];
-  pricedLines: { order_id: string; sku: string; price: number }[];
+  /** Every line of every order that goes on: its captured price, and reserved now or waiting. */
+  lines: { order_id: string; sku: string; price: number; reserved: boolean }[];
   totals: { id: string; total: number }[];
   outcomes: Map<string, Outcome>;
   /** SKUs where an order joined the queue while stock was free: serve them after commit. */
@@ -28,7 +27,7 @@ interface Plan {
  * transaction can serve a batch of orders; the rows are then written with one version check each.
  */
 async function planBatch(trx: Trx, orders: OrderRow[], lines: LineRow[]): Promise<Plan> {
-  const plan: Plan = { transitions: [], changes: [], movements: [], reservedLines: [], waitingLines: [], pricedLines: [], totals: [], outcomes: new Map(), serveSkus: new Set() };
+  const plan: Plan = { transitions: [], changes: [], movements: [], lines: [], totals: [], outcomes: new Map(), serveSkus: new Set() };
   const skus = [...new Set(lines.map((l) => l.sku))].sort();
   const customerIds = [...new Set(orders.map((o) => o.customer_id))];
   // One connection per transaction: queries run one after another.
@@ -70,21 +69,18 @@ async function planBatch(trx: Trx, orders: OrderRow[], lines: LineRow[]): Promis
       continue;
     }
     let total = 0;
-    for (const l of ls) {
-      const price = Number(productBySku.get(l.sku).price_cents);
-      total += price * l.quantity;
-      plan.pricedLines.push({ order_id: o.id, sku: l.sku, price });
-    }
+    const priceOf = (sku: string) => Number(productBySku.get(sku).price_cents);
+    for (const l of ls) total += priceOf(l.sku) * l.quantity;
     plan.totals.push({ id: o.id, total });
     for (const l of take) {
       work.get(l.sku)!.reserved += l.quantity;
       plan.movements.push({ sku: l.sku, type: 'reservation', quantity: l.quantity, order_id: o.id, reason: 'order' });
-      plan.reservedLines.push({ order_id: o.id, sku: l.sku, price: 0 });
+      plan.lines.push({ order_id: o.id, sku: l.sku, price: priceOf(l.sku), reserved: true });
     }
     for (const l of short) {
       const w = work.get(l.sku)!;
       w.backordered += l.quantity;
-      plan.waitingLines.push({ order_id: o.id, sku: l.sku, price: 0 });
+      plan.lines.push({ order_id: o.id, sku: l.sku, price: priceOf(l.sku), reserved: false });
       if (w.row.on_hand - w.row.reserved - w.reserved > 0) plan.serveSkus.add(l.sku);
     }
     if (short.length === 0) {
@@ -102,13 +98,15 @@ async function planBatch(trx: Trx, orders: OrderRow[], lines: LineRow[]): Promis
   return plan;
 }
 
-async function updateLines(trx: Trx, rows: { order_id: string; sku: string; price: number }[], set: string): Promise<void> {
+/** One statement for all lines: price captured, and either reserved now or waiting in the SKU's queue. */
+async function updateLines(trx: Trx, rows: Plan['lines']): Promise<void> {
   for (let i = 0; i < rows.length; i += 2000) {
     const chunk = rows.slice(i, i + 2000);
     await trx.raw(
-      `UPDATE order_lines l SET ${set} FROM unnest(?::uuid[], ?::text[], ?::bigint[]) AS v(order_id, sku, price)
+      `UPDATE order_lines l SET unit_price_cents = v.price, reserved = v.reserved, waiting = NOT v.reserved
+         FROM unnest(?::uuid[], ?::text[], ?::bigint[], ?::boolean[]) AS v(order_id, sku, price, reserved)
         WHERE l.order_id = v.order_id AND l.sku = v.sku`,
-      [chunk.map((r) => r.order_id), chunk.map((r) => r.sku), chunk.map((r) => r.price)]);
+      [chunk.map((r) => r.order_id), chunk.map((r) => r.sku), chunk.map((r) => r.price), chunk.map((r) => r.reserved)]);
   }
 }
 
@@ -132,9 +130,7 @@ export async function processOrders(ctx: Context, ids: string[]): Promise<Map<st
     const todoIds = todo.map((o) => o.id);
     const plan = await planBatch(trx, todo, await linesOf(trx, todoIds));
     await applyStockChanges(trx, plan.changes, plan.movements, 'reserve');
-    await updateLines(trx, plan.pricedLines, 'unit_price_cents = v.price');
-    await updateLines(trx, plan.reservedLines, 'reserved = true, waiting = false');
-    await updateLines(trx, plan.waitingLines, 'waiting = true');
+    await updateLines(trx, plan.lines);
     if (plan.totals.length) {
       await trx.raw(`UPDATE orders o SET total_cents = v.total FROM unnest(?::uuid[], ?::bigint[]) AS v(id, total) WHERE o.id = v.id`,
         [plan.totals.map((t) => t.id), plan.totals.map((t) => t.total)]);
