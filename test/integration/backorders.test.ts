@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { expireBackorders } from '../../src/modules/orders';
 import { ledgerOnHand, makeCustomer, makeProduct, placeOrder, statusCounts, stockOf } from '../helpers/factories';
-import { useHarness, waitFor, type Harness } from '../helpers/harness';
+import { createHarness, useHarness, waitFor, type Harness } from '../helpers/harness';
 
 const h = useHarness();
 
@@ -207,6 +207,23 @@ describe('giving stock back', () => {
     expect(await stockOf(h(), a.sku)).toMatchObject({ reserved: 0, backordered: 0 });
     expect(await stockOf(h(), b.sku)).toMatchObject({ reserved: 0, backordered: 0 });
     expect(await expireBackorders(h().ctx)).toBe(0);
+  });
+
+  it('when BACKORDER_TTL_SECONDS passes with workers running, then the scheduled maintenance job expires the backorder on its own', async () => {
+    const hh = await createHarness(h().env.DATABASE_URL, { env: { ...h().env, BACKORDER_TTL_SECONDS: '1', MAINTENANCE_INTERVAL_MS: '1000' } });
+    try {
+      await hh.startWorkers(['orders', 'maintenance']);
+      const c = await makeCustomer(hh);
+      const p = await makeProduct(hh, 0);
+      const o = await placeOrder(hh, c.id, [{ sku: p.sku, quantity: 2 }]);
+      const after = await waitFor(async () => {
+        const r = (await hh.api('GET', `/v1/orders/${o.id}`, { role: 'intake' })).body;
+        return r.status === 'cancelled' && r;
+      }, { timeout: 30_000, what: 'expired by the scheduler' });
+      expect(after.status_reason).toBe('backorder_expired');
+      expect(after.history.map((x: any) => x.status)).toEqual(['received', 'awaiting_stock', 'cancelled']);
+      expect(await stockOf(hh, p.sku)).toMatchObject({ reserved: 0, backordered: 0 });
+    } finally { await hh.close(); }
   });
 
   it('when 10,000 orders wait on one SKU and 10,000 arrive, then all are confirmed', async () => {
