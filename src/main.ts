@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { loadConfigOrExit, type Config } from './config';
 import { closeContext, createContext } from './context';
 import { ensureDatabase, createDb, migrateLatest } from './db';
+import { isDatabaseUnavailable } from './errors';
 import { createApp } from './http/app';
 import { drain, listen } from './http/server';
 import { resolveLocalServices } from './infra/local-services';
@@ -10,11 +11,26 @@ import { startWorkers, type RunningWorkers } from '../workers';
 
 type Mode = 'all' | 'api' | 'worker';
 
-/** Creates the database if missing and runs migrations to latest. */
-export async function prepareDatabase(url: string): Promise<void> {
-  await ensureDatabase(url);
-  const db = createDb(url, 2);
-  try { await migrateLatest(db); } finally { await db.destroy(); }
+/**
+ * Creates the database if missing and runs migrations to latest. A process that starts while
+ * PostgreSQL is briefly unreachable waits for it (backing off, up to `waitMs`) instead of exiting:
+ * a worker restarted during an outage must still come up and drain the backlog.
+ */
+export async function prepareDatabase(url: string, waitMs = 120_000): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await ensureDatabase(url);
+      const db = createDb(url, 2);
+      try { await migrateLatest(db); } finally { await db.destroy(); }
+      return;
+    } catch (err) {
+      if (!isDatabaseUnavailable(err) || Date.now() > deadline) throw err;
+      const delay = Math.min(250 * 2 ** attempt, 5000);
+      logger.warn({ err: (err as Error).message, retryInMs: delay }, 'PostgreSQL unreachable at start-up; waiting for it');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }
 
 function printDevKeys(config: Config): void {

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { inject } from 'vitest';
 import { createDb } from '../../src/db';
 import { faultSeed, figures, orderBody, printFigures, rng, runIntake, setupShop, waitSettled, expectCleanRun } from '../helpers/fault-kit';
-import { createHarness, createTestDatabase, type Harness } from '../helpers/harness';
+import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
+import { createHarness, createTestDatabase, waitFor, type Harness } from '../helpers/harness';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 
 const OUTAGE_MS = 10_000;
@@ -89,4 +90,23 @@ describe('fault: PostgreSQL unreachable for 10 s mid-run', () => {
     expect(retriedJobs).toBeGreaterThan(0);
     expect(worker.child.exitCode).toBeNull(); // the worker rode it out
   }, 240_000);
+  it('when a worker process starts while PostgreSQL is unreachable, then it waits for the database and then processes orders', async () => {
+    const hh = await createHarness(proxy.rewrite(testDb.url), { env: { DB_POOL_MAX: '4' } });
+    try {
+      await proxy.drop();
+      const worker = hh.spawnWorker({ LOG_LEVEL: 'warn' });
+      await waitFor(async () => /PostgreSQL unreachable at start-up/.test(worker.output()), { timeout: 30_000, what: 'the worker meeting the outage' });
+      await new Promise((res) => setTimeout(res, 1000));
+      expect(worker.child.exitCode).toBeNull(); // it did not give up
+      await proxy.restore();
+      const c = await makeCustomer(hh);
+      const p = await makeProduct(hh, 3);
+      const o = await placeOrder(hh, c.id, [{ sku: p.sku, quantity: 1 }]);
+      await waitFor(async () => (await direct('orders').where({ id: o.id }).first())?.status === 'confirmed', { timeout: 60_000, what: 'order confirmed by that worker' });
+      expect(worker.child.exitCode).toBeNull();
+    } finally {
+      await proxy.restore();
+      await hh.close();
+    }
+  }, 120_000);
 });
