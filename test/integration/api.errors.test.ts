@@ -100,6 +100,19 @@ describe('request bodies', () => {
     expect(b.status).toBe(201);
   });
 
+  it('when a string holds a NUL, in UTF-8 or UTF-16, then 400 names the field; a literal backslash-u0000 text is stored as written', async () => {
+    const json = JSON.stringify({ email: 'nul@example.test', name: 'a\u0000b' });
+    for (const [charset, bytes] of [['utf-8', Buffer.from(json, 'utf8')], ['utf-16le', Buffer.from(json, 'utf16le')]] as const) {
+      const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': `application/json; charset=${charset}` }, body: bytes }));
+      expectError(res, 400, 'validation_failed');
+      expect(res.body.error.details, charset).toEqual([{ path: 'body.name', message: 'must not contain a NUL character' }]);
+    }
+    // An escaped backslash followed by u0000 is six ordinary characters, not a NUL.
+    const literal = await raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: JSON.stringify({ email: 'lit@example.test', name: 'a\\u0000b' }) });
+    expect(literal.status, literal.text).toBe(201);
+    expect(literal.body.name).toBe('a\\u0000b');
+  });
+
   it('when the JSON is broken, then 400 invalid_json and nothing is stored', async () => {
     for (const body of ['{"email":', '{email: "x"}', "{'a':1}", '[1,2', 'nul']) {
       const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body }));

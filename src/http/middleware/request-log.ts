@@ -7,25 +7,23 @@ import { metrics } from '../../metrics';
  * one JSON log line per request: {requestId, method, route, path, status, ms}. `route` is the matched
  * pattern (e.g. /v1/orders/:id), so lines group by endpoint; `path` has no query string. 5xx are
  * logged as errors, requests the client dropped before the answer as warnings.
+ *
+ * One 'close' listener does it: Node emits 'close' on every response, after 'finish' when the
+ * answer was sent and alone when the client went away first (`writableFinished` tells which).
+ * The log line is only built when its level is on.
  */
 export function requestLog(req: Request, res: Response, next: NextFunction): void {
   const started = process.hrtime.bigint();
-  let logged = false;
-  const log = () => {
-    if (logged) return;
-    logged = true;
-    const line = {
-      requestId: req.requestId, method: req.method,
-      route: req.route?.path ? `${req.baseUrl}${req.route.path}` : req.baseUrl || 'unmatched',
-      path: req.originalUrl.split('?')[0], status: res.statusCode,
-      ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100,
-    };
-    metrics.httpDuration.observe({ method: req.method, route: line.route, status: String(res.statusCode) }, line.ms / 1000);
-    if (!res.writableFinished) logger.warn({ ...line, aborted: true }, 'request aborted');
-    else if (res.statusCode >= 500) logger.error(line, 'request');
-    else logger.info(line, 'request');
-  };
-  res.once('finish', log);
-  res.once('close', log);
+  res.once('close', () => {
+    const ms = Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100;
+    const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : req.baseUrl || 'unmatched';
+    const status = res.statusCode;
+    metrics.httpDuration.observe({ method: req.method, route, status: String(status) }, ms / 1000);
+    const level = !res.writableFinished ? 'warn' : status >= 500 ? 'error' : 'info';
+    if (!logger.isLevelEnabled(level)) return;
+    const line = { requestId: req.requestId, method: req.method, route, path: req.originalUrl.split('?')[0], status, ms };
+    if (level === 'warn') logger.warn({ ...line, aborted: true }, 'request aborted');
+    else logger[level](line, 'request');
+  });
   next();
 }
