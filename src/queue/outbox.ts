@@ -59,7 +59,13 @@ export class PublishedMarker {
   private ids: number[] = [];
   private timer: NodeJS.Timeout | undefined;
   private inflight: Promise<void> = Promise.resolve();
+  /** Publishes started by publishSoon and not finished yet: close() waits for them. */
+  private publishing = new Set<Promise<unknown>>();
   constructor(private db: Db) {}
+  track(p: Promise<unknown>): void {
+    this.publishing.add(p);
+    void p.finally(() => this.publishing.delete(p));
+  }
   mark(ids: number[]): void {
     this.ids.push(...ids);
     if (!this.timer) this.timer = setTimeout(() => { this.inflight = this.flush(); }, 100);
@@ -73,7 +79,11 @@ export class PublishedMarker {
     await this.db.raw('UPDATE outbox SET published_at = now() WHERE id = ANY(?::bigint[]) AND published_at IS NULL', [ids])
       .catch((err) => logger.warn({ err: err.message }, 'could not mark outbox rows published; the relay will republish them'));
   }
-  async close(): Promise<void> { await this.inflight; await this.flush(); }
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.publishing]);
+    await this.inflight;
+    await this.flush();
+  }
 }
 
 const PUBLISH_TIMEOUT_MS = 1000;
@@ -98,6 +108,16 @@ export async function publishAfterCommit(ctx: Context, rows: OutboxRow[]): Promi
     logger.warn({ err: (err as Error).message, rows: rows.length }, 'publish after commit failed; the outbox relay will publish');
     return false;
   }
+}
+
+/**
+ * For intake: the caller answers as soon as the rows are committed and the jobs are added in the
+ * background (bounded by the same 1 s). The outbox row is the promise that the job will exist: if
+ * this publish fails or the process dies first, the relay publishes it 2 s later. Shutdown
+ * (closeContext) waits for publishes still running.
+ */
+export function publishSoon(ctx: Context, rows: OutboxRow[]): void {
+  ctx.published.track(publishAfterCommit(ctx, rows));
 }
 
 /**

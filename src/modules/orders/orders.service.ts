@@ -4,7 +4,7 @@ import type { Context } from '../../context';
 import type { Db, Executor, Trx } from '../../db';
 import { AppError, InvalidStateError, isDatabaseUnavailable, NotFoundError } from '../../errors';
 import { logger } from '../../logger';
-import { addToOutbox, publishAfterCommit, type OutboxRow } from '../../queue/outbox';
+import { addToOutbox, publishAfterCommit, publishSoon, type OutboxRow } from '../../queue/outbox';
 import { JOB, QUEUES } from '../../queue/queues';
 import { decodeCursor, encodeCursor } from '../../validation';
 import { applyStockChanges, inStockTransaction, readStockRows } from '../inventory';
@@ -62,9 +62,10 @@ interface Pending { id: string; input: PlaceOrder; resolve: (a: Accepted) => voi
 /**
  * Group commit for intake without an Idempotency-Key: requests that arrive while an insert runs
  * are inserted together by the next one (one statement, one commit, one addBulk). Each request
- * is still answered only after its own order is committed and its job added. A group that fails
- * for a reason other than an unreachable database is retried one order at a time (same ids; a
- * failed statement stored nothing), so one malformed order answers for itself alone.
+ * is answered once its own order and outbox row are committed; the group's jobs are added in the
+ * background meanwhile (publishSoon), so the next group's insert need not wait for Redis. A group
+ * that fails for a reason other than an unreachable database is retried one order at a time (same
+ * ids; a failed statement stored nothing), so one malformed order answers for itself alone.
  */
 class IntakeBatcher {
   private waiting: Pending[] = [];
@@ -95,8 +96,8 @@ class IntakeBatcher {
       for (const p of group) await this.flush([p]);
       return;
     }
-    await publishAfterCommit(this.ctx, placed.map((p) => p.outbox));
     group.forEach((p, i) => p.resolve(placed[i].accepted));
+    publishSoon(this.ctx, placed.map((p) => p.outbox));
   }
 }
 
@@ -108,9 +109,10 @@ function intakeBatcher(ctx: Context): IntakeBatcher {
 }
 
 /**
- * Intake. The order is committed before this returns; the job is then added at once (job id =
- * order id). With an Idempotency-Key the key row, the order and the stored response share one
- * transaction, so concurrent duplicates wait on the key and replay the winner's response.
+ * Intake. The order and its outbox row are committed before this returns; the job (job id =
+ * order id) is added at once in the background, or by the relay if Redis cannot take it now.
+ * With an Idempotency-Key the key row, the order and the stored response share one transaction,
+ * so concurrent duplicates wait on the key and replay the winner's response.
  */
 export async function placeOrder(ctx: Context, principal: string, input: PlaceOrder, key?: string):
 Promise<{ body: Accepted; replayed: boolean }> {
@@ -135,7 +137,7 @@ Promise<{ body: Accepted; replayed: boolean }> {
     await trx('idempotency_keys').where({ principal, key }).update({ status_code: 202, response_body: accepted, order_id: accepted.id });
     return { body: accepted, replayed: false, outbox };
   });
-  if (result.outbox) await publishAfterCommit(ctx, [result.outbox]);
+  if (result.outbox) publishSoon(ctx, [result.outbox]);
   return { body: result.body, replayed: result.replayed };
 }
 
