@@ -19,8 +19,8 @@ import { BENCH_KEYS, createBenchEnv, orderMix, seedCustomers, seedProducts, with
 const PHASES = ['intake', 'redis', 'uniform', 'hot', 'restock'] as const;
 type Phase = (typeof PHASES)[number];
 
-const FULL = { orders: 20000, skus: 10000, hotOrders: 20000, restockOrders: 10000, redisJobs: 100000, seconds: 15, warmup: 3 };
-const QUICK = { orders: 4000, skus: 2000, hotOrders: 3000, restockOrders: 2000, redisJobs: 20000, seconds: 5, warmup: 1 };
+const FULL = { orders: 20000, skus: 10000, hotOrders: 20000, restockOrders: 10000, redisJobs: 100000, seconds: 5, warmup: 2, rounds: 3 };
+const QUICK = { orders: 4000, skus: 2000, hotOrders: 3000, restockOrders: 2000, redisJobs: 20000, seconds: 4, warmup: 1, rounds: 1 };
 
 const int = (v: string) => { const n = Number(v); if (!Number.isInteger(n) || n < 1) throw new Error(`not a positive integer: ${v}`); return n; };
 
@@ -33,8 +33,9 @@ const program = new Command('bench')
   .addOption(new Option('--hot-orders <n>', 'e2e hot: orders on one SKU (full 20000)').argParser(int).env('BENCH_HOT_ORDERS'))
   .addOption(new Option('--restock-orders <n>', 'backorders confirmed by one restock (full 10000)').argParser(int).env('BENCH_RESTOCK_ORDERS'))
   .addOption(new Option('--redis-jobs <n>', 'jobs waiting for the Redis memory figure (full 100000)').argParser(int).env('BENCH_REDIS_JOBS'))
-  .addOption(new Option('--seconds <n>', 'intake: measured seconds per server (full 15)').argParser(int).env('BENCH_SECONDS'))
-  .addOption(new Option('--warmup <n>', 'intake: warm-up seconds per server (full 3)').argParser(int).env('BENCH_WARMUP'))
+  .addOption(new Option('--seconds <n>', 'intake: measured seconds per server and round (full 5)').argParser(int).env('BENCH_SECONDS'))
+  .addOption(new Option('--warmup <n>', 'intake: warm-up seconds per server and round (full 2)').argParser(int).env('BENCH_WARMUP'))
+  .addOption(new Option('--rounds <n>', 'intake: rounds, each running the three servers in turn (full 3)').argParser(int).env('BENCH_ROUNDS'))
   .addOption(new Option('--connections <n>', 'intake: autocannon connections').default(50).argParser(int).env('BENCH_CONNECTIONS'))
   .addOption(new Option('--ceiling-concurrency <n>', 'worker ceiling: BullMQ concurrency').default(16).argParser(int).env('BENCH_CEILING_CONCURRENCY'))
   .addOption(new Option('--with-notifications', 'run the notifications worker inside the timed e2e/restock windows too').env('BENCH_WITH_NOTIFICATIONS'))
@@ -48,7 +49,7 @@ const base = o.quick ? QUICK : FULL;
 const size = {
   orders: o.orders ?? base.orders, skus: o.skus ?? base.skus, hotOrders: o.hotOrders ?? base.hotOrders,
   restockOrders: o.restockOrders ?? base.restockOrders, redisJobs: o.redisJobs ?? base.redisJobs,
-  seconds: o.seconds ?? base.seconds, warmup: o.warmup ?? base.warmup, connections: o.connections as number,
+  seconds: o.seconds ?? base.seconds, warmup: o.warmup ?? base.warmup, rounds: o.rounds ?? base.rounds, connections: o.connections as number,
   ceilingConcurrency: o.ceilingConcurrency as number, withNotifications: !!o.withNotifications,
 };
 const only = new Set<Phase>(o.only ? String(o.only).split(',').map((s) => s.trim()) as Phase[] : PHASES);
@@ -58,34 +59,60 @@ const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOStri
 const load1 = () => Number(os.loadavg()[0].toFixed(2));
 
 interface Results {
-  intake?: { ours: LoadResult; ceiling: LoadResult; core: LoadResult };
+  intake?: { ours: LoadResult; ceiling: LoadResult; core: LoadResult; rounds: { ours: LoadResult; ceiling: LoadResult; core: LoadResult }[] };
   redis?: RedisMemoryResult & { redis: string };
   uniform?: { ours: PipelineResult; ceiling: CeilingResult };
   hot?: { ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult };
   restock?: RestockResult;
 }
 
+/**
+ * The three intake servers run in turn, round after round (ceiling, core, ours; each in its own
+ * process on a fresh database), so a change in the machine's load over the phase falls on all
+ * three alike. Each figure is the median of its rounds; p99 is the worst round's.
+ */
 async function intakePhase(bench: BenchEnv): Promise<Results['intake']> {
-  const url = await bench.database('intake');
-  const db = createDb(url, 2);
-  const [customer] = await seedCustomers(db, 1);
-  const [sku] = await seedProducts(db, 'INTAKE', 1, 1000000);
-  await db.destroy();
-  const body = { customer_id: customer, lines: [{ sku, quantity: 1 }] };
   const run = async (server: string, phase: string) => {
+    // A fresh database per run, dropped when the run ends: no run shares its tables with, or
+    // pays for the autovacuum and page writes of, the tens of thousands of orders the one before stored.
+    const url = await bench.database(phase);
+    const db = createDb(url, 2);
+    const [customer] = await seedCustomers(db, 1);
+    const [sku] = await seedProducts(db, 'INTAKE', 1, 1000000);
+    await db.destroy();
+    const body = { customer_id: customer, lines: [{ sku, quantity: 1 }] };
     const s = await startServer(server, bench.env(bench.prefix(phase), { DATABASE_URL: url }));
     try {
       log(`intake: ${server} warm-up ${size.warmup} s`);
       await load(s.port, { connections: size.connections, seconds: size.warmup, body, key: BENCH_KEYS.intake });
       log(`intake: ${server} ${size.seconds} s at ${size.connections} connections`);
       return await load(s.port, { connections: size.connections, seconds: size.seconds, body, key: BENCH_KEYS.intake, pid: s.child.pid });
-    } finally { await s.stop(); }
+    } finally { await s.stop(); await bench.dropPrefixes(); await bench.dropDatabase(url); }
   };
-  const ceiling = await run('express-queue-server', 'intakeceil');
-  const core = await run('intake-core-server', 'intakecore');
-  const ours = await run('api-server', 'intake');
-  if (ours.non2xx || ours.errors) log(`intake: WARNING ours had ${ours.non2xx} non-2xx and ${ours.errors} errors`);
-  return { ours, ceiling, core };
+  const rounds: { ours: LoadResult; ceiling: LoadResult; core: LoadResult }[] = [];
+  for (let k = 1; k <= size.rounds; k++) {
+    log(`intake: round ${k} of ${size.rounds}`);
+    const ceiling = await run('express-queue-server', `intakeceil${k}`);
+    const core = await run('intake-core-server', `intakecore${k}`);
+    const ours = await run('api-server', `intake${k}`);
+    if (ours.non2xx || ours.errors) log(`intake: WARNING ours had ${ours.non2xx} non-2xx and ${ours.errors} errors`);
+    log(`intake: round ${k}: ours ${ours.rps.toFixed(0)} req/s, ceiling ${ceiling.rps.toFixed(0)} (${(ours.rps / ceiling.rps).toFixed(2)}), core ${core.rps.toFixed(0)}`);
+    rounds.push({ ours, ceiling, core });
+  }
+  const of = (k: 'ours' | 'ceiling' | 'core') => combineLoads(rounds.map((r) => r[k]));
+  return { ours: of('ours'), ceiling: of('ceiling'), core: of('core'), rounds };
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+
+/** Rounds of one server as one result: medians of the rates, the worst p99 and max, sums of the counts. */
+function combineLoads(rs: LoadResult[]): LoadResult {
+  const sum = (f: (r: LoadResult) => number) => rs.reduce((a, r) => a + f(r), 0);
+  return {
+    rps: median(rs.map((r) => r.rps)), p50_ms: median(rs.map((r) => r.p50_ms)), p99_ms: Math.max(...rs.map((r) => r.p99_ms)),
+    max_ms: Math.max(...rs.map((r) => r.max_ms)), requests: sum((r) => r.requests), non2xx: sum((r) => r.non2xx), errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts), peak_rss_mb: Math.max(...rs.map((r) => r.peak_rss_mb)), seconds: sum((r) => r.seconds),
+  };
 }
 
 async function pipelinePhase(bench: BenchEnv, name: 'uniform' | 'hot', orders: number, skus: number):
@@ -130,7 +157,7 @@ function figuresOf(r: Results): Figures {
   const f: Figures = {};
   const i = r.intake;
   f.intake_rps = againstCeiling(i ? i.ours.rps : null, 'req/s', 'ceiling_express_queue_rps', i ? i.ceiling.rps : null, 0.75,
-    i ? `the durable core alone (express.json + zod + placeOrder, none of the app's middleware) did ${i.core.rps.toFixed(0)} req/s (${(i.core.rps / i.ceiling.rps).toFixed(2)} of the ceiling, p99 ${i.core.p99_ms} ms)` : undefined);
+    i ? `median of ${i.rounds.length} round(s), ratio per round ${i.rounds.map((x) => (x.ours.rps / x.ceiling.rps).toFixed(2)).join(' / ')}; the durable core alone (express.json + zod + placeOrder, none of the app's middleware) did ${i.core.rps.toFixed(0)} req/s (${(i.core.rps / i.ceiling.rps).toFixed(2)} of the ceiling, p99 ${i.core.p99_ms} ms)` : undefined);
   f.intake_p99_ms = atMost(i ? i.ours.p99_ms : null, 'ms', 50, i ? `ceiling p99 ${i.ceiling.p99_ms} ms` : undefined);
   f.e2e_uniform_ops = againstCeiling(r.uniform ? r.uniform.ours.ops : null, 'orders/s', 'ceiling_worker_txn_ops', r.uniform ? r.uniform.ceiling.ops : null, 1.0,
     r.uniform ? `${r.uniform.ours.orders} orders over ${r.uniform.ours.skus} SKUs${notify(r.uniform.ours)}` : undefined);

@@ -22,6 +22,8 @@ export interface BenchEnv {
   redisUrl: string;
   /** A fresh migrated database for one phase. */
   database(phase: string): Promise<string>;
+  /** Drops one of those databases at once (its dirty pages and pending autovacuum go with it). */
+  dropDatabase(url: string): Promise<void>;
   /** Environment for a process (or a config) of this bench on queue prefix `prefix`. */
   env(prefix: string, extra?: Record<string, string>): Record<string, string>;
   config(prefix: string, extra?: Record<string, string>): Config;
@@ -62,6 +64,11 @@ export async function createBenchEnv(): Promise<BenchEnv> {
       await admin((c) => c.query(`CREATE DATABASE "${name}" TEMPLATE "${databaseName(templateUrl)}"`));
       databases.push(name);
       return withDatabase(base, name);
+    },
+    async dropDatabase(url) {
+      const name = databaseName(url);
+      await admin((c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+      databases.splice(databases.indexOf(name), 1);
     },
     prefix(phase) {
       const p = `ofb_${runId}_${phase}`;
