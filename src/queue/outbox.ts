@@ -64,7 +64,8 @@ export class PublishedMarker {
   constructor(private db: Db) {}
   track(p: Promise<unknown>): void {
     this.publishing.add(p);
-    void p.finally(() => this.publishing.delete(p));
+    const done = () => { this.publishing.delete(p); };
+    p.then(done, done);
   }
   mark(ids: number[]): void {
     this.ids.push(...ids);

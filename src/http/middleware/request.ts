@@ -1,31 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import helmet, { type HelmetOptions } from 'helmet';
 import { AppError, ValidationError } from '../../errors';
 
 const SAFE_ID = /^[A-Za-z0-9._-]{1,128}$/;
-
-/**
- * helmet's headers, worked out once: with the options we use every helmet header is static, so
- * helmet is run once against a recording response at start-up and each request gets the recorded
- * set in one loop, instead of walking helmet's eleven nested middleware (about 24 µs of CPU per
- * request, a tenth of the intake path). A helmet option that made a header depend on the request
- * would show up here as a function call at start-up, not per request: keep the options static.
- */
-export function securityHeaders(options: Readonly<HelmetOptions>): (req: Request, res: Response, next: NextFunction) => void {
-  const headers: [string, string][] = [];
-  const recorder = {
-    setHeader(name: string, value: unknown) { headers.push([name, String(value)]); },
-    removeHeader() { /* X-Powered-By: the app never sets it (app.disable('x-powered-by')) */ },
-  };
-  let ran = false;
-  helmet(options)({} as Request, recorder as unknown as Response, () => { ran = true; });
-  if (!ran) throw new Error('helmet did not finish synchronously; its headers cannot be precomputed');
-  return (_req, res, next) => {
-    for (const [name, value] of headers) res.setHeader(name, value);
-    next();
-  };
-}
 
 /** Every response carries X-Request-Id (the caller's, when it is safe to echo, else a new one). */
 export function requestId(req: Request, res: Response, next: NextFunction): void {
