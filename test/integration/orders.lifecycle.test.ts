@@ -204,6 +204,19 @@ describe('Redis is transport, PostgreSQL the record', () => {
     } finally { await intake.close(); }
   });
 
+  it('when the API is shut down right after its last 202, then every job it was still adding is in the queue and every outbox row is marked', async () => {
+    // Intake answers at the commit and adds the jobs in the background; closing the context
+    // (what SIGTERM does after the HTTP server drained) must wait for those publishes and mark them.
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 500);
+    const orders = await Promise.all(Array.from({ length: 60 }, () => placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }])));
+    await h().ctx.published.close();
+    const ids = orders.map((o) => o.id);
+    const states = await Promise.all(ids.map((id) => h().ctx.queues.orders.getJobState(id)));
+    expect(states.filter((s) => s !== 'waiting')).toEqual([]);
+    expect(await h().ctx.db('outbox').whereIn('job_id', ids).whereNull('published_at').count({ n: '*' })).toEqual([{ n: 0 }]);
+  });
+
   it('when Redis loses all its data after orders were accepted, then every one of them still settles', async () => {
     const redis = await startPrivateRedis();
     const db = await createTestDatabase();
