@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { openBrowser, screenshotPath } from '../helpers/browser';
-import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
+import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
 import { KEYS, useHarness, waitFor, type Harness } from '../helpers/harness';
 
 // One attempt per order job, so a job whose transaction fails is failed at once (and its order with it).
@@ -40,7 +40,7 @@ describe('bull-board in a browser', () => {
     let order: { id: string };
     try {
       order = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
-      await waitFor(async () => (await h().ctx.db('orders').where({ id: order.id }).first()).status === 'failed', { what: 'order failed' });
+      await untilStatus(h(), order.id, 'failed', { what: 'order failed' });
       await waitFor(async () => (await h().ctx.queues.orders.getJob(order.id))?.isFailed(), { what: 'job failed' });
     } finally { await allowWrites(); }
     expect(await h().ctx.db('stock').where({ sku: p.sku }).first()).toMatchObject({ on_hand: 5, reserved: 0 });

@@ -1,13 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { openBrowser, screenshotPath } from '../helpers/browser';
-import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
+import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
 import { KEYS, useHarness, waitFor, type Harness } from '../helpers/harness';
 
 const h = useHarness({ workers: false });
-
-async function settle(hh: Harness, id: string, status: string) {
-  await waitFor(async () => (await hh.api('GET', `/v1/orders/${id}`, { role: 'intake' })).body.status === status, { what: `order ${status}` });
-}
 
 /** How many pixels of each canvas are painted (alpha > 0). */
 const paintedPixels = () => [...document.querySelectorAll('canvas')].map((c) => {
@@ -30,7 +26,7 @@ describe('dashboard and docs in a browser', () => {
     const placed: string[] = [];
     const order = async (lines: { sku: string; quantity: number }[], status: string, price: number, extra = {}) => {
       const o = await placeOrder(h(), c.id, lines, extra);
-      await settle(h(), o.id, status);
+      await untilStatus(h(), o.id, status);
       placed.push(o.id);
       if (status === 'confirmed') revenue += price;
       return o.id;

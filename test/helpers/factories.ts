@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Harness } from './harness';
+import { waitFor, type Harness } from './harness';
 
 const rand = () => randomBytes(5).toString('hex');
 
@@ -19,6 +19,14 @@ export async function placeOrder(h: Harness, customerId: string, lines: { sku: s
   const res = await h.api('POST', '/v1/orders', { role: 'intake', body: { customer_id: customerId, lines, ...extra }, headers });
   if (res.status !== 202) throw new Error(`order: ${res.status} ${res.text}`);
   return res.body as { id: string; seq: number; status: string };
+}
+
+/** Waits until the order, read through GET /v1/orders/:id as a client would, has `status`; returns it. */
+export async function untilStatus(h: Harness, id: string, status: string, opts: { timeout?: number; what?: string } = {}) {
+  return waitFor(async () => {
+    const r = await h.api('GET', `/v1/orders/${id}`, { role: 'intake' });
+    return r.body.status === status && r.body;
+  }, { timeout: opts.timeout, what: opts.what ?? `order ${id} ${status}` });
 }
 
 export async function stockOf(h: Harness, sku: string) {

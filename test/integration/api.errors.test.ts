@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
+import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
 import { createHarness, KEYS, useHarness, waitFor, type Harness } from '../helpers/harness';
 import { expectError, expectNothingChanged } from '../helpers/snapshot';
 
@@ -193,7 +193,7 @@ describe('request bodies', () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 3);
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
-    await waitFor(async () => (await h().ctx.db('orders').where({ id: o.id }).first()).status === 'confirmed', { what: 'confirmed' });
+    await untilStatus(h(), o.id, 'confirmed', { what: 'confirmed' });
     const res = await raw('POST', `/v1/orders/${o.id}/fulfill`, { headers: bearer('feed') });
     expect(res.status, res.text).toBe(200);
     expect(res.body.status).toBe('completed');

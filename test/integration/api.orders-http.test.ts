@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { makeCustomer, makeProduct, placeOrder, stockOf } from '../helpers/factories';
+import { makeCustomer, makeProduct, placeOrder, stockOf, untilStatus } from '../helpers/factories';
 import { useHarness, waitFor } from '../helpers/harness';
 import { expectError, expectNothingChanged } from '../helpers/snapshot';
 
@@ -229,7 +229,7 @@ describe('order actions: state checks and bad input', () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 5);
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
-    await waitFor(async () => (await statusOf(o.id)) === 'confirmed', { what: 'confirmed' });
+    await untilStatus(h(), o.id, 'confirmed', { what: 'confirmed' });
     expectError(await expectNothingChanged(h(), () => h().api('POST', `/v1/orders/${o.id}/retry`, { role: 'operator' })), 409, 'invalid_state');
     const done = await h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' });
     expect(done.status, done.text).toBe(200);
@@ -248,7 +248,7 @@ describe('order actions: state checks and bad input', () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 0);
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
-    await waitFor(async () => (await statusOf(o.id)) === 'awaiting_stock', { what: 'awaiting_stock' });
+    await untilStatus(h(), o.id, 'awaiting_stock', { what: 'awaiting_stock' });
     await h().ctx.published.flush();
     expectError(await expectNothingChanged(h(), () => h().api('POST', `/v1/orders/${o.id}/retry`, { role: 'operator' })), 409, 'invalid_state');
   });
@@ -271,11 +271,11 @@ describe('order actions: state checks and bad input', () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 2);
     const holder = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
-    await waitFor(async () => (await statusOf(holder.id)) === 'confirmed', { what: 'holder confirmed' });
+    await untilStatus(h(), holder.id, 'confirmed', { what: 'holder confirmed' });
     const waiter = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
-    await waitFor(async () => (await statusOf(waiter.id)) === 'awaiting_stock', { what: 'waiter awaiting' });
+    await untilStatus(h(), waiter.id, 'awaiting_stock', { what: 'waiter awaiting' });
     const editor = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    await waitFor(async () => (await statusOf(editor.id)) === 'awaiting_stock', { what: 'editor awaiting' });
+    await untilStatus(h(), editor.id, 'awaiting_stock', { what: 'editor awaiting' });
     // Arrange: allocation to the first waiting order breaks (it marks that order's lines reserved).
     await h().ctx.db.raw(`CREATE FUNCTION break_allocation() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'allocation broken'; END $$`);
     await h().ctx.db.raw(`CREATE TRIGGER break_allocation BEFORE UPDATE ON order_lines FOR EACH ROW WHEN (OLD.order_id = '${waiter.id}' AND NEW.reserved) EXECUTE FUNCTION break_allocation()`);
@@ -297,7 +297,7 @@ describe('order actions: state checks and bad input', () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 1);
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }], { on_insufficient_stock: 'reject' });
-    await waitFor(async () => (await statusOf(o.id)) === 'rejected', { what: 'rejected' });
+    await untilStatus(h(), o.id, 'rejected', { what: 'rejected' });
     await h().ctx.published.flush();
     for (const [m, suffix, role, body] of [['POST', '/cancel', 'intake'], ['POST', '/fulfill', 'feed'],
       ['PATCH', '', 'intake', { on_insufficient_stock: 'backorder' }]] as const) {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ledgerOnHand, makeCustomer, makeProduct, placeOrder, stockOf } from '../helpers/factories';
+import { ledgerOnHand, makeCustomer, makeProduct, placeOrder, stockOf, untilStatus } from '../helpers/factories';
 import { useHarness, waitFor } from '../helpers/harness';
 import { expectError, expectNothingChanged } from '../helpers/snapshot';
 
@@ -186,7 +186,7 @@ describe('POST /v1/inventory/:sku/adjustments', () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 0);
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 4 }]);
-    await waitFor(async () => (await h().ctx.db('orders').where({ id: o.id }).first()).status === 'awaiting_stock', { what: 'awaiting_stock' });
+    await untilStatus(h(), o.id, 'awaiting_stock', { what: 'awaiting_stock' });
     const res = await h().api('POST', `/v1/inventory/${p.sku}/adjustments`, { body: { delta: 4, reason: 'recount' } });
     expect(res.status, res.text).toBe(201);
     expect(res.body.stock).toMatchObject({ on_hand: 4, reserved: 4, backordered: 0, available: 0 });
@@ -198,7 +198,7 @@ describe('POST /v1/inventory/:sku/adjustments', () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 0);
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
-    await waitFor(async () => (await h().ctx.db('orders').where({ id: o.id }).first()).status === 'awaiting_stock', { what: 'awaiting_stock' });
+    await untilStatus(h(), o.id, 'awaiting_stock', { what: 'awaiting_stock' });
     // Arrange: allocation (which marks order lines reserved) breaks; the adjustment itself does not touch order lines.
     await h().ctx.db.raw(`CREATE FUNCTION break_allocation() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'allocation broken'; END $$`);
     await h().ctx.db.raw(`CREATE TRIGGER break_allocation BEFORE UPDATE ON order_lines FOR EACH ROW WHEN (OLD.sku = '${p.sku}') EXECUTE FUNCTION break_allocation()`);
@@ -214,7 +214,7 @@ describe('POST /v1/inventory/:sku/adjustments', () => {
     }
     // The maintenance sweep serves what the failed allocation missed.
     await h().startWorkers(['maintenance']);
-    await waitFor(async () => (await h().ctx.db('orders').where({ id: o.id }).first()).status === 'confirmed', { what: 'confirmed by the sweep', timeout: 20000 });
+    await untilStatus(h(), o.id, 'confirmed', { what: 'confirmed by the sweep', timeout: 20000 });
     expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 2, reserved: 2, backordered: 0 });
   });
 

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { checkInvariants } from '../../src/modules/invariants';
-import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
+import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
 import { ROOT, useHarness, waitFor } from '../helpers/harness';
 
 const h = useHarness();
@@ -20,13 +20,12 @@ async function shopAtRest() {
   const confirmed = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
   const completed = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
   const waiting = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 4 }]);
-  const settled = async (id: string, status: string) => waitFor(async () => (await h().api('GET', `/v1/orders/${id}`)).body.status === status, { what: `${id} ${status}` });
-  await settled(confirmed.id, 'confirmed');
-  await settled(completed.id, 'confirmed');
-  await settled(waiting.id, 'awaiting_stock');
+  await untilStatus(h(), confirmed.id, 'confirmed');
+  await untilStatus(h(), completed.id, 'confirmed');
+  await untilStatus(h(), waiting.id, 'awaiting_stock');
   expect((await h().api('POST', `/v1/orders/${completed.id}/fulfill`, { role: 'feed' })).status).toBe(200);
   const cancelled = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-  await settled(cancelled.id, 'awaiting_stock');
+  await untilStatus(h(), cancelled.id, 'awaiting_stock');
   expect((await h().api('POST', `/v1/orders/${cancelled.id}/cancel`, { role: 'intake' })).status).toBe(200);
   return { c, p, confirmed, waiting };
 }

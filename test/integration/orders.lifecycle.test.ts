@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { processOrders } from '../../src/modules/orders';
-import { makeCustomer, makeProduct, placeOrder, ledgerOnHand, stockOf } from '../helpers/factories';
+import { makeCustomer, makeProduct, placeOrder, ledgerOnHand, stockOf, untilStatus } from '../helpers/factories';
 import { createHarness, createTestDatabase, useHarness, waitFor, type Harness } from '../helpers/harness';
 import { freePort, startPrivateRedis } from '../helpers/private-redis';
 
@@ -9,9 +9,6 @@ const h = useHarness();
 
 async function orderOf(hh: Harness, id: string) {
   return (await hh.api('GET', `/v1/orders/${id}`, { role: 'intake' })).body;
-}
-async function until(hh: Harness, id: string, status: string, timeout = 30000) {
-  return waitFor(async () => { const o = await orderOf(hh, id); return o.status === status && o; }, { timeout, what: `order ${status}` });
 }
 
 describe('idempotent intake', () => {
@@ -26,7 +23,7 @@ describe('idempotent intake', () => {
     expect(new Set(responses.map((r) => r.body.id)).size).toBe(1);
     expect(responses.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(9);
     expect(Number((await h().ctx.db('orders').count({ n: '*' }).where({ customer_id: c.id }).first())?.n)).toBe(1);
-    await until(h(), responses[0].body.id, 'confirmed');
+    await untilStatus(h(), responses[0].body.id, 'confirmed');
     expect(await stockOf(h(), p.sku)).toMatchObject({ reserved: 1 });
     expect(await h().ctx.db('stock_movements').where({ sku: p.sku, type: 'reservation' })).toHaveLength(1);
   });
@@ -72,7 +69,7 @@ describe('status machine and stock effects', () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 5);
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 3 }]);
-    await until(h(), o.id, 'confirmed');
+    await untilStatus(h(), o.id, 'confirmed');
     const intakeTry = await h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'intake' });
     expect(intakeTry.status).toBe(403);
     const res = await h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' });
@@ -94,8 +91,8 @@ describe('status machine and stock effects', () => {
     const p = await makeProduct(h(), 5);
     const a = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
     const b = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    await until(h(), a.id, 'confirmed');
-    await until(h(), b.id, 'confirmed');
+    await untilStatus(h(), a.id, 'confirmed');
+    await untilStatus(h(), b.id, 'confirmed');
     const r1 = await h().api('POST', `/v1/orders/${a.id}/cancel`, { role: 'intake', body: { reason: 'customer changed mind' } });
     expect(r1.status).toBe(200);
     expect(r1.body).toMatchObject({ status: 'cancelled', status_reason: 'customer changed mind' });
@@ -112,11 +109,11 @@ describe('status machine and stock effects', () => {
     const p = await makeProduct(h(), 5);
     const q = await makeProduct(h(), 5, { price_cents: 300 });
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 4 }]);
-    await until(h(), o.id, 'confirmed');
+    await untilStatus(h(), o.id, 'confirmed');
     const res = await h().api('PATCH', `/v1/orders/${o.id}`, { role: 'intake', body: { lines: [{ sku: q.sku, quantity: 2 }] } });
     expect(res.status).toBe(202);
     expect(res.body.seq).toBe(o.seq);
-    const after = await until(h(), o.id, 'confirmed');
+    const after = await untilStatus(h(), o.id, 'confirmed');
     expect(after.lines).toEqual([expect.objectContaining({ sku: q.sku, quantity: 2, reserved: 2, unit_price_cents: 300 })]);
     expect(after.total_cents).toBe(600);
     expect(await stockOf(h(), p.sku)).toMatchObject({ reserved: 0 });
@@ -135,8 +132,8 @@ describe('status machine and stock effects', () => {
     const p = await makeProduct(h(), 5);
     const ghost = await placeOrder(h(), '01900000-0000-7000-8000-000000000000', [{ sku: p.sku, quantity: 1 }]);
     const badSku = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }, { sku: 'NO-SUCH-SKU', quantity: 1 }]);
-    expect((await until(h(), ghost.id, 'rejected')).status_reason).toBe('unknown customer');
-    expect((await until(h(), badSku.id, 'rejected')).status_reason).toBe('unknown SKU NO-SUCH-SKU');
+    expect((await untilStatus(h(), ghost.id, 'rejected')).status_reason).toBe('unknown customer');
+    expect((await untilStatus(h(), badSku.id, 'rejected')).status_reason).toBe('unknown SKU NO-SUCH-SKU');
     expect(await stockOf(h(), p.sku)).toMatchObject({ reserved: 0 });
   });
 });
@@ -170,13 +167,13 @@ describe('failures and operator retry', () => {
       await blocker.raw('SELECT * FROM stock WHERE sku = ? FOR UPDATE', [p.sku]);
       await hh.startWorkers(['orders']);
       const o = await placeOrder(hh, c.id, [{ sku: p.sku, quantity: 1 }]);
-      const failed = await until(hh, o.id, 'failed');
+      const failed = await untilStatus(hh, o.id, 'failed');
       expect(failed.status_reason).toMatch(/^failed after 2 attempts: canceling statement due to lock timeout/);
       expect(failed.attempts).toBe(2);
       await blocker.rollback();
       const retried = await hh.api('POST', `/v1/orders/${o.id}/retry`, { role: 'operator' });
       expect(retried.status).toBe(202);
-      const ok = await until(hh, o.id, 'confirmed');
+      const ok = await untilStatus(hh, o.id, 'confirmed');
       expect(ok.history.map((x: any) => x.status)).toEqual(['received', 'failed', 'received', 'confirmed']);
       expect(await stockOf(hh, p.sku)).toMatchObject({ reserved: 1 });
       const notOperator = await hh.api('POST', `/v1/orders/${o.id}/retry`, { role: 'intake' });
@@ -200,7 +197,7 @@ describe('Redis is transport, PostgreSQL the record', () => {
       const outbox = await h().ctx.db('outbox').where({ job_id: o.id }).first();
       expect(outbox.published_at).toBeNull();
       await h().startWorkers(); // same database and prefix, a Redis that answers
-      await until(h(), o.id, 'confirmed');
+      await untilStatus(h(), o.id, 'confirmed');
     } finally { await intake.close(); }
   });
 

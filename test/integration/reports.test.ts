@@ -4,17 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config';
 import { closeContext, createContext } from '../../src/context';
 import { createApp } from '../../src/http/app';
-import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
+import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
 import { KEYS, useHarness, waitFor, type Harness } from '../helpers/harness';
 
 const h = useHarness({ workers: false });
 
-async function settle(hh: Harness, id: string, status: string) {
-  return waitFor(async () => {
-    const r = await hh.api('GET', `/v1/orders/${id}`, { role: 'intake' });
-    return r.body.status === status && r.body;
-  }, { what: `order ${id} ${status}` });
-}
 
 /** RFC 4180 reader: quoted cells, doubled quotes, CRLF rows. */
 function parseCsv(text: string): string[][] {
@@ -40,18 +34,18 @@ describe('reports', () => {
     const p1 = await makeProduct(h(), 10, { price_cents: 1000 });
     const p2 = await makeProduct(h(), 1, { price_cents: 250 });
     const o1 = await placeOrder(h(), c.id, [{ sku: p1.sku, quantity: 2 }]);
-    await settle(h(), o1.id, 'confirmed');
+    await untilStatus(h(), o1.id, 'confirmed');
     const o2 = await placeOrder(h(), c.id, [{ sku: p1.sku, quantity: 1 }, { sku: p2.sku, quantity: 1 }]);
-    await settle(h(), o2.id, 'confirmed');
+    await untilStatus(h(), o2.id, 'confirmed');
     const o3 = await placeOrder(h(), c.id, [{ sku: p2.sku, quantity: 3 }]);
-    await settle(h(), o3.id, 'awaiting_stock');
+    await untilStatus(h(), o3.id, 'awaiting_stock');
     const o4 = await placeOrder(h(), c.id, [{ sku: p2.sku, quantity: 5 }], { on_insufficient_stock: 'reject' });
-    await settle(h(), o4.id, 'rejected');
+    await untilStatus(h(), o4.id, 'rejected');
     const o5 = await placeOrder(h(), c.id, [{ sku: p1.sku, quantity: 3 }]);
-    await settle(h(), o5.id, 'confirmed');
+    await untilStatus(h(), o5.id, 'confirmed');
     expect((await h().api('POST', `/v1/orders/${o5.id}/fulfill`, { role: 'feed' })).status).toBe(200);
     const o6 = await placeOrder(h(), c.id, [{ sku: p1.sku, quantity: 1 }]);
-    await settle(h(), o6.id, 'confirmed');
+    await untilStatus(h(), o6.id, 'confirmed');
     expect((await h().api('POST', `/v1/orders/${o6.id}/cancel`, { role: 'intake' })).status).toBe(200);
     // Put them on days of their own, far from anything else in this database.
     const at: [string, string][] = [[o1.id, '2020-03-01T10:00:00Z'], [o2.id, '2020-03-01T23:59:59Z'], [o3.id, '2020-03-02T12:00:00Z'],
@@ -100,10 +94,10 @@ describe('reports', () => {
     const x = await makeProduct(h(), 10, { name: 'Plain' });
     const y = await makeProduct(h(), 2, { name: 'Comma, "quoted"' });
     const z = await makeProduct(h(), 0, { name: '=SUM(A1)' });
-    await settle(h(), (await placeOrder(h(), c.id, [{ sku: x.sku, quantity: 3 }])).id, 'confirmed');
-    await settle(h(), (await placeOrder(h(), c.id, [{ sku: y.sku, quantity: 2 }])).id, 'confirmed');
-    await settle(h(), (await placeOrder(h(), c.id, [{ sku: y.sku, quantity: 1 }])).id, 'awaiting_stock');
-    await settle(h(), (await placeOrder(h(), c.id, [{ sku: y.sku, quantity: 2 }])).id, 'awaiting_stock');
+    await untilStatus(h(), (await placeOrder(h(), c.id, [{ sku: x.sku, quantity: 3 }])).id, 'confirmed');
+    await untilStatus(h(), (await placeOrder(h(), c.id, [{ sku: y.sku, quantity: 2 }])).id, 'confirmed');
+    await untilStatus(h(), (await placeOrder(h(), c.id, [{ sku: y.sku, quantity: 1 }])).id, 'awaiting_stock');
+    await untilStatus(h(), (await placeOrder(h(), c.id, [{ sku: y.sku, quantity: 2 }])).id, 'awaiting_stock');
 
     const expected = [
       { sku: z.sku, name: '=SUM(A1)', on_hand: 0, reserved: 0, available: 0, backordered: 0, waiting_orders: 0 },
@@ -138,12 +132,12 @@ describe('reports', () => {
     expect((await h().api('POST', '/v1/restocks', { role: 'feed', body: { event_id: `ev-${good.sku}`, sku: good.sku, quantity: 5 } })).status).toBe(202);
     await waitFor(async () => (await h().ctx.db('stock').where({ sku: good.sku }).first()).on_hand === 15, { what: 'restock applied' });
     const sold = await placeOrder(h(), c.id, [{ sku: good.sku, quantity: 3 }]);
-    await settle(h(), sold.id, 'confirmed');
+    await untilStatus(h(), sold.id, 'confirmed');
     expect((await h().api('POST', `/v1/orders/${sold.id}/fulfill`, { role: 'feed' })).status).toBe(200);
     const held = await placeOrder(h(), c.id, [{ sku: good.sku, quantity: 2 }]);
-    await settle(h(), held.id, 'confirmed');
+    await untilStatus(h(), held.id, 'confirmed');
     expect((await h().api('POST', `/v1/inventory/${good.sku}/adjustments`, { body: { delta: -1, reason: 'dropped one' } })).status).toBe(201);
-    await settle(h(), (await placeOrder(h(), c.id, [{ sku: bad.sku, quantity: 1 }])).id, 'confirmed');
+    await untilStatus(h(), (await placeOrder(h(), c.id, [{ sku: bad.sku, quantity: 1 }])).id, 'confirmed');
 
     const before = await h().api('GET', '/v1/reports/ledger');
     expect(before.status).toBe(200);

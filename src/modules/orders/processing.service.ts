@@ -1,6 +1,6 @@
 import type { Context } from '../../context';
 import type { Trx } from '../../db';
-import { publishAfterCommit, type OutboxRow } from '../../queue/outbox';
+import { publishAfterCommit } from '../../queue/outbox';
 import { applyStockChanges, inStockTransaction, readStockRows, type Movement, type StockChange, type StockRow } from '../inventory';
 import { allocateSkus } from './allocation.service';
 import type { OrderStatus } from './order-status';
