@@ -306,13 +306,18 @@ describe('order actions: state checks and bad input', () => {
     }
   });
 
-  it('when an unknown customer or SKU is ordered, then intake accepts the shape and the worker rejects it', async () => {
+  it('when an unknown or blocked customer or an unknown SKU is ordered, then intake accepts the shape and the worker rejects it, saying why', async () => {
     await h().startWorkers(['orders']);
     const p = await makeProduct(h(), 5);
     const noCustomer = await placeOrder(h(), MISSING, [{ sku: p.sku, quantity: 1 }]);
     const c = await makeCustomer(h());
-    const noSku = await placeOrder(h(), c.id, [{ sku: `GHOST-${randomBytes(3).toString('hex')}`, quantity: 1 }]);
-    await waitFor(async () => (await statusOf(noCustomer.id)) === 'rejected' && (await statusOf(noSku.id)) === 'rejected', { what: 'rejected' });
+    const ghost = `GHOST-${randomBytes(3).toString('hex')}`;
+    const noSku = await placeOrder(h(), c.id, [{ sku: ghost, quantity: 1 }]);
+    const blocked = await makeCustomer(h());
+    await h().ctx.db('customers').where({ id: blocked.id }).update({ blocked: true });
+    const fromBlocked = await placeOrder(h(), blocked.id, [{ sku: p.sku, quantity: 1 }]);
+    const reasons = await Promise.all([noCustomer, noSku, fromBlocked].map(async (o) => (await untilStatus(h(), o.id, 'rejected')).status_reason));
+    expect(reasons).toEqual(['unknown customer', `unknown SKU ${ghost}`, 'customer is blocked']);
     expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 5, reserved: 0 });
   });
 });

@@ -155,7 +155,7 @@ describe('exactly-once effect', () => {
 });
 
 describe('failures and operator retry', () => {
-  it('when processing keeps failing, then after the last attempt the order is failed with its reason, and retry processes it again', async () => {
+  it('when processing keeps failing, then after the last attempt the order is failed with its reason; retry processes it again and a failed order can be cancelled', async () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 5);
     const dbName = h().env.DATABASE_URL.split('/').pop();
@@ -167,10 +167,17 @@ describe('failures and operator retry', () => {
       await blocker.raw('SELECT * FROM stock WHERE sku = ? FOR UPDATE', [p.sku]);
       await hh.startWorkers(['orders']);
       const o = await placeOrder(hh, c.id, [{ sku: p.sku, quantity: 1 }]);
+      const dropped = await placeOrder(hh, c.id, [{ sku: p.sku, quantity: 1 }]);
       const failed = await untilStatus(hh, o.id, 'failed');
       expect(failed.status_reason).toMatch(/^failed after 2 attempts: canceling statement due to lock timeout/);
       expect(failed.attempts).toBe(2);
+      await untilStatus(hh, dropped.id, 'failed');
       await blocker.rollback();
+      // failed → cancelled is allowed too; it held nothing, so nothing moves.
+      const cancelled = await hh.api('POST', `/v1/orders/${dropped.id}/cancel`, { role: 'intake', body: { reason: 'gave up' } });
+      expect(cancelled.status, cancelled.text).toBe(200);
+      expect(cancelled.body).toMatchObject({ status: 'cancelled', status_reason: 'gave up' });
+      expect(await hh.ctx.db('stock_movements').where({ order_id: dropped.id })).toEqual([]);
       const retried = await hh.api('POST', `/v1/orders/${o.id}/retry`, { role: 'operator' });
       expect(retried.status).toBe(202);
       const ok = await untilStatus(hh, o.id, 'confirmed');
