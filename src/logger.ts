@@ -11,4 +11,3 @@ export const logger = pino({
     censor: '[redacted]',
   },
 });
-export type Logger = pino.Logger;

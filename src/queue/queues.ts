@@ -14,7 +14,6 @@ export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 export interface OrderJob { orderId: string }
 export interface RestockJob { eventId: string }
 export interface NotificationJob { eventId: string }
-export type MaintenanceJob = Record<string, never>;
 
 export const JOB = {
   processOrder: 'process-order',

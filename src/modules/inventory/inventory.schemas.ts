@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { skuSchema } from '../../validation';
+import { limitSchema, skuSchema } from '../../validation';
 
 const cents = z.number().int('must be an integer').min(0).max(Number.MAX_SAFE_INTEGER);
 const quantity = z.number().int('must be an integer').min(0).max(1_000_000_000);
@@ -21,7 +21,7 @@ export const adjustmentSchema = z.object({
 });
 export const inventoryQuerySchema = z.object({
   low_stock: z.coerce.number().int().min(0).optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
+  limit: limitSchema,
   cursor: z.string().max(500).optional(),
 });
 

@@ -4,7 +4,6 @@ import type { Order } from '../orders';
 export const CHANNELS = ['webhook', 'email'] as const;
 export type Channel = (typeof CHANNELS)[number];
 export const NOTIFICATION_STATUSES = ['pending', 'delivered', 'failed'] as const;
-export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
 
 /** What is sent: the event as written with its transition (the webhook body, exactly). */
 export interface EventPayload { id: string; type: string; created_at: string; data: { order: Order } }
@@ -26,4 +25,3 @@ export const notificationSchema = z.object({
 export type Notification = z.infer<typeof notificationSchema>;
 
 export const orderNotificationsSchema = z.object({ data: z.array(notificationSchema) });
-export type OrderNotifications = z.infer<typeof orderNotificationsSchema>;

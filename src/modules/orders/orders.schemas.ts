@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { skuSchema, uuidParam } from '../../validation';
+import { limitSchema, skuSchema, uuidParam } from '../../validation';
 import { ORDER_STATUSES } from './order-status';
 
 export const orderLineInput = z.object({
@@ -39,7 +39,7 @@ export const listOrdersQuerySchema = z.object({
   status: z.enum(ORDER_STATUSES).optional(),
   customer_id: uuidParam.optional(),
   sku: skuSchema.optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
+  limit: limitSchema,
   cursor: z.string().max(500).optional(),
 });
 export type ListOrdersQuery = z.infer<typeof listOrdersQuerySchema>;
