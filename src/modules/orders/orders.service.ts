@@ -23,10 +23,7 @@ interface Placed { accepted: Accepted; outbox: OutboxRow }
  * Orders, their lines, first history entries and outbox rows in ONE statement (atomic, one round
  * trip, one commit), for one order or for a group of concurrent requests. `seq` follows the input order.
  */
-async function insertOrders(db: Executor, inputs: { id: string; input: PlaceOrder }[]): Promise<Placed[]> {
-  const lines = inputs.flatMap(({ id, input }) => input.lines.map((l, i) => ({ id, no: i + 1, sku: l.sku, quantity: l.quantity })));
-  const { rows } = await db.raw(
-    `WITH x AS (
+const INSERT_ORDERS = `WITH x AS (
        SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[]) WITH ORDINALITY AS x(id, customer_id, on_short, external_ref, ord)),
      o AS (
        INSERT INTO orders (id, customer_id, on_insufficient_stock, external_ref)
@@ -39,10 +36,29 @@ async function insertOrders(db: Executor, inputs: { id: string; input: PlaceOrde
      ob AS (
        INSERT INTO outbox (queue, job_name, job_id, data)
        SELECT ?, ?, o.id::text, json_build_object('orderId', o.id) FROM o ORDER BY o.seq RETURNING id, job_id, data)
-     SELECT o.id, o.seq, o.status, ${isoSql('o.created_at')} AS created_at, ob.id AS outbox_id, ob.data FROM o JOIN ob ON ob.job_id = o.id::text`,
-    [inputs.map((r) => r.id), inputs.map((r) => r.input.customer_id), inputs.map((r) => r.input.on_insufficient_stock),
-      inputs.map((r) => r.input.external_ref ?? null) as string[], // NULLs in a text[]
-      lines.map((l) => l.id), lines.map((l) => l.no), lines.map((l) => l.sku), lines.map((l) => l.quantity), QUEUES.orders, JOB.processOrder]);
+     SELECT o.id, o.seq, o.status, ${isoSql('o.created_at')} AS created_at, ob.id AS outbox_id, ob.data FROM o JOIN ob ON ob.job_id = o.id::text`;
+
+/**
+ * The same statement as a named prepared statement ($n parameters), for the group-commit path:
+ * each pooled connection parses and plans it once, not once per group.
+ */
+const INSERT_ORDERS_PREPARED = { name: 'orderflow_insert_orders', text: ((i) => INSERT_ORDERS.replace(/\?/g, () => `$${++i}`))(0) };
+
+/**
+ * Runs the statement on `db`: through knex inside a transaction (the Idempotency-Key path), else
+ * as the prepared statement on a connection of knex's pool (the busy intake path).
+ */
+async function insertOrders(db: Executor, inputs: { id: string; input: PlaceOrder }[]): Promise<Placed[]> {
+  const lines = inputs.flatMap(({ id, input }) => input.lines.map((l, i) => ({ id, no: i + 1, sku: l.sku, quantity: l.quantity })));
+  const values = [inputs.map((r) => r.id), inputs.map((r) => r.input.customer_id), inputs.map((r) => r.input.on_insufficient_stock),
+    inputs.map((r) => r.input.external_ref ?? null) as string[], // NULLs in a text[]
+    lines.map((l) => l.id), lines.map((l) => l.no), lines.map((l) => l.sku), lines.map((l) => l.quantity), QUEUES.orders, JOB.processOrder];
+  let rows: any[];
+  if (db.isTransaction) rows = (await db.raw(INSERT_ORDERS, values)).rows;
+  else {
+    const conn = await db.client.acquireConnection();
+    try { rows = (await conn.query({ ...INSERT_ORDERS_PREPARED, values })).rows; } finally { await db.client.releaseConnection(conn); }
+  }
   const byId = new Map<string, any>(rows.map((r: any) => [r.id, r]));
   return inputs.map(({ id }) => {
     const r = byId.get(id);
