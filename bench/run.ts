@@ -19,7 +19,7 @@ import { BENCH_KEYS, createBenchEnv, orderMix, seedCustomers, seedProducts, with
 const PHASES = ['intake', 'redis', 'uniform', 'hot', 'restock'] as const;
 type Phase = (typeof PHASES)[number];
 
-const FULL = { orders: 20000, skus: 10000, hotOrders: 20000, restockOrders: 10000, redisJobs: 100000, seconds: 5, warmup: 2, rounds: 3 };
+const FULL = { orders: 20000, skus: 10000, hotOrders: 20000, restockOrders: 10000, redisJobs: 100000, seconds: 5, warmup: 2, rounds: 5 };
 const QUICK = { orders: 4000, skus: 2000, hotOrders: 3000, restockOrders: 2000, redisJobs: 20000, seconds: 4, warmup: 1, rounds: 1 };
 
 const int = (v: string) => { const n = Number(v); if (!Number.isInteger(n) || n < 1) throw new Error(`not a positive integer: ${v}`); return n; };
@@ -35,7 +35,7 @@ const program = new Command('bench')
   .addOption(new Option('--redis-jobs <n>', 'jobs waiting for the Redis memory figure (full 100000)').argParser(int).env('BENCH_REDIS_JOBS'))
   .addOption(new Option('--seconds <n>', 'intake: measured seconds per server and round (full 5)').argParser(int).env('BENCH_SECONDS'))
   .addOption(new Option('--warmup <n>', 'intake: warm-up seconds per server and round (full 2)').argParser(int).env('BENCH_WARMUP'))
-  .addOption(new Option('--rounds <n>', 'intake: rounds, each running the three servers in turn (full 3)').argParser(int).env('BENCH_ROUNDS'))
+  .addOption(new Option('--rounds <n>', 'intake: rounds, each running the three servers in turn (full 5)').argParser(int).env('BENCH_ROUNDS'))
   .addOption(new Option('--connections <n>', 'intake: autocannon connections').default(50).argParser(int).env('BENCH_CONNECTIONS'))
   .addOption(new Option('--ceiling-concurrency <n>', 'worker ceiling: BullMQ concurrency').default(16).argParser(int).env('BENCH_CEILING_CONCURRENCY'))
   .addOption(new Option('--with-notifications', 'run the notifications worker inside the timed e2e/restock windows too').env('BENCH_WITH_NOTIFICATIONS'))
