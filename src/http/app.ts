@@ -7,13 +7,13 @@ import { makeKeyLookup, requireRole } from './middleware/auth';
 import { errorHandler, notFoundHandler } from './middleware/errors';
 import { rateLimit } from './middleware/rate-limit';
 import { requestLog } from './middleware/request-log';
-import { jsonBody } from './middleware/request';
+import { jsonBody, requestId } from './middleware/request';
 import { customersRoutes } from './routes/customers.routes';
 import { healthRoutes } from './routes/health.routes';
 import { inventoryRoutes, productsRoutes } from './routes/inventory.routes';
 import { notificationsRoutes } from './routes/notifications.routes';
 import { operatorRoutes } from './routes/operators.routes';
-import { ordersRoutes, placeOrderRoute } from './routes/orders.routes';
+import { ordersRoutes } from './routes/orders.routes';
 import { restocksRoutes } from './routes/restocks.routes';
 
 export interface Guards {
@@ -41,13 +41,13 @@ export function createApp(ctx: Context): Express {
       return String(value).toLowerCase();
     },
   };
+  app.use(requestId);
   app.use(requestLog);
   app.use(helmet({ contentSecurityPolicy: false }));
   app.use(jsonBody);
   if (ctx.config.RATE_LIMIT_RPS > 0) app.use(rateLimit(ctx.config));
-  // The intake path first, as a route of the app itself: the fewest layers to walk for the
-  // busiest endpoint (the health routes are GETs of their own paths, so after it they answer the same).
-  app.post('/v1/orders', guards.intake, placeOrderRoute(ctx));
+  // The intake path first: fewest layers to walk for the busiest endpoint (the health routes are
+  // GETs of their own paths, so after it they answer the same).
   app.use('/v1/orders', ordersRoutes(ctx, guards));
   app.use(healthRoutes(ctx));
   app.use('/v1', notificationsRoutes(ctx, guards));

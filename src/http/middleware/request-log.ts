@@ -1,7 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { logger } from '../../logger';
 import { metrics } from '../../metrics';
-import { assignRequestId } from './request';
 
 /**
  * Observes each request once when it ends: the HTTP duration histogram (by route and status) and
@@ -9,14 +8,12 @@ import { assignRequestId } from './request';
  * pattern (e.g. /v1/orders/:id), so lines group by endpoint; `path` has no query string. 5xx are
  * logged as errors, requests the client dropped before the answer as warnings.
  *
- * It also gives the request its id (X-Request-Id) first, so every line and answer carries one.
  * One 'close' listener does it: Node emits 'close' on every response, after 'finish' when the
  * answer was sent and alone when the client went away first (`writableFinished` tells which).
  * The log line is only built when its level is on.
  */
 export function requestLog(req: Request, res: Response, next: NextFunction): void {
   const started = process.hrtime.bigint();
-  assignRequestId(req, res); // here rather than a layer of its own: one layer less on every request
   res.once('close', () => {
     const ms = Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100;
     const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : req.baseUrl || 'unmatched';

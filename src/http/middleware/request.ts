@@ -5,10 +5,11 @@ import { AppError, ValidationError } from '../../errors';
 const SAFE_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 /** Every response carries X-Request-Id (the caller's, when it is safe to echo, else a new one). */
-export function assignRequestId(req: Request, res: Response): void {
+export function requestId(req: Request, res: Response, next: NextFunction): void {
   const incoming = req.headers['x-request-id'];
   req.requestId = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
   res.setHeader('X-Request-Id', req.requestId);
+  next();
 }
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);

@@ -1,4 +1,4 @@
-import { Router, type RequestHandler } from 'express';
+import { Router } from 'express';
 import type { Context } from '../../context';
 import {
   cancelOrder, cancelOrderSchema, emptyBodySchema, fulfillOrder, getOrder, idempotencyKeySchema, listOrders, listOrdersQuerySchema,
@@ -7,21 +7,16 @@ import {
 import { parseInput } from '../../validation';
 import type { Guards } from '../app';
 
-/** POST /v1/orders (intake); mounted by the app ahead of everything else, behind the intake guard. */
-export function placeOrderRoute(ctx: Context): RequestHandler {
-  return async (req, res) => {
+export function ordersRoutes(ctx: Context, g: Guards): Router {
+  const r = Router();
+  r.post('/', g.intake, async (req, res) => {
     const rawKey = req.headers['idempotency-key'];
     const key = rawKey === undefined ? undefined : parseInput(idempotencyKeySchema, rawKey, 'Idempotency-Key');
     const input = parseInput(placeOrderSchema, req.body, 'body');
     const { body, replayed } = await placeOrder(ctx, req.principal!.id, input, key);
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(202).location(`/v1/orders/${body.id}`).json(body);
-  };
-}
-
-/** Every other /v1/orders route. */
-export function ordersRoutes(ctx: Context, g: Guards): Router {
-  const r = Router();
+  });
   r.get('/', g.intake, async (req, res) => { res.json(await listOrders(ctx.db, parseInput(listOrdersQuerySchema, req.query, 'query'))); });
   r.get('/:id', g.intake, async (req, res) => { res.json(await getOrder(ctx.db, g.id(req.params.id, 'order'))); });
   r.patch('/:id', g.intake, async (req, res) => {
