@@ -193,6 +193,41 @@ describe('failures and operator retry', () => {
   });
 });
 
+describe('intake group commit', () => {
+  it('when one order of a group fails to insert, then it alone gets an error; the rest of its group is stored and answered 202', async () => {
+    // A trigger that refuses one order stands in for any per-order failure of the group statement.
+    await h().ctx.db.raw(`CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.external_ref = 'poison' THEN RAISE EXCEPTION 'refused by test trigger'; END IF; RETURN NEW; END $$`);
+    await h().ctx.db.raw('CREATE TRIGGER refuse_poison BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION refuse_poison()');
+    const blocker = await h().ctx.db.transaction();
+    try {
+      const c = await makeCustomer(h());
+      const p = await makeProduct(h(), 100);
+      const body = (ref: string) => ({ customer_id: c.id, lines: [{ sku: p.sku, quantity: 1 }], external_ref: ref });
+      // Hold the first insert on a table lock, so the next 30 requests queue up and go in as ONE group.
+      await blocker.raw('LOCK TABLE outbox IN EXCLUSIVE MODE');
+      const first = h().api('POST', '/v1/orders', { role: 'intake', body: body('first') });
+      await waitFor(async () => (await h().ctx.db.raw(
+        `SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'outbox'::regclass`)).rows.length > 0, { what: 'first insert waiting' });
+      const refs = Array.from({ length: 30 }, (_, i) => (i === 17 ? 'poison' : `ok-${i}`));
+      const rest = refs.map((ref) => h().api('POST', '/v1/orders', { role: 'intake', body: body(ref) }));
+      await new Promise((r) => setTimeout(r, 300)); // all 30 parsed and waiting in the batcher
+      await blocker.commit();
+      expect((await first).status).toBe(202);
+      const answers = await Promise.all(rest);
+      expect(answers.map((a, i) => [refs[i], a.status]).filter(([, st]) => st !== 202)).toEqual([['poison', 500]]);
+      const stored = await h().ctx.db('orders').where({ customer_id: c.id }).pluck('external_ref');
+      expect(stored.sort()).toEqual(['first', ...refs.filter((r) => r !== 'poison')].sort());
+      const ids = answers.filter((a) => a.status === 202).map((a) => a.body.id);
+      expect(Number((await h().ctx.db('outbox').whereIn('job_id', ids).count({ n: '*' }).first())?.n)).toBe(29);
+    } finally {
+      if (!blocker.isCompleted()) await blocker.rollback();
+      await h().ctx.db.raw('DROP TRIGGER IF EXISTS refuse_poison ON orders');
+      await h().ctx.db.raw('DROP FUNCTION IF EXISTS refuse_poison()');
+    }
+  });
+});
+
 describe('Redis is transport, PostgreSQL the record', () => {
   it('when Redis is unreachable at intake, then orders are still accepted and the relay publishes them once Redis is back', async () => {
     const dead = await freePort();

@@ -40,7 +40,8 @@ const INSERT_ORDERS = `WITH x AS (
 
 /**
  * The same statement as a named prepared statement ($n parameters), for the group-commit path:
- * each pooled connection parses and plans it once, not once per group.
+ * each pooled connection parses and plans it once, not once per group. Every `?` in INSERT_ORDERS
+ * is a parameter (as knex also requires of it), so numbering them in order is the whole translation.
  */
 const INSERT_ORDERS_PREPARED = { name: 'orderflow_insert_orders', text: ((i) => INSERT_ORDERS.replace(/\?/g, () => `$${++i}`))(0) };
 
