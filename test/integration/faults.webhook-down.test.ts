@@ -50,7 +50,9 @@ describe('fault: the webhook receiver is down for a while', () => {
       h().spawnWorker(env);
       const downSince = Date.now();
       const stats = await runIntake({ baseUrl: () => h().baseUrl, total: TOTAL, concurrency: 6, body: () => orderBody(r, shop) });
-      await h().api('POST', '/v1/restocks', { role: 'feed', body: { events: shop.hot.map((sku) => ({ event_id: `wh-${sku}`, sku, quantity: 6 })) } });
+      // Enough for every waiting line: each backorder is then confirmed too, a second event per order
+      // to deliver (with only a few units, strict FIFO across several hot SKUs can leave none whole).
+      await h().api('POST', '/v1/restocks', { role: 'feed', body: { events: shop.hot.map((sku) => ({ event_id: `wh-${sku}`, sku, quantity: 1000 })) } });
       await waitSettled(h().ctx.db, stats.accepted, 60_000);
       await waitFor(async () => !(await h().ctx.db('restock_events').whereNull('applied_at').first()), { what: 'restocks applied' });
       const attemptsWhileDown = await h().ctx.db('notifications').whereIn('order_id', stats.accepted).sum({ n: 'attempts' }).first();
