@@ -1,5 +1,5 @@
 // `npm run bench [-- --quick]`: our figures and, in the same run on the same machine, the ceilings
-// they are judged against. Writes bench/results.json and prints a table. See docs/benchmarks.md.
+// they are judged against. Writes bench/results.json and prints a table. See README.md, "Benchmarks".
 import './lib/quiet';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
