@@ -10,6 +10,7 @@ import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 const OUTAGE_MS = 10_000;
 const TOTAL = 800;
 const DROP_AT = 250;
+const PAUSED_BEFORE_DROP = 40;
 
 let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
 let proxy: TcpProxy;
@@ -51,9 +52,14 @@ describe('fault: PostgreSQL unreachable for 10 s mid-run', () => {
     const stats = await runIntake({
       baseUrl: () => h.baseUrl, total: TOTAL, concurrency: 6, body: () => orderBody(r, shop),
       onAccepted: (n) => {
+        // Jobs must be waiting when the database goes: a fast worker keeps up with intake, and with
+        // intake answering 503 during the outage no new job would meet it. So the queue is paused for
+        // the last orders before the drop and resumed once PostgreSQL is unreachable.
+        if (n === DROP_AT - PAUSED_BEFORE_DROP) void h.ctx.queues.orders.pause();
         if (n !== DROP_AT) return;
         outage = (async () => {
           await proxy.drop();
+          await h.ctx.queues.orders.resume();
           await new Promise((res) => setTimeout(res, 2000));
           const ready = await h.api('GET', '/readyz', { role: null });
           during.readyz = ready.status;

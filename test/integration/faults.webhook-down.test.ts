@@ -50,11 +50,16 @@ describe('fault: the webhook receiver is down for a while', () => {
       h().spawnWorker(env);
       const downSince = Date.now();
       const stats = await runIntake({ baseUrl: () => h().baseUrl, total: TOTAL, concurrency: 6, body: () => orderBody(r, shop) });
+      // Every order processed first, so the hot SKUs' short stock leaves some waiting (posted at once, on a
+      // fast machine the restock could land before the workers had taken a single order: no backorders).
+      await waitSettled(h().ctx.db, stats.accepted, 60_000);
+      const waiting = () => h().ctx.db('orders').whereIn('id', stats.accepted).where({ status: 'awaiting_stock' }).count({ n: '*' }).first();
+      expect(Number((await waiting())?.n)).toBeGreaterThan(0);
       // Enough for every waiting line: each backorder is then confirmed too, a second event per order
       // to deliver (with only a few units, strict FIFO across several hot SKUs can leave none whole).
       await h().api('POST', '/v1/restocks', { role: 'feed', body: { events: shop.hot.map((sku) => ({ event_id: `wh-${sku}`, sku, quantity: 1000 })) } });
-      await waitSettled(h().ctx.db, stats.accepted, 60_000);
       await waitFor(async () => !(await h().ctx.db('restock_events').whereNull('applied_at').first()), { what: 'restocks applied' });
+      await waitFor(async () => Number((await waiting())?.n) === 0, { timeout: 60_000, what: 'every backorder confirmed' });
       const attemptsWhileDown = await h().ctx.db('notifications').whereIn('order_id', stats.accepted).sum({ n: 'attempts' }).first();
 
       await new Promise((res) => setTimeout(res, Math.max(0, DOWN_MS - (Date.now() - downSince))));
