@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { makeCustomer, makeProduct, placeOrder, ledgerOnHand, statusCounts, stockOf } from '../helpers/factories';
+import { makeCustomer, makeProduct, placeOrder, statusCounts, stockOf } from '../helpers/factories';
 import { useHarness, waitFor, type Harness } from '../helpers/harness';
 
 const h = useHarness();
@@ -74,16 +74,22 @@ describe('storm: many concurrent orders on one scarce SKU, two worker processes'
     const ids = [...first, ...second].map((o) => o.id);
     await settled(h(), ids);
 
-    for (const p of skus) {
-      const s = await stockOf(h(), p.sku);
-      const confirmedQty = await h().ctx.db('order_lines as l').join('orders as o', 'o.id', 'l.order_id')
-        .where('l.sku', p.sku).whereIn('o.status', ['confirmed', 'awaiting_stock']).where('l.reserved', true).sum({ q: 'l.quantity' }).first();
-      expect(s.reserved).toBe(Number(confirmedQty?.q ?? 0));
-      expect(s.reserved).toBeLessThanOrEqual(s.on_hand);
-      expect(s.on_hand).toBe(await ledgerOnHand(h(), p.sku));
-      const reservations = await h().ctx.db('stock_movements').where({ sku: p.sku }).whereIn('type', ['reservation', 'release']).sum({ q: 'quantity' }).first();
-      expect(Number(reservations?.q ?? 0)).toBe(s.reserved);
-    }
+    // One snapshot for all the figures: a settled order may still be served by the allocation that
+    // follows its commit (it joined its SKU's queue at its own seq while stock was free), and reading
+    // the stock row and the ledger at two moments could straddle that transaction.
+    await h().ctx.db.transaction(async (trx) => {
+      for (const p of skus) {
+        const s = await trx('stock').where({ sku: p.sku }).first();
+        const confirmedQty = await trx('order_lines as l').join('orders as o', 'o.id', 'l.order_id')
+          .where('l.sku', p.sku).whereIn('o.status', ['confirmed', 'awaiting_stock']).where('l.reserved', true).sum({ q: 'l.quantity' }).first();
+        expect(s.reserved).toBe(Number(confirmedQty?.q ?? 0));
+        expect(s.reserved).toBeLessThanOrEqual(s.on_hand);
+        const ledger = await trx('stock_movements').where({ sku: p.sku }).whereIn('type', ['initial', 'receipt', 'sale', 'adjustment']).sum({ q: 'quantity' }).first();
+        expect(s.on_hand).toBe(Number(ledger?.q ?? 0));
+        const reservations = await trx('stock_movements').where({ sku: p.sku }).whereIn('type', ['reservation', 'release']).sum({ q: 'quantity' }).first();
+        expect(Number(reservations?.q ?? 0)).toBe(s.reserved);
+      }
+    }, { isolationLevel: 'repeatable read' });
     // Exactly one event per transition, never two for the same one.
     const dupEvents = await h().ctx.db('events').whereIn('order_id', ids).groupBy('order_id', 'transition_no').havingRaw('count(*) > 1').select('order_id');
     expect(dupEvents).toHaveLength(0);
