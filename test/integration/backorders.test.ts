@@ -193,6 +193,63 @@ describe('giving stock back', () => {
     expect(releases.map((m) => [m.sku, m.quantity])).toEqual([[a.sku, -3]]);
   });
 
+  it('when a confirmed order is edited while a younger order waits on its SKU, then it keeps its place: the stock it gave back is its own again, and goes on only when it no longer wants it', async () => {
+    await h().startWorkers();
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 1);
+    const older = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    await settledAll(h(), [older.id], ['confirmed']);
+    const younger = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    await settledAll(h(), [younger.id], ['awaiting_stock']);
+    expect(younger.seq).toBeGreaterThan(older.seq);
+    const edited = async (body: unknown) => {
+      const res = await h().api('PATCH', `/v1/orders/${older.id}`, { role: 'intake', body });
+      expect(res.status).toBe(202);
+      await settledAll(h(), [older.id]);
+      // Let any allocation after its processing commit before looking.
+      await new Promise((r) => setTimeout(r, 300));
+      return statusById(h(), [older.id, younger.id]);
+    };
+
+    // Switching to reject mode: it is ahead of the waiting line, so it takes its unit again, not a rejection.
+    let s = await edited({ on_insufficient_stock: 'reject' });
+    expect([s.get(older.id), s.get(younger.id)]).toEqual(['confirmed', 'awaiting_stock']);
+    // The same lines again: still its unit.
+    s = await edited({ lines: [{ sku: p.sku, quantity: 1 }] });
+    expect([s.get(older.id), s.get(younger.id)]).toEqual(['confirmed', 'awaiting_stock']);
+    expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 1, reserved: 1, backordered: 1 });
+    // Now it asks for more than there is, in reject mode: it is rejected, and the unit goes to the next in line.
+    s = await edited({ lines: [{ sku: p.sku, quantity: 2 }] });
+    await waitFor(async () => (await statusById(h(), [younger.id])).get(younger.id) === 'confirmed', { timeout: 10_000, what: 'the younger order served' });
+    expect((await statusById(h(), [older.id])).get(older.id)).toBe('rejected');
+    expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 1, reserved: 1, backordered: 0 });
+    await expectBackorderedConsistent(h(), p.sku);
+    expect(await ledgerOnHand(h(), p.sku)).toBe(1);
+  });
+
+  it('when an edited order asks for more than is free while younger lines wait, then it waits ahead of them and blocks them (strict FIFO by seq)', async () => {
+    await h().startWorkers();
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 2);
+    const older = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
+    await settledAll(h(), [older.id], ['confirmed']);
+    const younger = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    await settledAll(h(), [younger.id], ['awaiting_stock']);
+    const res = await h().api('PATCH', `/v1/orders/${older.id}`, { role: 'intake', body: { lines: [{ sku: p.sku, quantity: 3 }] } });
+    expect(res.status).toBe(202);
+    await settledAll(h(), [older.id]);
+    await new Promise((r) => setTimeout(r, 300));
+    let s = await statusById(h(), [older.id, younger.id]);
+    expect([s.get(older.id), s.get(younger.id)]).toEqual(['awaiting_stock', 'awaiting_stock']);
+    expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 2, reserved: 0, backordered: 4 });
+    // One more unit: the older line (3) fits first, the younger keeps waiting.
+    expect((await restock(h(), { event_id: `edit-fifo-${p.sku}`, sku: p.sku, quantity: 1 })).status).toBe(202);
+    await waitFor(async () => (await statusById(h(), [older.id])).get(older.id) === 'confirmed', { timeout: 10_000, what: 'the older order served first' });
+    s = await statusById(h(), [older.id, younger.id]);
+    expect(s.get(younger.id)).toBe('awaiting_stock');
+    expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 3, reserved: 3, backordered: 1 });
+  });
+
   it('when a backorder outlives BACKORDER_TTL_SECONDS, then it is cancelled as backorder_expired and releases what it held', async () => {
     await h().startWorkers(['orders']);
     const c = await makeCustomer(h());

@@ -18,10 +18,19 @@ export async function allocateSkuInTrx(trx: Trx, sku: string, outbox: OutboxRow[
   if (!row || row.backordered === 0) return { reserved: 0, more: false };
   let free = row.on_hand - row.reserved;
   if (free <= 0) return { reserved: 0, more: false };
-  const head: { order_id: string; quantity: number }[] = await trx('order_lines')
-    .where({ sku, waiting: true, reserved: false }).orderBy('seq').limit(BATCH).select('order_id', 'quantity');
+  const head: { order_id: string; quantity: number; seq: number }[] = await trx('order_lines')
+    .where({ sku, waiting: true, reserved: false }).orderBy('seq').limit(BATCH).select('order_id', 'quantity', 'seq');
+  if (head.length === 0) return { reserved: 0, more: false };
+  // An order being (re)processed that arrived before a waiting line is ahead of it in this SKU's
+  // queue: an edited order keeps its seq, so the stock its edit gave back is not handed to the line
+  // behind it before it is processed again. Its processing serves the SKU afterwards.
+  const ahead: { seq: number } | undefined = (await trx.raw(
+    `SELECT o.seq FROM orders o WHERE o.status = 'received' AND o.seq < ?
+        AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND l.sku = ?)
+      ORDER BY o.seq LIMIT 1`, [head[head.length - 1].seq, sku])).rows[0];
   const taken: { order_id: string; quantity: number }[] = [];
   for (const l of head) {
+    if (ahead && l.seq > ahead.seq) break;
     if (l.quantity > free) break;
     free -= l.quantity;
     taken.push(l);

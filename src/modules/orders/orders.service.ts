@@ -277,13 +277,16 @@ export async function patchOrder(ctx: Context, id: string, input: PatchOrder): P
 
 /** After the last attempt: received → failed with its reason (if the database lets us say so). */
 export async function markOrderFailed(ctx: Context, id: string, reason: string, attempts: number): Promise<boolean> {
-  const rows = await ctx.db.transaction(async (trx) => {
+  const { rows, skus } = await ctx.db.transaction(async (trx) => {
     const [o] = await lockOrders(trx, [id]);
-    if (!o || o.status !== 'received') return [];
+    if (!o || o.status !== 'received') return { rows: [], skus: [] };
     await trx('orders').where({ id }).update({ attempts });
-    return recordTransitions(trx, [{ orderId: id, from: 'received', to: 'failed', detail: reason, reason }]);
+    const skus = (await linesOf(trx, [id])).map((l) => l.sku);
+    return { rows: await recordTransitions(trx, [{ orderId: id, from: 'received', to: 'failed', detail: reason, reason }]), skus };
   });
   await publishAfterCommit(ctx, rows);
+  // While received it held back the lines behind it; failed, it no longer does.
+  if (skus.length) await serveAfterCommit(ctx, skus);
   return rows.length > 0;
 }
 

@@ -41,6 +41,16 @@ async function planBatch(trx: Trx, orders: OrderRow[], lines: LineRow[]): Promis
   // Working copy of each stock row: what this batch has taken so far.
   const work = new Map<string, { row: StockRow; reserved: number; backordered: number }>();
   for (const [sku, row] of stock) work.set(sku, { row, reserved: 0, backordered: 0 });
+  // Where lines wait, the seq of the first: an order that arrived before it (an edited order keeps
+  // its seq) is ahead of it in the SKU's queue, so that line does not stop it taking free stock.
+  const queued = [...stock.values()].filter((r) => r.backordered > 0).map((r) => r.sku);
+  const firstWaiting = new Map<string, number>();
+  if (queued.length > 0) {
+    const rows: { sku: string; seq: number }[] = (await trx.raw(
+      `SELECT q.sku, (SELECT l.seq FROM order_lines l WHERE l.sku = q.sku AND l.waiting AND NOT l.reserved ORDER BY l.seq LIMIT 1) AS seq
+         FROM unnest(?::text[]) AS q(sku)`, [queued])).rows;
+    for (const r of rows) if (r.seq !== null) firstWaiting.set(r.sku, r.seq);
+  }
 
   for (const o of orders) {
     const ls = (linesByOrder.get(o.id) ?? []).sort((a, b) => (a.sku < b.sku ? -1 : 1));
@@ -61,7 +71,7 @@ async function planBatch(trx: Trx, orders: OrderRow[], lines: LineRow[]): Promis
     for (const l of ls) {
       const w = work.get(l.sku)!;
       const free = w.row.on_hand - w.row.reserved - w.reserved;
-      const someoneWaits = w.row.backordered + w.backordered > 0;
+      const someoneWaits = w.backordered > 0 || (firstWaiting.get(l.sku) ?? Infinity) < o.seq;
       (!someoneWaits && free >= l.quantity ? take : short).push(l);
     }
     if (short.length > 0 && o.on_insufficient_stock === 'reject') {
@@ -81,7 +91,6 @@ async function planBatch(trx: Trx, orders: OrderRow[], lines: LineRow[]): Promis
       const w = work.get(l.sku)!;
       w.backordered += l.quantity;
       plan.lines.push({ order_id: o.id, sku: l.sku, price: priceOf(l.sku), reserved: false });
-      if (w.row.on_hand - w.row.reserved - w.reserved > 0) plan.serveSkus.add(l.sku);
     }
     if (short.length === 0) {
       plan.transitions.push({ orderId: o.id, from: 'received', to: 'confirmed', detail: 'stock reserved' });
@@ -92,8 +101,11 @@ async function planBatch(trx: Trx, orders: OrderRow[], lines: LineRow[]): Promis
       plan.outcomes.set(o.id, { status: 'awaiting_stock', reason: 'insufficient stock', processed: true });
     }
   }
-  for (const w of work.values()) {
+  for (const [sku, w] of work) {
     if (w.reserved || w.backordered) plan.changes.push({ row: w.row, reserved: w.reserved, backordered: w.backordered });
+    // Lines wait while stock is free: an order joined the queue ahead of others, or one that was ahead
+    // of them (an edited order) was rejected or took less than it gave back. Served after commit.
+    if (w.row.backordered + w.backordered > 0 && w.row.on_hand - w.row.reserved - w.reserved > 0) plan.serveSkus.add(sku);
   }
   return plan;
 }

@@ -4,11 +4,15 @@ import { linesOf } from './orders.repo';
 
 /**
  * Gives back everything the orders hold: reserved lines are released (`release` movements), waiting
- * lines leave their SKU's queue (`backordered` falls). Returns the SKUs whose queues must be served.
+ * lines leave their SKU's queue (`backordered` falls). Returns the SKUs whose queues must be served:
+ * every SKU of the orders' lines, for an order still in `received` holds nothing yet but keeps the
+ * lines behind it waiting (allocation does not pass it).
  */
 export async function releaseOrderStock(trx: Trx, orderIds: string[], reason: string): Promise<string[]> {
-  const lines = (await linesOf(trx, orderIds)).filter((l) => l.reserved || l.waiting);
-  if (lines.length === 0) return [];
+  const all = await linesOf(trx, orderIds);
+  const skus = [...new Set(all.map((l) => l.sku))];
+  const lines = all.filter((l) => l.reserved || l.waiting);
+  if (lines.length === 0) return skus;
   const stock = await readStockRows(trx, [...new Set(lines.map((l) => l.sku))]);
   const changes = new Map<string, StockChange>();
   const movements: Movement[] = [];
@@ -26,6 +30,6 @@ export async function releaseOrderStock(trx: Trx, orderIds: string[], reason: st
   }
   await applyStockChanges(trx, [...changes.values()], movements, 'release');
   await trx('order_lines').whereIn('order_id', orderIds).update({ reserved: false, waiting: false });
-  return [...changes.keys()];
+  return skus;
 }
 
