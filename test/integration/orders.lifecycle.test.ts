@@ -136,6 +136,22 @@ describe('status machine and stock effects', () => {
     expect((await untilStatus(h(), badSku.id, 'rejected')).status_reason).toBe('unknown SKU NO-SUCH-SKU');
     expect(await stockOf(h(), p.sku)).toMatchObject({ reserved: 0 });
   });
+
+  it('when price × quantity passes the largest exact total, then that order is rejected at once (not failed after retries) and the others of its batch go on', async () => {
+    const c = await makeCustomer(h());
+    const sku = `MAXPRICE-${Date.now()}`;
+    const created = await h().api('POST', '/v1/products', { role: 'operator', body: { sku, name: 'priceless', price_cents: Number.MAX_SAFE_INTEGER, initial_stock: 2000 } });
+    expect(created.status).toBe(201);
+    const huge = await placeOrder(h(), c.id, [{ sku, quantity: 1025 }]);
+    const one = await placeOrder(h(), c.id, [{ sku, quantity: 1 }]);
+    await h().startWorkers();
+    const rejected = await untilStatus(h(), huge.id, 'rejected');
+    expect(rejected.status_reason).toBe(`order total exceeds ${Number.MAX_SAFE_INTEGER} cents`);
+    expect(rejected.attempts).toBeLessThanOrEqual(1);
+    const confirmed = await untilStatus(h(), one.id, 'confirmed');
+    expect(confirmed.total_cents).toBe(Number.MAX_SAFE_INTEGER);
+    expect(await stockOf(h(), sku)).toMatchObject({ on_hand: 2000, reserved: 1 });
+  });
 });
 
 describe('exactly-once effect', () => {

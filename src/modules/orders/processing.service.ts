@@ -65,6 +65,12 @@ async function planBatch(trx: Trx, orders: OrderRow[], lines: LineRow[]): Promis
     if (missing) { reject(`unknown SKU ${missing.sku}`); continue; }
     const inactive = ls.find((l) => !productBySku.get(l.sku).active);
     if (inactive) { reject(`SKU ${inactive.sku} is not active`); continue; }
+    const priceOf = (sku: string) => Number(productBySku.get(sku).price_cents);
+    let total = 0;
+    for (const l of ls) total += priceOf(l.sku) * l.quantity;
+    // Prices go up to 2^53 − 1 cents, so quantity × price can pass what a total may be (bigint in
+    // PostgreSQL, an exact number in JSON): no retry fixes that, so it is a rejection, not a failure.
+    if (total > Number.MAX_SAFE_INTEGER) { reject(`order total exceeds ${Number.MAX_SAFE_INTEGER} cents`); continue; }
 
     const take: LineRow[] = [];
     const short: LineRow[] = [];
@@ -78,9 +84,6 @@ async function planBatch(trx: Trx, orders: OrderRow[], lines: LineRow[]): Promis
       reject(`insufficient stock for ${short.map((l) => l.sku).join(', ')}`);
       continue;
     }
-    let total = 0;
-    const priceOf = (sku: string) => Number(productBySku.get(sku).price_cents);
-    for (const l of ls) total += priceOf(l.sku) * l.quantity;
     plan.totals.push({ id: o.id, total });
     for (const l of take) {
       work.get(l.sku)!.reserved += l.quantity;
