@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import * as init from './20261125000000_init';
+import * as stockBigint from './20261126000000_stock_bigint';
 
 /**
  * Every migration in order, imported statically so tsx, vitest and the compiled build load them
@@ -7,4 +8,5 @@ import * as init from './20261125000000_init';
  */
 export const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261125000000_init': init,
+  '20261126000000_stock_bigint': stockBigint,
 };

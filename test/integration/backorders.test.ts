@@ -123,6 +123,23 @@ describe('restock feed', () => {
     expect(await h().ctx.db('stock_movements').where({ sku: p.sku, type: 'receipt' })).toHaveLength(3);
   });
 
+  it('when restocks take a SKU past 2,147,483,647 units, then every accepted event is applied and the ledger still balances', async () => {
+    await h().startWorkers();
+    const p = await makeProduct(h(), 1_000_000_000);
+    const adj = await h().api('POST', `/v1/inventory/${p.sku}/adjustments`, { role: 'operator', body: { delta: 1_000_000_000, reason: 'big delivery' } });
+    expect(adj.status).toBe(201);
+    const events = Array.from({ length: 1000 }, (_, i) => ({ event_id: `huge-${p.sku}-${i}`, sku: p.sku, quantity: 1_000_000 }));
+    const res = await restock(h(), { events });
+    expect(res.body).toEqual({ accepted: 1000, duplicates: 0 });
+    await waitFor(async () => !(await h().ctx.db('restock_events').where({ sku: p.sku }).whereNull('applied_at').first()), { timeout: 60_000, what: 'every restock applied' });
+    expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 3_000_000_000, reserved: 0 });
+    expect(await ledgerOnHand(h(), p.sku)).toBe(3_000_000_000);
+    const product = await h().api('GET', `/v1/products/${p.sku}`, { role: 'operator' });
+    expect(product.body.stock).toMatchObject({ on_hand: 3_000_000_000, available: 3_000_000_000 });
+    const ledger = await h().api('GET', '/v1/reports/ledger', { role: 'operator' });
+    expect(ledger.body.mismatches).toEqual([]);
+  });
+
   it('when one event of a batch is invalid, then 400 and nothing of the batch is applied', async () => {
     const p = await makeProduct(h(), 0);
     const bad = await restock(h(), { events: [{ event_id: 'ok-1', sku: p.sku, quantity: 3 }, { event_id: 'bad-1', sku: p.sku, quantity: 0 }] });

@@ -30,7 +30,7 @@ export async function applyStockChanges(trx: Trx, changes: StockChange[], moveme
   if (real.length > 0) {
     metrics.stockAttempts.inc({ op }, real.length);
     const sorted = [...real].sort((a, b) => (a.row.sku < b.row.sku ? -1 : a.row.sku > b.row.sku ? 1 : 0));
-    const values = sorted.map(() => '(?::text, ?::int, ?::int, ?::int, ?::int)').join(', ');
+    const values = sorted.map(() => '(?::text, ?::bigint, ?::bigint, ?::bigint, ?::bigint)').join(', ');
     const bindings = sorted.flatMap((c) => [c.row.sku, c.row.version, c.on_hand ?? 0, c.reserved ?? 0, c.backordered ?? 0]);
     const result = await trx.raw(
       `UPDATE stock s SET on_hand = s.on_hand + v.d_on_hand, reserved = s.reserved + v.d_reserved,
