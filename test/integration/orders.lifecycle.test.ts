@@ -36,6 +36,11 @@ describe('idempotent intake', () => {
     const reordered = await h().api('POST', '/v1/orders', { role: 'intake', body: { lines: [{ quantity: 1, sku: p.sku }], customer_id: c.id }, headers: { 'idempotency-key': 'k2' } });
     expect(reordered.status).toBe(202); // same body in another key order is the same request
     expect(reordered.body).toEqual(first.body);
+    // The same order written another way: the customer id in capitals, an explicit null external_ref.
+    const spelled = await h().api('POST', '/v1/orders', { role: 'intake', body: { customer_id: c.id.toUpperCase(), lines: [{ sku: p.sku, quantity: 1 }], external_ref: null }, headers: { 'idempotency-key': 'k2' } });
+    expect(spelled.status).toBe(202);
+    expect(spelled.body).toEqual(first.body);
+    expect(spelled.headers.get('idempotent-replayed')).toBe('true');
     const other = await h().api('POST', '/v1/orders', { role: 'intake', body: { customer_id: c.id, lines: [{ sku: p.sku, quantity: 2 }] }, headers: { 'idempotency-key': 'k2' } });
     expect(other.status).toBe(422);
     expect(other.body.error.code).toBe('idempotency_key_reused');

@@ -135,8 +135,10 @@ export async function placeOrder(ctx: Context, principal: string, input: PlaceOr
 Promise<{ body: Accepted; replayed: boolean }> {
   if (key === undefined) return { body: await intakeBatcher(ctx).place(input), replayed: false };
   // The request's identity is the validated order: zod emits its keys in schema order with
-  // defaults applied, so key order and omitted defaults do not make a different request.
-  const hash = createHash('sha256').update(JSON.stringify(input)).digest('hex');
+  // defaults applied, so key order and omitted defaults do not make a different request; nor do a
+  // UUID's letter case or an explicit null external_ref (the order stored would be the same).
+  const identity = { ...input, customer_id: input.customer_id.toLowerCase(), external_ref: input.external_ref ?? undefined };
+  const hash = createHash('sha256').update(JSON.stringify(identity)).digest('hex');
   const result = await ctx.db.transaction(async (trx) => {
     const claimed = await trx.raw(
       `INSERT INTO idempotency_keys (principal, key, request_hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING key`,
