@@ -105,7 +105,7 @@ describe('PATCH /v1/customers/:id', () => {
 
   it('when the patch is empty or malformed, then 400 and the customer is unchanged', async () => {
     const c = await makeCustomer(h());
-    for (const body of [{}, { email: 'nope' }, { name: '' }, { webhook_url: 'mailto:x@y.z' }, { phone: 'abc' }, { unknown_field: 1 }]) {
+    for (const body of [{}, { email: 'nope' }, { name: '' }, { webhook_url: 'mailto:x@y.z' }, { phone: 'abc' }, { unknown_field: 1 }, { blocked: 'yes' }, { blocked: null }]) {
       const res = await expectNothingChanged(h(), () => h().api('PATCH', `/v1/customers/${c.id}`, { body }));
       expectError(res, 400, 'validation_failed');
     }

@@ -142,6 +142,23 @@ describe('status machine and stock effects', () => {
     expect(await stockOf(h(), p.sku)).toMatchObject({ reserved: 0 });
   });
 
+  it('when an operator blocks a customer, then its new orders are rejected as blocked; unblocked, they go through again', async () => {
+    await h().startWorkers();
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const block = await h().api('PATCH', `/v1/customers/${c.id}`, { role: 'operator', body: { blocked: true } });
+    expect(block.status).toBe(200);
+    expect(block.body.blocked).toBe(true);
+    const refused = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    expect((await untilStatus(h(), refused.id, 'rejected')).status_reason).toBe('customer is blocked');
+    const unblock = await h().api('PATCH', `/v1/customers/${c.id}`, { role: 'operator', body: { blocked: false } });
+    expect(unblock.body.blocked).toBe(false);
+    expect((await h().api('GET', `/v1/customers/${c.id}`, { role: 'intake' })).body.blocked).toBe(false);
+    const ok = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    await untilStatus(h(), ok.id, 'confirmed');
+    expect(await stockOf(h(), p.sku)).toMatchObject({ reserved: 1 });
+  });
+
   it('when price × quantity passes the largest exact total, then that order is rejected at once (not failed after retries) and the others of its batch go on', async () => {
     const c = await makeCustomer(h());
     const sku = `MAXPRICE-${Date.now()}`;

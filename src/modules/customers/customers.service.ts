@@ -3,10 +3,10 @@ import type { Db } from '../../db';
 import { ConflictError, NotFoundError } from '../../errors';
 import type { CreateCustomer, Customer, UpdateCustomer } from './customers.schemas';
 
-interface CustomerRow { id: string; email: string; name: string; phone: string | null; webhook_url: string | null; created_at: Date; updated_at: Date }
+interface CustomerRow { id: string; email: string; name: string; phone: string | null; webhook_url: string | null; blocked: boolean; created_at: Date; updated_at: Date }
 
 const toCustomer = (r: CustomerRow): Customer => ({
-  id: r.id, email: r.email, name: r.name, phone: r.phone ?? null, webhook_url: r.webhook_url ?? null,
+  id: r.id, email: r.email, name: r.name, phone: r.phone ?? null, webhook_url: r.webhook_url ?? null, blocked: !!r.blocked,
   created_at: r.created_at.toISOString(), updated_at: r.updated_at.toISOString(),
 });
 
