@@ -46,6 +46,8 @@ describe('fault: PostgreSQL unreachable for 10 s mid-run', () => {
     const r = rng(seed);
     const shop = await setupShop(h, { skus: 20, hot: 5, hotStock: 6, coldStock: 300, customers: 10 });
     const worker = h.spawnWorker();
+    // A worker still booting when the database goes (a loaded machine, tsx compiling) meets no outage at all.
+    await waitFor(async () => (await h.ctx.queues.orders.getWorkersCount()) > 0, { timeout: 60_000, what: 'the worker connected' });
 
     let outage: Promise<void> | undefined;
     const during = { readyz: 0, readyzBody: '' };
