@@ -26,6 +26,8 @@ describe('storm: many concurrent orders on one scarce SKU, two worker processes'
   it('when 300 single-unit orders hit a SKU holding 10, then exactly 10 are confirmed and 290 wait', async () => {
     const w1 = h().spawnWorker({ ORDER_CONCURRENCY: '8' });
     const w2 = h().spawnWorker({ ORDER_CONCURRENCY: '8' });
+    // Both connected before the storm, so they race for the row (one still booting would leave it uncontested).
+    await waitFor(async () => (await h().ctx.queues.orders.getWorkersCount()) >= 2, { timeout: 60_000, what: 'two workers connected' });
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 10);
     const orders = await storm(h(), 300, p.sku, c.id, 'backorder');
