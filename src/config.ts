@@ -49,6 +49,10 @@ const schema = z.object({
   NOTIFY_MAX_ATTEMPTS: int(1, 100).default(12),
   NOTIFY_BACKOFF_MS: int(1).default(10000),
   NOTIFY_TIMEOUT_MS: int(1).default(5000),
+  // Customers' own webhook_url pointing at loopback, private, link-local (cloud metadata) or other
+  // non-public addresses: `deny` refuses them (NOTIFY_WEBHOOK_URL, the operator's, is always allowed).
+  // Default: deny under NODE_ENV=production, allow otherwise (local receivers in development).
+  WEBHOOK_PRIVATE_TARGETS: z.enum(['allow', 'deny']).optional(),
   RATE_LIMIT_RPS: int(0).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Tuning (not in the contract; documented in the README).
@@ -71,8 +75,9 @@ const schema = z.object({
   HEARTBEAT_FILE: z.string().optional(),
 });
 
-export type Config = Omit<z.infer<typeof schema>, 'API_KEYS' | 'DATABASE_URL' | 'REDIS_URL'> & {
+export type Config = Omit<z.infer<typeof schema>, 'API_KEYS' | 'DATABASE_URL' | 'REDIS_URL' | 'WEBHOOK_PRIVATE_TARGETS'> & {
   API_KEYS: ApiKey[];
+  WEBHOOK_PRIVATE_TARGETS: 'allow' | 'deny';
   DATABASE_URL: string;
   REDIS_URL: string;
   /** true when API_KEYS was not set and development keys were generated. */
@@ -108,6 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return Object.freeze({
     ...c,
     API_KEYS: c.API_KEYS ?? devApiKeys(),
+    WEBHOOK_PRIVATE_TARGETS: c.WEBHOOK_PRIVATE_TARGETS ?? (c.NODE_ENV === 'production' ? 'deny' : 'allow'),
     devKeys: !c.API_KEYS,
     DATABASE_URL: c.DATABASE_URL ?? DEFAULT_DATABASE_URL,
     REDIS_URL: c.REDIS_URL ?? DEFAULT_REDIS_URL,

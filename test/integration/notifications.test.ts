@@ -345,6 +345,23 @@ describe('fallback target, no target, and the log endpoint', () => {
     expect(await log(bare, c.order.id)).toEqual([]);
   });
 
+  it('when WEBHOOK_PRIVATE_TARGETS=deny, then a customer\'s webhook_url on a private address is failed at once, unsent, while the operator\'s NOTIFY_WEBHOOK_URL still delivers', async () => {
+    const secret = newSecret();
+    const fallback = track(await startReceiver(secret));
+    const internal = track(await startReceiver(secret));
+    const h = await harness({ WEBHOOK_SECRET: secret, NOTIFY_WEBHOOK_URL: fallback.url, WEBHOOK_PRIVATE_TARGETS: 'deny', NOTIFY_BACKOFF_MS: '50' });
+    await h.startWorkers();
+    const viaOperator = await confirmedOrder(h);
+    const sneaky = await confirmedOrder(h, { webhook_url: internal.url.replace('127.0.0.1', 'localhost') });
+    const [row] = await waitFor(async () => { const r = await log(h, sneaky.order.id); return r[0]?.status === 'failed' && r; }, { what: 'private target failed' });
+    expect(row.attempts).toBe(1);
+    expect(row.last_error).toMatch(/^refused: localhost is a non-public address \((127\.0\.0\.1|::1)\)/);
+    await waitFor(async () => (await log(h, viaOperator.order.id))[0]?.status === 'delivered', { what: 'fallback delivered' });
+    await settledEvents(h, sneaky.order.id);
+    expect(internal.deliveries).toEqual([]);
+    expect(fallback.deliveries.map((d) => d.json.data.order.id)).toEqual([viaOperator.order.id]);
+  });
+
   it('when the log is asked for an unknown or malformed order or by the feed role, then 404 / 404 / 403', async () => {
     const h = await harness({});
     expect((await h.api('GET', '/v1/orders/0190a8f0-0000-7000-8000-000000000000/notifications', { role: 'intake' })).status).toBe(404);

@@ -3,5 +3,5 @@ export {
   createSenders, deliverEvent, DeliveryBusyError, listOrderNotifications, resendNotification, webhookBody,
   type DeliveryResult, type Senders,
 } from './notifications.service';
-export { DEV_WEBHOOK_SECRET, DeliveryError, signWebhook } from './webhook';
+export { assertPublicTarget, DEV_WEBHOOK_SECRET, DeliveryError, signWebhook } from './webhook';
 export { renderEmail } from './email';

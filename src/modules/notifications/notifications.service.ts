@@ -10,7 +10,7 @@ import { JOB, QUEUES } from '../../queue/queues';
 import { isoSql } from '../orders';
 import { createMailer } from './email';
 import type { Channel, EventPayload, Notification } from './notifications.schemas';
-import { DeliveryError, postWebhook, webhookKey } from './webhook';
+import { assertPublicTarget, DeliveryError, postWebhook, webhookKey } from './webhook';
 
 /** How each channel sends one event to one target; throws DeliveryError when the attempt failed. */
 export interface Senders {
@@ -29,7 +29,11 @@ export function createSenders(config: Config): Senders {
   const timeoutMs = config.NOTIFY_TIMEOUT_MS;
   const mailer = config.SMTP_URL ? createMailer(config.SMTP_URL, config.SMTP_FROM, timeoutMs) : undefined;
   return {
-    webhook: (url, event) => postWebhook(url, event.id, webhookBody(event), { key, timeoutMs }),
+    webhook: async (url, event) => {
+      // The operator's own NOTIFY_WEBHOOK_URL may be internal; a customer's webhook_url may not, when denied.
+      if (config.WEBHOOK_PRIVATE_TARGETS === 'deny' && url !== config.NOTIFY_WEBHOOK_URL) await assertPublicTarget(url);
+      return postWebhook(url, event.id, webhookBody(event), { key, timeoutMs });
+    },
     email: mailer ? (to, event) => mailer.send(to, event) : undefined,
   };
 }
@@ -103,10 +107,11 @@ async function attemptChannel(db: Db, senders: Senders, row: NotificationRow, ev
     else throw new DeliveryError('e-mail is not configured on this worker (SMTP_URL unset)');
   } catch (err) {
     const message = (err instanceof DeliveryError ? err.message : `unexpected: ${(err as Error).message}`).slice(0, 1000);
+    const failed = final || (err instanceof DeliveryError && err.permanent);
     await db('notifications').where({ id: row.id, status: 'pending' })
-      .update({ last_error: message, status: final ? 'failed' : 'pending', updated_at: db.fn.now() });
-    record(row.channel, final ? 'failed' : 'retry');
-    return final ? 'failed' : 'pending';
+      .update({ last_error: message, status: failed ? 'failed' : 'pending', updated_at: db.fn.now() });
+    record(row.channel, failed ? 'failed' : 'retry');
+    return failed ? 'failed' : 'pending';
   }
   await db('notifications').where({ id: row.id, status: 'pending' })
     .update({ status: 'delivered', delivered_at: db.fn.now(), updated_at: db.fn.now() });

@@ -1,4 +1,6 @@
 import { createHmac } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
 import { logger } from '../../logger';
 
 /**
@@ -9,7 +11,44 @@ export const DEV_WEBHOOK_SECRET = `whsec_${Buffer.from('orderflow-development-we
 
 /** A delivery attempt that did not succeed; its message is what the notification log shows. */
 export class DeliveryError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) { super(message, options); this.name = 'DeliveryError'; }
+  /** No retry can fix it (a refused target): the channel is failed at once. */
+  readonly permanent: boolean;
+  constructor(message: string, options?: { cause?: unknown; permanent?: boolean }) {
+    super(message, options);
+    this.name = 'DeliveryError';
+    this.permanent = options?.permanent ?? false;
+  }
+}
+
+/** Addresses a customer's webhook may not reach under WEBHOOK_PRIVATE_TARGETS=deny. */
+const NON_PUBLIC = new BlockList();
+for (const [net, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
+  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const) NON_PUBLIC.addSubnet(net, prefix, 'ipv4');
+// IPv4-mapped addresses (::ffff:a.b.c.d) are checked by BlockList against the IPv4 rules above;
+// NAT64 addresses are refused whole, as what they map to is not checked.
+for (const [net, prefix] of [['::', 128], ['::1', 128], ['64:ff9b::', 96], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) {
+  NON_PUBLIC.addSubnet(net, prefix, 'ipv6');
+}
+
+/**
+ * Refuses a target whose host is, or resolves to, a loopback, private, link-local, multicast or
+ * otherwise non-public address (a customer's webhook_url must not reach the internal network or a
+ * cloud metadata endpoint). Checked before each attempt; an unresolvable host is an ordinary,
+ * retried failure.
+ */
+export async function assertPublicTarget(url: string): Promise<void> {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  let addresses: { address: string; family: number }[];
+  if (isIP(host)) addresses = [{ address: host, family: isIP(host) }];
+  else {
+    try { addresses = await lookup(host, { all: true, verbatim: true }); } catch (err) {
+      throw new DeliveryError(`cannot resolve ${host}: ${(err as { code?: string }).code ?? (err as Error).message}`, { cause: err });
+    }
+  }
+  const refused = addresses.find((a) => NON_PUBLIC.check(a.address, a.family === 6 ? 'ipv6' : 'ipv4'));
+  if (refused) {
+    throw new DeliveryError(`refused: ${host} is a non-public address (${refused.address}); WEBHOOK_PRIVATE_TARGETS=deny`, { permanent: true });
+  }
 }
 
 let warnedDevSecret = false;
