@@ -1,0 +1,88 @@
+import net from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
+import { KEYS, useHarness } from '../helpers/harness';
+import { expectError, expectNothingChanged } from '../helpers/snapshot';
+
+const h = useHarness({ workers: false });
+
+const UUID = '0190d6c1-0000-7000-8000-000000000000';
+const bearer = (role: keyof typeof KEYS) => ({ authorization: `Bearer ${KEYS[role]}` });
+
+/** fetch without the harness's conveniences: exact headers and body bytes. */
+async function raw(method: string, url: string, opts: { headers?: Record<string, string>; body?: string | Uint8Array } = {}) {
+  const res = await fetch(`${h().baseUrl}${url}`, { method, headers: opts.headers, body: opts.body as any });
+  const text = await res.text();
+  let body: any;
+  try { body = text ? JSON.parse(text) : undefined; } catch { body = undefined; }
+  return { status: res.status, headers: res.headers, text, body };
+}
+
+/**
+ * Writes `request` byte for byte on a fresh socket and resolves with the first response as soon as
+ * its headers and Content-Length bytes have arrived (the socket need not close), or rejects after
+ * `timeoutMs` with what has arrived so far.
+ */
+async function rawHttp(request: string, timeoutMs = 3000) {
+  const { port } = new URL(h().baseUrl);
+  return new Promise<{ status: number; headers: Headers; text: string; body: any }>((resolve, reject) => {
+    const socket = net.connect(Number(port), '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no complete response within ${timeoutMs} ms; got: ${JSON.stringify(buf.toString('latin1').slice(0, 200))}`)); }, timeoutMs);
+    const tryParse = (final: boolean) => {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return final ? reject(new Error(`connection closed before a response: ${JSON.stringify(buf.toString('latin1'))}`)) : undefined;
+      const [statusLine, ...lines] = buf.subarray(0, end).toString('latin1').split('\r\n');
+      const headers = new Headers();
+      for (const l of lines) { const i = l.indexOf(':'); headers.append(l.slice(0, i).trim(), l.slice(i + 1).trim()); }
+      const length = Number(headers.get('content-length') ?? NaN);
+      const bodyBytes = buf.subarray(end + 4);
+      if (!final && (Number.isNaN(length) || bodyBytes.length < length)) return undefined;
+      clearTimeout(timer);
+      socket.destroy();
+      const text = bodyBytes.subarray(0, Number.isNaN(length) ? undefined : length).toString('utf8');
+      let body: any;
+      try { body = text ? JSON.parse(text) : undefined; } catch { body = undefined; }
+      resolve({ status: Number(statusLine.split(' ')[1]), headers, text, body });
+    };
+    socket.on('data', (d) => { buf = Buffer.concat([buf, d]); tryParse(false); });
+    socket.on('end', () => tryParse(true));
+    socket.on('error', (err) => { clearTimeout(timer); reject(err); });
+    socket.write(request);
+  });
+}
+
+describe('authentication comes before the body', () => {
+  it('when a write has no key, then 401 whatever the body (broken JSON, text, over 1 MiB); a wrong role gets 403 before its body is judged', async () => {
+    const cases: [string, Record<string, string>, string | Uint8Array, number, string][] = [
+      ['no key, broken JSON', { 'content-type': 'application/json' }, '{bad', 401, 'unauthorized'],
+      ['no key, text body', { 'content-type': 'text/plain' }, 'hello', 401, 'unauthorized'],
+      ['no key, 1.1 MB body', { 'content-type': 'application/json' }, `{"a":"${'x'.repeat(1_100_000)}"}`, 401, 'unauthorized'],
+      ['unknown key, broken JSON', { 'content-type': 'application/json', authorization: 'Bearer nope' }, '{bad', 401, 'unauthorized'],
+      ['feed key, text body', { ...bearer('feed'), 'content-type': 'text/plain' }, 'hello', 403, 'forbidden'],
+      ['feed key, broken JSON', { ...bearer('feed'), 'content-type': 'application/json' }, '{bad', 403, 'forbidden'],
+      ['intake key, 1.1 MB body to an operator route', { ...bearer('intake'), 'content-type': 'application/json' }, `{"a":"${'x'.repeat(1_100_000)}"}`, 403, 'forbidden'],
+    ];
+    for (const [what, headers, body, status, code] of cases) {
+      const url = what.includes('operator route') ? '/v1/products' : '/v1/orders';
+      const res = await expectNothingChanged(h(), () => raw('POST', url, { headers, body }));
+      expect.soft({ what, status: res.status, code: res.body?.error?.code }).toEqual({ what, status, code });
+      expectError(res, status, code);
+    }
+    // The right key still gets the body checks.
+    expectError(await raw('POST', '/v1/orders', { headers: { ...bearer('intake'), 'content-type': 'text/plain' }, body: 'hello' }), 415, 'unsupported_media_type');
+    expectError(await raw('POST', '/v1/orders', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: '{bad' }), 400, 'invalid_json');
+  });
+
+  it('when a client without a key announces a large body and sends none of it, then 401 comes at once (the server does not wait to read it)', async () => {
+    const res = await rawHttp('POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{"cus');
+    expect(res.status).toBe(401);
+    expect(res.body.error.code).toBe('unauthorized');
+    expect(res.headers.get('x-request-id')).toBeTruthy();
+    // The operator's Basic login on the board is refused the same way before anything is read.
+    const board = await rawHttp('PUT /admin/queues/api/queues/orders/pause HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500000\r\n\r\n{');
+    expect(board.status).toBe(401);
+    expect(board.headers.get('www-authenticate')).toMatch(/^Basic/);
+  });
+});
