@@ -86,3 +86,31 @@ describe('authentication comes before the body', () => {
     expect(board.headers.get('www-authenticate')).toMatch(/^Basic/);
   });
 });
+
+describe('empty bodies', () => {
+  it('when cancel is posted chunked with an empty body and no Content-Type, then the order is cancelled; a non-empty chunked text body is 415', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 3);
+    const o1 = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const a = await rawHttp(`POST /v1/orders/${o1.id}/cancel HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.intake}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`);
+    expect(a.status, a.text).toBe(200);
+    expect(a.body.status).toBe('cancelled');
+    // The same through fetch with an empty stream body.
+    const o2 = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const empty = new ReadableStream({ start(ctl) { ctl.close(); } });
+    const b = await fetch(`${h().baseUrl}/v1/orders/${o2.id}/cancel`, { method: 'POST', headers: bearer('intake'), body: empty, duplex: 'half' } as RequestInit);
+    expect(b.status, await b.clone().text()).toBe(200);
+    expect((await b.json()).status).toBe('cancelled');
+    // A chunked body with bytes in it and no JSON type is still refused, and the order stays as it is.
+    const o3 = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    for (const type of ['', 'Content-Type: text/plain\r\n']) {
+      const e = await expectNothingChanged(h(), () => rawHttp(`POST /v1/orders/${o3.id}/cancel HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.intake}\r\n${type}Transfer-Encoding: chunked\r\n\r\n6\r\nplease\r\n0\r\n\r\n`));
+      expect(e.status, e.text).toBe(415);
+      expect(e.body.error.code).toBe('unsupported_media_type');
+    }
+    // A chunked JSON body is read as JSON.
+    const d = await rawHttp(`POST /v1/orders/${o3.id}/cancel HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.intake}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n{"reason":"gone"}\r\n0\r\n\r\n`);
+    expect(d.status, d.text).toBe(200);
+    expect(d.body.status_reason).toBe('gone');
+  });
+});
