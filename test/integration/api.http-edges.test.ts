@@ -114,3 +114,19 @@ describe('empty bodies', () => {
     expect(d.body.status_reason).toBe('gone');
   });
 });
+
+describe("Node's own HTTP refusals", () => {
+  it('when the headers are too large (20 KB) or a header line is malformed, then the refusal is a JSON error with X-Request-Id', async () => {
+    const big = await rawHttp(`GET /v1/orders HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(big.status).toBe(431);
+    expect(big.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(big.body).toEqual({ error: { code: 'validation_failed', message: expect.stringMatching(/too large/), details: [] } });
+    expect(big.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+
+    const bad = await rawHttp('GET /v1/orders HTTP/1.1\r\nHost: x\r\nThis line has no colon\r\n\r\n');
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(bad.body).toEqual({ error: { code: 'validation_failed', message: expect.stringMatching(/malformed/), details: [] } });
+    expect(bad.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
