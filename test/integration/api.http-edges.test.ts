@@ -130,3 +130,17 @@ describe("Node's own HTTP refusals", () => {
     expect(bad.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
+
+describe('error shapes', () => {
+  it('when a gzip-declared body is not gzip, then 400 says it could not be decoded; real gzip JSON is accepted; an unknown encoding is 415', async () => {
+    const json = { 'content-type': 'application/json', ...bearer('intake') };
+    const broken = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...json, 'content-encoding': 'gzip' }, body: '{"email":"gz@example.test","name":"G"}' }));
+    expectError(broken, 400, 'invalid_json');
+    expect(broken.body.error.message).toMatch(/could not be decoded.*gzip/i);
+    const ok = await raw('POST', '/v1/customers', { headers: { ...json, 'content-encoding': 'gzip' }, body: gzipSync('{"email":"gz@example.test","name":"G"}') });
+    expect(ok.status, ok.text).toBe(201);
+    const unknown = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...json, 'content-encoding': 'compress' }, body: '{}' }));
+    expectError(unknown, 415, 'unsupported_media_type');
+    expect(unknown.body.error.message).toMatch(/compress/);
+  });
+});

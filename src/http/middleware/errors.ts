@@ -33,6 +33,8 @@ export function errorHandler(err: unknown, req: Request, res: Response, _next: N
   }
   if (e && typeof e.type === 'string' && BODY_PARSER[e.type]) {
     const [status, code, message] = BODY_PARSER[e.type];
+    const named = typeof e.encoding === 'string' && /^[\w.+-]{1,40}$/.test(e.encoding) ? ` "${e.encoding}"` : '';
+    if (e.type === 'encoding.unsupported') return sendError(res, status, code, `${message}${named}: send gzip, deflate, br or none`);
     if (status < 500) return sendError(res, status, code, message);
   }
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && HTTP_4XX[e.status]) {

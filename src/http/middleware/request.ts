@@ -39,6 +39,12 @@ const jsonParser = express.json({
   verify: (req, _res, buf, encoding) => { (req as any)[MAY_HOLD_NUL] = encoding !== 'utf-8' || buf.includes(NUL_ESCAPE); },
 });
 
+/** The header is the client's: named back only when it is a plain token. */
+const token = (v: unknown) => (typeof v === 'string' && /^[\w.+-]{1,40}$/.test(v) ? v : undefined);
+
+const undecodable = (encoding: unknown) =>
+  `request body could not be decoded as its Content-Encoding${token(encoding) ? ` (${encoding})` : ''} says`;
+
 /**
  * A chunked body's length is known only by reading it: true when it ends without a byte, false at
  * the first byte (the rest then drains unread, as Node does with any body a route left alone).
@@ -76,7 +82,9 @@ export function jsonBody(req: Request, res: Response, next: NextFunction): void 
     }, next);
     return;
   }
-  jsonParser(req, res, (err?: unknown) => {
+  jsonParser(req, res, (err?: any) => {
+    // body-parser types every error of its own; an untyped one came from the decompression stream.
+    if (err && err.type === undefined) return next(new AppError('invalid_json', 400, undecodable(req.headers['content-encoding'])));
     if (err) return next(err);
     if (req.body === undefined) req.body = {};
     const bad = (req as any)[MAY_HOLD_NUL] ? nulPaths(req.body, [], []) : [];
