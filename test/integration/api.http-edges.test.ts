@@ -143,4 +143,26 @@ describe('error shapes', () => {
     expectError(unknown, 415, 'unsupported_media_type');
     expect(unknown.body.error.message).toMatch(/compress/);
   });
+
+  it('when a number is beyond what a stock count can be (low_stock, an adjustment lifting on_hand past 2^53 − 1), then 400 names the field in details', async () => {
+    for (const n of ['9007199254740992', '1e30', '99999999999999999999']) {
+      const low = await raw('GET', `/v1/inventory?low_stock=${n}`, { headers: bearer('operator') });
+      expectError(low, 400, 'validation_failed');
+      expect(low.body.error.details, n).toEqual([{ path: 'query.low_stock', message: expect.stringMatching(/9007199254740991/) }]);
+    }
+    for (const n of ['2147483648', '9007199254740991']) expect((await raw('GET', `/v1/inventory?low_stock=${n}`, { headers: bearer('operator') })).status, n).toBe(200);
+
+    const p = await makeProduct(h(), 1);
+    // Arrange: a SKU 5 units below the limit (reaching it for real takes nine million adjustments).
+    await h().ctx.db('stock').where({ sku: p.sku }).update({ on_hand: Number.MAX_SAFE_INTEGER - 5 });
+    const adjust = (delta: number) => raw('POST', `/v1/inventory/${p.sku}/adjustments`, {
+      headers: { ...bearer('operator'), 'content-type': 'application/json' }, body: JSON.stringify({ delta, reason: 'count' }),
+    });
+    const over = await expectNothingChanged(h(), () => adjust(1_000_000));
+    expectError(over, 400, 'validation_failed');
+    expect(over.body.error.details).toEqual([{ path: 'delta', message: 'must be at most 5' }]);
+    const exact = await adjust(5);
+    expect(exact.status, exact.text).toBe(201);
+    expect(exact.body.stock.on_hand).toBe(Number.MAX_SAFE_INTEGER);
+  });
 });
