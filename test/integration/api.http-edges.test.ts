@@ -165,4 +165,22 @@ describe('error shapes', () => {
     expect(exact.status, exact.text).toBe(201);
     expect(exact.body.stock.on_hand).toBe(Number.MAX_SAFE_INTEGER);
   });
+
+  it("when the board's API refuses (unknown queue, broken percent-encoding), then the error has the contract's shape and the board's key", async () => {
+    const auth = bearer('operator');
+    const missing = await raw('GET', '/admin/queues/api/queues/no-such-queue/metrics', { headers: auth });
+    expectError(missing, 404, 'not_found');
+    expect(missing.body.error).toMatchObject({ message: 'queue not found', key: 'ERRORS.QUEUE_NOT_FOUND' });
+    const job = await raw('GET', '/admin/queues/api/queues/orders/no-such-job', { headers: auth });
+    expectError(job, 404, 'not_found');
+    expect(job.body.error.message).toBe('job not found');
+    const garbled = await raw('GET', '/admin/queues/api/queues/%ZZ/metrics', { headers: auth });
+    expectError(garbled, 400, 'validation_failed');
+    expect(garbled.body.error.message).toMatch(/percent-encoding/);
+    expect(garbled.text).not.toMatch(/ERRORS\.INTERNAL_SERVER_ERROR|\bat .*\.js/);
+    // Successes are untouched.
+    const ok = await raw('GET', '/admin/queues/api/queues', { headers: auth });
+    expect(ok.status).toBe(200);
+    expect(Array.isArray(ok.body.queues)).toBe(true);
+  });
 });
