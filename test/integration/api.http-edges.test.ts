@@ -184,3 +184,26 @@ describe('error shapes', () => {
     expect(Array.isArray(ok.body.queues)).toBe(true);
   });
 });
+
+describe('bodies of retry and resend', () => {
+  it('when retry or resend gets a body that is not an object (array, null, number), then 400 like cancel and fulfil, and nothing changes', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 3);
+    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    await h().ctx.db('orders').where({ id: o.id }).update({ status: 'failed', status_reason: 'test' });
+    const json = { ...bearer('operator'), 'content-type': 'application/json' };
+    for (const body of ['[1,2]', 'null', '42', '"x"']) {
+      for (const url of [`/v1/orders/${o.id}/retry`, `/v1/notifications/${UUID}/resend`, `/v1/orders/${o.id}/cancel`]) {
+        const res = await expectNothingChanged(h(), () => raw('POST', url, { headers: json, body }));
+        expect.soft({ url, body, status: res.status }).toEqual({ url, body, status: 400 });
+        expectError(res, 400, 'validation_failed');
+      }
+    }
+    // An object (unknown fields ignored, as everywhere) or no body at all still works.
+    const ok = await raw('POST', `/v1/orders/${o.id}/retry`, { headers: json, body: '{"note":"again"}' });
+    expect(ok.status, ok.text).toBe(202);
+    expect(ok.body.status).toBe('received');
+    expectError(await raw('POST', `/v1/notifications/${UUID}/resend`, { headers: json, body: '{}' }), 404, 'not_found');
+    expectError(await raw('POST', `/v1/notifications/${UUID}/resend`, { headers: bearer('operator') }), 404, 'not_found');
+  });
+});
