@@ -1,26 +1,45 @@
-import type { Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Express } from 'express';
 
 const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   HPE_HEADER_OVERFLOW: [431, 'validation_failed', 'request headers or URL are too large'],
   HPE_URI_TOO_LONG: [414, 'validation_failed', 'request URL is too long'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'validation_failed', 'the request was not received in time'],
+};
+
+/** The parser's reason (e.g. "Invalid header token"), when it is a short plain phrase. */
+const reasonOf = (err: NodeJS.ErrnoException): string | undefined => {
+  const reason = (err as { reason?: unknown }).reason;
+  return typeof reason === 'string' && /^[\w .,'-]{1,80}$/.test(reason) ? reason : undefined;
 };
 
 /**
- * Listens, and answers what Node's HTTP parser rejects before the app runs (oversized headers,
- * malformed requests) with the contract's JSON error instead of an empty body.
+ * The raw response for what Node's HTTP parser rejects before the app runs (oversized headers,
+ * malformed request lines or headers): the contract's JSON error with an X-Request-Id like every
+ * other response, written only if the socket can still take it; then the connection is closed.
  */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable || err.code === 'ECONNRESET') return void socket.destroy();
+  const reason = reasonOf(err);
+  const [status, code, message] = CLIENT_ERRORS[err.code ?? '']
+    ?? [400, 'validation_failed', `malformed HTTP request${reason ? ` (${reason.toLowerCase()})` : ''}`];
+  const body = JSON.stringify({ error: { code, message, details: [] } });
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n`
+    + `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
+    + `X-Request-Id: ${randomUUID()}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`);
+  // Destroyed a moment later rather than at once: closing with the rest of an oversized header still
+  // unread would reset the connection and could take the answer with it.
+  const linger = setTimeout(() => socket.destroy(), 1000).unref();
+  socket.once('close', () => clearTimeout(linger));
+}
+
+/** Listens, and answers the HTTP parser's refusals with the contract's JSON error (answerClientError). */
 export function listen(app: Express, port: number, host?: string): Promise<Server> {
   return new Promise((resolve) => {
     const server = host ? app.listen(port, host, () => resolve(server)) : app.listen(port, () => resolve(server));
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (!socket.writable || (err as any).code === 'ECONNRESET') return void socket.destroy();
-      const [status, code, message] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'validation_failed', 'malformed HTTP request'];
-      const body = JSON.stringify({ error: { code, message, details: [] } });
-      socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 414 ? 'URI Too Long' : 'Bad Request'}\r\n`
-        + `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-    });
+    server.on('clientError', answerClientError);
   });
 }
 

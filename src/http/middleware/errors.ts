@@ -19,6 +19,12 @@ const HTTP_4XX: Record<number, [string, string]> = {
   415: ['unsupported_media_type', 'request body must be application/json'],
 };
 
+/** The contract's code for a status that arrived without one (e.g. from a mounted library). */
+export const CODE_FOR_STATUS: Record<number, string> = {
+  400: 'validation_failed', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 409: 'conflict',
+  413: 'payload_too_large', 415: 'unsupported_media_type', 422: 'validation_failed', 429: 'rate_limited', 503: 'unavailable',
+};
+
 export function sendError(res: Response, status: number, code: string, message: string, details: unknown[] = []): void {
   if (res.headersSent) return;
   res.status(status).json({ error: { code, message, details } });
@@ -33,6 +39,8 @@ export function errorHandler(err: unknown, req: Request, res: Response, _next: N
   }
   if (e && typeof e.type === 'string' && BODY_PARSER[e.type]) {
     const [status, code, message] = BODY_PARSER[e.type];
+    const named = typeof e.encoding === 'string' && /^[\w.+-]{1,40}$/.test(e.encoding) ? ` "${e.encoding}"` : '';
+    if (e.type === 'encoding.unsupported') return sendError(res, status, code, `${message}${named}: send gzip, deflate, br or none`);
     if (status < 500) return sendError(res, status, code, message);
   }
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && HTTP_4XX[e.status]) {

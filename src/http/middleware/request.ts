@@ -39,7 +39,33 @@ const jsonParser = express.json({
   verify: (req, _res, buf, encoding) => { (req as any)[MAY_HOLD_NUL] = encoding !== 'utf-8' || buf.includes(NUL_ESCAPE); },
 });
 
-/** JSON only: a body of another type is 415; an empty body becomes {} (cancel, fulfil, retry need none). */
+/** The header is the client's: named back only when it is a plain token. */
+const token = (v: unknown) => (typeof v === 'string' && /^[\w.+-]{1,40}$/.test(v) ? v : undefined);
+
+const undecodable = (encoding: unknown) =>
+  `request body could not be decoded as its Content-Encoding${token(encoding) ? ` (${encoding})` : ''} says`;
+
+/**
+ * A chunked body's length is known only by reading it: true when it ends without a byte, false at
+ * the first byte (the rest then drains unread, as Node does with any body a route left alone).
+ */
+function isEmptyStream(req: Request): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const settle = (fn: () => void) => {
+      req.off('data', onData).off('end', onEnd).off('error', onGone).off('close', onGone);
+      fn();
+    };
+    const onData = (chunk: Buffer) => { if (chunk.length > 0) settle(() => resolve(false)); };
+    const onEnd = () => settle(() => resolve(true));
+    const onGone = () => settle(() => reject(new AppError('invalid_json', 400, 'request aborted')));
+    req.on('data', onData).on('end', onEnd).on('error', onGone).on('close', onGone);
+  });
+}
+
+/**
+ * JSON only: a body of another type is 415; an empty body becomes {} (cancel, fulfil, retry need
+ * none), whether it is sent as Content-Length: 0 or as a chunked body with no bytes in it.
+ */
 export function jsonBody(req: Request, res: Response, next: NextFunction): void {
   if (!BODY_METHODS.has(req.method) || !hasBody(req)) {
     req.body = {};
@@ -47,9 +73,18 @@ export function jsonBody(req: Request, res: Response, next: NextFunction): void 
   }
   const type = req.headers['content-type'];
   if (!type || !/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type)) {
-    return next(new AppError('unsupported_media_type', 415, 'request body must be application/json'));
+    const unsupported = new AppError('unsupported_media_type', 415, 'request body must be application/json');
+    if (req.headers['content-length'] !== undefined) return next(unsupported);
+    isEmptyStream(req).then((empty) => {
+      if (!empty) return next(unsupported);
+      req.body = {};
+      next();
+    }, next);
+    return;
   }
-  jsonParser(req, res, (err?: unknown) => {
+  jsonParser(req, res, (err?: any) => {
+    // body-parser types every error of its own; an untyped one came from the decompression stream.
+    if (err && err.type === undefined) return next(new AppError('invalid_json', 400, undecodable(req.headers['content-encoding'])));
     if (err) return next(err);
     if (req.body === undefined) req.body = {};
     const bad = (req as any)[MAY_HOLD_NUL] ? nulPaths(req.body, [], []) : [];

@@ -13,7 +13,7 @@ export function notificationsRoutes(ctx: Context, g: Guards): Router {
   });
   r.post('/notifications/:id/resend', g.operator, async (req, res) => {
     const id = g.id(req.params.id, 'notification');
-    parseInput(emptyBodySchema, req.body ?? {}, 'body');
+    parseInput(emptyBodySchema, req.body, 'body');
     res.status(202).json(await resendNotification(ctx, id));
   });
   return r;

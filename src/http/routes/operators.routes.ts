@@ -6,12 +6,14 @@ import { Router, type NextFunction, type Request, type RequestHandler, type Resp
 import swaggerUi from 'swagger-ui-express';
 import type { Context } from '../../context';
 import { AppError } from '../../errors';
+import { logger } from '../../logger';
 import { registry } from '../../metrics';
 import {
   inventoryCsv, inventoryReport, inventoryReportQuerySchema, ledgerReport, ordersReport, ordersReportQuerySchema, queuesReport,
 } from '../../modules/reports';
 import { parseInput } from '../../validation';
 import type { Guards } from '../app';
+import { CODE_FOR_STATUS } from '../middleware/errors';
 import { collectScrapeGauges } from '../metrics-scrape';
 import { buildOpenApiDocument } from '../openapi';
 
@@ -48,6 +50,45 @@ function withoutThirdPartyFonts(req: Request, res: Response, next: NextFunction)
   next();
 }
 
+/** 'ERRORS.JOB_NOT_RETRIABLE' with {state: 'completed'} → 'job not retriable (state: completed)'. */
+function boardMessage(key: unknown, options: unknown): string | undefined {
+  if (typeof key !== 'string' || !/^ERRORS\.[A-Z0-9_]+$/.test(key)) return undefined;
+  const words = key.slice('ERRORS.'.length).toLowerCase().replace(/_/g, ' ');
+  const opts = options && typeof options === 'object'
+    ? Object.entries(options).filter(([, v]) => ['string', 'number'].includes(typeof v)).map(([k, v]) => `${k}: ${String(v).slice(0, 100)}`)
+    : [];
+  return opts.length ? `${words} (${opts.join(', ')})` : words;
+}
+
+/**
+ * bull-board answers its API's errors in a shape of its own, `{error: {key}}` (a translation key for
+ * its page) or, from its error handler, with the thrown message beside it. They are rewritten into
+ * the contract's `{error: {code, message, details}}`; `key` and `options` stay inside `error`, where
+ * the board's page still finds them for its translated toast. A 5xx says only the request id.
+ */
+function boardErrorsInOurShape(req: Request, res: Response, next: NextFunction): void {
+  const json = res.json.bind(res);
+  res.json = ((body: any) => {
+    const status = res.statusCode;
+    const e = body?.error;
+    if (status < 400 || (e && typeof e.code === 'string' && typeof e.message === 'string' && Array.isArray(e.details))) return json(body);
+    // The catch-all key names a 500 even when the error was the client's; the status tells the truth.
+    const key = typeof e === 'object' && e && e.key !== 'ERRORS.INTERNAL_SERVER_ERROR' ? e.key : undefined;
+    const options = typeof e === 'object' && e ? e.options : undefined;
+    let code = CODE_FOR_STATUS[status] ?? (status >= 500 ? 'internal' : 'validation_failed');
+    let message = boardMessage(key, options);
+    if (status >= 500) {
+      logger.error({ requestId: req.requestId, route: req.originalUrl, status, board: body }, 'board error');
+      code = 'internal';
+      message = `internal error (request id ${req.requestId})`;
+    } else if (!message) {
+      message = /decode param/i.test(String(body?.message)) ? 'the path has broken percent-encoding' : 'the request is malformed';
+    }
+    return json({ error: { code, message, details: [], ...(key ? { key } : {}), ...(options ? { options } : {}) } });
+  }) as Response['json'];
+  next();
+}
+
 function board(ctx: Context): RequestHandler {
   const adapter = new ExpressAdapter();
   adapter.setBasePath(BOARD_PATH);
@@ -72,7 +113,7 @@ const dayOffset = (days: number) => new Date(Date.now() + days * 86_400_000).toI
 export function operatorRoutes(ctx: Context, g: Guards): Router {
   const r = Router();
 
-  r.use(BOARD_PATH, g.browser, sameOriginWrites, withoutThirdPartyFonts, board(ctx));
+  r.use(BOARD_PATH, g.browser, sameOriginWrites, withoutThirdPartyFonts, boardErrorsInOurShape, board(ctx));
 
   r.get('/metrics', g.browser, async (_req, res) => {
     await collectScrapeGauges(ctx);

@@ -36,6 +36,7 @@ export function ordersRoutes(ctx: Context, g: Guards): Router {
   });
   r.post('/:id/retry', g.operator, async (req, res) => {
     const id = g.id(req.params.id, 'order');
+    parseInput(emptyBodySchema, req.body, 'body');
     res.status(202).json(await retryOrder(ctx, id));
   });
   return r;

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { limitSchema, skuSchema } from '../../validation';
 
+/** The largest stock count exact in JSON and in a JS number (the bigint columns are read as numbers, src/db.ts). */
+export const MAX_STOCK = Number.MAX_SAFE_INTEGER;
+
 const cents = z.number().int('must be an integer').min(0).max(Number.MAX_SAFE_INTEGER);
 const quantity = z.number().int('must be an integer').min(0).max(1_000_000_000);
 

@@ -1,7 +1,7 @@
 import type { Db } from '../../db';
-import { ConflictError, NotFoundError } from '../../errors';
+import { ConflictError, NotFoundError, ValidationError } from '../../errors';
 import { decodeCursor, encodeCursor, skuSchema } from '../../validation';
-import type { Adjustment, CreateProduct, Product, StockFigures, UpdateProduct } from './inventory.schemas';
+import { MAX_STOCK, type Adjustment, type CreateProduct, type Product, type StockFigures, type UpdateProduct } from './inventory.schemas';
 import { applyStockChanges, inStockTransaction, readStockRows, type StockRow } from './stock';
 
 /** available = on_hand − reserved, or 0 while anything is backordered (waiting lines come first). */
@@ -68,6 +68,10 @@ export async function adjustStock(db: Db, sku: string, input: Adjustment) {
   return inStockTransaction(db, 'adjustment', async (trx) => {
     const row = (await readStockRows(trx, [sku])).get(sku);
     if (!row) throw new NotFoundError('product');
+    if (row.on_hand + input.delta > MAX_STOCK) {
+      throw new ValidationError(`on_hand would rise to ${row.on_hand + input.delta}, beyond ${MAX_STOCK}, the largest count exact in JSON`,
+        [{ path: 'delta', message: `must be at most ${MAX_STOCK - row.on_hand}` }]);
+    }
     if (row.on_hand + input.delta < row.reserved) {
       throw new ConflictError(`on_hand would fall to ${row.on_hand + input.delta}, below the ${row.reserved} reserved`,
         [{ path: 'delta', message: `must be at least ${row.reserved - row.on_hand}` }]);
