@@ -27,27 +27,40 @@ function queueOf(queues: Queues, name: QueueName): Queue {
   return q;
 }
 
-/** Adds one job, replacing a finished job of the same id when asked (a live one is left to run). */
-export async function enqueueReplacingFinished(queue: Queue, name: string, data: object, jobId: string): Promise<void> {
+/**
+ * Adds one job, replacing a finished job of the same id. A job of that id still to run (waiting,
+ * delayed) will do the work: 'queued'. One running now may already be past the point where it read
+ * what changed (an edit committed while its order was being processed): 'busy', add it again once
+ * that run has finished.
+ */
+export async function enqueueReplacingFinished(queue: Queue, name: string, data: object, jobId: string): Promise<'added' | 'queued' | 'busy'> {
   const existing = await queue.getJob(jobId);
   if (existing) {
     const state = await existing.getState();
-    if (state !== 'completed' && state !== 'failed' && state !== 'unknown') return;
+    if (state === 'active') return 'busy';
+    if (state !== 'completed' && state !== 'failed' && state !== 'unknown') return 'queued';
     await existing.remove().catch(() => undefined);
   }
   await queue.add(name, data, { jobId });
+  return 'added';
 }
 
-/** Publishes rows to BullMQ (job id = row.job_id, so a second publish is a no-op). Throws if Redis is down. */
-export async function publishRows(queues: Queues, rows: OutboxRow[]): Promise<void> {
+/**
+ * Publishes rows to BullMQ (job id = row.job_id, so a second publish is a no-op). Returns the ids of
+ * rows that could not be published yet (their job is running: see enqueueReplacingFinished); they
+ * stay unpublished and the relay tries them again. Throws if Redis is down.
+ */
+export async function publishRows(queues: Queues, rows: OutboxRow[]): Promise<Set<number>> {
   const plain = new Map<QueueName, OutboxRow[]>();
+  const busy = new Set<number>();
   for (const r of rows) {
-    if (r.replace_finished) await enqueueReplacingFinished(queueOf(queues, r.queue), r.job_name, r.data, r.job_id);
-    else plain.set(r.queue, [...(plain.get(r.queue) ?? []), r]);
+    if (!r.replace_finished) plain.set(r.queue, [...(plain.get(r.queue) ?? []), r]);
+    else if ((await enqueueReplacingFinished(queueOf(queues, r.queue), r.job_name, r.data, r.job_id)) === 'busy') busy.add(Number(r.id));
   }
   for (const [name, list] of plain) {
     await queueOf(queues, name).addBulk(list.map((r) => ({ name: r.job_name, data: r.data, opts: { jobId: r.job_id } })));
   }
+  return busy;
 }
 
 /**
@@ -102,9 +115,9 @@ export async function publishAfterCommit(ctx: Context, rows: OutboxRow[]): Promi
   if (rows.length === 0) return true;
   try {
     // A dead Redis must not hold the request: give up after a moment and leave it to the relay.
-    await withTimeout(publishRows(ctx.queues, rows), PUBLISH_TIMEOUT_MS, 'Redis did not answer in time');
-    ctx.published.mark(rows.map((r) => Number(r.id)));
-    return true;
+    const busy = await withTimeout(publishRows(ctx.queues, rows), PUBLISH_TIMEOUT_MS, 'Redis did not answer in time');
+    ctx.published.mark(rows.map((r) => Number(r.id)).filter((id) => !busy.has(id)));
+    return busy.size === 0;
   } catch (err) {
     logger.warn({ err: (err as Error).message, rows: rows.length }, 'publish after commit failed; the outbox relay will publish');
     return false;
@@ -133,8 +146,9 @@ export async function relayOutbox(ctx: Context, opts: { olderThanMs?: number; li
       .orderBy('id').limit(opts.limit ?? 500).forUpdate().skipLocked()
       .select('id', 'queue', 'job_name', 'job_id', 'data', 'replace_finished');
     if (rows.length === 0) return 0;
-    await withTimeout(publishRows(ctx.queues, rows), 5000, 'Redis did not answer the relay in time');
-    await trx('outbox').whereIn('id', rows.map((r) => r.id!)).update({ published_at: trx.fn.now() });
-    return rows.length;
+    const busy = await withTimeout(publishRows(ctx.queues, rows), 5000, 'Redis did not answer the relay in time');
+    const done = rows.map((r) => Number(r.id)).filter((id) => !busy.has(id));
+    if (done.length) await trx('outbox').whereIn('id', done).update({ published_at: trx.fn.now() });
+    return done.length;
   });
 }

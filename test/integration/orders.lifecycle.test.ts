@@ -1,6 +1,10 @@
+import { randomUUID } from 'node:crypto';
+import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { processOrders } from '../../src/modules/orders';
+import { addToOutbox, publishAfterCommit, relayOutbox } from '../../src/queue/outbox';
+import { JOB, QUEUES } from '../../src/queue/queues';
 import { makeCustomer, makeProduct, placeOrder, ledgerOnHand, stockOf, untilStatus } from '../helpers/factories';
 import { createHarness, createTestDatabase, useHarness, waitFor, type Harness } from '../helpers/harness';
 import { freePort, startPrivateRedis } from '../helpers/private-redis';
@@ -173,6 +177,44 @@ describe('status machine and stock effects', () => {
     const confirmed = await untilStatus(h(), one.id, 'confirmed');
     expect(confirmed.total_cents).toBe(Number.MAX_SAFE_INTEGER);
     expect(await stockOf(h(), sku)).toMatchObject({ on_hand: 2000, reserved: 1 });
+  });
+});
+
+describe('a job published while the job of the same id is running', () => {
+  it('when an edit commits while its order\'s job still runs, then its outbox row stays unpublished and the relay adds the job once that run has ended', async () => {
+    // The race the chaos run found: the edit waited for the order's row lock while the job processed
+    // the order, committed `received` after it, and its publish met the still-active job and did
+    // nothing, so the edited order sat in `received` until the reconciler (30–70 s). A running job
+    // may be past the point where it read the order, so its publish must wait for that run to end.
+    const q = h().ctx.queues.orders;
+    const jobId = randomUUID();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const runs: string[] = [];
+    const connection = new Redis(h().config.REDIS_URL, { maxRetriesPerRequest: null });
+    const worker = new Worker(q.name, async (job) => { runs.push(String(job.id)); if (runs.length === 1) await gate; },
+      { connection, prefix: h().config.QUEUE_PREFIX });
+    try {
+      await q.add(JOB.processOrder, { orderId: jobId }, { jobId });
+      await waitFor(async () => runs.length === 1, { what: 'the first run active' });
+      const rows = await h().ctx.db.transaction((trx) => addToOutbox(trx, [
+        { queue: QUEUES.orders, job_name: JOB.processOrder, job_id: jobId, data: { orderId: jobId }, replace_finished: true }]));
+      expect(await publishAfterCommit(h().ctx, rows)).toBe(false);
+      await h().ctx.published.flush();
+      expect((await h().ctx.db('outbox').where({ id: rows[0].id }).first()).published_at).toBeNull();
+      expect(await relayOutbox(h().ctx, { olderThanMs: 0 })).toBe(0); // still running: still not published
+
+      release();
+      await waitFor(async () => (await q.getJobState(jobId)) === 'completed', { what: 'the first run completed' });
+      expect(await relayOutbox(h().ctx, { olderThanMs: 0 })).toBe(1);
+      expect((await h().ctx.db('outbox').where({ id: rows[0].id }).first()).published_at).not.toBeNull();
+      await waitFor(async () => runs.length === 2, { what: 'the job run again' });
+      expect(runs).toEqual([jobId, jobId]);
+    } finally {
+      release();
+      await worker.close();
+      await connection.quit();
+    }
   });
 });
 
