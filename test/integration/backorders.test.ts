@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { expireBackorders } from '../../src/modules/orders';
+import { allocateSkus, expireBackorders, processOrders } from '../../src/modules/orders';
 import { ledgerOnHand, makeCustomer, makeProduct, placeOrder, statusCounts, stockOf } from '../helpers/factories';
 import { createHarness, useHarness, waitFor, type Harness } from '../helpers/harness';
 
@@ -242,6 +242,54 @@ describe('giving stock back', () => {
     expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 1, reserved: 1, backordered: 0 });
     await expectBackorderedConsistent(h(), p.sku);
     expect(await ledgerOnHand(h(), p.sku)).toBe(1);
+  });
+
+  it('when a younger new order is processed before an edited older one, then the older keeps what it asks for; the younger takes only what is left', async () => {
+    // No workers: each order is processed by hand, in the order the race would take them.
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 10);
+    const older = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 5 }]);
+    await processOrders(h().ctx, [older.id]);
+    const edit = await h().api('PATCH', `/v1/orders/${older.id}`, { role: 'intake', body: { on_insufficient_stock: 'reject', lines: [{ sku: p.sku, quantity: 8 }] } });
+    expect(edit.status).toBe(202);
+    expect(await stockOf(h(), p.sku)).toMatchObject({ reserved: 0 });
+    // Younger orders processed while the edited one waits for its run: 2 fit beside its 8; 5 does not.
+    const small = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }], { on_insufficient_stock: 'reject' });
+    const big = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 5 }]);
+    await processOrders(h().ctx, [small.id, big.id]);
+    let s = await statusById(h(), [small.id, big.id, older.id]);
+    expect([s.get(small.id), s.get(big.id), s.get(older.id)]).toEqual(['confirmed', 'awaiting_stock', 'received']);
+    await processOrders(h().ctx, [older.id]);
+    s = await statusById(h(), [older.id, big.id]);
+    expect([s.get(older.id), s.get(big.id)]).toEqual(['confirmed', 'awaiting_stock']);
+    expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 10, reserved: 10, backordered: 5 });
+    await expectBackorderedConsistent(h(), p.sku);
+  });
+
+  it('when stock arrives while an edited older order waits to be processed again, then allocation holds its demand ahead of younger waiting lines and serves them from what is left', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 3);
+    const older = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 3 }]);
+    await processOrders(h().ctx, [older.id]);
+    const younger = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
+    await processOrders(h().ctx, [younger.id]);
+    expect((await statusById(h(), [younger.id])).get(younger.id)).toBe('awaiting_stock');
+    // The edit gives back 3 and asks for 4; then 2 more arrive: 5 free, of which 4 are the older order's.
+    expect((await h().api('PATCH', `/v1/orders/${older.id}`, { role: 'intake', body: { lines: [{ sku: p.sku, quantity: 4 }] } })).status).toBe(202);
+    await allocateSkus(h().ctx, [p.sku]);
+    expect((await statusById(h(), [younger.id])).get(younger.id)).toBe('awaiting_stock');
+    await h().ctx.db('stock').where({ sku: p.sku }).increment({ on_hand: 2, version: 1 });
+    await h().ctx.db('stock_movements').insert({ sku: p.sku, type: 'adjustment', quantity: 2, reason: 'test' });
+    await allocateSkus(h().ctx, [p.sku]);
+    expect((await statusById(h(), [younger.id])).get(younger.id)).toBe('awaiting_stock'); // 5 free − 4 held = 1 < 2
+    // One more: 6 free − 4 held = 2, enough for the younger line; the older order's 4 stay free for it.
+    await h().ctx.db('stock').where({ sku: p.sku }).increment({ on_hand: 1, version: 1 });
+    await h().ctx.db('stock_movements').insert({ sku: p.sku, type: 'adjustment', quantity: 1, reason: 'test' });
+    await allocateSkus(h().ctx, [p.sku]);
+    expect((await statusById(h(), [younger.id, older.id]))).toEqual(new Map([[younger.id, 'confirmed'], [older.id, 'received']]));
+    await processOrders(h().ctx, [older.id]);
+    expect((await statusById(h(), [older.id])).get(older.id)).toBe('confirmed');
+    expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 6, reserved: 6, backordered: 0 });
   });
 
   it('when an edited order asks for more than is free while younger lines wait, then it waits ahead of them and blocks them (strict FIFO by seq)', async () => {

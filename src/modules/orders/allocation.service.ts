@@ -2,7 +2,7 @@ import type { Context } from '../../context';
 import type { Trx } from '../../db';
 import { publishAfterCommit, type OutboxRow } from '../../queue/outbox';
 import { applyStockChanges, inStockTransaction, readStockRows, type Movement } from '../inventory';
-import { recordTransitions, type Transition } from './orders.repo';
+import { recordTransitions, reprocessingAhead, type Transition } from './orders.repo';
 import { releaseOrderStock } from './release';
 
 const BATCH = 1000;
@@ -21,16 +21,18 @@ export async function allocateSkuInTrx(trx: Trx, sku: string, outbox: OutboxRow[
   const head: { order_id: string; quantity: number; seq: number }[] = await trx('order_lines')
     .where({ sku, waiting: true, reserved: false }).orderBy('seq').limit(BATCH).select('order_id', 'quantity', 'seq');
   if (head.length === 0) return { reserved: 0, more: false };
-  // An order being (re)processed that arrived before a waiting line is ahead of it in this SKU's
-  // queue: an edited order keeps its seq, so the stock its edit gave back is not handed to the line
-  // behind it before it is processed again. Its processing serves the SKU afterwards.
-  const ahead: { seq: number } | undefined = (await trx.raw(
-    `SELECT o.seq FROM orders o WHERE o.status = 'received' AND o.seq < ?
-        AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND l.sku = ?)
-      ORDER BY o.seq LIMIT 1`, [head[head.length - 1].seq, sku])).rows[0];
+  // An edited (or retried) order being processed again keeps its place: what it asks for is held
+  // for it ahead of the waiting lines behind its seq, so the stock its edit gave back is not handed
+  // to the line behind it. Its processing serves the SKU afterwards.
+  const ahead = (await reprocessingAhead(trx, [sku])).get(sku) ?? [];
   const taken: { order_id: string; quantity: number }[] = [];
+  let held = 0;
   for (const l of head) {
-    if (ahead && l.seq > ahead.seq) break;
+    while (held < ahead.length && ahead[held].seq < l.seq) {
+      if (ahead[held].quantity > free) break;
+      free -= ahead[held++].quantity;
+    }
+    if (held < ahead.length && ahead[held].seq < l.seq) break; // an order ahead does not fit: it blocks the rest
     if (l.quantity > free) break;
     free -= l.quantity;
     taken.push(l);

@@ -87,3 +87,38 @@ export async function recordTransitions(trx: Trx, transitions: Transition[]): Pr
   }
   return addToOutbox(trx, rows.map((r: any) => ({ queue: QUEUES.notifications, job_name: JOB.deliver, job_id: r.event_id, data: { eventId: r.event_id } })));
 }
+
+/** A line of an order that was processed before and is back in `received` (edited or retried). */
+export interface AheadLine { seq: number; quantity: number }
+
+/**
+ * Lines of orders back in `received` after having been processed (an edit or a retry: attempts > 0),
+ * per SKU in `seq` order. Such an order keeps its place in its SKUs' queues while it is processed
+ * again, so allocation and younger orders count its demand as ahead of theirs. Orders never processed
+ * yet are not here: they are in the pipeline in arrival order anyway. Partial index
+ * `orders_reprocessing` keeps this cheap however many new orders are waiting to be processed.
+ */
+export async function reprocessingAhead(db: Executor, skus: string[], exceptIds: string[] = []): Promise<Map<string, AheadLine[]>> {
+  const out = new Map<string, AheadLine[]>();
+  if (skus.length === 0) return out;
+  const rows: { sku: string; seq: number; quantity: number }[] = (await db.raw(
+    `SELECT l.sku, o.seq, l.quantity FROM orders o JOIN order_lines l ON l.order_id = o.id
+      WHERE o.status = 'received' AND o.attempts > 0 AND l.sku = ANY(?::text[]) AND NOT (o.id = ANY(?::uuid[]))
+      ORDER BY o.seq`, [skus, exceptIds])).rows;
+  for (const r of rows) out.set(r.sku, [...(out.get(r.sku) ?? []), { seq: r.seq, quantity: r.quantity }]);
+  return out;
+}
+
+/**
+ * What is free for a line at `seq` once the reprocessing orders ahead of it have had theirs, in
+ * strict FIFO: undefined when one of them does not fit (it blocks the lines behind it).
+ */
+export function freeAfterAhead(free: number, ahead: AheadLine[] | undefined, seq: number): number | undefined {
+  let left = free;
+  for (const a of ahead ?? []) {
+    if (a.seq >= seq) break;
+    if (a.quantity > left) return undefined;
+    left -= a.quantity;
+  }
+  return left;
+}

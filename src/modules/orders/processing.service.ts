@@ -4,7 +4,7 @@ import { publishAfterCommit } from '../../queue/outbox';
 import { applyStockChanges, inStockTransaction, readStockRows, type Movement, type StockChange, type StockRow } from '../inventory';
 import { allocateSkus } from './allocation.service';
 import type { OrderStatus } from './order-status';
-import { linesOf, lockOrders, recordTransitions, type LineRow, type OrderRow, type Transition } from './orders.repo';
+import { freeAfterAhead, linesOf, lockOrders, recordTransitions, reprocessingAhead, type LineRow, type OrderRow, type Transition } from './orders.repo';
 
 export interface Outcome { status: OrderStatus; reason?: string | null; processed: boolean }
 
@@ -51,6 +51,8 @@ async function planBatch(trx: Trx, orders: OrderRow[], lines: LineRow[]): Promis
          FROM unnest(?::text[]) AS q(sku)`, [queued])).rows;
     for (const r of rows) if (r.seq !== null) firstWaiting.set(r.sku, r.seq);
   }
+  // Edited or retried orders being processed elsewhere keep their place ahead of younger orders.
+  const ahead = await reprocessingAhead(trx, skus, orders.map((o) => o.id));
 
   for (const o of orders) {
     const ls = (linesByOrder.get(o.id) ?? []).sort((a, b) => (a.sku < b.sku ? -1 : 1));
@@ -76,9 +78,9 @@ async function planBatch(trx: Trx, orders: OrderRow[], lines: LineRow[]): Promis
     const short: LineRow[] = [];
     for (const l of ls) {
       const w = work.get(l.sku)!;
-      const free = w.row.on_hand - w.row.reserved - w.reserved;
       const someoneWaits = w.backordered > 0 || (firstWaiting.get(l.sku) ?? Infinity) < o.seq;
-      (!someoneWaits && free >= l.quantity ? take : short).push(l);
+      const free = freeAfterAhead(w.row.on_hand - w.row.reserved - w.reserved, ahead.get(l.sku), o.seq);
+      (!someoneWaits && free !== undefined && free >= l.quantity ? take : short).push(l);
     }
     if (short.length > 0 && o.on_insufficient_stock === 'reject') {
       reject(`insufficient stock for ${short.map((l) => l.sku).join(', ')}`);
