@@ -144,3 +144,15 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false | null>
     await new Promise((r) => setTimeout(r, opts.interval ?? 100));
   }
 }
+
+/** Bearer header for a test role. */
+export const bearer = (role: keyof typeof KEYS) => ({ authorization: `Bearer ${KEYS[role]}` });
+
+/** fetch without the harness's conveniences: exact headers and body bytes. */
+export async function rawRequest(h: Harness, method: string, url: string, opts: { headers?: Record<string, string>; body?: string | Uint8Array } = {}) {
+  const res = await fetch(`${h.baseUrl}${url}`, { method, headers: opts.headers, body: opts.body as any });
+  const text = await res.text();
+  let body: any;
+  try { body = text ? JSON.parse(text) : undefined; } catch { body = undefined; }
+  return { status: res.status, headers: res.headers, text, body };
+}

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
-import { createHarness, KEYS, useHarness, waitFor, type Harness } from '../helpers/harness';
+import { bearer, createHarness, KEYS, rawRequest, useHarness, waitFor, type Harness } from '../helpers/harness';
 import { expectError, expectNothingChanged } from '../helpers/snapshot';
 
 const h = useHarness({ workers: false });
@@ -9,16 +9,8 @@ const h = useHarness({ workers: false });
 const MiB = 1024 * 1024;
 const UUID = '0190d6c1-0000-7000-8000-000000000000';
 
-/** fetch without the harness's conveniences: exact headers and body bytes. */
-async function raw(method: string, url: string, opts: { headers?: Record<string, string>; body?: string | Uint8Array } = {}) {
-  const res = await fetch(`${h().baseUrl}${url}`, { method, headers: opts.headers, body: opts.body as any });
-  const text = await res.text();
-  let body: any;
-  try { body = text ? JSON.parse(text) : undefined; } catch { body = undefined; }
-  return { status: res.status, headers: res.headers, text, body };
-}
+const raw = (method: string, url: string, opts?: Parameters<typeof rawRequest>[3]) => rawRequest(h(), method, url, opts);
 
-const bearer = (role: keyof typeof KEYS) => ({ authorization: `Bearer ${KEYS[role]}` });
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {

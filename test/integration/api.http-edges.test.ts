@@ -2,22 +2,14 @@ import net from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
-import { KEYS, useHarness } from '../helpers/harness';
+import { bearer, KEYS, rawRequest, useHarness } from '../helpers/harness';
 import { expectError, expectNothingChanged } from '../helpers/snapshot';
 
 const h = useHarness({ workers: false });
 
 const UUID = '0190d6c1-0000-7000-8000-000000000000';
-const bearer = (role: keyof typeof KEYS) => ({ authorization: `Bearer ${KEYS[role]}` });
 
-/** fetch without the harness's conveniences: exact headers and body bytes. */
-async function raw(method: string, url: string, opts: { headers?: Record<string, string>; body?: string | Uint8Array } = {}) {
-  const res = await fetch(`${h().baseUrl}${url}`, { method, headers: opts.headers, body: opts.body as any });
-  const text = await res.text();
-  let body: any;
-  try { body = text ? JSON.parse(text) : undefined; } catch { body = undefined; }
-  return { status: res.status, headers: res.headers, text, body };
-}
+const raw = (method: string, url: string, opts?: Parameters<typeof rawRequest>[3]) => rawRequest(h(), method, url, opts);
 
 /**
  * Writes `request` byte for byte on a fresh socket and resolves with the first response as soon as

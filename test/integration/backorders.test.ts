@@ -9,6 +9,12 @@ async function settledAll(hh: Harness, ids: string[], statuses = ['confirmed', '
   await waitFor(async () => Number((await hh.ctx.db('orders').whereIn('id', ids).whereNotIn('status', statuses).count({ n: '*' }).first())?.n) === 0,
     { timeout: 120_000, interval: 200, what: 'orders settled' });
 }
+/** An order placed and processed to `status` (the workers must be running). */
+async function placedAndSettled(hh: Harness, customerId: string, lines: { sku: string; quantity: number }[], status: string) {
+  const o = await placeOrder(hh, customerId, lines);
+  await settledAll(hh, [o.id], [status]);
+  return o;
+}
 async function restock(hh: Harness, body: unknown) {
   return hh.api('POST', '/v1/restocks', { role: 'feed', body });
 }
@@ -63,10 +69,8 @@ describe('FIFO allocation of restocks to waiting orders', () => {
     const c = await makeCustomer(h());
     const a = await makeProduct(h(), 0);
     const b = await makeProduct(h(), 0);
-    const older = await placeOrder(h(), c.id, [{ sku: a.sku, quantity: 2 }, { sku: b.sku, quantity: 1 }]);
-    await settledAll(h(), [older.id], ['awaiting_stock']);
-    const younger = await placeOrder(h(), c.id, [{ sku: a.sku, quantity: 1 }]);
-    await settledAll(h(), [younger.id], ['awaiting_stock']);
+    const older = await placedAndSettled(h(), c.id, [{ sku: a.sku, quantity: 2 }, { sku: b.sku, quantity: 1 }], 'awaiting_stock');
+    const younger = await placedAndSettled(h(), c.id, [{ sku: a.sku, quantity: 1 }], 'awaiting_stock');
 
     await restock(h(), { event_id: 'a-1', sku: a.sku, quantity: 2 });
     await waitFor(async () => (await stockOf(h(), a.sku)).reserved === 2, { what: 'A held by the older order' });
@@ -90,10 +94,8 @@ describe('FIFO allocation of restocks to waiting orders', () => {
     await h().startWorkers();
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 0);
-    const big = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 5 }]);
-    await settledAll(h(), [big.id], ['awaiting_stock']);
-    const small = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    await settledAll(h(), [small.id], ['awaiting_stock']);
+    const big = await placedAndSettled(h(), c.id, [{ sku: p.sku, quantity: 5 }], 'awaiting_stock');
+    const small = await placedAndSettled(h(), c.id, [{ sku: p.sku, quantity: 1 }], 'awaiting_stock');
     await restock(h(), { event_id: 'x-3', sku: p.sku, quantity: 3 });
     await waitFor(async () => (await stockOf(h(), p.sku)).on_hand === 3, { what: 'receipt applied' });
     await new Promise((r) => setTimeout(r, 300));
@@ -192,11 +194,9 @@ describe('giving stock back', () => {
     const c = await makeCustomer(h());
     const a = await makeProduct(h(), 3);
     const b = await makeProduct(h(), 0);
-    const holder = await placeOrder(h(), c.id, [{ sku: a.sku, quantity: 3 }, { sku: b.sku, quantity: 1 }]);
-    await settledAll(h(), [holder.id], ['awaiting_stock']);
+    const holder = await placedAndSettled(h(), c.id, [{ sku: a.sku, quantity: 3 }, { sku: b.sku, quantity: 1 }], 'awaiting_stock');
     expect(await stockOf(h(), a.sku)).toMatchObject({ reserved: 3, backordered: 0 });
-    const next = await placeOrder(h(), c.id, [{ sku: a.sku, quantity: 2 }]);
-    await settledAll(h(), [next.id], ['awaiting_stock']);
+    const next = await placedAndSettled(h(), c.id, [{ sku: a.sku, quantity: 2 }], 'awaiting_stock');
     const edit = await h().api('PATCH', `/v1/orders/${holder.id}`, { role: 'intake', body: { lines: [{ sku: b.sku, quantity: 1 }] } });
     expect(edit.status).toBe(202);
     expect((await statusById(h(), [next.id])).get(next.id)).toBe('confirmed');
@@ -214,10 +214,8 @@ describe('giving stock back', () => {
     await h().startWorkers();
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 1);
-    const older = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    await settledAll(h(), [older.id], ['confirmed']);
-    const younger = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    await settledAll(h(), [younger.id], ['awaiting_stock']);
+    const older = await placedAndSettled(h(), c.id, [{ sku: p.sku, quantity: 1 }], 'confirmed');
+    const younger = await placedAndSettled(h(), c.id, [{ sku: p.sku, quantity: 1 }], 'awaiting_stock');
     expect(younger.seq).toBeGreaterThan(older.seq);
     const edited = async (body: unknown) => {
       const res = await h().api('PATCH', `/v1/orders/${older.id}`, { role: 'intake', body });
@@ -296,10 +294,8 @@ describe('giving stock back', () => {
     await h().startWorkers();
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 2);
-    const older = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
-    await settledAll(h(), [older.id], ['confirmed']);
-    const younger = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    await settledAll(h(), [younger.id], ['awaiting_stock']);
+    const older = await placedAndSettled(h(), c.id, [{ sku: p.sku, quantity: 2 }], 'confirmed');
+    const younger = await placedAndSettled(h(), c.id, [{ sku: p.sku, quantity: 1 }], 'awaiting_stock');
     const res = await h().api('PATCH', `/v1/orders/${older.id}`, { role: 'intake', body: { lines: [{ sku: p.sku, quantity: 3 }] } });
     expect(res.status).toBe(202);
     await settledAll(h(), [older.id]);
@@ -320,8 +316,7 @@ describe('giving stock back', () => {
     const c = await makeCustomer(h());
     const a = await makeProduct(h(), 2);
     const b = await makeProduct(h(), 0);
-    const o = await placeOrder(h(), c.id, [{ sku: a.sku, quantity: 2 }, { sku: b.sku, quantity: 1 }]);
-    await settledAll(h(), [o.id], ['awaiting_stock']);
+    const o = await placedAndSettled(h(), c.id, [{ sku: a.sku, quantity: 2 }, { sku: b.sku, quantity: 1 }], 'awaiting_stock');
     await h().ctx.db('orders').where({ id: o.id }).update({ awaiting_since: h().ctx.db.raw("now() - interval '8 days'") });
     expect(await expireBackorders(h().ctx)).toBe(1);
     const after = (await h().api('GET', `/v1/orders/${o.id}`, { role: 'intake' })).body;
