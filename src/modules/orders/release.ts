@@ -5,8 +5,8 @@ import { linesOf } from './orders.repo';
 /**
  * Gives back everything the orders hold: reserved lines are released (`release` movements), waiting
  * lines leave their SKU's queue (`backordered` falls). Returns the SKUs whose queues must be served:
- * every SKU of the orders' lines, for an order still in `received` holds nothing yet but keeps the
- * lines behind it waiting (allocation does not pass it).
+ * every SKU of the orders' lines, for an edited order still in `received` holds nothing yet but its
+ * demand is held ahead of the lines behind it (see `reprocessingAhead`), which it no longer is.
  */
 export async function releaseOrderStock(trx: Trx, orderIds: string[], reason: string): Promise<string[]> {
   const all = await linesOf(trx, orderIds);
