@@ -2,7 +2,7 @@ import type { Context } from '../../context';
 import type { Trx } from '../../db';
 import { publishAfterCommit, type OutboxRow } from '../../queue/outbox';
 import { applyStockChanges, inStockTransaction, readStockRows, type Movement } from '../inventory';
-import { recordTransitions, reprocessingAhead, type Transition } from './orders.repo';
+import { freeAfterAhead, recordTransitions, reprocessingAhead, type Transition } from './orders.repo';
 import { releaseOrderStock } from './release';
 
 const BATCH = 1000;
@@ -26,14 +26,10 @@ export async function allocateSkuInTrx(trx: Trx, sku: string, outbox: OutboxRow[
   // to the line behind it. Its processing serves the SKU afterwards.
   const ahead = (await reprocessingAhead(trx, [sku])).get(sku) ?? [];
   const taken: { order_id: string; quantity: number }[] = [];
-  let held = 0;
   for (const l of head) {
-    while (held < ahead.length && ahead[held].seq < l.seq) {
-      if (ahead[held].quantity > free) break;
-      free -= ahead[held++].quantity;
-    }
-    if (held < ahead.length && ahead[held].seq < l.seq) break; // an order ahead does not fit: it blocks the rest
-    if (l.quantity > free) break;
+    // What is left for this line once the orders ahead of it have had theirs (undefined: one does not fit).
+    const left = freeAfterAhead(free, ahead, l.seq);
+    if (left === undefined || l.quantity > left) break;
     free -= l.quantity;
     taken.push(l);
   }
