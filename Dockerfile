@@ -7,4 +7,4 @@ RUN npm ci --no-audit --no-fund --include=dev
 COPY . .
 USER node
 EXPOSE 3000
-CMD ["node", "--import", "tsx", "src/main.ts", "api"]
+CMD ["node", "--import", "tsx", "src/app/main.ts", "api"]

@@ -6,8 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { Redis } from 'ioredis';
-import type { Context } from '../src/context';
-import { createDb } from '../src/db';
+import type { Context } from '../src/app/context';
+import { createDb } from '../src/platform/db';
 import { runCeilingWorker, type CeilingResult } from './lib/ceiling-worker';
 import { load, startServer, type LoadResult } from './lib/intake';
 import { runPipeline, runRestock, type PipelineResult, type RestockResult } from './lib/pipeline';
@@ -239,7 +239,7 @@ async function main() {
     mode: o.quick ? 'quick' : 'full',
     machine: { ...(await machine()), load_average_at_start: loadStart.map((x) => Number(x.toFixed(2))), load_average_at_end: os.loadavg().map((x) => Number(x.toFixed(2))), load_1m_per_phase: loads },
     sizes: size,
-    workers: `in-process: startWorkers(ctx, ${size.withNotifications ? 'every queue' : "['orders','restocks','maintenance']"}) from workers/index.ts, with its outbox relay and schedulers, in the bench process${
+    workers: `in-process: startWorkers(ctx, ${size.withNotifications ? 'every queue' : "['orders','restocks','maintenance']"}) from src/app/workers.ts, with its outbox relay and schedulers, in the bench process${
       size.withNotifications ? '' : '; the notifications worker runs after the clock stops (notify_* details)'}; the ceiling worker is also in-process`,
     settings: {
       ORDER_CONCURRENCY: config.ORDER_CONCURRENCY, DB_POOL_MAX: config.DB_POOL_MAX, NOTIFY_CONCURRENCY: config.NOTIFY_CONCURRENCY,

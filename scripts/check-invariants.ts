@@ -4,11 +4,11 @@
  * INVARIANT_GRACE_SECONDS (default RECONCILE_AFTER_SECONDS × 2) is how long a `received` order may go without a live job.
  */
 import { Queue } from 'bullmq';
-import { loadConfigOrExit } from '../src/config';
-import { createDb } from '../src/db';
-import { checkInvariants } from '../src/modules/invariants';
-import { createRedis } from '../src/queue/connection';
-import { QUEUES } from '../src/queue/queues';
+import { loadConfigOrExit } from '../src/platform/config';
+import { createDb } from '../src/platform/db';
+import { checkInvariants } from '../src/invariants';
+import { createRedis } from '../src/platform/redis';
+import { QUEUES } from '../src/jobs/queues';
 
 async function run(): Promise<number> {
   const config = loadConfigOrExit();

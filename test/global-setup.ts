@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { createDb, migrateLatest, withDatabase } from '../src/db';
-import { resolveLocalServices } from '../src/infra/local-services';
+import { createDb, migrateLatest, withDatabase } from '../src/platform/db';
+import { resolveLocalServices } from '../src/platform/local-services';
 
 declare module 'vitest' {
   export interface ProvidedContext { pgUrl: string; redisUrl: string; templateDb: string; runId: string }

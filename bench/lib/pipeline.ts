@@ -1,9 +1,9 @@
 import { v7 as uuidv7 } from 'uuid';
-import type { Context } from '../../src/context';
-import { metrics } from '../../src/metrics';
-import { receiveRestocks } from '../../src/modules/restocks';
-import type { QueueName } from '../../src/queue/queues';
-import { startWorkers, type RunningWorkers } from '../../workers';
+import type { Context } from '../../src/app/context';
+import { metrics } from '../../src/platform/metrics';
+import { receiveRestocks } from '../../src/restocks';
+import type { QueueName } from '../../src/jobs/queues';
+import { startWorkers, type RunningWorkers } from '../../src/app/workers';
 import { checkInvariants, countByStatus, orderMix, seedProducts, submitOrders, until } from './setup';
 
 /**

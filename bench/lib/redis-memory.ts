@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
-import type { Context } from '../../src/context';
-import { JOB } from '../../src/queue/queues';
+import type { Context } from '../../src/app/context';
+import { JOB } from '../../src/jobs/queues';
 
 export interface RedisMemoryResult {
   jobs: number; used_memory_delta: number; bytes_per_job: number; key_bytes_per_job: number; keys: number;

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { deleteKeysWithPrefix as deletePrefix } from '../../src/queue/connection';
+import { deleteKeysWithPrefix as deletePrefix } from '../../src/platform/redis';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
-import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, loadConfig, type Config } from '../../src/config';
-import { closeContext, createContext, type Context } from '../../src/context';
-import { createDb, databaseName, ensureDatabase, migrateLatest, withDatabase, type Db } from '../../src/db';
-import { setStatsSink } from '../../src/metrics';
-import { placeOrder } from '../../src/modules/orders';
+import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, loadConfig, type Config } from '../../src/platform/config';
+import { closeContext, createContext, type Context } from '../../src/app/context';
+import { createDb, databaseName, ensureDatabase, migrateLatest, withDatabase, type Db } from '../../src/platform/db';
+import { setStatsSink } from '../../src/platform/metrics';
+import { placeOrder } from '../../src/orders';
 
 export const BENCH_KEYS = { intake: 'bench-intake-key', feed: 'bench-feed-key', operator: 'bench-operator-key' } as const;
 const API_KEYS = Object.entries(BENCH_KEYS).map(([role, key]) => `${role}:${key}`).join(',');

@@ -1,7 +1,7 @@
 // The real API for the intake benchmark: createApp(ctx) on a real port, real PostgreSQL and Redis,
 // no workers (jobs wait in the queue). Reports its port over IPC; exits on 'stop'.
-import { loadConfigOrExit } from '../../src/config';
-import { closeContext, createContext } from '../../src/context';
+import { loadConfigOrExit } from '../../src/platform/config';
+import { closeContext, createContext } from '../../src/app/context';
 import { createApp } from '../../src/http/app';
 import { redisReady, serveForBench } from './serve';
 

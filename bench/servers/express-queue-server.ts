@@ -5,8 +5,8 @@ import { Queue } from 'bullmq';
 import express from 'express';
 import { Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
-import { loadConfigOrExit } from '../../src/config';
-import { JOB, jobOptions } from '../../src/queue/queues';
+import { loadConfigOrExit } from '../../src/platform/config';
+import { JOB, jobOptions } from '../../src/jobs/queues';
 import { serveForBench } from './serve';
 
 const config = loadConfigOrExit();

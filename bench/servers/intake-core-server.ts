@@ -3,9 +3,9 @@
 // none of createApp's middleware (request id, access log, metrics, helmet, auth, routers).
 // Its rate, between the ceiling's and the app's, splits the gap into durability and HTTP layers.
 import express from 'express';
-import { loadConfigOrExit } from '../../src/config';
-import { closeContext, createContext } from '../../src/context';
-import { placeOrder, placeOrderSchema } from '../../src/modules/orders';
+import { loadConfigOrExit } from '../../src/platform/config';
+import { closeContext, createContext } from '../../src/app/context';
+import { placeOrder, placeOrderSchema } from '../../src/orders';
 import { redisReady, serveForBench } from './serve';
 
 const ctx = createContext(loadConfigOrExit());

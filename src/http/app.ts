@@ -1,8 +1,8 @@
 import express, { type Express, type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
-import type { Context } from '../context';
-import { NotFoundError } from '../errors';
-import { uuidParam } from '../validation';
+import type { Context } from '../app/context';
+import { NotFoundError } from '../platform/errors';
+import { uuidParam } from '../platform/validation';
 import { makeKeyLookup, requireRole } from './middleware/auth';
 import { errorHandler, notFoundHandler } from './middleware/errors';
 import { rateLimit } from './middleware/rate-limit';

@@ -1,7 +1,7 @@
 import client from 'prom-client';
-import type { Context } from '../context';
-import { logger } from '../logger';
-import { metrics, registry, statsKey } from '../metrics';
+import type { Context } from '../app/context';
+import { logger } from '../platform/logger';
+import { metrics, registry, statsKey } from '../platform/metrics';
 
 const STATES = ['waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed', 'waiting-children'] as const;
 

@@ -1,18 +1,18 @@
 import { z } from 'zod';
 import {
   createCustomerSchema, customerSchema, updateCustomerSchema,
-} from '../modules/customers/customers.schemas';
+} from '../customers/customers.schemas';
 import {
   adjustmentSchema, createProductSchema, inventoryQuerySchema, productSchema, stockFiguresSchema, updateProductSchema,
-} from '../modules/inventory/inventory.schemas';
-import { notificationSchema, orderNotificationsSchema } from '../modules/notifications/notifications.schemas';
+} from '../inventory/inventory.schemas';
+import { notificationSchema, orderNotificationsSchema } from '../notifications/notifications.schemas';
 import {
   acceptedOrderSchema, cancelOrderSchema, listOrdersQuerySchema, orderSchema, patchOrderSchema, placeOrderSchema,
-} from '../modules/orders/orders.schemas';
+} from '../orders/orders.schemas';
 import {
   inventoryReportQuerySchema, inventoryReportSchema, ledgerReportSchema, ordersReportQuerySchema, ordersReportSchema, queuesReportSchema,
-} from '../modules/reports/reports.schemas';
-import { restockAcceptedSchema, restockBatchSchema, restockEventSchema } from '../modules/restocks/restocks.schemas';
+} from '../reports/reports.schemas';
+import { restockAcceptedSchema, restockBatchSchema, restockEventSchema } from '../restocks/restocks.schemas';
 
 /**
  * The OpenAPI 3.1 document, generated from the zod schemas that validate requests and describe

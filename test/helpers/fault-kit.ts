@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import { expect } from 'vitest';
-import { checkInvariants, type InvariantReport } from '../../src/modules/invariants';
-import type { Queues } from '../../src/queue/queues';
+import { checkInvariants, type InvariantReport } from '../../src/invariants';
+import type { Queues } from '../../src/jobs/queues';
 import { KEYS, type Harness } from './harness';
 
 /** A small seeded PRNG (mulberry32) so that a failing fault run can be replayed with FAULT_SEED. */

@@ -2,16 +2,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import path from 'node:path';
-import { deleteKeysWithPrefix as deletePrefix } from '../../src/queue/connection';
+import { deleteKeysWithPrefix as deletePrefix } from '../../src/platform/redis';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, inject } from 'vitest';
-import { loadConfig, type Config } from '../../src/config';
-import { closeContext, createContext, type Context } from '../../src/context';
-import { withDatabase } from '../../src/db';
+import { loadConfig, type Config } from '../../src/platform/config';
+import { closeContext, createContext, type Context } from '../../src/app/context';
+import { withDatabase } from '../../src/platform/db';
 import { createApp } from '../../src/http/app';
 import { listen } from '../../src/http/server';
-import type { QueueName } from '../../src/queue/queues';
-import { startWorkers, type RunningWorkers } from '../../workers';
+import type { QueueName } from '../../src/jobs/queues';
+import { startWorkers, type RunningWorkers } from '../../src/app/workers';
 
 export const KEYS = { intake: 'test-intake-key', feed: 'test-feed-key', operator: 'test-operator-key' } as const;
 export const API_KEYS = `intake:${KEYS.intake},feed:${KEYS.feed},operator:${KEYS.operator}`;
@@ -93,7 +93,7 @@ export async function createHarness(databaseUrl: string, opts: HarnessOptions = 
       return w;
     },
     spawnWorker(extraEnv = {}, mode = 'worker') {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', mode], {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/app/main.ts', mode], {
         cwd: ROOT, env: { ...process.env, ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { portAnswers } from '../../src/infra/local-services';
+import { portAnswers } from '../../src/platform/local-services';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allocateSkus, expireBackorders, processOrders } from '../../src/modules/orders';
+import { allocateSkus, expireBackorders, processOrders } from '../../src/orders';
 import { ledgerOnHand, makeCustomer, makeProduct, placeOrder, statusCounts, stockOf } from '../helpers/factories';
 import { createHarness, useHarness, waitFor, type Harness } from '../helpers/harness';
 

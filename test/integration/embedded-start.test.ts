@@ -5,8 +5,8 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { portAnswers, startEmbeddedPostgres, startLocalRedis, type LocalService } from '../../src/infra/local-services';
-import { prepareDatabase } from '../../src/main';
+import { portAnswers, startEmbeddedPostgres, startLocalRedis, type LocalService } from '../../src/platform/local-services';
+import { prepareDatabase } from '../../src/app/main';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { inject } from 'vitest';
-import { createDb } from '../../src/db';
+import { createDb } from '../../src/platform/db';
 import { faultSeed, figures, orderBody, printFigures, rng, runIntake, setupShop, waitSettled, expectCleanRun } from '../helpers/fault-kit';
 import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
 import { createHarness, createTestDatabase, waitFor, type Harness } from '../helpers/harness';

@@ -1,6 +1,6 @@
 import * as fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../../src/modules/invariants';
+import { checkInvariants } from '../../src/invariants';
 import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
 import { KEYS, ROOT, useHarness, type Harness } from '../helpers/harness';
 import { snapshot, type Snapshot } from '../helpers/snapshot';

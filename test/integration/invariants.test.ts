@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../../src/modules/invariants';
+import { checkInvariants } from '../../src/invariants';
 import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
 import { ROOT, useHarness, waitFor } from '../helpers/harness';
 

@@ -5,11 +5,11 @@ import type { Job, Queue } from 'bullmq';
 import { SMTPServer } from 'smtp-server';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { metrics } from '../../src/metrics';
-import { DEV_WEBHOOK_SECRET, DeliveryBusyError } from '../../src/modules/notifications';
-import { enqueueReplacingFinished } from '../../src/queue/outbox';
-import { JOB } from '../../src/queue/queues';
-import { createNotificationProcessor } from '../../src/queue/processors/notification.processor';
+import { metrics } from '../../src/platform/metrics';
+import { DEV_WEBHOOK_SECRET, DeliveryBusyError } from '../../src/notifications';
+import { enqueueReplacingFinished } from '../../src/jobs/outbox';
+import { JOB } from '../../src/jobs/queues';
+import { createNotificationProcessor } from '../../src/jobs/processors/notification.processor';
 import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
 import { createHarness, createTestDatabase, waitFor, type Harness } from '../helpers/harness';
 

@@ -1,8 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config';
-import { closeContext, createContext } from '../../src/context';
+import { loadConfig } from '../../src/platform/config';
+import { closeContext, createContext } from '../../src/app/context';
 import { createApp } from '../../src/http/app';
 import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
 import { KEYS, useHarness, waitFor, type Harness } from '../helpers/harness';

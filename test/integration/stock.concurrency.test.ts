@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { statsKey, metrics } from '../../src/metrics';
+import { statsKey, metrics } from '../../src/platform/metrics';
 import { ledgerOnHand, makeProduct, stockOf } from '../helpers/factories';
 import { useHarness } from '../helpers/harness';
 

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, migrateLatest, migrateRollbackAll, type Db } from '../../src/db';
+import { createDb, migrateLatest, migrateRollbackAll, type Db } from '../../src/platform/db';
 import { MIGRATIONS } from '../../migrations';
 import { createTestDatabase, ROOT } from '../helpers/harness';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config';
-import { assertPublicTarget, DeliveryError } from '../../src/modules/notifications';
+import { loadConfig } from '../../src/platform/config';
+import { assertPublicTarget, DeliveryError } from '../../src/notifications';
 
 async function refusal(url: string): Promise<DeliveryError | undefined> {
   try {

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import type { ApiKey, Role } from '../../config';
-import { AppError } from '../../errors';
+import type { ApiKey, Role } from '../../platform/config';
+import { AppError } from '../../platform/errors';
 
 /** `id` is a short digest of the key itself: stable when API_KEYS is reordered, never the key. */
 export interface Principal { role: Role; name: string; id: string }

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
-import { AppError, isDatabaseUnavailable, isRetryableTxError, UnavailableError } from '../../errors';
-import { logger } from '../../logger';
+import { AppError, isDatabaseUnavailable, isRetryableTxError, UnavailableError } from '../../platform/errors';
+import { logger } from '../../platform/logger';
 
 const BODY_PARSER: Record<string, [number, string, string]> = {
   'entity.too.large': [413, 'payload_too_large', 'request body is larger than 1 MiB'],

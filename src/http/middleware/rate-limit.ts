@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
-import type { Config } from '../../config';
-import { AppError } from '../../errors';
+import type { Config } from '../../platform/config';
+import { AppError } from '../../platform/errors';
 import { makeKeyLookup } from './auth';
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);

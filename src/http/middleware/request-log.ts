@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
-import { logger } from '../../logger';
-import { metrics } from '../../metrics';
+import { logger } from '../../platform/logger';
+import { metrics } from '../../platform/metrics';
 
 /**
  * Observes each request once when it ends: the HTTP duration histogram (by route and status) and

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { AppError, ValidationError } from '../../errors';
+import { AppError, ValidationError } from '../../platform/errors';
 
 const SAFE_ID = /^[A-Za-z0-9._-]{1,128}$/;
 

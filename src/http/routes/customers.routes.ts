@@ -1,8 +1,8 @@
 import { Router } from 'express';
-import type { Context } from '../../context';
-import { createCustomer, createCustomerSchema, getCustomer, updateCustomer, updateCustomerSchema } from '../../modules/customers';
-import { listOrders, listOrdersQuerySchema } from '../../modules/orders';
-import { parseInput } from '../../validation';
+import type { Context } from '../../app/context';
+import { createCustomer, createCustomerSchema, getCustomer, updateCustomer, updateCustomerSchema } from '../../customers';
+import { listOrders, listOrdersQuerySchema } from '../../orders';
+import { parseInput } from '../../platform/validation';
 import type { Guards } from '../app';
 
 export function customersRoutes(ctx: Context, g: Guards): Router {

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { Context } from '../../context';
+import type { Context } from '../../app/context';
 
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -1,12 +1,12 @@
 import { Router } from 'express';
-import type { Context } from '../../context';
+import type { Context } from '../../app/context';
 import {
   adjustmentSchema, adjustStock, createProduct, createProductSchema, getProduct, inventoryQuerySchema, listInventory,
   updateProduct, updateProductSchema,
-} from '../../modules/inventory';
-import { logger } from '../../logger';
-import { allocateSkus } from '../../modules/orders';
-import { parseInput } from '../../validation';
+} from '../../inventory';
+import { logger } from '../../platform/logger';
+import { allocateSkus } from '../../orders';
+import { parseInput } from '../../platform/validation';
 import type { Guards } from '../app';
 
 export function productsRoutes(ctx: Context, g: Guards): Router {

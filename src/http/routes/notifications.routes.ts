@@ -1,8 +1,8 @@
 import { Router } from 'express';
-import type { Context } from '../../context';
-import { listOrderNotifications, resendNotification } from '../../modules/notifications';
-import { emptyBodySchema } from '../../modules/orders';
-import { parseInput } from '../../validation';
+import type { Context } from '../../app/context';
+import { listOrderNotifications, resendNotification } from '../../notifications';
+import { emptyBodySchema } from '../../orders';
+import { parseInput } from '../../platform/validation';
 import type { Guards } from '../app';
 
 /** GET /v1/orders/:id/notifications, POST /v1/notifications/:id/resend (mounted at /v1). */

@@ -4,14 +4,14 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import swaggerUi from 'swagger-ui-express';
-import type { Context } from '../../context';
-import { AppError } from '../../errors';
-import { logger } from '../../logger';
-import { registry } from '../../metrics';
+import type { Context } from '../../app/context';
+import { AppError } from '../../platform/errors';
+import { logger } from '../../platform/logger';
+import { registry } from '../../platform/metrics';
 import {
   inventoryCsv, inventoryReport, inventoryReportQuerySchema, ledgerReport, ordersReport, ordersReportQuerySchema, queuesReport,
-} from '../../modules/reports';
-import { parseInput } from '../../validation';
+} from '../../reports';
+import { parseInput } from '../../platform/validation';
 import type { Guards } from '../app';
 import { CODE_FOR_STATUS } from '../middleware/errors';
 import { collectScrapeGauges } from '../metrics-scrape';

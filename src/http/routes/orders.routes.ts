@@ -1,10 +1,10 @@
 import { Router } from 'express';
-import type { Context } from '../../context';
+import type { Context } from '../../app/context';
 import {
   cancelOrder, cancelOrderSchema, emptyBodySchema, fulfillOrder, getOrder, idempotencyKeySchema, listOrders, listOrdersQuerySchema,
   patchOrder, patchOrderSchema, placeOrder, placeOrderSchema, retryOrder,
-} from '../../modules/orders';
-import { parseInput } from '../../validation';
+} from '../../orders';
+import { parseInput } from '../../platform/validation';
 import type { Guards } from '../app';
 
 export function ordersRoutes(ctx: Context, g: Guards): Router {

@@ -1,7 +1,7 @@
 import { Router } from 'express';
-import type { Context } from '../../context';
-import { parseRestockRequest, receiveRestocks } from '../../modules/restocks';
-import { parseInput } from '../../validation';
+import type { Context } from '../../app/context';
+import { parseRestockRequest, receiveRestocks } from '../../restocks';
+import { parseInput } from '../../platform/validation';
 import type { Guards } from '../app';
 
 export function restocksRoutes(ctx: Context, g: Guards): Router {

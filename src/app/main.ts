@@ -1,0 +1,108 @@
+import type { Server } from 'node:http';
+import { loadConfigOrExit, type Config } from '../platform/config';
+import { closeContext, createContext } from './context';
+import { ensureDatabase, createDb, migrateLatest } from '../platform/db';
+import { isDatabaseUnavailable } from '../platform/errors';
+import { createApp } from '../http/app';
+import { drain, listen } from '../http/server';
+import { resolveLocalServices } from '../platform/local-services';
+import { logger } from '../platform/logger';
+import { startWorkers, type RunningWorkers } from './workers';
+
+type Mode = 'all' | 'api' | 'worker';
+
+/**
+ * Creates the database if missing and runs migrations to latest. A process that starts while
+ * PostgreSQL is briefly unreachable waits for it (backing off, up to `waitMs`) instead of exiting:
+ * a worker restarted during an outage must still come up and drain the backlog.
+ */
+export async function prepareDatabase(url: string, waitMs = 120_000): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await ensureDatabase(url);
+      const db = createDb(url, 2);
+      try { await migrateLatest(db); } finally { await db.destroy(); }
+      return;
+    } catch (err) {
+      if (!isDatabaseUnavailable(err) || Date.now() > deadline) throw err;
+      const delay = Math.min(250 * 2 ** attempt, 5000);
+      logger.warn({ err: (err as Error).message, retryInMs: delay }, 'PostgreSQL unreachable at start-up; waiting for it');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+function printDevKeys(config: Config): void {
+  if (!config.devKeys) return;
+  process.stdout.write(`\norderflow development API keys (set API_KEYS to replace them):\n${
+    config.API_KEYS.map((k) => `  ${k.role.padEnd(8)} ${k.key}`).join('\n')}\n\n`);
+}
+
+export async function main(mode: Mode): Promise<void> {
+  const base = loadConfigOrExit();
+  let local: Awaited<ReturnType<typeof resolveLocalServices>>;
+  try {
+    local = await resolveLocalServices({
+      databaseUrl: base.DATABASE_URL, databaseDefaulted: base.databaseUrlDefaulted,
+      redisUrl: base.REDIS_URL, redisDefaulted: base.redisUrlDefaulted, dataDir: base.EMBEDDED_DATA_DIR,
+    });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  const config: Config = Object.freeze({ ...base, DATABASE_URL: local.databaseUrl, REDIS_URL: local.redisUrl });
+  // Every mode migrates (knex's migration lock makes concurrent starts safe), so any start order works.
+  await prepareDatabase(config.DATABASE_URL);
+  const ctx = createContext(config);
+
+  let server: Server | undefined;
+  let workers: RunningWorkers | undefined;
+  if (mode !== 'worker') {
+    const app = createApp(ctx);
+    server = await listen(app, config.PORT);
+    const address = server.address();
+    logger.info({ port: typeof address === 'object' && address ? address.port : config.PORT }, 'orderflow API listening');
+    if (mode === 'all') process.stdout.write(`orderflow listening on http://127.0.0.1:${config.PORT} (board /admin/queues, dashboard /dashboard, docs /docs)\n`);
+  }
+  if (mode !== 'api') {
+    workers = await startWorkers(ctx);
+    logger.info('orderflow workers running');
+  }
+  printDevKeys(config);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining');
+    const hard = setTimeout(() => { logger.error('shutdown took too long; exiting'); process.exit(1); }, config.SHUTDOWN_TIMEOUT_MS + 5000);
+    hard.unref();
+    if (server) {
+      // Stop accepting; in-flight requests finish; keep-alive sockets close as they go idle.
+      await drain(server);
+    }
+    if (workers) await workers.close();
+    await closeContext(ctx);
+    await local.stop();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+if (require.main === module) {
+  // A stray rejection from a client library while Redis or PostgreSQL is away must not kill the API.
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
+  const mode = (process.argv[2] ?? 'all') as Mode;
+  if (!['all', 'api', 'worker'].includes(mode)) {
+    process.stderr.write(`usage: main.ts [all|api|worker]\n`);
+    process.exit(2);
+  }
+  main(mode).catch((err) => {
+    logger.fatal({ err }, 'failed to start');
+    process.stderr.write(`orderflow failed to start: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,204 @@
+import type { Queue } from 'bullmq';
+import type { Executor } from '../platform/db';
+
+/** Where one problem is listed; the checker reports at most this many per rule. */
+const LIMIT = 50;
+
+export interface InvariantReport {
+  ok: boolean;
+  /** One line per thing that is wrong, prefixed by the rule it breaks. */
+  problems: string[];
+  /** How many things each rule found (0 when it holds). */
+  counts: Record<string, number>;
+}
+
+export interface CheckOptions {
+  /** When given, a `received` order older than the grace period must have a live job in `queues.orders`. */
+  queues?: { orders: Queue };
+  /** A `received` order younger than this needs no job yet (default 30 s). */
+  graceSeconds?: number;
+  /** How long a line must have waited before a later line's reservation counts against FIFO (default 2 s). */
+  fifoSlackSeconds?: number;
+}
+
+/** BullMQ states in which a job will still run. */
+const LIVE = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+
+interface Rule { name: string; sql: string; bindings?: (opts: CheckOptions) => number[]; line: (r: any) => string }
+
+/**
+ * The contract's guarantees as SQL over the record (PostgreSQL). Each rule selects the rows that
+ * break it; an empty result means it holds. Stock figures are checked against the ledger and the
+ * order lines, so a double reservation, a second sale or a lost release shows up as a mismatch.
+ */
+const RULES: Rule[] = [
+  {
+    name: 'stock-range',
+    // Guarantee 1 (no oversell): 0 <= reserved <= on_hand, nothing negative.
+    sql: `SELECT sku, on_hand, reserved, backordered FROM stock
+           WHERE reserved > on_hand OR on_hand < 0 OR reserved < 0 OR backordered < 0 ORDER BY sku`,
+    line: (r) => `${r.sku}: on_hand ${r.on_hand}, reserved ${r.reserved}, backordered ${r.backordered}`,
+  },
+  {
+    name: 'ledger-on-hand',
+    // Guarantee 2: on_hand = initial + receipts − sales + adjustments (sales are stored negative).
+    sql: `SELECT s.sku, s.on_hand, COALESCE(m.total, 0) AS ledger FROM stock s
+            LEFT JOIN (SELECT sku, SUM(quantity) AS total FROM stock_movements
+                        WHERE type IN ('initial', 'receipt', 'sale', 'adjustment') GROUP BY sku) m ON m.sku = s.sku
+           WHERE s.on_hand <> COALESCE(m.total, 0) ORDER BY s.sku`,
+    line: (r) => `${r.sku}: on_hand ${r.on_hand} but the ledger says ${r.ledger}`,
+  },
+  {
+    name: 'ledger-reserved',
+    // reserved = reservations + releases + sales (releases and sales are negative).
+    sql: `SELECT s.sku, s.reserved, COALESCE(m.total, 0) AS ledger FROM stock s
+            LEFT JOIN (SELECT sku, SUM(quantity) AS total FROM stock_movements
+                        WHERE type IN ('reservation', 'release', 'sale') GROUP BY sku) m ON m.sku = s.sku
+           WHERE s.reserved <> COALESCE(m.total, 0) ORDER BY s.sku`,
+    line: (r) => `${r.sku}: reserved ${r.reserved} but the ledger says ${r.ledger}`,
+  },
+  {
+    name: 'reserved-lines',
+    // What the stock row holds is exactly what the reserved lines of live orders hold.
+    sql: `SELECT s.sku, s.reserved, COALESCE(l.total, 0) AS lines FROM stock s
+            LEFT JOIN (SELECT l.sku, SUM(l.quantity) AS total FROM order_lines l JOIN orders o ON o.id = l.order_id
+                        WHERE l.reserved AND o.status IN ('confirmed', 'awaiting_stock') GROUP BY l.sku) l ON l.sku = s.sku
+           WHERE s.reserved <> COALESCE(l.total, 0) ORDER BY s.sku`,
+    line: (r) => `${r.sku}: reserved ${r.reserved} but reserved lines of live orders hold ${r.lines}`,
+  },
+  {
+    name: 'backordered',
+    sql: `SELECT s.sku, s.backordered, COALESCE(l.total, 0) AS lines FROM stock s
+            LEFT JOIN (SELECT sku, SUM(quantity) AS total FROM order_lines WHERE waiting AND NOT reserved GROUP BY sku) l ON l.sku = s.sku
+           WHERE s.backordered <> COALESCE(l.total, 0) ORDER BY s.sku`,
+    line: (r) => `${r.sku}: backordered ${r.backordered} but waiting lines hold ${r.lines}`,
+  },
+  {
+    name: 'line-ledger',
+    // Guarantee 4 (exactly-once effect): per order line, the ledger nets to what the line holds now —
+    // its quantity while reserved by a live order, else 0. A second reservation or sale breaks it.
+    sql: `WITH net AS (
+            SELECT order_id, sku, SUM(quantity) AS held,
+                   SUM(CASE WHEN type = 'sale' THEN -quantity ELSE 0 END) AS sold
+              FROM stock_movements WHERE order_id IS NOT NULL AND type IN ('reservation', 'release', 'sale')
+             GROUP BY order_id, sku),
+          expected AS (
+            SELECT l.order_id, l.sku, CASE WHEN l.reserved AND o.status IN ('confirmed', 'awaiting_stock') THEN l.quantity ELSE 0 END AS held,
+                   CASE WHEN o.status = 'completed' THEN l.quantity ELSE 0 END AS sold
+              FROM order_lines l JOIN orders o ON o.id = l.order_id)
+          SELECT COALESCE(n.order_id, e.order_id) AS order_id, COALESCE(n.sku, e.sku) AS sku,
+                 COALESCE(n.held, 0) AS held, COALESCE(e.held, 0) AS expected_held,
+                 COALESCE(n.sold, 0) AS sold, COALESCE(e.sold, 0) AS expected_sold
+            FROM net n FULL JOIN expected e ON e.order_id = n.order_id AND e.sku = n.sku
+           WHERE COALESCE(n.held, 0) <> COALESCE(e.held, 0) OR COALESCE(n.sold, 0) <> COALESCE(e.sold, 0)
+           ORDER BY 1, 2`,
+    line: (r) => `order ${r.order_id} ${r.sku}: ledger holds ${r.held} (expected ${r.expected_held}), sold ${r.sold} (expected ${r.expected_sold})`,
+  },
+  {
+    name: 'receipts-once',
+    // A restock event is applied once: one receipt, and only when marked applied.
+    sql: `SELECT e.event_id, e.applied_at IS NOT NULL AS applied, COUNT(m.id) AS receipts FROM restock_events e
+            LEFT JOIN stock_movements m ON m.event_id = e.event_id AND m.type = 'receipt'
+           GROUP BY e.event_id, e.applied_at
+          HAVING COUNT(m.id) <> CASE WHEN e.applied_at IS NULL THEN 0 ELSE 1 END
+           ORDER BY 1`,
+    line: (r) => `restock ${r.event_id}: ${r.receipts} receipt movements (${r.applied ? 'applied' : 'not applied'})`,
+  },
+  {
+    name: 'line-state',
+    // Confirmed: every line reserved. Awaiting: every line reserved or waiting, at least one waiting.
+    // Received, failed, rejected, cancelled: no line reserved or waiting.
+    sql: `SELECT o.id, o.status, COUNT(*) AS lines, COUNT(*) FILTER (WHERE l.reserved) AS reserved,
+                 COUNT(*) FILTER (WHERE l.waiting AND NOT l.reserved) AS waiting
+            FROM orders o JOIN order_lines l ON l.order_id = o.id
+           GROUP BY o.id, o.status
+          HAVING (o.status = 'confirmed' AND COUNT(*) FILTER (WHERE l.reserved) <> COUNT(*))
+              OR (o.status = 'awaiting_stock' AND (COUNT(*) FILTER (WHERE NOT l.reserved AND NOT l.waiting) > 0
+                                                   OR COUNT(*) FILTER (WHERE l.waiting AND NOT l.reserved) = 0))
+              OR (o.status IN ('received', 'failed', 'rejected', 'cancelled') AND COUNT(*) FILTER (WHERE l.reserved OR l.waiting) > 0)
+           ORDER BY o.id`,
+    line: (r) => `order ${r.id} is ${r.status} with ${r.lines} lines, ${r.reserved} reserved, ${r.waiting} waiting`,
+  },
+  {
+    name: 'events',
+    // One event per transition (the stable-id event the notification carries).
+    sql: `SELECT o.id, o.transitions, COUNT(e.id) AS events FROM orders o LEFT JOIN events e ON e.order_id = o.id
+           GROUP BY o.id, o.transitions HAVING COUNT(e.id) <> o.transitions ORDER BY o.id`,
+    line: (r) => `order ${r.id}: ${r.transitions} transitions but ${r.events} events`,
+  },
+  {
+    name: 'fifo-head',
+    // Guarantee 5, at rest: the head of a SKU's queue waits only because it does not fit.
+    sql: `SELECT DISTINCT ON (l.sku) l.sku, l.order_id, l.seq, l.quantity, s.on_hand - s.reserved AS free
+            FROM order_lines l JOIN stock s ON s.sku = l.sku
+           WHERE l.waiting AND NOT l.reserved
+           ORDER BY l.sku, l.seq`,
+    line: (r) => `${r.sku}: head line of order ${r.order_id} (seq ${r.seq}) waits for ${r.quantity} while ${r.free} are free`,
+  },
+  {
+    name: 'fifo-order',
+    // Guarantee 5, over time: no line was reserved while a line of a smaller seq on the same SKU
+    // already waited and still waits (the order's current wait began at awaiting_since). Both times
+    // are transaction start times, so a wait is only counted once it is FIFO_SLACK old: a batch that
+    // began before an allocation but committed its wait after it did not wait yet for that allocation.
+    sql: `SELECT m.sku, m.order_id, a.seq, m.created_at AS at, w.id AS waiting_order, w.seq AS waiting_seq
+            FROM stock_movements m
+            JOIN orders a ON a.id = m.order_id
+            JOIN order_lines wl ON wl.sku = m.sku AND wl.waiting AND NOT wl.reserved AND wl.seq < a.seq
+            JOIN orders w ON w.id = wl.order_id AND w.status = 'awaiting_stock'
+                         AND w.awaiting_since + make_interval(secs => ?) <= m.created_at
+           WHERE m.type = 'reservation'
+           ORDER BY m.sku, m.id`,
+    bindings: (opts) => [opts.fifoSlackSeconds ?? 2],
+    line: (r) => `${r.sku}: order ${r.order_id} (seq ${r.seq}) got stock at ${new Date(r.at).toISOString()} while order ${r.waiting_order} (seq ${r.waiting_seq}) waited ahead of it`,
+  },
+];
+
+async function runRule(db: Executor, rule: Rule, opts: CheckOptions): Promise<{ count: number; lines: string[] }> {
+  const { rows } = await db.raw(`SELECT * FROM (${rule.sql}) AS q`, rule.bindings?.(opts) ?? []);
+  const bad = rule.name === 'fifo-head' ? rows.filter((r: any) => Number(r.quantity) <= Number(r.free)) : rows;
+  return { count: bad.length, lines: bad.slice(0, LIMIT).map((r: any) => `${rule.name}: ${rule.line(r)}`) };
+}
+
+/** `received` orders past the grace period: each needs a live job (with queues), else it is reported as stuck. */
+async function checkReceived(db: Executor, opts: CheckOptions): Promise<{ count: number; lines: string[] }> {
+  const grace = opts.graceSeconds ?? 30;
+  const rows: { id: string; seq: number; age: number }[] = (await db.raw(
+    `SELECT id, seq, EXTRACT(EPOCH FROM now() - updated_at)::int AS age FROM orders
+      WHERE status = 'received' AND updated_at < now() - make_interval(secs => ?) ORDER BY seq`, [grace])).rows;
+  const lines: string[] = [];
+  let count = 0;
+  for (let i = 0; i < rows.length; i += 200) {
+    const chunk = rows.slice(i, i + 200);
+    const states = opts.queues ? await Promise.all(chunk.map((r) => opts.queues!.orders.getJobState(r.id))) : chunk.map(() => undefined);
+    chunk.forEach((r, k) => {
+      if (states[k] !== undefined && LIVE.has(states[k]!)) return;
+      count++;
+      if (lines.length < LIMIT) {
+        lines.push(`received-live: order ${r.id} (seq ${r.seq}) has been received for ${r.age} s ${states[k] === undefined ? 'and its job was not checked' : `and its job is ${states[k]}`}`);
+      }
+    });
+  }
+  return { count, lines };
+}
+
+/**
+ * Checks every invariant of the contract against the database (and, optionally, the orders queue).
+ * Read-only; safe to run against a live system, though a figure caught mid-transaction may show a
+ * transient FIFO head problem that the next allocation resolves.
+ */
+export async function checkInvariants(db: Executor, opts: CheckOptions = {}): Promise<InvariantReport> {
+  const problems: string[] = [];
+  const counts: Record<string, number> = {};
+  for (const rule of RULES) {
+    const { count, lines } = await runRule(db, rule, opts);
+    counts[rule.name] = count;
+    problems.push(...lines);
+    if (count > lines.length) problems.push(`${rule.name}: … and ${count - lines.length} more`);
+  }
+  const received = await checkReceived(db, opts);
+  counts['received-live'] = received.count;
+  problems.push(...received.lines);
+  if (received.count > received.lines.length) problems.push(`received-live: … and ${received.count - received.lines.length} more`);
+  return { ok: problems.length === 0, problems, counts };
+}

@@ -1,0 +1,66 @@
+import { Queue, type DefaultJobOptions, type WorkerOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../platform/config';
+
+/** Every queue's name and payload in one place. Payloads carry ids only: PostgreSQL holds the data. */
+export const QUEUES = {
+  orders: 'orders',
+  restocks: 'restocks',
+  notifications: 'notifications',
+  maintenance: 'maintenance',
+} as const;
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+export interface OrderJob { orderId: string }
+export interface RestockJob { eventId: string }
+export interface NotificationJob { eventId: string }
+
+export const JOB = {
+  processOrder: 'process-order',
+  applyRestock: 'apply-restock',
+  deliver: 'deliver',
+  reconcile: 'reconcile',
+  expireBackorders: 'expire-backorders',
+} as const;
+
+/**
+ * Per-job options: retries and backoff only. Retention (bounded by age and count) is set on the
+ * Workers (`retention`), so it is not stored in every job's hash (~90 bytes of Redis per queued job).
+ */
+export function jobOptions(config: Config, queue: QueueName): DefaultJobOptions {
+  switch (queue) {
+    case 'orders':
+      return { attempts: config.ORDER_ATTEMPTS, backoff: { type: 'exponential', delay: config.ORDER_BACKOFF_MS, jitter: 0.5 } };
+    case 'restocks':
+      return { attempts: 10, backoff: { type: 'exponential', delay: 500, jitter: 0.5 } };
+    case 'notifications':
+      return { attempts: config.NOTIFY_MAX_ATTEMPTS, backoff: { type: 'exponential', delay: config.NOTIFY_BACKOFF_MS, jitter: 0.25 } };
+    case 'maintenance':
+      return { attempts: 3, backoff: { type: 'fixed', delay: 1000 } };
+  }
+}
+
+/** How long finished jobs stay visible in the board: bounded by age and count, per queue. */
+export function retention(queue: QueueName): Pick<WorkerOptions, 'removeOnComplete' | 'removeOnFail'> {
+  if (queue === 'maintenance') return { removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } };
+  return { removeOnComplete: { age: 3600, count: 5000 }, removeOnFail: { age: 7 * 24 * 3600, count: 20000 } };
+}
+
+export type Queues = Record<keyof typeof QUEUES, Queue>;
+
+export function createQueues(config: Config, connection: Redis): Queues {
+  const make = (name: QueueName) => {
+    const q = new Queue(name, { connection, prefix: config.QUEUE_PREFIX, defaultJobOptions: jobOptions(config, name) });
+    q.on('error', () => undefined); // the connection logs its own errors (rate-limited) in connection.ts
+    return q;
+  };
+  return { orders: make('orders'), restocks: make('restocks'), notifications: make('notifications'), maintenance: make('maintenance') };
+}
+
+export async function closeQueues(queues: Queues): Promise<void> {
+  // With Redis gone, close() could wait for a connection forever: bound it.
+  const closing = Promise.allSettled(Object.values(queues).map((q) => q.close()));
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([closing, new Promise((r) => { timer = setTimeout(r, 2000); })]);
+  clearTimeout(timer);
+}

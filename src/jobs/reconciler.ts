@@ -1,0 +1,54 @@
+import type { Queue } from 'bullmq';
+import type { Context } from '../app/context';
+import { logger } from '../platform/logger';
+import { allocateWhereStockIsFree, expireBackorders } from '../orders';
+import { restockJobId } from '../restocks';
+import { enqueueReplacingFinished, relayOutbox } from './outbox';
+import { JOB } from './queues';
+
+const LIVE = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+
+/** Re-adds the jobs whose state is gone or finished; returns how many it added. */
+async function requeueIfNotLive(queue: Queue, name: string, items: { jobId: string; data: object }[]): Promise<number> {
+  let added = 0;
+  for (let i = 0; i < items.length; i += 200) {
+    const chunk = items.slice(i, i + 200);
+    const states = await Promise.all(chunk.map((it) => queue.getJobState(it.jobId)));
+    for (const [k, it] of chunk.entries()) {
+      if (LIVE.has(states[k])) continue;
+      await enqueueReplacingFinished(queue, name, it.data, it.jobId);
+      added++;
+    }
+  }
+  return added;
+}
+
+/**
+ * PostgreSQL is the record, Redis only transport: whatever the database says still needs work and
+ * has no live job gets one again. This is what survives Redis losing all its data.
+ */
+export async function reconcile(ctx: Context): Promise<Record<string, number>> {
+  const after = ctx.config.RECONCILE_AFTER_SECONDS;
+  const older = (col: string) => ctx.db.raw(`${col} < now() - make_interval(secs => ?)`, [after]);
+  const relayed = await relayOutbox(ctx, { limit: 5000 });
+  const orders: string[] = await ctx.db('orders').where('status', 'received').where(older('updated_at')).orderBy('seq').limit(5000).pluck('id');
+  const restocks: string[] = await ctx.db('restock_events').whereNull('applied_at').where(older('received_at')).limit(5000).pluck('event_id');
+  const events: string[] = await ctx.db('events').whereNull('settled_at').where(older('created_at')).orderBy('created_at').limit(5000).pluck('id');
+  const result = {
+    relayed,
+    orders: await requeueIfNotLive(ctx.queues.orders, JOB.processOrder, orders.map((id) => ({ jobId: id, data: { orderId: id } }))),
+    restocks: await requeueIfNotLive(ctx.queues.restocks, JOB.applyRestock, restocks.map((e) => ({ jobId: restockJobId(e), data: { eventId: e } }))),
+    notifications: await requeueIfNotLive(ctx.queues.notifications, JOB.deliver, events.map((id) => ({ jobId: id, data: { eventId: id } }))),
+    allocated: await allocateWhereStockIsFree(ctx),
+  };
+  if (result.orders || result.restocks || result.notifications || result.allocated) logger.info(result, 'reconciler re-enqueued work');
+  return result;
+}
+
+/** Housekeeping on the maintenance queue: expired backorders, old outbox rows and idempotency keys. */
+export async function housekeeping(ctx: Context): Promise<Record<string, number>> {
+  const expired = await expireBackorders(ctx);
+  const outbox = await ctx.db('outbox').whereNotNull('published_at').where('published_at', '<', ctx.db.raw("now() - interval '1 day'")).delete();
+  const keys = await ctx.db('idempotency_keys').where('created_at', '<', ctx.db.raw("now() - interval '48 hours'")).delete();
+  return { expired, outbox, keys };
+}

@@ -1,0 +1,100 @@
+import { createHmac } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
+import { logger } from '../platform/logger';
+
+/**
+ * Used when WEBHOOK_SECRET is unset (development): deliveries stay signed, and a receiver can
+ * verify them with this published value. Never use it in production; set WEBHOOK_SECRET.
+ */
+export const DEV_WEBHOOK_SECRET = `whsec_${Buffer.from('orderflow-development-webhook-secret').toString('base64')}`;
+
+/** A delivery attempt that did not succeed; its message is what the notification log shows. */
+export class DeliveryError extends Error {
+  /** No retry can fix it (a refused target): the channel is failed at once. */
+  readonly permanent: boolean;
+  constructor(message: string, options?: { cause?: unknown; permanent?: boolean }) {
+    super(message, options);
+    this.name = 'DeliveryError';
+    this.permanent = options?.permanent ?? false;
+  }
+}
+
+/** Addresses a customer's webhook may not reach under WEBHOOK_PRIVATE_TARGETS=deny. */
+const NON_PUBLIC = new BlockList();
+for (const [net, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
+  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const) NON_PUBLIC.addSubnet(net, prefix, 'ipv4');
+// IPv4-mapped addresses (::ffff:a.b.c.d) are checked by BlockList against the IPv4 rules above;
+// NAT64 addresses are refused whole, as what they map to is not checked.
+for (const [net, prefix] of [['::', 128], ['::1', 128], ['64:ff9b::', 96], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) {
+  NON_PUBLIC.addSubnet(net, prefix, 'ipv6');
+}
+
+/**
+ * Refuses a target whose host is, or resolves to, a loopback, private, link-local, multicast or
+ * otherwise non-public address (a customer's webhook_url must not reach the internal network or a
+ * cloud metadata endpoint). Checked before each attempt; an unresolvable host is an ordinary,
+ * retried failure.
+ */
+export async function assertPublicTarget(url: string): Promise<void> {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  let addresses: { address: string; family: number }[];
+  if (isIP(host)) addresses = [{ address: host, family: isIP(host) }];
+  else {
+    try { addresses = await lookup(host, { all: true, verbatim: true }); } catch (err) {
+      throw new DeliveryError(`cannot resolve ${host}: ${(err as { code?: string }).code ?? (err as Error).message}`, { cause: err });
+    }
+  }
+  const refused = addresses.find((a) => NON_PUBLIC.check(a.address, a.family === 6 ? 'ipv6' : 'ipv4'));
+  if (refused) {
+    throw new DeliveryError(`refused: ${host} is a non-public address (${refused.address}); WEBHOOK_PRIVATE_TARGETS=deny`, { permanent: true });
+  }
+}
+
+let warnedDevSecret = false;
+
+/** The HMAC key: the base64 part of `whsec_…` (Standard Webhooks). Warns once when falling back to the dev secret. */
+export function webhookKey(secret: string | undefined): Buffer {
+  if (!secret && !warnedDevSecret) {
+    warnedDevSecret = true;
+    logger.warn('WEBHOOK_SECRET is not set: webhooks are signed with the published development secret (see README); set WEBHOOK_SECRET in production');
+  }
+  const key = Buffer.from((secret ?? DEV_WEBHOOK_SECRET).replace(/^whsec_/, ''), 'base64');
+  if (key.length === 0) throw new Error('webhook secret decodes to no bytes');
+  return key;
+}
+
+/** Standard Webhooks headers: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`, timestamp in seconds. */
+export function signWebhook(key: Buffer, id: string, timestampSeconds: number, body: string): Record<string, string> {
+  const signature = createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64');
+  return { 'webhook-id': id, 'webhook-timestamp': String(timestampSeconds), 'webhook-signature': `v1,${signature}` };
+}
+
+function describeFailure(err: unknown, timeoutMs: number): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `timed out after ${timeoutMs} ms`;
+  const code = e?.cause?.code;
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code) return `${code}: ${e.cause?.message ?? e.message}`;
+  return e?.cause?.message ?? e?.message ?? String(err);
+}
+
+/**
+ * One signed POST. Resolves on a 2xx; throws DeliveryError on any other status (redirects are not
+ * followed), a refused or reset connection, or no response within `timeoutMs`.
+ */
+export async function postWebhook(url: string, id: string, body: string, opts: { key: Buffer; timeoutMs: number }): Promise<void> {
+  const headers = {
+    'content-type': 'application/json',
+    'user-agent': 'orderflow-webhooks/1',
+    ...signWebhook(opts.key, id, Math.floor(Date.now() / 1000), body),
+  };
+  let res: Response;
+  try {
+    res = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(opts.timeoutMs) });
+  } catch (err) {
+    throw new DeliveryError(describeFailure(err, opts.timeoutMs), { cause: err });
+  }
+  await res.body?.cancel().catch(() => undefined);
+  if (res.status < 200 || res.status > 299) throw new DeliveryError(`HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
+}
