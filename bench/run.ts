@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { Redis } from 'ioredis';
-import type { Context } from '../src/app/context';
+import type { AppContext } from '../src/app/context';
 import { createDb } from '../src/platform/db';
 import { runCeilingWorker, type CeilingResult } from './lib/ceiling-worker';
 import { load, startServer, type LoadResult } from './lib/intake';
@@ -142,7 +142,7 @@ Promise<{ ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult }>
     if (name === 'hot') naive = await ceilingRun(`${name}naive`, Math.min(orders, o.quick ? 1000 : 3000), 'none');
   } finally { await db.destroy(); }
   log(`${name}: ours (real workers in-process), submitting ${orders} orders over ${skus} SKU(s)`);
-  const ours = await withContext(bench, name, url, (ctx: Context) => runPipeline(ctx, customers, {
+  const ours = await withContext(bench, name, url, (ctx: AppContext) => runPipeline(ctx, customers, {
     orders, skus, tag: name.toUpperCase(), timeoutMs, withNotifications: size.withNotifications, drainNotifications: !o.quick,
   }));
   log(`${name}: ours ${ours.ops.toFixed(0)} ops/s (${ours.seconds.toFixed(2)} s, conflicts ${(ours.conflict_rate * 100).toFixed(1)} %, invariants ${ours.invariants_ok ? 'ok' : 'BROKEN'})${

@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
-import type { Context } from '../../src/app/context';
+import type { AppContext } from '../../src/app/context';
 import { metrics } from '../../src/platform/metrics';
 import { receiveRestocks } from '../../src/restocks';
 import type { QueueName } from '../../src/jobs/queues';
@@ -28,7 +28,7 @@ async function counterTotal(c: { get(): Promise<{ values: { value: number }[] }>
 }
 
 /** Starts every real worker in this process with the orders queue paused; returns once they are ready. */
-async function startPaused(ctx: Context, only: QueueName[] | undefined): Promise<RunningWorkers> {
+async function startPaused(ctx: AppContext, only: QueueName[] | undefined): Promise<RunningWorkers> {
   await ctx.queues.orders.pause();
   const running = await startWorkers(ctx, only);
   await Promise.all(running.workers.map((w) => w.waitUntilReady()));
@@ -36,7 +36,7 @@ async function startPaused(ctx: Context, only: QueueName[] | undefined): Promise
 }
 
 /** Starts the notifications worker and times until every event of these orders is settled. */
-async function drainNotifications(ctx: Context, minSeq: number, maxSeq: number, timeoutMs: number): Promise<{ seconds: number; events: number }> {
+async function drainNotifications(ctx: AppContext, minSeq: number, maxSeq: number, timeoutMs: number): Promise<{ seconds: number; events: number }> {
   const unsettled = async () => Number((await ctx.db.raw(
     `SELECT count(*) AS n FROM events e JOIN orders o ON o.id = e.order_id WHERE o.seq BETWEEN ? AND ? AND e.settled_at IS NULL`,
     [minSeq, maxSeq])).rows[0].n);
@@ -49,7 +49,7 @@ async function drainNotifications(ctx: Context, minSeq: number, maxSeq: number, 
   } finally { await running.close(); }
 }
 
-async function confirmedEvents(ctx: Context, minSeq: number, maxSeq: number): Promise<number> {
+async function confirmedEvents(ctx: AppContext, minSeq: number, maxSeq: number): Promise<number> {
   const { rows } = await ctx.db.raw(
     `SELECT count(*)::int AS n FROM events e JOIN orders o ON o.id = e.order_id
       WHERE o.seq BETWEEN ? AND ? AND e.type = 'order.confirmed'`, [minSeq, maxSeq]);
@@ -63,7 +63,7 @@ async function confirmedEvents(ctx: Context, minSeq: number, maxSeq: number): Pr
  * orders, restocks, notifications, maintenance, outbox relay) and the clock runs from resume
  * until every order is `confirmed` with its `order.confirmed` event written.
  */
-export async function runPipeline(ctx: Context, customers: string[], opts: {
+export async function runPipeline(ctx: AppContext, customers: string[], opts: {
   orders: number; skus: number; tag: string; timeoutMs: number; withNotifications: boolean; drainNotifications: boolean;
 }): Promise<PipelineResult> {
   const perSku = Math.ceil(opts.orders / opts.skus) * 4 + 10;
@@ -118,7 +118,7 @@ export interface RestockResult {
  * then ONE restock of `orders` units is received (receiveRestocks, as POST /v1/restocks does) and
  * the clock runs until every order is `confirmed`.
  */
-export async function runRestock(ctx: Context, customers: string[], opts: { orders: number; tag: string; timeoutMs: number; withNotifications: boolean }): Promise<RestockResult> {
+export async function runRestock(ctx: AppContext, customers: string[], opts: { orders: number; tag: string; timeoutMs: number; withNotifications: boolean }): Promise<RestockResult> {
   const [sku] = await seedProducts(ctx.db, opts.tag, 1, 0);
   const running = await startWorkers(ctx, timedQueues(opts.withNotifications));
   try {

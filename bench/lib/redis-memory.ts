@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
-import type { Context } from '../../src/app/context';
+import type { AppContext } from '../../src/app/context';
 import { JOB } from '../../src/jobs/queues';
 
 export interface RedisMemoryResult {
@@ -37,7 +37,7 @@ async function keyBytes(r: Redis, prefix: string): Promise<{ bytes: number; keys
  * Reports INFO used_memory delta / jobs (the figure) and, as a cross-check that other users of
  * the shared Redis cannot disturb, the sum of MEMORY USAGE over the prefix's keys / jobs.
  */
-export async function measureQueuedOrderMemory(ctx: Context, jobs: number): Promise<RedisMemoryResult> {
+export async function measureQueuedOrderMemory(ctx: AppContext, jobs: number): Promise<RedisMemoryResult> {
   const r = new Redis(ctx.config.REDIS_URL, { maxRetriesPerRequest: 1 });
   try {
     await ctx.queues.orders.waitUntilReady();

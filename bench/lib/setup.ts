@@ -3,7 +3,7 @@ import { deleteKeysWithPrefix as deletePrefix } from '../../src/platform/redis';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, loadConfig, type Config } from '../../src/platform/config';
-import { closeContext, createContext, type Context } from '../../src/app/context';
+import { closeContext, createContext, type AppContext } from '../../src/app/context';
 import { createDb, databaseName, ensureDatabase, migrateLatest, withDatabase, type Db } from '../../src/platform/db';
 import { setStatsSink } from '../../src/platform/metrics';
 import { placeOrder } from '../../src/orders';
@@ -89,7 +89,7 @@ export async function createBenchEnv(): Promise<BenchEnv> {
 export { deletePrefix };
 
 /** A context on its own prefix and the given database; closing it also unsets its stats sink. */
-export async function withContext<T>(bench: BenchEnv, phase: string, databaseUrl: string, fn: (ctx: Context) => Promise<T>, extra: Record<string, string> = {}): Promise<T> {
+export async function withContext<T>(bench: BenchEnv, phase: string, databaseUrl: string, fn: (ctx: AppContext) => Promise<T>, extra: Record<string, string> = {}): Promise<T> {
   const ctx = createContext(bench.config(bench.prefix(phase), { DATABASE_URL: databaseUrl, ...extra }));
   try { return await fn(ctx); } finally {
     await closeContext(ctx);
@@ -140,7 +140,7 @@ export function orderMix(orders: number, skus: string[]): string[] {
  * Submits orders through the real intake use case (placeOrder: order rows + outbox in PostgreSQL,
  * then the job added), `concurrency` at a time. Returns the ids and the seq range.
  */
-export async function submitOrders(ctx: Context, orders: { customer_id: string; sku: string; quantity: number }[], concurrency = 32):
+export async function submitOrders(ctx: AppContext, orders: { customer_id: string; sku: string; quantity: number }[], concurrency = 32):
 Promise<{ ids: string[]; minSeq: number; maxSeq: number; seconds: number }> {
   const ids: string[] = new Array(orders.length);
   let minSeq = Infinity;

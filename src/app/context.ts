@@ -1,15 +1,15 @@
 import type { Redis } from 'ioredis';
-import type { Config } from '../platform/config';
-import { createDb, type Db } from '../platform/db';
-import { createRedis } from '../platform/redis';
+import { createJobPublisher, PublishedMarker } from '../jobs/publisher';
 import { closeQueues, createQueues, type Queues } from '../jobs/queues';
+import { allocateSkus } from '../orders';
+import type { Config } from '../platform/config';
+import type { Context } from '../platform/context';
+import { createDb } from '../platform/db';
 import { setStatsSink, StatsSink, statsKey } from '../platform/metrics';
-import { PublishedMarker } from '../jobs/outbox';
+import { createRedis } from '../platform/redis';
 
-/** What services need: configuration, the database (the record) and the queues (transport). */
-export interface Context {
-  config: Config;
-  db: Db;
+/** The domain's context plus what the entry points use: the BullMQ queues (board, reconciler) and stats. */
+export interface AppContext extends Context {
   redis: Redis;
   queues: Queues;
   stats: StatsSink;
@@ -17,19 +17,28 @@ export interface Context {
   published: PublishedMarker;
 }
 
-export function createContext(config: Config): Context {
+/** Wires one process: database, Redis, queues, the job publisher, and the after-commit handlers. */
+export function createContext(config: Config): AppContext {
   const db = createDb(config.DATABASE_URL, config.DB_POOL_MAX);
   const redis = createRedis(config.REDIS_URL, 'producer');
   const queues = createQueues(config, redis);
   const stats = new StatsSink(redis, statsKey(config.QUEUE_PREFIX));
   setStatsSink(stats);
-  return { config, db, redis, queues, stats, published: new PublishedMarker(db) };
+  const published = new PublishedMarker(db);
+  const ctx: AppContext = {
+    config, db, redis, queues, stats, published,
+    jobs: createJobPublisher(queues, published),
+    afterCommit: { serveSkus: (skus) => allocateSkus(ctx, skus) },
+  };
+  return ctx;
 }
 
-export async function closeContext(ctx: Context): Promise<void> {
+export async function closeContext(ctx: AppContext): Promise<void> {
   await ctx.published.close();
   await ctx.stats.close();
   await closeQueues(ctx.queues);
   ctx.redis.disconnect();
   await ctx.db.destroy();
 }
+
+export type { Context };

@@ -1,10 +1,10 @@
 import { writeFile } from 'node:fs/promises';
 import { Worker, type Job, type Processor } from 'bullmq';
-import type { Context } from './context';
+import type { AppContext } from './context';
 import { logger } from '../platform/logger';
 import { metrics } from '../platform/metrics';
 import { createRedis } from '../platform/redis';
-import { relayOutbox } from '../jobs/outbox';
+import { relayOutbox } from '../jobs/relay';
 import { JOB, QUEUES, retention, type QueueName } from '../jobs/queues';
 import { createMaintenanceProcessor } from '../jobs/processors/maintenance.processor';
 import { createNotificationProcessor } from '../jobs/processors/notification.processor';
@@ -36,7 +36,7 @@ function instrument(queue: QueueName, fn: Processor): Processor {
  * `maxRetriesPerRequest: null`, error listeners, bounded job retention (in the queue defaults),
  * schedulers for the reconciler, and a graceful close with a timeout.
  */
-export async function startWorkers(ctx: Context, only?: QueueName[]): Promise<RunningWorkers> {
+export async function startWorkers(ctx: AppContext, only?: QueueName[]): Promise<RunningWorkers> {
   const { config } = ctx;
   const connection = createRedis(config.REDIS_URL, 'worker');
   const want = (q: QueueName) => !only || only.includes(q);
@@ -59,8 +59,8 @@ export async function startWorkers(ctx: Context, only?: QueueName[]): Promise<Ru
     const q = ctx.queues.maintenance;
     // Schedulers live in Redis; if Redis lost its data they are put back on the next tick.
     if (!(await q.getJobScheduler(JOB.reconcile))) await q.upsertJobScheduler(JOB.reconcile, { every: reconcileEvery }, { name: JOB.reconcile });
-    if (!(await q.getJobScheduler(JOB.expireBackorders))) {
-      await q.upsertJobScheduler(JOB.expireBackorders, { every: Math.max(1000, config.MAINTENANCE_INTERVAL_MS) }, { name: JOB.expireBackorders });
+    for (const name of [JOB.expireBackorders, JOB.pruneRecords]) {
+      if (!(await q.getJobScheduler(name))) await q.upsertJobScheduler(name, { every: Math.max(1000, config.MAINTENANCE_INTERVAL_MS) }, { name });
     }
   };
   await ensureSchedulers().catch((err) => logger.warn({ err: err.message }, 'could not set up job schedulers yet'));

@@ -1,6 +1,6 @@
 import express, { type Express, type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
-import type { Context } from '../app/context';
+import type { AppContext } from '../app/context';
 import { NotFoundError } from '../platform/errors';
 import { uuidParam } from '../platform/validation';
 import { makeKeyLookup, requireRole } from './middleware/auth';
@@ -33,7 +33,7 @@ const thenBody = (guard: RequestHandler): RequestHandler => (req, res, next) =>
   guard(req, res, (err?: unknown) => (err ? next(err) : jsonBody(req, res, next)));
 
 /** Builds the HTTP app; never listens. */
-export function createApp(ctx: Context): Express {
+export function createApp(ctx: AppContext): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);

@@ -1,5 +1,5 @@
 import client from 'prom-client';
-import type { Context } from '../app/context';
+import type { AppContext } from '../app/context';
 import { logger } from '../platform/logger';
 import { metrics, registry, statsKey } from '../platform/metrics';
 
@@ -22,7 +22,7 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
  * Readings taken at scrape time: queue depths by state from BullMQ and the deployment-wide counters.
  * When Redis does not answer, those series are left out (the rest of the scrape still works).
  */
-export async function collectScrapeGauges(ctx: Context): Promise<void> {
+export async function collectScrapeGauges(ctx: AppContext): Promise<void> {
   metrics.queueDepth.reset();
   clusterCounters.reset();
   try {

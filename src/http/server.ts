@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Express } from 'express';
+import { errorEnvelope } from './error-envelope';
 
 const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   HPE_HEADER_OVERFLOW: [431, 'validation_failed', 'request headers or URL are too large'],
@@ -25,7 +26,7 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): v
   const reason = reasonOf(err);
   const [status, code, message] = CLIENT_ERRORS[err.code ?? '']
     ?? [400, 'validation_failed', `malformed HTTP request${reason ? ` (${reason.toLowerCase()})` : ''}`];
-  const body = JSON.stringify({ error: { code, message, details: [] } });
+  const body = JSON.stringify(errorEnvelope(code, message));
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n`
     + `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
     + `X-Request-Id: ${randomUUID()}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`);

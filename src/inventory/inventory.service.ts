@@ -1,8 +1,10 @@
+import type { Context } from '../platform/context';
 import type { Db } from '../platform/db';
+import { runUnitOfWork } from '../platform/unit-of-work';
 import { ConflictError, NotFoundError, ValidationError } from '../platform/errors';
 import { decodeCursor, encodeCursor, skuSchema } from '../platform/validation';
 import { MAX_STOCK, type Adjustment, type CreateProduct, type Product, type StockFigures, type UpdateProduct } from './inventory.schemas';
-import { applyStockChanges, inStockTransaction, readStockRows, type StockRow } from './stock';
+import { applyStockChanges, readStockRows, type StockRow } from './stock';
 
 /** available = on_hand − reserved, or 0 while anything is backordered (waiting lines come first). */
 export function stockFigures(s: StockRow): StockFigures {
@@ -63,9 +65,14 @@ export async function listInventory(db: Db, q: { low_stock?: number; limit: numb
   };
 }
 
-/** Operator correction of on_hand; never below what is reserved. Returns the ledger movement. */
-export async function adjustStock(db: Db, sku: string, input: Adjustment) {
-  return inStockTransaction(db, 'adjustment', async (trx) => {
+/**
+ * Operator correction of on_hand; never below what is reserved. Returns the ledger movement and
+ * the stock after it; stock that arrived serves the waiting lines once committed (the figures are
+ * then read again, showing what allocation took).
+ */
+export async function adjustStock(ctx: Context, sku: string, input: Adjustment) {
+  const movement = await runUnitOfWork(ctx, 'adjustment', async (uow) => {
+    const { trx } = uow;
     const row = (await readStockRows(trx, [sku])).get(sku);
     if (!row) throw new NotFoundError('product');
     if (row.on_hand + input.delta > MAX_STOCK) {
@@ -77,9 +84,14 @@ export async function adjustStock(db: Db, sku: string, input: Adjustment) {
         [{ path: 'delta', message: `must be at least ${row.reserved - row.on_hand}` }]);
     }
     const [updated] = await applyStockChanges(trx, [{ row, on_hand: input.delta }], [], 'adjustment');
-    const [movement] = await trx('stock_movements')
+    const [m] = await trx('stock_movements')
       .insert({ sku, type: 'adjustment', quantity: input.delta, reason: input.reason })
       .returning(['id', 'sku', 'type', 'quantity', 'reason', 'created_at']);
-    return { ...movement, id: Number(movement.id), created_at: movement.created_at.toISOString(), stock: stockFigures(updated) };
+    if (input.delta > 0) uow.serveSkus([sku]);
+    return { ...m, id: Number(m.id), created_at: m.created_at.toISOString(), stock: stockFigures(updated) };
   });
+  if (movement.quantity <= 0) return movement;
+  // The adjustment is committed: a failed read here must not become an error the client would retry (adding twice).
+  const after = await readStockRows(ctx.db, [sku]).then((r) => r.get(sku), () => undefined);
+  return after ? { ...movement, stock: stockFigures(after) } : movement;
 }

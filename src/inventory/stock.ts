@@ -1,6 +1,6 @@
-import type { Db, Executor, Trx } from '../platform/db';
-import { isRetryableTxError, OptimisticConflict } from '../platform/errors';
-import { countStat, metrics } from '../platform/metrics';
+import type { Executor, Trx } from '../platform/db';
+import { OptimisticConflict } from '../platform/errors';
+import { metrics } from '../platform/metrics';
 
 export interface StockRow { sku: string; on_hand: number; reserved: number; backordered: number; version: number }
 export type MovementType = 'initial' | 'receipt' | 'reservation' | 'release' | 'sale' | 'adjustment';
@@ -21,7 +21,7 @@ export async function readStockRows(db: Executor, skus: string[]): Promise<Map<s
 /**
  * The one place that updates stock rows. Each row is updated `WHERE sku = ? AND version = ?`;
  * if any row moved since it was read, OptimisticConflict is thrown and the caller's transaction
- * (run through `inStockTransaction`) rolls back and retries. The ledger movements are written in
+ * (a unit of work, platform/unit-of-work.ts) rolls back and retries. The ledger movements are written in
  * the same transaction. CHECK constraints (0 <= reserved <= on_hand) are the last line of defence.
  */
 export async function applyStockChanges(trx: Trx, changes: StockChange[], movements: Movement[], op: string): Promise<StockRow[]> {
@@ -53,28 +53,5 @@ export async function insertMovements(trx: Trx, movements: Movement[]): Promise<
     await trx('stock_movements').insert(movements.slice(i, i + 1000).map((m) => ({
       sku: m.sku, type: m.type, quantity: m.quantity, order_id: m.order_id ?? null, event_id: m.event_id ?? null, reason: m.reason ?? null,
     })));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Runs `fn` in a transaction; on an optimistic conflict, serialization failure or deadlock it rolls
- * back and runs again after a full-jitter exponential backoff. Bounded; each retry is counted.
- */
-export async function inStockTransaction<T>(db: Db, op: string, fn: (trx: Trx) => Promise<T>, maxAttempts = 30): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await db.transaction(fn);
-    } catch (err) {
-      if (err instanceof OptimisticConflict) {
-        metrics.optimisticConflicts.inc({ op });
-        countStat('optimistic_conflicts');
-      }
-      if (!isRetryableTxError(err) || attempt >= maxAttempts) throw err;
-      metrics.optimisticRetries.inc({ op });
-      countStat('optimistic_retries');
-      await sleep(Math.random() * Math.min(2 * 2 ** attempt, 200));
-    }
   }
 }

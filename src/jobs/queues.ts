@@ -1,27 +1,9 @@
 import { Queue, type DefaultJobOptions, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../platform/config';
+import { QUEUES, type QueueName } from '../platform/job-catalog';
 
-/** Every queue's name and payload in one place. Payloads carry ids only: PostgreSQL holds the data. */
-export const QUEUES = {
-  orders: 'orders',
-  restocks: 'restocks',
-  notifications: 'notifications',
-  maintenance: 'maintenance',
-} as const;
-export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
-
-export interface OrderJob { orderId: string }
-export interface RestockJob { eventId: string }
-export interface NotificationJob { eventId: string }
-
-export const JOB = {
-  processOrder: 'process-order',
-  applyRestock: 'apply-restock',
-  deliver: 'deliver',
-  reconcile: 'reconcile',
-  expireBackorders: 'expire-backorders',
-} as const;
+export { JOB, QUEUES, type NotificationJob, type OrderJob, type QueueName, type RestockJob } from '../platform/job-catalog';
 
 /**
  * Per-job options: retries and backoff only. Retention (bounded by age and count) is set on the

@@ -1,9 +1,10 @@
 import type { Queue } from 'bullmq';
-import type { Context } from '../app/context';
+import type { AppContext } from '../app/context';
 import { logger } from '../platform/logger';
-import { allocateWhereStockIsFree, expireBackorders } from '../orders';
+import { allocateWhereStockIsFree } from '../orders';
 import { restockJobId } from '../restocks';
-import { enqueueReplacingFinished, relayOutbox } from './outbox';
+import { enqueueReplacingFinished } from './publisher';
+import { relayOutbox } from './relay';
 import { JOB } from './queues';
 
 const LIVE = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
@@ -27,7 +28,7 @@ async function requeueIfNotLive(queue: Queue, name: string, items: { jobId: stri
  * PostgreSQL is the record, Redis only transport: whatever the database says still needs work and
  * has no live job gets one again. This is what survives Redis losing all its data.
  */
-export async function reconcile(ctx: Context): Promise<Record<string, number>> {
+export async function reconcile(ctx: AppContext): Promise<Record<string, number>> {
   const after = ctx.config.RECONCILE_AFTER_SECONDS;
   const older = (col: string) => ctx.db.raw(`${col} < now() - make_interval(secs => ?)`, [after]);
   const relayed = await relayOutbox(ctx, { limit: 5000 });
@@ -45,10 +46,9 @@ export async function reconcile(ctx: Context): Promise<Record<string, number>> {
   return result;
 }
 
-/** Housekeeping on the maintenance queue: expired backorders, old outbox rows and idempotency keys. */
-export async function housekeeping(ctx: Context): Promise<Record<string, number>> {
-  const expired = await expireBackorders(ctx);
+/** Old records go: published outbox rows after a day, idempotency keys after 48 hours. */
+export async function pruneRecords(ctx: Pick<AppContext, 'db'>): Promise<Record<string, number>> {
   const outbox = await ctx.db('outbox').whereNotNull('published_at').where('published_at', '<', ctx.db.raw("now() - interval '1 day'")).delete();
   const keys = await ctx.db('idempotency_keys').where('created_at', '<', ctx.db.raw("now() - interval '48 hours'")).delete();
-  return { expired, outbox, keys };
+  return { outbox, keys };
 }

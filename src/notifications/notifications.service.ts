@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../platform/config';
-import type { Context } from '../app/context';
+import type { Context } from '../platform/context';
 import type { Db, Executor } from '../platform/db';
 import { InvalidStateError, NotFoundError } from '../platform/errors';
 import { countStat, metrics } from '../platform/metrics';
-import { addToOutbox, publishAfterCommit } from '../jobs/outbox';
-import { JOB, QUEUES } from '../jobs/queues';
+import { JOB, QUEUES } from '../platform/job-catalog';
+import { runUnitOfWork } from '../platform/unit-of-work';
 import { isoSql } from '../orders';
 import { createMailer } from './email';
 import type { Channel, EventPayload, Notification } from './notifications.schemas';
@@ -179,14 +179,14 @@ async function getNotification(db: Executor, id: string): Promise<Notification> 
  * its job enqueued again through the outbox (replacing the finished job of the same id).
  */
 export async function resendNotification(ctx: Context, id: string): Promise<Notification> {
-  const rows = await ctx.db.transaction(async (trx) => {
+  await runUnitOfWork(ctx, 'resend', async (uow) => {
+    const { trx } = uow;
     const n = await trx('notifications').where({ id }).forUpdate().first('id', 'event_id', 'status');
     if (!n) throw new NotFoundError('notification');
     if (n.status === 'pending') throw new InvalidStateError('notification is pending: it is still being delivered');
     await trx('notifications').where({ id }).update({ status: 'pending', delivered_at: null, updated_at: trx.fn.now() });
     await trx('events').where({ id: n.event_id }).update({ settled_at: null });
-    return addToOutbox(trx, [{ queue: QUEUES.notifications, job_name: JOB.deliver, job_id: n.event_id, data: { eventId: n.event_id }, replace_finished: true }]);
+    await uow.addJobs([{ queue: QUEUES.notifications, job_name: JOB.deliver, job_id: n.event_id, data: { eventId: n.event_id }, replace_finished: true }]);
   });
-  await publishAfterCommit(ctx, rows);
   return getNotification(ctx.db, id);
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { limitSchema, skuSchema, uuidParam } from '../platform/validation';
-import { ORDER_STATUSES } from './order-status';
+import { ORDER_STATUSES } from './status';
 
 export const orderLineInput = z.object({
   sku: skuSchema,

@@ -1,10 +1,18 @@
 export interface ErrorDetail { path: string; message: string }
 
-/** Thrown by services; mapped once to HTTP in the error handler and once in the processor wrapper. */
+/**
+ * What went wrong, in the contract's words. Each kind is the `error.code` clients see; the HTTP
+ * status of each is decided in one place, http/error-envelope.ts. Domain code never names a status.
+ */
+export type ErrorKind =
+  | 'validation_failed' | 'invalid_json' | 'unsupported_media_type' | 'payload_too_large'
+  | 'unauthorized' | 'forbidden' | 'not_found' | 'conflict' | 'invalid_state'
+  | 'idempotency_in_progress' | 'idempotency_key_reused' | 'rate_limited' | 'unavailable';
+
+/** Thrown by domain and HTTP code alike; mapped to a response by the error handler. */
 export class AppError extends Error {
   constructor(
-    readonly code: string,
-    readonly status: number,
+    readonly code: ErrorKind,
     message: string,
     readonly details: ErrorDetail[] = [],
     options?: { cause?: unknown },
@@ -15,20 +23,20 @@ export class AppError extends Error {
 }
 
 export class ValidationError extends AppError {
-  constructor(message: string, details: ErrorDetail[] = []) { super('validation_failed', 400, message, details); }
+  constructor(message: string, details: ErrorDetail[] = []) { super('validation_failed', message, details); }
 }
 export class NotFoundError extends AppError {
-  constructor(what: string) { super('not_found', 404, `${what} not found`); }
+  constructor(what: string) { super('not_found', `${what} not found`); }
 }
 export class ConflictError extends AppError {
-  constructor(message: string, details: ErrorDetail[] = []) { super('conflict', 409, message, details); }
+  constructor(message: string, details: ErrorDetail[] = []) { super('conflict', message, details); }
 }
 export class InvalidStateError extends AppError {
-  constructor(message: string) { super('invalid_state', 409, message); }
+  constructor(message: string) { super('invalid_state', message); }
 }
 export class UnavailableError extends AppError {
   constructor(message: string, readonly retryAfterSeconds = 5, options?: { cause?: unknown }) {
-    super('unavailable', 503, message, [], options);
+    super('unavailable', message, [], options);
   }
 }
 

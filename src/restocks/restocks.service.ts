@@ -1,9 +1,8 @@
-import type { Context } from '../app/context';
+import type { Context } from '../platform/context';
 import { ValidationError } from '../platform/errors';
-import { addToOutbox, publishAfterCommit } from '../jobs/outbox';
-import { JOB, QUEUES } from '../jobs/queues';
-import { applyStockChanges, inStockTransaction, readStockRows } from '../inventory';
-import { allocateSkus } from '../orders';
+import { applyStockChanges, readStockRows } from '../inventory';
+import { JOB, QUEUES } from '../platform/job-catalog';
+import { runUnitOfWork } from '../platform/unit-of-work';
 import type { RestockEvent } from './restocks.schemas';
 
 /** Job ids may not contain ':'; event ids are free text, so the job id is a digest of it. */
@@ -17,7 +16,8 @@ export function restockJobId(eventId: string): string {
  */
 export async function receiveRestocks(ctx: Context, events: RestockEvent[], batch = events.length > 1): Promise<{ accepted: number; duplicates: number }> {
   const skus = [...new Set(events.map((e) => e.sku))];
-  const { outbox, accepted } = await ctx.db.transaction(async (trx) => {
+  const accepted = await runUnitOfWork(ctx, 'restock-intake', async (uow) => {
+    const { trx } = uow;
     const known = new Set(await trx('products').whereIn('sku', skus).pluck('sku'));
     const unknown = events.map((e, i) => ({ e, i })).filter(({ e }) => !known.has(e.sku));
     if (unknown.length) {
@@ -30,29 +30,31 @@ export async function receiveRestocks(ctx: Context, events: RestockEvent[], batc
         .insert(chunk.map((e) => ({ event_id: e.event_id, sku: e.sku, quantity: e.quantity, occurred_at: e.occurred_at ?? null })))
         .onConflict('event_id').ignore().returning('event_id')));
     }
-    const outbox = await addToOutbox(trx, inserted.map((r) => ({
+    await uow.addJobs(inserted.map((r) => ({
       queue: QUEUES.restocks, job_name: JOB.applyRestock, job_id: restockJobId(r.event_id), data: { eventId: r.event_id },
     })));
-    return { outbox, accepted: inserted.length };
-  });
-  await publishAfterCommit(ctx, outbox);
+    return inserted.length;
+  }, { retry: false });
   return { accepted, duplicates: events.length - accepted };
 }
 
-/** The restock job: a `receipt` movement (once per event), then FIFO allocation on that SKU. */
-export async function applyRestock(ctx: Context, eventId: string): Promise<{ applied: boolean; reserved: number }> {
-  const applied = await inStockTransaction(ctx.db, 'receipt', async (trx) => {
+/**
+ * The restock job: a `receipt` movement (once per event); once committed, FIFO allocation on that
+ * SKU. Allocation is asked for also when the event was applied already: a crash may have come
+ * between the two.
+ */
+export async function applyRestock(ctx: Context, eventId: string): Promise<{ applied: boolean }> {
+  return runUnitOfWork(ctx, 'receipt', async (uow) => {
+    const { trx } = uow;
     const ev = await trx('restock_events').where({ event_id: eventId }).forUpdate().first();
-    if (!ev || ev.applied_at) return ev ? { sku: ev.sku as string, fresh: false } : undefined;
+    if (!ev) return { applied: false };
+    uow.serveSkus([ev.sku]);
+    if (ev.applied_at) return { applied: false };
     const row = (await readStockRows(trx, [ev.sku])).get(ev.sku);
-    if (!row) return undefined;
+    if (!row) return { applied: false };
     await applyStockChanges(trx, [{ row, on_hand: ev.quantity }],
       [{ sku: ev.sku, type: 'receipt', quantity: ev.quantity, event_id: eventId, reason: 'restock' }], 'receipt');
     await trx('restock_events').where({ event_id: eventId }).update({ applied_at: trx.fn.now() });
-    return { sku: ev.sku as string, fresh: true };
+    return { applied: true };
   });
-  if (!applied) return { applied: false, reserved: 0 };
-  // Allocation also runs for an already-applied event: a crash may have come between the two.
-  const reserved = await allocateSkus(ctx, [applied.sku]);
-  return { applied: applied.fresh, reserved };
 }

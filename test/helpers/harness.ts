@@ -6,7 +6,7 @@ import { deleteKeysWithPrefix as deletePrefix } from '../../src/platform/redis';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/platform/config';
-import { closeContext, createContext, type Context } from '../../src/app/context';
+import { closeContext, createContext, type AppContext } from '../../src/app/context';
 import { withDatabase } from '../../src/platform/db';
 import { createApp } from '../../src/http/app';
 import { listen } from '../../src/http/server';
@@ -43,7 +43,7 @@ export interface ApiResponse<T = any> { status: number; body: T; headers: Header
 export type Role = keyof typeof KEYS;
 
 export interface Harness {
-  config: Config; ctx: Context; baseUrl: string; env: Record<string, string>;
+  config: Config; ctx: AppContext; baseUrl: string; env: Record<string, string>;
   api<T = any>(method: string, url: string, opts?: { body?: unknown; role?: Role | null; headers?: Record<string, string>; raw?: string }): Promise<ApiResponse<T>>;
   startWorkers(only?: QueueName[]): Promise<RunningWorkers>;
   spawnWorker(extraEnv?: Record<string, string>, mode?: 'worker' | 'api' | 'all'): WorkerProcess;

@@ -7,7 +7,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { metrics } from '../../src/platform/metrics';
 import { DEV_WEBHOOK_SECRET, DeliveryBusyError } from '../../src/notifications';
-import { enqueueReplacingFinished } from '../../src/jobs/outbox';
+import { enqueueReplacingFinished } from '../../src/jobs/publisher';
 import { JOB } from '../../src/jobs/queues';
 import { createNotificationProcessor } from '../../src/jobs/processors/notification.processor';
 import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';

@@ -3,7 +3,8 @@ import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { processOrders } from '../../src/orders';
-import { addToOutbox, publishAfterCommit, relayOutbox } from '../../src/jobs/outbox';
+import { relayOutbox } from '../../src/jobs/relay';
+import { runUnitOfWork } from '../../src/platform/unit-of-work';
 import { JOB, QUEUES } from '../../src/jobs/queues';
 import { makeCustomer, makeProduct, placeOrder, ledgerOnHand, stockOf, untilStatus } from '../helpers/factories';
 import { createHarness, createTestDatabase, useHarness, waitFor, type Harness } from '../helpers/harness';
@@ -53,7 +54,7 @@ describe('idempotent intake', () => {
 });
 
 describe('idempotency key retention', () => {
-  it('when housekeeping runs, then keys younger than 24 h are kept and replay, and only keys past 48 h are dropped', async () => {
+  it('when old records are pruned, then keys younger than 24 h are kept and replay, and only keys past 48 h are dropped', async () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 5);
     const body = { customer_id: c.id, lines: [{ sku: p.sku, quantity: 1 }] };
@@ -61,8 +62,8 @@ describe('idempotency key retention', () => {
     const old = await h().api('POST', '/v1/orders', { role: 'intake', body, headers: { 'idempotency-key': 'drop-me' } });
     await h().ctx.db('idempotency_keys').where({ key: 'keep-me' }).update({ created_at: h().ctx.db.raw("now() - interval '30 hours'") });
     await h().ctx.db('idempotency_keys').where({ key: 'drop-me' }).update({ created_at: h().ctx.db.raw("now() - interval '49 hours'") });
-    const { housekeeping } = await import('../../src/jobs/reconciler');
-    expect((await housekeeping(h().ctx)).keys).toBe(1);
+    const { pruneRecords } = await import('../../src/jobs/reconciler');
+    expect((await pruneRecords(h().ctx)).keys).toBe(1);
     const replay = await h().api('POST', '/v1/orders', { role: 'intake', body, headers: { 'idempotency-key': 'keep-me' } });
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
     expect(replay.body.id).toBe(young.body.id);
@@ -197,9 +198,11 @@ describe('a job published while the job of the same id is running', () => {
     try {
       await q.add(JOB.processOrder, { orderId: jobId }, { jobId });
       await waitFor(async () => runs.length === 1, { what: 'the first run active' });
-      const rows = await h().ctx.db.transaction((trx) => addToOutbox(trx, [
+      // A unit of work asks for the job; the publish after its commit meets the running job and leaves the row.
+      await runUnitOfWork(h().ctx, 'test', (uow) => uow.addJobs([
         { queue: QUEUES.orders, job_name: JOB.processOrder, job_id: jobId, data: { orderId: jobId }, replace_finished: true }]));
-      expect(await publishAfterCommit(h().ctx, rows)).toBe(false);
+      const rows = await h().ctx.db('outbox').where({ job_id: jobId }).select('id');
+      expect(rows).toHaveLength(1);
       await h().ctx.published.flush();
       expect((await h().ctx.db('outbox').where({ id: rows[0].id }).first()).published_at).toBeNull();
       expect(await relayOutbox(h().ctx, { olderThanMs: 0 })).toBe(0); // still running: still not published

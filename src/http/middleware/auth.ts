@@ -47,10 +47,10 @@ export function requireRole(lookup: (k: string) => Principal | undefined, roles:
     const principal = key === undefined ? undefined : lookup(key);
     if (!principal) {
       if (opts.browser) res.setHeader('WWW-Authenticate', 'Basic realm="orderflow operators", charset="UTF-8"');
-      return next(new AppError('unauthorized', 401, key === undefined ? 'missing API key' : 'unknown API key'));
+      return next(new AppError('unauthorized', key === undefined ? 'missing API key' : 'unknown API key'));
     }
     if (principal.role !== 'operator' && !roles.includes(principal.role)) {
-      return next(new AppError('forbidden', 403, `role ${principal.role} may not do this`));
+      return next(new AppError('forbidden', `role ${principal.role} may not do this`));
     }
     req.principal = principal;
     next();

@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { AppError, isDatabaseUnavailable, isRetryableTxError, UnavailableError } from '../../platform/errors';
 import { logger } from '../../platform/logger';
+import { sendError, STATUS_OF } from '../error-envelope';
 
 const BODY_PARSER: Record<string, [number, string, string]> = {
   'entity.too.large': [413, 'payload_too_large', 'request body is larger than 1 MiB'],
@@ -19,23 +20,13 @@ const HTTP_4XX: Record<number, [string, string]> = {
   415: ['unsupported_media_type', 'request body must be application/json'],
 };
 
-/** The contract's code for a status that arrived without one (e.g. from a mounted library). */
-export const CODE_FOR_STATUS: Record<number, string> = {
-  400: 'validation_failed', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 409: 'conflict',
-  413: 'payload_too_large', 415: 'unsupported_media_type', 422: 'validation_failed', 429: 'rate_limited', 503: 'unavailable',
-};
-
-export function sendError(res: Response, status: number, code: string, message: string, details: unknown[] = []): void {
-  if (res.headersSent) return;
-  res.status(status).json({ error: { code, message, details } });
-}
 
 /** The one place that maps errors to HTTP. Unknown errors: 500 with the request id, stack only in the log. */
 export function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunction): void {
   const e = err as any;
   if (err instanceof AppError) {
     if (err instanceof UnavailableError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
-    return sendError(res, err.status, err.code, err.message, err.details);
+    return sendError(res, STATUS_OF[err.code], err.code, err.message, err.details);
   }
   if (e && typeof e.type === 'string' && BODY_PARSER[e.type]) {
     const [status, code, message] = BODY_PARSER[e.type];

@@ -38,6 +38,6 @@ export function rateLimit(config: Config, now: () => number = Date.now) {
     }
     const waitSeconds = Math.max(1, Math.ceil((1 - b.tokens) / rps));
     res.setHeader('Retry-After', String(waitSeconds));
-    next(new AppError('rate_limited', 429, `more than ${rps} writes per second with this API key; retry after ${waitSeconds} s`));
+    next(new AppError('rate_limited', `more than ${rps} writes per second with this API key; retry after ${waitSeconds} s`));
   };
 }

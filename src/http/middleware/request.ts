@@ -57,7 +57,7 @@ function isEmptyStream(req: Request): Promise<boolean> {
     };
     const onData = (chunk: Buffer) => { if (chunk.length > 0) settle(() => resolve(false)); };
     const onEnd = () => settle(() => resolve(true));
-    const onGone = () => settle(() => reject(new AppError('invalid_json', 400, 'request aborted')));
+    const onGone = () => settle(() => reject(new AppError('invalid_json', 'request aborted')));
     req.on('data', onData).on('end', onEnd).on('error', onGone).on('close', onGone);
   });
 }
@@ -73,7 +73,7 @@ export function jsonBody(req: Request, res: Response, next: NextFunction): void 
   }
   const type = req.headers['content-type'];
   if (!type || !/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type)) {
-    const unsupported = new AppError('unsupported_media_type', 415, 'request body must be application/json');
+    const unsupported = new AppError('unsupported_media_type', 'request body must be application/json');
     if (req.headers['content-length'] !== undefined) return next(unsupported);
     isEmptyStream(req).then((empty) => {
       if (!empty) return next(unsupported);
@@ -84,7 +84,7 @@ export function jsonBody(req: Request, res: Response, next: NextFunction): void 
   }
   jsonParser(req, res, (err?: any) => {
     // body-parser types every error of its own; an untyped one came from the decompression stream.
-    if (err && err.type === undefined) return next(new AppError('invalid_json', 400, undecodable(req.headers['content-encoding'])));
+    if (err && err.type === undefined) return next(new AppError('invalid_json', undecodable(req.headers['content-encoding'])));
     if (err) return next(err);
     if (req.body === undefined) req.body = {};
     const bad = (req as any)[MAY_HOLD_NUL] ? nulPaths(req.body, [], []) : [];

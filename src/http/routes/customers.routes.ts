@@ -1,11 +1,11 @@
 import { Router } from 'express';
-import type { Context } from '../../app/context';
+import type { AppContext } from '../../app/context';
 import { createCustomer, createCustomerSchema, getCustomer, updateCustomer, updateCustomerSchema } from '../../customers';
 import { listOrders, listOrdersQuerySchema } from '../../orders';
 import { parseInput } from '../../platform/validation';
 import type { Guards } from '../app';
 
-export function customersRoutes(ctx: Context, g: Guards): Router {
+export function customersRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();
   r.post('/', g.intake, async (req, res) => {
     res.status(201).json(await createCustomer(ctx.db, parseInput(createCustomerSchema, req.body, 'body')));

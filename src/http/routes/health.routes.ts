@@ -1,5 +1,6 @@
 import { Router } from 'express';
-import type { Context } from '../../app/context';
+import type { AppContext } from '../../app/context';
+import { errorEnvelope } from '../error-envelope';
 
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -9,7 +10,7 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
 }
 
 /** The producer connection has no offline queue: while it is still connecting, wait for it (bounded by the caller). */
-async function redisPing(ctx: Context): Promise<string> {
+async function redisPing(ctx: AppContext): Promise<string> {
   const r = ctx.redis;
   if (r.status === 'connecting' || r.status === 'connect' || r.status === 'wait' || r.status === 'reconnecting') {
     await new Promise<void>((resolve, reject) => {
@@ -21,7 +22,7 @@ async function redisPing(ctx: Context): Promise<string> {
 }
 
 /** /healthz: the process is up. /readyz: PostgreSQL and Redis answer; 503 names the one that does not. */
-export function healthRoutes(ctx: Context): Router {
+export function healthRoutes(ctx: AppContext): Router {
   const r = Router();
   r.get('/healthz', (_req, res) => { res.json({ status: 'ok' }); });
   r.get('/readyz', async (_req, res) => {
@@ -33,7 +34,7 @@ export function healthRoutes(ctx: Context): Router {
     const checks = { postgresql: pg.status === 'fulfilled' ? 'ok' : 'down', redis: redis.status === 'fulfilled' ? 'ok' : 'down' };
     if (down.length === 0) return void res.json({ status: 'ready', checks });
     res.setHeader('Retry-After', '5');
-    res.status(503).json({ error: { code: 'unavailable', message: `not ready: ${down.join(' and ')} unreachable`, details: down.map((d) => ({ path: d, message: 'unreachable' })) }, checks });
+    res.status(503).json({ ...errorEnvelope('unavailable', `not ready: ${down.join(' and ')} unreachable`, down.map((d) => ({ path: d, message: 'unreachable' }))), checks });
   });
   return r;
 }

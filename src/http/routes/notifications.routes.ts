@@ -1,12 +1,12 @@
 import { Router } from 'express';
-import type { Context } from '../../app/context';
+import type { AppContext } from '../../app/context';
 import { listOrderNotifications, resendNotification } from '../../notifications';
 import { emptyBodySchema } from '../../orders';
 import { parseInput } from '../../platform/validation';
 import type { Guards } from '../app';
 
 /** GET /v1/orders/:id/notifications, POST /v1/notifications/:id/resend (mounted at /v1). */
-export function notificationsRoutes(ctx: Context, g: Guards): Router {
+export function notificationsRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();
   r.get('/orders/:id/notifications', g.intake, async (req, res) => {
     res.json(await listOrderNotifications(ctx.db, g.id(req.params.id, 'order')));

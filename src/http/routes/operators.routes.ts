@@ -4,7 +4,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import swaggerUi from 'swagger-ui-express';
-import type { Context } from '../../app/context';
+import type { AppContext } from '../../app/context';
 import { AppError } from '../../platform/errors';
 import { logger } from '../../platform/logger';
 import { registry } from '../../platform/metrics';
@@ -13,7 +13,7 @@ import {
 } from '../../reports';
 import { parseInput } from '../../platform/validation';
 import type { Guards } from '../app';
-import { CODE_FOR_STATUS } from '../middleware/errors';
+import { CODE_FOR_STATUS, errorEnvelope } from '../error-envelope';
 import { collectScrapeGauges } from '../metrics-scrape';
 import { buildOpenApiDocument } from '../openapi';
 
@@ -33,7 +33,7 @@ export function sameOriginWrites(req: Request, _res: Response, next: NextFunctio
   if (site === undefined && origin !== undefined) {
     try { crossSite = new URL(origin).host !== req.headers.host; } catch { crossSite = true; }
   }
-  if (crossSite) return next(new AppError('forbidden', 403, 'cross-site requests may not change the board'));
+  if (crossSite) return next(new AppError('forbidden', 'cross-site requests may not change the board'));
   next();
 }
 
@@ -84,12 +84,12 @@ function boardErrorsInOurShape(req: Request, res: Response, next: NextFunction):
     } else if (!message) {
       message = /decode param/i.test(String(body?.message)) ? 'the path has broken percent-encoding' : 'the request is malformed';
     }
-    return json({ error: { code, message, details: [], ...(key ? { key } : {}), ...(options ? { options } : {}) } });
+    return json(errorEnvelope(code, message, [], { ...(key ? { key } : {}), ...(options ? { options } : {}) }));
   }) as Response['json'];
   next();
 }
 
-function board(ctx: Context): RequestHandler {
+function board(ctx: AppContext): RequestHandler {
   const adapter = new ExpressAdapter();
   adapter.setBasePath(BOARD_PATH);
   createBullBoard({
@@ -110,7 +110,7 @@ function board(ctx: Context): RequestHandler {
 const dayOffset = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString().slice(0, 10);
 
 /** Operators' surface: /admin/queues, /dashboard, /metrics, /docs, /v1/reports/* (mounted at /). */
-export function operatorRoutes(ctx: Context, g: Guards): Router {
+export function operatorRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();
 
   r.use(BOARD_PATH, g.browser, sameOriginWrites, withoutThirdPartyFonts, boardErrorsInOurShape, board(ctx));

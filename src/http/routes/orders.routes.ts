@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { Context } from '../../app/context';
+import type { AppContext } from '../../app/context';
 import {
   cancelOrder, cancelOrderSchema, emptyBodySchema, fulfillOrder, getOrder, idempotencyKeySchema, listOrders, listOrdersQuerySchema,
   patchOrder, patchOrderSchema, placeOrder, placeOrderSchema, retryOrder,
@@ -7,7 +7,7 @@ import {
 import { parseInput } from '../../platform/validation';
 import type { Guards } from '../app';
 
-export function ordersRoutes(ctx: Context, g: Guards): Router {
+export function ordersRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();
   r.post('/', g.intake, async (req, res) => {
     const rawKey = req.headers['idempotency-key'];

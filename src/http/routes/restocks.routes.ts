@@ -1,10 +1,10 @@
 import { Router } from 'express';
-import type { Context } from '../../app/context';
+import type { AppContext } from '../../app/context';
 import { parseRestockRequest, receiveRestocks } from '../../restocks';
 import { parseInput } from '../../platform/validation';
 import type { Guards } from '../app';
 
-export function restocksRoutes(ctx: Context, g: Guards): Router {
+export function restocksRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();
   r.post('/', g.feed, async (req, res) => {
     const events = parseRestockRequest(req.body, (s, v) => parseInput(s, v, 'body'));

@@ -1,25 +1,9 @@
 import type { Queue } from 'bullmq';
-import type { Context } from '../app/context';
-import type { Db, Trx } from '../platform/db';
+import type { Db } from '../platform/db';
 import { logger } from '../platform/logger';
-import type { Queues, QueueName } from './queues';
-
-/** A job to publish, stored in the transaction that made it necessary. */
-export interface OutboxRow {
-  id?: number; queue: QueueName; job_name: string; job_id: string; data: Record<string, unknown>; replace_finished?: boolean;
-}
-
-export async function addToOutbox(trx: Trx, rows: OutboxRow[]): Promise<OutboxRow[]> {
-  if (rows.length === 0) return [];
-  const out: OutboxRow[] = [];
-  for (let i = 0; i < rows.length; i += 1000) {
-    const inserted = await trx('outbox').insert(rows.slice(i, i + 1000).map((r) => ({
-      queue: r.queue, job_name: r.job_name, job_id: r.job_id, data: JSON.stringify(r.data), replace_finished: !!r.replace_finished,
-    }))).returning(['id', 'queue', 'job_name', 'job_id', 'data', 'replace_finished']);
-    out.push(...inserted);
-  }
-  return out;
-}
+import type { JobPublisher, OutboxRow } from '../platform/outbox';
+import type { QueueName } from '../platform/job-catalog';
+import type { Queues } from './queues';
 
 function queueOf(queues: Queues, name: QueueName): Queue {
   const q = (queues as Record<string, Queue>)[name];
@@ -110,45 +94,23 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, message: string)
   } finally { clearTimeout(timer); }
 }
 
-/** After a commit: publish now if Redis answers; otherwise the relay will. Never throws. */
-export async function publishAfterCommit(ctx: Context, rows: OutboxRow[]): Promise<boolean> {
-  if (rows.length === 0) return true;
-  try {
-    // A dead Redis must not hold the request: give up after a moment and leave it to the relay.
-    const busy = await withTimeout(publishRows(ctx.queues, rows), PUBLISH_TIMEOUT_MS, 'Redis did not answer in time');
-    ctx.published.mark(rows.map((r) => Number(r.id)).filter((id) => !busy.has(id)));
-    return busy.size === 0;
-  } catch (err) {
-    logger.warn({ err: (err as Error).message, rows: rows.length }, 'publish after commit failed; the outbox relay will publish');
-    return false;
-  }
-}
-
 /**
- * For intake: the caller answers as soon as the rows are committed and the jobs are added in the
- * background (bounded by the same 1 s). The outbox row is the promise that the job will exist: if
- * this publish fails or the process dies first, the relay publishes it 2 s later. Shutdown
- * (closeContext) waits for publishes still running.
+ * The JobPublisher the unit of work uses: after a commit, publish now if Redis answers (a dead
+ * Redis must not hold the request: give up after a moment and leave it to the relay), and mark the
+ * rows published in the background. `publishSoon` is for intake: the caller answers as soon as the
+ * rows are committed; the outbox row is the promise that the job will exist: if this publish fails
+ * or the process dies first, the relay publishes it 2 s later. Shutdown waits for publishes still
+ * running (PublishedMarker.close).
  */
-export function publishSoon(ctx: Context, rows: OutboxRow[]): void {
-  ctx.published.track(publishAfterCommit(ctx, rows));
-}
-
-/**
- * The relay: publishes rows that were not published after their commit (Redis was down, the
- * process died). Rows are claimed with SKIP LOCKED so several worker processes can relay at once.
- */
-export async function relayOutbox(ctx: Context, opts: { olderThanMs?: number; limit?: number } = {}): Promise<number> {
-  const olderThan = opts.olderThanMs ?? 2000;
-  return ctx.db.transaction(async (trx) => {
-    const rows: OutboxRow[] = await trx('outbox').whereNull('published_at')
-      .where('created_at', '<', trx.raw(`now() - make_interval(secs => ?)`, [olderThan / 1000]))
-      .orderBy('id').limit(opts.limit ?? 500).forUpdate().skipLocked()
-      .select('id', 'queue', 'job_name', 'job_id', 'data', 'replace_finished');
-    if (rows.length === 0) return 0;
-    const busy = await withTimeout(publishRows(ctx.queues, rows), 5000, 'Redis did not answer the relay in time');
-    const done = rows.map((r) => Number(r.id)).filter((id) => !busy.has(id));
-    if (done.length) await trx('outbox').whereIn('id', done).update({ published_at: trx.fn.now() });
-    return done.length;
-  });
+export function createJobPublisher(queues: Queues, marker: PublishedMarker): JobPublisher {
+  const publish = async (rows: OutboxRow[]): Promise<void> => {
+    if (rows.length === 0) return;
+    try {
+      const busy = await withTimeout(publishRows(queues, rows), PUBLISH_TIMEOUT_MS, 'Redis did not answer in time');
+      marker.mark(rows.map((r) => Number(r.id)).filter((id) => !busy.has(id)));
+    } catch (err) {
+      logger.warn({ err: (err as Error).message, rows: rows.length }, 'publish after commit failed; the outbox relay will publish');
+    }
+  };
+  return { publish, publishSoon: (rows) => { if (rows.length) marker.track(publish(rows)); } };
 }

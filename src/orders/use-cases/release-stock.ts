@@ -1,6 +1,6 @@
-import type { Trx } from '../platform/db';
-import { applyStockChanges, readStockRows, type Movement, type StockChange } from '../inventory';
-import { linesOf } from './orders.repo';
+import type { Trx } from '../../platform/db';
+import { applyStockChanges, readStockRows, type Movement, type StockChange } from '../../inventory';
+import { clearLines, linesOf } from '../sql/order-rows';
 
 /**
  * Gives back everything the orders hold: reserved lines are released (`release` movements), waiting
@@ -29,7 +29,6 @@ export async function releaseOrderStock(trx: Trx, orderIds: string[], reason: st
     changes.set(l.sku, c);
   }
   await applyStockChanges(trx, [...changes.values()], movements, 'release');
-  await trx('order_lines').whereIn('order_id', orderIds).update({ reserved: false, waiting: false });
+  await clearLines(trx, orderIds);
   return skus;
 }
-

@@ -1,0 +1,40 @@
+import { v7 as uuidv7 } from 'uuid';
+import type { Trx } from '../../platform/db';
+import type { OrderStatus } from '../status';
+import { isoSql, ORDER_JSON } from './order-json';
+
+export async function insertHistory(trx: Trx, rows: { order_id: string; status: OrderStatus; detail: string | null }[]): Promise<void> {
+  await trx('order_history').insert(rows);
+}
+
+/**
+ * Status, history and event for each transition, in two statements: the update (guarded by
+ * `status = from`) with its history rows, then the events, built after the update so their payload
+ * shows the order in its new status. Returns the new events' ids, one per transition.
+ */
+export async function updateStatuses(trx: Trx, moves: readonly { orderId: string; from: OrderStatus; to: OrderStatus; detail?: string | null; reason?: string | null }[]): Promise<string[]> {
+  const eventIds = moves.map(() => uuidv7());
+  const values = moves.map(() => '(?::uuid, ?::text, ?::text, ?::text, ?::text, ?::uuid)').join(', ');
+  const bindings = moves.flatMap((t, i) => [t.orderId, t.from, t.to, t.detail ?? null, t.reason ?? null, eventIds[i]]);
+  const { rows } = await trx.raw(
+    `WITH v(order_id, from_status, to_status, detail, reason, event_id) AS (VALUES ${values}),
+     upd AS (
+       UPDATE orders o SET status = v.to_status, status_reason = v.reason, transitions = o.transitions + 1, updated_at = now(),
+              awaiting_since = CASE WHEN v.to_status = 'awaiting_stock' THEN COALESCE(o.awaiting_since, now()) ELSE NULL END
+         FROM v WHERE o.id = v.order_id AND o.status = v.from_status
+       RETURNING o.id, o.transitions, v.to_status, v.detail, v.event_id),
+     hist AS (
+       INSERT INTO order_history (order_id, status, detail) SELECT id, to_status, detail FROM upd RETURNING order_id)
+     SELECT id, transitions, to_status, event_id FROM upd`, bindings);
+  if (rows.length !== moves.length) {
+    throw new Error(`order status changed under a transition (${rows.length}/${moves.length} applied)`);
+  }
+  await trx.raw(
+    `INSERT INTO events (id, order_id, transition_no, type, payload, created_at)
+     SELECT v.event_id, o.id, o.transitions, 'order.' || o.status,
+            json_build_object('id', v.event_id, 'type', 'order.' || o.status, 'created_at', ${isoSql('now()')}, 'data', json_build_object('order', ${ORDER_JSON})),
+            now()
+       FROM orders o JOIN unnest(?::uuid[], ?::uuid[]) AS v(order_id, event_id) ON o.id = v.order_id`,
+    [rows.map((r: any) => r.id), rows.map((r: any) => r.event_id)]);
+  return rows.map((r: any) => r.event_id as string);
+}

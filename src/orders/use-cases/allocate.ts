@@ -1,0 +1,55 @@
+import { applyStockChanges, readStockRows, type Movement } from '../../inventory';
+import type { Context } from '../../platform/context';
+import { runUnitOfWork, type UnitOfWork } from '../../platform/unit-of-work';
+import { serveQueue } from '../rules/fifo';
+import { fullyReservedWaiting, lockOrderIds, markLinesReserved, queueHead, reprocessingAhead, skusWithFreeStockAndWaiting } from '../sql/order-rows';
+import { changeStatus } from '../status';
+
+const BATCH = 1000;
+
+/**
+ * Strict FIFO for one SKU in the unit's transaction: the head of its queue is served whole line by
+ * line while stock lasts (serveQueue decides). Orders whose last line this reserves become
+ * `confirmed`. Returns how many lines it reserved and whether more of the queue may fit.
+ */
+async function allocateSku(uow: UnitOfWork, sku: string): Promise<{ reserved: number; more: boolean }> {
+  const { trx } = uow;
+  const row = (await readStockRows(trx, [sku])).get(sku);
+  if (!row || row.backordered === 0) return { reserved: 0, more: false };
+  const free = row.on_hand - row.reserved;
+  if (free <= 0) return { reserved: 0, more: false };
+  const head = await queueHead(trx, sku, BATCH);
+  if (head.length === 0) return { reserved: 0, more: false };
+  // An edited (or retried) order being processed again keeps its place: what it asks for is held
+  // for it ahead of the waiting lines behind its seq. Its processing serves the SKU afterwards.
+  const taken = serveQueue(free, head, (await reprocessingAhead(trx, [sku])).get(sku));
+  if (taken.length === 0) return { reserved: 0, more: false };
+  const qty = taken.reduce((s, l) => s + l.quantity, 0);
+  const movements: Movement[] = taken.map((l) => ({ sku, type: 'reservation', quantity: l.quantity, order_id: l.order_id, reason: 'backorder filled' }));
+  const orderIds = taken.map((l) => l.order_id);
+  await lockOrderIds(trx, orderIds);
+  await applyStockChanges(trx, [{ row, reserved: qty, backordered: -qty }], movements, 'allocate');
+  await markLinesReserved(trx, sku, orderIds);
+  // Orders whose every line is now reserved are confirmed; the others keep what they hold.
+  const complete = await fullyReservedWaiting(trx, orderIds);
+  await changeStatus(uow, complete.map((id) => ({ orderId: id, action: 'fill' as const, from: 'awaiting_stock' as const, to: 'confirmed' as const, detail: `backorder filled by ${sku}` })));
+  return { reserved: taken.length, more: taken.length === head.length && head.length === BATCH };
+}
+
+/** Serves the waiting lines of each SKU (one unit of work per batch of its queue, retried on conflict). */
+export async function allocateSkus(ctx: Context, skus: Iterable<string>): Promise<number> {
+  let total = 0;
+  for (const sku of [...new Set(skus)].sort()) {
+    for (;;) {
+      const { reserved, more } = await runUnitOfWork(ctx, 'allocate', (uow) => allocateSku(uow, sku));
+      total += reserved;
+      if (!more) break;
+    }
+  }
+  return total;
+}
+
+/** Repairs a missed trigger: SKUs where lines wait while stock is free get served. */
+export async function allocateWhereStockIsFree(ctx: Context): Promise<number> {
+  return allocateSkus(ctx, await skusWithFreeStockAndWaiting(ctx.db));
+}

@@ -1,0 +1,25 @@
+/**
+ * Every queue's name, job name and payload in one place: the contract between the code that asks
+ * for work (an outbox row) and the workers that do it. Plain data, so the domain can name a job
+ * without importing BullMQ. Payloads carry ids only: PostgreSQL holds the data.
+ */
+export const QUEUES = {
+  orders: 'orders',
+  restocks: 'restocks',
+  notifications: 'notifications',
+  maintenance: 'maintenance',
+} as const;
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+export interface OrderJob { orderId: string }
+export interface RestockJob { eventId: string }
+export interface NotificationJob { eventId: string }
+
+export const JOB = {
+  processOrder: 'process-order',
+  applyRestock: 'apply-restock',
+  deliver: 'deliver',
+  reconcile: 'reconcile',
+  expireBackorders: 'expire-backorders',
+  pruneRecords: 'prune-records',
+} as const;

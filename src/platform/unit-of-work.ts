@@ -1,0 +1,101 @@
+import type { Context } from './context';
+import type { Trx } from './db';
+import { isRetryableTxError, OptimisticConflict } from './errors';
+import { logger } from './logger';
+import { countStat, metrics } from './metrics';
+import { insertOutboxRows, type OutboxRow } from './outbox';
+
+/**
+ * A unit of work: one transaction, and what must happen once it has committed. Writers say what
+ * they need (jobs, SKUs to serve) on the unit while they write; the runner does it exactly once
+ * after the commit, never after a rollback. No writer publishes jobs or serves SKUs itself.
+ */
+export interface AfterCommitSink {
+  /** Outbox rows the caller's own statement inserted: their jobs are added after commit. */
+  jobsWritten(rows: OutboxRow[]): void;
+  /** Once committed, serve the waiting lines of these SKUs (see AfterCommitHandlers.serveSkus). */
+  serveSkus(skus: Iterable<string>): void;
+}
+
+export interface UnitOfWork extends AfterCommitSink {
+  readonly trx: Trx;
+  /** Stores outbox rows in this transaction; their jobs are added after commit. */
+  addJobs(rows: OutboxRow[]): Promise<void>;
+}
+
+class Work implements UnitOfWork {
+  readonly jobs: OutboxRow[] = [];
+  readonly skus = new Set<string>();
+  constructor(private readonly tx?: Trx) {}
+  get trx(): Trx {
+    if (!this.tx) throw new Error('a statement unit has no transaction');
+    return this.tx;
+  }
+  async addJobs(rows: OutboxRow[]): Promise<void> { this.jobs.push(...(await insertOutboxRows(this.trx, rows))); }
+  jobsWritten(rows: OutboxRow[]): void { this.jobs.push(...rows); }
+  serveSkus(skus: Iterable<string>): void { for (const s of skus) this.skus.add(s); }
+}
+
+export interface UnitOfWorkOptions {
+  /** Retry the whole unit on an optimistic conflict, serialization failure or deadlock (default true). */
+  retry?: boolean;
+  /** 'await' (default): jobs are added before the runner returns; 'background': the caller answers at once. */
+  publish?: 'await' | 'background';
+  /** Bound on attempts when retrying (default 30). */
+  maxAttempts?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** After commit: jobs first (bounded, never throws), then SKUs served; a failure there is repaired by the sweep. */
+async function afterCommit(ctx: Context, work: Work, publish: 'await' | 'background'): Promise<void> {
+  if (publish === 'background') ctx.jobs.publishSoon(work.jobs);
+  else await ctx.jobs.publish(work.jobs);
+  if (work.skus.size === 0) return;
+  const skus = [...work.skus].sort();
+  try {
+    await ctx.afterCommit.serveSkus(skus);
+  } catch (err) {
+    // The unit has committed and stands: the maintenance sweep serves SKUs left with free stock and waiting lines.
+    logger.warn({ err, skus }, 'serving SKUs after commit failed; the maintenance sweep will serve them');
+  }
+}
+
+/**
+ * Runs `fn` in a transaction; on an optimistic conflict, serialization failure or deadlock it rolls
+ * back and runs again (from scratch, with a fresh unit) after a full-jitter exponential backoff,
+ * bounded and counted per `op`. After the commit, the unit's jobs and SKUs are handled once.
+ */
+export async function runUnitOfWork<T>(ctx: Context, op: string, fn: (uow: UnitOfWork) => Promise<T>, opts: UnitOfWorkOptions = {}): Promise<T> {
+  const maxAttempts = opts.retry === false ? 1 : opts.maxAttempts ?? 30;
+  for (let attempt = 1; ; attempt++) {
+    let work: Work | undefined;
+    let result: T;
+    try {
+      result = await ctx.db.transaction(async (trx) => fn(work = new Work(trx)));
+    } catch (err) {
+      if (err instanceof OptimisticConflict) {
+        metrics.optimisticConflicts.inc({ op });
+        countStat('optimistic_conflicts');
+      }
+      if (!isRetryableTxError(err) || attempt >= maxAttempts) throw err;
+      metrics.optimisticRetries.inc({ op });
+      countStat('optimistic_retries');
+      await sleep(Math.random() * Math.min(2 * 2 ** attempt, 200));
+      continue;
+    }
+    await afterCommit(ctx, work!, opts.publish ?? 'await');
+    return result;
+  }
+}
+
+/**
+ * A unit of work of one statement on the pool, for the hot intake path: the statement is atomic by
+ * itself and stores its own outbox rows (reported with `jobsWritten`); no BEGIN/COMMIT round trips.
+ */
+export async function runStatement<T>(ctx: Context, fn: (sink: AfterCommitSink) => Promise<T>, opts: Pick<UnitOfWorkOptions, 'publish'> = {}): Promise<T> {
+  const work = new Work();
+  const result = await fn(work);
+  await afterCommit(ctx, work, opts.publish ?? 'await');
+  return result;
+}
