@@ -1,13 +1,11 @@
-import express, { type Express, type Request, type RequestHandler } from 'express';
+import express, { type Express, type Request } from 'express';
 import helmet from 'helmet';
 import type { AppContext } from '../app/context';
-import { NotFoundError } from '../platform/errors';
-import { uuidParam } from '../platform/validation';
-import { makeKeyLookup, requireRole } from './middleware/auth';
+import { createGuards } from './guards';
 import { errorHandler, notFoundHandler } from './middleware/errors';
 import { rateLimit } from './middleware/rate-limit';
 import { requestLog } from './middleware/request-log';
-import { jsonBody, requestId } from './middleware/request';
+import { requestId } from './middleware/request';
 import { customersRoutes } from './routes/customers.routes';
 import { healthRoutes } from './routes/health.routes';
 import { inventoryRoutes, productsRoutes } from './routes/inventory.routes';
@@ -16,39 +14,13 @@ import { operatorRoutes } from './routes/operators.routes';
 import { ordersRoutes } from './routes/orders.routes';
 import { restocksRoutes } from './routes/restocks.routes';
 
-export interface Guards {
-  intake: RequestHandler; feed: RequestHandler; operator: RequestHandler;
-  /** Operator key as Bearer or HTTP Basic password; a browser gets the login prompt. */
-  browser: RequestHandler;
-  /** A path id that is not a UUID cannot exist: 404. */
-  id(value: unknown, what: string): string;
-}
-
-/**
- * A guard, then the body: 401 and 403 are decided before a byte of the body is read, so a caller
- * without the right key cannot make the server buffer or parse up to 1 MiB (and gets 401/403, not
- * 400/413/415). Routes with no guard (health, docs) take no body.
- */
-const thenBody = (guard: RequestHandler): RequestHandler => (req, res, next) =>
-  guard(req, res, (err?: unknown) => (err ? next(err) : jsonBody(req, res, next)));
-
 /** Builds the HTTP app; never listens. */
 export function createApp(ctx: AppContext): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  const lookup = makeKeyLookup(ctx.config.API_KEYS);
-  const guards: Guards = {
-    intake: thenBody(requireRole(lookup, ['intake'])),
-    feed: thenBody(requireRole(lookup, ['feed'])),
-    operator: thenBody(requireRole(lookup, ['operator'])),
-    browser: thenBody(requireRole(lookup, ['operator'], { browser: true })),
-    id(value, what) {
-      if (!uuidParam.safeParse(value).success) throw new NotFoundError(what);
-      return String(value).toLowerCase();
-    },
-  };
+  const guards = createGuards(ctx.config.API_KEYS);
   app.use(requestId);
   app.use(requestLog);
   app.use(helmet({ contentSecurityPolicy: false }));

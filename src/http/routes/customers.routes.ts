@@ -3,7 +3,7 @@ import type { AppContext } from '../../app/context';
 import { createCustomer, createCustomerSchema, getCustomer, updateCustomer, updateCustomerSchema } from '../../customers';
 import { listOrders, listOrdersQuerySchema } from '../../orders';
 import { parseInput } from '../../platform/validation';
-import type { Guards } from '../app';
+import type { Guards } from '../guards';
 
 export function customersRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();

@@ -5,7 +5,7 @@ import {
   updateProduct, updateProductSchema,
 } from '../../inventory';
 import { parseInput } from '../../platform/validation';
-import type { Guards } from '../app';
+import type { Guards } from '../guards';
 
 export function productsRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();

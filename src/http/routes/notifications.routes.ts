@@ -3,7 +3,7 @@ import type { AppContext } from '../../app/context';
 import { listOrderNotifications, resendNotification } from '../../notifications';
 import { emptyBodySchema } from '../../orders';
 import { parseInput } from '../../platform/validation';
-import type { Guards } from '../app';
+import type { Guards } from '../guards';
 
 /** GET /v1/orders/:id/notifications, POST /v1/notifications/:id/resend (mounted at /v1). */
 export function notificationsRoutes(ctx: AppContext, g: Guards): Router {

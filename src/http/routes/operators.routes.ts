@@ -12,7 +12,7 @@ import {
   inventoryCsv, inventoryReport, inventoryReportQuerySchema, ledgerReport, ordersReport, ordersReportQuerySchema, queuesReport,
 } from '../../reports';
 import { parseInput } from '../../platform/validation';
-import type { Guards } from '../app';
+import type { Guards } from '../guards';
 import { CODE_FOR_STATUS, errorEnvelope } from '../error-envelope';
 import { collectScrapeGauges } from '../metrics-scrape';
 import { buildOpenApiDocument } from '../openapi';

@@ -5,7 +5,7 @@ import {
   patchOrder, patchOrderSchema, placeOrder, placeOrderSchema, retryOrder,
 } from '../../orders';
 import { parseInput } from '../../platform/validation';
-import type { Guards } from '../app';
+import type { Guards } from '../guards';
 
 export function ordersRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();

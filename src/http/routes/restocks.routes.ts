@@ -2,7 +2,7 @@ import { Router } from 'express';
 import type { AppContext } from '../../app/context';
 import { parseRestockRequest, receiveRestocks } from '../../restocks';
 import { parseInput } from '../../platform/validation';
-import type { Guards } from '../app';
+import type { Guards } from '../guards';
 
 export function restocksRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();

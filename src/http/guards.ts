@@ -1,0 +1,37 @@
+import type { RequestHandler } from 'express';
+import type { ApiKey } from '../platform/config';
+import { NotFoundError } from '../platform/errors';
+import { uuidParam } from '../platform/validation';
+import { makeKeyLookup, requireRole } from './middleware/auth';
+import { jsonBody } from './middleware/request';
+
+export interface Guards {
+  intake: RequestHandler; feed: RequestHandler; operator: RequestHandler;
+  /** Operator key as Bearer or HTTP Basic password; a browser gets the login prompt. */
+  browser: RequestHandler;
+  /** A path id that is not a UUID cannot exist: 404. */
+  id(value: unknown, what: string): string;
+}
+
+/**
+ * A guard, then the body: 401 and 403 are decided before a byte of the body is read, so a caller
+ * without the right key cannot make the server buffer or parse up to 1 MiB (and gets 401/403, not
+ * 400/413/415). Routes with no guard (health, docs) take no body.
+ */
+const thenBody = (guard: RequestHandler): RequestHandler => (req, res, next) =>
+  guard(req, res, (err?: unknown) => (err ? next(err) : jsonBody(req, res, next)));
+
+/** The route guards for these keys. */
+export function createGuards(apiKeys: ApiKey[]): Guards {
+  const lookup = makeKeyLookup(apiKeys);
+  return {
+    intake: thenBody(requireRole(lookup, ['intake'])),
+    feed: thenBody(requireRole(lookup, ['feed'])),
+    operator: thenBody(requireRole(lookup, ['operator'])),
+    browser: thenBody(requireRole(lookup, ['operator'], { browser: true })),
+    id(value, what) {
+      if (!uuidParam.safeParse(value).success) throw new NotFoundError(what);
+      return String(value).toLowerCase();
+    },
+  };
+}
