@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import type { AppContext } from '../src/app/context';
 import { createDb } from '../src/platform/db';
 import { runCeilingWorker, type CeilingResult } from './lib/ceiling-worker';
-import { load, startServer, type LoadResult } from './lib/intake';
+import { buildCompiled, load, startServer, type LoadResult } from './lib/intake';
 import { runPipeline, runRestock, type PipelineResult, type RestockResult } from './lib/pipeline';
 import { startPrivateRedis } from './lib/private-redis';
 import { measureQueuedOrderMemory, type RedisMemoryResult } from './lib/redis-memory';
@@ -36,6 +36,7 @@ const program = new Command('bench')
   .addOption(new Option('--seconds <n>', 'intake: measured seconds per server and round (full 5)').argParser(int).env('BENCH_SECONDS'))
   .addOption(new Option('--warmup <n>', 'intake: warm-up seconds per server and round (full 2)').argParser(int).env('BENCH_WARMUP'))
   .addOption(new Option('--rounds <n>', 'intake: rounds, each running the three servers in turn (full 5)').argParser(int).env('BENCH_ROUNDS'))
+  .addOption(new Option('--compiled', 'intake: run the three servers as compiled JavaScript (npm run build first, then node dist/bench/servers/*.js, which load dist/src) instead of tsx on the sources').env('BENCH_COMPILED'))
   .addOption(new Option('--connections <n>', 'intake: autocannon connections').default(50).argParser(int).env('BENCH_CONNECTIONS'))
   .addOption(new Option('--ceiling-concurrency <n>', 'worker ceiling: BullMQ concurrency').default(16).argParser(int).env('BENCH_CEILING_CONCURRENCY'))
   .addOption(new Option('--with-notifications', 'run the notifications worker inside the timed e2e/restock windows too').env('BENCH_WITH_NOTIFICATIONS'))
@@ -50,7 +51,7 @@ const size = {
   orders: o.orders ?? base.orders, skus: o.skus ?? base.skus, hotOrders: o.hotOrders ?? base.hotOrders,
   restockOrders: o.restockOrders ?? base.restockOrders, redisJobs: o.redisJobs ?? base.redisJobs,
   seconds: o.seconds ?? base.seconds, warmup: o.warmup ?? base.warmup, rounds: o.rounds ?? base.rounds, connections: o.connections as number,
-  ceilingConcurrency: o.ceilingConcurrency as number, withNotifications: !!o.withNotifications,
+  ceilingConcurrency: o.ceilingConcurrency as number, withNotifications: !!o.withNotifications, compiled: !!o.compiled,
 };
 const only = new Set<Phase>(o.only ? String(o.only).split(',').map((s) => s.trim()) as Phase[] : PHASES);
 for (const p of only) if (!PHASES.includes(p)) { process.stderr.write(`unknown phase ${p}\n`); process.exit(2); }
@@ -81,7 +82,7 @@ async function intakePhase(bench: BenchEnv): Promise<Results['intake']> {
     const [sku] = await seedProducts(db, 'INTAKE', 1, 1000000);
     await db.destroy();
     const body = { customer_id: customer, lines: [{ sku, quantity: 1 }] };
-    const s = await startServer(server, bench.env(bench.prefix(phase), { DATABASE_URL: url }));
+    const s = await startServer(server, bench.env(bench.prefix(phase), { DATABASE_URL: url }), { compiled: size.compiled });
     try {
       log(`intake: ${server} warm-up ${size.warmup} s`);
       await load(s.port, { connections: size.connections, seconds: size.warmup, body, key: BENCH_KEYS.intake });
@@ -89,6 +90,7 @@ async function intakePhase(bench: BenchEnv): Promise<Results['intake']> {
       return await load(s.port, { connections: size.connections, seconds: size.seconds, body, key: BENCH_KEYS.intake, pid: s.child.pid });
     } finally { await s.stop(); await bench.dropPrefixes(); await bench.dropDatabase(url); }
   };
+  if (size.compiled) { log('intake: compiling (npm run build); the servers run node dist/bench/servers/*.js'); buildCompiled(); }
   const rounds: { ours: LoadResult; ceiling: LoadResult; core: LoadResult }[] = [];
   for (let k = 1; k <= size.rounds; k++) {
     log(`intake: round ${k} of ${size.rounds}`);

@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import autocannon from 'autocannon';
 
@@ -7,11 +7,31 @@ const ROOT = path.resolve(__dirname, '..', '..');
 
 export interface Server { child: ChildProcess; port: number; stop(): Promise<void> }
 
-/** Starts bench/servers/<name>.ts in its own process (so autocannon and the server do not share a loop). */
-export async function startServer(name: string, env: Record<string, string>): Promise<Server> {
+/** Where `npm run build` puts a bench server: dist/bench/servers/<name>.js (it loads dist/src, the compiled API). */
+export const compiledServer = (name: string) => path.join('dist', 'bench', 'servers', `${name}.js`);
+
+/**
+ * `npm run build` (tsc into dist/, assets copied), so `--compiled` measures the current sources;
+ * its output goes to stderr, like the bench's log. Throws if the build fails.
+ */
+export function buildCompiled(): void {
+  const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 2, 2] });
+  if (r.status !== 0) throw new Error(`npm run build failed (${r.error?.message ?? `exit ${r.status}`})`);
+  for (const name of ['api-server', 'intake-core-server', 'express-queue-server']) {
+    if (!existsSync(path.join(ROOT, compiledServer(name)))) throw new Error(`npm run build made no ${compiledServer(name)}`);
+  }
+}
+
+/**
+ * Starts bench/servers/<name>.ts in its own process (so autocannon and the server do not share a
+ * loop): under tsx from the sources, or, with `compiled`, the JavaScript `npm run build` made of it
+ * (plain node, no loader: how production runs the API).
+ */
+export async function startServer(name: string, env: Record<string, string>, opts: { compiled?: boolean } = {}): Promise<Server> {
   // BENCH_SERVER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the servers.
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join('bench', 'servers', `${name}.ts`)], {
+  const entry = opts.compiled ? [compiledServer(name)] : ['--import', 'tsx', path.join('bench', 'servers', `${name}.ts`)];
+  const child = spawn(process.execPath, [...nodeArgs, ...entry], {
     cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   // The server's log (e.g. requests cut off when a run ends) is kept, and shown only if it fails.
