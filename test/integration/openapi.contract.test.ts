@@ -197,7 +197,7 @@ afterAll(async () => {
 
 describe('the OpenAPI document', () => {
   it('when served at /docs/openapi.json, then it is a valid OpenAPI 3.1 document declaring for each operation the statuses of the operation table', async () => {
-    const h = await createHarness(db.url, { workers: false });
+    const h = await createHarness(db.url);
     try {
       const res = await fetch(`${h.baseUrl}/docs/openapi.json`);
       const doc = await res.json();
@@ -355,7 +355,7 @@ describe('the OpenAPI document', () => {
   });
 
   it('when writes exceed RATE_LIMIT_RPS, then every write operation answers 429 with Retry-After as documented', async () => {
-    const h = await createHarness(db.url, { workers: false, env: { RATE_LIMIT_RPS: '1' } });
+    const h = await createHarness(db.url, { env: { RATE_LIMIT_RPS: '1' } });
     try {
       for (const op of OPERATIONS.filter((o) => ['post', 'patch', 'delete'].includes(o.method))) {
         const r = validRequest(op.method.toUpperCase(), op.path, {});
@@ -378,7 +378,7 @@ describe('the OpenAPI document', () => {
     const redisUrl = new URL(inject('redisUrl'));
     const pg: TcpProxy = await startTcpProxy({ host: pgUrl.hostname, port: Number(pgUrl.port || 5432) });
     const redis: TcpProxy = await startTcpProxy({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
-    const h = await createHarness(pg.rewrite(db.url), { workers: false, env: { REDIS_URL: redis.rewrite(inject('redisUrl')) } });
+    const h = await createHarness(pg.rewrite(db.url), { env: { REDIS_URL: redis.rewrite(inject('redisUrl')) } });
     try {
       await send(h, { method: 'GET', url: '/readyz' }, 200);
       await pg.drop();
