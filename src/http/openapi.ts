@@ -7,7 +7,8 @@ import {
 } from '../inventory/inventory.schemas';
 import { notificationSchema, orderNotificationsSchema } from '../notifications/notifications.schemas';
 import {
-  acceptedOrderSchema, cancelOrderSchema, listOrdersQuerySchema, orderSchema, patchOrderSchema, placeOrderSchema,
+  acceptedOrderSchema, cancelOrderSchema, emptyBodySchema, idempotencyKeySchema, listOrdersQuerySchema, orderSchema, patchOrderSchema,
+  placeOrderSchema,
 } from '../orders/orders.schemas';
 import {
   inventoryReportQuerySchema, inventoryReportSchema, ledgerReportSchema, ordersReportQuerySchema, ordersReportSchema, queuesReportSchema,
@@ -17,106 +18,248 @@ import { restockAcceptedSchema, restockBatchSchema, restockEventSchema } from '.
 /**
  * The OpenAPI 3.1 document, generated from the zod schemas that validate requests and describe
  * responses (OpenAPI 3.1 schemas are JSON Schema 2020-12, which is what z.toJSONSchema emits).
+ *
+ * It claims exactly what the server does: every status an operation can answer (the ones every
+ * route shares are derived from what the middleware does, see `statusesOf`), each error with the
+ * one envelope, and the headers sent. test/integration/openapi.contract.test.ts sends traffic for
+ * every operation × status claimed here and validates each response against the served document.
  */
 
 type Access = 'public' | 'intake' | 'feed' | 'operator' | 'browser';
-interface Reply { description: string; schema?: z.ZodType; type?: string }
-interface Operation {
-  method: 'get' | 'post' | 'patch' | 'delete';
+type Method = 'get' | 'post' | 'patch' | 'delete';
+/** A named component schema (`#/components/schemas/<name>`), or a media type with a plain string body. */
+type Body = { ref: OutputName } | { type: string };
+interface Success { status: number; description: string; body?: Body; csv?: boolean; headers?: Record<string, HeaderUse> }
+interface HeaderUse { header: HeaderName; required: boolean }
+export interface Operation {
+  method: Method;
   path: string;
   tag: string;
   summary: string;
   access: Access;
   query?: z.ZodObject;
-  body?: z.ZodType;
-  bodyOptional?: boolean;
-  headers?: { name: string; description: string; schema: z.ZodType }[];
-  replies: Record<number, Reply>;
+  body?: { ref: InputName; optional?: boolean };
+  /** The idempotency header of POST /v1/orders. */
+  idempotencyKey?: boolean;
+  ok: Success;
+  /** Statuses of this operation beyond the shared ones (409, 422), with what they mean. */
+  more?: Record<number, string>;
+  /** Reads PostgreSQL (or Redis): 503 when it does not answer. */
+  store?: boolean;
 }
+
+// ---- Component schemas ---------------------------------------------------------------------
 
 const errorSchema = z.object({
   error: z.object({
-    code: z.string().describe('machine-readable: invalid_json, validation_failed, unauthorized, forbidden, not_found, conflict, invalid_state, ...'),
+    code: z.string().describe('machine-readable: invalid_json, validation_failed, unauthorized, forbidden, not_found, conflict, '
+      + 'invalid_state, idempotency_in_progress, idempotency_key_reused, payload_too_large, unsupported_media_type, rate_limited, unavailable, internal'),
     message: z.string(),
-    details: z.array(z.object({ path: z.string(), message: z.string() })),
+    details: z.array(z.object({ path: z.string(), message: z.string() })).describe('one {path, message} per bad field; empty when no field is to blame'),
   }),
 });
 const page = (item: z.ZodType) => z.object({ data: z.array(item), next_cursor: z.string().nullable() });
 const inventoryItem = stockFiguresSchema.omit({ version: true }).extend({ sku: z.string(), name: z.string(), active: z.boolean(), version: z.number().int() });
 const movementSchema = z.object({
-  id: z.number().int(), sku: z.string(), type: z.literal('adjustment'), quantity: z.number().int(), reason: z.string(), created_at: z.string(),
+  id: z.number().int(), sku: z.string(), type: z.literal('adjustment'), quantity: z.number().int(), reason: z.string(),
+  created_at: z.string().meta({ format: 'date-time' }),
   stock: stockFiguresSchema,
 });
-const health = z.object({ status: z.string() });
+const checks = z.object({ postgresql: z.enum(['ok', 'down']), redis: z.enum(['ok', 'down']) });
+const healthSchema = z.object({ status: z.literal('ok') });
+const readySchema = z.object({ status: z.literal('ready'), checks: z.object({ postgresql: z.literal('ok'), redis: z.literal('ok') }) });
+const notReadySchema = errorSchema.extend({ checks });
+const documentSchema = z.looseObject({ openapi: z.literal('3.1.0') });
 
-const ok = (schema: z.ZodType, description = 'OK'): Reply => ({ description, schema });
-const idParam = (name: string, what: string) => ({ name, in: 'path', required: true, description: `${what} id (UUID)`, schema: { type: 'string', format: 'uuid' } });
+const OUTPUT = {
+  Error: errorSchema, NotReady: notReadySchema, Health: healthSchema, Ready: readySchema, OpenApiDocument: documentSchema,
+  Customer: customerSchema, Product: productSchema, StockFigures: stockFiguresSchema, InventoryItem: inventoryItem,
+  InventoryPage: page(inventoryItem), Movement: movementSchema,
+  AcceptedOrder: acceptedOrderSchema, Order: orderSchema, OrderPage: page(orderSchema),
+  Notification: notificationSchema, OrderNotifications: orderNotificationsSchema, RestockAccepted: restockAcceptedSchema,
+  OrdersReport: ordersReportSchema, InventoryReport: inventoryReportSchema, LedgerReport: ledgerReportSchema, QueuesReport: queuesReportSchema,
+} satisfies Record<string, z.ZodType>;
+const INPUT = {
+  CreateCustomer: createCustomerSchema, UpdateCustomer: updateCustomerSchema,
+  CreateProduct: createProductSchema, UpdateProduct: updateProductSchema, Adjustment: adjustmentSchema,
+  PlaceOrder: placeOrderSchema, PatchOrder: patchOrderSchema, CancelOrder: cancelOrderSchema, EmptyBody: emptyBodySchema,
+  RestockEvent: restockEventSchema, RestockBatch: restockBatchSchema, RestockRequest: z.union([restockEventSchema, restockBatchSchema]),
+} satisfies Record<string, z.ZodType>;
+type OutputName = keyof typeof OUTPUT;
+type InputName = keyof typeof INPUT;
+
+// ---- Headers -------------------------------------------------------------------------------
+
+const HEADERS = {
+  'X-Request-Id': { description: 'The caller\'s X-Request-Id when it is 1-128 of [A-Za-z0-9._-], else a new UUID. On every response.',
+    schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,128}$' } },
+  Location: { description: 'Where the created or accepted resource is read', schema: { type: 'string', pattern: '^/' } },
+  'Idempotent-Replayed': { description: '`true` when this is the stored first answer to the same Idempotency-Key and body', schema: { type: 'string', const: 'true' } },
+  'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'integer', minimum: 1 } },
+  'WWW-Authenticate': { description: 'Asks a browser for the operator key as the HTTP Basic password', schema: { type: 'string', pattern: '^Basic ' } },
+  'Content-Disposition': { description: 'Sent with the CSV: attachment; filename="inventory.csv"', schema: { type: 'string', pattern: '^attachment' } },
+} as const;
+type HeaderName = keyof typeof HEADERS;
+const hdr = (header: HeaderName, required = true): HeaderUse => ({ header, required });
+
+// ---- Operations ----------------------------------------------------------------------------
+
+const ok = (status: number, ref: OutputName, description = 'OK', headers?: Record<string, HeaderUse>): Success => ({ status, description, body: { ref }, headers });
+const invalidState = 'invalid_state: the order is not in a state that allows this';
 
 export const OPERATIONS: Operation[] = [
-  { method: 'post', path: '/v1/customers', tag: 'customers', summary: 'Create a customer', access: 'intake', body: createCustomerSchema,
-    replies: { 201: ok(customerSchema, 'Created'), 409: { description: 'e-mail taken (conflict)' } } },
-  { method: 'get', path: '/v1/customers/{id}', tag: 'customers', summary: 'Read a customer', access: 'intake', replies: { 200: ok(customerSchema) } },
-  { method: 'patch', path: '/v1/customers/{id}', tag: 'customers', summary: 'Change a customer', access: 'operator', body: updateCustomerSchema,
-    replies: { 200: ok(customerSchema), 409: { description: 'e-mail taken (conflict)' } } },
+  { method: 'post', path: '/v1/customers', tag: 'customers', summary: 'Create a customer', access: 'intake', body: { ref: 'CreateCustomer' },
+    ok: ok(201, 'Customer', 'Created'), more: { 409: 'conflict: a customer with this e-mail exists' } },
+  { method: 'get', path: '/v1/customers/{id}', tag: 'customers', summary: 'Read a customer', access: 'intake', ok: ok(200, 'Customer') },
+  { method: 'patch', path: '/v1/customers/{id}', tag: 'customers', summary: 'Change a customer', access: 'operator', body: { ref: 'UpdateCustomer' },
+    ok: ok(200, 'Customer'), more: { 409: 'conflict: a customer with this e-mail exists' } },
   { method: 'get', path: '/v1/customers/{id}/orders', tag: 'customers', summary: "A customer's orders, newest first", access: 'intake',
-    query: listOrdersQuerySchema.omit({ customer_id: true }), replies: { 200: ok(page(orderSchema)) } },
+    query: listOrdersQuerySchema.omit({ customer_id: true }), ok: ok(200, 'OrderPage') },
 
-  { method: 'post', path: '/v1/products', tag: 'products and stock', summary: 'Create a product with its stock row', access: 'operator', body: createProductSchema,
-    replies: { 201: ok(productSchema, 'Created'), 409: { description: 'SKU exists (conflict)' } } },
-  { method: 'get', path: '/v1/products/{sku}', tag: 'products and stock', summary: 'Read a product and its stock', access: 'operator', replies: { 200: ok(productSchema) } },
-  { method: 'patch', path: '/v1/products/{sku}', tag: 'products and stock', summary: 'Change name, price or active', access: 'operator', body: updateProductSchema,
-    replies: { 200: ok(productSchema) } },
+  { method: 'post', path: '/v1/products', tag: 'products and stock', summary: 'Create a product with its stock row', access: 'operator', body: { ref: 'CreateProduct' },
+    ok: ok(201, 'Product', 'Created', { Location: hdr('Location') }), more: { 409: 'conflict: the SKU exists' } },
+  { method: 'get', path: '/v1/products/{sku}', tag: 'products and stock', summary: 'Read a product and its stock', access: 'operator', ok: ok(200, 'Product') },
+  { method: 'patch', path: '/v1/products/{sku}', tag: 'products and stock', summary: 'Change name, price or active', access: 'operator', body: { ref: 'UpdateProduct' },
+    ok: ok(200, 'Product') },
   { method: 'get', path: '/v1/inventory', tag: 'products and stock', summary: 'Stock rows, by SKU', access: 'operator', query: inventoryQuerySchema,
-    replies: { 200: ok(page(inventoryItem)) } },
+    ok: ok(200, 'InventoryPage') },
   { method: 'post', path: '/v1/inventory/{sku}/adjustments', tag: 'products and stock', summary: 'Correct on_hand (an adjustment movement)', access: 'operator',
-    body: adjustmentSchema, replies: { 201: ok(movementSchema, 'Created'), 409: { description: 'on_hand would fall below reserved (conflict)' } } },
+    body: { ref: 'Adjustment' }, ok: ok(201, 'Movement', 'Created'), more: { 409: 'conflict: on_hand would fall below reserved' } },
 
   { method: 'post', path: '/v1/orders', tag: 'orders', summary: 'Place an order (stored before the answer; processed by the pipeline)', access: 'intake',
-    body: placeOrderSchema,
-    headers: [{ name: 'Idempotency-Key', description: 'same key and body: the first answer replayed (Idempotent-Replayed: true); other body: 422', schema: z.string().min(1).max(255) }],
-    replies: { 202: ok(acceptedOrderSchema, 'Accepted; Location: /v1/orders/{id}'), 409: { description: 'idempotency_in_progress' }, 422: { description: 'idempotency_key_reused' }, 503: { description: 'PostgreSQL is down; nothing stored' } } },
-  { method: 'get', path: '/v1/orders', tag: 'orders', summary: 'List orders', access: 'intake', query: listOrdersQuerySchema, replies: { 200: ok(page(orderSchema)) } },
-  { method: 'get', path: '/v1/orders/{id}', tag: 'orders', summary: 'Read an order with its lines and history', access: 'intake', replies: { 200: ok(orderSchema) } },
+    body: { ref: 'PlaceOrder' }, idempotencyKey: true,
+    ok: ok(202, 'AcceptedOrder', 'Accepted: stored in PostgreSQL', { Location: hdr('Location'), 'Idempotent-Replayed': hdr('Idempotent-Replayed', false) }),
+    more: {
+      409: 'idempotency_in_progress: a request with this Idempotency-Key has not finished; retry shortly',
+      422: 'idempotency_key_reused: this Idempotency-Key was used with another body',
+    } },
+  { method: 'get', path: '/v1/orders', tag: 'orders', summary: 'List orders', access: 'intake', query: listOrdersQuerySchema, ok: ok(200, 'OrderPage') },
+  { method: 'get', path: '/v1/orders/{id}', tag: 'orders', summary: 'Read an order with its lines and history', access: 'intake', ok: ok(200, 'Order') },
   { method: 'patch', path: '/v1/orders/{id}', tag: 'orders', summary: 'Edit lines while received, awaiting_stock or confirmed; processed again', access: 'intake',
-    body: patchOrderSchema, replies: { 202: ok(orderSchema, 'Accepted'), 409: { description: 'invalid_state' } } },
-  { method: 'post', path: '/v1/orders/{id}/cancel', tag: 'orders', summary: 'Cancel; reserved stock is released', access: 'intake', body: cancelOrderSchema, bodyOptional: true,
-    replies: { 200: ok(orderSchema), 409: { description: 'invalid_state' } } },
-  { method: 'delete', path: '/v1/orders/{id}', tag: 'orders', summary: 'Cancel (same as POST .../cancel)', access: 'intake', replies: { 200: ok(orderSchema), 409: { description: 'invalid_state' } } },
+    body: { ref: 'PatchOrder' }, ok: ok(202, 'Order', 'Accepted: back to received, processed again'), more: { 409: invalidState } },
+  { method: 'post', path: '/v1/orders/{id}/cancel', tag: 'orders', summary: 'Cancel; reserved stock is released', access: 'intake',
+    body: { ref: 'CancelOrder', optional: true }, ok: ok(200, 'Order'), more: { 409: invalidState } },
+  { method: 'delete', path: '/v1/orders/{id}', tag: 'orders', summary: 'Cancel (same as POST .../cancel)', access: 'intake',
+    body: { ref: 'CancelOrder', optional: true }, ok: ok(200, 'Order'), more: { 409: invalidState } },
   { method: 'post', path: '/v1/orders/{id}/fulfill', tag: 'orders', summary: 'confirmed → completed (a sale movement per line)', access: 'feed',
-    replies: { 200: ok(orderSchema), 409: { description: 'invalid_state' } } },
+    body: { ref: 'EmptyBody', optional: true }, ok: ok(200, 'Order'), more: { 409: invalidState } },
   { method: 'post', path: '/v1/orders/{id}/retry', tag: 'orders', summary: 'failed → received, processed again', access: 'operator',
-    replies: { 202: ok(orderSchema, 'Accepted'), 409: { description: 'invalid_state' } } },
+    body: { ref: 'EmptyBody', optional: true }, ok: ok(202, 'Order', 'Accepted: processed again'), more: { 409: invalidState } },
 
   { method: 'post', path: '/v1/restocks', tag: 'restocks', summary: 'Receive restock events (one, or {events: [...]} up to 1000)', access: 'feed',
-    body: z.union([restockEventSchema, restockBatchSchema]), replies: { 202: ok(restockAcceptedSchema, 'Accepted') } },
+    body: { ref: 'RestockRequest' }, ok: ok(202, 'RestockAccepted', 'Accepted') },
 
   { method: 'get', path: '/v1/orders/{id}/notifications', tag: 'notifications', summary: "The order's events per channel and their delivery", access: 'intake',
-    replies: { 200: ok(orderNotificationsSchema) } },
-  { method: 'post', path: '/v1/notifications/{id}/resend', tag: 'notifications', summary: 'Deliver a notification again', access: 'operator',
-    replies: { 202: ok(notificationSchema, 'Accepted') } },
+    ok: ok(200, 'OrderNotifications') },
+  { method: 'post', path: '/v1/notifications/{id}/resend', tag: 'notifications', summary: 'Deliver a delivered or failed notification again', access: 'operator',
+    body: { ref: 'EmptyBody', optional: true }, ok: ok(202, 'Notification', 'Accepted: pending again'),
+    more: { 409: 'invalid_state: the notification is pending (still being delivered)' } },
 
   { method: 'get', path: '/v1/reports/orders', tag: 'reports', summary: 'Orders by status, revenue (confirmed + completed), per UTC day', access: 'operator',
-    query: ordersReportQuerySchema, replies: { 200: ok(ordersReportSchema) } },
+    query: ordersReportQuerySchema, ok: ok(200, 'OrdersReport') },
   { method: 'get', path: '/v1/reports/inventory', tag: 'reports', summary: 'Per SKU stock and waiting orders, lowest available first', access: 'operator',
-    query: inventoryReportQuerySchema, replies: { 200: { description: 'JSON, or text/csv with format=csv', schema: inventoryReportSchema } } },
+    query: inventoryReportQuerySchema,
+    ok: { ...ok(200, 'InventoryReport', 'JSON, or text/csv with format=csv', { 'Content-Disposition': hdr('Content-Disposition', false) }), csv: true } },
   { method: 'get', path: '/v1/reports/ledger', tag: 'reports', summary: 'The ledger against on_hand, per SKU; mismatches', access: 'operator',
-    replies: { 200: ok(ledgerReportSchema) } },
-  { method: 'get', path: '/v1/reports/queues', tag: 'reports', summary: 'BullMQ job counts per queue', access: 'operator',
-    replies: { 200: ok(queuesReportSchema), 503: { description: 'Redis unreachable' } } },
+    ok: ok(200, 'LedgerReport') },
+  { method: 'get', path: '/v1/reports/queues', tag: 'reports', summary: 'BullMQ job counts per queue (503 when Redis does not answer)', access: 'operator',
+    ok: ok(200, 'QueuesReport') },
 
-  { method: 'get', path: '/healthz', tag: 'operations', summary: 'The process is up', access: 'public', replies: { 200: ok(health) } },
-  { method: 'get', path: '/readyz', tag: 'operations', summary: 'PostgreSQL and Redis answer', access: 'public',
-    replies: { 200: ok(health), 503: { description: 'names the unreachable dependency' } } },
-  { method: 'get', path: '/metrics', tag: 'operations', summary: 'Prometheus text exposition', access: 'browser', replies: { 200: { description: 'OK', type: 'text/plain' } } },
-  { method: 'get', path: '/dashboard', tag: 'operations', summary: 'Charts of the reports (HTML)', access: 'browser', replies: { 200: { description: 'OK', type: 'text/html' } } },
-  { method: 'get', path: '/admin/queues', tag: 'operations', summary: 'bull-board over every queue (HTML)', access: 'browser', replies: { 200: { description: 'OK', type: 'text/html' } } },
+  { method: 'get', path: '/healthz', tag: 'operations', summary: 'The process is up', access: 'public', store: false, ok: ok(200, 'Health') },
+  { method: 'get', path: '/readyz', tag: 'operations', summary: 'PostgreSQL and Redis answer; 503 names the one that does not', access: 'public', store: false,
+    ok: ok(200, 'Ready') },
+  { method: 'get', path: '/metrics', tag: 'operations', summary: 'Prometheus text exposition', access: 'browser', store: false,
+    ok: { status: 200, description: 'OK', body: { type: 'text/plain' } } },
+  { method: 'get', path: '/dashboard', tag: 'operations', summary: 'Charts of the reports (HTML)', access: 'browser', store: false,
+    ok: { status: 200, description: 'OK', body: { type: 'text/html' } } },
+  { method: 'get', path: '/admin/queues', tag: 'operations', summary: 'bull-board over every queue (HTML)', access: 'browser', store: false,
+    ok: { status: 200, description: 'OK', body: { type: 'text/html' } } },
+  { method: 'get', path: '/docs/openapi.json', tag: 'operations', summary: 'This document', access: 'public', store: false, ok: ok(200, 'OpenApiDocument') },
 ];
 
-type JsonSchema = Record<string, unknown>;
-function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
-  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any', reused: 'inline' }) as JsonSchema;
-  return rest;
+// ---- Statuses ------------------------------------------------------------------------------
+
+const WRITES: ReadonlySet<Method> = new Set(['post', 'patch', 'delete']);
+const hasPathParams = (op: Operation) => op.path.includes('{');
+
+/**
+ * What the shared layers answer, derived from the middleware (src/http/app.ts and middleware/*):
+ * - 400: a body that is not JSON or fails its schema, a query that fails its schema, a path with
+ *   broken percent-encoding (express cannot decode the parameter);
+ * - 401/403: the guard of every route but the public ones;
+ * - 404: a path id that does not exist (or is not a UUID / not a SKU);
+ * - 413/415/429: every write (body over 1 MiB, body not JSON, RATE_LIMIT_RPS per key);
+ * - 503: PostgreSQL (or, for the queue report and /readyz, Redis) does not answer, or a stock row
+ *   stayed too busy; with Retry-After;
+ * - 500: an internal error (never from client input), naming the request id.
+ */
+export function statusesOf(op: Operation): number[] {
+  const s = new Set<number>([op.ok.status]);
+  const write = WRITES.has(op.method);
+  if (write || op.query || hasPathParams(op)) s.add(400);
+  if (op.access !== 'public') { s.add(401); s.add(403); }
+  if (hasPathParams(op)) s.add(404);
+  if (write) { s.add(413); s.add(415); s.add(429); }
+  for (const status of Object.keys(op.more ?? {})) s.add(Number(status));
+  if (op.store !== false || op.path === '/readyz') s.add(503);
+  s.add(500);
+  return [...s].sort((a, b) => a - b);
 }
+
+const SHARED: Record<number, { name: string; description: string; headers?: HeaderName[] }> = {
+  400: { name: 'BadRequest', description: 'invalid_json (the body is not JSON) or validation_failed (details name each bad field)' },
+  401: { name: 'Unauthorized', description: 'unauthorized: missing or unknown API key' },
+  403: { name: 'Forbidden', description: 'forbidden: the key has another role' },
+  404: { name: 'NotFound', description: 'not_found: no such resource' },
+  413: { name: 'PayloadTooLarge', description: 'payload_too_large: the body is over 1 MiB' },
+  415: { name: 'UnsupportedMediaType', description: 'unsupported_media_type: a body that is not application/json, or an unsupported Content-Encoding or charset' },
+  429: { name: 'TooManyRequests', description: 'rate_limited: more writes per second with this key than RATE_LIMIT_RPS', headers: ['Retry-After'] },
+  500: { name: 'InternalError', description: 'internal: an unexpected error; the message names the request id (never caused by client input)' },
+  503: { name: 'Unavailable', description: 'unavailable: PostgreSQL or Redis does not answer, or a stock row is too busy; nothing was changed', headers: ['Retry-After'] },
+};
+
+// ---- Building ------------------------------------------------------------------------------
+
+type JsonSchema = Record<string, unknown>;
+const UUID_SOURCE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.source;
+const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+
+/**
+ * JSON Schema has no regex flags: a case-insensitive zod regex (the request UUIDs) becomes a pattern
+ * that spells both cases. Any other flagged regex would be emitted wrongly, so it stops the build.
+ */
+function override(ctx: { zodSchema: unknown; jsonSchema: JsonSchema }): void {
+  const checks = ((ctx.zodSchema as any)?._zod?.def?.checks ?? []) as any[];
+  for (const c of checks) {
+    const pattern = c?._zod?.def?.pattern;
+    if (!(pattern instanceof RegExp) || !pattern.flags) continue;
+    if (pattern.flags === 'i' && pattern.source === UUID_SOURCE) ctx.jsonSchema.pattern = UUID_PATTERN;
+    else throw new Error(`openapi: regex /${pattern.source}/${pattern.flags} has flags JSON Schema cannot express`);
+  }
+}
+
+const toJson = (schema: z.ZodType, io: 'input' | 'output'): JsonSchema => {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any', reused: 'inline', override }) as JsonSchema;
+  return rest;
+};
+
+function components(registryOf: Record<string, z.ZodType>, io: 'input' | 'output'): Record<string, JsonSchema> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(registryOf)) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, {
+    target: 'draft-2020-12', io, unrepresentable: 'any', reused: 'inline', override, uri: (id) => `#/components/schemas/${id}`,
+  }) as { schemas: Record<string, JsonSchema> };
+  return Object.fromEntries(Object.entries(schemas).map(([id, { $schema: _s, $id: _i, ...rest }]) => [id, rest]));
+}
+
+const ref = (kind: 'schemas' | 'responses' | 'headers' | 'parameters', name: string) => ({ $ref: `#/components/${kind}/${name}` });
+const headerRefs = (names: HeaderName[], extra: Record<string, HeaderUse> = {}) => {
+  const out: Record<string, unknown> = { 'X-Request-Id': ref('headers', 'X-Request-Id') };
+  for (const n of names) out[n] = ref('headers', n);
+  for (const [name, use] of Object.entries(extra)) out[name] = use.required ? ref('headers', use.header) : ref('headers', `${use.header}-optional`);
+  return out;
+};
+const json = (schemaName: OutputName) => ({ 'application/json': { schema: ref('schemas', schemaName) } });
 
 const SECURITY: Record<Access, Record<string, string[]>[]> = {
   public: [], intake: [{ bearer: [] }], feed: [{ bearer: [] }], operator: [{ bearer: [] }], browser: [{ bearer: [] }, { basic: [] }],
@@ -128,8 +271,37 @@ const ROLE_NOTE: Record<Access, string> = {
 
 function pathParams(path: string) {
   return [...path.matchAll(/\{(\w+)\}/g)].map(([, name]) => name === 'sku'
-    ? { name, in: 'path', required: true, description: 'SKU', schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } }
-    : idParam(name, path.includes('/customers/') ? 'customer' : path.includes('/notifications/') ? 'notification' : 'order'));
+    ? { name, in: 'path', required: true, description: 'SKU (any other text: 404)', schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } }
+    : {
+      name, in: 'path', required: true,
+      description: `${path.includes('/customers/') ? 'customer' : path.includes('/notifications/') ? 'notification' : 'order'} id: a UUID, either letter case (any other text: 404)`,
+      schema: { type: 'string', format: 'uuid', pattern: UUID_PATTERN },
+    });
+}
+
+export const operationId = (op: Pick<Operation, 'method' | 'path'>) =>
+  `${op.method}${op.path.replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+(.)?/g, (_, c: string | undefined) => (c ?? '').toUpperCase())}`;
+
+function responsesOf(op: Operation): Record<string, unknown> {
+  const responses: Record<string, unknown> = {};
+  for (const status of statusesOf(op)) {
+    if (status === op.ok.status) {
+      const { body, description, headers, csv } = op.ok;
+      const content = !body ? undefined : 'ref' in body ? json(body.ref) : { [body.type]: { schema: { type: 'string' } } };
+      if (content && csv) (content as Record<string, unknown>)['text/csv'] = { schema: { type: 'string' } };
+      responses[status] = { description, headers: headerRefs([], headers), ...(content ? { content } : {}) };
+    } else if (op.path === '/readyz' && status === 503) {
+      responses[status] = { description: 'unavailable: names the unreachable dependency; checks says which answered',
+        headers: headerRefs(['Retry-After']), content: json('NotReady') };
+    } else if (status === 401 && op.access === 'browser') {
+      responses[status] = ref('responses', 'UnauthorizedBrowser');
+    } else if (op.more?.[status]) {
+      responses[status] = { description: op.more[status], headers: headerRefs([]), content: json('Error') };
+    } else {
+      responses[status] = ref('responses', SHARED[status].name);
+    }
+  }
+  return responses;
 }
 
 function operationObject(op: Operation) {
@@ -137,56 +309,79 @@ function operationObject(op: Operation) {
   if (op.query) {
     for (const [name, field] of Object.entries(op.query.shape)) {
       const f = field as z.ZodType;
-      parameters.push({ name, in: 'query', required: !f.safeParse(undefined).success, schema: jsonSchema(f, 'input') });
+      parameters.push({ name, in: 'query', required: !f.safeParse(undefined).success, schema: toJson(f, 'input') });
     }
   }
-  for (const h of op.headers ?? []) parameters.push({ name: h.name, in: 'header', required: false, description: h.description, schema: jsonSchema(h.schema, 'input') });
-  const responses: Record<string, unknown> = {};
-  for (const [status, reply] of Object.entries(op.replies)) {
-    const content = reply.schema ? { 'application/json': { schema: jsonSchema(reply.schema, 'output') } }
-      : reply.type ? { [reply.type]: { schema: { type: 'string' } } } : undefined;
-    responses[status] = content ? { description: reply.description, content } : { description: reply.description };
+  if (op.idempotencyKey) {
+    parameters.push({ name: 'Idempotency-Key', in: 'header', required: false,
+      description: 'Same key and same body again: the first answer replayed, with Idempotent-Replayed: true. Same key, other body: 422. Kept at least 24 h.',
+      schema: toJson(idempotencyKeySchema, 'input') });
   }
-  if (op.path === '/v1/reports/inventory') (responses['200'] as any).content['text/csv'] = { schema: { type: 'string' } };
-  for (const [status, description] of [['400', 'validation_failed or invalid_json'], ['401', 'unauthorized'], ['403', 'forbidden'], ['404', 'not_found']] as const) {
-    if (op.access === 'public' && status !== '400') continue;
-    responses[status] ??= { $ref: `#/components/responses/${description.split(' ')[0]}` };
-  }
+  parameters.push(ref('parameters', 'RequestId'));
   return {
-    tags: [op.tag], summary: op.summary, description: ROLE_NOTE[op.access], operationId: `${op.method}${op.path.replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+(.)?/g, (_, c: string | undefined) => (c ?? '').toUpperCase())}`,
+    tags: [op.tag], summary: op.summary, description: ROLE_NOTE[op.access], operationId: operationId(op),
     security: SECURITY[op.access],
-    ...(parameters.length ? { parameters } : {}),
-    ...(op.body ? { requestBody: { required: !op.bodyOptional, content: { 'application/json': { schema: jsonSchema(op.body, 'input') } } } } : {}),
-    responses,
+    parameters,
+    ...(op.body ? { requestBody: {
+      required: !op.body.optional,
+      ...(op.body.optional ? { description: 'May be left out (no body, or an empty one).' } : {}),
+      content: { 'application/json': { schema: ref('schemas', op.body.ref) } },
+    } } : {}),
+    responses: responsesOf(op),
   };
 }
 
 export function buildOpenApiDocument(opts: { version?: string } = {}) {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of OPERATIONS) (paths[op.path] ??= {})[op.method] = operationObject(op);
-  const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: jsonSchema(errorSchema, 'output') } } });
+  const headers: Record<string, unknown> = {};
+  for (const [name, h] of Object.entries(HEADERS)) {
+    headers[name] = { description: h.description, required: true, schema: h.schema };
+    headers[`${name}-optional`] = { description: h.description, required: false, schema: h.schema };
+  }
+  const responses: Record<string, unknown> = {};
+  for (const { name, description, headers: names } of Object.values(SHARED)) {
+    responses[name] = { description, headers: headerRefs(names ?? []), content: json('Error') };
+  }
+  responses.UnauthorizedBrowser = { description: SHARED[401].description, headers: headerRefs(['WWW-Authenticate']), content: json('Error') };
+  // Only the header components that some response uses (an unused component is noise to a reader).
+  const used = new Set([...JSON.stringify({ paths, responses }).matchAll(/#\/components\/headers\/([\w-]+)/g)].map(([, n]) => n));
+  for (const name of Object.keys(headers)) if (!used.has(name)) delete headers[name];
+  const output = components(OUTPUT, 'output');
+  const input = components(INPUT, 'input');
+  for (const name of Object.keys(input)) if (name in output) throw new Error(`openapi: component ${name} is both a request and a response schema`);
   return {
     openapi: '3.1.0',
     info: {
       title: 'orderflow', version: opts.version ?? '0.1.0',
       description: 'Order pipeline: durable intake, BullMQ workers, optimistic stock reservation, FIFO backorders, signed webhooks. '
-        + 'Every error is JSON: {"error": {"code", "message", "details": [{path, message}]}}. Every response carries X-Request-Id.',
+        + 'Every error is JSON: {"error": {"code", "message", "details": [{path, message}]}}. Every response carries X-Request-Id. '
+        + 'Any request can also get 431 (headers over 16 KiB), 414, 408 or 400 from the HTTP parser before it reaches an operation; those are not listed per operation.',
+      license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [{ url: '/' }],
-    tags: ['customers', 'products and stock', 'orders', 'restocks', 'notifications', 'reports', 'operations'].map((name) => ({ name })),
+    tags: [
+      { name: 'customers', description: 'Customers and their order history' },
+      { name: 'products and stock', description: 'Products, stock rows and adjustments' },
+      { name: 'orders', description: 'Intake, edit, cancel, fulfil, retry' },
+      { name: 'restocks', description: 'Restock events from the feed' },
+      { name: 'notifications', description: 'Delivery log and resend' },
+      { name: 'reports', description: 'Aggregates for operators' },
+      { name: 'operations', description: 'Health, metrics, board, dashboard, this document' },
+    ],
     paths,
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'API key: Authorization: Bearer <key>' },
         basic: { type: 'http', scheme: 'basic', description: 'Browser pages: any user name, the operator key as password' },
       },
-      responses: {
-        validation_failed: errorResponse('The request is malformed; details name each bad field'),
-        unauthorized: errorResponse('Missing or unknown API key'),
-        forbidden: errorResponse('The key has another role'),
-        not_found: errorResponse('No such resource'),
+      parameters: {
+        RequestId: { name: 'X-Request-Id', in: 'header', required: false, description: 'Echoed back when it is 1-128 of [A-Za-z0-9._-]; otherwise a new id is made',
+          schema: { type: 'string' } },
       },
-      schemas: { Error: jsonSchema(errorSchema, 'output') },
+      headers,
+      responses,
+      schemas: { ...output, ...input },
     },
   };
 }

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { limitSchema, skuSchema } from '../platform/validation';
 
+/** A time as sent (ISO 8601, UTC); `format: date-time` in the OpenAPI document. */
+const timestamp = z.string().meta({ format: 'date-time' });
+
 /** The largest stock count exact in JSON and in a JS number (the bigint columns are read as numbers, src/db.ts). */
 export const MAX_STOCK = Number.MAX_SAFE_INTEGER;
 
@@ -38,6 +41,6 @@ export const stockFiguresSchema = z.object({
 export type StockFigures = z.infer<typeof stockFiguresSchema>;
 export const productSchema = z.object({
   sku: z.string(), name: z.string(), price_cents: z.number().int(), active: z.boolean(),
-  created_at: z.string(), updated_at: z.string(), stock: stockFiguresSchema,
+  created_at: timestamp, updated_at: timestamp, stock: stockFiguresSchema,
 });
 export type Product = z.infer<typeof productSchema>;

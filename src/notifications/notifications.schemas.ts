@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import type { Order } from '../orders';
 
+/** A time as sent (ISO 8601, UTC); `format: date-time` in the OpenAPI document. */
+const timestamp = z.string().meta({ format: 'date-time' });
+
 export const CHANNELS = ['webhook', 'email'] as const;
 export type Channel = (typeof CHANNELS)[number];
 export const NOTIFICATION_STATUSES = ['pending', 'delivered', 'failed'] as const;
@@ -18,9 +21,9 @@ export const notificationSchema = z.object({
   status: z.enum(NOTIFICATION_STATUSES),
   attempts: z.number().int(),
   last_error: z.string().nullable(),
-  delivered_at: z.string().nullable(),
-  created_at: z.string(),
-  updated_at: z.string(),
+  delivered_at: timestamp.nullable(),
+  created_at: timestamp,
+  updated_at: timestamp,
 });
 export type Notification = z.infer<typeof notificationSchema>;
 

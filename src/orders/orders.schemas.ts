@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { limitSchema, skuSchema, uuidParam } from '../platform/validation';
 import { ORDER_STATUSES } from './status';
 
+/** A time as sent (ISO 8601, UTC); `format: date-time` in the OpenAPI document. */
+const timestamp = z.string().meta({ format: 'date-time' });
+
 export const orderLineInput = z.object({
   sku: skuSchema,
   quantity: z.number().int('must be an integer').min(1).max(10000),
@@ -49,8 +52,8 @@ export const orderSchema = z.object({
   on_insufficient_stock: onShort, external_ref: z.string().nullable(),
   lines: z.array(z.object({ sku: z.string(), quantity: z.number().int(), unit_price_cents: z.number().int().nullable(), reserved: z.number().int(), waiting: z.boolean() })),
   total_cents: z.number().int().nullable(), attempts: z.number().int(),
-  history: z.array(z.object({ status: z.enum(ORDER_STATUSES), at: z.string(), detail: z.string().nullable() })),
-  created_at: z.string(), updated_at: z.string(),
+  history: z.array(z.object({ status: z.enum(ORDER_STATUSES), at: timestamp, detail: z.string().nullable() })),
+  created_at: timestamp, updated_at: timestamp,
 });
 export type Order = z.infer<typeof orderSchema>;
-export const acceptedOrderSchema = z.object({ id: z.uuid(), seq: z.number().int(), status: z.literal('received'), created_at: z.string() });
+export const acceptedOrderSchema = z.object({ id: z.uuid(), seq: z.number().int(), status: z.literal('received'), created_at: timestamp });

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { ORDER_STATUSES } from '../orders';
 
+/** A time as sent (ISO 8601, UTC); `format: date-time` in the OpenAPI document. */
+const timestamp = z.string().meta({ format: 'date-time' });
+
 /** A day (`2026-11-25`, read as 00:00 UTC) or an ISO 8601 date-time with an offset. */
 const bound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
 
@@ -18,12 +21,12 @@ const count = z.number().int().min(0);
 const byStatus = z.object(Object.fromEntries(ORDER_STATUSES.map((s) => [s, count])) as Record<(typeof ORDER_STATUSES)[number], typeof count>);
 
 export const ordersReportSchema = z.object({
-  from: z.string().nullable(), to: z.string().nullable(),
+  from: timestamp.nullable(), to: timestamp.nullable(),
   orders: count,
   /** Sum of total_cents of the orders that are confirmed or completed. */
   revenue_cents: z.number().int(),
   by_status: byStatus,
-  per_day: z.array(z.object({ day: z.string(), orders: count, revenue_cents: z.number().int() })),
+  per_day: z.array(z.object({ day: z.string().meta({ format: 'date' }), orders: count, revenue_cents: z.number().int() })),
 });
 export type OrdersReport = z.infer<typeof ordersReportSchema>;
 
@@ -33,7 +36,7 @@ export const inventoryRowSchema = z.object({
   waiting_orders: count,
 });
 export type InventoryRow = z.infer<typeof inventoryRowSchema>;
-export const inventoryReportSchema = z.object({ generated_at: z.string(), data: z.array(inventoryRowSchema) });
+export const inventoryReportSchema = z.object({ generated_at: timestamp, data: z.array(inventoryRowSchema) });
 export type InventoryReport = z.infer<typeof inventoryReportSchema>;
 
 export const ledgerRowSchema = z.object({
@@ -50,7 +53,7 @@ export const ledgerRowSchema = z.object({
 });
 export type LedgerRow = z.infer<typeof ledgerRowSchema>;
 export const ledgerReportSchema = z.object({
-  generated_at: z.string(),
+  generated_at: timestamp,
   ok: z.boolean().describe('every SKU is ok'),
   data: z.array(ledgerRowSchema),
   mismatches: z.array(ledgerRowSchema).describe('every SKU that is not ok'),
@@ -65,5 +68,5 @@ export const queueCountsSchema = z.object({
   paused: z.boolean(),
 });
 export type QueueCounts = z.infer<typeof queueCountsSchema>;
-export const queuesReportSchema = z.object({ generated_at: z.string(), data: z.array(queueCountsSchema) });
+export const queuesReportSchema = z.object({ generated_at: timestamp, data: z.array(queueCountsSchema) });
 export type QueuesReport = z.infer<typeof queuesReportSchema>;

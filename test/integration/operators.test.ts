@@ -130,7 +130,9 @@ describe('operators: /docs', () => {
     }
     // The body schema is the zod validator's: limits and defaults come through.
     const place = doc.paths['/v1/orders'].post;
-    const body = place.requestBody.content['application/json'].schema;
+    // Bodies are named components (#/components/schemas/...): follow the $ref.
+    const deref = (node: any): any => (node?.$ref ? deref(node.$ref.slice(2).split('/').reduce((n: any, k: string) => n[k], doc)) : node);
+    const body = deref(place.requestBody.content['application/json'].schema);
     expect(body.required).toEqual(['customer_id', 'lines']);
     expect(body.properties.lines).toMatchObject({ type: 'array', minItems: 1, maxItems: 100 });
     expect(body.properties.lines.items.properties.quantity).toMatchObject({ type: 'integer', minimum: 1, maximum: 10000 });
@@ -139,7 +141,7 @@ describe('operators: /docs', () => {
     expect(place.security).toEqual([{ bearer: [] }]);
     const list = doc.paths['/v1/orders'].get.parameters;
     expect(list.find((p: any) => p.name === 'limit')).toMatchObject({ in: 'query', required: false, schema: { maximum: 200 } });
-    expect(doc.paths['/v1/reports/ledger'].get.responses['200'].content['application/json'].schema.properties.mismatches.type).toBe('array');
+    expect(deref(doc.paths['/v1/reports/ledger'].get.responses['200'].content['application/json'].schema).properties.mismatches.type).toBe('array');
   });
 });
 
