@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { openBrowser, screenshotPath } from '../helpers/browser';
 import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
-import { KEYS, useHarness, waitFor, type Harness } from '../helpers/harness';
+import { KEYS, useHarness } from '../helpers/harness';
 
 const h = useHarness({ workers: false });
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { makeCustomer, makeProduct, placeOrder, stockOf, untilStatus } from '../helpers/factories';
-import { useHarness, waitFor } from '../helpers/harness';
+import { useHarness } from '../helpers/harness';
 import { expectError, expectNothingChanged } from '../helpers/snapshot';
 
 const h = useHarness({ workers: false });

@@ -1,20 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { processOrders } from '../../src/orders';
 import { relayOutbox } from '../../src/jobs/relay';
 import { runUnitOfWork } from '../../src/platform/unit-of-work';
 import { JOB, QUEUES } from '../../src/jobs/queues';
 import { makeCustomer, makeProduct, placeOrder, ledgerOnHand, stockOf, untilStatus } from '../helpers/factories';
-import { createHarness, createTestDatabase, useHarness, waitFor, type Harness } from '../helpers/harness';
+import { createHarness, createTestDatabase, useHarness, waitFor } from '../helpers/harness';
 import { freePort, startPrivateRedis } from '../helpers/private-redis';
 
 const h = useHarness();
-
-async function orderOf(hh: Harness, id: string) {
-  return (await hh.api('GET', `/v1/orders/${id}`, { role: 'intake' })).body;
-}
 
 describe('idempotent intake', () => {
   it('when 10 requests share one Idempotency-Key, then one order exists with one reservation and the rest are replays', async () => {

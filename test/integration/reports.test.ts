@@ -5,7 +5,7 @@ import { loadConfig } from '../../src/platform/config';
 import { closeContext, createContext } from '../../src/app/context';
 import { createApp } from '../../src/http/app';
 import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
-import { KEYS, useHarness, waitFor, type Harness } from '../helpers/harness';
+import { KEYS, useHarness, waitFor } from '../helpers/harness';
 
 const h = useHarness({ workers: false });
 
