@@ -1,5 +1,5 @@
 // `npm run bench [-- --quick]`: our figures and, in the same run on the same machine, the ceilings
-// they are judged against. Writes bench/results.json and prints a table. See README.md, "Benchmarks".
+// they are judged against. Writes bench/results.json and prints a table. See docs/benchmarks.md.
 import './lib/quiet';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -263,7 +263,7 @@ async function main() {
   }
 }
 
-/** Tuning variables of src/config.ts that exist in this build (batcher knobs and the like). */
+/** Tuning variables of src/platform/config.ts that exist in this build (batcher knobs and the like). */
 function pickTuning(config: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(config).filter(([k]) => /^ORDER_BATCH|^INTAKE_/.test(k)));
 }

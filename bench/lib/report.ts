@@ -33,7 +33,7 @@ export function info(value: number | null, unit: string, note?: string): Figure 
   return { value, unit, target: '(reported)', met: null, note };
 }
 
-/** The table printed to stdout and pasted into README.md between the bench:table markers. */
+/** The table printed to stdout and pasted into docs/benchmarks.md between the bench:table markers. */
 export function markdownTable(figures: Figures): string {
   const rows = [
     '| figure | ours | ceiling (same run) | ratio | target | met |',

@@ -4,7 +4,7 @@ import { limitSchema, skuSchema } from '../platform/validation';
 /** A time as sent (ISO 8601, UTC); `format: date-time` in the OpenAPI document. */
 const timestamp = z.string().meta({ format: 'date-time' });
 
-/** The largest stock count exact in JSON and in a JS number (the bigint columns are read as numbers, src/db.ts). */
+/** The largest stock count exact in JSON and in a JS number (the bigint columns are read as numbers, src/platform/db.ts). */
 export const MAX_STOCK = Number.MAX_SAFE_INTEGER;
 
 const cents = z.number().int('must be an integer').min(0).max(Number.MAX_SAFE_INTEGER);

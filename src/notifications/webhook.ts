@@ -57,7 +57,7 @@ let warnedDevSecret = false;
 export function webhookKey(secret: string | undefined): Buffer {
   if (!secret && !warnedDevSecret) {
     warnedDevSecret = true;
-    logger.warn('WEBHOOK_SECRET is not set: webhooks are signed with the published development secret (see README); set WEBHOOK_SECRET in production');
+    logger.warn('WEBHOOK_SECRET is not set: webhooks are signed with the published development secret (see docs/api.md, Webhooks); set WEBHOOK_SECRET in production');
   }
   const key = Buffer.from((secret ?? DEV_WEBHOOK_SECRET).replace(/^whsec_/, ''), 'base64');
   if (key.length === 0) throw new Error('webhook secret decodes to no bytes');

@@ -55,7 +55,7 @@ const schema = z.object({
   WEBHOOK_PRIVATE_TARGETS: z.enum(['allow', 'deny']).optional(),
   RATE_LIMIT_RPS: int(0).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  // Tuning (not in the contract; documented in the README).
+  // Tuning (not in the contract; documented in docs/operations.md).
   ORDER_ATTEMPTS: int(1, 50).default(8),
   ORDER_BACKOFF_MS: int(1).default(1000),
   // Active order jobs per worker process: enough to fill ORDER_BATCH_IN_FLIGHT batches of ORDER_BATCH_MAX.

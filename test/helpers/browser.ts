@@ -124,7 +124,7 @@ export async function openBrowser(opts: BrowserContextOptions = {}): Promise<Ope
   };
 }
 
-/** Screenshots go to docs/screenshots when UPDATE_SCREENSHOTS=1 (for the README), else to test-results/. */
+/** Screenshots go to docs/screenshots when UPDATE_SCREENSHOTS=1 (for the docs), else to test-results/. */
 export function screenshotPath(name: string): string {
   const dir = process.env.UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : path.join(ROOT, 'test-results', 'screenshots');
   mkdirSync(dir, { recursive: true });
