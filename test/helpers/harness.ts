@@ -40,6 +40,8 @@ export async function createTestDatabase(): Promise<{ url: string; name: string;
 }
 
 export interface ApiResponse<T = any> { status: number; body: T; headers: Headers; text: string }
+/** A list endpoint's page (contract: `data` plus the opaque `next_cursor`, null on the last page). */
+export interface Page<T> { data: T[]; next_cursor: string | null }
 export type Role = keyof typeof KEYS;
 
 export interface Harness {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
-import { useHarness } from '../helpers/harness';
+import { useHarness, type ApiResponse, type Page } from '../helpers/harness';
 import { expectError, expectNothingChanged } from '../helpers/snapshot';
 
 const h = useHarness({ workers: false });
@@ -141,7 +141,7 @@ describe('GET /v1/customers/:id/orders', () => {
     let pages = 0;
     do {
       const url = `/v1/customers/${c.id}/orders?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-      const res = await h().api('GET', url, { role: 'intake' });
+      const res: ApiResponse<Page<{ id: string; customer_id: string; seq: number }>> = await h().api('GET', url, { role: 'intake' });
       expect(res.status, res.text).toBe(200);
       expect(res.body.data.length).toBeLessThanOrEqual(2);
       seen.push(...res.body.data);

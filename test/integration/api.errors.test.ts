@@ -79,7 +79,8 @@ describe('error model', () => {
 describe('request bodies', () => {
   it('when a body is not JSON (text, form, none declared, xml), then 415 unsupported_media_type and nothing is stored', async () => {
     const body = JSON.stringify({ email: 'media@example.test', name: 'Media' });
-    for (const headers of [{ 'content-type': 'text/plain' }, { 'content-type': 'application/x-www-form-urlencoded' }, { 'content-type': 'application/xml' }, {}]) {
+    const variants: Record<string, string>[] = [{ 'content-type': 'text/plain' }, { 'content-type': 'application/x-www-form-urlencoded' }, { 'content-type': 'application/xml' }, {}];
+    for (const headers of variants) {
       const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), ...headers }, body: new TextEncoder().encode(body) }));
       expectError(res, 415, 'unsupported_media_type');
     }

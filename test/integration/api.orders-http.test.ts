@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { makeCustomer, makeProduct, placeOrder, stockOf, untilStatus } from '../helpers/factories';
-import { useHarness } from '../helpers/harness';
+import { useHarness, type ApiResponse, type Page } from '../helpers/harness';
 import { expectError, expectNothingChanged } from '../helpers/snapshot';
 
 const h = useHarness({ workers: false });
@@ -129,7 +129,7 @@ describe('GET /v1/orders/:id and the list', () => {
       const out: any[] = [];
       let cursor: string | null = null;
       for (let i = 0; i < 50; i++) {
-        const res = await h().api('GET', `/v1/orders?${q}&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { role: 'intake' });
+        const res: ApiResponse<Page<{ id: string; status: string }>> = await h().api('GET', `/v1/orders?${q}&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { role: 'intake' });
         expect(res.status, res.text).toBe(200);
         expect(res.body.data.length).toBeLessThanOrEqual(2);
         out.push(...res.body.data);

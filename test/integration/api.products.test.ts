@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ledgerOnHand, makeCustomer, makeProduct, placeOrder, stockOf, untilStatus } from '../helpers/factories';
-import { useHarness, waitFor } from '../helpers/harness';
+import { useHarness, waitFor, type ApiResponse, type Page } from '../helpers/harness';
 import { expectError, expectNothingChanged } from '../helpers/snapshot';
 
 const h = useHarness({ workers: false });
@@ -118,7 +118,7 @@ describe('GET /v1/inventory', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const res = await h().api('GET', `/v1/inventory?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      const res: ApiResponse<Page<{ sku: string; on_hand: number }>> = await h().api('GET', `/v1/inventory?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
       expect(res.status, res.text).toBe(200);
       expect(res.body.data.length).toBeLessThanOrEqual(3);
       all.push(...res.body.data);

@@ -237,7 +237,7 @@ describe('webhook notifications', () => {
       await enqueueReplacingFinished(queue, name, data, jobId);
       return waitFor(async () => {
         const j = await queue.getJob(jobId);
-        return j && j.timestamp > before && j.finishedOn && j;
+        return j && j.timestamp > before && j.finishedOn ? j : undefined;
       }, { what: `${jobId} ran again` });
     };
     const again = await ranAgain(h.ctx.queues.notifications, event.id, JOB.deliver, { eventId: event.id });

@@ -81,7 +81,7 @@ describe('operators: /metrics', () => {
     await h().startWorkers();
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 10);
-    const ids = [];
+    const ids: string[] = [];
     for (let i = 0; i < 4; i++) ids.push((await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }])).id);
     await waitFor(async () => {
       const n = await h().ctx.db('orders').whereIn('id', ids).where({ status: 'confirmed' }).count({ n: '*' }).first();

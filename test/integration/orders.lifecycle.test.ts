@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { processOrders } from '../../src/orders';
 import { relayOutbox } from '../../src/jobs/relay';
+import { pruneRecords } from '../../src/jobs/reconciler';
 import { runUnitOfWork } from '../../src/platform/unit-of-work';
 import { JOB, QUEUES } from '../../src/jobs/queues';
 import { makeCustomer, makeProduct, placeOrder, ledgerOnHand, stockOf, untilStatus } from '../helpers/factories';
@@ -58,7 +59,6 @@ describe('idempotency key retention', () => {
     const old = await h().api('POST', '/v1/orders', { role: 'intake', body, headers: { 'idempotency-key': 'drop-me' } });
     await h().ctx.db('idempotency_keys').where({ key: 'keep-me' }).update({ created_at: h().ctx.db.raw("now() - interval '30 hours'") });
     await h().ctx.db('idempotency_keys').where({ key: 'drop-me' }).update({ created_at: h().ctx.db.raw("now() - interval '49 hours'") });
-    const { pruneRecords } = await import('../../src/jobs/reconciler');
     expect((await pruneRecords(h().ctx)).keys).toBe(1);
     const replay = await h().api('POST', '/v1/orders', { role: 'intake', body, headers: { 'idempotency-key': 'keep-me' } });
     expect(replay.headers.get('idempotent-replayed')).toBe('true');

@@ -38,7 +38,7 @@ describe('CSRF on the board', () => {
     const board = (method: string, path: string, headers: Record<string, string>, body?: unknown) => fetch(`${h().baseUrl}/admin/queues/api/queues/orders${path}`, {
       method, body: body === undefined ? undefined : JSON.stringify(body), headers: { authorization: basic, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
     });
-    const foreign = [{ origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }, { origin: 'null' }];
+    const foreign: Record<string, string>[] = [{ origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }, { origin: 'null' }];
     for (const headers of foreign) {
       const add = await board('POST', '/add', headers, { name: 'process-order', data: { orderId: 'x' } });
       expect(add.status).toBe(403);
@@ -46,7 +46,8 @@ describe('CSRF on the board', () => {
       expect((await board('PUT', '/empty', headers)).status).toBe(403);
       expect((await board('PUT', '/pause', headers)).status).toBe(403);
     }
-    expect(await h().ctx.queues.orders.getJobCounts('waiting', 'paused')).toEqual({ waiting: 1, paused: 0 });
+    // BullMQ 6 keeps a paused queue's jobs in `wait` (there is no paused list): isPaused() says it.
+    expect(await h().ctx.queues.orders.getJobCounts('waiting')).toEqual({ waiting: 1 });
     expect(await h().ctx.queues.orders.isPaused()).toBe(false);
     // The board itself (same origin) may.
     expect((await board('PUT', '/empty', { 'sec-fetch-site': 'same-origin', origin: h().baseUrl })).status).toBe(200);

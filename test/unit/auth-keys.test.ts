@@ -1,13 +1,13 @@
 import * as crypto from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
+import { makeKeyLookup } from '../../src/http/middleware/auth';
 
 // Count the constant-time comparisons the key lookup makes (the real function still runs).
+// vi.mock is hoisted above the imports, so auth.ts already gets the counting timingSafeEqual.
 vi.mock('node:crypto', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:crypto')>();
   return { ...real, timingSafeEqual: vi.fn(real.timingSafeEqual) };
 });
-
-const { makeKeyLookup } = await import('../../src/http/middleware/auth');
 
 const KEYS = [
   { role: 'intake' as const, key: 'intake-key-0123456789', name: 'intake#1' },

@@ -96,7 +96,8 @@ describe('loadConfig', () => {
   });
 
   it('when NODE_ENV=production has no API_KEYS (unset or blank), then it refuses to start, naming API_KEYS', () => {
-    for (const env of [{ NODE_ENV: 'production' }, { NODE_ENV: 'production', API_KEYS: '' }, { NODE_ENV: 'production', API_KEYS: '  ' }]) {
+    const envs: Record<string, string>[] = [{ NODE_ENV: 'production' }, { NODE_ENV: 'production', API_KEYS: '' }, { NODE_ENV: 'production', API_KEYS: '  ' }];
+    for (const env of envs) {
       const message = rejection(env);
       expect(message).toMatch(/^invalid configuration: API_KEYS\b/);
       expect(message).not.toMatch(/\n/);
