@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import { loadConfigOrExit, type Config } from '../platform/config';
 import { closeContext, createContext } from './context';
-import { ensureDatabase, createDb, migrateLatest } from '../platform/db';
+import { ensureDatabase, migrateLatestLocked } from '../platform/db';
 import { isDatabaseUnavailable } from '../platform/errors';
 import { createApp } from '../http/app';
 import { drain, listen } from '../http/server';
@@ -12,17 +12,19 @@ import { startWorkers, type RunningWorkers } from './workers';
 type Mode = 'all' | 'api' | 'worker';
 
 /**
- * Creates the database if missing and runs migrations to latest. A process that starts while
- * PostgreSQL is briefly unreachable waits for it (backing off, up to `waitMs`) instead of exiting:
- * a worker restarted during an outage must still come up and drain the backlog.
+ * Creates the database if missing and runs migrations to latest, each step under a PostgreSQL
+ * advisory lock so that processes starting at the same moment (docker compose up) take turns.
+ * A process that starts while PostgreSQL is briefly unreachable waits for it (backing off, up to
+ * `waitMs`) instead of exiting: a worker restarted during an outage must still come up and drain
+ * the backlog.
  */
 export async function prepareDatabase(url: string, waitMs = 120_000): Promise<void> {
   const deadline = Date.now() + waitMs;
   for (let attempt = 0; ; attempt++) {
     try {
-      await ensureDatabase(url);
-      const db = createDb(url, 2);
-      try { await migrateLatest(db); } finally { await db.destroy(); }
+      // Advisory locks make processes starting together take turns (creating, then migrating).
+      await ensureDatabase(url, () => logger.info('another process is creating the database; waiting for it'));
+      await migrateLatestLocked(url, () => logger.info('another process is migrating the database; waiting for it'));
       return;
     } catch (err) {
       if (!isDatabaseUnavailable(err) || Date.now() > deadline) throw err;
@@ -52,7 +54,7 @@ export async function main(mode: Mode): Promise<void> {
     process.exit(1);
   }
   const config: Config = Object.freeze({ ...base, DATABASE_URL: local.databaseUrl, REDIS_URL: local.redisUrl });
-  // Every mode migrates (knex's migration lock makes concurrent starts safe), so any start order works.
+  // Every mode migrates (under an advisory lock, so concurrent starts are safe), so any start order works.
   await prepareDatabase(config.DATABASE_URL);
   const ctx = createContext(config);
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import knex, { type Knex } from 'knex';
 import pg from 'pg';
 import { MIGRATIONS } from '../../migrations';
@@ -29,21 +30,68 @@ export function withDatabase(url: string, name: string): string {
   return u.toString();
 }
 
-/** Creates the database named in `url` when it does not exist (concurrent callers are fine). */
-export async function ensureDatabase(url: string): Promise<void> {
-  const name = databaseName(url);
-  const client = new pg.Client({ connectionString: withDatabase(url, 'postgres'), connectionTimeoutMillis: 3000 });
+/** A signed 64-bit advisory-lock key for a name (the same in every process, whatever the server). */
+export function advisoryKey(name: string): string {
+  return BigInt.asIntN(64, createHash('sha256').update(name).digest().readBigUInt64BE(0)).toString();
+}
+
+/**
+ * Runs `fn` while holding the session-level advisory lock `name` in `url`'s database, on a
+ * connection of its own (advisory locks are per database; the lock ends with the connection, so a
+ * process that dies holding it releases it). `onWait` is called when another session holds it.
+ */
+export async function withAdvisoryLock<T>(url: string, name: string, fn: (client: pg.Client) => Promise<T>, onWait?: () => void): Promise<T> {
+  const key = advisoryKey(name);
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  client.on('error', () => undefined); // a lost connection fails the next query instead
   await client.connect();
   try {
+    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [key]);
+    if (!rows[0].ok) {
+      onWait?.();
+      await client.query('SELECT pg_advisory_lock($1::bigint)', [key]);
+    }
+    try {
+      return await fn(client);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1::bigint)', [key]).catch(() => undefined);
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** true when the database named in `url` exists and accepts this user (checked by connecting to it). */
+async function databaseExists(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === '3D000') return false; // invalid_catalog_name: no such database
+    throw err;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Creates the database named in `url` when it does not exist. Concurrent callers are serialised by
+ * an advisory lock on the `postgres` maintenance database (keyed by the database name), which is
+ * only needed when the database is missing.
+ */
+export async function ensureDatabase(url: string, onWait?: () => void): Promise<void> {
+  if (await databaseExists(url)) return;
+  const name = databaseName(url);
+  await withAdvisoryLock(withDatabase(url, 'postgres'), `orderflow:create-database:${name}`, async (client) => {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
     if (!rowCount) {
       await client.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`).catch((err) => {
-        if (err.code !== '42P04' && err.code !== '23505') throw err; // created meanwhile
+        if (err.code !== '42P04' && err.code !== '23505') throw err; // created meanwhile by a process without the lock
       });
     }
-  } finally {
-    await client.end();
-  }
+  }, onWait);
 }
 
 /** Migrations come from migrations/index.ts, named without extension (same history under tsx and dist). */
@@ -55,6 +103,18 @@ class MigrationSource implements Knex.MigrationSource<string> {
 
 export async function migrateLatest(db: Db): Promise<void> {
   await db.migrate.latest({ migrationSource: new MigrationSource() });
+}
+
+/**
+ * Migrates `url`'s database to latest while holding an advisory lock in that database, so processes
+ * starting together take turns: the first migrates, the others then find nothing to do. (knex's own
+ * lock does not cover creating its migrations tables, and refuses instead of waiting when held.)
+ */
+export async function migrateLatestLocked(url: string, onWait?: () => void): Promise<void> {
+  await withAdvisoryLock(url, 'orderflow:migrate', async () => {
+    const db = createDb(url, 2);
+    try { await migrateLatest(db); } finally { await db.destroy(); }
+  }, onWait);
 }
 
 export async function migrateRollbackAll(db: Db): Promise<void> {

@@ -1,0 +1,124 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import pg from 'pg';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { withDatabase } from '../../src/platform/db';
+import { MIGRATIONS } from '../../migrations';
+import { API_KEYS, ROOT, deletePrefix, waitFor } from '../helpers/harness';
+
+interface Proc { name: string; child: ChildProcess; output: () => string; exited: Promise<number | null> }
+
+function start(name: string, script: string, args: string[], env: Record<string, string>): Proc {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  child.stderr!.on('data', (d) => { out += d; });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { name, child, output: () => out, exited };
+}
+
+/** The pino line `msg` logged by a process, parsed, once it is there. */
+function logLine(p: Proc, msg: string): Record<string, unknown> | undefined {
+  for (const line of p.output().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      if (rec.msg === msg) return rec;
+    } catch { /* not a log line */ }
+  }
+  return undefined;
+}
+
+const alive = (p: Proc) => p.child.exitCode === null && p.child.signalCode === null;
+
+async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: inject('pgUrl') });
+  await c.connect();
+  try { return await fn(c); } finally { await c.end(); }
+}
+
+const dropDatabase = (name: string) => admin((c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+
+// What `docker compose up` does: the API, a worker and a migration start at the same moment against
+// a database that does not exist yet. Each must come up; the database is created and migrated once.
+describe('processes starting together on a fresh database', () => {
+  const created: string[] = [];
+  const prefixes: string[] = [];
+  afterAll(async () => {
+    for (const name of created) await dropDatabase(name).catch(() => undefined);
+    for (const prefix of prefixes) await deletePrefix(inject('redisUrl'), prefix).catch(() => undefined);
+  });
+
+  it('when an API, a worker and npm run migrate start at once on a database that does not exist, ten times, then every one comes up and each migration is recorded once', async () => {
+    const rounds = 10;
+    const migrations = Object.keys(MIGRATIONS).sort();
+    const timings: number[] = [];
+    const stops: number[] = [];
+    let waited = 0; // processes that found the lock taken (the race really happened)
+    for (let round = 1; round <= rounds; round++) {
+      const name = `of_${inject('runId')}_${process.pid}_start${round}`;
+      const prefix = `oft_${inject('runId')}_${process.pid}_start${round}`;
+      created.push(name);
+      prefixes.push(prefix);
+      expect(await admin((c) => c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).then((r) => r.rowCount)).toBe(0);
+      const env = {
+        NODE_ENV: 'test', LOG_LEVEL: 'info', DATABASE_URL: withDatabase(inject('pgUrl'), name), REDIS_URL: inject('redisUrl'),
+        QUEUE_PREFIX: prefix, API_KEYS, PORT: '0', SHUTDOWN_TIMEOUT_MS: '3000',
+      };
+      const t0 = Date.now();
+      const procs = [
+        start('api', 'src/app/main.ts', ['api'], env),
+        start('worker', 'src/app/main.ts', ['worker'], env),
+        start('migrate', 'src/app/migrate.ts', [], env),
+      ];
+      const [api, worker, migrate] = procs;
+      const describeAll = () => procs.map((p) => `--- ${p.name} (exit ${p.child.exitCode}):\n${p.output()}`).join('\n');
+      try {
+        // Every process is up (or, for the migration, done) — or one of them died: then fail at once.
+        const died = new Promise<never>((_, reject) => {
+          for (const p of procs) {
+            void p.exited.then((code) => { if (p !== migrate || code !== 0) reject(new Error(`${p.name} exited ${code}\n${describeAll()}`)); });
+          }
+        });
+        died.catch(() => undefined); // observed by the race below; later exits (the SIGTERM) are awaited there
+        const up = Promise.all([
+          waitFor(async () => {
+            const port = logLine(api, 'orderflow API listening')?.port;
+            return port ? (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 : false;
+          }, { timeout: 45_000, what: 'the API to answer /readyz 200' }),
+          waitFor(async () => !!logLine(worker, 'orderflow workers running'), { timeout: 45_000, what: 'the worker to run' }),
+          migrate.exited,
+        ]);
+        const [, , migrateCode] = await Promise.race([up, died]);
+        timings.push(Date.now() - t0);
+        waited += procs.filter((p) => /another process is (creating|migrating) the database/.test(p.output())).length;
+        expect(migrateCode, describeAll()).toBe(0);
+        expect(migrate.output()).toMatch(/migrations are up to date/);
+        expect(alive(api) && alive(worker), describeAll()).toBe(true);
+
+        const url = withDatabase(inject('pgUrl'), name);
+        const c = new pg.Client({ connectionString: url });
+        await c.connect();
+        try {
+          const { rows } = await c.query<{ name: string; n: number }>('SELECT name, count(*)::int AS n FROM knex_migrations GROUP BY name ORDER BY name');
+          expect(rows).toEqual(migrations.map((m) => ({ name: m, n: 1 })));
+        } finally { await c.end(); }
+
+        // A clean stop, too: both exit 0 on SIGTERM.
+        const t1 = Date.now();
+        api.child.kill('SIGTERM');
+        worker.child.kill('SIGTERM');
+        expect(await api.exited, describeAll()).toBe(0);
+        expect(await worker.exited, describeAll()).toBe(0);
+        stops.push(Date.now() - t1);
+      } finally {
+        for (const p of procs) if (alive(p)) p.child.kill('SIGKILL');
+        await Promise.all(procs.map((p) => p.exited));
+      }
+      await dropDatabase(name);
+    }
+    console.info(`concurrent start: ${rounds} rounds, time to all up ${Math.min(...timings)}-${Math.max(...timings)} ms, ${waited} processes waited for a lock, stop ${Math.min(...stops)}-${Math.max(...stops)} ms`);
+  }, 150_000);
+});
+
