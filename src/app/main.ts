@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { loadConfigOrExit, type Config } from '../platform/config';
 import { closeContext, createContext } from './context';
 import { ensureDatabase, migrateLatestLocked } from '../platform/db';
@@ -35,6 +36,13 @@ export async function prepareDatabase(url: string, waitMs = 120_000): Promise<vo
   }
 }
 
+/** The address the server really has: a wildcard one is every interface, reached locally on loopback. */
+function whereListening(host: string, port: number): string {
+  if (host === '0.0.0.0') return `0.0.0.0:${port}, every IPv4 interface (here: http://127.0.0.1:${port})`;
+  if (host === '::') return `[::]:${port}, every interface (here: http://localhost:${port})`;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 function printDevKeys(config: Config): void {
   if (!config.devKeys) return;
   process.stdout.write(`\norderflow development API keys (set API_KEYS to replace them):\n${
@@ -62,14 +70,17 @@ export async function main(mode: Mode): Promise<void> {
   let workers: RunningWorkers | undefined;
   if (mode !== 'worker') {
     const app = createApp(ctx);
-    server = await listen(app, config.PORT);
-    const address = server.address();
-    logger.info({ port: typeof address === 'object' && address ? address.port : config.PORT }, 'orderflow API listening');
-    if (mode === 'all') process.stdout.write(`orderflow listening on http://127.0.0.1:${config.PORT} (board /admin/queues, dashboard /dashboard, docs /docs)\n`);
+    server = await listen(app, config.PORT, config.HOST);
+    const { address: host, port } = server.address() as AddressInfo;
+    logger.info({ host, port }, 'orderflow API listening');
+    if (mode === 'all') process.stdout.write(`orderflow listening on ${whereListening(host, port)} (board /admin/queues, dashboard /dashboard, docs /docs)\n`);
   }
   if (mode !== 'api') {
     workers = await startWorkers(ctx);
     logger.info('orderflow workers running');
+    if (!config.NOTIFY_WEBHOOK_URL && !config.SMTP_URL) {
+      logger.warn('no operator notification target (NOTIFY_WEBHOOK_URL and SMTP_URL unset): customer notifications go only to customers\' own webhook_url');
+    }
   }
   printDevKeys(config);
 

@@ -36,10 +36,16 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): v
   socket.once('close', () => clearTimeout(linger));
 }
 
-/** Listens, and answers the HTTP parser's refusals with the contract's JSON error (answerClientError). */
+/**
+ * Listens, and answers the HTTP parser's refusals with the contract's JSON error (answerClientError).
+ * Rejects when it cannot listen (port in use, a host name that does not resolve or is not local).
+ */
 export function listen(app: Express, port: number, host?: string): Promise<Server> {
-  return new Promise((resolve) => {
-    const server = host ? app.listen(port, host, () => resolve(server)) : app.listen(port, () => resolve(server));
+  return new Promise((resolve, reject) => {
+    // express 5 calls this back with the error, too, when listening fails.
+    const listening = (err?: Error) => { server.off('error', reject); if (err) reject(err); else resolve(server); };
+    const server = host ? app.listen(port, host, listening) : app.listen(port, listening);
+    server.once('error', reject);
     server.on('clientError', answerClientError);
   });
 }

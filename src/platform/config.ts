@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 export const ROLES = ['intake', 'feed', 'operator'] as const;
@@ -38,6 +39,10 @@ const schema = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').optional(),
   PORT: int(0, 65535).default(3000),
+  // The interface the API listens on. Default: 0.0.0.0 under NODE_ENV=production (a container's port
+  // must be reachable from outside it), 127.0.0.1 otherwise (development keys are published).
+  HOST: z.string().trim().refine((v) => isIP(v) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(v),
+    { message: 'must be an IP address (such as 127.0.0.1, 0.0.0.0 or ::) or a host name' }).optional(),
   API_KEYS: apiKeys,
   WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=]{8,}$/, 'must be whsec_ followed by base64').optional(),
   NOTIFY_WEBHOOK_URL: optionalUrl(['http', 'https']),
@@ -75,7 +80,8 @@ const schema = z.object({
   HEARTBEAT_FILE: z.string().optional(),
 });
 
-export type Config = Omit<z.infer<typeof schema>, 'API_KEYS' | 'DATABASE_URL' | 'REDIS_URL' | 'WEBHOOK_PRIVATE_TARGETS'> & {
+export type Config = Omit<z.infer<typeof schema>, 'API_KEYS' | 'DATABASE_URL' | 'REDIS_URL' | 'WEBHOOK_PRIVATE_TARGETS' | 'HOST'> & {
+  HOST: string;
   API_KEYS: ApiKey[];
   WEBHOOK_PRIVATE_TARGETS: 'allow' | 'deny';
   DATABASE_URL: string;
@@ -114,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...c,
     API_KEYS: c.API_KEYS ?? devApiKeys(),
     WEBHOOK_PRIVATE_TARGETS: c.WEBHOOK_PRIVATE_TARGETS ?? (c.NODE_ENV === 'production' ? 'deny' : 'allow'),
+    HOST: c.HOST ?? (c.NODE_ENV === 'production' ? '0.0.0.0' : '127.0.0.1'),
     devKeys: !c.API_KEYS,
     DATABASE_URL: c.DATABASE_URL ?? DEFAULT_DATABASE_URL,
     REDIS_URL: c.REDIS_URL ?? DEFAULT_REDIS_URL,

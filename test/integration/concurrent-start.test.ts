@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import os from 'node:os';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { withDatabase } from '../../src/platform/db';
 import { MIGRATIONS } from '../../migrations';
-import { API_KEYS, ROOT, deletePrefix, waitFor } from '../helpers/harness';
+import { API_KEYS, ROOT, createTestDatabase, deletePrefix, waitFor } from '../helpers/harness';
 
 interface Proc { name: string; child: ChildProcess; output: () => string; exited: Promise<number | null> }
 
@@ -86,8 +88,8 @@ describe('processes starting together on a fresh database', () => {
           waitFor(async () => {
             const port = logLine(api, 'orderflow API listening')?.port;
             return port ? (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 : false;
-          }, { timeout: 45_000, what: 'the API to answer /readyz 200' }),
-          waitFor(async () => !!logLine(worker, 'orderflow workers running'), { timeout: 45_000, what: 'the worker to run' }),
+          }, { timeout: 60_000, what: 'the API to answer /readyz 200' }),
+          waitFor(async () => !!logLine(worker, 'orderflow workers running'), { timeout: 60_000, what: 'the worker to run' }),
           migrate.exited,
         ]);
         const [, , migrateCode] = await Promise.race([up, died]);
@@ -96,6 +98,7 @@ describe('processes starting together on a fresh database', () => {
         expect(migrateCode, describeAll()).toBe(0);
         expect(migrate.output()).toMatch(/migrations are up to date/);
         expect(alive(api) && alive(worker), describeAll()).toBe(true);
+        expect(logLine(api, 'orderflow API listening')?.host).toBe('127.0.0.1'); // HOST unset, NODE_ENV=test
 
         const url = withDatabase(inject('pgUrl'), name);
         const c = new pg.Client({ connectionString: url });
@@ -119,6 +122,70 @@ describe('processes starting together on a fresh database', () => {
       await dropDatabase(name);
     }
     console.info(`concurrent start: ${rounds} rounds, time to all up ${Math.min(...timings)}-${Math.max(...timings)} ms, ${waited} processes waited for a lock, stop ${Math.min(...stops)}-${Math.max(...stops)} ms`);
-  }, 150_000);
+  }, 300_000); // ~40-60 s alone; three tsx start-ups a round are slow on a busy machine
 });
 
+/** This machine's first non-loopback IPv4 address, if it has one. */
+const externalIPv4 = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+
+/** 'connected', or the error code connecting to host:port gave. */
+function tryConnect(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    socket.once('connect', () => { socket.destroy(); resolve('connected'); });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
+
+// Where the API listens (HOST) and what a process says about it at start.
+describe('start-up: the listening address and the operator notification target', () => {
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  const procs: Proc[] = [];
+  const prefix = `oft_${inject('runId')}_${process.pid}_host`;
+  afterAll(async () => {
+    for (const p of procs) if (alive(p)) p.child.kill('SIGKILL');
+    await Promise.all(procs.map((p) => p.exited));
+    await db?.drop();
+    await deletePrefix(inject('redisUrl'), prefix).catch(() => undefined);
+  });
+
+  /** A start in development as a new user makes it: no HOST, no API_KEYS, no notification target. */
+  async function startDev(mode: 'all' | 'api', extra: Record<string, string> = {}) {
+    db ??= await createTestDatabase();
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) {
+      if (v !== undefined && !['HOST', 'API_KEYS', 'NOTIFY_WEBHOOK_URL', 'SMTP_URL', 'PORT'].includes(k)) env[k] = v;
+    }
+    const p = start(mode, 'src/app/main.ts', [mode], {
+      ...env, NODE_ENV: 'development', LOG_LEVEL: 'info', DATABASE_URL: db.url, REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: prefix, PORT: '0', ...extra,
+    });
+    procs.push(p);
+    const listening = await waitFor(async () => logLine(p, 'orderflow API listening') ?? (!alive(p) && Promise.reject(new Error(p.output()))),
+      { timeout: 45_000, what: `the ${mode} process to listen` });
+    return { p, host: listening.host as string, port: listening.port as number };
+  }
+
+  it('when `npm start` runs in development without HOST, then the API listens on 127.0.0.1 only, prints that address, and says once that there is no operator notification target', async () => {
+    const { p, host, port } = await startDev('all');
+    expect(host).toBe('127.0.0.1');
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    if (externalIPv4) expect(await tryConnect(externalIPv4, port)).toBe('ECONNREFUSED');
+    await waitFor(async () => /development API keys/.test(p.output()), { what: 'the development keys' });
+    expect(p.output()).toContain(`orderflow listening on http://127.0.0.1:${port} (board /admin/queues`);
+    const notice = p.output().split('\n').filter((l) => l.includes('no operator notification target'));
+    expect(notice, p.output()).toHaveLength(1);
+    expect(notice[0]).toContain("customer notifications go only to customers' own webhook_url");
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+  });
+
+  it.skipIf(!externalIPv4)('when HOST=0.0.0.0, then the API also answers on a non-loopback interface, and the log says 0.0.0.0', async () => {
+    const { p, host, port } = await startDev('api', { HOST: '0.0.0.0' });
+    expect(host).toBe('0.0.0.0');
+    expect(await tryConnect(externalIPv4!, port)).toBe('connected');
+    expect((await fetch(`http://${externalIPv4}:${port}/healthz`)).status).toBe(200);
+    expect(p.output()).not.toContain('no operator notification target'); // the API alone sends no notifications
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+  });
+});

@@ -105,6 +105,27 @@ describe('loadConfig', () => {
     expect(loadConfig({ NODE_ENV: 'production', API_KEYS: 'operator:0123456789abcdef' }).devKeys).toBe(false);
   });
 
+  it('when HOST is not set, then the API listens on 127.0.0.1 in development and test, on 0.0.0.0 in production', () => {
+    expect(loadConfig({}).HOST).toBe('127.0.0.1');
+    expect(loadConfig({ NODE_ENV: 'development' }).HOST).toBe('127.0.0.1');
+    expect(loadConfig({ NODE_ENV: 'test' }).HOST).toBe('127.0.0.1');
+    expect(loadConfig({ NODE_ENV: 'production', API_KEYS: 'operator:0123456789abcdef' }).HOST).toBe('0.0.0.0');
+    expect(loadConfig({ HOST: '  ' }).HOST).toBe('127.0.0.1');
+  });
+
+  it('when HOST is set, then it is used as given in every environment; an unusable value is refused naming HOST', () => {
+    for (const host of ['0.0.0.0', '::', '::1', '10.1.2.3', 'localhost', 'api.internal']) {
+      expect(loadConfig({ HOST: host }).HOST).toBe(host);
+      expect(loadConfig({ NODE_ENV: 'production', API_KEYS: 'operator:0123456789abcdef', HOST: host }).HOST).toBe(host);
+    }
+    expect(loadConfig({ HOST: ' 127.0.0.1 ' }).HOST).toBe('127.0.0.1');
+    for (const host of ['http://0.0.0.0', '127.0.0.1:3000', 'a b', '-bad.example']) {
+      const message = rejection({ HOST: host });
+      expect(message, host).toMatch(/^invalid configuration: HOST: must be an IP address/);
+      expect(message).not.toMatch(/\n/);
+    }
+  });
+
   it('when API_KEYS is set outside production, then only those keys work (no development keys are added)', () => {
     const c = loadConfig({ API_KEYS: 'intake:only-this-one' });
     expect(c.devKeys).toBe(false);
