@@ -108,12 +108,18 @@ export async function migrateLatest(db: Db): Promise<void> {
 /**
  * Migrates `url`'s database to latest while holding an advisory lock in that database, so processes
  * starting together take turns: the first migrates, the others then find nothing to do. (knex's own
- * lock does not cover creating its migrations tables, and refuses instead of waiting when held.)
+ * lock does not cover creating its migrations tables, refuses instead of waiting when held, and stays
+ * held when its process dies mid-migration.)
  */
 export async function migrateLatestLocked(url: string, onWait?: () => void): Promise<void> {
   await withAdvisoryLock(url, 'orderflow:migrate', async () => {
     const db = createDb(url, 2);
-    try { await migrateLatest(db); } finally { await db.destroy(); }
+    try {
+      // Holding the advisory lock, no other orderflow process is migrating: a knex lock still taken
+      // was left by one killed mid-migration, and would refuse every start from now on.
+      await db.migrate.forceFreeMigrationsLock({ migrationSource: new MigrationSource() });
+      await migrateLatest(db);
+    } finally { await db.destroy(); }
   }, onWait);
 }
 

@@ -3,7 +3,8 @@ import net from 'node:net';
 import os from 'node:os';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { withDatabase } from '../../src/platform/db';
+import { prepareDatabase } from '../../src/app/main';
+import { advisoryKey, ensureDatabase, withDatabase } from '../../src/platform/db';
 import { MIGRATIONS } from '../../migrations';
 import { API_KEYS, ROOT, createTestDatabase, deletePrefix, waitFor } from '../helpers/harness';
 
@@ -123,6 +124,72 @@ describe('processes starting together on a fresh database', () => {
     }
     console.info(`concurrent start: ${rounds} rounds, time to all up ${Math.min(...timings)}-${Math.max(...timings)} ms, ${waited} processes waited for a lock, stop ${Math.min(...stops)}-${Math.max(...stops)} ms`);
   }, 300_000); // ~40-60 s alone; three tsx start-ups a round are slow on a busy machine
+});
+
+// The locks themselves, made deterministic: a test session holds one, prepareDatabase must wait.
+describe('prepareDatabase under its advisory locks', () => {
+  const names: string[] = [];
+  let n = 0;
+  const fresh = () => { const name = `of_${inject('runId')}_${process.pid}_lock${++n}`; names.push(name); return name; };
+  afterAll(async () => { for (const name of names) await dropDatabase(name).catch(() => undefined); });
+
+  /** Holds advisory lock `lock` in database `db` until release() (a session of its own, as another process would). */
+  async function hold(db: string, lock: string) {
+    const c = new pg.Client({ connectionString: withDatabase(inject('pgUrl'), db) });
+    await c.connect();
+    await c.query('SELECT pg_advisory_lock($1::bigint)', [advisoryKey(lock)]);
+    return { release: () => c.end() };
+  }
+  const settled = async (p: Promise<unknown>, ms: number) => Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+  const exists = async (name: string) => (await admin((c) => c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]))).rowCount === 1;
+  const migrated = async (url: string) => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      if (!(await c.query("SELECT to_regclass('public.knex_migrations') AS t")).rows[0].t) return [];
+      return (await c.query<{ name: string }>('SELECT name FROM knex_migrations ORDER BY name')).rows.map((r) => r.name);
+    } finally { await c.end(); }
+  };
+
+  it('when another session is creating the database (holds the create lock), then prepareDatabase waits, then creates and migrates it', async () => {
+    const name = fresh();
+    const url = withDatabase(inject('pgUrl'), name);
+    const lock = await hold('postgres', `orderflow:create-database:${name}`);
+    const run = prepareDatabase(url);
+    run.catch(() => undefined);
+    try {
+      expect(await settled(run, 1000)).toBe(false);
+      expect(await exists(name)).toBe(false);
+    } finally { await lock.release(); }
+    await run;
+    expect(await migrated(url)).toEqual(Object.keys(MIGRATIONS).sort());
+  });
+
+  it('when another session is migrating (holds the migrate lock), then prepareDatabase waits, then migrates once', async () => {
+    const name = fresh();
+    const url = withDatabase(inject('pgUrl'), name);
+    await ensureDatabase(url);
+    const lock = await hold(name, 'orderflow:migrate');
+    const run = prepareDatabase(url);
+    run.catch(() => undefined);
+    try {
+      expect(await settled(run, 1000)).toBe(false);
+      expect(await migrated(url)).toEqual([]);
+    } finally { await lock.release(); }
+    await run;
+    expect(await migrated(url)).toEqual(Object.keys(MIGRATIONS).sort());
+  });
+
+  it('when a process was killed mid-migration (knex\'s lock row left taken), then the next start frees it and comes up', async () => {
+    const name = fresh();
+    const url = withDatabase(inject('pgUrl'), name);
+    await prepareDatabase(url);
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try { await c.query('UPDATE knex_migrations_lock SET is_locked = 1'); } finally { await c.end(); }
+    await prepareDatabase(url); // knex alone: "Migration table is already locked"
+    expect(await migrated(url)).toEqual(Object.keys(MIGRATIONS).sort());
+  });
 });
 
 /** This machine's first non-loopback IPv4 address, if it has one. */
