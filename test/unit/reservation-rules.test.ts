@@ -19,7 +19,10 @@ const batch = fc.record({
   inactive: fc.constantFrom<string | undefined>(undefined, undefined, 'C'),
 });
 
-function inputOf(b: fc.RecordValue<typeof batch extends fc.Arbitrary<infer T> ? T : never>): ReservationInput<PlanStock> {
+/** One generated batch (the value type of the `batch` arbitrary). */
+type Batch = typeof batch extends fc.Arbitrary<infer T> ? T : never;
+
+function inputOf(b: Batch): ReservationInput<PlanStock> {
   const orders: PlanOrder[] = b.orders.map((o, i) => ({ id: `o${i}`, seq: 2 * i + 11, customer_id: o.customer, on_insufficient_stock: o.mode }));
   const lines: PlanLine[] = b.orders.flatMap((o, i) => o.lines.map((l) => ({ order_id: `o${i}`, ...l })));
   const stock = new Map(SKUS.map((sku, i) => {
