@@ -1,6 +1,6 @@
 import { loadConfigOrExit } from '../platform/config';
 import { resolveLocalServices } from '../platform/local-services';
-import { prepareDatabase } from './main';
+import { prepareDatabase } from '../platform/prepare-database';
 
 /** `npm run migrate`: create the database if missing and migrate to latest. */
 async function run(): Promise<void> {

@@ -3,7 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { prepareDatabase } from '../../src/app/main';
+import { prepareDatabase } from '../../src/platform/prepare-database';
 import { advisoryKey, ensureDatabase, withDatabase } from '../../src/platform/db';
 import { MIGRATIONS } from '../../migrations';
 import { API_KEYS, ROOT, createTestDatabase, deletePrefix, waitFor } from '../helpers/harness';

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { portAnswers, startEmbeddedPostgres, startLocalRedis, type LocalService } from '../../src/platform/local-services';
-import { prepareDatabase } from '../../src/app/main';
+import { prepareDatabase } from '../../src/platform/prepare-database';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
