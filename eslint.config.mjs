@@ -5,7 +5,9 @@ import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescrip
 import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
-const DOMAIN = ['customers', 'inventory', 'invariants', 'notifications', 'orders', 'reports', 'restocks'].map((d) => `./src/${d}`);
+const DOMAIN = ['customers', 'inventory', 'invariants', 'notifications', 'orders', 'reports', 'restocks'].map(
+  (d) => `./src/${d}`,
+);
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'test-results/**', 'bench/tmp/**', 'src/http/dashboard/**', '.data/**'] },
@@ -22,23 +24,52 @@ export default tseslint.config(
     rules: {
       // One way down: entry points (app, http, jobs) → domain → platform.
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
-      'import-x/no-restricted-paths': ['error', {
-        zones: [
-          ...DOMAIN.map((target) => ({
-            target, from: ['./src/http', './src/jobs', './src/app'],
-            message: 'domain code never imports the HTTP, job or process layers: ask through the unit of work or the context',
-          })),
-          { target: './src/platform', from: ['./src/http', './src/jobs', './src/app', ...DOMAIN], message: 'platform code imports nothing above it' },
-          { target: './src/jobs', from: './src/http', message: 'the job layer does not import the HTTP layer' },
-          { target: ['./src/jobs', './src/http'], from: './src/app', except: ['./context.ts'], message: 'only the process wiring imports the entry points' },
-        ],
-      }],
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            ...DOMAIN.map((target) => ({
+              target,
+              from: ['./src/http', './src/jobs', './src/app'],
+              message:
+                'domain code never imports the HTTP, job or process layers: ask through the unit of work or the context',
+            })),
+            {
+              target: './src/platform',
+              from: ['./src/http', './src/jobs', './src/app', ...DOMAIN],
+              message: 'platform code imports nothing above it',
+            },
+            { target: './src/jobs', from: './src/http', message: 'the job layer does not import the HTTP layer' },
+            {
+              target: ['./src/jobs', './src/http'],
+              from: './src/app',
+              except: ['./context.ts'],
+              message: 'only the process wiring imports the entry points',
+            },
+          ],
+        },
+      ],
       '@typescript-eslint/no-explicit-any': 'off',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       '@typescript-eslint/no-require-imports': 'off',
       'no-empty': ['error', { allowEmptyCatch: true }],
     },
   },
-  { files: ['**/*.cjs'], languageOptions: { globals: { require: 'readonly', module: 'writable', __dirname: 'readonly', process: 'readonly', console: 'readonly' } }, rules: { '@typescript-eslint/no-require-imports': 'off' } },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: {
+      globals: {
+        require: 'readonly',
+        module: 'writable',
+        __dirname: 'readonly',
+        process: 'readonly',
+        console: 'readonly',
+      },
+    },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
   prettier,
 );

@@ -14,32 +14,103 @@ import { runPipeline, runRestock, type PipelineResult, type RestockResult } from
 import { startPrivateRedis } from './lib/private-redis';
 import { measureQueuedOrderMemory, type RedisMemoryResult } from './lib/redis-memory';
 import { againstCeiling, atMost, info, markdownTable, type Figures } from './lib/report';
-import { BENCH_KEYS, createBenchEnv, orderMix, seedCustomers, seedProducts, withContext, type BenchEnv } from './lib/setup';
+import {
+  BENCH_KEYS,
+  createBenchEnv,
+  orderMix,
+  seedCustomers,
+  seedProducts,
+  withContext,
+  type BenchEnv,
+} from './lib/setup';
 
 const PHASES = ['intake', 'redis', 'uniform', 'hot', 'restock'] as const;
 type Phase = (typeof PHASES)[number];
 
-const FULL = { orders: 20000, skus: 10000, hotOrders: 20000, restockOrders: 10000, redisJobs: 100000, seconds: 5, warmup: 2, rounds: 5 };
-const QUICK = { orders: 4000, skus: 2000, hotOrders: 3000, restockOrders: 2000, redisJobs: 20000, seconds: 4, warmup: 1, rounds: 1 };
+const FULL = {
+  orders: 20000,
+  skus: 10000,
+  hotOrders: 20000,
+  restockOrders: 10000,
+  redisJobs: 100000,
+  seconds: 5,
+  warmup: 2,
+  rounds: 5,
+};
+const QUICK = {
+  orders: 4000,
+  skus: 2000,
+  hotOrders: 3000,
+  restockOrders: 2000,
+  redisJobs: 20000,
+  seconds: 4,
+  warmup: 1,
+  rounds: 1,
+};
 
-const int = (v: string) => { const n = Number(v); if (!Number.isInteger(n) || n < 1) throw new Error(`not a positive integer: ${v}`); return n; };
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`not a positive integer: ${v}`);
+  return n;
+};
 
 const program = new Command('bench')
-  .description('orderflow benchmarks against the machine\'s own ceilings, measured in the same run')
+  .description("orderflow benchmarks against the machine's own ceilings, measured in the same run")
   .addOption(new Option('--quick', 'small sizes (under 2 minutes)').env('BENCH_QUICK'))
   .addOption(new Option('--only <phases>', `comma-separated subset of ${PHASES.join(',')}`).env('BENCH_ONLY'))
   .addOption(new Option('--orders <n>', 'e2e uniform: orders (full 20000)').argParser(int).env('BENCH_ORDERS'))
   .addOption(new Option('--skus <n>', 'e2e uniform: SKUs (full 10000)').argParser(int).env('BENCH_SKUS'))
-  .addOption(new Option('--hot-orders <n>', 'e2e hot: orders on one SKU (full 20000)').argParser(int).env('BENCH_HOT_ORDERS'))
-  .addOption(new Option('--restock-orders <n>', 'backorders confirmed by one restock (full 10000)').argParser(int).env('BENCH_RESTOCK_ORDERS'))
-  .addOption(new Option('--redis-jobs <n>', 'jobs waiting for the Redis memory figure (full 100000)').argParser(int).env('BENCH_REDIS_JOBS'))
-  .addOption(new Option('--seconds <n>', 'intake: measured seconds per server and round (full 5)').argParser(int).env('BENCH_SECONDS'))
-  .addOption(new Option('--warmup <n>', 'intake: warm-up seconds per server and round (full 2)').argParser(int).env('BENCH_WARMUP'))
-  .addOption(new Option('--rounds <n>', 'intake: rounds, each running the three servers in turn (full 5)').argParser(int).env('BENCH_ROUNDS'))
-  .addOption(new Option('--compiled', 'intake: run the three servers as compiled JavaScript (npm run build first, then node dist/bench/servers/*.js, which load dist/src) instead of tsx on the sources').env('BENCH_COMPILED'))
-  .addOption(new Option('--connections <n>', 'intake: autocannon connections').default(50).argParser(int).env('BENCH_CONNECTIONS'))
-  .addOption(new Option('--ceiling-concurrency <n>', 'worker ceiling: BullMQ concurrency').default(16).argParser(int).env('BENCH_CEILING_CONCURRENCY'))
-  .addOption(new Option('--with-notifications', 'run the notifications worker inside the timed e2e/restock windows too').env('BENCH_WITH_NOTIFICATIONS'))
+  .addOption(
+    new Option('--hot-orders <n>', 'e2e hot: orders on one SKU (full 20000)').argParser(int).env('BENCH_HOT_ORDERS'),
+  )
+  .addOption(
+    new Option('--restock-orders <n>', 'backorders confirmed by one restock (full 10000)')
+      .argParser(int)
+      .env('BENCH_RESTOCK_ORDERS'),
+  )
+  .addOption(
+    new Option('--redis-jobs <n>', 'jobs waiting for the Redis memory figure (full 100000)')
+      .argParser(int)
+      .env('BENCH_REDIS_JOBS'),
+  )
+  .addOption(
+    new Option('--seconds <n>', 'intake: measured seconds per server and round (full 5)')
+      .argParser(int)
+      .env('BENCH_SECONDS'),
+  )
+  .addOption(
+    new Option('--warmup <n>', 'intake: warm-up seconds per server and round (full 2)')
+      .argParser(int)
+      .env('BENCH_WARMUP'),
+  )
+  .addOption(
+    new Option('--rounds <n>', 'intake: rounds, each running the three servers in turn (full 5)')
+      .argParser(int)
+      .env('BENCH_ROUNDS'),
+  )
+  .addOption(
+    new Option(
+      '--compiled',
+      'intake: run the three servers as compiled JavaScript (npm run build first, then node dist/bench/servers/*.js, which load dist/src) instead of tsx on the sources',
+    ).env('BENCH_COMPILED'),
+  )
+  .addOption(
+    new Option('--connections <n>', 'intake: autocannon connections')
+      .default(50)
+      .argParser(int)
+      .env('BENCH_CONNECTIONS'),
+  )
+  .addOption(
+    new Option('--ceiling-concurrency <n>', 'worker ceiling: BullMQ concurrency')
+      .default(16)
+      .argParser(int)
+      .env('BENCH_CEILING_CONCURRENCY'),
+  )
+  .addOption(
+    new Option('--with-notifications', 'run the notifications worker inside the timed e2e/restock windows too').env(
+      'BENCH_WITH_NOTIFICATIONS',
+    ),
+  )
   .addOption(new Option('--shared-redis', 'measure Redis memory on the shared Redis instead of a private redis-server'))
   .addOption(new Option('--out <file>', 'results file').default(path.join(__dirname, 'results.json')).env('BENCH_OUT'))
   .addOption(new Option('--keep', 'keep the bench database and Redis keys (for inspection)'))
@@ -48,19 +119,42 @@ const program = new Command('bench')
 const o = program.opts();
 const base = o.quick ? QUICK : FULL;
 const size = {
-  orders: o.orders ?? base.orders, skus: o.skus ?? base.skus, hotOrders: o.hotOrders ?? base.hotOrders,
-  restockOrders: o.restockOrders ?? base.restockOrders, redisJobs: o.redisJobs ?? base.redisJobs,
-  seconds: o.seconds ?? base.seconds, warmup: o.warmup ?? base.warmup, rounds: o.rounds ?? base.rounds, connections: o.connections as number,
-  ceilingConcurrency: o.ceilingConcurrency as number, withNotifications: !!o.withNotifications, compiled: !!o.compiled,
+  orders: o.orders ?? base.orders,
+  skus: o.skus ?? base.skus,
+  hotOrders: o.hotOrders ?? base.hotOrders,
+  restockOrders: o.restockOrders ?? base.restockOrders,
+  redisJobs: o.redisJobs ?? base.redisJobs,
+  seconds: o.seconds ?? base.seconds,
+  warmup: o.warmup ?? base.warmup,
+  rounds: o.rounds ?? base.rounds,
+  connections: o.connections as number,
+  ceilingConcurrency: o.ceilingConcurrency as number,
+  withNotifications: !!o.withNotifications,
+  compiled: !!o.compiled,
 };
-const only = new Set<Phase>(o.only ? String(o.only).split(',').map((s) => s.trim()) as Phase[] : PHASES);
-for (const p of only) if (!PHASES.includes(p)) { process.stderr.write(`unknown phase ${p}\n`); process.exit(2); }
+const only = new Set<Phase>(
+  o.only
+    ? (String(o.only)
+        .split(',')
+        .map((s) => s.trim()) as Phase[])
+    : PHASES,
+);
+for (const p of only)
+  if (!PHASES.includes(p)) {
+    process.stderr.write(`unknown phase ${p}\n`);
+    process.exit(2);
+  }
 
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const load1 = () => Number(os.loadavg()[0].toFixed(2));
 
 interface Results {
-  intake?: { ours: LoadResult; ceiling: LoadResult; core: LoadResult; rounds: { ours: LoadResult; ceiling: LoadResult; core: LoadResult }[] };
+  intake?: {
+    ours: LoadResult;
+    ceiling: LoadResult;
+    core: LoadResult;
+    rounds: { ours: LoadResult; ceiling: LoadResult; core: LoadResult }[];
+  };
   redis?: RedisMemoryResult & { redis: string };
   uniform?: { ours: PipelineResult; ceiling: CeilingResult };
   hot?: { ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult };
@@ -82,15 +176,30 @@ async function intakePhase(bench: BenchEnv): Promise<Results['intake']> {
     const [sku] = await seedProducts(db, 'INTAKE', 1, 1000000);
     await db.destroy();
     const body = { customer_id: customer, lines: [{ sku, quantity: 1 }] };
-    const s = await startServer(server, bench.env(bench.prefix(phase), { DATABASE_URL: url }), { compiled: size.compiled });
+    const s = await startServer(server, bench.env(bench.prefix(phase), { DATABASE_URL: url }), {
+      compiled: size.compiled,
+    });
     try {
       log(`intake: ${server} warm-up ${size.warmup} s`);
       await load(s.port, { connections: size.connections, seconds: size.warmup, body, key: BENCH_KEYS.intake });
       log(`intake: ${server} ${size.seconds} s at ${size.connections} connections`);
-      return await load(s.port, { connections: size.connections, seconds: size.seconds, body, key: BENCH_KEYS.intake, pid: s.child.pid });
-    } finally { await s.stop(); await bench.dropPrefixes(); await bench.dropDatabase(url); }
+      return await load(s.port, {
+        connections: size.connections,
+        seconds: size.seconds,
+        body,
+        key: BENCH_KEYS.intake,
+        pid: s.child.pid,
+      });
+    } finally {
+      await s.stop();
+      await bench.dropPrefixes();
+      await bench.dropDatabase(url);
+    }
   };
-  if (size.compiled) { log('intake: compiling (npm run build); the servers run node dist/bench/servers/*.js'); buildCompiled(); }
+  if (size.compiled) {
+    log('intake: compiling (npm run build); the servers run node dist/bench/servers/*.js');
+    buildCompiled();
+  }
   const rounds: { ours: LoadResult; ceiling: LoadResult; core: LoadResult }[] = [];
   for (let k = 1; k <= size.rounds; k++) {
     log(`intake: round ${k} of ${size.rounds}`);
@@ -98,27 +207,44 @@ async function intakePhase(bench: BenchEnv): Promise<Results['intake']> {
     const core = await run('intake-core-server', `intakecore${k}`);
     const ours = await run('api-server', `intake${k}`);
     if (ours.non2xx || ours.errors) log(`intake: WARNING ours had ${ours.non2xx} non-2xx and ${ours.errors} errors`);
-    log(`intake: round ${k}: ours ${ours.rps.toFixed(0)} req/s, ceiling ${ceiling.rps.toFixed(0)} (${(ours.rps / ceiling.rps).toFixed(2)}), core ${core.rps.toFixed(0)}`);
+    log(
+      `intake: round ${k}: ours ${ours.rps.toFixed(0)} req/s, ceiling ${ceiling.rps.toFixed(0)} (${(ours.rps / ceiling.rps).toFixed(2)}), core ${core.rps.toFixed(0)}`,
+    );
     rounds.push({ ours, ceiling, core });
   }
   const of = (k: 'ours' | 'ceiling' | 'core') => combineLoads(rounds.map((r) => r[k]));
   return { ours: of('ours'), ceiling: of('ceiling'), core: of('core'), rounds };
 }
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 
 /** Rounds of one server as one result: medians of the rates, the worst p99 and max, sums of the counts. */
 function combineLoads(rs: LoadResult[]): LoadResult {
   const sum = (f: (r: LoadResult) => number) => rs.reduce((a, r) => a + f(r), 0);
   return {
-    rps: median(rs.map((r) => r.rps)), p50_ms: median(rs.map((r) => r.p50_ms)), p99_ms: Math.max(...rs.map((r) => r.p99_ms)),
-    max_ms: Math.max(...rs.map((r) => r.max_ms)), requests: sum((r) => r.requests), non2xx: sum((r) => r.non2xx), errors: sum((r) => r.errors),
-    timeouts: sum((r) => r.timeouts), peak_rss_mb: Math.max(...rs.map((r) => r.peak_rss_mb)), seconds: sum((r) => r.seconds),
+    rps: median(rs.map((r) => r.rps)),
+    p50_ms: median(rs.map((r) => r.p50_ms)),
+    p99_ms: Math.max(...rs.map((r) => r.p99_ms)),
+    max_ms: Math.max(...rs.map((r) => r.max_ms)),
+    requests: sum((r) => r.requests),
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+    peak_rss_mb: Math.max(...rs.map((r) => r.peak_rss_mb)),
+    seconds: sum((r) => r.seconds),
   };
 }
 
-async function pipelinePhase(bench: BenchEnv, name: 'uniform' | 'hot', orders: number, skus: number):
-Promise<{ ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult }> {
+async function pipelinePhase(
+  bench: BenchEnv,
+  name: 'uniform' | 'hot',
+  orders: number,
+  skus: number,
+): Promise<{ ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult }> {
   const timeoutMs = Math.max(60000, orders * 20);
   const url = await bench.database(name);
   const db = createDb(url, 2);
@@ -128,12 +254,23 @@ Promise<{ ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult }>
     // On SKUs of its own, with the same order mix as ours.
     const cskus = await seedProducts(db, `C${tag}`, skus, Math.ceil(n / skus) * 4 + 10);
     const jobs = orderMix(n, cskus).map((sku) => ({ sku, quantity: 1 }));
-    log(`${name}: ${lock === 'none' ? 'naive optimistic worker' : 'ceiling'} (bare BullMQ worker, one 3-statement transaction per job${
-      lock === 'none' ? ', no row lock' : ', SELECT ... FOR UPDATE'}, concurrency ${size.ceilingConcurrency}), ${n} jobs over ${skus} SKU(s)`);
+    log(
+      `${name}: ${lock === 'none' ? 'naive optimistic worker' : 'ceiling'} (bare BullMQ worker, one 3-statement transaction per job${
+        lock === 'none' ? ', no row lock' : ', SELECT ... FOR UPDATE'
+      }, concurrency ${size.ceilingConcurrency}), ${n} jobs over ${skus} SKU(s)`,
+    );
     const r = await runCeilingWorker({
-      redisUrl: bench.redisUrl, databaseUrl: url, prefix: bench.prefix(`${tag}ceil`), jobs, concurrency: size.ceilingConcurrency, poolMax, lock,
+      redisUrl: bench.redisUrl,
+      databaseUrl: url,
+      prefix: bench.prefix(`${tag}ceil`),
+      jobs,
+      concurrency: size.ceilingConcurrency,
+      poolMax,
+      lock,
     });
-    log(`${name}: ${r.ops.toFixed(0)} ops/s (${r.seconds.toFixed(2)} s, ${(r.conflict_rate * 100).toFixed(1)} % of version checks lost)`);
+    log(
+      `${name}: ${r.ops.toFixed(0)} ops/s (${r.seconds.toFixed(2)} s, ${(r.conflict_rate * 100).toFixed(1)} % of version checks lost)`,
+    );
     return r;
   };
   let ceiling: CeilingResult;
@@ -142,37 +279,96 @@ Promise<{ ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult }>
     ceiling = await ceilingRun(name, orders, 'for-update');
     // How much a naive optimistic check wastes on one row (fewer jobs: it is slow).
     if (name === 'hot') naive = await ceilingRun(`${name}naive`, Math.min(orders, o.quick ? 1000 : 3000), 'none');
-  } finally { await db.destroy(); }
+  } finally {
+    await db.destroy();
+  }
   log(`${name}: ours (real workers in-process), submitting ${orders} orders over ${skus} SKU(s)`);
-  const ours = await withContext(bench, name, url, (ctx: AppContext) => runPipeline(ctx, customers, {
-    orders, skus, tag: name.toUpperCase(), timeoutMs, withNotifications: size.withNotifications, drainNotifications: !o.quick,
-  }));
-  log(`${name}: ours ${ours.ops.toFixed(0)} ops/s (${ours.seconds.toFixed(2)} s, conflicts ${(ours.conflict_rate * 100).toFixed(1)} %, invariants ${ours.invariants_ok ? 'ok' : 'BROKEN'})${
-    ours.notify_ops ? `; notifications then drained at ${ours.notify_ops.toFixed(0)}/s` : ''}`);
+  const ours = await withContext(bench, name, url, (ctx: AppContext) =>
+    runPipeline(ctx, customers, {
+      orders,
+      skus,
+      tag: name.toUpperCase(),
+      timeoutMs,
+      withNotifications: size.withNotifications,
+      drainNotifications: !o.quick,
+    }),
+  );
+  log(
+    `${name}: ours ${ours.ops.toFixed(0)} ops/s (${ours.seconds.toFixed(2)} s, conflicts ${(ours.conflict_rate * 100).toFixed(1)} %, invariants ${ours.invariants_ok ? 'ok' : 'BROKEN'})${
+      ours.notify_ops ? `; notifications then drained at ${ours.notify_ops.toFixed(0)}/s` : ''
+    }`,
+  );
   return { ours, ceiling, naive };
 }
 
-const notify = (p: PipelineResult) => `, ${p.confirmed_events} order.confirmed events written${
-  p.notify_ops ? `; their notifications then drained at ${p.notify_ops.toFixed(0)}/s` : ''}`;
+const notify = (p: PipelineResult) =>
+  `, ${p.confirmed_events} order.confirmed events written${
+    p.notify_ops ? `; their notifications then drained at ${p.notify_ops.toFixed(0)}/s` : ''
+  }`;
 
 function figuresOf(r: Results): Figures {
   const f: Figures = {};
   const i = r.intake;
-  f.intake_rps = againstCeiling(i ? i.ours.rps : null, 'req/s', 'ceiling_express_queue_rps', i ? i.ceiling.rps : null, 0.75,
-    i ? `median of ${i.rounds.length} round(s), ratio per round ${i.rounds.map((x) => (x.ours.rps / x.ceiling.rps).toFixed(2)).join(' / ')}; the durable core alone (express.json + zod + placeOrder, none of the app's middleware) did ${i.core.rps.toFixed(0)} req/s (${(i.core.rps / i.ceiling.rps).toFixed(2)} of the ceiling, p99 ${i.core.p99_ms} ms)` : undefined);
+  f.intake_rps = againstCeiling(
+    i ? i.ours.rps : null,
+    'req/s',
+    'ceiling_express_queue_rps',
+    i ? i.ceiling.rps : null,
+    0.75,
+    i
+      ? `median of ${i.rounds.length} round(s), ratio per round ${i.rounds.map((x) => (x.ours.rps / x.ceiling.rps).toFixed(2)).join(' / ')}; the durable core alone (express.json + zod + placeOrder, none of the app's middleware) did ${i.core.rps.toFixed(0)} req/s (${(i.core.rps / i.ceiling.rps).toFixed(2)} of the ceiling, p99 ${i.core.p99_ms} ms)`
+      : undefined,
+  );
   f.intake_p99_ms = atMost(i ? i.ours.p99_ms : null, 'ms', 50, i ? `ceiling p99 ${i.ceiling.p99_ms} ms` : undefined);
-  f.e2e_uniform_ops = againstCeiling(r.uniform ? r.uniform.ours.ops : null, 'orders/s', 'ceiling_worker_txn_ops', r.uniform ? r.uniform.ceiling.ops : null, 1.0,
-    r.uniform ? `${r.uniform.ours.orders} orders over ${r.uniform.ours.skus} SKUs${notify(r.uniform.ours)}` : undefined);
-  f.e2e_hot_ops = againstCeiling(r.hot ? r.hot.ours.ops : null, 'orders/s', 'ceiling_worker_txn_hot_ops', r.hot ? r.hot.ceiling.ops : null, 1.0,
-    r.hot ? `${r.hot.ours.orders} orders on one SKU${notify(r.hot.ours)}` : undefined);
-  f.conflict_rate_hot = atMost(r.hot ? r.hot.ours.conflict_rate : null, 'share', 0.2,
-    r.hot ? `${r.hot.ours.optimistic_conflicts}/${r.hot.ours.stock_attempts} attempts lost${
-      r.hot.naive ? `; a naive one-order-per-transaction optimistic worker lost ${(r.hot.naive.conflict_rate * 100).toFixed(0)} % (${r.hot.naive.ops.toFixed(0)} ops/s)` : ''}` : undefined);
-  f.restock_10k_s = atMost(r.restock ? r.restock.seconds : null, 's', 10, r.restock
-    ? `${r.restock.orders} backorders, ${r.restock.confirmed_events} order.confirmed events, reserved in seq order: ${r.restock.fifo_ok ? 'yes' : 'NO'}` : undefined);
-  f.redis_bytes_per_queued_order = atMost(r.redis ? r.redis.bytes_per_job : null, 'B', 1024,
-    r.redis ? `${r.redis.jobs} jobs added with addBulk (not HTTP) on ${r.redis.redis === 'shared' ? 'the shared Redis' : `a ${r.redis.redis}`}; MEMORY USAGE of the keys says ${r.redis.key_bytes_per_job.toFixed(0)} B/job` : undefined);
-  f.api_rss_mb = info(i ? i.ours.peak_rss_mb : null, 'MB', i ? `peak RSS of the API process during the measured intake run` : undefined);
+  f.e2e_uniform_ops = againstCeiling(
+    r.uniform ? r.uniform.ours.ops : null,
+    'orders/s',
+    'ceiling_worker_txn_ops',
+    r.uniform ? r.uniform.ceiling.ops : null,
+    1.0,
+    r.uniform ? `${r.uniform.ours.orders} orders over ${r.uniform.ours.skus} SKUs${notify(r.uniform.ours)}` : undefined,
+  );
+  f.e2e_hot_ops = againstCeiling(
+    r.hot ? r.hot.ours.ops : null,
+    'orders/s',
+    'ceiling_worker_txn_hot_ops',
+    r.hot ? r.hot.ceiling.ops : null,
+    1.0,
+    r.hot ? `${r.hot.ours.orders} orders on one SKU${notify(r.hot.ours)}` : undefined,
+  );
+  f.conflict_rate_hot = atMost(
+    r.hot ? r.hot.ours.conflict_rate : null,
+    'share',
+    0.2,
+    r.hot
+      ? `${r.hot.ours.optimistic_conflicts}/${r.hot.ours.stock_attempts} attempts lost${
+          r.hot.naive
+            ? `; a naive one-order-per-transaction optimistic worker lost ${(r.hot.naive.conflict_rate * 100).toFixed(0)} % (${r.hot.naive.ops.toFixed(0)} ops/s)`
+            : ''
+        }`
+      : undefined,
+  );
+  f.restock_10k_s = atMost(
+    r.restock ? r.restock.seconds : null,
+    's',
+    10,
+    r.restock
+      ? `${r.restock.orders} backorders, ${r.restock.confirmed_events} order.confirmed events, reserved in seq order: ${r.restock.fifo_ok ? 'yes' : 'NO'}`
+      : undefined,
+  );
+  f.redis_bytes_per_queued_order = atMost(
+    r.redis ? r.redis.bytes_per_job : null,
+    'B',
+    1024,
+    r.redis
+      ? `${r.redis.jobs} jobs added with addBulk (not HTTP) on ${r.redis.redis === 'shared' ? 'the shared Redis' : `a ${r.redis.redis}`}; MEMORY USAGE of the keys says ${r.redis.key_bytes_per_job.toFixed(0)} B/job`
+      : undefined,
+  );
+  f.api_rss_mb = info(
+    i ? i.ours.peak_rss_mb : null,
+    'MB',
+    i ? `peak RSS of the API process during the measured intake run` : undefined,
+  );
   return f;
 }
 
@@ -184,40 +380,79 @@ async function machine() {
     const redisVersion = /redis_version:(\S+)/.exec(await r.info('server'))?.[1];
     const cpus = os.cpus();
     return {
-      cpu: cpus[0]?.model, cores: cpus.length, memory_gb: Number((os.totalmem() / 2 ** 30).toFixed(1)),
-      os: `${os.type()} ${os.release()}`, node: process.version, postgresql: pgVersion, redis: redisVersion,
+      cpu: cpus[0]?.model,
+      cores: cpus.length,
+      memory_gb: Number((os.totalmem() / 2 ** 30).toFixed(1)),
+      os: `${os.type()} ${os.release()}`,
+      node: process.version,
+      postgresql: pgVersion,
+      redis: redisVersion,
     };
-  } finally { await db.destroy(); r.disconnect(); }
+  } finally {
+    await db.destroy();
+    r.disconnect();
+  }
 }
 
 async function main() {
   const started = new Date();
   const loadStart = os.loadavg();
-  log(`mode ${o.quick ? 'quick' : 'full'}; phases ${[...only].join(',')}; load average ${loadStart.map((x) => x.toFixed(2)).join(' ')}`);
+  log(
+    `mode ${o.quick ? 'quick' : 'full'}; phases ${[...only].join(',')}; load average ${loadStart.map((x) => x.toFixed(2)).join(' ')}`,
+  );
   const bench = await createBenchEnv();
   let cleaned = false;
-  const cleanup = async () => { if (cleaned || o.keep) return; cleaned = true; await bench.cleanup(); };
-  process.once('SIGINT', () => { log('interrupted; cleaning up'); void cleanup().finally(() => process.exit(130)); });
+  const cleanup = async () => {
+    if (cleaned || o.keep) return;
+    cleaned = true;
+    await bench.cleanup();
+  };
+  process.once('SIGINT', () => {
+    log('interrupted; cleaning up');
+    void cleanup().finally(() => process.exit(130));
+  });
   const results: Results = {};
   const loads: Record<string, number> = {};
   try {
     // Each phase on a fresh clone of the migrated database, with the Redis keys of the last one gone.
     const between = () => bench.dropPrefixes();
-    if (only.has('intake')) { loads.intake = load1(); results.intake = await intakePhase(bench); await between(); }
+    if (only.has('intake')) {
+      loads.intake = load1();
+      results.intake = await intakePhase(bench);
+      await between();
+    }
     if (only.has('redis')) {
       loads.redis = load1();
       const own = o.sharedRedis ? undefined : await startPrivateRedis();
-      log(`redis: ${size.redisJobs} order jobs waiting, no workers, on ${own ? `a private redis-server ${own.version}` : 'the shared Redis'}`);
+      log(
+        `redis: ${size.redisJobs} order jobs waiting, no workers, on ${own ? `a private redis-server ${own.version}` : 'the shared Redis'}`,
+      );
       try {
         results.redis = {
-          ...(await withContext(bench, 'redis', await bench.database('redis'), (ctx) => measureQueuedOrderMemory(ctx, size.redisJobs), own ? { REDIS_URL: own.url } : {})),
+          ...(await withContext(
+            bench,
+            'redis',
+            await bench.database('redis'),
+            (ctx) => measureQueuedOrderMemory(ctx, size.redisJobs),
+            own ? { REDIS_URL: own.url } : {},
+          )),
           redis: own ? `private redis-server ${own.version} (default settings)` : 'shared',
         };
-      } finally { await own?.stop(); }
+      } finally {
+        await own?.stop();
+      }
       await between();
     }
-    if (only.has('uniform')) { loads.uniform = load1(); results.uniform = await pipelinePhase(bench, 'uniform', size.orders, size.skus); await between(); }
-    if (only.has('hot')) { loads.hot = load1(); results.hot = await pipelinePhase(bench, 'hot', size.hotOrders, 1); await between(); }
+    if (only.has('uniform')) {
+      loads.uniform = load1();
+      results.uniform = await pipelinePhase(bench, 'uniform', size.orders, size.skus);
+      await between();
+    }
+    if (only.has('hot')) {
+      loads.hot = load1();
+      results.hot = await pipelinePhase(bench, 'hot', size.hotOrders, 1);
+      await between();
+    }
     if (only.has('restock')) {
       loads.restock = load1();
       log(`restock: ${size.restockOrders} backorders on one SKU, then one restock`);
@@ -226,7 +461,13 @@ async function main() {
       const customers = await seedCustomers(db, 100);
       await db.destroy();
       results.restock = await withContext(bench, 'restock', url, (ctx) =>
-        runRestock(ctx, customers, { orders: size.restockOrders, tag: 'RESTOCK', timeoutMs: Math.max(120000, size.restockOrders * 30), withNotifications: size.withNotifications }));
+        runRestock(ctx, customers, {
+          orders: size.restockOrders,
+          tag: 'RESTOCK',
+          timeoutMs: Math.max(120000, size.restockOrders * 30),
+          withNotifications: size.withNotifications,
+        }),
+      );
       log(`restock: ${results.restock.seconds.toFixed(2)} s`);
     }
   } finally {
@@ -239,12 +480,20 @@ async function main() {
     generated_at: started.toISOString(),
     duration_s: Number(((Date.now() - started.getTime()) / 1000).toFixed(1)),
     mode: o.quick ? 'quick' : 'full',
-    machine: { ...(await machine()), load_average_at_start: loadStart.map((x) => Number(x.toFixed(2))), load_average_at_end: os.loadavg().map((x) => Number(x.toFixed(2))), load_1m_per_phase: loads },
+    machine: {
+      ...(await machine()),
+      load_average_at_start: loadStart.map((x) => Number(x.toFixed(2))),
+      load_average_at_end: os.loadavg().map((x) => Number(x.toFixed(2))),
+      load_1m_per_phase: loads,
+    },
     sizes: size,
     workers: `in-process: startWorkers(ctx, ${size.withNotifications ? 'every queue' : "['orders','restocks','maintenance']"}) from src/app/workers.ts, with its outbox relay and schedulers, in the bench process${
-      size.withNotifications ? '' : '; the notifications worker runs after the clock stops (notify_* details)'}; the ceiling worker is also in-process`,
+      size.withNotifications ? '' : '; the notifications worker runs after the clock stops (notify_* details)'
+    }; the ceiling worker is also in-process`,
     settings: {
-      ORDER_CONCURRENCY: config.ORDER_CONCURRENCY, DB_POOL_MAX: config.DB_POOL_MAX, NOTIFY_CONCURRENCY: config.NOTIFY_CONCURRENCY,
+      ORDER_CONCURRENCY: config.ORDER_CONCURRENCY,
+      DB_POOL_MAX: config.DB_POOL_MAX,
+      NOTIFY_CONCURRENCY: config.NOTIFY_CONCURRENCY,
       ...pickTuning(config),
     },
     figures,
@@ -253,10 +502,17 @@ async function main() {
   writeFileSync(o.out, `${JSON.stringify(out, null, 2)}\n`);
   process.stdout.write(`\n${markdownTable(figures)}\n\n`);
   for (const [name, f] of Object.entries(figures)) if (f.note) process.stdout.write(`- ${name}: ${f.note}\n`);
-  process.stdout.write(`\nmachine: ${out.machine.cores} × ${out.machine.cpu}, ${out.machine.memory_gb} GB, Node ${out.machine.node}, PostgreSQL ${out.machine.postgresql}, Redis ${out.machine.redis}; load average ${loadStart[0].toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end\nwritten ${path.relative(process.cwd(), o.out)} in ${out.duration_s} s\n`);
+  process.stdout.write(
+    `\nmachine: ${out.machine.cores} × ${out.machine.cpu}, ${out.machine.memory_gb} GB, Node ${out.machine.node}, PostgreSQL ${out.machine.postgresql}, Redis ${out.machine.redis}; load average ${loadStart[0].toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end\nwritten ${path.relative(process.cwd(), o.out)} in ${out.duration_s} s\n`,
+  );
   const broken = [results.uniform?.ours, results.hot?.ours, results.restock].filter((x) => x && !x.invariants_ok);
-  if (broken.length) { process.stderr.write(`INVARIANTS BROKEN: ${JSON.stringify(broken.map((b) => b!.problems))}\n`); process.exitCode = 1; }
-  const missing = [results.uniform?.ours, results.hot?.ours, results.restock].filter((x) => x && x.confirmed_events !== x.orders);
+  if (broken.length) {
+    process.stderr.write(`INVARIANTS BROKEN: ${JSON.stringify(broken.map((b) => b!.problems))}\n`);
+    process.exitCode = 1;
+  }
+  const missing = [results.uniform?.ours, results.hot?.ours, results.restock].filter(
+    (x) => x && x.confirmed_events !== x.orders,
+  );
   if (missing.length || (results.restock && !results.restock.fifo_ok)) {
     process.stderr.write('EVENTS MISSING OR FIFO BROKEN (see details in the results file)\n');
     process.exitCode = 1;
@@ -268,7 +524,10 @@ function pickTuning(config: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(config).filter(([k]) => /^ORDER_BATCH|^INTAKE_/.test(k)));
 }
 
-main().then(() => process.exit(process.exitCode ?? 0), (err) => {
-  process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(process.exitCode ?? 0),
+  (err) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  },
+);

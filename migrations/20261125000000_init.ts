@@ -172,8 +172,20 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(knex: Knex): Promise<void> {
-  for (const table of ['restock_events', 'notifications', 'outbox', 'events', 'idempotency_keys',
-    'order_history', 'order_lines', 'orders', 'stock_movements', 'stock', 'products', 'customers']) {
+  for (const table of [
+    'restock_events',
+    'notifications',
+    'outbox',
+    'events',
+    'idempotency_keys',
+    'order_history',
+    'order_lines',
+    'orders',
+    'stock_movements',
+    'stock',
+    'products',
+    'customers',
+  ]) {
     await knex.schema.dropTableIfExists(table);
   }
   await knex.raw('DROP SEQUENCE IF EXISTS order_seq');

@@ -21,13 +21,20 @@ async function run(): Promise<number> {
     const redisUp = await new Promise<boolean>((resolve) => {
       if (redis.status === 'ready') return resolve(true);
       const timer = setTimeout(() => resolve(false), 3000);
-      redis.once('ready', () => { clearTimeout(timer); resolve(true); });
+      redis.once('ready', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
     });
     if (!redisUp) process.stdout.write('Redis is unreachable: received orders are checked by age only\n');
     const report = await checkInvariants(db, { queues: redisUp ? { orders } : undefined, graceSeconds: grace });
     for (const p of report.problems) process.stdout.write(`${p}\n`);
-    const rules = Object.entries(report.counts).map(([k, n]) => `${k} ${n === 0 ? 'ok' : n}`).join(', ');
-    process.stdout.write(`${report.ok ? 'all invariants hold' : `${report.problems.length} problem line(s)`}: ${rules}\n`);
+    const rules = Object.entries(report.counts)
+      .map(([k, n]) => `${k} ${n === 0 ? 'ok' : n}`)
+      .join(', ');
+    process.stdout.write(
+      `${report.ok ? 'all invariants hold' : `${report.problems.length} problem line(s)`}: ${rules}\n`,
+    );
     return report.ok ? 0 : 1;
   } finally {
     await orders.close().catch(() => undefined);
@@ -36,7 +43,10 @@ async function run(): Promise<number> {
   }
 }
 
-run().then((code) => process.exit(code), (err) => {
-  process.stderr.write(`check failed: ${(err as Error).message}\n`);
-  process.exit(2);
-});
+run().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`check failed: ${(err as Error).message}\n`);
+    process.exit(2);
+  },
+);

@@ -13,10 +13,15 @@ const dir = mkdtempSync(path.join(tmpdir(), 'orderflow-openapi-'));
 const file = path.join(dir, 'openapi.json');
 writeFileSync(file, `${JSON.stringify(buildOpenApiDocument(), null, 2)}\n`);
 const cli = require.resolve('@redocly/cli/bin/cli.js', { paths: [root] });
-const run = spawnSync(process.execPath, [cli, 'lint', file, '--config', path.join(root, 'redocly.yaml'), '--format', 'codeframe'], {
-  stdio: 'inherit', cwd: root,
-  // No telemetry and no update check: lint runs offline, in CI too.
-  env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
-});
+const run = spawnSync(
+  process.execPath,
+  [cli, 'lint', file, '--config', path.join(root, 'redocly.yaml'), '--format', 'codeframe'],
+  {
+    stdio: 'inherit',
+    cwd: root,
+    // No telemetry and no update check: lint runs offline, in CI too.
+    env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
+  },
+);
 rmSync(dir, { recursive: true, force: true });
 process.exit(run.status ?? 1);

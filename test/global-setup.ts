@@ -5,7 +5,12 @@ import { createDb, migrateLatest, withDatabase } from '../src/platform/db';
 import { resolveLocalServices } from '../src/platform/local-services';
 
 declare module 'vitest' {
-  export interface ProvidedContext { pgUrl: string; redisUrl: string; templateDb: string; runId: string }
+  export interface ProvidedContext {
+    pgUrl: string;
+    redisUrl: string;
+    templateDb: string;
+    runId: string;
+  }
 }
 
 /**
@@ -26,10 +31,18 @@ export default async function setup(project: TestProject) {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   // Databases left by runs that were killed before their teardown (older than 3 hours) go now.
-  const stale = await admin.query(`SELECT datname FROM pg_database WHERE datname ~ '^of_(tpl_)?[0-9a-z]{8}[0-9a-f]{6}'`);
+  const stale = await admin.query(
+    `SELECT datname FROM pg_database WHERE datname ~ '^of_(tpl_)?[0-9a-z]{8}[0-9a-f]{6}'`,
+  );
   for (const { datname } of stale.rows) {
-    const started = parseInt(String(datname).replace(/^of_(tpl_)?/, '').slice(0, 8), 36);
-    if (Date.now() - started > 3 * 3600_000) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`).catch(() => undefined);
+    const started = parseInt(
+      String(datname)
+        .replace(/^of_(tpl_)?/, '')
+        .slice(0, 8),
+      36,
+    );
+    if (Date.now() - started > 3 * 3600_000)
+      await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`).catch(() => undefined);
   }
   await admin.query(`CREATE DATABASE ${templateDb}`);
   const db = createDb(withDatabase(adminUrl, templateDb), 2);

@@ -17,10 +17,20 @@ export function timedQueues(withNotifications: boolean): QueueName[] | undefined
 }
 
 export interface PipelineResult {
-  orders: number; skus: number; seconds: number; ops: number; submit_seconds: number;
-  workers: string; notify_drain_seconds: number | null; notify_ops: number | null;
-  stock_attempts: number; optimistic_conflicts: number; conflict_rate: number;
-  confirmed_events: number; invariants_ok: boolean; problems: string[];
+  orders: number;
+  skus: number;
+  seconds: number;
+  ops: number;
+  submit_seconds: number;
+  workers: string;
+  notify_drain_seconds: number | null;
+  notify_ops: number | null;
+  stock_attempts: number;
+  optimistic_conflicts: number;
+  conflict_rate: number;
+  confirmed_events: number;
+  invariants_ok: boolean;
+  problems: string[];
 }
 
 async function counterTotal(c: { get(): Promise<{ values: { value: number }[] }> }): Promise<number> {
@@ -36,23 +46,38 @@ async function startPaused(ctx: AppContext, only: QueueName[] | undefined): Prom
 }
 
 /** Starts the notifications worker and times until every event of these orders is settled. */
-async function drainNotifications(ctx: AppContext, minSeq: number, maxSeq: number, timeoutMs: number): Promise<{ seconds: number; events: number }> {
-  const unsettled = async () => Number((await ctx.db.raw(
-    `SELECT count(*) AS n FROM events e JOIN orders o ON o.id = e.order_id WHERE o.seq BETWEEN ? AND ? AND e.settled_at IS NULL`,
-    [minSeq, maxSeq])).rows[0].n);
+async function drainNotifications(
+  ctx: AppContext,
+  minSeq: number,
+  maxSeq: number,
+  timeoutMs: number,
+): Promise<{ seconds: number; events: number }> {
+  const unsettled = async () =>
+    Number(
+      (
+        await ctx.db.raw(
+          `SELECT count(*) AS n FROM events e JOIN orders o ON o.id = e.order_id WHERE o.seq BETWEEN ? AND ? AND e.settled_at IS NULL`,
+          [minSeq, maxSeq],
+        )
+      ).rows[0].n,
+    );
   const events = await unsettled();
   const t0 = performance.now();
   const running = await startWorkers(ctx, ['notifications']);
   try {
     const t1 = await until(async () => (await unsettled()) === 0, timeoutMs, 'notifications settled', 100);
     return { seconds: (t1 - t0) / 1000, events };
-  } finally { await running.close(); }
+  } finally {
+    await running.close();
+  }
 }
 
 async function confirmedEvents(ctx: AppContext, minSeq: number, maxSeq: number): Promise<number> {
   const { rows } = await ctx.db.raw(
     `SELECT count(*)::int AS n FROM events e JOIN orders o ON o.id = e.order_id
-      WHERE o.seq BETWEEN ? AND ? AND e.type = 'order.confirmed'`, [minSeq, maxSeq]);
+      WHERE o.seq BETWEEN ? AND ? AND e.type = 'order.confirmed'`,
+    [minSeq, maxSeq],
+  );
   return rows[0].n;
 }
 
@@ -63,12 +88,25 @@ async function confirmedEvents(ctx: AppContext, minSeq: number, maxSeq: number):
  * orders, restocks, notifications, maintenance, outbox relay) and the clock runs from resume
  * until every order is `confirmed` with its `order.confirmed` event written.
  */
-export async function runPipeline(ctx: AppContext, customers: string[], opts: {
-  orders: number; skus: number; tag: string; timeoutMs: number; withNotifications: boolean; drainNotifications: boolean;
-}): Promise<PipelineResult> {
+export async function runPipeline(
+  ctx: AppContext,
+  customers: string[],
+  opts: {
+    orders: number;
+    skus: number;
+    tag: string;
+    timeoutMs: number;
+    withNotifications: boolean;
+    drainNotifications: boolean;
+  },
+): Promise<PipelineResult> {
   const perSku = Math.ceil(opts.orders / opts.skus) * 4 + 10;
   const skus = await seedProducts(ctx.db, opts.tag, opts.skus, perSku);
-  const orders = orderMix(opts.orders, skus).map((sku, i) => ({ customer_id: customers[i % customers.length], sku, quantity: 1 }));
+  const orders = orderMix(opts.orders, skus).map((sku, i) => ({
+    customer_id: customers[i % customers.length],
+    sku,
+    quantity: 1,
+  }));
   // Paused while the orders go in, so that the clock below sees the whole backlog drain.
   await ctx.queues.orders.pause();
   const submitted = await submitOrders(ctx, orders);
@@ -81,10 +119,19 @@ export async function runPipeline(ctx: AppContext, customers: string[], opts: {
     const t0 = performance.now();
     await ctx.queues.orders.resume();
     let last: Record<string, number> = {};
-    const t1 = await until(async () => {
-      const c = await ctx.db('orders').whereBetween('seq', [submitted.minSeq, submitted.maxSeq]).where('status', 'confirmed').count({ n: '*' }).first();
-      return Number(c?.n) >= opts.orders;
-    }, opts.timeoutMs, `${opts.orders} confirmed orders (${opts.tag})`).catch(async (err) => {
+    const t1 = await until(
+      async () => {
+        const c = await ctx
+          .db('orders')
+          .whereBetween('seq', [submitted.minSeq, submitted.maxSeq])
+          .where('status', 'confirmed')
+          .count({ n: '*' })
+          .first();
+        return Number(c?.n) >= opts.orders;
+      },
+      opts.timeoutMs,
+      `${opts.orders} confirmed orders (${opts.tag})`,
+    ).catch(async (err) => {
       last = await countByStatus(ctx.db, submitted.minSeq, submitted.maxSeq);
       throw new Error(`${(err as Error).message}; statuses ${JSON.stringify(last)}`);
     });
@@ -93,10 +140,20 @@ export async function runPipeline(ctx: AppContext, customers: string[], opts: {
     const seconds = (t1 - t0) / 1000;
     const inv = await checkInvariants(ctx.db, skus);
     result = {
-      orders: opts.orders, skus: opts.skus, seconds, ops: opts.orders / seconds, submit_seconds: submitted.seconds,
-      workers: only ? only.join(',') : 'all', notify_drain_seconds: null, notify_ops: null,
-      stock_attempts: attempts, optimistic_conflicts: conflicts, conflict_rate: attempts ? conflicts / attempts : 0,
-      confirmed_events: await confirmedEvents(ctx, submitted.minSeq, submitted.maxSeq), invariants_ok: inv.ok, problems: inv.problems,
+      orders: opts.orders,
+      skus: opts.skus,
+      seconds,
+      ops: opts.orders / seconds,
+      submit_seconds: submitted.seconds,
+      workers: only ? only.join(',') : 'all',
+      notify_drain_seconds: null,
+      notify_ops: null,
+      stock_attempts: attempts,
+      optimistic_conflicts: conflicts,
+      conflict_rate: attempts ? conflicts / attempts : 0,
+      confirmed_events: await confirmedEvents(ctx, submitted.minSeq, submitted.maxSeq),
+      invariants_ok: inv.ok,
+      problems: inv.problems,
     };
   } finally {
     await running.close();
@@ -110,7 +167,13 @@ export async function runPipeline(ctx: AppContext, customers: string[], opts: {
 }
 
 export interface RestockResult {
-  orders: number; seconds: number; prepare_seconds: number; confirmed_events: number; fifo_ok: boolean; invariants_ok: boolean; problems: string[];
+  orders: number;
+  seconds: number;
+  prepare_seconds: number;
+  confirmed_events: number;
+  fifo_ok: boolean;
+  invariants_ok: boolean;
+  problems: string[];
 }
 
 /**
@@ -118,31 +181,61 @@ export interface RestockResult {
  * then ONE restock of `orders` units is received (receiveRestocks, as POST /v1/restocks does) and
  * the clock runs until every order is `confirmed`.
  */
-export async function runRestock(ctx: AppContext, customers: string[], opts: { orders: number; tag: string; timeoutMs: number; withNotifications: boolean }): Promise<RestockResult> {
+export async function runRestock(
+  ctx: AppContext,
+  customers: string[],
+  opts: { orders: number; tag: string; timeoutMs: number; withNotifications: boolean },
+): Promise<RestockResult> {
   const [sku] = await seedProducts(ctx.db, opts.tag, 1, 0);
   const running = await startWorkers(ctx, timedQueues(opts.withNotifications));
   try {
     const p0 = performance.now();
-    const submitted = await submitOrders(ctx, Array.from({ length: opts.orders }, (_, i) => ({ customer_id: customers[i % customers.length], sku, quantity: 1 })));
-    await until(async () => (await countByStatus(ctx.db, submitted.minSeq, submitted.maxSeq)).awaiting_stock === opts.orders,
-      opts.timeoutMs, `${opts.orders} awaiting_stock orders`, 100);
+    const submitted = await submitOrders(
+      ctx,
+      Array.from({ length: opts.orders }, (_, i) => ({
+        customer_id: customers[i % customers.length],
+        sku,
+        quantity: 1,
+      })),
+    );
+    await until(
+      async () => (await countByStatus(ctx.db, submitted.minSeq, submitted.maxSeq)).awaiting_stock === opts.orders,
+      opts.timeoutMs,
+      `${opts.orders} awaiting_stock orders`,
+      100,
+    );
     const prepare = (performance.now() - p0) / 1000;
     const t0 = performance.now();
     await receiveRestocks(ctx, [{ event_id: `bench-${uuidv7()}`, sku, quantity: opts.orders }]);
-    const t1 = await until(async () => {
-      const c = await ctx.db('orders').whereBetween('seq', [submitted.minSeq, submitted.maxSeq]).where('status', 'confirmed').count({ n: '*' }).first();
-      return Number(c?.n) >= opts.orders;
-    }, opts.timeoutMs, `${opts.orders} backorders confirmed`);
+    const t1 = await until(
+      async () => {
+        const c = await ctx
+          .db('orders')
+          .whereBetween('seq', [submitted.minSeq, submitted.maxSeq])
+          .where('status', 'confirmed')
+          .count({ n: '*' })
+          .first();
+        return Number(c?.n) >= opts.orders;
+      },
+      opts.timeoutMs,
+      `${opts.orders} backorders confirmed`,
+    );
     // FIFO: the reservation movements were written in seq order.
     const { rows } = await ctx.db.raw(
       `SELECT bool_and(ordered) AS ok FROM (
          SELECT o.seq >= lag(o.seq, 1, 0::bigint) OVER (ORDER BY m.id) AS ordered
-           FROM stock_movements m JOIN orders o ON o.id = m.order_id WHERE m.sku = ? AND m.type = 'reservation') x`, [sku]);
+           FROM stock_movements m JOIN orders o ON o.id = m.order_id WHERE m.sku = ? AND m.type = 'reservation') x`,
+      [sku],
+    );
     const inv = await checkInvariants(ctx.db, [sku]);
     return {
-      orders: opts.orders, seconds: (t1 - t0) / 1000, prepare_seconds: prepare,
-      confirmed_events: await confirmedEvents(ctx, submitted.minSeq, submitted.maxSeq), fifo_ok: rows[0].ok === true,
-      invariants_ok: inv.ok, problems: inv.problems,
+      orders: opts.orders,
+      seconds: (t1 - t0) / 1000,
+      prepare_seconds: prepare,
+      confirmed_events: await confirmedEvents(ctx, submitted.minSeq, submitted.maxSeq),
+      fifo_ok: rows[0].ok === true,
+      invariants_ok: inv.ok,
+      problems: inv.problems,
     };
   } finally {
     await running.close();

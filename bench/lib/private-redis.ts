@@ -6,7 +6,10 @@ async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address() as net.AddressInfo; s.close(() => resolve(port)); });
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
   });
 }
 
@@ -15,9 +18,15 @@ async function freePort(): Promise<number> {
  * memory figure: on the shared Redis, other clients' keys come and go while we measure.
  * Returns undefined when no redis-server binary is on the PATH.
  */
-export async function startPrivateRedis(): Promise<{ url: string; version: string; stop(): Promise<void> } | undefined> {
+export async function startPrivateRedis(): Promise<
+  { url: string; version: string; stop(): Promise<void> } | undefined
+> {
   const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
   const failed = await new Promise<boolean>((resolve) => {
     child.once('error', () => resolve(true));
     setTimeout(() => resolve(false), 300);
@@ -29,12 +38,15 @@ export async function startPrivateRedis(): Promise<{ url: string; version: strin
     await r.ping();
     const version = /redis_version:(\S+)/.exec(await r.info('server'))?.[1] ?? '?';
     return {
-      url, version,
+      url,
+      version,
       async stop() {
         const exited = new Promise((res) => child.once('exit', res));
         child.kill('SIGTERM');
         await exited;
       },
     };
-  } finally { r.disconnect(); }
+  } finally {
+    r.disconnect();
+  }
 }

@@ -4,7 +4,11 @@ import type { AppContext } from '../../src/app/context';
 import { JOB } from '../../src/jobs/queues';
 
 export interface RedisMemoryResult {
-  jobs: number; used_memory_delta: number; bytes_per_job: number; key_bytes_per_job: number; keys: number;
+  jobs: number;
+  used_memory_delta: number;
+  bytes_per_job: number;
+  key_bytes_per_job: number;
+  keys: number;
 }
 
 async function usedMemory(r: Redis): Promise<number> {
@@ -45,18 +49,25 @@ export async function measureQueuedOrderMemory(ctx: AppContext, jobs: number): P
     const keys0 = await keyBytes(r, ctx.config.QUEUE_PREFIX);
     const before = await usedMemory(r);
     for (let i = 0; i < jobs; i += 1000) {
-      await ctx.queues.orders.addBulk(Array.from({ length: Math.min(1000, jobs - i) }, () => {
-        const orderId = uuidv7();
-        return { name: JOB.processOrder, data: { orderId }, opts: { jobId: orderId } };
-      }));
+      await ctx.queues.orders.addBulk(
+        Array.from({ length: Math.min(1000, jobs - i) }, () => {
+          const orderId = uuidv7();
+          return { name: JOB.processOrder, data: { orderId }, opts: { jobId: orderId } };
+        }),
+      );
     }
     const after = await usedMemory(r);
     const keys1 = await keyBytes(r, ctx.config.QUEUE_PREFIX);
     const waiting = await ctx.queues.orders.getWaitingCount();
     if (waiting < jobs) throw new Error(`only ${waiting} of ${jobs} jobs are waiting`);
     return {
-      jobs, used_memory_delta: after - before, bytes_per_job: (after - before) / jobs,
-      key_bytes_per_job: (keys1.bytes - keys0.bytes) / jobs, keys: keys1.keys,
+      jobs,
+      used_memory_delta: after - before,
+      bytes_per_job: (after - before) / jobs,
+      key_bytes_per_job: (keys1.bytes - keys0.bytes) / jobs,
+      keys: keys1.keys,
     };
-  } finally { r.disconnect(); }
+  } finally {
+    r.disconnect();
+  }
 }

@@ -20,13 +20,35 @@ const fmt = (v: number | null | undefined, unit = ''): string => {
 };
 
 /** A figure measured against a ceiling from the same run. */
-export function againstCeiling(value: number | null, unit: string, ceilingName: string, ceiling: number | null, minRatio: number, note?: string): Figure {
+export function againstCeiling(
+  value: number | null,
+  unit: string,
+  ceilingName: string,
+  ceiling: number | null,
+  minRatio: number,
+  note?: string,
+): Figure {
   const ratio = value !== null && ceiling ? value / ceiling : null;
-  return { value, unit, ceiling_name: ceilingName, ceiling, ratio, target: `ratio >= ${minRatio}`, met: ratio === null ? null : ratio >= minRatio, note };
+  return {
+    value,
+    unit,
+    ceiling_name: ceilingName,
+    ceiling,
+    ratio,
+    target: `ratio >= ${minRatio}`,
+    met: ratio === null ? null : ratio >= minRatio,
+    note,
+  };
 }
 
 export function atMost(value: number | null, unit: string, max: number, note?: string): Figure {
-  return { value, unit, target: `<= ${max}${unit === 'share' ? '' : ` ${unit}`}`, met: value === null ? null : value <= max, note };
+  return {
+    value,
+    unit,
+    target: `<= ${max}${unit === 'share' ? '' : ` ${unit}`}`,
+    met: value === null ? null : value <= max,
+    note,
+  };
 }
 
 export function info(value: number | null, unit: string, note?: string): Figure {
@@ -35,14 +57,14 @@ export function info(value: number | null, unit: string, note?: string): Figure 
 
 /** The table printed to stdout and pasted into docs/benchmarks.md between the bench:table markers. */
 export function markdownTable(figures: Figures): string {
-  const rows = [
-    '| figure | ours | ceiling (same run) | ratio | target | met |',
-    '|---|---:|---|---:|---|:---:|',
-  ];
+  const rows = ['| figure | ours | ceiling (same run) | ratio | target | met |', '|---|---:|---|---:|---|:---:|'];
   for (const [name, f] of Object.entries(figures)) {
     const ceiling = f.ceiling_name ? `${f.ceiling_name} = ${fmt(f.ceiling)}` : '—';
-    const value = f.value === null ? 'not run' : `${fmt(f.value, f.unit)}${f.unit && f.unit !== 'share' ? ` ${f.unit}` : ''}`;
-    rows.push(`| ${name} | ${value} | ${ceiling} | ${fmt(f.ratio, 'ratio')} | ${f.target} | ${f.met === null ? '—' : f.met ? 'yes' : 'NO'} |`);
+    const value =
+      f.value === null ? 'not run' : `${fmt(f.value, f.unit)}${f.unit && f.unit !== 'share' ? ` ${f.unit}` : ''}`;
+    rows.push(
+      `| ${name} | ${value} | ${ceiling} | ${fmt(f.ratio, 'ratio')} | ${f.target} | ${f.met === null ? '—' : f.met ? 'yes' : 'NO'} |`,
+    );
   }
   return rows.join('\n');
 }

@@ -8,8 +8,14 @@ import { createDb, databaseName, ensureDatabase, migrateLatest, withDatabase, ty
 import { setStatsSink } from '../../src/platform/metrics';
 import { placeOrder } from '../../src/orders';
 
-export const BENCH_KEYS = { intake: 'bench-intake-key', feed: 'bench-feed-key', operator: 'bench-operator-key' } as const;
-const API_KEYS = Object.entries(BENCH_KEYS).map(([role, key]) => `${role}:${key}`).join(',');
+export const BENCH_KEYS = {
+  intake: 'bench-intake-key',
+  feed: 'bench-feed-key',
+  operator: 'bench-operator-key',
+} as const;
+const API_KEYS = Object.entries(BENCH_KEYS)
+  .map(([role, key]) => `${role}:${key}`)
+  .join(',');
 
 /**
  * The bench's own databases and Redis prefixes; everything is removed by `cleanup`. A template
@@ -40,24 +46,40 @@ export async function createBenchEnv(): Promise<BenchEnv> {
   const redisUrl = process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
   await ensureDatabase(templateUrl);
   const db = createDb(templateUrl, 2);
-  try { await migrateLatest(db); } finally { await db.destroy(); }
+  try {
+    await migrateLatest(db);
+  } finally {
+    await db.destroy();
+  }
   const prefixes: string[] = [];
   const databases: string[] = [];
   const admin = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
     const c = new pg.Client({ connectionString: withDatabase(base, 'postgres') });
     await c.connect();
-    try { return await fn(c); } finally { await c.end(); }
+    try {
+      return await fn(c);
+    } finally {
+      await c.end();
+    }
   };
   const env = (prefix: string, extra: Record<string, string> = {}): Record<string, string> => ({
     ...(process.env as Record<string, string>),
-    NODE_ENV: 'production', DATABASE_URL: templateUrl, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix, API_KEYS,
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', ...extra,
+    NODE_ENV: 'production',
+    DATABASE_URL: templateUrl,
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: prefix,
+    API_KEYS,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    ...extra,
   });
   const dropPrefixes = async () => {
     for (const p of prefixes.splice(0)) await deletePrefix(redisUrl, p).catch(() => undefined);
   };
   return {
-    runId, redisUrl, env, dropPrefixes,
+    runId,
+    redisUrl,
+    env,
+    dropPrefixes,
     config: (prefix, extra) => loadConfig(env(prefix, extra)),
     async database(phase) {
       const name = `ofbench_${runId}_${phase}`;
@@ -89,9 +111,17 @@ export async function createBenchEnv(): Promise<BenchEnv> {
 export { deletePrefix };
 
 /** A context on its own prefix and the given database; closing it also unsets its stats sink. */
-export async function withContext<T>(bench: BenchEnv, phase: string, databaseUrl: string, fn: (ctx: AppContext) => Promise<T>, extra: Record<string, string> = {}): Promise<T> {
+export async function withContext<T>(
+  bench: BenchEnv,
+  phase: string,
+  databaseUrl: string,
+  fn: (ctx: AppContext) => Promise<T>,
+  extra: Record<string, string> = {},
+): Promise<T> {
   const ctx = createContext(bench.config(bench.prefix(phase), { DATABASE_URL: databaseUrl, ...extra }));
-  try { return await fn(ctx); } finally {
+  try {
+    return await fn(ctx);
+  } finally {
     await closeContext(ctx);
     setStatsSink(undefined);
   }
@@ -99,7 +129,11 @@ export async function withContext<T>(bench: BenchEnv, phase: string, databaseUrl
 
 /** Customers straight into the table (the bench seeds; the load generator uses the API). */
 export async function seedCustomers(db: Db, n: number): Promise<string[]> {
-  const rows = Array.from({ length: n }, (_, i) => ({ id: uuidv7(), email: `bench-${uuidv7()}-${i}@example.test`, name: `Bench ${i}` }));
+  const rows = Array.from({ length: n }, (_, i) => ({
+    id: uuidv7(),
+    email: `bench-${uuidv7()}-${i}@example.test`,
+    name: `Bench ${i}`,
+  }));
   for (let i = 0; i < rows.length; i += 1000) await db('customers').insert(rows.slice(i, i + 1000));
   return rows.map((r) => r.id);
 }
@@ -112,7 +146,10 @@ export async function seedProducts(db: Db, prefix: string, n: number, stock: num
     await db.transaction(async (trx) => {
       await trx('products').insert(chunk.map((sku) => ({ sku, name: `Bench ${sku}`, price_cents: 1000 })));
       await trx('stock').insert(chunk.map((sku) => ({ sku, on_hand: stock })));
-      if (stock > 0) await trx('stock_movements').insert(chunk.map((sku) => ({ sku, type: 'initial', quantity: stock, reason: 'initial stock' })));
+      if (stock > 0)
+        await trx('stock_movements').insert(
+          chunk.map((sku) => ({ sku, type: 'initial', quantity: stock, reason: 'initial stock' })),
+        );
     });
   }
   return skus;
@@ -140,41 +177,60 @@ export function orderMix(orders: number, skus: string[]): string[] {
  * Submits orders through the real intake use case (placeOrder: order rows + outbox in PostgreSQL,
  * then the job added), `concurrency` at a time. Returns the ids and the seq range.
  */
-export async function submitOrders(ctx: AppContext, orders: { customer_id: string; sku: string; quantity: number }[], concurrency = 32):
-Promise<{ ids: string[]; minSeq: number; maxSeq: number; seconds: number }> {
+export async function submitOrders(
+  ctx: AppContext,
+  orders: { customer_id: string; sku: string; quantity: number }[],
+  concurrency = 32,
+): Promise<{ ids: string[]; minSeq: number; maxSeq: number; seconds: number }> {
   const ids: string[] = new Array(orders.length);
   let minSeq = Infinity;
   let maxSeq = -Infinity;
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: Math.min(concurrency, orders.length) }, async () => {
-    while (next < orders.length) {
-      const i = next++;
-      const o = orders[i];
-      const input = { customer_id: o.customer_id, lines: [{ sku: o.sku, quantity: o.quantity }], on_insufficient_stock: 'backorder' as const };
-      const { body } = await placeOrder(ctx, 'intake#bench', input);
-      ids[i] = body.id;
-      minSeq = Math.min(minSeq, body.seq);
-      maxSeq = Math.max(maxSeq, body.seq);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, orders.length) }, async () => {
+      while (next < orders.length) {
+        const i = next++;
+        const o = orders[i];
+        const input = {
+          customer_id: o.customer_id,
+          lines: [{ sku: o.sku, quantity: o.quantity }],
+          on_insufficient_stock: 'backorder' as const,
+        };
+        const { body } = await placeOrder(ctx, 'intake#bench', input);
+        ids[i] = body.id;
+        minSeq = Math.min(minSeq, body.seq);
+        maxSeq = Math.max(maxSeq, body.seq);
+      }
+    }),
+  );
   return { ids, minSeq, maxSeq, seconds: (performance.now() - t0) / 1000 };
 }
 
 /** Orders with seq in [minSeq, maxSeq] by status. */
 export async function countByStatus(db: Db, minSeq: number, maxSeq: number): Promise<Record<string, number>> {
-  const rows = await db('orders').whereBetween('seq', [minSeq, maxSeq]).groupBy('status').select('status').count({ n: '*' });
+  const rows = await db('orders')
+    .whereBetween('seq', [minSeq, maxSeq])
+    .groupBy('status')
+    .select('status')
+    .count({ n: '*' });
   return Object.fromEntries(rows.map((r: any) => [r.status, Number(r.n)]));
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls until `fn` is true; returns the time (performance.now) at which it was first seen true. */
-export async function until(fn: () => Promise<boolean>, timeoutMs: number, what: string, intervalMs = 50): Promise<number> {
+export async function until(
+  fn: () => Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  intervalMs = 50,
+): Promise<number> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     if (await fn()) return performance.now();
-    if (performance.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
+    if (performance.now() > deadline)
+      throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
     await sleep(intervalMs);
   }
 }
@@ -185,12 +241,16 @@ export async function checkInvariants(db: Db, skus: string[]): Promise<{ ok: boo
     `SELECT s.sku, s.on_hand, s.reserved,
             COALESCE((SELECT sum(m.quantity) FROM stock_movements m WHERE m.sku = s.sku AND m.type IN ('initial','receipt','sale','adjustment')), 0)::bigint AS ledger,
             COALESCE((SELECT sum(m.quantity) FROM stock_movements m WHERE m.sku = s.sku AND m.type IN ('reservation','release','sale')), 0)::bigint AS reserved_ledger
-       FROM stock s WHERE s.sku = ANY(?::text[])`, [skus]);
+       FROM stock s WHERE s.sku = ANY(?::text[])`,
+    [skus],
+  );
   const problems: string[] = [];
   for (const r of rows) {
-    if (r.reserved < 0 || r.reserved > r.on_hand) problems.push(`${r.sku}: reserved ${r.reserved} outside 0..${r.on_hand}`);
+    if (r.reserved < 0 || r.reserved > r.on_hand)
+      problems.push(`${r.sku}: reserved ${r.reserved} outside 0..${r.on_hand}`);
     if (r.on_hand !== r.ledger) problems.push(`${r.sku}: on_hand ${r.on_hand} but ledger says ${r.ledger}`);
-    if (r.reserved !== r.reserved_ledger) problems.push(`${r.sku}: reserved ${r.reserved} but movements say ${r.reserved_ledger}`);
+    if (r.reserved !== r.reserved_ledger)
+      problems.push(`${r.sku}: reserved ${r.reserved} but movements say ${r.reserved_ledger}`);
   }
   return { ok: problems.length === 0, problems: problems.slice(0, 10) };
 }

@@ -11,7 +11,11 @@ import { serveForBench } from './serve';
 
 const config = loadConfigOrExit();
 const connection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-const queue = new Queue('orders', { connection, prefix: config.QUEUE_PREFIX, defaultJobOptions: jobOptions(config, 'orders') });
+const queue = new Queue('orders', {
+  connection,
+  prefix: config.QUEUE_PREFIX,
+  defaultJobOptions: jobOptions(config, 'orders'),
+});
 const app = express();
 app.use(express.json());
 app.post('/v1/orders', async (req, res) => {
@@ -19,4 +23,7 @@ app.post('/v1/orders', async (req, res) => {
   await queue.add(JOB.processOrder, { orderId: id }, { jobId: id });
   res.status(202).json({ id, status: 'received', created_at: new Date().toISOString() });
 });
-serveForBench(app, queue.waitUntilReady(), async () => { await queue.close(); connection.disconnect(); });
+serveForBench(app, queue.waitUntilReady(), async () => {
+  await queue.close();
+  connection.disconnect();
+});

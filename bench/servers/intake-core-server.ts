@@ -13,7 +13,10 @@ const app = express();
 app.use(express.json());
 app.post('/v1/orders', async (req, res) => {
   const parsed = placeOrderSchema.safeParse(req.body);
-  if (!parsed.success) { res.status(400).json({ error: { code: 'validation_failed' } }); return; }
+  if (!parsed.success) {
+    res.status(400).json({ error: { code: 'validation_failed' } });
+    return;
+  }
   const { body } = await placeOrder(ctx, 'intake#core', parsed.data);
   res.status(202).location(`/v1/orders/${body.id}`).json(body);
 });

@@ -7,7 +7,12 @@ import type { Express } from 'express';
  * the bench over IPC, and on 'stop' close the connections, run `close`, and exit.
  */
 export function serveForBench(app: Express, ready: Promise<unknown>, close: () => Promise<void>): void {
-  const listening = ready.then(() => new Promise<Server>((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); }));
+  const listening = ready.then(
+    () =>
+      new Promise<Server>((resolve) => {
+        const s = app.listen(0, '127.0.0.1', () => resolve(s));
+      }),
+  );
   void listening.then((s) => process.send!({ port: (s.address() as AddressInfo).port }));
   process.on('message', async (m) => {
     if (m !== 'stop') return;
@@ -21,5 +26,9 @@ export function serveForBench(app: Express, ready: Promise<unknown>, close: () =
 
 /** Resolves when the context's producer connection to Redis is ready (so warm-up does not meet a connecting client). */
 export function redisReady(redis: { status: string; once(event: 'ready', fn: () => void): unknown }): Promise<void> {
-  return redis.status === 'ready' ? Promise.resolve() : new Promise((r) => { redis.once('ready', () => r()); });
+  return redis.status === 'ready'
+    ? Promise.resolve()
+    : new Promise((r) => {
+        redis.once('ready', () => r());
+      });
 }

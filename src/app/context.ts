@@ -26,7 +26,12 @@ export function createContext(config: Config): AppContext {
   setStatsSink(stats);
   const published = new PublishedMarker(db);
   const ctx: AppContext = {
-    config, db, redis, queues, stats, published,
+    config,
+    db,
+    redis,
+    queues,
+    stats,
+    published,
     jobs: createJobPublisher(queues, published),
     afterCommit: { serveSkus: (skus) => allocateSkus(ctx, skus) },
   };

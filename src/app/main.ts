@@ -20,8 +20,11 @@ function whereListening(host: string, port: number): string {
 
 function printDevKeys(config: Config): void {
   if (!config.devKeys) return;
-  process.stdout.write(`\norderflow development API keys (set API_KEYS to replace them):\n${
-    config.API_KEYS.map((k) => `  ${k.role.padEnd(8)} ${k.key}`).join('\n')}\n\n`);
+  process.stdout.write(
+    `\norderflow development API keys (set API_KEYS to replace them):\n${config.API_KEYS.map(
+      (k) => `  ${k.role.padEnd(8)} ${k.key}`,
+    ).join('\n')}\n\n`,
+  );
 }
 
 export async function main(mode: Mode): Promise<void> {
@@ -29,8 +32,11 @@ export async function main(mode: Mode): Promise<void> {
   let local: Awaited<ReturnType<typeof resolveLocalServices>>;
   try {
     local = await resolveLocalServices({
-      databaseUrl: base.DATABASE_URL, databaseDefaulted: base.databaseUrlDefaulted,
-      redisUrl: base.REDIS_URL, redisDefaulted: base.redisUrlDefaulted, dataDir: base.EMBEDDED_DATA_DIR,
+      databaseUrl: base.DATABASE_URL,
+      databaseDefaulted: base.databaseUrlDefaulted,
+      redisUrl: base.REDIS_URL,
+      redisDefaulted: base.redisUrlDefaulted,
+      dataDir: base.EMBEDDED_DATA_DIR,
     });
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
@@ -48,13 +54,18 @@ export async function main(mode: Mode): Promise<void> {
     server = await listen(app, config.PORT, config.HOST);
     const { address: host, port } = server.address() as AddressInfo;
     logger.info({ host, port }, 'orderflow API listening');
-    if (mode === 'all') process.stdout.write(`orderflow listening on ${whereListening(host, port)} (board /admin/queues, dashboard /dashboard, docs /docs)\n`);
+    if (mode === 'all')
+      process.stdout.write(
+        `orderflow listening on ${whereListening(host, port)} (board /admin/queues, dashboard /dashboard, docs /docs)\n`,
+      );
   }
   if (mode !== 'api') {
     workers = await startWorkers(ctx);
     logger.info('orderflow workers running');
     if (!config.NOTIFY_WEBHOOK_URL && !config.SMTP_URL) {
-      logger.warn('no operator notification target (NOTIFY_WEBHOOK_URL and SMTP_URL unset): customer notifications go only to customers\' own webhook_url');
+      logger.warn(
+        "no operator notification target (NOTIFY_WEBHOOK_URL and SMTP_URL unset): customer notifications go only to customers' own webhook_url",
+      );
     }
   }
   printDevKeys(config);
@@ -64,7 +75,10 @@ export async function main(mode: Mode): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'draining');
-    const hard = setTimeout(() => { logger.error('shutdown took too long; exiting'); process.exit(1); }, config.SHUTDOWN_TIMEOUT_MS + 5000);
+    const hard = setTimeout(() => {
+      logger.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, config.SHUTDOWN_TIMEOUT_MS + 5000);
     hard.unref();
     if (server) {
       // Stop accepting; in-flight requests finish; keep-alive sockets close as they go idle.

@@ -11,7 +11,10 @@ import { createNotificationProcessor } from '../jobs/processors/notification.pro
 import { createOrderProcessor } from '../jobs/processors/order.processor';
 import { createRestockProcessor } from '../jobs/processors/restock.processor';
 
-export interface RunningWorkers { workers: Worker[]; close(): Promise<void> }
+export interface RunningWorkers {
+  workers: Worker[];
+  close(): Promise<void>;
+}
 
 /** Wraps a processor with a scoped logger and a duration metric; errors still reach BullMQ. */
 function instrument(queue: QueueName, fn: Processor): Processor {
@@ -42,7 +45,14 @@ export async function startWorkers(ctx: AppContext, only?: QueueName[]): Promise
   const want = (q: QueueName) => !only || only.includes(q);
   const make = (name: QueueName, processor: Processor, concurrency: number) => {
     const w = new Worker(name, instrument(name, processor), {
-      connection, prefix: config.QUEUE_PREFIX, concurrency, ...retention(name), maxStalledCount: 5, stalledInterval: 5000, lockDuration: 15000, autorun: true,
+      connection,
+      prefix: config.QUEUE_PREFIX,
+      concurrency,
+      ...retention(name),
+      maxStalledCount: 5,
+      stalledInterval: 5000,
+      lockDuration: 15000,
+      autorun: true,
     });
     w.on('error', (err) => logger.warn({ queue: name, err: err.message }, 'worker error'));
     return w;
@@ -50,7 +60,8 @@ export async function startWorkers(ctx: AppContext, only?: QueueName[]): Promise
   const workers: Worker[] = [];
   if (want('orders')) workers.push(make(QUEUES.orders, createOrderProcessor(ctx), config.ORDER_CONCURRENCY));
   if (want('restocks')) workers.push(make(QUEUES.restocks, createRestockProcessor(ctx), 4));
-  if (want('notifications')) workers.push(make(QUEUES.notifications, createNotificationProcessor(ctx), config.NOTIFY_CONCURRENCY));
+  if (want('notifications'))
+    workers.push(make(QUEUES.notifications, createNotificationProcessor(ctx), config.NOTIFY_CONCURRENCY));
   if (want('maintenance')) workers.push(make(QUEUES.maintenance, createMaintenanceProcessor(ctx), 1));
 
   const reconcileEvery = Math.max(250, Math.min(config.MAINTENANCE_INTERVAL_MS, config.RECONCILE_AFTER_SECONDS * 500));
@@ -58,9 +69,11 @@ export async function startWorkers(ctx: AppContext, only?: QueueName[]): Promise
     if (!want('maintenance')) return;
     const q = ctx.queues.maintenance;
     // Schedulers live in Redis; if Redis lost its data they are put back on the next tick.
-    if (!(await q.getJobScheduler(JOB.reconcile))) await q.upsertJobScheduler(JOB.reconcile, { every: reconcileEvery }, { name: JOB.reconcile });
+    if (!(await q.getJobScheduler(JOB.reconcile)))
+      await q.upsertJobScheduler(JOB.reconcile, { every: reconcileEvery }, { name: JOB.reconcile });
     for (const name of [JOB.expireBackorders, JOB.pruneRecords]) {
-      if (!(await q.getJobScheduler(name))) await q.upsertJobScheduler(name, { every: Math.max(1000, config.MAINTENANCE_INTERVAL_MS) }, { name });
+      if (!(await q.getJobScheduler(name)))
+        await q.upsertJobScheduler(name, { every: Math.max(1000, config.MAINTENANCE_INTERVAL_MS) }, { name });
     }
   };
   await ensureSchedulers().catch((err) => logger.warn({ err: err.message }, 'could not set up job schedulers yet'));
@@ -72,7 +85,9 @@ export async function startWorkers(ctx: AppContext, only?: QueueName[]): Promise
     if (config.HEARTBEAT_FILE) writeFile(config.HEARTBEAT_FILE, String(Date.now())).catch(() => undefined);
     relaying = relayOutbox(ctx).catch((err) => logger.warn({ err: err.message }, 'outbox relay failed; will retry'));
   }, config.RELAY_INTERVAL_MS);
-  const schedulerTimer = setInterval(() => { void ensureSchedulers().catch(() => undefined); }, reconcileEvery);
+  const schedulerTimer = setInterval(() => {
+    void ensureSchedulers().catch(() => undefined);
+  }, reconcileEvery);
 
   return {
     workers,

@@ -6,7 +6,9 @@ import { makeKeyLookup, requireRole } from './middleware/auth';
 import { jsonBody } from './middleware/request';
 
 export interface Guards {
-  intake: RequestHandler; feed: RequestHandler; operator: RequestHandler;
+  intake: RequestHandler;
+  feed: RequestHandler;
+  operator: RequestHandler;
   /** Operator key as Bearer or HTTP Basic password; a browser gets the login prompt. */
   browser: RequestHandler;
   /** A path id that is not a UUID cannot exist: 404. */
@@ -18,8 +20,10 @@ export interface Guards {
  * without the right key cannot make the server buffer or parse up to 1 MiB (and gets 401/403, not
  * 400/413/415). Routes with no guard (health, docs) take no body.
  */
-const thenBody = (guard: RequestHandler): RequestHandler => (req, res, next) =>
-  guard(req, res, (err?: unknown) => (err ? next(err) : jsonBody(req, res, next)));
+const thenBody =
+  (guard: RequestHandler): RequestHandler =>
+  (req, res, next) =>
+    guard(req, res, (err?: unknown) => (err ? next(err) : jsonBody(req, res, next)));
 
 /** The route guards for these keys. */
 export function createGuards(apiKeys: ApiKey[]): Guards {

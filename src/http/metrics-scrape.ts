@@ -7,15 +7,24 @@ const STATES = ['waiting', 'prioritized', 'active', 'delayed', 'failed', 'comple
 
 /** Counters that every process adds to one Redis hash (StatsSink): the whole deployment, not this process. */
 const clusterCounters = new client.Gauge({
-  name: 'orderflow_cluster_counter', help: 'Counters summed across every API and worker process (via Redis)',
-  labelNames: ['counter'], registers: [registry],
+  name: 'orderflow_cluster_counter',
+  help: 'Counters summed across every API and worker process (via Redis)',
+  labelNames: ['counter'],
+  registers: [registry],
 });
 
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<T>((_, rej) => { timer = setTimeout(() => rej(new Error(`no answer within ${ms} ms`)), ms); })]);
-  } finally { clearTimeout(timer); }
+    return await Promise.race([
+      p,
+      new Promise<T>((_, rej) => {
+        timer = setTimeout(() => rej(new Error(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -26,15 +35,18 @@ export async function collectScrapeGauges(ctx: AppContext): Promise<void> {
   metrics.queueDepth.reset();
   clusterCounters.reset();
   try {
-    await within(2000, Promise.all([
-      ...Object.values(ctx.queues).map(async (q) => {
-        const counts = await q.getJobCounts(...STATES);
-        for (const state of STATES) metrics.queueDepth.set({ queue: q.name, state }, counts[state] ?? 0);
-      }),
-      ctx.redis.hgetall(statsKey(ctx.config.QUEUE_PREFIX)).then((all) => {
-        for (const [counter, value] of Object.entries(all)) clusterCounters.set({ counter }, Number(value));
-      }),
-    ]));
+    await within(
+      2000,
+      Promise.all([
+        ...Object.values(ctx.queues).map(async (q) => {
+          const counts = await q.getJobCounts(...STATES);
+          for (const state of STATES) metrics.queueDepth.set({ queue: q.name, state }, counts[state] ?? 0);
+        }),
+        ctx.redis.hgetall(statsKey(ctx.config.QUEUE_PREFIX)).then((all) => {
+          for (const [counter, value] of Object.entries(all)) clusterCounters.set({ counter }, Number(value));
+        }),
+      ]),
+    );
   } catch (err) {
     logger.warn({ err: (err as Error).message }, 'metrics: Redis readings skipped');
   }

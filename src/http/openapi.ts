@@ -1,17 +1,31 @@
 import { z } from 'zod';
+import { createCustomerSchema, customerSchema, updateCustomerSchema } from '../customers/customers.schemas';
 import {
-  createCustomerSchema, customerSchema, updateCustomerSchema,
-} from '../customers/customers.schemas';
-import {
-  adjustmentSchema, createProductSchema, inventoryQuerySchema, productSchema, stockFiguresSchema, updateProductSchema,
+  adjustmentSchema,
+  createProductSchema,
+  inventoryQuerySchema,
+  productSchema,
+  stockFiguresSchema,
+  updateProductSchema,
 } from '../inventory/inventory.schemas';
 import { notificationSchema, orderNotificationsSchema } from '../notifications/notifications.schemas';
 import {
-  acceptedOrderSchema, cancelOrderSchema, emptyBodySchema, idempotencyKeySchema, listOrdersQuerySchema, orderSchema, patchOrderSchema,
+  acceptedOrderSchema,
+  cancelOrderSchema,
+  emptyBodySchema,
+  idempotencyKeySchema,
+  listOrdersQuerySchema,
+  orderSchema,
+  patchOrderSchema,
   placeOrderSchema,
 } from '../orders/orders.schemas';
 import {
-  inventoryReportQuerySchema, inventoryReportSchema, ledgerReportSchema, ordersReportQuerySchema, ordersReportSchema, queuesReportSchema,
+  inventoryReportQuerySchema,
+  inventoryReportSchema,
+  ledgerReportSchema,
+  ordersReportQuerySchema,
+  ordersReportSchema,
+  queuesReportSchema,
 } from '../reports/reports.schemas';
 import { restockAcceptedSchema, restockBatchSchema, restockEventSchema } from '../restocks/restocks.schemas';
 
@@ -29,8 +43,17 @@ type Access = 'public' | 'intake' | 'feed' | 'operator' | 'browser';
 type Method = 'get' | 'post' | 'patch' | 'delete';
 /** A named component schema (`#/components/schemas/<name>`), or a media type with a plain string body. */
 type Body = { ref: OutputName } | { type: string };
-interface Success { status: number; description: string; body?: Body; csv?: boolean; headers?: Record<string, HeaderUse> }
-interface HeaderUse { header: HeaderName; required: boolean }
+interface Success {
+  status: number;
+  description: string;
+  body?: Body;
+  csv?: boolean;
+  headers?: Record<string, HeaderUse>;
+}
+interface HeaderUse {
+  header: HeaderName;
+  required: boolean;
+}
 export interface Operation {
   method: Method;
   path: string;
@@ -52,38 +75,76 @@ export interface Operation {
 
 const errorSchema = z.object({
   error: z.object({
-    code: z.string().describe('machine-readable: invalid_json, validation_failed, unauthorized, forbidden, not_found, conflict, '
-      + 'invalid_state, idempotency_in_progress, idempotency_key_reused, payload_too_large, unsupported_media_type, rate_limited, unavailable, internal'),
+    code: z
+      .string()
+      .describe(
+        'machine-readable: invalid_json, validation_failed, unauthorized, forbidden, not_found, conflict, ' +
+          'invalid_state, idempotency_in_progress, idempotency_key_reused, payload_too_large, unsupported_media_type, rate_limited, unavailable, internal',
+      ),
     message: z.string(),
-    details: z.array(z.object({ path: z.string(), message: z.string() })).describe('one {path, message} per bad field; empty when no field is to blame'),
+    details: z
+      .array(z.object({ path: z.string(), message: z.string() }))
+      .describe('one {path, message} per bad field; empty when no field is to blame'),
   }),
 });
 const page = (item: z.ZodType) => z.object({ data: z.array(item), next_cursor: z.string().nullable() });
-const inventoryItem = stockFiguresSchema.omit({ version: true }).extend({ sku: z.string(), name: z.string(), active: z.boolean(), version: z.number().int() });
+const inventoryItem = stockFiguresSchema
+  .omit({ version: true })
+  .extend({ sku: z.string(), name: z.string(), active: z.boolean(), version: z.number().int() });
 const movementSchema = z.object({
-  id: z.number().int(), sku: z.string(), type: z.literal('adjustment'), quantity: z.number().int(), reason: z.string(),
+  id: z.number().int(),
+  sku: z.string(),
+  type: z.literal('adjustment'),
+  quantity: z.number().int(),
+  reason: z.string(),
   created_at: z.string().meta({ format: 'date-time' }),
   stock: stockFiguresSchema,
 });
 const checks = z.object({ postgresql: z.enum(['ok', 'down']), redis: z.enum(['ok', 'down']) });
 const healthSchema = z.object({ status: z.literal('ok') });
-const readySchema = z.object({ status: z.literal('ready'), checks: z.object({ postgresql: z.literal('ok'), redis: z.literal('ok') }) });
+const readySchema = z.object({
+  status: z.literal('ready'),
+  checks: z.object({ postgresql: z.literal('ok'), redis: z.literal('ok') }),
+});
 const notReadySchema = errorSchema.extend({ checks });
 const documentSchema = z.looseObject({ openapi: z.literal('3.1.0') });
 
 const OUTPUT = {
-  Error: errorSchema, NotReady: notReadySchema, Health: healthSchema, Ready: readySchema, OpenApiDocument: documentSchema,
-  Customer: customerSchema, Product: productSchema, StockFigures: stockFiguresSchema, InventoryItem: inventoryItem,
-  InventoryPage: page(inventoryItem), Movement: movementSchema,
-  AcceptedOrder: acceptedOrderSchema, Order: orderSchema, OrderPage: page(orderSchema),
-  Notification: notificationSchema, OrderNotifications: orderNotificationsSchema, RestockAccepted: restockAcceptedSchema,
-  OrdersReport: ordersReportSchema, InventoryReport: inventoryReportSchema, LedgerReport: ledgerReportSchema, QueuesReport: queuesReportSchema,
+  Error: errorSchema,
+  NotReady: notReadySchema,
+  Health: healthSchema,
+  Ready: readySchema,
+  OpenApiDocument: documentSchema,
+  Customer: customerSchema,
+  Product: productSchema,
+  StockFigures: stockFiguresSchema,
+  InventoryItem: inventoryItem,
+  InventoryPage: page(inventoryItem),
+  Movement: movementSchema,
+  AcceptedOrder: acceptedOrderSchema,
+  Order: orderSchema,
+  OrderPage: page(orderSchema),
+  Notification: notificationSchema,
+  OrderNotifications: orderNotificationsSchema,
+  RestockAccepted: restockAcceptedSchema,
+  OrdersReport: ordersReportSchema,
+  InventoryReport: inventoryReportSchema,
+  LedgerReport: ledgerReportSchema,
+  QueuesReport: queuesReportSchema,
 } satisfies Record<string, z.ZodType>;
 const INPUT = {
-  CreateCustomer: createCustomerSchema, UpdateCustomer: updateCustomerSchema,
-  CreateProduct: createProductSchema, UpdateProduct: updateProductSchema, Adjustment: adjustmentSchema,
-  PlaceOrder: placeOrderSchema, PatchOrder: patchOrderSchema, CancelOrder: cancelOrderSchema, EmptyBody: emptyBodySchema,
-  RestockEvent: restockEventSchema, RestockBatch: restockBatchSchema, RestockRequest: z.union([restockEventSchema, restockBatchSchema]),
+  CreateCustomer: createCustomerSchema,
+  UpdateCustomer: updateCustomerSchema,
+  CreateProduct: createProductSchema,
+  UpdateProduct: updateProductSchema,
+  Adjustment: adjustmentSchema,
+  PlaceOrder: placeOrderSchema,
+  PatchOrder: patchOrderSchema,
+  CancelOrder: cancelOrderSchema,
+  EmptyBody: emptyBodySchema,
+  RestockEvent: restockEventSchema,
+  RestockBatch: restockBatchSchema,
+  RestockRequest: z.union([restockEventSchema, restockBatchSchema]),
 } satisfies Record<string, z.ZodType>;
 type OutputName = keyof typeof OUTPUT;
 type InputName = keyof typeof INPUT;
@@ -91,90 +152,335 @@ type InputName = keyof typeof INPUT;
 // ---- Headers -------------------------------------------------------------------------------
 
 const HEADERS = {
-  'X-Request-Id': { description: 'The caller\'s X-Request-Id when it is 1-128 of [A-Za-z0-9._-], else a new UUID. On every response.',
-    schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,128}$' } },
-  Location: { description: 'Where the created or accepted resource is read', schema: { type: 'string', pattern: '^/' } },
-  'Idempotent-Replayed': { description: '`true` when this is the stored first answer to the same Idempotency-Key and body', schema: { type: 'string', const: 'true' } },
+  'X-Request-Id': {
+    description: "The caller's X-Request-Id when it is 1-128 of [A-Za-z0-9._-], else a new UUID. On every response.",
+    schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,128}$' },
+  },
+  Location: {
+    description: 'Where the created or accepted resource is read',
+    schema: { type: 'string', pattern: '^/' },
+  },
+  'Idempotent-Replayed': {
+    description: '`true` when this is the stored first answer to the same Idempotency-Key and body',
+    schema: { type: 'string', const: 'true' },
+  },
   'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'integer', minimum: 1 } },
-  'WWW-Authenticate': { description: 'Asks a browser for the operator key as the HTTP Basic password', schema: { type: 'string', pattern: '^Basic ' } },
-  'Content-Disposition': { description: 'Sent with the CSV: attachment; filename="inventory.csv"', schema: { type: 'string', pattern: '^attachment' } },
+  'WWW-Authenticate': {
+    description: 'Asks a browser for the operator key as the HTTP Basic password',
+    schema: { type: 'string', pattern: '^Basic ' },
+  },
+  'Content-Disposition': {
+    description: 'Sent with the CSV: attachment; filename="inventory.csv"',
+    schema: { type: 'string', pattern: '^attachment' },
+  },
 } as const;
 type HeaderName = keyof typeof HEADERS;
 const hdr = (header: HeaderName, required = true): HeaderUse => ({ header, required });
 
 // ---- Operations ----------------------------------------------------------------------------
 
-const ok = (status: number, ref: OutputName, description = 'OK', headers?: Record<string, HeaderUse>): Success => ({ status, description, body: { ref }, headers });
+const ok = (status: number, ref: OutputName, description = 'OK', headers?: Record<string, HeaderUse>): Success => ({
+  status,
+  description,
+  body: { ref },
+  headers,
+});
 const invalidState = 'invalid_state: the order is not in a state that allows this';
 
 export const OPERATIONS: Operation[] = [
-  { method: 'post', path: '/v1/customers', tag: 'customers', summary: 'Create a customer', access: 'intake', body: { ref: 'CreateCustomer' },
-    ok: ok(201, 'Customer', 'Created'), more: { 409: 'conflict: a customer with this e-mail exists' } },
-  { method: 'get', path: '/v1/customers/{id}', tag: 'customers', summary: 'Read a customer', access: 'intake', ok: ok(200, 'Customer') },
-  { method: 'patch', path: '/v1/customers/{id}', tag: 'customers', summary: 'Change a customer', access: 'operator', body: { ref: 'UpdateCustomer' },
-    ok: ok(200, 'Customer'), more: { 409: 'conflict: a customer with this e-mail exists' } },
-  { method: 'get', path: '/v1/customers/{id}/orders', tag: 'customers', summary: "A customer's orders, newest first", access: 'intake',
-    query: listOrdersQuerySchema.omit({ customer_id: true }), ok: ok(200, 'OrderPage') },
+  {
+    method: 'post',
+    path: '/v1/customers',
+    tag: 'customers',
+    summary: 'Create a customer',
+    access: 'intake',
+    body: { ref: 'CreateCustomer' },
+    ok: ok(201, 'Customer', 'Created'),
+    more: { 409: 'conflict: a customer with this e-mail exists' },
+  },
+  {
+    method: 'get',
+    path: '/v1/customers/{id}',
+    tag: 'customers',
+    summary: 'Read a customer',
+    access: 'intake',
+    ok: ok(200, 'Customer'),
+  },
+  {
+    method: 'patch',
+    path: '/v1/customers/{id}',
+    tag: 'customers',
+    summary: 'Change a customer',
+    access: 'operator',
+    body: { ref: 'UpdateCustomer' },
+    ok: ok(200, 'Customer'),
+    more: { 409: 'conflict: a customer with this e-mail exists' },
+  },
+  {
+    method: 'get',
+    path: '/v1/customers/{id}/orders',
+    tag: 'customers',
+    summary: "A customer's orders, newest first",
+    access: 'intake',
+    query: listOrdersQuerySchema.omit({ customer_id: true }),
+    ok: ok(200, 'OrderPage'),
+  },
 
-  { method: 'post', path: '/v1/products', tag: 'products and stock', summary: 'Create a product with its stock row', access: 'operator', body: { ref: 'CreateProduct' },
-    ok: ok(201, 'Product', 'Created', { Location: hdr('Location') }), more: { 409: 'conflict: the SKU exists' } },
-  { method: 'get', path: '/v1/products/{sku}', tag: 'products and stock', summary: 'Read a product and its stock', access: 'operator', ok: ok(200, 'Product') },
-  { method: 'patch', path: '/v1/products/{sku}', tag: 'products and stock', summary: 'Change name, price or active', access: 'operator', body: { ref: 'UpdateProduct' },
-    ok: ok(200, 'Product') },
-  { method: 'get', path: '/v1/inventory', tag: 'products and stock', summary: 'Stock rows, by SKU', access: 'operator', query: inventoryQuerySchema,
-    ok: ok(200, 'InventoryPage') },
-  { method: 'post', path: '/v1/inventory/{sku}/adjustments', tag: 'products and stock', summary: 'Correct on_hand (an adjustment movement)', access: 'operator',
-    body: { ref: 'Adjustment' }, ok: ok(201, 'Movement', 'Created'), more: { 409: 'conflict: on_hand would fall below reserved' } },
+  {
+    method: 'post',
+    path: '/v1/products',
+    tag: 'products and stock',
+    summary: 'Create a product with its stock row',
+    access: 'operator',
+    body: { ref: 'CreateProduct' },
+    ok: ok(201, 'Product', 'Created', { Location: hdr('Location') }),
+    more: { 409: 'conflict: the SKU exists' },
+  },
+  {
+    method: 'get',
+    path: '/v1/products/{sku}',
+    tag: 'products and stock',
+    summary: 'Read a product and its stock',
+    access: 'operator',
+    ok: ok(200, 'Product'),
+  },
+  {
+    method: 'patch',
+    path: '/v1/products/{sku}',
+    tag: 'products and stock',
+    summary: 'Change name, price or active',
+    access: 'operator',
+    body: { ref: 'UpdateProduct' },
+    ok: ok(200, 'Product'),
+  },
+  {
+    method: 'get',
+    path: '/v1/inventory',
+    tag: 'products and stock',
+    summary: 'Stock rows, by SKU',
+    access: 'operator',
+    query: inventoryQuerySchema,
+    ok: ok(200, 'InventoryPage'),
+  },
+  {
+    method: 'post',
+    path: '/v1/inventory/{sku}/adjustments',
+    tag: 'products and stock',
+    summary: 'Correct on_hand (an adjustment movement)',
+    access: 'operator',
+    body: { ref: 'Adjustment' },
+    ok: ok(201, 'Movement', 'Created'),
+    more: { 409: 'conflict: on_hand would fall below reserved' },
+  },
 
-  { method: 'post', path: '/v1/orders', tag: 'orders', summary: 'Place an order (stored before the answer; processed by the pipeline)', access: 'intake',
-    body: { ref: 'PlaceOrder' }, idempotencyKey: true,
-    ok: ok(202, 'AcceptedOrder', 'Accepted: stored in PostgreSQL', { Location: hdr('Location'), 'Idempotent-Replayed': hdr('Idempotent-Replayed', false) }),
+  {
+    method: 'post',
+    path: '/v1/orders',
+    tag: 'orders',
+    summary: 'Place an order (stored before the answer; processed by the pipeline)',
+    access: 'intake',
+    body: { ref: 'PlaceOrder' },
+    idempotencyKey: true,
+    ok: ok(202, 'AcceptedOrder', 'Accepted: stored in PostgreSQL', {
+      Location: hdr('Location'),
+      'Idempotent-Replayed': hdr('Idempotent-Replayed', false),
+    }),
     more: {
       409: 'idempotency_in_progress: a request with this Idempotency-Key has not finished; retry shortly',
       422: 'idempotency_key_reused: this Idempotency-Key was used with another body',
-    } },
-  { method: 'get', path: '/v1/orders', tag: 'orders', summary: 'List orders', access: 'intake', query: listOrdersQuerySchema, ok: ok(200, 'OrderPage') },
-  { method: 'get', path: '/v1/orders/{id}', tag: 'orders', summary: 'Read an order with its lines and history', access: 'intake', ok: ok(200, 'Order') },
-  { method: 'patch', path: '/v1/orders/{id}', tag: 'orders', summary: 'Edit lines while received, awaiting_stock or confirmed; processed again', access: 'intake',
-    body: { ref: 'PatchOrder' }, ok: ok(202, 'Order', 'Accepted: back to received, processed again'), more: { 409: invalidState } },
-  { method: 'post', path: '/v1/orders/{id}/cancel', tag: 'orders', summary: 'Cancel; reserved stock is released', access: 'intake',
-    body: { ref: 'CancelOrder', optional: true }, ok: ok(200, 'Order'), more: { 409: invalidState } },
-  { method: 'delete', path: '/v1/orders/{id}', tag: 'orders', summary: 'Cancel (same as POST .../cancel)', access: 'intake',
-    body: { ref: 'CancelOrder', optional: true }, ok: ok(200, 'Order'), more: { 409: invalidState } },
-  { method: 'post', path: '/v1/orders/{id}/fulfill', tag: 'orders', summary: 'confirmed → completed (a sale movement per line)', access: 'feed',
-    body: { ref: 'EmptyBody', optional: true }, ok: ok(200, 'Order'), more: { 409: invalidState } },
-  { method: 'post', path: '/v1/orders/{id}/retry', tag: 'orders', summary: 'failed → received, processed again', access: 'operator',
-    body: { ref: 'EmptyBody', optional: true }, ok: ok(202, 'Order', 'Accepted: processed again'), more: { 409: invalidState } },
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/orders',
+    tag: 'orders',
+    summary: 'List orders',
+    access: 'intake',
+    query: listOrdersQuerySchema,
+    ok: ok(200, 'OrderPage'),
+  },
+  {
+    method: 'get',
+    path: '/v1/orders/{id}',
+    tag: 'orders',
+    summary: 'Read an order with its lines and history',
+    access: 'intake',
+    ok: ok(200, 'Order'),
+  },
+  {
+    method: 'patch',
+    path: '/v1/orders/{id}',
+    tag: 'orders',
+    summary: 'Edit lines while received, awaiting_stock or confirmed; processed again',
+    access: 'intake',
+    body: { ref: 'PatchOrder' },
+    ok: ok(202, 'Order', 'Accepted: back to received, processed again'),
+    more: { 409: invalidState },
+  },
+  {
+    method: 'post',
+    path: '/v1/orders/{id}/cancel',
+    tag: 'orders',
+    summary: 'Cancel; reserved stock is released',
+    access: 'intake',
+    body: { ref: 'CancelOrder', optional: true },
+    ok: ok(200, 'Order'),
+    more: { 409: invalidState },
+  },
+  {
+    method: 'delete',
+    path: '/v1/orders/{id}',
+    tag: 'orders',
+    summary: 'Cancel (same as POST .../cancel)',
+    access: 'intake',
+    body: { ref: 'CancelOrder', optional: true },
+    ok: ok(200, 'Order'),
+    more: { 409: invalidState },
+  },
+  {
+    method: 'post',
+    path: '/v1/orders/{id}/fulfill',
+    tag: 'orders',
+    summary: 'confirmed → completed (a sale movement per line)',
+    access: 'feed',
+    body: { ref: 'EmptyBody', optional: true },
+    ok: ok(200, 'Order'),
+    more: { 409: invalidState },
+  },
+  {
+    method: 'post',
+    path: '/v1/orders/{id}/retry',
+    tag: 'orders',
+    summary: 'failed → received, processed again',
+    access: 'operator',
+    body: { ref: 'EmptyBody', optional: true },
+    ok: ok(202, 'Order', 'Accepted: processed again'),
+    more: { 409: invalidState },
+  },
 
-  { method: 'post', path: '/v1/restocks', tag: 'restocks', summary: 'Receive restock events (one, or {events: [...]} up to 1000)', access: 'feed',
-    body: { ref: 'RestockRequest' }, ok: ok(202, 'RestockAccepted', 'Accepted') },
+  {
+    method: 'post',
+    path: '/v1/restocks',
+    tag: 'restocks',
+    summary: 'Receive restock events (one, or {events: [...]} up to 1000)',
+    access: 'feed',
+    body: { ref: 'RestockRequest' },
+    ok: ok(202, 'RestockAccepted', 'Accepted'),
+  },
 
-  { method: 'get', path: '/v1/orders/{id}/notifications', tag: 'notifications', summary: "The order's events per channel and their delivery", access: 'intake',
-    ok: ok(200, 'OrderNotifications') },
-  { method: 'post', path: '/v1/notifications/{id}/resend', tag: 'notifications', summary: 'Deliver a delivered or failed notification again', access: 'operator',
-    body: { ref: 'EmptyBody', optional: true }, ok: ok(202, 'Notification', 'Accepted: pending again'),
-    more: { 409: 'invalid_state: the notification is pending (still being delivered)' } },
+  {
+    method: 'get',
+    path: '/v1/orders/{id}/notifications',
+    tag: 'notifications',
+    summary: "The order's events per channel and their delivery",
+    access: 'intake',
+    ok: ok(200, 'OrderNotifications'),
+  },
+  {
+    method: 'post',
+    path: '/v1/notifications/{id}/resend',
+    tag: 'notifications',
+    summary: 'Deliver a delivered or failed notification again',
+    access: 'operator',
+    body: { ref: 'EmptyBody', optional: true },
+    ok: ok(202, 'Notification', 'Accepted: pending again'),
+    more: { 409: 'invalid_state: the notification is pending (still being delivered)' },
+  },
 
-  { method: 'get', path: '/v1/reports/orders', tag: 'reports', summary: 'Orders by status, revenue (confirmed + completed), per UTC day', access: 'operator',
-    query: ordersReportQuerySchema, ok: ok(200, 'OrdersReport') },
-  { method: 'get', path: '/v1/reports/inventory', tag: 'reports', summary: 'Per SKU stock and waiting orders, lowest available first', access: 'operator',
+  {
+    method: 'get',
+    path: '/v1/reports/orders',
+    tag: 'reports',
+    summary: 'Orders by status, revenue (confirmed + completed), per UTC day',
+    access: 'operator',
+    query: ordersReportQuerySchema,
+    ok: ok(200, 'OrdersReport'),
+  },
+  {
+    method: 'get',
+    path: '/v1/reports/inventory',
+    tag: 'reports',
+    summary: 'Per SKU stock and waiting orders, lowest available first',
+    access: 'operator',
     query: inventoryReportQuerySchema,
-    ok: { ...ok(200, 'InventoryReport', 'JSON, or text/csv with format=csv', { 'Content-Disposition': hdr('Content-Disposition', false) }), csv: true } },
-  { method: 'get', path: '/v1/reports/ledger', tag: 'reports', summary: 'The ledger against on_hand, per SKU; mismatches', access: 'operator',
-    ok: ok(200, 'LedgerReport') },
-  { method: 'get', path: '/v1/reports/queues', tag: 'reports', summary: 'BullMQ job counts per queue (503 when Redis does not answer)', access: 'operator',
-    ok: ok(200, 'QueuesReport') },
+    ok: {
+      ...ok(200, 'InventoryReport', 'JSON, or text/csv with format=csv', {
+        'Content-Disposition': hdr('Content-Disposition', false),
+      }),
+      csv: true,
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/reports/ledger',
+    tag: 'reports',
+    summary: 'The ledger against on_hand, per SKU; mismatches',
+    access: 'operator',
+    ok: ok(200, 'LedgerReport'),
+  },
+  {
+    method: 'get',
+    path: '/v1/reports/queues',
+    tag: 'reports',
+    summary: 'BullMQ job counts per queue (503 when Redis does not answer)',
+    access: 'operator',
+    ok: ok(200, 'QueuesReport'),
+  },
 
-  { method: 'get', path: '/healthz', tag: 'operations', summary: 'The process is up', access: 'public', store: false, ok: ok(200, 'Health') },
-  { method: 'get', path: '/readyz', tag: 'operations', summary: 'PostgreSQL and Redis answer; 503 names the one that does not', access: 'public', store: false,
-    ok: ok(200, 'Ready') },
-  { method: 'get', path: '/metrics', tag: 'operations', summary: 'Prometheus text exposition', access: 'browser', store: false,
-    ok: { status: 200, description: 'OK', body: { type: 'text/plain' } } },
-  { method: 'get', path: '/dashboard', tag: 'operations', summary: 'Charts of the reports (HTML)', access: 'browser', store: false,
-    ok: { status: 200, description: 'OK', body: { type: 'text/html' } } },
-  { method: 'get', path: '/admin/queues', tag: 'operations', summary: 'bull-board over every queue (HTML)', access: 'browser', store: false,
-    ok: { status: 200, description: 'OK', body: { type: 'text/html' } } },
-  { method: 'get', path: '/docs/openapi.json', tag: 'operations', summary: 'This document', access: 'public', store: false, ok: ok(200, 'OpenApiDocument') },
+  {
+    method: 'get',
+    path: '/healthz',
+    tag: 'operations',
+    summary: 'The process is up',
+    access: 'public',
+    store: false,
+    ok: ok(200, 'Health'),
+  },
+  {
+    method: 'get',
+    path: '/readyz',
+    tag: 'operations',
+    summary: 'PostgreSQL and Redis answer; 503 names the one that does not',
+    access: 'public',
+    store: false,
+    ok: ok(200, 'Ready'),
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    tag: 'operations',
+    summary: 'Prometheus text exposition',
+    access: 'browser',
+    store: false,
+    ok: { status: 200, description: 'OK', body: { type: 'text/plain' } },
+  },
+  {
+    method: 'get',
+    path: '/dashboard',
+    tag: 'operations',
+    summary: 'Charts of the reports (HTML)',
+    access: 'browser',
+    store: false,
+    ok: { status: 200, description: 'OK', body: { type: 'text/html' } },
+  },
+  {
+    method: 'get',
+    path: '/admin/queues',
+    tag: 'operations',
+    summary: 'bull-board over every queue (HTML)',
+    access: 'browser',
+    store: false,
+    ok: { status: 200, description: 'OK', body: { type: 'text/html' } },
+  },
+  {
+    method: 'get',
+    path: '/docs/openapi.json',
+    tag: 'operations',
+    summary: 'This document',
+    access: 'public',
+    store: false,
+    ok: ok(200, 'OpenApiDocument'),
+  },
 ];
 
 // ---- Statuses ------------------------------------------------------------------------------
@@ -197,9 +503,16 @@ export function statusesOf(op: Operation): number[] {
   const s = new Set<number>([op.ok.status]);
   const write = WRITES.has(op.method);
   if (write || op.query || hasPathParams(op)) s.add(400);
-  if (op.access !== 'public') { s.add(401); s.add(403); }
+  if (op.access !== 'public') {
+    s.add(401);
+    s.add(403);
+  }
   if (hasPathParams(op)) s.add(404);
-  if (write) { s.add(413); s.add(415); s.add(429); }
+  if (write) {
+    s.add(413);
+    s.add(415);
+    s.add(429);
+  }
   for (const status of Object.keys(op.more ?? {})) s.add(Number(status));
   if (op.store !== false || op.path === '/readyz') s.add(503);
   s.add(500);
@@ -207,15 +520,33 @@ export function statusesOf(op: Operation): number[] {
 }
 
 const SHARED: Record<number, { name: string; description: string; headers?: HeaderName[] }> = {
-  400: { name: 'BadRequest', description: 'invalid_json (the body is not JSON) or validation_failed (details name each bad field)' },
+  400: {
+    name: 'BadRequest',
+    description: 'invalid_json (the body is not JSON) or validation_failed (details name each bad field)',
+  },
   401: { name: 'Unauthorized', description: 'unauthorized: missing or unknown API key' },
   403: { name: 'Forbidden', description: 'forbidden: the key has another role' },
   404: { name: 'NotFound', description: 'not_found: no such resource' },
   413: { name: 'PayloadTooLarge', description: 'payload_too_large: the body is over 1 MiB' },
-  415: { name: 'UnsupportedMediaType', description: 'unsupported_media_type: a body that is not application/json, or an unsupported Content-Encoding or charset' },
-  429: { name: 'TooManyRequests', description: 'rate_limited: more writes per second with this key than RATE_LIMIT_RPS', headers: ['Retry-After'] },
-  500: { name: 'InternalError', description: 'internal: an unexpected error; the message names the request id (never caused by client input)' },
-  503: { name: 'Unavailable', description: 'unavailable: PostgreSQL or Redis does not answer, or a stock row is too busy; nothing was changed', headers: ['Retry-After'] },
+  415: {
+    name: 'UnsupportedMediaType',
+    description:
+      'unsupported_media_type: a body that is not application/json, or an unsupported Content-Encoding or charset',
+  },
+  429: {
+    name: 'TooManyRequests',
+    description: 'rate_limited: more writes per second with this key than RATE_LIMIT_RPS',
+    headers: ['Retry-After'],
+  },
+  500: {
+    name: 'InternalError',
+    description: 'internal: an unexpected error; the message names the request id (never caused by client input)',
+  },
+  503: {
+    name: 'Unavailable',
+    description: 'unavailable: PostgreSQL or Redis does not answer, or a stock row is too busy; nothing was changed',
+    headers: ['Retry-After'],
+  },
 };
 
 // ---- Building ------------------------------------------------------------------------------
@@ -239,7 +570,13 @@ function override(ctx: { zodSchema: unknown; jsonSchema: JsonSchema }): void {
 }
 
 const toJson = (schema: z.ZodType, io: 'input' | 'output'): JsonSchema => {
-  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any', reused: 'inline', override }) as JsonSchema;
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, {
+    target: 'draft-2020-12',
+    io,
+    unrepresentable: 'any',
+    reused: 'inline',
+    override,
+  }) as JsonSchema;
   return rest;
 };
 
@@ -247,36 +584,61 @@ function components(registryOf: Record<string, z.ZodType>, io: 'input' | 'output
   const registry = z.registry<{ id: string }>();
   for (const [id, schema] of Object.entries(registryOf)) registry.add(schema, { id });
   const { schemas } = z.toJSONSchema(registry, {
-    target: 'draft-2020-12', io, unrepresentable: 'any', reused: 'inline', override, uri: (id) => `#/components/schemas/${id}`,
+    target: 'draft-2020-12',
+    io,
+    unrepresentable: 'any',
+    reused: 'inline',
+    override,
+    uri: (id) => `#/components/schemas/${id}`,
   }) as { schemas: Record<string, JsonSchema> };
   return Object.fromEntries(Object.entries(schemas).map(([id, { $schema: _s, $id: _i, ...rest }]) => [id, rest]));
 }
 
-const ref = (kind: 'schemas' | 'responses' | 'headers' | 'parameters', name: string) => ({ $ref: `#/components/${kind}/${name}` });
+const ref = (kind: 'schemas' | 'responses' | 'headers' | 'parameters', name: string) => ({
+  $ref: `#/components/${kind}/${name}`,
+});
 const headerRefs = (names: HeaderName[], extra: Record<string, HeaderUse> = {}) => {
   const out: Record<string, unknown> = { 'X-Request-Id': ref('headers', 'X-Request-Id') };
   for (const n of names) out[n] = ref('headers', n);
-  for (const [name, use] of Object.entries(extra)) out[name] = use.required ? ref('headers', use.header) : ref('headers', `${use.header}-optional`);
+  for (const [name, use] of Object.entries(extra))
+    out[name] = use.required ? ref('headers', use.header) : ref('headers', `${use.header}-optional`);
   return out;
 };
 const json = (schemaName: OutputName) => ({ 'application/json': { schema: ref('schemas', schemaName) } });
 
 const SECURITY: Record<Access, Record<string, string[]>[]> = {
-  public: [], intake: [{ bearer: [] }], feed: [{ bearer: [] }], operator: [{ bearer: [] }], browser: [{ bearer: [] }, { basic: [] }],
+  public: [],
+  intake: [{ bearer: [] }],
+  feed: [{ bearer: [] }],
+  operator: [{ bearer: [] }],
+  browser: [{ bearer: [] }, { basic: [] }],
 };
 const ROLE_NOTE: Record<Access, string> = {
-  public: 'No key needed.', intake: 'Role: intake (or operator).', feed: 'Role: feed (or operator).', operator: 'Role: operator.',
+  public: 'No key needed.',
+  intake: 'Role: intake (or operator).',
+  feed: 'Role: feed (or operator).',
+  operator: 'Role: operator.',
   browser: 'Operator key as Bearer, or as the password of HTTP Basic auth (any user name).',
 };
 
 function pathParams(path: string) {
-  return [...path.matchAll(/\{(\w+)\}/g)].map(([, name]) => name === 'sku'
-    ? { name, in: 'path', required: true, description: 'SKU (any other text: 404)', schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } }
-    : {
-      name, in: 'path', required: true,
-      description: `${path.includes('/customers/') ? 'customer' : path.includes('/notifications/') ? 'notification' : 'order'} id: a UUID, either letter case (any other text: 404)`,
-      schema: { type: 'string', format: 'uuid', pattern: UUID_PATTERN },
-    });
+  return [...path.matchAll(/\{(\w+)\}/g)].map(([, name]) =>
+    name === 'sku'
+      ? {
+          name,
+          in: 'path',
+          required: true,
+          description: 'SKU (any other text: 404)',
+          schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
+        }
+      : {
+          name,
+          in: 'path',
+          required: true,
+          description: `${path.includes('/customers/') ? 'customer' : path.includes('/notifications/') ? 'notification' : 'order'} id: a UUID, either letter case (any other text: 404)`,
+          schema: { type: 'string', format: 'uuid', pattern: UUID_PATTERN },
+        },
+  );
 }
 
 export const operationId = (op: Pick<Operation, 'method' | 'path'>) =>
@@ -287,12 +649,19 @@ function responsesOf(op: Operation): Record<string, unknown> {
   for (const status of statusesOf(op)) {
     if (status === op.ok.status) {
       const { body, description, headers, csv } = op.ok;
-      const content = !body ? undefined : 'ref' in body ? json(body.ref) : { [body.type]: { schema: { type: 'string' } } };
+      const content = !body
+        ? undefined
+        : 'ref' in body
+          ? json(body.ref)
+          : { [body.type]: { schema: { type: 'string' } } };
       if (content && csv) (content as Record<string, unknown>)['text/csv'] = { schema: { type: 'string' } };
       responses[status] = { description, headers: headerRefs([], headers), ...(content ? { content } : {}) };
     } else if (op.path === '/readyz' && status === 503) {
-      responses[status] = { description: 'unavailable: names the unreachable dependency; checks says which answered',
-        headers: headerRefs(['Retry-After']), content: json('NotReady') };
+      responses[status] = {
+        description: 'unavailable: names the unreachable dependency; checks says which answered',
+        headers: headerRefs(['Retry-After']),
+        content: json('NotReady'),
+      };
     } else if (status === 401 && op.access === 'browser') {
       responses[status] = ref('responses', 'UnauthorizedBrowser');
     } else if (op.more?.[status]) {
@@ -313,20 +682,32 @@ function operationObject(op: Operation) {
     }
   }
   if (op.idempotencyKey) {
-    parameters.push({ name: 'Idempotency-Key', in: 'header', required: false,
-      description: 'Same key and same body again: the first answer replayed, with Idempotent-Replayed: true. Same key, other body: 422. Kept at least 24 h.',
-      schema: toJson(idempotencyKeySchema, 'input') });
+    parameters.push({
+      name: 'Idempotency-Key',
+      in: 'header',
+      required: false,
+      description:
+        'Same key and same body again: the first answer replayed, with Idempotent-Replayed: true. Same key, other body: 422. Kept at least 24 h.',
+      schema: toJson(idempotencyKeySchema, 'input'),
+    });
   }
   parameters.push(ref('parameters', 'RequestId'));
   return {
-    tags: [op.tag], summary: op.summary, description: ROLE_NOTE[op.access], operationId: operationId(op),
+    tags: [op.tag],
+    summary: op.summary,
+    description: ROLE_NOTE[op.access],
+    operationId: operationId(op),
     security: SECURITY[op.access],
     parameters,
-    ...(op.body ? { requestBody: {
-      required: !op.body.optional,
-      ...(op.body.optional ? { description: 'May be left out (no body, or an empty one).' } : {}),
-      content: { 'application/json': { schema: ref('schemas', op.body.ref) } },
-    } } : {}),
+    ...(op.body
+      ? {
+          requestBody: {
+            required: !op.body.optional,
+            ...(op.body.optional ? { description: 'May be left out (no body, or an empty one).' } : {}),
+            content: { 'application/json': { schema: ref('schemas', op.body.ref) } },
+          },
+        }
+      : {}),
     responses: responsesOf(op),
   };
 }
@@ -343,20 +724,29 @@ export function buildOpenApiDocument(opts: { version?: string } = {}) {
   for (const { name, description, headers: names } of Object.values(SHARED)) {
     responses[name] = { description, headers: headerRefs(names ?? []), content: json('Error') };
   }
-  responses.UnauthorizedBrowser = { description: SHARED[401].description, headers: headerRefs(['WWW-Authenticate']), content: json('Error') };
+  responses.UnauthorizedBrowser = {
+    description: SHARED[401].description,
+    headers: headerRefs(['WWW-Authenticate']),
+    content: json('Error'),
+  };
   // Only the header components that some response uses (an unused component is noise to a reader).
-  const used = new Set([...JSON.stringify({ paths, responses }).matchAll(/#\/components\/headers\/([\w-]+)/g)].map(([, n]) => n));
+  const used = new Set(
+    [...JSON.stringify({ paths, responses }).matchAll(/#\/components\/headers\/([\w-]+)/g)].map(([, n]) => n),
+  );
   for (const name of Object.keys(headers)) if (!used.has(name)) delete headers[name];
   const output = components(OUTPUT, 'output');
   const input = components(INPUT, 'input');
-  for (const name of Object.keys(input)) if (name in output) throw new Error(`openapi: component ${name} is both a request and a response schema`);
+  for (const name of Object.keys(input))
+    if (name in output) throw new Error(`openapi: component ${name} is both a request and a response schema`);
   return {
     openapi: '3.1.0',
     info: {
-      title: 'orderflow', version: opts.version ?? '0.1.0',
-      description: 'Order pipeline: durable intake, BullMQ workers, optimistic stock reservation, FIFO backorders, signed webhooks. '
-        + 'Every error is JSON: {"error": {"code", "message", "details": [{path, message}]}}. Every response carries X-Request-Id. '
-        + 'Any request can also get 431 (headers over 16 KiB), 414, 408 or 400 from the HTTP parser before it reaches an operation; those are not listed per operation.',
+      title: 'orderflow',
+      version: opts.version ?? '0.1.0',
+      description:
+        'Order pipeline: durable intake, BullMQ workers, optimistic stock reservation, FIFO backorders, signed webhooks. ' +
+        'Every error is JSON: {"error": {"code", "message", "details": [{path, message}]}}. Every response carries X-Request-Id. ' +
+        'Any request can also get 431 (headers over 16 KiB), 414, 408 or 400 from the HTTP parser before it reaches an operation; those are not listed per operation.',
       license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [{ url: '/' }],
@@ -373,11 +763,20 @@ export function buildOpenApiDocument(opts: { version?: string } = {}) {
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'API key: Authorization: Bearer <key>' },
-        basic: { type: 'http', scheme: 'basic', description: 'Browser pages: any user name, the operator key as password' },
+        basic: {
+          type: 'http',
+          scheme: 'basic',
+          description: 'Browser pages: any user name, the operator key as password',
+        },
       },
       parameters: {
-        RequestId: { name: 'X-Request-Id', in: 'header', required: false, description: 'Echoed back when it is 1-128 of [A-Za-z0-9._-]; otherwise a new id is made',
-          schema: { type: 'string' } },
+        RequestId: {
+          name: 'X-Request-Id',
+          in: 'header',
+          required: false,
+          description: 'Echoed back when it is 1-128 of [A-Za-z0-9._-]; otherwise a new id is made',
+          schema: { type: 'string' },
+        },
       },
       headers,
       responses,

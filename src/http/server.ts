@@ -24,12 +24,17 @@ const reasonOf = (err: NodeJS.ErrnoException): string | undefined => {
 export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (!socket.writable || err.code === 'ECONNRESET') return void socket.destroy();
   const reason = reasonOf(err);
-  const [status, code, message] = CLIENT_ERRORS[err.code ?? '']
-    ?? [400, 'validation_failed', `malformed HTTP request${reason ? ` (${reason.toLowerCase()})` : ''}`];
+  const [status, code, message] = CLIENT_ERRORS[err.code ?? ''] ?? [
+    400,
+    'validation_failed',
+    `malformed HTTP request${reason ? ` (${reason.toLowerCase()})` : ''}`,
+  ];
   const body = JSON.stringify(errorEnvelope(code, message));
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n`
-    + `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
-    + `X-Request-Id: ${randomUUID()}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `X-Request-Id: ${randomUUID()}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+  );
   // Destroyed a moment later rather than at once: closing with the rest of an oversized header still
   // unread would reset the connection and could take the answer with it.
   const linger = setTimeout(() => socket.destroy(), 1000).unref();
@@ -43,7 +48,11 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): v
 export function listen(app: Express, port: number, host?: string): Promise<Server> {
   return new Promise((resolve, reject) => {
     // express 5 calls this back with the error, too, when listening fails.
-    const listening = (err?: Error) => { server.off('error', reject); if (err) reject(err); else resolve(server); };
+    const listening = (err?: Error) => {
+      server.off('error', reject);
+      if (err) reject(err);
+      else resolve(server);
+    };
     const server = host ? app.listen(port, host, listening) : app.listen(port, listening);
     server.once('error', reject);
     server.on('clientError', answerClientError);

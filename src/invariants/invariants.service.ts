@@ -24,7 +24,12 @@ export interface CheckOptions {
 /** BullMQ states in which a job will still run. */
 const LIVE = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
 
-interface Rule { name: string; sql: string; bindings?: (opts: CheckOptions) => number[]; line: (r: any) => string }
+interface Rule {
+  name: string;
+  sql: string;
+  bindings?: (opts: CheckOptions) => number[];
+  line: (r: any) => string;
+}
 
 /**
  * The contract's guarantees as SQL over the record (PostgreSQL). Each rule selects the rows that
@@ -92,7 +97,8 @@ const RULES: Rule[] = [
             FROM net n FULL JOIN expected e ON e.order_id = n.order_id AND e.sku = n.sku
            WHERE COALESCE(n.held, 0) <> COALESCE(e.held, 0) OR COALESCE(n.sold, 0) <> COALESCE(e.sold, 0)
            ORDER BY 1, 2`,
-    line: (r) => `order ${r.order_id} ${r.sku}: ledger holds ${r.held} (expected ${r.expected_held}), sold ${r.sold} (expected ${r.expected_sold})`,
+    line: (r) =>
+      `order ${r.order_id} ${r.sku}: ledger holds ${r.held} (expected ${r.expected_held}), sold ${r.sold} (expected ${r.expected_sold})`,
   },
   {
     name: 'receipts-once',
@@ -133,7 +139,8 @@ const RULES: Rule[] = [
             FROM order_lines l JOIN stock s ON s.sku = l.sku
            WHERE l.waiting AND NOT l.reserved
            ORDER BY l.sku, l.seq`,
-    line: (r) => `${r.sku}: head line of order ${r.order_id} (seq ${r.seq}) waits for ${r.quantity} while ${r.free} are free`,
+    line: (r) =>
+      `${r.sku}: head line of order ${r.order_id} (seq ${r.seq}) waits for ${r.quantity} while ${r.free} are free`,
   },
   {
     name: 'fifo-order',
@@ -150,7 +157,8 @@ const RULES: Rule[] = [
            WHERE m.type = 'reservation'
            ORDER BY m.sku, m.id`,
     bindings: (opts) => [opts.fifoSlackSeconds ?? 2],
-    line: (r) => `${r.sku}: order ${r.order_id} (seq ${r.seq}) got stock at ${new Date(r.at).toISOString()} while order ${r.waiting_order} (seq ${r.waiting_seq}) waited ahead of it`,
+    line: (r) =>
+      `${r.sku}: order ${r.order_id} (seq ${r.seq}) got stock at ${new Date(r.at).toISOString()} while order ${r.waiting_order} (seq ${r.waiting_seq}) waited ahead of it`,
   },
 ];
 
@@ -163,19 +171,27 @@ async function runRule(db: Executor, rule: Rule, opts: CheckOptions): Promise<{ 
 /** `received` orders past the grace period: each needs a live job (with queues), else it is reported as stuck. */
 async function checkReceived(db: Executor, opts: CheckOptions): Promise<{ count: number; lines: string[] }> {
   const grace = opts.graceSeconds ?? 30;
-  const rows: { id: string; seq: number; age: number }[] = (await db.raw(
-    `SELECT id, seq, EXTRACT(EPOCH FROM now() - updated_at)::int AS age FROM orders
-      WHERE status = 'received' AND updated_at < now() - make_interval(secs => ?) ORDER BY seq`, [grace])).rows;
+  const rows: { id: string; seq: number; age: number }[] = (
+    await db.raw(
+      `SELECT id, seq, EXTRACT(EPOCH FROM now() - updated_at)::int AS age FROM orders
+      WHERE status = 'received' AND updated_at < now() - make_interval(secs => ?) ORDER BY seq`,
+      [grace],
+    )
+  ).rows;
   const lines: string[] = [];
   let count = 0;
   for (let i = 0; i < rows.length; i += 200) {
     const chunk = rows.slice(i, i + 200);
-    const states = opts.queues ? await Promise.all(chunk.map((r) => opts.queues!.orders.getJobState(r.id))) : chunk.map(() => undefined);
+    const states = opts.queues
+      ? await Promise.all(chunk.map((r) => opts.queues!.orders.getJobState(r.id)))
+      : chunk.map(() => undefined);
     chunk.forEach((r, k) => {
       if (states[k] !== undefined && LIVE.has(states[k]!)) return;
       count++;
       if (lines.length < LIMIT) {
-        lines.push(`received-live: order ${r.id} (seq ${r.seq}) has been received for ${r.age} s ${states[k] === undefined ? 'and its job was not checked' : `and its job is ${states[k]}`}`);
+        lines.push(
+          `received-live: order ${r.id} (seq ${r.seq}) has been received for ${r.age} s ${states[k] === undefined ? 'and its job was not checked' : `and its job is ${states[k]}`}`,
+        );
       }
     });
   }
@@ -199,6 +215,7 @@ export async function checkInvariants(db: Executor, opts: CheckOptions = {}): Pr
   const received = await checkReceived(db, opts);
   counts['received-live'] = received.count;
   problems.push(...received.lines);
-  if (received.count > received.lines.length) problems.push(`received-live: … and ${received.count - received.lines.length} more`);
+  if (received.count > received.lines.length)
+    problems.push(`received-live: … and ${received.count - received.lines.length} more`);
   return { ok: problems.length === 0, problems, counts };
 }

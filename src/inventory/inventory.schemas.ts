@@ -16,13 +16,23 @@ export const createProductSchema = z.object({
   price_cents: cents,
   initial_stock: quantity.optional(),
 });
-export const updateProductSchema = z.object({
-  name: z.string().trim().min(1).max(200).optional(),
-  price_cents: cents.optional(),
-  active: z.boolean().optional(),
-}).refine((v) => Object.values(v).some((x) => x !== undefined), 'at least one of name, price_cents, active is required');
+export const updateProductSchema = z
+  .object({
+    name: z.string().trim().min(1).max(200).optional(),
+    price_cents: cents.optional(),
+    active: z.boolean().optional(),
+  })
+  .refine(
+    (v) => Object.values(v).some((x) => x !== undefined),
+    'at least one of name, price_cents, active is required',
+  );
 export const adjustmentSchema = z.object({
-  delta: z.number().int('must be an integer').min(-1_000_000_000).max(1_000_000_000).refine((d) => d !== 0, 'must not be 0'),
+  delta: z
+    .number()
+    .int('must be an integer')
+    .min(-1_000_000_000)
+    .max(1_000_000_000)
+    .refine((d) => d !== 0, 'must not be 0'),
   reason: z.string().trim().min(1).max(500),
 });
 export const inventoryQuerySchema = z.object({
@@ -36,11 +46,20 @@ export type UpdateProduct = z.infer<typeof updateProductSchema>;
 export type Adjustment = z.infer<typeof adjustmentSchema>;
 
 export const stockFiguresSchema = z.object({
-  on_hand: z.number().int(), reserved: z.number().int(), available: z.number().int(), backordered: z.number().int(), version: z.number().int(),
+  on_hand: z.number().int(),
+  reserved: z.number().int(),
+  available: z.number().int(),
+  backordered: z.number().int(),
+  version: z.number().int(),
 });
 export type StockFigures = z.infer<typeof stockFiguresSchema>;
 export const productSchema = z.object({
-  sku: z.string(), name: z.string(), price_cents: z.number().int(), active: z.boolean(),
-  created_at: timestamp, updated_at: timestamp, stock: stockFiguresSchema,
+  sku: z.string(),
+  name: z.string(),
+  price_cents: z.number().int(),
+  active: z.boolean(),
+  created_at: timestamp,
+  updated_at: timestamp,
+  stock: stockFiguresSchema,
 });
 export type Product = z.infer<typeof productSchema>;

@@ -17,7 +17,12 @@ function queueOf(queues: Queues, name: QueueName): Queue {
  * what changed (an edit committed while its order was being processed): 'busy', add it again once
  * that run has finished.
  */
-export async function enqueueReplacingFinished(queue: Queue, name: string, data: object, jobId: string): Promise<'added' | 'queued' | 'busy'> {
+export async function enqueueReplacingFinished(
+  queue: Queue,
+  name: string,
+  data: object,
+  jobId: string,
+): Promise<'added' | 'queued' | 'busy'> {
   const existing = await queue.getJob(jobId);
   if (existing) {
     const state = await existing.getState();
@@ -39,10 +44,13 @@ export async function publishRows(queues: Queues, rows: OutboxRow[]): Promise<Se
   const busy = new Set<number>();
   for (const r of rows) {
     if (!r.replace_finished) plain.set(r.queue, [...(plain.get(r.queue) ?? []), r]);
-    else if ((await enqueueReplacingFinished(queueOf(queues, r.queue), r.job_name, r.data, r.job_id)) === 'busy') busy.add(Number(r.id));
+    else if ((await enqueueReplacingFinished(queueOf(queues, r.queue), r.job_name, r.data, r.job_id)) === 'busy')
+      busy.add(Number(r.id));
   }
   for (const [name, list] of plain) {
-    await queueOf(queues, name).addBulk(list.map((r) => ({ name: r.job_name, data: r.data, opts: { jobId: r.job_id } })));
+    await queueOf(queues, name).addBulk(
+      list.map((r) => ({ name: r.job_name, data: r.data, opts: { jobId: r.job_id } })),
+    );
   }
   return busy;
 }
@@ -61,12 +69,17 @@ export class PublishedMarker {
   constructor(private db: Db) {}
   track(p: Promise<unknown>): void {
     this.publishing.add(p);
-    const done = () => { this.publishing.delete(p); };
+    const done = () => {
+      this.publishing.delete(p);
+    };
     p.then(done, done);
   }
   mark(ids: number[]): void {
     this.ids.push(...ids);
-    if (!this.timer) this.timer = setTimeout(() => { this.inflight = this.flush(); }, 100);
+    if (!this.timer)
+      this.timer = setTimeout(() => {
+        this.inflight = this.flush();
+      }, 100);
   }
   async flush(): Promise<void> {
     clearTimeout(this.timer);
@@ -74,8 +87,11 @@ export class PublishedMarker {
     const ids = this.ids;
     this.ids = [];
     if (ids.length === 0) return;
-    await this.db.raw('UPDATE outbox SET published_at = now() WHERE id = ANY(?::bigint[]) AND published_at IS NULL', [ids])
-      .catch((err) => logger.warn({ err: err.message }, 'could not mark outbox rows published; the relay will republish them'));
+    await this.db
+      .raw('UPDATE outbox SET published_at = now() WHERE id = ANY(?::bigint[]) AND published_at IS NULL', [ids])
+      .catch((err) =>
+        logger.warn({ err: err.message }, 'could not mark outbox rows published; the relay will republish them'),
+      );
   }
   async close(): Promise<void> {
     await Promise.allSettled([...this.publishing]);
@@ -90,8 +106,15 @@ const PUBLISH_TIMEOUT_MS = 1000;
 export async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(message)), ms); })]);
-  } finally { clearTimeout(timer); }
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(message)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -109,8 +132,16 @@ export function createJobPublisher(queues: Queues, marker: PublishedMarker): Job
       const busy = await withTimeout(publishRows(queues, rows), PUBLISH_TIMEOUT_MS, 'Redis did not answer in time');
       marker.mark(rows.map((r) => Number(r.id)).filter((id) => !busy.has(id)));
     } catch (err) {
-      logger.warn({ err: (err as Error).message, rows: rows.length }, 'publish after commit failed; the outbox relay will publish');
+      logger.warn(
+        { err: (err as Error).message, rows: rows.length },
+        'publish after commit failed; the outbox relay will publish',
+      );
     }
   };
-  return { publish, publishSoon: (rows) => { if (rows.length) marker.track(publish(rows)); } };
+  return {
+    publish,
+    publishSoon: (rows) => {
+      if (rows.length) marker.track(publish(rows));
+    },
+  };
 }

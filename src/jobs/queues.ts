@@ -3,7 +3,14 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../platform/config';
 import { QUEUES, type QueueName } from '../platform/job-catalog';
 
-export { JOB, QUEUES, type NotificationJob, type OrderJob, type QueueName, type RestockJob } from '../platform/job-catalog';
+export {
+  JOB,
+  QUEUES,
+  type NotificationJob,
+  type OrderJob,
+  type QueueName,
+  type RestockJob,
+} from '../platform/job-catalog';
 
 /**
  * Per-job options: retries and backoff only. Retention (bounded by age and count) is set on the
@@ -12,11 +19,17 @@ export { JOB, QUEUES, type NotificationJob, type OrderJob, type QueueName, type 
 export function jobOptions(config: Config, queue: QueueName): DefaultJobOptions {
   switch (queue) {
     case 'orders':
-      return { attempts: config.ORDER_ATTEMPTS, backoff: { type: 'exponential', delay: config.ORDER_BACKOFF_MS, jitter: 0.5 } };
+      return {
+        attempts: config.ORDER_ATTEMPTS,
+        backoff: { type: 'exponential', delay: config.ORDER_BACKOFF_MS, jitter: 0.5 },
+      };
     case 'restocks':
       return { attempts: 10, backoff: { type: 'exponential', delay: 500, jitter: 0.5 } };
     case 'notifications':
-      return { attempts: config.NOTIFY_MAX_ATTEMPTS, backoff: { type: 'exponential', delay: config.NOTIFY_BACKOFF_MS, jitter: 0.25 } };
+      return {
+        attempts: config.NOTIFY_MAX_ATTEMPTS,
+        backoff: { type: 'exponential', delay: config.NOTIFY_BACKOFF_MS, jitter: 0.25 },
+      };
     case 'maintenance':
       return { attempts: 3, backoff: { type: 'fixed', delay: 1000 } };
   }
@@ -36,13 +49,23 @@ export function createQueues(config: Config, connection: Redis): Queues {
     q.on('error', () => undefined); // the connection logs its own errors (rate-limited) in connection.ts
     return q;
   };
-  return { orders: make('orders'), restocks: make('restocks'), notifications: make('notifications'), maintenance: make('maintenance') };
+  return {
+    orders: make('orders'),
+    restocks: make('restocks'),
+    notifications: make('notifications'),
+    maintenance: make('maintenance'),
+  };
 }
 
 export async function closeQueues(queues: Queues): Promise<void> {
   // With Redis gone, close() could wait for a connection forever: bound it.
   const closing = Promise.allSettled(Object.values(queues).map((q) => q.close()));
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([closing, new Promise((r) => { timer = setTimeout(r, 2000); })]);
+  await Promise.race([
+    closing,
+    new Promise((r) => {
+      timer = setTimeout(r, 2000);
+    }),
+  ]);
   clearTimeout(timer);
 }

@@ -32,23 +32,60 @@ export async function reconcile(ctx: AppContext): Promise<Record<string, number>
   const after = ctx.config.RECONCILE_AFTER_SECONDS;
   const older = (col: string) => ctx.db.raw(`${col} < now() - make_interval(secs => ?)`, [after]);
   const relayed = await relayOutbox(ctx, { limit: 5000 });
-  const orders: string[] = await ctx.db('orders').where('status', 'received').where(older('updated_at')).orderBy('seq').limit(5000).pluck('id');
-  const restocks: string[] = await ctx.db('restock_events').whereNull('applied_at').where(older('received_at')).limit(5000).pluck('event_id');
-  const events: string[] = await ctx.db('events').whereNull('settled_at').where(older('created_at')).orderBy('created_at').limit(5000).pluck('id');
+  const orders: string[] = await ctx
+    .db('orders')
+    .where('status', 'received')
+    .where(older('updated_at'))
+    .orderBy('seq')
+    .limit(5000)
+    .pluck('id');
+  const restocks: string[] = await ctx
+    .db('restock_events')
+    .whereNull('applied_at')
+    .where(older('received_at'))
+    .limit(5000)
+    .pluck('event_id');
+  const events: string[] = await ctx
+    .db('events')
+    .whereNull('settled_at')
+    .where(older('created_at'))
+    .orderBy('created_at')
+    .limit(5000)
+    .pluck('id');
   const result = {
     relayed,
-    orders: await requeueIfNotLive(ctx.queues.orders, JOB.processOrder, orders.map((id) => ({ jobId: id, data: { orderId: id } }))),
-    restocks: await requeueIfNotLive(ctx.queues.restocks, JOB.applyRestock, restocks.map((e) => ({ jobId: restockJobId(e), data: { eventId: e } }))),
-    notifications: await requeueIfNotLive(ctx.queues.notifications, JOB.deliver, events.map((id) => ({ jobId: id, data: { eventId: id } }))),
+    orders: await requeueIfNotLive(
+      ctx.queues.orders,
+      JOB.processOrder,
+      orders.map((id) => ({ jobId: id, data: { orderId: id } })),
+    ),
+    restocks: await requeueIfNotLive(
+      ctx.queues.restocks,
+      JOB.applyRestock,
+      restocks.map((e) => ({ jobId: restockJobId(e), data: { eventId: e } })),
+    ),
+    notifications: await requeueIfNotLive(
+      ctx.queues.notifications,
+      JOB.deliver,
+      events.map((id) => ({ jobId: id, data: { eventId: id } })),
+    ),
     allocated: await allocateWhereStockIsFree(ctx),
   };
-  if (result.orders || result.restocks || result.notifications || result.allocated) logger.info(result, 'reconciler re-enqueued work');
+  if (result.orders || result.restocks || result.notifications || result.allocated)
+    logger.info(result, 'reconciler re-enqueued work');
   return result;
 }
 
 /** Old records go: published outbox rows after a day, idempotency keys after 48 hours. */
 export async function pruneRecords(ctx: Pick<AppContext, 'db'>): Promise<Record<string, number>> {
-  const outbox = await ctx.db('outbox').whereNotNull('published_at').where('published_at', '<', ctx.db.raw("now() - interval '1 day'")).delete();
-  const keys = await ctx.db('idempotency_keys').where('created_at', '<', ctx.db.raw("now() - interval '48 hours'")).delete();
+  const outbox = await ctx
+    .db('outbox')
+    .whereNotNull('published_at')
+    .where('published_at', '<', ctx.db.raw("now() - interval '1 day'"))
+    .delete();
+  const keys = await ctx
+    .db('idempotency_keys')
+    .where('created_at', '<', ctx.db.raw("now() - interval '48 hours'"))
+    .delete();
   return { outbox, keys };
 }

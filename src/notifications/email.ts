@@ -22,22 +22,26 @@ export function renderEmail(event: EventPayload): { subject: string; text: strin
   const lines = o.lines.map((l) => `  ${l.quantity} x ${l.sku}`).join('\n');
   const total = o.total_cents == null ? '' : `Total: ${(o.total_cents / 100).toFixed(2)}\n`;
   const text = `Your order ${o.id} ${said}${reason}.\n\nStatus: ${o.status}\n${lines}\n${total}\nReference: ${event.id}\n`;
-  const html = `<p>Your order <strong>${escapeHtml(o.id)}</strong> ${escapeHtml(said)}${escapeHtml(reason)}.</p>`
-    + `<p>Status: <strong>${escapeHtml(o.status)}</strong></p>`
-    + `<ul>${o.lines.map((l) => `<li>${l.quantity} x ${escapeHtml(l.sku)}</li>`).join('')}</ul>`
-    + (total ? `<p>${escapeHtml(total.trim())}</p>` : '')
-    + `<p style="color:#777">Reference: ${escapeHtml(event.id)}</p>`;
+  const html =
+    `<p>Your order <strong>${escapeHtml(o.id)}</strong> ${escapeHtml(said)}${escapeHtml(reason)}.</p>` +
+    `<p>Status: <strong>${escapeHtml(o.status)}</strong></p>` +
+    `<ul>${o.lines.map((l) => `<li>${l.quantity} x ${escapeHtml(l.sku)}</li>`).join('')}</ul>` +
+    (total ? `<p>${escapeHtml(total.trim())}</p>` : '') +
+    `<p style="color:#777">Reference: ${escapeHtml(event.id)}</p>`;
   return { subject: `Order ${o.id}: ${o.status.replace('_', ' ')}`, text, html };
 }
 
 /** Adds connection/greeting/socket timeouts to the SMTP URL unless it sets its own. */
 function withTimeouts(smtpUrl: string, timeoutMs: number): string {
   const u = new URL(smtpUrl);
-  for (const k of ['connectionTimeout', 'greetingTimeout', 'socketTimeout']) if (!u.searchParams.has(k)) u.searchParams.set(k, String(timeoutMs));
+  for (const k of ['connectionTimeout', 'greetingTimeout', 'socketTimeout'])
+    if (!u.searchParams.has(k)) u.searchParams.set(k, String(timeoutMs));
   return u.toString();
 }
 
-export interface Mailer { send(to: string, event: EventPayload): Promise<void> }
+export interface Mailer {
+  send(to: string, event: EventPayload): Promise<void>;
+}
 
 /** nodemailer over SMTP_URL. The Message-ID is derived from the event id, so a resend is recognisable. */
 export function createMailer(smtpUrl: string, from: string, timeoutMs: number): Mailer {

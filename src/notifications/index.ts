@@ -1,7 +1,13 @@
 export * from './notifications.schemas';
 export {
-  createSenders, deliverEvent, DeliveryBusyError, listOrderNotifications, resendNotification, webhookBody,
-  type DeliveryResult, type Senders,
+  createSenders,
+  deliverEvent,
+  DeliveryBusyError,
+  listOrderNotifications,
+  resendNotification,
+  webhookBody,
+  type DeliveryResult,
+  type Senders,
 } from './notifications.service';
 export { assertPublicTarget, DEV_WEBHOOK_SECRET, DeliveryError, signWebhook } from './webhook';
 export { renderEmail } from './email';

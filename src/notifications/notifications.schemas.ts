@@ -9,7 +9,12 @@ export type Channel = (typeof CHANNELS)[number];
 export const NOTIFICATION_STATUSES = ['pending', 'delivered', 'failed'] as const;
 
 /** What is sent: the event as written with its transition (the webhook body, exactly). */
-export interface EventPayload { id: string; type: string; created_at: string; data: { order: Order } }
+export interface EventPayload {
+  id: string;
+  type: string;
+  created_at: string;
+  data: { order: Order };
+}
 
 /** One channel of one event, as GET /v1/orders/:id/notifications shows it. */
 export const notificationSchema = z.object({

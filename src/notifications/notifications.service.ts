@@ -40,18 +40,31 @@ export function createSenders(config: Config): Senders {
 
 /** Another run of the same event holds its lease (a stalled job running twice): retry later. */
 export class DeliveryBusyError extends Error {
-  constructor(eventId: string) { super(`event ${eventId} is being delivered by another run`); this.name = 'DeliveryBusyError'; }
+  constructor(eventId: string) {
+    super(`event ${eventId} is being delivered by another run`);
+    this.name = 'DeliveryBusyError';
+  }
 }
 
 export interface DeliveryResult {
   event_id: string;
   /** 'settled': nothing was left to do; 'missing': the event no longer exists. */
   skipped?: 'settled' | 'missing';
-  delivered: Channel[]; failed: Channel[]; pending: Channel[];
+  delivered: Channel[];
+  failed: Channel[];
+  pending: Channel[];
   settled: boolean;
 }
 
-interface NotificationRow { id: string; event_id: string; order_id: string; channel: Channel; target: string; status: string; attempts: number }
+interface NotificationRow {
+  id: string;
+  event_id: string;
+  order_id: string;
+  channel: Channel;
+  target: string;
+  status: string;
+  attempts: number;
+}
 
 const RELEASE_LEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
@@ -65,26 +78,35 @@ async function takeLease(ctx: Context, eventId: string): Promise<(() => Promise<
   const token = randomUUID();
   const ttl = ctx.config.NOTIFY_TIMEOUT_MS * 4 + 10_000;
   if ((await ctx.redis.set(key, token, 'PX', ttl, 'NX')) !== 'OK') return undefined;
-  return async () => { await ctx.redis.eval(RELEASE_LEASE, 1, key, token).catch(() => undefined); };
+  return async () => {
+    await ctx.redis.eval(RELEASE_LEASE, 1, key, token).catch(() => undefined);
+  };
 }
 
 /** The channels an event is sent on, decided on its first run and stored (unique per event and channel). */
 async function planChannels(ctx: Context, senders: Senders, event: { id: string; order_id: string }): Promise<void> {
-  const customer = await ctx.db('orders as o').leftJoin('customers as c', 'c.id', 'o.customer_id')
-    .where('o.id', event.order_id).first('c.email', 'c.webhook_url');
+  const customer = await ctx
+    .db('orders as o')
+    .leftJoin('customers as c', 'c.id', 'o.customer_id')
+    .where('o.id', event.order_id)
+    .first('c.email', 'c.webhook_url');
   const plan: { channel: Channel; target: string }[] = [];
   const url = customer?.webhook_url ?? ctx.config.NOTIFY_WEBHOOK_URL;
   if (url) plan.push({ channel: 'webhook', target: url });
   if (senders.email && customer?.email) plan.push({ channel: 'email', target: customer.email });
   if (plan.length === 0) return;
-  await ctx.db('notifications')
+  await ctx
+    .db('notifications')
     .insert(plan.map((p) => ({ id: uuidv7(), event_id: event.id, order_id: event.order_id, ...p })))
-    .onConflict(['event_id', 'channel']).ignore();
+    .onConflict(['event_id', 'channel'])
+    .ignore();
 }
 
 /** Sets settled_at once no channel of the event is pending (also when it has none). */
 async function settleIfDone(db: Db, eventId: string): Promise<boolean> {
-  await db('events').where({ id: eventId }).whereNull('settled_at')
+  await db('events')
+    .where({ id: eventId })
+    .whereNull('settled_at')
     .whereNotExists(db('notifications').where({ event_id: eventId, status: 'pending' }).select(db.raw('1')))
     .update({ settled_at: db.fn.now() });
   const e = await db('events').where({ id: eventId }).first('settled_at');
@@ -97,23 +119,36 @@ function record(channel: Channel, outcome: 'delivered' | 'retry' | 'failed'): vo
 }
 
 /** One attempt on one channel: counted first (a crash mid-send still counts), then its outcome recorded. */
-async function attemptChannel(db: Db, senders: Senders, row: NotificationRow, event: EventPayload, final: boolean): Promise<'delivered' | 'pending' | 'failed' | 'skipped'> {
-  const claimed = await db('notifications').where({ id: row.id, status: 'pending' })
-    .update({ attempts: db.raw('attempts + 1'), updated_at: db.fn.now() }).returning('id');
+async function attemptChannel(
+  db: Db,
+  senders: Senders,
+  row: NotificationRow,
+  event: EventPayload,
+  final: boolean,
+): Promise<'delivered' | 'pending' | 'failed' | 'skipped'> {
+  const claimed = await db('notifications')
+    .where({ id: row.id, status: 'pending' })
+    .update({ attempts: db.raw('attempts + 1'), updated_at: db.fn.now() })
+    .returning('id');
   if (claimed.length === 0) return 'skipped';
   try {
     if (row.channel === 'webhook') await senders.webhook(row.target, event);
     else if (senders.email) await senders.email(row.target, event);
     else throw new DeliveryError('e-mail is not configured on this worker (SMTP_URL unset)');
   } catch (err) {
-    const message = (err instanceof DeliveryError ? err.message : `unexpected: ${(err as Error).message}`).slice(0, 1000);
+    const message = (err instanceof DeliveryError ? err.message : `unexpected: ${(err as Error).message}`).slice(
+      0,
+      1000,
+    );
     const failed = final || (err instanceof DeliveryError && err.permanent);
-    await db('notifications').where({ id: row.id, status: 'pending' })
+    await db('notifications')
+      .where({ id: row.id, status: 'pending' })
       .update({ last_error: message, status: failed ? 'failed' : 'pending', updated_at: db.fn.now() });
     record(row.channel, failed ? 'failed' : 'retry');
     return failed ? 'failed' : 'pending';
   }
-  await db('notifications').where({ id: row.id, status: 'pending' })
+  await db('notifications')
+    .where({ id: row.id, status: 'pending' })
     .update({ status: 'delivered', delivered_at: db.fn.now(), updated_at: db.fn.now() });
   record(row.channel, 'delivered');
   return 'delivered';
@@ -125,7 +160,12 @@ async function attemptChannel(db: Db, senders: Senders, row: NotificationRow, ev
  * throws, so the queue retries with backoff; on the `final` attempt it is marked failed instead.
  * The event is settled once nothing is pending.
  */
-export async function deliverEvent(ctx: Context, senders: Senders, eventId: string, opts: { final: boolean }): Promise<DeliveryResult> {
+export async function deliverEvent(
+  ctx: Context,
+  senders: Senders,
+  eventId: string,
+  opts: { final: boolean },
+): Promise<DeliveryResult> {
   const result: DeliveryResult = { event_id: eventId, delivered: [], failed: [], pending: [], settled: false };
   const event = await ctx.db('events').where({ id: eventId }).first('id', 'order_id', 'payload', 'settled_at');
   if (!event) return { ...result, skipped: 'missing' };
@@ -139,14 +179,19 @@ export async function deliverEvent(ctx: Context, senders: Senders, eventId: stri
       rows = await ctx.db('notifications').where({ event_id: eventId }).orderBy('channel');
     }
     const pending = rows.filter((r) => r.status === 'pending');
-    const outcomes = await Promise.all(pending.map((r) => attemptChannel(ctx.db, senders, r, event.payload as EventPayload, opts.final)));
+    const outcomes = await Promise.all(
+      pending.map((r) => attemptChannel(ctx.db, senders, r, event.payload as EventPayload, opts.final)),
+    );
     for (const [i, outcome] of outcomes.entries()) if (outcome !== 'skipped') result[outcome].push(pending[i].channel);
     result.settled = await settleIfDone(ctx.db, eventId);
   } finally {
     await release();
   }
   if (result.pending.length > 0 || result.failed.length > 0) {
-    const errors = await ctx.db('notifications').where({ event_id: eventId }).whereIn('channel', [...result.pending, ...result.failed])
+    const errors = await ctx
+      .db('notifications')
+      .where({ event_id: eventId })
+      .whereIn('channel', [...result.pending, ...result.failed])
       .select('channel', 'last_error');
     throw new DeliveryError(errors.map((e) => `${e.channel}: ${e.last_error}`).join('; '));
   }
@@ -154,22 +199,35 @@ export async function deliverEvent(ctx: Context, senders: Senders, eventId: stri
 }
 
 const NOTIFICATION_COLUMNS = (db: Executor) => [
-  'n.id', 'n.event_id', 'e.type as event_type', 'n.channel', 'n.target', 'n.status', 'n.attempts', 'n.last_error',
+  'n.id',
+  'n.event_id',
+  'e.type as event_type',
+  'n.channel',
+  'n.target',
+  'n.status',
+  'n.attempts',
+  'n.last_error',
   db.raw(`CASE WHEN n.delivered_at IS NULL THEN NULL ELSE ${isoSql('n.delivered_at')} END AS delivered_at`),
-  db.raw(`${isoSql('n.created_at')} AS created_at`), db.raw(`${isoSql('n.updated_at')} AS updated_at`),
+  db.raw(`${isoSql('n.created_at')} AS created_at`),
+  db.raw(`${isoSql('n.updated_at')} AS updated_at`),
 ];
 
 /** The delivery log of one order: every event per channel, oldest event first. */
 export async function listOrderNotifications(db: Db, orderId: string): Promise<{ data: Notification[] }> {
   if (!(await db('orders').where({ id: orderId }).first('id'))) throw new NotFoundError('order');
-  const data = await db('notifications as n').join('events as e', 'e.id', 'n.event_id').where('n.order_id', orderId)
+  const data = await db('notifications as n')
+    .join('events as e', 'e.id', 'n.event_id')
+    .where('n.order_id', orderId)
     .orderBy([{ column: 'e.created_at' }, { column: 'e.transition_no' }, { column: 'n.channel' }])
     .select(NOTIFICATION_COLUMNS(db));
   return { data };
 }
 
 async function getNotification(db: Executor, id: string): Promise<Notification> {
-  const n = await db('notifications as n').join('events as e', 'e.id', 'n.event_id').where('n.id', id).first(NOTIFICATION_COLUMNS(db));
+  const n = await db('notifications as n')
+    .join('events as e', 'e.id', 'n.event_id')
+    .where('n.id', id)
+    .first(NOTIFICATION_COLUMNS(db));
   if (!n) throw new NotFoundError('notification');
   return n;
 }
@@ -184,9 +242,19 @@ export async function resendNotification(ctx: Context, id: string): Promise<Noti
     const n = await trx('notifications').where({ id }).forUpdate().first('id', 'event_id', 'status');
     if (!n) throw new NotFoundError('notification');
     if (n.status === 'pending') throw new InvalidStateError('notification is pending: it is still being delivered');
-    await trx('notifications').where({ id }).update({ status: 'pending', delivered_at: null, updated_at: trx.fn.now() });
+    await trx('notifications')
+      .where({ id })
+      .update({ status: 'pending', delivered_at: null, updated_at: trx.fn.now() });
     await trx('events').where({ id: n.event_id }).update({ settled_at: null });
-    await uow.addJobs([{ queue: QUEUES.notifications, job_name: JOB.deliver, job_id: n.event_id, data: { eventId: n.event_id }, replace_finished: true }]);
+    await uow.addJobs([
+      {
+        queue: QUEUES.notifications,
+        job_name: JOB.deliver,
+        job_id: n.event_id,
+        data: { eventId: n.event_id },
+        replace_finished: true,
+      },
+    ]);
   });
   return getNotification(ctx.db, id);
 }

@@ -22,11 +22,30 @@ export class DeliveryError extends Error {
 
 /** Addresses a customer's webhook may not reach under WEBHOOK_PRIVATE_TARGETS=deny. */
 const NON_PUBLIC = new BlockList();
-for (const [net, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const) NON_PUBLIC.addSubnet(net, prefix, 'ipv4');
+for (const [net, prefix] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const)
+  NON_PUBLIC.addSubnet(net, prefix, 'ipv4');
 // IPv4-mapped addresses (::ffff:a.b.c.d) are checked by BlockList against the IPv4 rules above;
 // NAT64 addresses are refused whole, as what they map to is not checked.
-for (const [net, prefix] of [['::', 128], ['::1', 128], ['64:ff9b::', 96], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) {
+for (const [net, prefix] of [
+  ['::', 128],
+  ['::1', 128],
+  ['64:ff9b::', 96],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+] as const) {
   NON_PUBLIC.addSubnet(net, prefix, 'ipv6');
 }
 
@@ -41,13 +60,20 @@ export async function assertPublicTarget(url: string): Promise<void> {
   let addresses: { address: string; family: number }[];
   if (isIP(host)) addresses = [{ address: host, family: isIP(host) }];
   else {
-    try { addresses = await lookup(host, { all: true, verbatim: true }); } catch (err) {
-      throw new DeliveryError(`cannot resolve ${host}: ${(err as { code?: string }).code ?? (err as Error).message}`, { cause: err });
+    try {
+      addresses = await lookup(host, { all: true, verbatim: true });
+    } catch (err) {
+      throw new DeliveryError(`cannot resolve ${host}: ${(err as { code?: string }).code ?? (err as Error).message}`, {
+        cause: err,
+      });
     }
   }
   const refused = addresses.find((a) => NON_PUBLIC.check(a.address, a.family === 6 ? 'ipv6' : 'ipv4'));
   if (refused) {
-    throw new DeliveryError(`refused: ${host} is a non-public address (${refused.address}); WEBHOOK_PRIVATE_TARGETS=deny`, { permanent: true });
+    throw new DeliveryError(
+      `refused: ${host} is a non-public address (${refused.address}); WEBHOOK_PRIVATE_TARGETS=deny`,
+      { permanent: true },
+    );
   }
 }
 
@@ -57,7 +83,9 @@ let warnedDevSecret = false;
 export function webhookKey(secret: string | undefined): Buffer {
   if (!secret && !warnedDevSecret) {
     warnedDevSecret = true;
-    logger.warn('WEBHOOK_SECRET is not set: webhooks are signed with the published development secret (see docs/api.md, Webhooks); set WEBHOOK_SECRET in production');
+    logger.warn(
+      'WEBHOOK_SECRET is not set: webhooks are signed with the published development secret (see docs/api.md, Webhooks); set WEBHOOK_SECRET in production',
+    );
   }
   const key = Buffer.from((secret ?? DEV_WEBHOOK_SECRET).replace(/^whsec_/, ''), 'base64');
   if (key.length === 0) throw new Error('webhook secret decodes to no bytes');
@@ -83,7 +111,12 @@ function describeFailure(err: unknown, timeoutMs: number): string {
  * One signed POST. Resolves on a 2xx; throws DeliveryError on any other status (redirects are not
  * followed), a refused or reset connection, or no response within `timeoutMs`.
  */
-export async function postWebhook(url: string, id: string, body: string, opts: { key: Buffer; timeoutMs: number }): Promise<void> {
+export async function postWebhook(
+  url: string,
+  id: string,
+  body: string,
+  opts: { key: Buffer; timeoutMs: number },
+): Promise<void> {
   const headers = {
     'content-type': 'application/json',
     'user-agent': 'orderflow-webhooks/1',
@@ -91,10 +124,17 @@ export async function postWebhook(url: string, id: string, body: string, opts: {
   };
   let res: Response;
   try {
-    res = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(opts.timeoutMs) });
+    res = await fetch(url, {
+      method: 'POST',
+      headers,
+      body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(opts.timeoutMs),
+    });
   } catch (err) {
     throw new DeliveryError(describeFailure(err, opts.timeoutMs), { cause: err });
   }
   await res.body?.cancel().catch(() => undefined);
-  if (res.status < 200 || res.status > 299) throw new DeliveryError(`HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
+  if (res.status < 200 || res.status > 299)
+    throw new DeliveryError(`HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
 }

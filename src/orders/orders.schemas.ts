@@ -9,7 +9,10 @@ export const orderLineInput = z.object({
   sku: skuSchema,
   quantity: z.number().int('must be an integer').min(1).max(10000),
 });
-const lines = z.array(orderLineInput).min(1, 'at least one line').max(100, 'at most 100 lines')
+const lines = z
+  .array(orderLineInput)
+  .min(1, 'at least one line')
+  .max(100, 'at most 100 lines')
   .superRefine((ls, ctx) => {
     const seen = new Set<string>();
     ls.forEach((l, i) => {
@@ -27,10 +30,15 @@ export const placeOrderSchema = z.object({
 });
 export type PlaceOrder = z.infer<typeof placeOrderSchema>;
 
-export const patchOrderSchema = z.object({
-  lines: lines.optional(),
-  on_insufficient_stock: onShort.optional(),
-}).refine((v) => v.lines !== undefined || v.on_insufficient_stock !== undefined, 'at least one of lines, on_insufficient_stock is required');
+export const patchOrderSchema = z
+  .object({
+    lines: lines.optional(),
+    on_insufficient_stock: onShort.optional(),
+  })
+  .refine(
+    (v) => v.lines !== undefined || v.on_insufficient_stock !== undefined,
+    'at least one of lines, on_insufficient_stock is required',
+  );
 export type PatchOrder = z.infer<typeof patchOrderSchema>;
 
 export const cancelOrderSchema = z.object({ reason: z.string().trim().min(1).max(500).optional() });
@@ -48,12 +56,32 @@ export const listOrdersQuerySchema = z.object({
 export type ListOrdersQuery = z.infer<typeof listOrdersQuerySchema>;
 
 export const orderSchema = z.object({
-  id: z.uuid(), seq: z.number().int(), customer_id: z.uuid(), status: z.enum(ORDER_STATUSES), status_reason: z.string().nullable(),
-  on_insufficient_stock: onShort, external_ref: z.string().nullable(),
-  lines: z.array(z.object({ sku: z.string(), quantity: z.number().int(), unit_price_cents: z.number().int().nullable(), reserved: z.number().int(), waiting: z.boolean() })),
-  total_cents: z.number().int().nullable(), attempts: z.number().int(),
+  id: z.uuid(),
+  seq: z.number().int(),
+  customer_id: z.uuid(),
+  status: z.enum(ORDER_STATUSES),
+  status_reason: z.string().nullable(),
+  on_insufficient_stock: onShort,
+  external_ref: z.string().nullable(),
+  lines: z.array(
+    z.object({
+      sku: z.string(),
+      quantity: z.number().int(),
+      unit_price_cents: z.number().int().nullable(),
+      reserved: z.number().int(),
+      waiting: z.boolean(),
+    }),
+  ),
+  total_cents: z.number().int().nullable(),
+  attempts: z.number().int(),
   history: z.array(z.object({ status: z.enum(ORDER_STATUSES), at: timestamp, detail: z.string().nullable() })),
-  created_at: timestamp, updated_at: timestamp,
+  created_at: timestamp,
+  updated_at: timestamp,
 });
 export type Order = z.infer<typeof orderSchema>;
-export const acceptedOrderSchema = z.object({ id: z.uuid(), seq: z.number().int(), status: z.literal('received'), created_at: timestamp });
+export const acceptedOrderSchema = z.object({
+  id: z.uuid(),
+  seq: z.number().int(),
+  status: z.literal('received'),
+  created_at: timestamp,
+});

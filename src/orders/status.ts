@@ -4,7 +4,15 @@ import { countStat, metrics } from '../platform/metrics';
 import type { UnitOfWork } from '../platform/unit-of-work';
 import { insertHistory, updateStatuses } from './sql/transitions';
 
-export const ORDER_STATUSES = ['received', 'confirmed', 'awaiting_stock', 'rejected', 'failed', 'cancelled', 'completed'] as const;
+export const ORDER_STATUSES = [
+  'received',
+  'confirmed',
+  'awaiting_stock',
+  'rejected',
+  'failed',
+  'cancelled',
+  'completed',
+] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
 /**
@@ -25,14 +33,30 @@ export const ACTIONS = {
 export type OrderAction = keyof typeof ACTIONS;
 
 /** from → the statuses an order can move to, derived from ACTIONS (a status staying put is not a move). */
-export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = Object.freeze(Object.fromEntries(
-  ORDER_STATUSES.map((from) => [from, [...new Set(Object.values(ACTIONS)
-    .filter((a) => (a.from as readonly OrderStatus[]).includes(from))
-    .flatMap((a) => (a.to as readonly OrderStatus[]).filter((to) => to !== from)))]]),
-) as Record<OrderStatus, OrderStatus[]>);
+export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = Object.freeze(
+  Object.fromEntries(
+    ORDER_STATUSES.map((from) => [
+      from,
+      [
+        ...new Set(
+          Object.values(ACTIONS)
+            .filter((a) => (a.from as readonly OrderStatus[]).includes(from))
+            .flatMap((a) => (a.to as readonly OrderStatus[]).filter((to) => to !== from)),
+        ),
+      ],
+    ]),
+  ) as Record<OrderStatus, OrderStatus[]>,
+);
 
 /** Statuses in which an order needs no more work from the pipeline. */
-export const SETTLED: readonly OrderStatus[] = ['confirmed', 'awaiting_stock', 'rejected', 'failed', 'cancelled', 'completed'];
+export const SETTLED: readonly OrderStatus[] = [
+  'confirmed',
+  'awaiting_stock',
+  'rejected',
+  'failed',
+  'cancelled',
+  'completed',
+];
 
 export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
   return TRANSITIONS[from].includes(to);
@@ -46,7 +70,12 @@ export function assertCan(action: OrderAction, from: OrderStatus): void {
 }
 
 export interface StatusChange {
-  orderId: string; action: OrderAction; from: OrderStatus; to: OrderStatus; detail?: string | null; reason?: string | null;
+  orderId: string;
+  action: OrderAction;
+  from: OrderStatus;
+  to: OrderStatus;
+  detail?: string | null;
+  reason?: string | null;
 }
 
 /** Every change of the list is one the table allows; throws on the first that is not (before any write). */
@@ -70,12 +99,18 @@ export async function changeStatus(uow: UnitOfWork, changes: readonly StatusChan
   checkChanges(changes);
   const stays = changes.filter((c) => c.from === c.to);
   const moves = changes.filter((c) => c.from !== c.to);
-  if (stays.length) await insertHistory(uow.trx, stays.map((c) => ({ order_id: c.orderId, status: c.to, detail: c.detail ?? null })));
+  if (stays.length)
+    await insertHistory(
+      uow.trx,
+      stays.map((c) => ({ order_id: c.orderId, status: c.to, detail: c.detail ?? null })),
+    );
   if (moves.length === 0) return;
   const eventIds = await updateStatuses(uow.trx, moves);
   for (const t of moves) {
     metrics.orderTransitions.inc({ from: t.from, to: t.to });
     countStat(`order_transitions_to_${t.to}`); // summed across processes (workers serve no /metrics)
   }
-  await uow.addJobs(eventIds.map((id) => ({ queue: QUEUES.notifications, job_name: JOB.deliver, job_id: id, data: { eventId: id } })));
+  await uow.addJobs(
+    eventIds.map((id) => ({ queue: QUEUES.notifications, job_name: JOB.deliver, job_id: id, data: { eventId: id } })),
+  );
 }

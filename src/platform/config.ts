@@ -3,48 +3,88 @@ import { z } from 'zod';
 
 export const ROLES = ['intake', 'feed', 'operator'] as const;
 export type Role = (typeof ROLES)[number];
-export interface ApiKey { role: Role; key: string; name: string }
+export interface ApiKey {
+  role: Role;
+  key: string;
+  name: string;
+}
 
 /** Decimal integers only ("0x10", "1e3" and "" are refused, not coerced). */
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.string().trim().regex(/^-?\d+$/, 'must be a decimal integer').transform(Number).pipe(z.number().int().min(min).max(max));
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, 'must be a decimal integer')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
 const optionalUrl = (protocols: string[]) =>
-  z.string().trim().optional().transform((v) => (v === '' ? undefined : v))
-    .refine((v) => v === undefined || protocols.some((p) => v.startsWith(`${p}://`)),
-      { message: `must be a ${protocols.join(' or ')} URL` });
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((v) => (v === '' ? undefined : v))
+    .refine((v) => v === undefined || protocols.some((p) => v.startsWith(`${p}://`)), {
+      message: `must be a ${protocols.join(' or ')} URL`,
+    });
 
-const apiKeys = z.string().optional().transform((raw, ctx): ApiKey[] | undefined => {
-  if (raw === undefined || raw.trim() === '') return undefined;
-  const keys: ApiKey[] = [];
-  for (const [i, pair] of raw.split(',').map((s) => s.trim()).filter(Boolean).entries()) {
-    const at = pair.indexOf(':');
-    const role = pair.slice(0, at);
-    const key = pair.slice(at + 1);
-    if (at < 1 || !(ROLES as readonly string[]).includes(role) || key.length < 8) {
-      ctx.addIssue({ code: 'custom', message: `entry ${i + 1} must be role:key with role intake|feed|operator and a key of 8+ characters` });
-      return z.NEVER;
+const apiKeys = z
+  .string()
+  .optional()
+  .transform((raw, ctx): ApiKey[] | undefined => {
+    if (raw === undefined || raw.trim() === '') return undefined;
+    const keys: ApiKey[] = [];
+    for (const [i, pair] of raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .entries()) {
+      const at = pair.indexOf(':');
+      const role = pair.slice(0, at);
+      const key = pair.slice(at + 1);
+      if (at < 1 || !(ROLES as readonly string[]).includes(role) || key.length < 8) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `entry ${i + 1} must be role:key with role intake|feed|operator and a key of 8+ characters`,
+        });
+        return z.NEVER;
+      }
+      if (keys.some((k) => k.key === key)) {
+        ctx.addIssue({ code: 'custom', message: `entry ${i + 1} repeats a key already given to another entry` });
+        return z.NEVER;
+      }
+      keys.push({ role: role as Role, key, name: `${role}#${i + 1}` });
     }
-    if (keys.some((k) => k.key === key)) {
-      ctx.addIssue({ code: 'custom', message: `entry ${i + 1} repeats a key already given to another entry` });
-      return z.NEVER;
-    }
-    keys.push({ role: role as Role, key, name: `${role}#${i + 1}` });
-  }
-  return keys;
-});
+    return keys;
+  });
 
 // One schema over process.env, parsed once. Every contract variable, plus a few tuning knobs.
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// URL')
+    .optional(),
   PORT: int(0, 65535).default(3000),
   // The interface the API listens on. Default: 0.0.0.0 under NODE_ENV=production (a container's port
   // must be reachable from outside it), 127.0.0.1 otherwise (development keys are published).
-  HOST: z.string().trim().refine((v) => isIP(v) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(v),
-    { message: 'must be an IP address (such as 127.0.0.1, 0.0.0.0 or ::) or a host name' }).optional(),
+  HOST: z
+    .string()
+    .trim()
+    .refine(
+      (v) =>
+        isIP(v) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(v),
+      { message: 'must be an IP address (such as 127.0.0.1, 0.0.0.0 or ::) or a host name' },
+    )
+    .optional(),
   API_KEYS: apiKeys,
-  WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=]{8,}$/, 'must be whsec_ followed by base64').optional(),
+  WEBHOOK_SECRET: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/=]{8,}$/, 'must be whsec_ followed by base64')
+    .optional(),
   NOTIFY_WEBHOOK_URL: optionalUrl(['http', 'https']),
   SMTP_URL: optionalUrl(['smtp', 'smtps']),
   SMTP_FROM: z.string().default('orderflow <orders@orderflow.local>'),
@@ -80,7 +120,10 @@ const schema = z.object({
   HEARTBEAT_FILE: z.string().optional(),
 });
 
-export type Config = Omit<z.infer<typeof schema>, 'API_KEYS' | 'DATABASE_URL' | 'REDIS_URL' | 'WEBHOOK_PRIVATE_TARGETS' | 'HOST'> & {
+export type Config = Omit<
+  z.infer<typeof schema>,
+  'API_KEYS' | 'DATABASE_URL' | 'REDIS_URL' | 'WEBHOOK_PRIVATE_TARGETS' | 'HOST'
+> & {
   HOST: string;
   API_KEYS: ApiKey[];
   WEBHOOK_PRIVATE_TARGETS: 'allow' | 'deny';

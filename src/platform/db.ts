@@ -40,7 +40,12 @@ export function advisoryKey(name: string): string {
  * connection of its own (advisory locks are per database; the lock ends with the connection, so a
  * process that dies holding it releases it). `onWait` is called when another session holds it.
  */
-export async function withAdvisoryLock<T>(url: string, name: string, fn: (client: pg.Client) => Promise<T>, onWait?: () => void): Promise<T> {
+export async function withAdvisoryLock<T>(
+  url: string,
+  name: string,
+  fn: (client: pg.Client) => Promise<T>,
+  onWait?: () => void,
+): Promise<T> {
   const key = advisoryKey(name);
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
   client.on('error', () => undefined); // a lost connection fails the next query instead
@@ -84,21 +89,32 @@ async function databaseExists(url: string): Promise<boolean> {
 export async function ensureDatabase(url: string, onWait?: () => void): Promise<void> {
   if (await databaseExists(url)) return;
   const name = databaseName(url);
-  await withAdvisoryLock(withDatabase(url, 'postgres'), `orderflow:create-database:${name}`, async (client) => {
-    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    if (!rowCount) {
-      await client.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`).catch((err) => {
-        if (err.code !== '42P04' && err.code !== '23505') throw err; // created meanwhile by a process without the lock
-      });
-    }
-  }, onWait);
+  await withAdvisoryLock(
+    withDatabase(url, 'postgres'),
+    `orderflow:create-database:${name}`,
+    async (client) => {
+      const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+      if (!rowCount) {
+        await client.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`).catch((err) => {
+          if (err.code !== '42P04' && err.code !== '23505') throw err; // created meanwhile by a process without the lock
+        });
+      }
+    },
+    onWait,
+  );
 }
 
 /** Migrations come from migrations/index.ts, named without extension (same history under tsx and dist). */
 class MigrationSource implements Knex.MigrationSource<string> {
-  async getMigrations(): Promise<string[]> { return Object.keys(MIGRATIONS).sort(); }
-  getMigrationName(name: string): string { return name; }
-  async getMigration(name: string): Promise<Knex.Migration> { return MIGRATIONS[name]; }
+  async getMigrations(): Promise<string[]> {
+    return Object.keys(MIGRATIONS).sort();
+  }
+  getMigrationName(name: string): string {
+    return name;
+  }
+  async getMigration(name: string): Promise<Knex.Migration> {
+    return MIGRATIONS[name];
+  }
 }
 
 export async function migrateLatest(db: Db): Promise<void> {
@@ -112,15 +128,22 @@ export async function migrateLatest(db: Db): Promise<void> {
  * held when its process dies mid-migration.)
  */
 export async function migrateLatestLocked(url: string, onWait?: () => void): Promise<void> {
-  await withAdvisoryLock(url, 'orderflow:migrate', async () => {
-    const db = createDb(url, 2);
-    try {
-      // Holding the advisory lock, no other orderflow process is migrating: a knex lock still taken
-      // was left by one killed mid-migration, and would refuse every start from now on.
-      await db.migrate.forceFreeMigrationsLock({ migrationSource: new MigrationSource() });
-      await migrateLatest(db);
-    } finally { await db.destroy(); }
-  }, onWait);
+  await withAdvisoryLock(
+    url,
+    'orderflow:migrate',
+    async () => {
+      const db = createDb(url, 2);
+      try {
+        // Holding the advisory lock, no other orderflow process is migrating: a knex lock still taken
+        // was left by one killed mid-migration, and would refuse every start from now on.
+        await db.migrate.forceFreeMigrationsLock({ migrationSource: new MigrationSource() });
+        await migrateLatest(db);
+      } finally {
+        await db.destroy();
+      }
+    },
+    onWait,
+  );
 }
 
 export async function migrateRollbackAll(db: Db): Promise<void> {

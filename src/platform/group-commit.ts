@@ -25,7 +25,11 @@ export interface GroupCommitOptions<I, O> {
   key?(item: I): string;
 }
 
-interface Waiter<I, O> { item: I; resolve: (o: O) => void; reject: (e: unknown) => void }
+interface Waiter<I, O> {
+  item: I;
+  resolve: (o: O) => void;
+  reject: (e: unknown) => void;
+}
 
 export class GroupCommit<I, O> {
   private waiting: Waiter<I, O>[] = [];
@@ -43,10 +47,15 @@ export class GroupCommit<I, O> {
   }
 
   /** Items waiting for a group. */
-  get backlog(): number { return this.waiting.length; }
+  get backlog(): number {
+    return this.waiting.length;
+  }
 
   private async pump(): Promise<void> {
-    if (this.planning) { this.again = true; return; }
+    if (this.planning) {
+      this.again = true;
+      return;
+    }
     this.planning = true;
     try {
       do {
@@ -65,9 +74,17 @@ export class GroupCommit<I, O> {
   private async next(): Promise<Waiter<I, O>[]> {
     const { select, maxBatch } = this.opts;
     if (!select) return this.waiting.splice(0, maxBatch);
-    const chosen = new Set(await select(this.waiting.map((w) => w.item), maxBatch, this.running));
+    const chosen = new Set(
+      await select(
+        this.waiting.map((w) => w.item),
+        maxBatch,
+        this.running,
+      ),
+    );
     const group: Waiter<I, O>[] = [];
-    this.waiting = this.waiting.filter((w) => (chosen.has(w.item) && group.length < maxBatch ? (group.push(w), false) : true));
+    this.waiting = this.waiting.filter((w) =>
+      chosen.has(w.item) && group.length < maxBatch ? (group.push(w), false) : true,
+    );
     return group;
   }
 
@@ -89,13 +106,21 @@ export class GroupCommit<I, O> {
     } catch (err) {
       const key = this.opts.key ?? ((_: I) => Symbol('alone'));
       const parts = new Map<unknown, Waiter<I, O>[]>();
-      for (const w of group) { const k = key(w.item); parts.set(k, [...(parts.get(k) ?? []), w]); }
-      if (parts.size === 1 || isDatabaseUnavailable(err)) { for (const w of group) w.reject(err); return; }
+      for (const w of group) {
+        const k = key(w.item);
+        parts.set(k, [...(parts.get(k) ?? []), w]);
+      }
+      if (parts.size === 1 || isDatabaseUnavailable(err)) {
+        for (const w of group) w.reject(err);
+        return;
+      }
       for (const part of parts.values()) {
         try {
           const results = await this.opts.commit(part.map((w) => w.item));
           part.forEach((w, i) => w.resolve(results[i]));
-        } catch (e) { for (const w of part) w.reject(e); }
+        } catch (e) {
+          for (const w of part) w.reject(e);
+        }
       }
     }
   }

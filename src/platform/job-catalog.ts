@@ -11,9 +11,15 @@ export const QUEUES = {
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
-export interface OrderJob { orderId: string }
-export interface RestockJob { eventId: string }
-export interface NotificationJob { eventId: string }
+export interface OrderJob {
+  orderId: string;
+}
+export interface RestockJob {
+  eventId: string;
+}
+export interface NotificationJob {
+  eventId: string;
+}
 
 export const JOB = {
   processOrder: 'process-order',

@@ -9,14 +9,20 @@ import { logger } from './logger';
 export function portAnswers(port: number, host = '127.0.0.1', ms = 700): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host });
-    const done = (ok: boolean) => { socket.destroy(); resolve(ok); };
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
     socket.setTimeout(ms, () => done(false));
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
   });
 }
 
-export interface LocalService { url: string; stop(): Promise<void> }
+export interface LocalService {
+  url: string;
+  stop(): Promise<void>;
+}
 
 /** PostgreSQL refuses to run as root; as root the data lives where the postgres user can write. */
 export function embeddedDataDir(override?: string): string {
@@ -31,9 +37,15 @@ export async function startEmbeddedPostgres(port: number, dataDir: string): Prom
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   mkdirSync(path.dirname(dataDir), { recursive: true });
   const pg = new EmbeddedPostgres({
-    databaseDir: dataDir, port, user: 'postgres', password: 'postgres', persistent: true,
-    createPostgresUser: isRoot, authMethod: 'password',
-    onLog: () => undefined, onError: (e: unknown) => logger.debug({ err: String(e) }, 'embedded postgres'),
+    databaseDir: dataDir,
+    port,
+    user: 'postgres',
+    password: 'postgres',
+    persistent: true,
+    createPostgresUser: isRoot,
+    authMethod: 'password',
+    onLog: () => undefined,
+    onError: (e: unknown) => logger.debug({ err: String(e) }, 'embedded postgres'),
   });
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await pg.initialise();
   await pg.start();
@@ -46,15 +58,34 @@ export async function startLocalRedis(port: number): Promise<LocalService> {
   const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
   const bin = which.stdout.trim();
   if (!bin) {
-    throw new Error(`Redis is not reachable on 127.0.0.1:${port} and redis-server is not on PATH: install it (apt-get install redis-server, brew install redis) or set REDIS_URL`);
+    throw new Error(
+      `Redis is not reachable on 127.0.0.1:${port} and redis-server is not on PATH: install it (apt-get install redis-server, brew install redis) or set REDIS_URL`,
+    );
   }
-  const child: ChildProcess = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
+  const child: ChildProcess = spawn(
+    bin,
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--maxmemory-policy',
+      'noeviction',
+    ],
+    { stdio: 'ignore' },
+  );
   for (let i = 0; i < 50 && !(await portAnswers(port)); i++) await new Promise((r) => setTimeout(r, 100));
   if (!(await portAnswers(port))) throw new Error(`redis-server did not start on port ${port}`);
   logger.info({ port }, 'started local redis-server');
   return {
     url: `redis://127.0.0.1:${port}`,
-    stop: async () => { child.kill('SIGTERM'); },
+    stop: async () => {
+      child.kill('SIGTERM');
+    },
   };
 }
 
@@ -63,7 +94,11 @@ export async function startLocalRedis(port: number): Promise<LocalService> {
  * default ports. Returns the URLs to use and a stop function for what it started.
  */
 export async function resolveLocalServices(opts: {
-  databaseUrl: string; databaseDefaulted: boolean; redisUrl: string; redisDefaulted: boolean; dataDir?: string;
+  databaseUrl: string;
+  databaseDefaulted: boolean;
+  redisUrl: string;
+  redisDefaulted: boolean;
+  dataDir?: string;
 }): Promise<{ databaseUrl: string; redisUrl: string; stop(): Promise<void> }> {
   const started: LocalService[] = [];
   let { databaseUrl, redisUrl } = opts;
@@ -77,5 +112,11 @@ export async function resolveLocalServices(opts: {
     started.push(redis);
     redisUrl = redis.url;
   }
-  return { databaseUrl, redisUrl, stop: async () => { for (const s of started.reverse()) await s.stop().catch(() => undefined); } };
+  return {
+    databaseUrl,
+    redisUrl,
+    stop: async () => {
+      for (const s of started.reverse()) await s.stop().catch(() => undefined);
+    },
+  };
 }

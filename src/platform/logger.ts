@@ -7,7 +7,18 @@ export const logger = pino({
   level,
   base: { pid: process.pid },
   redact: {
-    paths: ['req.headers.authorization', 'headers.authorization', 'authorization', 'apiKey', 'key', 'password', 'smtpUrl', 'secret', '*.password', '*.secret'],
+    paths: [
+      'req.headers.authorization',
+      'headers.authorization',
+      'authorization',
+      'apiKey',
+      'key',
+      'password',
+      'smtpUrl',
+      'secret',
+      '*.password',
+      '*.secret',
+    ],
     censor: '[redacted]',
   },
 });

@@ -7,30 +7,54 @@ client.collectDefaultMetrics({ register: registry });
 
 export const metrics = {
   httpDuration: new client.Histogram({
-    name: 'orderflow_http_request_duration_seconds', help: 'HTTP request duration by route and status',
-    labelNames: ['method', 'route', 'status'], buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry],
+    name: 'orderflow_http_request_duration_seconds',
+    help: 'HTTP request duration by route and status',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
   }),
   orderTransitions: new client.Counter({
-    name: 'orderflow_order_transitions_total', help: 'Order status transitions', labelNames: ['from', 'to'], registers: [registry],
+    name: 'orderflow_order_transitions_total',
+    help: 'Order status transitions',
+    labelNames: ['from', 'to'],
+    registers: [registry],
   }),
   optimisticConflicts: new client.Counter({
-    name: 'orderflow_optimistic_conflicts_total', help: 'Stock row updates that lost the optimistic version check', labelNames: ['op'], registers: [registry],
+    name: 'orderflow_optimistic_conflicts_total',
+    help: 'Stock row updates that lost the optimistic version check',
+    labelNames: ['op'],
+    registers: [registry],
   }),
   optimisticRetries: new client.Counter({
-    name: 'orderflow_optimistic_retries_total', help: 'Transactions retried after a conflict, serialization failure or deadlock', labelNames: ['op'], registers: [registry],
+    name: 'orderflow_optimistic_retries_total',
+    help: 'Transactions retried after a conflict, serialization failure or deadlock',
+    labelNames: ['op'],
+    registers: [registry],
   }),
   stockAttempts: new client.Counter({
-    name: 'orderflow_stock_update_attempts_total', help: 'Optimistic stock-row update attempts', labelNames: ['op'], registers: [registry],
+    name: 'orderflow_stock_update_attempts_total',
+    help: 'Optimistic stock-row update attempts',
+    labelNames: ['op'],
+    registers: [registry],
   }),
   jobDuration: new client.Histogram({
-    name: 'orderflow_job_duration_seconds', help: 'Job processing time by queue and outcome', labelNames: ['queue', 'outcome'],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 10], registers: [registry],
+    name: 'orderflow_job_duration_seconds',
+    help: 'Job processing time by queue and outcome',
+    labelNames: ['queue', 'outcome'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 10],
+    registers: [registry],
   }),
   notificationOutcomes: new client.Counter({
-    name: 'orderflow_notification_outcomes_total', help: 'Notification delivery attempts by channel and outcome', labelNames: ['channel', 'outcome'], registers: [registry],
+    name: 'orderflow_notification_outcomes_total',
+    help: 'Notification delivery attempts by channel and outcome',
+    labelNames: ['channel', 'outcome'],
+    registers: [registry],
   }),
   queueDepth: new client.Gauge({
-    name: 'orderflow_queue_jobs', help: 'BullMQ jobs by queue and state', labelNames: ['queue', 'state'], registers: [registry],
+    name: 'orderflow_queue_jobs',
+    help: 'BullMQ jobs by queue and state',
+    labelNames: ['queue', 'state'],
+    registers: [registry],
   }),
 };
 
@@ -41,7 +65,10 @@ export const metrics = {
 export class StatsSink {
   private pending = new Map<string, number>();
   private timer: NodeJS.Timeout;
-  constructor(private redis: Redis, private key: string) {
+  constructor(
+    private redis: Redis,
+    private key: string,
+  ) {
     this.timer = setInterval(() => void this.flush(), 500);
     this.timer.unref();
   }
@@ -63,6 +90,12 @@ export class StatsSink {
 }
 
 let sink: StatsSink | undefined;
-export function setStatsSink(s: StatsSink | undefined): void { sink = s; }
-export function countStat(field: string, by = 1): void { sink?.incr(field, by); }
-export function statsKey(prefix: string): string { return `${prefix}:stats`; }
+export function setStatsSink(s: StatsSink | undefined): void {
+  sink = s;
+}
+export function countStat(field: string, by = 1): void {
+  sink?.incr(field, by);
+}
+export function statsKey(prefix: string): string {
+  return `${prefix}:stats`;
+}

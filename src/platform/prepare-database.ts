@@ -20,7 +20,10 @@ export async function prepareDatabase(url: string, waitMs = 120_000): Promise<vo
     } catch (err) {
       if (!isDatabaseUnavailable(err) || Date.now() > deadline) throw err;
       const delay = Math.min(250 * 2 ** attempt, 5000);
-      logger.warn({ err: (err as Error).message, retryInMs: delay }, 'PostgreSQL unreachable at start-up; waiting for it');
+      logger.warn(
+        { err: (err as Error).message, retryInMs: delay },
+        'PostgreSQL unreachable at start-up; waiting for it',
+      );
       await new Promise((r) => setTimeout(r, delay));
     }
   }

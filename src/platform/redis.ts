@@ -6,9 +6,10 @@ import { logger } from './logger';
  * Redis: the outbox relay publishes later. Workers use maxRetriesPerRequest: null, as BullMQ requires.
  */
 export function createRedis(url: string, kind: 'producer' | 'worker'): Redis {
-  const opts: RedisOptions = kind === 'producer'
-    ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false }
-    : { maxRetriesPerRequest: null, enableOfflineQueue: true, connectTimeout: 5000 };
+  const opts: RedisOptions =
+    kind === 'producer'
+      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false }
+      : { maxRetriesPerRequest: null, enableOfflineQueue: true, connectTimeout: 5000 };
   const redis = new Redis(url, {
     ...opts,
     retryStrategy: (times) => Math.min(200 * 2 ** Math.min(times, 5), 5000),
@@ -35,5 +36,9 @@ export async function deleteKeysWithPrefix(redisUrl: string, prefix: string): Pr
       cursor = next;
       if (keys.length) await r.unlink(...keys);
     } while (cursor !== '0');
-  } catch { /* nothing to clean on a Redis that is not there */ } finally { r.disconnect(); }
+  } catch {
+    /* nothing to clean on a Redis that is not there */
+  } finally {
+    r.disconnect();
+  }
 }

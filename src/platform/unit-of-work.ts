@@ -31,9 +31,15 @@ class Work implements UnitOfWork {
     if (!this.tx) throw new Error('a statement unit has no transaction');
     return this.tx;
   }
-  async addJobs(rows: OutboxRow[]): Promise<void> { this.jobs.push(...(await insertOutboxRows(this.trx, rows))); }
-  jobsWritten(rows: OutboxRow[]): void { this.jobs.push(...rows); }
-  serveSkus(skus: Iterable<string>): void { for (const s of skus) this.skus.add(s); }
+  async addJobs(rows: OutboxRow[]): Promise<void> {
+    this.jobs.push(...(await insertOutboxRows(this.trx, rows)));
+  }
+  jobsWritten(rows: OutboxRow[]): void {
+    this.jobs.push(...rows);
+  }
+  serveSkus(skus: Iterable<string>): void {
+    for (const s of skus) this.skus.add(s);
+  }
 }
 
 export interface UnitOfWorkOptions {
@@ -66,13 +72,18 @@ async function afterCommit(ctx: Context, work: Work, publish: 'await' | 'backgro
  * back and runs again (from scratch, with a fresh unit) after a full-jitter exponential backoff,
  * bounded and counted per `op`. After the commit, the unit's jobs and SKUs are handled once.
  */
-export async function runUnitOfWork<T>(ctx: Context, op: string, fn: (uow: UnitOfWork) => Promise<T>, opts: UnitOfWorkOptions = {}): Promise<T> {
-  const maxAttempts = opts.retry === false ? 1 : opts.maxAttempts ?? 30;
+export async function runUnitOfWork<T>(
+  ctx: Context,
+  op: string,
+  fn: (uow: UnitOfWork) => Promise<T>,
+  opts: UnitOfWorkOptions = {},
+): Promise<T> {
+  const maxAttempts = opts.retry === false ? 1 : (opts.maxAttempts ?? 30);
   for (let attempt = 1; ; attempt++) {
     let work: Work | undefined;
     let result: T;
     try {
-      result = await ctx.db.transaction(async (trx) => fn(work = new Work(trx)));
+      result = await ctx.db.transaction(async (trx) => fn((work = new Work(trx))));
     } catch (err) {
       if (err instanceof OptimisticConflict) {
         metrics.optimisticConflicts.inc({ op });
@@ -93,7 +104,11 @@ export async function runUnitOfWork<T>(ctx: Context, op: string, fn: (uow: UnitO
  * A unit of work of one statement on the pool, for the hot intake path: the statement is atomic by
  * itself and stores its own outbox rows (reported with `jobsWritten`); no BEGIN/COMMIT round trips.
  */
-export async function runStatement<T>(ctx: Context, fn: (sink: AfterCommitSink) => Promise<T>, opts: Pick<UnitOfWorkOptions, 'publish'> = {}): Promise<T> {
+export async function runStatement<T>(
+  ctx: Context,
+  fn: (sink: AfterCommitSink) => Promise<T>,
+  opts: Pick<UnitOfWorkOptions, 'publish'> = {},
+): Promise<T> {
   const work = new Work();
   const result = await fn(work);
   await afterCommit(ctx, work, opts.publish ?? 'await');

@@ -18,21 +18,30 @@ export const inventoryReportQuerySchema = z.object({
 });
 
 const count = z.number().int().min(0);
-const byStatus = z.object(Object.fromEntries(ORDER_STATUSES.map((s) => [s, count])) as Record<(typeof ORDER_STATUSES)[number], typeof count>);
+const byStatus = z.object(
+  Object.fromEntries(ORDER_STATUSES.map((s) => [s, count])) as Record<(typeof ORDER_STATUSES)[number], typeof count>,
+);
 
 export const ordersReportSchema = z.object({
-  from: timestamp.nullable(), to: timestamp.nullable(),
+  from: timestamp.nullable(),
+  to: timestamp.nullable(),
   orders: count,
   /** Sum of total_cents of the orders that are confirmed or completed. */
   revenue_cents: z.number().int(),
   by_status: byStatus,
-  per_day: z.array(z.object({ day: z.string().meta({ format: 'date' }), orders: count, revenue_cents: z.number().int() })),
+  per_day: z.array(
+    z.object({ day: z.string().meta({ format: 'date' }), orders: count, revenue_cents: z.number().int() }),
+  ),
 });
 export type OrdersReport = z.infer<typeof ordersReportSchema>;
 
 export const inventoryRowSchema = z.object({
-  sku: z.string(), name: z.string(),
-  on_hand: z.number().int(), reserved: z.number().int(), available: z.number().int(), backordered: z.number().int(),
+  sku: z.string(),
+  name: z.string(),
+  on_hand: z.number().int(),
+  reserved: z.number().int(),
+  available: z.number().int(),
+  backordered: z.number().int(),
   waiting_orders: count,
 });
 export type InventoryRow = z.infer<typeof inventoryRowSchema>;
@@ -41,7 +50,8 @@ export type InventoryReport = z.infer<typeof inventoryReportSchema>;
 
 export const ledgerRowSchema = z.object({
   sku: z.string(),
-  initial: z.number().int(), receipts: z.number().int(),
+  initial: z.number().int(),
+  receipts: z.number().int(),
   sales: z.number().int().describe('units sold, as a positive number'),
   adjustments: z.number().int(),
   expected_on_hand: z.number().int().describe('initial + receipts − sales + adjustments'),
@@ -63,7 +73,10 @@ export type LedgerReport = z.infer<typeof ledgerReportSchema>;
 export const queueCountsSchema = z.object({
   name: z.string(),
   waiting: count.describe('waiting and prioritized'),
-  active: count, delayed: count, failed: count, completed: count,
+  active: count,
+  delayed: count,
+  failed: count,
+  completed: count,
   waiting_children: count,
   paused: z.boolean(),
 });

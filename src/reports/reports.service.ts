@@ -3,7 +3,14 @@ import type { Db } from '../platform/db';
 import { UnavailableError, ValidationError } from '../platform/errors';
 import { ORDER_STATUSES } from '../orders';
 import type {
-  InventoryReport, InventoryRow, LedgerReport, LedgerRow, OrdersReport, OrdersReportQuery, QueueCounts, QueuesReport,
+  InventoryReport,
+  InventoryRow,
+  LedgerReport,
+  LedgerRow,
+  OrdersReport,
+  OrdersReportQuery,
+  QueueCounts,
+  QueuesReport,
 } from './reports.schemas';
 
 // Every report is one or two aggregate queries: PostgreSQL sums, Node only shapes the answer.
@@ -15,7 +22,8 @@ const isDate = (v: string) => /^\d{4}-\d{2}-\d{2}$/.test(v);
 /** `from` inclusive; `to` exclusive, except that a bare date includes that whole day. */
 export function reportWindow(q: OrdersReportQuery): { from: Date | null; to: Date | null } {
   const from = q.from === undefined ? null : new Date(isDate(q.from) ? `${q.from}T00:00:00Z` : q.from);
-  const to = q.to === undefined ? null : new Date(isDate(q.to) ? Date.parse(`${q.to}T00:00:00Z`) + DAY_MS : Date.parse(q.to));
+  const to =
+    q.to === undefined ? null : new Date(isDate(q.to) ? Date.parse(`${q.to}T00:00:00Z`) + DAY_MS : Date.parse(q.to));
   const details = [];
   if (from && Number.isNaN(from.getTime())) details.push({ path: 'query.from', message: 'is not a valid date' });
   if (to && Number.isNaN(to.getTime())) details.push({ path: 'query.to', message: 'is not a valid date' });
@@ -23,7 +31,8 @@ export function reportWindow(q: OrdersReportQuery): { from: Date | null; to: Dat
   if (!details.length && from && to && to.getTime() - from.getTime() > MAX_DAYS * DAY_MS) {
     details.push({ path: 'query.to', message: `the window may span at most ${MAX_DAYS} days` });
   }
-  if (details.length) throw new ValidationError(`invalid query: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`, details);
+  if (details.length)
+    throw new ValidationError(`invalid query: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`, details);
   return { from, to };
 }
 
@@ -35,7 +44,9 @@ export async function ordersReport(db: Db, q: OrdersReportQuery): Promise<Orders
   const where = `(?::timestamptz IS NULL OR created_at >= ?::timestamptz) AND (?::timestamptz IS NULL OR created_at < ?::timestamptz)`;
   const bounds = [from, from, to, to];
   const statuses = await db.raw(
-    `SELECT status, count(*)::int AS orders, ${REVENUE} AS revenue_cents FROM orders WHERE ${where} GROUP BY status`, bounds);
+    `SELECT status, count(*)::int AS orders, ${REVENUE} AS revenue_cents FROM orders WHERE ${where} GROUP BY status`,
+    bounds,
+  );
   // Days without orders are filled in: over the whole window when both ends are given, else
   // between the first and the last order inside it (so `from=2000-01-01` stays cheap).
   const lastDay = to ? new Date(to.getTime() - 1) : null;
@@ -52,7 +63,9 @@ export async function ordersReport(db: Db, q: OrdersReportQuery): Promise<Orders
                    ELSE LEAST((?::timestamptz AT TIME ZONE 'UTC')::date, (SELECT max(day) FROM d)) END,
               interval '1 day') AS g(day)
        LEFT JOIN d ON d.day = g.day::date
-      ORDER BY g.day`, [...bounds, bounded, from, from, bounded, lastDay, lastDay]);
+      ORDER BY g.day`,
+    [...bounds, bounded, from, from, bounded, lastDay, lastDay],
+  );
   const by_status = Object.fromEntries(ORDER_STATUSES.map((s) => [s, 0])) as OrdersReport['by_status'];
   let orders = 0;
   let revenue = 0;
@@ -62,8 +75,11 @@ export async function ordersReport(db: Db, q: OrdersReportQuery): Promise<Orders
     revenue += Number(r.revenue_cents);
   }
   return {
-    from: from?.toISOString() ?? null, to: to?.toISOString() ?? null,
-    orders, revenue_cents: revenue, by_status,
+    from: from?.toISOString() ?? null,
+    to: to?.toISOString() ?? null,
+    orders,
+    revenue_cents: revenue,
+    by_status,
     per_day: days.rows.map((r: any) => ({ day: r.day, orders: r.orders, revenue_cents: Number(r.revenue_cents) })),
   };
 }
@@ -79,11 +95,19 @@ export async function inventoryReport(db: Db, opts: { limit?: number } = {}): Pr
        LEFT JOIN (SELECT sku, count(DISTINCT order_id) AS orders FROM order_lines WHERE waiting AND NOT reserved GROUP BY sku) w
          ON w.sku = s.sku
       ORDER BY available, s.on_hand, s.sku
-      ${opts.limit ? 'LIMIT ?' : ''}`, opts.limit ? [opts.limit] : []);
+      ${opts.limit ? 'LIMIT ?' : ''}`,
+    opts.limit ? [opts.limit] : [],
+  );
   return {
     generated_at: new Date().toISOString(),
     data: rows.map((r: any): InventoryRow => ({
-      sku: r.sku, name: r.name, on_hand: r.on_hand, reserved: r.reserved, available: r.available, backordered: r.backordered, waiting_orders: r.waiting_orders,
+      sku: r.sku,
+      name: r.name,
+      on_hand: r.on_hand,
+      reserved: r.reserved,
+      available: r.available,
+      backordered: r.backordered,
+      waiting_orders: r.waiting_orders,
     })),
   };
 }
@@ -95,7 +119,15 @@ function csvCell(v: string | number): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-export const INVENTORY_CSV_COLUMNS = ['sku', 'name', 'on_hand', 'reserved', 'available', 'backordered', 'waiting_orders'] as const;
+export const INVENTORY_CSV_COLUMNS = [
+  'sku',
+  'name',
+  'on_hand',
+  'reserved',
+  'available',
+  'backordered',
+  'waiting_orders',
+] as const;
 
 export function inventoryCsv(report: InventoryReport): string {
   const lines = [INVENTORY_CSV_COLUMNS.join(',')];
@@ -126,11 +158,20 @@ export async function ledgerReport(db: Db): Promise<LedgerReport> {
             COALESCE(m.expected_reserved, 0)::bigint AS expected_reserved,
             COALESCE(s.reserved, 0) AS reserved
        FROM stock s FULL JOIN m ON m.sku = s.sku
-      ORDER BY 1`);
+      ORDER BY 1`,
+  );
   const data = rows.map((r: any): LedgerRow => ({
-    sku: r.sku, initial: r.initial, receipts: r.receipts, sales: r.sales, adjustments: r.adjustments,
-    expected_on_hand: r.expected_on_hand, on_hand: r.on_hand, ok: r.expected_on_hand === r.on_hand,
-    expected_reserved: r.expected_reserved, reserved: r.reserved, reserved_ok: r.expected_reserved === r.reserved,
+    sku: r.sku,
+    initial: r.initial,
+    receipts: r.receipts,
+    sales: r.sales,
+    adjustments: r.adjustments,
+    expected_on_hand: r.expected_on_hand,
+    on_hand: r.on_hand,
+    ok: r.expected_on_hand === r.on_hand,
+    expected_reserved: r.expected_reserved,
+    reserved: r.reserved,
+    reserved_ok: r.expected_reserved === r.reserved,
   }));
   const mismatches = data.filter((r: LedgerRow) => !r.ok);
   return { generated_at: new Date().toISOString(), ok: mismatches.length === 0, data, mismatches };
@@ -139,23 +180,41 @@ export async function ledgerReport(db: Db): Promise<LedgerReport> {
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<T>((_, rej) => { timer = setTimeout(() => rej(new Error(`no answer within ${ms} ms`)), ms); })]);
-  } finally { clearTimeout(timer); }
+    return await Promise.race([
+      p,
+      new Promise<T>((_, rej) => {
+        timer = setTimeout(() => rej(new Error(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** BullMQ's counts per queue (read from Redis); 503 when Redis does not answer. */
 export async function queuesReport(queues: Record<string, Queue>): Promise<QueuesReport> {
   try {
-    const data = await within(2000, Promise.all(Object.values(queues).map(async (q): Promise<QueueCounts> => {
-      const [c, paused] = await Promise.all([
-        q.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed', 'waiting-children'),
-        q.isPaused(),
-      ]);
-      return {
-        name: q.name, waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0, delayed: c.delayed ?? 0,
-        failed: c.failed ?? 0, completed: c.completed ?? 0, waiting_children: c['waiting-children'] ?? 0, paused,
-      };
-    })));
+    const data = await within(
+      2000,
+      Promise.all(
+        Object.values(queues).map(async (q): Promise<QueueCounts> => {
+          const [c, paused] = await Promise.all([
+            q.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed', 'waiting-children'),
+            q.isPaused(),
+          ]);
+          return {
+            name: q.name,
+            waiting: (c.waiting ?? 0) + (c.prioritized ?? 0),
+            active: c.active ?? 0,
+            delayed: c.delayed ?? 0,
+            failed: c.failed ?? 0,
+            completed: c.completed ?? 0,
+            waiting_children: c['waiting-children'] ?? 0,
+            paused,
+          };
+        }),
+      ),
+    );
     return { generated_at: new Date().toISOString(), data };
   } catch (err) {
     throw new UnavailableError(`Redis is unavailable: ${(err as Error).message}`, 5, { cause: err });

@@ -7,10 +7,16 @@ export const restockEventSchema = z.object({
   quantity: z.number().int('must be an integer').min(1).max(1_000_000),
   occurred_at: z.iso.datetime({ offset: true }).optional(),
 });
-export const restockBatchSchema = z.object({ events: z.array(restockEventSchema).min(1).max(1000, 'at most 1000 events') });
+export const restockBatchSchema = z.object({
+  events: z.array(restockEventSchema).min(1).max(1000, 'at most 1000 events'),
+});
 /** A single event, or `{events: [...]}`; the shape is chosen by the presence of `events`. */
-export function parseRestockRequest(body: unknown, parse: <S extends z.ZodType>(s: S, v: unknown) => z.infer<S>): RestockEvent[] {
-  if (body && typeof body === 'object' && !Array.isArray(body) && 'events' in body) return parse(restockBatchSchema, body).events;
+export function parseRestockRequest(
+  body: unknown,
+  parse: <S extends z.ZodType>(s: S, v: unknown) => z.infer<S>,
+): RestockEvent[] {
+  if (body && typeof body === 'object' && !Array.isArray(body) && 'events' in body)
+    return parse(restockBatchSchema, body).events;
   return [parse(restockEventSchema, body)];
 }
 export type RestockEvent = z.infer<typeof restockEventSchema>;

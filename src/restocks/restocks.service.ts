@@ -14,27 +14,58 @@ export function restockJobId(eventId: string): string {
  * Records restock events (each `event_id` once, forever) and their jobs in one transaction.
  * The whole batch is checked first: one unknown SKU and nothing is stored.
  */
-export async function receiveRestocks(ctx: Context, events: RestockEvent[], batch = events.length > 1): Promise<{ accepted: number; duplicates: number }> {
+export async function receiveRestocks(
+  ctx: Context,
+  events: RestockEvent[],
+  batch = events.length > 1,
+): Promise<{ accepted: number; duplicates: number }> {
   const skus = [...new Set(events.map((e) => e.sku))];
-  const accepted = await runUnitOfWork(ctx, 'restock-intake', async (uow) => {
-    const { trx } = uow;
-    const known = new Set(await trx('products').whereIn('sku', skus).pluck('sku'));
-    const unknown = events.map((e, i) => ({ e, i })).filter(({ e }) => !known.has(e.sku));
-    if (unknown.length) {
-      throw new ValidationError(`unknown SKU ${unknown[0].e.sku}`, unknown.slice(0, 50).map(({ e, i }) => ({ path: batch ? `body.events.${i}.sku` : 'body.sku', message: `unknown SKU ${e.sku}` })));
-    }
-    const inserted: { event_id: string }[] = [];
-    for (let i = 0; i < events.length; i += 500) {
-      const chunk = events.slice(i, i + 500);
-      inserted.push(...(await trx('restock_events')
-        .insert(chunk.map((e) => ({ event_id: e.event_id, sku: e.sku, quantity: e.quantity, occurred_at: e.occurred_at ?? null })))
-        .onConflict('event_id').ignore().returning('event_id')));
-    }
-    await uow.addJobs(inserted.map((r) => ({
-      queue: QUEUES.restocks, job_name: JOB.applyRestock, job_id: restockJobId(r.event_id), data: { eventId: r.event_id },
-    })));
-    return inserted.length;
-  }, { retry: false });
+  const accepted = await runUnitOfWork(
+    ctx,
+    'restock-intake',
+    async (uow) => {
+      const { trx } = uow;
+      const known = new Set(await trx('products').whereIn('sku', skus).pluck('sku'));
+      const unknown = events.map((e, i) => ({ e, i })).filter(({ e }) => !known.has(e.sku));
+      if (unknown.length) {
+        throw new ValidationError(
+          `unknown SKU ${unknown[0].e.sku}`,
+          unknown.slice(0, 50).map(({ e, i }) => ({
+            path: batch ? `body.events.${i}.sku` : 'body.sku',
+            message: `unknown SKU ${e.sku}`,
+          })),
+        );
+      }
+      const inserted: { event_id: string }[] = [];
+      for (let i = 0; i < events.length; i += 500) {
+        const chunk = events.slice(i, i + 500);
+        inserted.push(
+          ...(await trx('restock_events')
+            .insert(
+              chunk.map((e) => ({
+                event_id: e.event_id,
+                sku: e.sku,
+                quantity: e.quantity,
+                occurred_at: e.occurred_at ?? null,
+              })),
+            )
+            .onConflict('event_id')
+            .ignore()
+            .returning('event_id')),
+        );
+      }
+      await uow.addJobs(
+        inserted.map((r) => ({
+          queue: QUEUES.restocks,
+          job_name: JOB.applyRestock,
+          job_id: restockJobId(r.event_id),
+          data: { eventId: r.event_id },
+        })),
+      );
+      return inserted.length;
+    },
+    { retry: false },
+  );
   return { accepted, duplicates: events.length - accepted };
 }
 
@@ -52,8 +83,12 @@ export async function applyRestock(ctx: Context, eventId: string): Promise<{ app
     if (ev.applied_at) return { applied: false };
     const row = (await readStockRows(trx, [ev.sku])).get(ev.sku);
     if (!row) return { applied: false };
-    await applyStockChanges(trx, [{ row, on_hand: ev.quantity }],
-      [{ sku: ev.sku, type: 'receipt', quantity: ev.quantity, event_id: eventId, reason: 'restock' }], 'receipt');
+    await applyStockChanges(
+      trx,
+      [{ row, on_hand: ev.quantity }],
+      [{ sku: ev.sku, type: 'receipt', quantity: ev.quantity, event_id: eventId, reason: 'restock' }],
+      'receipt',
+    );
     await trx('restock_events').where({ event_id: eventId }).update({ applied_at: trx.fn.now() });
     return { applied: true };
   });

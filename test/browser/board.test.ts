@@ -12,9 +12,15 @@ async function refuseStockWrites(hh: Harness, sku: string): Promise<() => Promis
   const db = hh.ctx.db;
   await db.raw(`CREATE OR REPLACE FUNCTION test_refuse_stock_writes() RETURNS trigger LANGUAGE plpgsql
     AS $$ BEGIN RAISE EXCEPTION 'stock row of % is not writable (test)', OLD.sku; END $$`);
-  await db.raw(`CREATE TRIGGER test_refuse_stock BEFORE UPDATE ON stock FOR EACH ROW WHEN (OLD.sku = ?) EXECUTE FUNCTION test_refuse_stock_writes()`
-    .replace('?', `'${sku.replace(/'/g, "''")}'`));
-  return async () => { await db.raw('DROP TRIGGER IF EXISTS test_refuse_stock ON stock'); };
+  await db.raw(
+    `CREATE TRIGGER test_refuse_stock BEFORE UPDATE ON stock FOR EACH ROW WHEN (OLD.sku = ?) EXECUTE FUNCTION test_refuse_stock_writes()`.replace(
+      '?',
+      `'${sku.replace(/'/g, "''")}'`,
+    ),
+  );
+  return async () => {
+    await db.raw('DROP TRIGGER IF EXISTS test_refuse_stock ON stock');
+  };
 }
 
 describe('bull-board in a browser', () => {
@@ -22,16 +28,24 @@ describe('bull-board in a browser', () => {
     const b = await openBrowser();
     try {
       const challenges: { status: number; auth: string | null }[] = [];
-      b.page.on('response', async (r) => { if (r.url().endsWith('/admin/queues')) challenges.push({ status: r.status(), auth: await r.headerValue('www-authenticate') }); });
+      b.page.on('response', async (r) => {
+        if (r.url().endsWith('/admin/queues'))
+          challenges.push({ status: r.status(), auth: await r.headerValue('www-authenticate') });
+      });
       // Headless Chromium has nobody to type a password into the prompt: a full Chromium ends the
       // navigation in an auth error, the headless shell (@sparticuz/chromium) shows the 401 page.
-      const nav = await b.page.goto(`${h().baseUrl}/admin/queues`).then((r) => r?.status(), (e: Error) => e.message);
+      const nav = await b.page.goto(`${h().baseUrl}/admin/queues`).then(
+        (r) => r?.status(),
+        (e: Error) => e.message,
+      );
       expect(String(nav)).toMatch(/^401$|ERR_INVALID_AUTH_CREDENTIALS/);
       await expect.poll(() => challenges.length).toBeGreaterThan(0);
       expect(challenges[0].status).toBe(401);
       expect(challenges[0].auth).toMatch(/^Basic realm="orderflow operators"/);
       expect(await b.page.getByRole('link', { name: 'orders', exact: true }).count()).toBe(0);
-    } finally { await b.close(); }
+    } finally {
+      await b.close();
+    }
   });
 
   it('when a failed order job is retried by clicking in the board, then the job runs again and the order reaches confirmed', async () => {
@@ -44,18 +58,29 @@ describe('bull-board in a browser', () => {
       order = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
       await untilStatus(h(), order.id, 'failed', { what: 'order failed' });
       await waitFor(async () => (await h().ctx.queues.orders.getJob(order.id))?.isFailed(), { what: 'job failed' });
-    } finally { await allowWrites(); }
+    } finally {
+      await allowWrites();
+    }
     expect(await h().ctx.db('stock').where({ sku: p.sku }).first()).toMatchObject({ on_hand: 5, reserved: 0 });
 
     const b = await openBrowser({ httpCredentials: { username: 'operator', password: KEYS.operator } });
     try {
       const res = await b.page.goto(`${h().baseUrl}/admin/queues`);
       expect(res?.status()).toBe(200);
-      for (const q of QUEUES) await expect.poll(() => b.page.getByRole('link', { name: q, exact: true }).count(), { timeout: 15000 }).toBeGreaterThan(0);
+      for (const q of QUEUES)
+        await expect
+          .poll(() => b.page.getByRole('link', { name: q, exact: true }).count(), { timeout: 15000 })
+          .toBeGreaterThan(0);
 
       await b.page.getByRole('link', { name: 'orders', exact: true }).first().click();
-      await b.page.getByText(/^failed/i).first().click();
-      const card = b.page.locator('[class*="card"]').filter({ has: b.page.getByText(order!.id, { exact: true }) }).last();
+      await b.page
+        .getByText(/^failed/i)
+        .first()
+        .click();
+      const card = b.page
+        .locator('[class*="card"]')
+        .filter({ has: b.page.getByText(order!.id, { exact: true }) })
+        .last();
       await card.waitFor({ timeout: 15000 });
       await expect.poll(() => card.textContent()).toContain('is not writable (test)');
       await b.page.screenshot({ path: screenshotPath('board.png') });
@@ -67,15 +92,22 @@ describe('bull-board in a browser', () => {
       const confirm = b.page.getByRole('button', { name: /^(confirm|retry)$/i });
       if (await confirm.count()) await confirm.first().click();
 
-      const final = await waitFor(async () => {
-        const r = await h().api('GET', `/v1/orders/${order.id}`, { role: 'intake' });
-        return r.body.status === 'confirmed' && r.body;
-      }, { what: 'order confirmed after the retry', timeout: 20000 });
+      const final = await waitFor(
+        async () => {
+          const r = await h().api('GET', `/v1/orders/${order.id}`, { role: 'intake' });
+          return r.body.status === 'confirmed' && r.body;
+        },
+        { what: 'order confirmed after the retry', timeout: 20000 },
+      );
       expect(final.history.map((e: any) => e.status)).toEqual(['received', 'failed', 'received', 'confirmed']);
       expect(final.history[2].detail).toBe('retried from the board');
       expect(await h().ctx.db('stock').where({ sku: p.sku }).first()).toMatchObject({ on_hand: 5, reserved: 2 });
-      await waitFor(async () => (await h().ctx.queues.orders.getJob(order.id))?.isCompleted(), { what: 'job completed' });
+      await waitFor(async () => (await h().ctx.queues.orders.getJob(order.id))?.isCompleted(), {
+        what: 'job completed',
+      });
       expect(b.errors).toEqual([]);
-    } finally { await b.close(); }
+    } finally {
+      await b.close();
+    }
   });
 });

@@ -6,16 +6,29 @@ import path from 'node:path';
 import { chromium, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
 import { ROOT } from './harness';
 
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 /** Names of a Chromium or Chrome binary looked for on the PATH, in this order. */
 export const PATH_NAMES = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'];
 
-export const NO_BROWSER = 'no browser for the browser tests: set CHROMIUM_PATH to a Chromium or Chrome binary, '
-  + 'put chromium on the PATH (Debian: apt-get install chromium), or run `npm ci` on linux-x64 to get the devDependency @sparticuz/chromium';
+export const NO_BROWSER =
+  'no browser for the browser tests: set CHROMIUM_PATH to a Chromium or Chrome binary, ' +
+  'put chromium on the PATH (Debian: apt-get install chromium), or run `npm ci` on linux-x64 to get the devDependency @sparticuz/chromium';
 
-export interface FoundBrowser { executablePath: string; source: 'CHROMIUM_PATH' | 'PATH' | '@sparticuz/chromium'; note: string }
+export interface FoundBrowser {
+  executablePath: string;
+  source: 'CHROMIUM_PATH' | 'PATH' | '@sparticuz/chromium';
+  note: string;
+}
 
 export interface FindOptions {
   env?: NodeJS.ProcessEnv;
@@ -24,7 +37,12 @@ export interface FindOptions {
 }
 
 function executable(file: string): boolean {
-  try { accessSync(file, constants.X_OK); return statSync(file).isFile(); } catch { return false; }
+  try {
+    accessSync(file, constants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -35,7 +53,8 @@ function executable(file: string): boolean {
 export async function findChromium(opts: FindOptions = {}): Promise<FoundBrowser> {
   const env = opts.env ?? process.env;
   if (env.CHROMIUM_PATH) {
-    if (!executable(env.CHROMIUM_PATH)) throw new Error(`CHROMIUM_PATH=${env.CHROMIUM_PATH} is not an executable file; ${NO_BROWSER}`);
+    if (!executable(env.CHROMIUM_PATH))
+      throw new Error(`CHROMIUM_PATH=${env.CHROMIUM_PATH} is not an executable file; ${NO_BROWSER}`);
     return { executablePath: env.CHROMIUM_PATH, source: 'CHROMIUM_PATH', note: `CHROMIUM_PATH ${env.CHROMIUM_PATH}` };
   }
   for (const name of PATH_NAMES) {
@@ -61,7 +80,11 @@ async function bundledChromium(): Promise<FoundBrowser | undefined> {
   if (process.platform !== 'linux' || process.arch !== 'x64') return undefined;
   const req = createRequire(path.join(ROOT, 'package.json'));
   let pkgDir: string;
-  try { pkgDir = path.resolve(path.dirname(req.resolve('@sparticuz/chromium')), '..', '..'); } catch { return undefined; }
+  try {
+    pkgDir = path.resolve(path.dirname(req.resolve('@sparticuz/chromium')), '..', '..');
+  } catch {
+    return undefined;
+  }
   const version = (JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8')) as { version: string }).version;
   const dir = path.join(os.tmpdir(), `orderflow-sparticuz-chromium-${version}`);
   const bin = path.join(dir, 'chromium');
@@ -75,12 +98,14 @@ async function bundledChromium(): Promise<FoundBrowser | undefined> {
   process.env.TMPDIR = staging;
   try {
     const unpacked = await sparticuz.executablePath();
-    if (path.dirname(unpacked) !== staging) throw new Error(`@sparticuz/chromium unpacked to ${unpacked}, not into ${staging}`);
+    if (path.dirname(unpacked) !== staging)
+      throw new Error(`@sparticuz/chromium unpacked to ${unpacked}, not into ${staging}`);
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
     throw err;
   } finally {
-    if (tmpdir === undefined) delete process.env.TMPDIR; else process.env.TMPDIR = tmpdir;
+    if (tmpdir === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = tmpdir;
   }
   try {
     renameSync(staging, dir);
@@ -89,17 +114,29 @@ async function bundledChromium(): Promise<FoundBrowser | undefined> {
     await rm(staging, { recursive: true, force: true });
     if (!existsSync(bin)) throw err;
   }
-  return { executablePath: bin, source: '@sparticuz/chromium', note: `${note} (unpacked in ${((Date.now() - started) / 1000).toFixed(1)} s)` };
+  return {
+    executablePath: bin,
+    source: '@sparticuz/chromium',
+    note: `${note} (unpacked in ${((Date.now() - started) / 1000).toFixed(1)} s)`,
+  };
 }
 
 let found: Promise<FoundBrowser> | undefined;
 /** findChromium() once per test process; says on stderr which browser it is. */
 export function theBrowser(): Promise<FoundBrowser> {
-  found ??= findChromium().then((b) => { process.stderr.write(`browser tests use ${b.note}\n`); return b; });
+  found ??= findChromium().then((b) => {
+    process.stderr.write(`browser tests use ${b.note}\n`);
+    return b;
+  });
   return found;
 }
 
-export interface OpenBrowser { context: BrowserContext; page: Page; errors: string[]; close(): Promise<void> }
+export interface OpenBrowser {
+  context: BrowserContext;
+  page: Page;
+  errors: string[];
+  close(): Promise<void>;
+}
 
 /** A headless Chromium on a fresh profile; `errors` collects console errors and uncaught page errors. */
 export async function openBrowser(opts: BrowserContextOptions = {}): Promise<OpenBrowser> {
@@ -108,25 +145,39 @@ export async function openBrowser(opts: BrowserContextOptions = {}): Promise<Ope
   let context: BrowserContext;
   try {
     context = await chromium.launchPersistentContext(dir, {
-      executablePath: browser.executablePath, headless: true, args: ARGS, viewport: { width: 1400, height: 900 }, ...opts,
+      executablePath: browser.executablePath,
+      headless: true,
+      args: ARGS,
+      viewport: { width: 1400, height: 900 },
+      ...opts,
     });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw new Error(`could not launch ${browser.note}: ${(err as Error).message}`);
   }
-  const page = context.pages()[0] ?? await context.newPage();
+  const page = context.pages()[0] ?? (await context.newPage());
   const errors: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
   page.on('pageerror', (e) => errors.push(e.message));
   return {
-    context, page, errors,
-    async close() { await context.close(); await rm(dir, { recursive: true, force: true }); },
+    context,
+    page,
+    errors,
+    async close() {
+      await context.close();
+      await rm(dir, { recursive: true, force: true });
+    },
   };
 }
 
 /** Screenshots go to docs/screenshots when UPDATE_SCREENSHOTS=1 (for the docs), else to test-results/. */
 export function screenshotPath(name: string): string {
-  const dir = process.env.UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : path.join(ROOT, 'test-results', 'screenshots');
+  const dir =
+    process.env.UPDATE_SCREENSHOTS === '1'
+      ? path.join(ROOT, 'docs', 'screenshots')
+      : path.join(ROOT, 'test-results', 'screenshots');
   mkdirSync(dir, { recursive: true });
   return path.join(dir, name);
 }

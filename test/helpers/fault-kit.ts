@@ -27,10 +27,17 @@ export function faultSeed(): number {
   return process.env.FAULT_SEED ? Number(process.env.FAULT_SEED) : Math.floor(Math.random() * 2 ** 31);
 }
 
-export interface Shop { customers: string[]; skus: string[]; hot: string[] }
+export interface Shop {
+  customers: string[];
+  skus: string[];
+  hot: string[];
+}
 
 /** Customers and SKUs made through the API; `hot` SKUs have only a few units, the rest plenty. */
-export async function setupShop(h: Harness, opts: { skus?: number; hot?: number; hotStock?: number; coldStock?: number; customers?: number } = {}): Promise<Shop> {
+export async function setupShop(
+  h: Harness,
+  opts: { skus?: number; hot?: number; hotStock?: number; coldStock?: number; customers?: number } = {},
+): Promise<Shop> {
   const tag = randomUUID().slice(0, 8);
   const n = opts.skus ?? 20;
   const hotCount = opts.hot ?? 5;
@@ -38,13 +45,22 @@ export async function setupShop(h: Harness, opts: { skus?: number; hot?: number;
   for (let i = 0; i < n; i++) {
     const sku = `F-${tag}-${String(i).padStart(2, '0')}`;
     const hot = i < hotCount;
-    const res = await h.api('POST', '/v1/products', { body: { sku, name: `Fault ${i}`, price_cents: 100 + i, initial_stock: hot ? opts.hotStock ?? 5 : opts.coldStock ?? 400 } });
+    const res = await h.api('POST', '/v1/products', {
+      body: {
+        sku,
+        name: `Fault ${i}`,
+        price_cents: 100 + i,
+        initial_stock: hot ? (opts.hotStock ?? 5) : (opts.coldStock ?? 400),
+      },
+    });
     if (res.status !== 201) throw new Error(`product: ${res.status} ${res.text}`);
     skus.push(sku);
   }
   const customers: string[] = [];
   for (let i = 0; i < (opts.customers ?? 10); i++) {
-    const res = await h.api('POST', '/v1/customers', { body: { email: `f-${tag}-${i}@example.test`, name: `Fault ${i}` } });
+    const res = await h.api('POST', '/v1/customers', {
+      body: { email: `f-${tag}-${i}@example.test`, name: `Fault ${i}` },
+    });
     if (res.status !== 201) throw new Error(`customer: ${res.status} ${res.text}`);
     customers.push(res.body.id);
   }
@@ -84,12 +100,24 @@ export interface IntakeStats {
  * against `baseUrl()` — which may change between attempts (a second API process).
  */
 export async function runIntake(opts: {
-  baseUrl: () => string; total: number; concurrency?: number; body: (i: number) => unknown;
-  onAccepted?: (n: number) => void | Promise<void>; retryPauseMs?: number; giveUpAfterMs?: number;
+  baseUrl: () => string;
+  total: number;
+  concurrency?: number;
+  body: (i: number) => unknown;
+  onAccepted?: (n: number) => void | Promise<void>;
+  retryPauseMs?: number;
+  giveUpAfterMs?: number;
   /** Called after every attempt: where it went, when, and how it ended (`status` 0 = connection error). */
   onAttempt?: (a: { baseUrl: string; startedAt: number; endedAt: number; status: number }) => void;
 }): Promise<IntakeStats> {
-  const stats: IntakeStats = { accepted: [], unavailable: 0, unavailableWithoutRetryAfter: 0, networkErrors: 0, replayed: 0, unexpected: [] };
+  const stats: IntakeStats = {
+    accepted: [],
+    unavailable: 0,
+    unavailableWithoutRetryAfter: 0,
+    networkErrors: 0,
+    replayed: 0,
+    unexpected: [],
+  };
   let next = 0;
   const client = async () => {
     for (;;) {
@@ -105,14 +133,22 @@ export async function runIntake(opts: {
         const startedAt = Date.now();
         try {
           res = await fetch(`${baseUrl}/v1/orders`, {
-            method: 'POST', body: payload,
-            headers: { authorization: `Bearer ${KEYS.intake}`, 'content-type': 'application/json', 'idempotency-key': key },
+            method: 'POST',
+            body: payload,
+            headers: {
+              authorization: `Bearer ${KEYS.intake}`,
+              'content-type': 'application/json',
+              'idempotency-key': key,
+            },
           });
         } catch {
           stats.networkErrors++;
         }
         const text = res ? await res.text().catch(() => undefined) : undefined;
-        if (res && text === undefined) { stats.networkErrors++; res = undefined; }
+        if (res && text === undefined) {
+          stats.networkErrors++;
+          res = undefined;
+        }
         opts.onAttempt?.({ baseUrl, startedAt, endedAt: Date.now(), status: res?.status ?? 0 });
         if (res && text !== undefined) {
           if (res.status === 202) {
@@ -131,7 +167,10 @@ export async function runIntake(opts: {
             break;
           }
         }
-        if (Date.now() > deadline) { stats.unexpected.push(`gave up on order ${i}`); break; }
+        if (Date.now() > deadline) {
+          stats.unexpected.push(`gave up on order ${i}`);
+          break;
+        }
         await new Promise((r) => setTimeout(r, opts.retryPauseMs ?? 250));
       }
     }
@@ -145,11 +184,23 @@ export const SETTLED = ['confirmed', 'awaiting_stock', 'rejected', 'failed', 'ca
 /** How the accepted orders stand: found in the database, settled, by status. */
 export async function settlement(db: Knex, ids: string[]) {
   const rows: { id: string; status: string }[] = [];
-  for (let i = 0; i < ids.length; i += 5000) rows.push(...(await db('orders').whereIn('id', ids.slice(i, i + 5000)).select('id', 'status')));
+  for (let i = 0; i < ids.length; i += 5000)
+    rows.push(
+      ...(await db('orders')
+        .whereIn('id', ids.slice(i, i + 5000))
+        .select('id', 'status')),
+    );
   const byStatus: Record<string, number> = {};
   for (const r of rows) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
   const settled = rows.filter((r) => SETTLED.includes(r.status)).length;
-  return { accepted: ids.length, found: rows.length, settled, lost: ids.length - settled, byStatus, unsettled: rows.filter((r) => !SETTLED.includes(r.status)).map((r) => r.id) };
+  return {
+    accepted: ids.length,
+    found: rows.length,
+    settled,
+    lost: ids.length - settled,
+    byStatus,
+    unsettled: rows.filter((r) => !SETTLED.includes(r.status)).map((r) => r.id),
+  };
 }
 
 /** Waits until every accepted order is settled (or the timeout passes) and returns how they stand. */
@@ -163,8 +214,13 @@ export async function waitSettled(db: Knex, ids: string[], timeoutMs: number) {
 }
 
 export interface Figures {
-  accepted: number; settled: number; lost: number; oversoldUnits: number; duplicateEffects: number;
-  byStatus: Record<string, number>; invariants: InvariantReport;
+  accepted: number;
+  settled: number;
+  lost: number;
+  oversoldUnits: number;
+  duplicateEffects: number;
+  byStatus: Record<string, number>;
+  invariants: InvariantReport;
 }
 
 /**
@@ -177,10 +233,15 @@ export async function figures(db: Knex, ids: string[], queues?: Pick<Queues, 'or
   const s = await settlement(db, ids);
   const invariants = await checkInvariants(db, { queues, graceSeconds: 5 });
   const oversold = await db.raw(`SELECT COALESCE(SUM(GREATEST(reserved - on_hand, 0)), 0)::int AS n FROM stock`);
-  const doubleOrders = await db.raw(`SELECT COUNT(*)::int AS n FROM (SELECT external_ref FROM orders WHERE external_ref IS NOT NULL GROUP BY external_ref HAVING COUNT(*) > 1) x`);
+  const doubleOrders = await db.raw(
+    `SELECT COUNT(*)::int AS n FROM (SELECT external_ref FROM orders WHERE external_ref IS NOT NULL GROUP BY external_ref HAVING COUNT(*) > 1) x`,
+  );
   const c = invariants.counts;
   return {
-    accepted: s.accepted, settled: s.settled, lost: s.lost + (s.accepted - s.found), byStatus: s.byStatus,
+    accepted: s.accepted,
+    settled: s.settled,
+    lost: s.lost + (s.accepted - s.found),
+    byStatus: s.byStatus,
     oversoldUnits: oversold.rows[0].n,
     duplicateEffects: (c['line-ledger'] ?? 0) + (c['receipts-once'] ?? 0) + (c.events ?? 0) + doubleOrders.rows[0].n,
     invariants,
@@ -189,14 +250,22 @@ export async function figures(db: Knex, ids: string[], queues?: Pick<Queues, 'or
 
 export function printFigures(name: string, seed: number, f: Figures, extra: Record<string, unknown> = {}): void {
   const { invariants, ...rest } = f;
-  process.stdout.write(`FAULT-FIGURES ${name} ${JSON.stringify({ seed, ...rest, ...extra, problems: invariants.problems.slice(0, 10) })}\n`);
+  process.stdout.write(
+    `FAULT-FIGURES ${name} ${JSON.stringify({ seed, ...rest, ...extra, problems: invariants.problems.slice(0, 10) })}\n`,
+  );
 }
 
 /**
  * The closing verdict every fault run shares: each logical order accepted once and stored once,
  * all settled, nothing lost, oversold or applied twice, and the invariant checker green.
  */
-export function expectCleanRun(r: { stats: IntakeStats; ordersInDb: number; unsettled: string[]; f: Figures; total: number }): void {
+export function expectCleanRun(r: {
+  stats: IntakeStats;
+  ordersInDb: number;
+  unsettled: string[];
+  f: Figures;
+  total: number;
+}): void {
   expect(r.stats.unexpected).toEqual([]);
   expect(r.stats.accepted).toHaveLength(r.total);
   expect(r.ordersInDb).toBe(r.total); // a 503 or a retried request stored nothing extra

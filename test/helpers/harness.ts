@@ -39,29 +39,62 @@ export async function createTestDatabase(): Promise<{ url: string; name: string;
   };
 }
 
-export interface ApiResponse<T = any> { status: number; body: T; headers: Headers; text: string }
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+  text: string;
+}
 /** A list endpoint's page (contract: `data` plus the opaque `next_cursor`, null on the last page). */
-export interface Page<T> { data: T[]; next_cursor: string | null }
+export interface Page<T> {
+  data: T[];
+  next_cursor: string | null;
+}
 export type Role = keyof typeof KEYS;
 
 export interface Harness {
-  config: Config; ctx: AppContext; baseUrl: string; env: Record<string, string>;
-  api<T = any>(method: string, url: string, opts?: { body?: unknown; role?: Role | null; headers?: Record<string, string>; raw?: string }): Promise<ApiResponse<T>>;
+  config: Config;
+  ctx: AppContext;
+  baseUrl: string;
+  env: Record<string, string>;
+  api<T = any>(
+    method: string,
+    url: string,
+    opts?: { body?: unknown; role?: Role | null; headers?: Record<string, string>; raw?: string },
+  ): Promise<ApiResponse<T>>;
   startWorkers(only?: QueueName[]): Promise<RunningWorkers>;
   spawnWorker(extraEnv?: Record<string, string>, mode?: 'worker' | 'api' | 'all'): WorkerProcess;
   close(): Promise<void>;
 }
 
-export interface WorkerProcess { child: ChildProcess; output: () => string; exited: Promise<number | null>; kill(signal?: NodeJS.Signals): void }
+export interface WorkerProcess {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+  kill(signal?: NodeJS.Signals): void;
+}
 
-export interface HarnessOptions { env?: Record<string, string>; workers?: boolean | QueueName[]; http?: boolean }
+export interface HarnessOptions {
+  env?: Record<string, string>;
+  workers?: boolean | QueueName[];
+  http?: boolean;
+}
 
 /** The app on an ephemeral port, a context on its own queue prefix, and (optionally) in-process workers. */
 export async function createHarness(databaseUrl: string, opts: HarnessOptions = {}): Promise<Harness> {
   const env: Record<string, string> = {
-    NODE_ENV: 'test', LOG_LEVEL: process.env.LOG_LEVEL ?? 'error', DATABASE_URL: databaseUrl, REDIS_URL: inject('redisUrl'),
-    QUEUE_PREFIX: `oft_${unique()}`, API_KEYS, RECONCILE_AFTER_SECONDS: '2', MAINTENANCE_INTERVAL_MS: '1000',
-    RELAY_INTERVAL_MS: '200', ORDER_BACKOFF_MS: '200', NOTIFY_BACKOFF_MS: '100', SHUTDOWN_TIMEOUT_MS: '5000',
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'error',
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: inject('redisUrl'),
+    QUEUE_PREFIX: `oft_${unique()}`,
+    API_KEYS,
+    RECONCILE_AFTER_SECONDS: '2',
+    MAINTENANCE_INTERVAL_MS: '1000',
+    RELAY_INTERVAL_MS: '200',
+    ORDER_BACKOFF_MS: '200',
+    NOTIFY_BACKOFF_MS: '100',
+    SHUTDOWN_TIMEOUT_MS: '5000',
     ...opts.env,
   };
   const config = loadConfig(env);
@@ -76,17 +109,27 @@ export async function createHarness(databaseUrl: string, opts: HarnessOptions = 
     baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
   const h: Harness = {
-    config, ctx, baseUrl, env,
+    config,
+    ctx,
+    baseUrl,
+    env,
     async api(method, url, o = {}) {
       const headers: Record<string, string> = { ...o.headers };
       const role = o.role === undefined ? 'operator' : o.role;
       if (role) headers.authorization = `Bearer ${KEYS[role]}`;
       let body: string | undefined = o.raw;
-      if (o.body !== undefined) { body = JSON.stringify(o.body); headers['content-type'] ??= 'application/json'; }
+      if (o.body !== undefined) {
+        body = JSON.stringify(o.body);
+        headers['content-type'] ??= 'application/json';
+      }
       const res = await fetch(`${baseUrl}${url}`, { method, headers, body });
       const text = await res.text();
       let parsed: any = text;
-      try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        /* not JSON */
+      }
       return { status: res.status, body: parsed, headers: res.headers, text };
     },
     async startWorkers(only) {
@@ -96,13 +139,26 @@ export async function createHarness(databaseUrl: string, opts: HarnessOptions = 
     },
     spawnWorker(extraEnv = {}, mode = 'worker') {
       const child = spawn(process.execPath, ['--import', 'tsx', 'src/app/main.ts', mode], {
-        cwd: ROOT, env: { ...process.env, ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'],
+        cwd: ROOT,
+        env: { ...process.env, ...env, ...extraEnv },
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
-      child.stdout!.on('data', (d) => { out += d; });
-      child.stderr!.on('data', (d) => { out += d; });
+      child.stdout!.on('data', (d) => {
+        out += d;
+      });
+      child.stderr!.on('data', (d) => {
+        out += d;
+      });
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-      const p: WorkerProcess = { child, output: () => out, exited, kill: (s = 'SIGKILL') => { if (child.exitCode === null) child.kill(s); } };
+      const p: WorkerProcess = {
+        child,
+        output: () => out,
+        exited,
+        kill: (s = 'SIGKILL') => {
+          if (child.exitCode === null) child.kill(s);
+        },
+      };
       procs.push(p);
       return p;
     },
@@ -110,7 +166,10 @@ export async function createHarness(databaseUrl: string, opts: HarnessOptions = 
       for (const p of procs) p.kill('SIGKILL');
       await Promise.all(procs.map((p) => p.exited));
       for (const w of running) await w.close();
-      if (server) { server.closeAllConnections(); await new Promise((r) => server!.close(r)); }
+      if (server) {
+        server.closeAllConnections();
+        await new Promise((r) => server!.close(r));
+      }
       await closeContext(ctx);
       await deletePrefix(config.REDIS_URL, config.QUEUE_PREFIX);
     },
@@ -127,22 +186,40 @@ export { deletePrefix };
 export function useHarness(opts: HarnessOptions = {}): () => Harness {
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   let current: Harness | undefined;
-  beforeAll(async () => { db = await createTestDatabase(); });
-  beforeEach(async () => { current = await createHarness(db.url, opts); });
-  afterEach(async () => { await current?.close(); current = undefined; });
-  afterAll(async () => { await db?.drop(); });
-  return () => { if (!current) throw new Error('no harness outside a test'); return current; };
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  beforeEach(async () => {
+    current = await createHarness(db.url, opts);
+  });
+  afterEach(async () => {
+    await current?.close();
+    current = undefined;
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+  return () => {
+    if (!current) throw new Error('no harness outside a test');
+    return current;
+  };
 }
 
-export async function waitFor<T>(fn: () => Promise<T | undefined | false | null>, opts: { timeout?: number; interval?: number; what?: string } = {}): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | false | null>,
+  opts: { timeout?: number; interval?: number; what?: string } = {},
+): Promise<T> {
   const deadline = Date.now() + (opts.timeout ?? 30000);
   let last: unknown;
   for (;;) {
     try {
       const v = await fn();
       if (v) return v as T;
-    } catch (err) { last = err; }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${(last as Error).message}` : ''}`);
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, opts.interval ?? 100));
   }
 }
@@ -151,10 +228,19 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false | null>
 export const bearer = (role: keyof typeof KEYS) => ({ authorization: `Bearer ${KEYS[role]}` });
 
 /** fetch without the harness's conveniences: exact headers and body bytes. */
-export async function rawRequest(h: Harness, method: string, url: string, opts: { headers?: Record<string, string>; body?: string | Uint8Array } = {}) {
+export async function rawRequest(
+  h: Harness,
+  method: string,
+  url: string,
+  opts: { headers?: Record<string, string>; body?: string | Uint8Array } = {},
+) {
   const res = await fetch(`${h.baseUrl}${url}`, { method, headers: opts.headers, body: opts.body as any });
   const text = await res.text();
   let body: any;
-  try { body = text ? JSON.parse(text) : undefined; } catch { body = undefined; }
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    body = undefined;
+  }
   return { status: res.status, headers: res.headers, text, body };
 }

@@ -14,11 +14,28 @@ export async function freePort(): Promise<number> {
 }
 
 /** A redis-server of the test's own (never the shared one), so a test may flush, stop and restart it. */
-export async function startPrivateRedis(port?: number): Promise<{ url: string; port: number; stop(): Promise<void>; restart(): Promise<void> }> {
+export async function startPrivateRedis(
+  port?: number,
+): Promise<{ url: string; port: number; stop(): Promise<void>; restart(): Promise<void> }> {
   const p = port ?? (await freePort());
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
+    child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(p),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--maxmemory-policy',
+        'noeviction',
+      ],
+      { stdio: 'ignore' },
+    );
     for (let i = 0; i < 100 && !(await portAnswers(p)); i++) await new Promise((r) => setTimeout(r, 50));
   };
   const stop = async () => {
@@ -29,5 +46,13 @@ export async function startPrivateRedis(port?: number): Promise<{ url: string; p
     await gone;
   };
   await start();
-  return { url: `redis://127.0.0.1:${p}`, port: p, stop, restart: async () => { await stop(); await start(); } };
+  return {
+    url: `redis://127.0.0.1:${p}`,
+    port: p,
+    stop,
+    restart: async () => {
+      await stop();
+      await start();
+    },
+  };
 }

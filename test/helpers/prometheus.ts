@@ -1,6 +1,13 @@
 /** A small parser for the Prometheus text exposition format (0.0.4), strict enough to catch a malformed line. */
-export interface Sample { name: string; labels: Record<string, string>; value: number }
-export interface Exposition { types: Map<string, string>; samples: Sample[] }
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+export interface Exposition {
+  types: Map<string, string>;
+  samples: Sample[];
+}
 
 const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
 const SAMPLE = new RegExp(`^(${NAME})(?:\\{(.*)\\})?\\s+(\\S+)(?:\\s+-?\\d+)?$`);
@@ -18,7 +25,8 @@ function parseValue(v: string, line: string): number {
 function familyOf(name: string, types: Map<string, string>): string | undefined {
   if (types.has(name)) return name;
   for (const suffix of ['_bucket', '_sum', '_count']) {
-    if (name.endsWith(suffix) && ['histogram', 'summary'].includes(types.get(name.slice(0, -suffix.length)) ?? '')) return name.slice(0, -suffix.length);
+    if (name.endsWith(suffix) && ['histogram', 'summary'].includes(types.get(name.slice(0, -suffix.length)) ?? ''))
+      return name.slice(0, -suffix.length);
   }
   return undefined;
 }
@@ -55,5 +63,7 @@ export function parsePrometheus(text: string): Exposition {
 
 /** Sum of the samples named `name` whose labels include `match`. */
 export function sampleSum(e: Exposition, name: string, match: Record<string, string> = {}): number {
-  return e.samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v)).reduce((n, s) => n + s.value, 0);
+  return e.samples
+    .filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v))
+    .reduce((n, s) => n + s.value, 0);
 }

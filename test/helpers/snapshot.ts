@@ -5,8 +5,19 @@ import type { ApiResponse, Harness } from './harness';
  * Tables whose every row is fingerprinted. `outbox` is only counted: its `published_at` is set
  * asynchronously after a commit (PublishedMarker), which is not a change a request made.
  */
-const HASHED = ['customers', 'products', 'stock', 'stock_movements', 'orders', 'order_lines', 'order_history',
-  'idempotency_keys', 'events', 'notifications', 'restock_events'] as const;
+const HASHED = [
+  'customers',
+  'products',
+  'stock',
+  'stock_movements',
+  'orders',
+  'order_lines',
+  'order_history',
+  'idempotency_keys',
+  'events',
+  'notifications',
+  'restock_events',
+] as const;
 const COUNTED = ['outbox'] as const;
 
 export type Snapshot = Record<string, string>;
@@ -16,7 +27,9 @@ export async function snapshot(h: Harness): Promise<Snapshot> {
   const out: Snapshot = {};
   for (const t of HASHED) {
     const { rows } = await h.ctx.db.raw(
-      `SELECT count(*)::int AS n, coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS md5 FROM ?? x`, [t]);
+      `SELECT count(*)::int AS n, coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS md5 FROM ?? x`,
+      [t],
+    );
     out[t] = `${rows[0].n}:${rows[0].md5}`;
   }
   for (const t of COUNTED) {

@@ -49,7 +49,10 @@ export async function startTcpProxy(target: { host: string; port: number }, port
       try {
         await new Promise<void>((resolve, reject) => {
           s.once('error', reject);
-          s.listen(boundPort, '127.0.0.1', () => { s.off('error', reject); resolve(); });
+          s.listen(boundPort, '127.0.0.1', () => {
+            s.off('error', reject);
+            resolve();
+          });
         });
         break;
       } catch (err) {
@@ -71,10 +74,18 @@ export async function startTcpProxy(target: { host: string; port: number }, port
 
   await listen();
   return {
-    get port() { return boundPort; },
-    get accepted() { return accepted; },
-    get open() { return [...sockets].length / 2; },
-    get up() { return server !== undefined; },
+    get port() {
+      return boundPort;
+    },
+    get accepted() {
+      return accepted;
+    },
+    get open() {
+      return [...sockets].length / 2;
+    },
+    get up() {
+      return server !== undefined;
+    },
     rewrite(url: string) {
       const u = new URL(url);
       u.hostname = '127.0.0.1';
@@ -82,7 +93,9 @@ export async function startTcpProxy(target: { host: string; port: number }, port
       return u.toString();
     },
     drop: stopListening,
-    async restore() { if (!server) await listen(); },
+    async restore() {
+      if (!server) await listen();
+    },
     close: stopListening,
   };
 }

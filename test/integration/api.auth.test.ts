@@ -11,7 +11,9 @@ const ROLES: Role[] = ['intake', 'feed', 'operator'];
 const MISSING = '0190d6c1-0000-7000-8000-000000000000';
 
 interface Route {
-  method: string; path: string; allowed: Role[];
+  method: string;
+  path: string;
+  allowed: Role[];
   /** The operator key is also accepted as the HTTP Basic password (board, dashboard, metrics). */
   browser?: boolean;
   /** A body that would succeed, so that a missing check would show as a change in the database. */
@@ -22,26 +24,66 @@ interface Route {
 function routeTable(f: { customerId: string; sku: string; orderId: string }): Route[] {
   const u = randomBytes(4).toString('hex');
   return [
-    { method: 'POST', path: '/v1/customers', allowed: ['intake', 'operator'], body: { email: `auth-${u}@example.test`, name: 'Auth' } },
+    {
+      method: 'POST',
+      path: '/v1/customers',
+      allowed: ['intake', 'operator'],
+      body: { email: `auth-${u}@example.test`, name: 'Auth' },
+    },
     { method: 'GET', path: `/v1/customers/${f.customerId}`, allowed: ['intake', 'operator'] },
-    { method: 'PATCH', path: `/v1/customers/${f.customerId}`, allowed: ['operator'], body: { name: 'Changed by auth test' } },
+    {
+      method: 'PATCH',
+      path: `/v1/customers/${f.customerId}`,
+      allowed: ['operator'],
+      body: { name: 'Changed by auth test' },
+    },
     { method: 'GET', path: `/v1/customers/${f.customerId}/orders`, allowed: ['intake', 'operator'] },
-    { method: 'POST', path: '/v1/products', allowed: ['operator'], body: { sku: `AUTH-${u}`, name: 'Auth', price_cents: 1, initial_stock: 3 } },
+    {
+      method: 'POST',
+      path: '/v1/products',
+      allowed: ['operator'],
+      body: { sku: `AUTH-${u}`, name: 'Auth', price_cents: 1, initial_stock: 3 },
+    },
     { method: 'GET', path: `/v1/products/${f.sku}`, allowed: ['operator'] },
     { method: 'PATCH', path: `/v1/products/${f.sku}`, allowed: ['operator'], body: { price_cents: 7 } },
     { method: 'GET', path: '/v1/inventory', allowed: ['operator'] },
     { method: 'GET', path: '/v1/inventory?low_stock=5', allowed: ['operator'] },
-    { method: 'POST', path: `/v1/inventory/${f.sku}/adjustments`, allowed: ['operator'], body: { delta: 1, reason: 'auth test' } },
-    { method: 'POST', path: '/v1/orders', allowed: ['intake', 'operator'], body: { customer_id: f.customerId, lines: [{ sku: f.sku, quantity: 1 }] } },
+    {
+      method: 'POST',
+      path: `/v1/inventory/${f.sku}/adjustments`,
+      allowed: ['operator'],
+      body: { delta: 1, reason: 'auth test' },
+    },
+    {
+      method: 'POST',
+      path: '/v1/orders',
+      allowed: ['intake', 'operator'],
+      body: { customer_id: f.customerId, lines: [{ sku: f.sku, quantity: 1 }] },
+    },
     { method: 'GET', path: '/v1/orders', allowed: ['intake', 'operator'] },
     { method: 'GET', path: `/v1/orders/${f.orderId}`, allowed: ['intake', 'operator'] },
-    { method: 'PATCH', path: `/v1/orders/${f.orderId}`, allowed: ['intake', 'operator'], body: { on_insufficient_stock: 'reject' } },
+    {
+      method: 'PATCH',
+      path: `/v1/orders/${f.orderId}`,
+      allowed: ['intake', 'operator'],
+      body: { on_insufficient_stock: 'reject' },
+    },
     { method: 'POST', path: `/v1/orders/${f.orderId}/fulfill`, allowed: ['feed', 'operator'] },
     { method: 'POST', path: `/v1/orders/${f.orderId}/retry`, allowed: ['operator'] },
     { method: 'GET', path: `/v1/orders/${f.orderId}/notifications`, allowed: ['intake', 'operator'] },
-    { method: 'POST', path: `/v1/orders/${f.orderId}/cancel`, allowed: ['intake', 'operator'], body: { reason: 'auth test' } },
+    {
+      method: 'POST',
+      path: `/v1/orders/${f.orderId}/cancel`,
+      allowed: ['intake', 'operator'],
+      body: { reason: 'auth test' },
+    },
     { method: 'DELETE', path: `/v1/orders/${f.orderId}`, allowed: ['intake', 'operator'] },
-    { method: 'POST', path: '/v1/restocks', allowed: ['feed', 'operator'], body: { event_id: `auth-${u}`, sku: f.sku, quantity: 2 } },
+    {
+      method: 'POST',
+      path: '/v1/restocks',
+      allowed: ['feed', 'operator'],
+      body: { event_id: `auth-${u}`, sku: f.sku, quantity: 2 },
+    },
     { method: 'POST', path: `/v1/notifications/${MISSING}/resend`, allowed: ['operator'] },
     { method: 'GET', path: '/v1/reports/orders', allowed: ['operator'] },
     { method: 'GET', path: '/v1/reports/inventory', allowed: ['operator'] },
@@ -61,11 +103,18 @@ async function call(route: Route, authorization?: string) {
   const headers: Record<string, string> = {};
   if (authorization !== undefined) headers.authorization = authorization;
   let body: string | undefined;
-  if (route.body !== undefined) { body = JSON.stringify(route.body); headers['content-type'] = 'application/json'; }
+  if (route.body !== undefined) {
+    body = JSON.stringify(route.body);
+    headers['content-type'] = 'application/json';
+  }
   const res = await fetch(`${h().baseUrl}${route.path}`, { method: route.method, headers, body, redirect: 'manual' });
   const text = await res.text();
   let json: any;
-  try { json = JSON.parse(text); } catch { json = undefined; }
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
   return { status: res.status, code: json?.error?.code as string | undefined, headers: res.headers };
 }
 
@@ -87,15 +136,22 @@ describe('auth matrix', () => {
         ['empty bearer', 'Bearer ', 401, 'unauthorized'],
         ['unknown key', 'Bearer not-a-known-key-0000', 401, 'unauthorized'],
         ['key with a suffix', `Bearer ${KEYS.operator}x`, 401, 'unauthorized'],
-        ...ROLES.filter((role) => !r.allowed.includes(role)).map((role): [string, string, number, string] => [role, `Bearer ${KEYS[role]}`, 403, 'forbidden']),
+        ...ROLES.filter((role) => !r.allowed.includes(role)).map((role): [string, string, number, string] => [
+          role,
+          `Bearer ${KEYS[role]}`,
+          403,
+          'forbidden',
+        ]),
       ];
       if (r.browser) {
         denied.push(['unknown basic password', basic('not-a-known-key-0000'), 401, 'unauthorized']);
-        for (const role of ROLES.filter((x) => !r.allowed.includes(x))) denied.push([`${role} as basic password`, basic(KEYS[role]), 403, 'forbidden']);
+        for (const role of ROLES.filter((x) => !r.allowed.includes(x)))
+          denied.push([`${role} as basic password`, basic(KEYS[role]), 403, 'forbidden']);
       }
       for (const [who, authorization, status, code] of denied) {
         const res = await call(r, authorization);
-        if (res.status !== status || res.code !== code) wrong.push(`${label(r, who)}: expected ${status} ${code}, got ${res.status} ${res.code ?? ''}`);
+        if (res.status !== status || res.code !== code)
+          wrong.push(`${label(r, who)}: expected ${status} ${code}, got ${res.status} ${res.code ?? ''}`);
         if (r.browser && status === 401 && !/^Basic /i.test(res.headers.get('www-authenticate') ?? '')) {
           wrong.push(`${label(r, who)}: 401 without a Basic WWW-Authenticate challenge`);
         }
@@ -110,7 +166,8 @@ describe('auth matrix', () => {
       if (r.browser) allowed.push(['operator as basic password', basic(KEYS.operator)]);
       for (const [who, authorization] of allowed) {
         const res = await call(r, authorization);
-        if (res.status === 401 || res.status === 403 || res.status >= 500) wrong.push(`${label(r, who)}: allowed but got ${res.status} ${res.code ?? ''}`);
+        if (res.status === 401 || res.status === 403 || res.status >= 500)
+          wrong.push(`${label(r, who)}: allowed but got ${res.status} ${res.code ?? ''}`);
       }
     }
     expect(wrong).toEqual([]);

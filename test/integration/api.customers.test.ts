@@ -13,7 +13,12 @@ const email = () => `cust-${Date.now()}-${++n}@example.test`;
 
 describe('POST /v1/customers', () => {
   it('when intake creates a customer, then 201 with the contract shape and the row is stored', async () => {
-    const body = { email: email(), name: 'Grace Hopper', phone: '+1 (555) 010-0000', webhook_url: 'https://hooks.example.test/orders' };
+    const body = {
+      email: email(),
+      name: 'Grace Hopper',
+      phone: '+1 (555) 010-0000',
+      webhook_url: 'https://hooks.example.test/orders',
+    };
     const res = await h().api('POST', '/v1/customers', { role: 'intake', body });
     expect(res.status, res.text).toBe(201);
     expect(res.body).toMatchObject({ ...body });
@@ -52,14 +57,19 @@ describe('POST /v1/customers', () => {
     for (const [what, body, path] of cases) {
       const res = await expectNothingChanged(h(), () => h().api('POST', '/v1/customers', { role: 'intake', body }));
       expectError(res, 400, 'validation_failed');
-      expect(res.body.error.details.map((d: any) => d.path), what).toContain(path);
+      expect(
+        res.body.error.details.map((d: any) => d.path),
+        what,
+      ).toContain(path);
     }
   });
 
   it('when the e-mail is taken (in any letter case), then 409 conflict and nothing is stored', async () => {
     const first = await makeCustomer(h());
     for (const e of [first.email, first.email.toUpperCase()]) {
-      const res = await expectNothingChanged(h(), () => h().api('POST', '/v1/customers', { role: 'intake', body: { email: e, name: 'Twin' } }));
+      const res = await expectNothingChanged(h(), () =>
+        h().api('POST', '/v1/customers', { role: 'intake', body: { email: e, name: 'Twin' } }),
+      );
       expectError(res, 409, 'conflict');
       expect(res.body.error.details).toEqual([{ path: 'email', message: expect.any(String) }]);
     }
@@ -95,17 +105,33 @@ describe('PATCH /v1/customers/:id', () => {
   it('when fields are changed, then 200 with the new values, stored, and the others kept', async () => {
     const c = await makeCustomer(h(), { phone: '555', webhook_url: 'https://a.example.test/h' });
     const newEmail = email();
-    const res = await h().api('PATCH', `/v1/customers/${c.id}`, { body: { name: 'Renamed', email: newEmail, webhook_url: null } });
+    const res = await h().api('PATCH', `/v1/customers/${c.id}`, {
+      body: { name: 'Renamed', email: newEmail, webhook_url: null },
+    });
     expect(res.status, res.text).toBe(200);
     expect(res.body).toMatchObject({ id: c.id, name: 'Renamed', email: newEmail, phone: '555', webhook_url: null });
-    expect(await h().ctx.db('customers').where({ id: c.id }).first()).toMatchObject({ name: 'Renamed', email: newEmail, phone: '555', webhook_url: null });
+    expect(await h().ctx.db('customers').where({ id: c.id }).first()).toMatchObject({
+      name: 'Renamed',
+      email: newEmail,
+      phone: '555',
+      webhook_url: null,
+    });
     const again = await h().api('PATCH', `/v1/customers/${c.id}`, { body: { phone: null } });
     expect(again.body).toMatchObject({ name: 'Renamed', phone: null });
   });
 
   it('when the patch is empty or malformed, then 400 and the customer is unchanged', async () => {
     const c = await makeCustomer(h());
-    for (const body of [{}, { email: 'nope' }, { name: '' }, { webhook_url: 'mailto:x@y.z' }, { phone: 'abc' }, { unknown_field: 1 }, { blocked: 'yes' }, { blocked: null }]) {
+    for (const body of [
+      {},
+      { email: 'nope' },
+      { name: '' },
+      { webhook_url: 'mailto:x@y.z' },
+      { phone: 'abc' },
+      { unknown_field: 1 },
+      { blocked: 'yes' },
+      { blocked: null },
+    ]) {
       const res = await expectNothingChanged(h(), () => h().api('PATCH', `/v1/customers/${c.id}`, { body }));
       expectError(res, 400, 'validation_failed');
     }
@@ -116,12 +142,16 @@ describe('PATCH /v1/customers/:id', () => {
   it('when the new e-mail belongs to another customer, then 409 conflict and nothing changes', async () => {
     const a = await makeCustomer(h());
     const b = await makeCustomer(h());
-    const res = await expectNothingChanged(h(), () => h().api('PATCH', `/v1/customers/${b.id}`, { body: { email: a.email.toUpperCase() } }));
+    const res = await expectNothingChanged(h(), () =>
+      h().api('PATCH', `/v1/customers/${b.id}`, { body: { email: a.email.toUpperCase() } }),
+    );
     expectError(res, 409, 'conflict');
   });
 
   it('when the customer does not exist, then 404 and nothing is created', async () => {
-    const res = await expectNothingChanged(h(), () => h().api('PATCH', `/v1/customers/${MISSING}`, { body: { name: 'Ghost' } }));
+    const res = await expectNothingChanged(h(), () =>
+      h().api('PATCH', `/v1/customers/${MISSING}`, { body: { name: 'Ghost' } }),
+    );
     expectError(res, 404, 'not_found');
     expectError(await h().api('PATCH', '/v1/customers/xyz', { body: { name: 'Ghost' } }), 404, 'not_found');
   });
@@ -141,7 +171,9 @@ describe('GET /v1/customers/:id/orders', () => {
     let pages = 0;
     do {
       const url = `/v1/customers/${c.id}/orders?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-      const res: ApiResponse<Page<{ id: string; customer_id: string; seq: number }>> = await h().api('GET', url, { role: 'intake' });
+      const res: ApiResponse<Page<{ id: string; customer_id: string; seq: number }>> = await h().api('GET', url, {
+        role: 'intake',
+      });
       expect(res.status, res.text).toBe(200);
       expect(res.body.data.length).toBeLessThanOrEqual(2);
       seen.push(...res.body.data);
@@ -167,7 +199,15 @@ describe('GET /v1/customers/:id/orders', () => {
     const c = await makeCustomer(h());
     expectError(await h().api('GET', `/v1/customers/${MISSING}/orders`, { role: 'intake' }), 404, 'not_found');
     expectError(await h().api('GET', '/v1/customers/abc/orders', { role: 'intake' }), 404, 'not_found');
-    for (const q of ['limit=0', 'limit=201', 'limit=abc', 'limit=1.5', 'cursor=@@@', 'cursor=eyJ4IjoxfQ', 'status=shipped']) {
+    for (const q of [
+      'limit=0',
+      'limit=201',
+      'limit=abc',
+      'limit=1.5',
+      'cursor=@@@',
+      'cursor=eyJ4IjoxfQ',
+      'status=shipped',
+    ]) {
       const res = await h().api('GET', `/v1/customers/${c.id}/orders?${q}`, { role: 'intake' });
       expectError(res, 400, 'validation_failed');
     }

@@ -9,13 +9,16 @@ const h = useHarness({ workers: false });
 const MiB = 1024 * 1024;
 const UUID = '0190d6c1-0000-7000-8000-000000000000';
 
-const raw = (method: string, url: string, opts?: Parameters<typeof rawRequest>[3]) => rawRequest(h(), method, url, opts);
-
+const raw = (method: string, url: string, opts?: Parameters<typeof rawRequest>[3]) =>
+  rawRequest(h(), method, url, opts);
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address() as net.AddressInfo; s.close(() => resolve(port)); });
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
   });
 }
 
@@ -35,19 +38,74 @@ describe('error model', () => {
     const cases: [string, () => Promise<any>, number, string][] = [
       ['unknown route', () => raw('GET', '/v1/nothing-here'), 404, 'not_found'],
       ['no key', () => raw('GET', `/v1/customers/${UUID}`), 401, 'unauthorized'],
-      ['unknown key', () => raw('GET', `/v1/customers/${UUID}`, { headers: { authorization: 'Bearer not-a-key-at-all' } }), 401, 'unauthorized'],
-      ['wrong role', () => raw('POST', '/v1/products', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: '{}' }), 403, 'forbidden'],
+      [
+        'unknown key',
+        () => raw('GET', `/v1/customers/${UUID}`, { headers: { authorization: 'Bearer not-a-key-at-all' } }),
+        401,
+        'unauthorized',
+      ],
+      [
+        'wrong role',
+        () =>
+          raw('POST', '/v1/products', {
+            headers: { ...bearer('intake'), 'content-type': 'application/json' },
+            body: '{}',
+          }),
+        403,
+        'forbidden',
+      ],
       ['unknown customer', () => raw('GET', `/v1/customers/${UUID}`, { headers: bearer('intake') }), 404, 'not_found'],
-      ['bad field', () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: '{"email":"x"}' }), 400, 'validation_failed'],
-      ['broken JSON', () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: '{"email":' }), 400, 'invalid_json'],
-      ['text body', () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'text/plain' }, body: 'hello' }), 415, 'unsupported_media_type'],
-      ['huge body', () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: `{"name":"${'a'.repeat(MiB)}"}` }), 413, 'payload_too_large'],
-      ['invalid state', async () => {
-        const c = await makeCustomer(h());
-        const p = await makeProduct(h(), 1);
-        const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-        return raw('POST', `/v1/orders/${o.id}/fulfill`, { headers: bearer('feed') });
-      }, 409, 'invalid_state'],
+      [
+        'bad field',
+        () =>
+          raw('POST', '/v1/customers', {
+            headers: { ...bearer('intake'), 'content-type': 'application/json' },
+            body: '{"email":"x"}',
+          }),
+        400,
+        'validation_failed',
+      ],
+      [
+        'broken JSON',
+        () =>
+          raw('POST', '/v1/customers', {
+            headers: { ...bearer('intake'), 'content-type': 'application/json' },
+            body: '{"email":',
+          }),
+        400,
+        'invalid_json',
+      ],
+      [
+        'text body',
+        () =>
+          raw('POST', '/v1/customers', {
+            headers: { ...bearer('intake'), 'content-type': 'text/plain' },
+            body: 'hello',
+          }),
+        415,
+        'unsupported_media_type',
+      ],
+      [
+        'huge body',
+        () =>
+          raw('POST', '/v1/customers', {
+            headers: { ...bearer('intake'), 'content-type': 'application/json' },
+            body: `{"name":"${'a'.repeat(MiB)}"}`,
+          }),
+        413,
+        'payload_too_large',
+      ],
+      [
+        'invalid state',
+        async () => {
+          const c = await makeCustomer(h());
+          const p = await makeProduct(h(), 1);
+          const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+          return raw('POST', `/v1/orders/${o.id}/fulfill`, { headers: bearer('feed') });
+        },
+        409,
+        'invalid_state',
+      ],
     ];
     for (const [what, act, status, code] of cases) {
       const res = await act();
@@ -57,14 +115,21 @@ describe('error model', () => {
   });
 
   it('when a field is bad, then details list {path, message} for each bad field', async () => {
-    const res = await h().api('POST', '/v1/customers', { role: 'intake', body: { email: 'not-an-email', name: '', webhook_url: 'ftp://x' } });
+    const res = await h().api('POST', '/v1/customers', {
+      role: 'intake',
+      body: { email: 'not-an-email', name: '', webhook_url: 'ftp://x' },
+    });
     expectError(res, 400, 'validation_failed');
     const paths = res.body.error.details.map((d: any) => d.path).sort();
     expect(paths).toEqual(['body.email', 'body.name', 'body.webhook_url']);
   });
 
   it('when any response is sent, then it carries X-Request-Id; a safe caller id is echoed, an unsafe one replaced', async () => {
-    for (const res of [await raw('GET', '/healthz'), await raw('GET', '/readyz'), await h().api('POST', '/v1/customers', { role: 'intake', body: { email: 'rid@example.test', name: 'R' } })]) {
+    for (const res of [
+      await raw('GET', '/healthz'),
+      await raw('GET', '/readyz'),
+      await h().api('POST', '/v1/customers', { role: 'intake', body: { email: 'rid@example.test', name: 'R' } }),
+    ]) {
       expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     }
     const a = await raw('GET', '/healthz', { headers: { 'x-request-id': 'caller-id.123_ABC' } });
@@ -79,43 +144,76 @@ describe('error model', () => {
 describe('request bodies', () => {
   it('when a body is not JSON (text, form, none declared, xml), then 415 unsupported_media_type and nothing is stored', async () => {
     const body = JSON.stringify({ email: 'media@example.test', name: 'Media' });
-    const variants: Record<string, string>[] = [{ 'content-type': 'text/plain' }, { 'content-type': 'application/x-www-form-urlencoded' }, { 'content-type': 'application/xml' }, {}];
+    const variants: Record<string, string>[] = [
+      { 'content-type': 'text/plain' },
+      { 'content-type': 'application/x-www-form-urlencoded' },
+      { 'content-type': 'application/xml' },
+      {},
+    ];
     for (const headers of variants) {
-      const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), ...headers }, body: new TextEncoder().encode(body) }));
+      const res = await expectNothingChanged(h(), () =>
+        raw('POST', '/v1/customers', {
+          headers: { ...bearer('intake'), ...headers },
+          body: new TextEncoder().encode(body),
+        }),
+      );
       expectError(res, 415, 'unsupported_media_type');
     }
   });
 
   it('when the body is JSON with a +json or charset suffix, then it is accepted', async () => {
-    const a = await raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/merge-patch+json' }, body: JSON.stringify({ email: 'suffix@example.test', name: 'S' }) });
+    const a = await raw('POST', '/v1/customers', {
+      headers: { ...bearer('intake'), 'content-type': 'application/merge-patch+json' },
+      body: JSON.stringify({ email: 'suffix@example.test', name: 'S' }),
+    });
     expect(a.status).toBe(201);
-    const b = await raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify({ email: 'charset@example.test', name: 'C' }) });
+    const b = await raw('POST', '/v1/customers', {
+      headers: { ...bearer('intake'), 'content-type': 'application/json; charset=utf-8' },
+      body: JSON.stringify({ email: 'charset@example.test', name: 'C' }),
+    });
     expect(b.status).toBe(201);
   });
 
   it('when a string holds a NUL, in UTF-8 or UTF-16, then 400 names the field; a literal backslash-u0000 text is stored as written', async () => {
     const json = JSON.stringify({ email: 'nul@example.test', name: 'a\u0000b' });
-    for (const [charset, bytes] of [['utf-8', Buffer.from(json, 'utf8')], ['utf-16le', Buffer.from(json, 'utf16le')]] as const) {
-      const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': `application/json; charset=${charset}` }, body: bytes }));
+    for (const [charset, bytes] of [
+      ['utf-8', Buffer.from(json, 'utf8')],
+      ['utf-16le', Buffer.from(json, 'utf16le')],
+    ] as const) {
+      const res = await expectNothingChanged(h(), () =>
+        raw('POST', '/v1/customers', {
+          headers: { ...bearer('intake'), 'content-type': `application/json; charset=${charset}` },
+          body: bytes,
+        }),
+      );
       expectError(res, 400, 'validation_failed');
-      expect(res.body.error.details, charset).toEqual([{ path: 'body.name', message: 'must not contain a NUL character' }]);
+      expect(res.body.error.details, charset).toEqual([
+        { path: 'body.name', message: 'must not contain a NUL character' },
+      ]);
     }
     // An escaped backslash followed by u0000 is six ordinary characters, not a NUL.
-    const literal = await raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: JSON.stringify({ email: 'lit@example.test', name: 'a\\u0000b' }) });
+    const literal = await raw('POST', '/v1/customers', {
+      headers: { ...bearer('intake'), 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'lit@example.test', name: 'a\\u0000b' }),
+    });
     expect(literal.status, literal.text).toBe(201);
     expect(literal.body.name).toBe('a\\u0000b');
   });
 
   it('when the JSON is broken, then 400 invalid_json and nothing is stored', async () => {
     for (const body of ['{"email":', '{email: "x"}', "{'a':1}", '[1,2', 'nul']) {
-      const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body }));
+      const res = await expectNothingChanged(h(), () =>
+        raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body }),
+      );
       expectError(res, 400, 'invalid_json');
     }
   });
 
   it('when the JSON is valid but not an object (array, string, null, number), then 400 validation_failed and nothing is stored', async () => {
     for (const body of ['[]', '"x"', 'null', '42', 'true']) {
-      const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body }));
+      const res = await expectNothingChanged(h(), () =>
+        raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body }),
+      );
       expectError(res, 400, 'validation_failed');
     }
   });
@@ -125,13 +223,23 @@ describe('request bodies', () => {
     const deepObject = `{"email":"deep@example.test","name":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}`;
     const bodies = [deep, deepObject, '{"email":"x@example.test","name":1e400}'];
     for (const body of bodies) {
-      const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body }));
+      const res = await expectNothingChanged(h(), () =>
+        raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body }),
+      );
       expect(res.status, `${body.slice(0, 40)}: ${res.text}`).toBeGreaterThanOrEqual(400);
       expect(res.status, `${body.slice(0, 40)}: ${res.text}`).toBeLessThan(500);
     }
-    const order = await expectNothingChanged(h(), () => raw('POST', '/v1/orders', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: `{"customer_id":"${UUID}","lines":[{"sku":"A","quantity":1e400}]}` }));
+    const order = await expectNothingChanged(h(), () =>
+      raw('POST', '/v1/orders', {
+        headers: { ...bearer('intake'), 'content-type': 'application/json' },
+        body: `{"customer_id":"${UUID}","lines":[{"sku":"A","quantity":1e400}]}`,
+      }),
+    );
     expectError(order, 400, 'validation_failed');
-    const proto = await raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: '{"email":"proto@example.test","name":"n","__proto__":{"blocked":true,"name":"evil"}}' });
+    const proto = await raw('POST', '/v1/customers', {
+      headers: { ...bearer('intake'), 'content-type': 'application/json' },
+      body: '{"email":"proto@example.test","name":"n","__proto__":{"blocked":true,"name":"evil"}}',
+    });
     expect(proto.status, proto.text).toBe(201);
     expect(proto.body.name).toBe('n');
     expect((await h().ctx.db('customers').where({ id: proto.body.id }).first()).blocked).toBe(false);
@@ -139,25 +247,47 @@ describe('request bodies', () => {
 
   it('when a body is over 1 MiB, then 413 payload_too_large; exactly 1 MiB is read and validated', async () => {
     const over = `{"email":"big@example.test","name":"${'a'.repeat(MiB)}"}`;
-    const res = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: over }));
+    const res = await expectNothingChanged(h(), () =>
+      raw('POST', '/v1/customers', {
+        headers: { ...bearer('intake'), 'content-type': 'application/json' },
+        body: over,
+      }),
+    );
     expectError(res, 413, 'payload_too_large');
     const head = '{"email":"big@example.test","name":"';
     const exact = `${head}${'a'.repeat(MiB - head.length - 2)}"}`;
     expect(Buffer.byteLength(exact)).toBe(MiB);
-    const ok = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: exact }));
+    const ok = await expectNothingChanged(h(), () =>
+      raw('POST', '/v1/customers', {
+        headers: { ...bearer('intake'), 'content-type': 'application/json' },
+        body: exact,
+      }),
+    );
     expectError(ok, 400, 'validation_failed');
     // An order with a body over the limit is not stored either.
     const c = await makeCustomer(h());
     const lines = Array.from({ length: 100 }, (_, i) => ({ sku: `S-${i}-${'x'.repeat(50)}`, quantity: 1 }));
     const big = JSON.stringify({ customer_id: c.id, lines, external_ref: 'r'.repeat(MiB) });
-    const order = await expectNothingChanged(h(), () => raw('POST', '/v1/orders', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: big }));
+    const order = await expectNothingChanged(h(), () =>
+      raw('POST', '/v1/orders', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: big }),
+    );
     expectError(order, 413, 'payload_too_large');
   });
 
   it('when the content encoding or charset is unsupported, then 415', async () => {
-    const a = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json', 'content-encoding': 'x-unknown' }, body: '{}' }));
+    const a = await expectNothingChanged(h(), () =>
+      raw('POST', '/v1/customers', {
+        headers: { ...bearer('intake'), 'content-type': 'application/json', 'content-encoding': 'x-unknown' },
+        body: '{}',
+      }),
+    );
     expectError(a, 415, 'unsupported_media_type');
-    const b = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...bearer('intake'), 'content-type': 'application/json; charset=latin1' }, body: '{}' }));
+    const b = await expectNothingChanged(h(), () =>
+      raw('POST', '/v1/customers', {
+        headers: { ...bearer('intake'), 'content-type': 'application/json; charset=latin1' },
+        body: '{}',
+      }),
+    );
     expectError(b, 415, 'unsupported_media_type');
   });
 
@@ -169,7 +299,10 @@ describe('request bodies', () => {
     expect(a.status, a.text).toBe(200);
     expect(a.body.status).toBe('cancelled');
     const o2 = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    const b = await raw('POST', `/v1/orders/${o2.id}/cancel`, { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: '' });
+    const b = await raw('POST', `/v1/orders/${o2.id}/cancel`, {
+      headers: { ...bearer('intake'), 'content-type': 'application/json' },
+      body: '',
+    });
     expect(b.status, b.text).toBe(200);
     const o3 = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
     const d = await raw('DELETE', `/v1/orders/${o3.id}`, { headers: bearer('intake') });
@@ -177,7 +310,12 @@ describe('request bodies', () => {
     expect(d.body.status).toBe('cancelled');
     // ...and with a body that is not JSON, 415 and the order stays as it is.
     const o4 = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    const e = await expectNothingChanged(h(), () => raw('POST', `/v1/orders/${o4.id}/cancel`, { headers: { ...bearer('intake'), 'content-type': 'text/plain' }, body: 'please' }));
+    const e = await expectNothingChanged(h(), () =>
+      raw('POST', `/v1/orders/${o4.id}/cancel`, {
+        headers: { ...bearer('intake'), 'content-type': 'text/plain' },
+        body: 'please',
+      }),
+    );
     expectError(e, 415, 'unsupported_media_type');
   });
 
@@ -206,14 +344,28 @@ describe('request bodies', () => {
 
 describe('routes and ids', () => {
   it('when a route does not exist (any method, with or without key), then 404 not_found', async () => {
-    for (const [m, u] of [['GET', '/'], ['GET', '/v1'], ['GET', '/v1/widgets'], ['POST', '/v2/orders'], ['PUT', `/v1/customers/${UUID}`], ['GET', '/healthz/extra']]) {
+    for (const [m, u] of [
+      ['GET', '/'],
+      ['GET', '/v1'],
+      ['GET', '/v1/widgets'],
+      ['POST', '/v2/orders'],
+      ['PUT', `/v1/customers/${UUID}`],
+      ['GET', '/healthz/extra'],
+    ]) {
       expectError(await raw(m, u), 404, 'not_found');
       expectError(await raw(m, u, { headers: bearer('operator') }), 404, 'not_found');
     }
   });
 
   it('when a path has broken percent-encoding or odd bytes, then a 4xx (never 500) and nothing changes', async () => {
-    for (const [m, u] of [['GET', '/v1/customers/%E0%A4%A'], ['GET', '/v1/orders/%ZZ'], ['GET', '/v1/products/%'], ['POST', '/v1/orders/%C0%AF/cancel'], ['GET', '/v1/products/a%00b'], ['GET', `/v1/orders/${'9'.repeat(5000)}`]]) {
+    for (const [m, u] of [
+      ['GET', '/v1/customers/%E0%A4%A'],
+      ['GET', '/v1/orders/%ZZ'],
+      ['GET', '/v1/products/%'],
+      ['POST', '/v1/orders/%C0%AF/cancel'],
+      ['GET', '/v1/products/a%00b'],
+      ['GET', `/v1/orders/${'9'.repeat(5000)}`],
+    ]) {
       const res = await expectNothingChanged(h(), () => raw(m, u, { headers: bearer('operator') }));
       expect(res.status, `${m} ${u}: ${res.text}`).toBeGreaterThanOrEqual(400);
       expect(res.status, `${m} ${u}: ${res.text}`).toBeLessThan(500);
@@ -225,7 +377,9 @@ describe('routes and ids', () => {
     const c = await makeCustomer(h());
     await h().ctx.db.raw('ALTER TABLE customers RENAME TO customers_away');
     try {
-      const res = await raw('GET', `/v1/customers/${c.id}`, { headers: { ...bearer('intake'), 'x-request-id': 'trace-500' } });
+      const res = await raw('GET', `/v1/customers/${c.id}`, {
+        headers: { ...bearer('intake'), 'x-request-id': 'trace-500' },
+      });
       expectError(res, 500, 'internal');
       expect(res.body.error.message).toContain('trace-500');
       expect(res.text).not.toMatch(/customers_away|relation|\bat .*\.ts|stack/i);
@@ -234,7 +388,9 @@ describe('routes and ids', () => {
     }
   });
   it('when the headers or URL exceed what Node parses (16 KiB), then the refusal is still a JSON error', async () => {
-    const res = await raw('GET', `/v1/orders?x=${'a'.repeat(20_000)}`, { headers: { authorization: `Bearer ${KEYS.operator}` } });
+    const res = await raw('GET', `/v1/orders?x=${'a'.repeat(20_000)}`, {
+      headers: { authorization: `Bearer ${KEYS.operator}` },
+    });
     expect(res.status).toBe(431);
     expect(res.headers.get('content-type')).toMatch(/application\/json/);
     expect(res.body.error).toMatchObject({ code: 'validation_failed', details: [] });

@@ -9,7 +9,8 @@ const h = useHarness({ workers: false });
 
 const UUID = '0190d6c1-0000-7000-8000-000000000000';
 
-const raw = (method: string, url: string, opts?: Parameters<typeof rawRequest>[3]) => rawRequest(h(), method, url, opts);
+const raw = (method: string, url: string, opts?: Parameters<typeof rawRequest>[3]) =>
+  rawRequest(h(), method, url, opts);
 
 /**
  * Writes `request` byte for byte on a fresh socket and resolves with the first response as soon as
@@ -21,13 +22,26 @@ async function rawHttp(request: string, timeoutMs = 3000) {
   return new Promise<{ status: number; headers: Headers; text: string; body: any }>((resolve, reject) => {
     const socket = net.connect(Number(port), '127.0.0.1');
     let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no complete response within ${timeoutMs} ms; got: ${JSON.stringify(buf.toString('latin1').slice(0, 200))}`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new Error(
+          `no complete response within ${timeoutMs} ms; got: ${JSON.stringify(buf.toString('latin1').slice(0, 200))}`,
+        ),
+      );
+    }, timeoutMs);
     const tryParse = (final: boolean) => {
       const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) return final ? reject(new Error(`connection closed before a response: ${JSON.stringify(buf.toString('latin1'))}`)) : undefined;
+      if (end < 0)
+        return final
+          ? reject(new Error(`connection closed before a response: ${JSON.stringify(buf.toString('latin1'))}`))
+          : undefined;
       const [statusLine, ...lines] = buf.subarray(0, end).toString('latin1').split('\r\n');
       const headers = new Headers();
-      for (const l of lines) { const i = l.indexOf(':'); headers.append(l.slice(0, i).trim(), l.slice(i + 1).trim()); }
+      for (const l of lines) {
+        const i = l.indexOf(':');
+        headers.append(l.slice(0, i).trim(), l.slice(i + 1).trim());
+      }
       const length = Number(headers.get('content-length') ?? NaN);
       const bodyBytes = buf.subarray(end + 4);
       if (!final && (Number.isNaN(length) || bodyBytes.length < length)) return undefined;
@@ -35,12 +49,22 @@ async function rawHttp(request: string, timeoutMs = 3000) {
       socket.destroy();
       const text = bodyBytes.subarray(0, Number.isNaN(length) ? undefined : length).toString('utf8');
       let body: any;
-      try { body = text ? JSON.parse(text) : undefined; } catch { body = undefined; }
+      try {
+        body = text ? JSON.parse(text) : undefined;
+      } catch {
+        body = undefined;
+      }
       resolve({ status: Number(statusLine.split(' ')[1]), headers, text, body });
     };
-    socket.on('data', (d) => { buf = Buffer.concat([buf, d]); tryParse(false); });
+    socket.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      tryParse(false);
+    });
     socket.on('end', () => tryParse(true));
-    socket.on('error', (err) => { clearTimeout(timer); reject(err); });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     socket.write(request);
   });
 }
@@ -50,11 +74,29 @@ describe('authentication comes before the body', () => {
     const cases: [string, Record<string, string>, string | Uint8Array, number, string][] = [
       ['no key, broken JSON', { 'content-type': 'application/json' }, '{bad', 401, 'unauthorized'],
       ['no key, text body', { 'content-type': 'text/plain' }, 'hello', 401, 'unauthorized'],
-      ['no key, 1.1 MB body', { 'content-type': 'application/json' }, `{"a":"${'x'.repeat(1_100_000)}"}`, 401, 'unauthorized'],
-      ['unknown key, broken JSON', { 'content-type': 'application/json', authorization: 'Bearer nope' }, '{bad', 401, 'unauthorized'],
+      [
+        'no key, 1.1 MB body',
+        { 'content-type': 'application/json' },
+        `{"a":"${'x'.repeat(1_100_000)}"}`,
+        401,
+        'unauthorized',
+      ],
+      [
+        'unknown key, broken JSON',
+        { 'content-type': 'application/json', authorization: 'Bearer nope' },
+        '{bad',
+        401,
+        'unauthorized',
+      ],
       ['feed key, text body', { ...bearer('feed'), 'content-type': 'text/plain' }, 'hello', 403, 'forbidden'],
       ['feed key, broken JSON', { ...bearer('feed'), 'content-type': 'application/json' }, '{bad', 403, 'forbidden'],
-      ['intake key, 1.1 MB body to an operator route', { ...bearer('intake'), 'content-type': 'application/json' }, `{"a":"${'x'.repeat(1_100_000)}"}`, 403, 'forbidden'],
+      [
+        'intake key, 1.1 MB body to an operator route',
+        { ...bearer('intake'), 'content-type': 'application/json' },
+        `{"a":"${'x'.repeat(1_100_000)}"}`,
+        403,
+        'forbidden',
+      ],
     ];
     for (const [what, headers, body, status, code] of cases) {
       const url = what.includes('operator route') ? '/v1/products' : '/v1/orders';
@@ -63,17 +105,35 @@ describe('authentication comes before the body', () => {
       expectError(res, status, code);
     }
     // The right key still gets the body checks.
-    expectError(await raw('POST', '/v1/orders', { headers: { ...bearer('intake'), 'content-type': 'text/plain' }, body: 'hello' }), 415, 'unsupported_media_type');
-    expectError(await raw('POST', '/v1/orders', { headers: { ...bearer('intake'), 'content-type': 'application/json' }, body: '{bad' }), 400, 'invalid_json');
+    expectError(
+      await raw('POST', '/v1/orders', {
+        headers: { ...bearer('intake'), 'content-type': 'text/plain' },
+        body: 'hello',
+      }),
+      415,
+      'unsupported_media_type',
+    );
+    expectError(
+      await raw('POST', '/v1/orders', {
+        headers: { ...bearer('intake'), 'content-type': 'application/json' },
+        body: '{bad',
+      }),
+      400,
+      'invalid_json',
+    );
   });
 
   it('when a client without a key announces a large body and sends none of it, then 401 comes at once (the server does not wait to read it)', async () => {
-    const res = await rawHttp('POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{"cus');
+    const res = await rawHttp(
+      'POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{"cus',
+    );
     expect(res.status).toBe(401);
     expect(res.body.error.code).toBe('unauthorized');
     expect(res.headers.get('x-request-id')).toBeTruthy();
     // The operator's Basic login on the board is refused the same way before anything is read.
-    const board = await rawHttp('PUT /admin/queues/api/queues/orders/pause HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500000\r\n\r\n{');
+    const board = await rawHttp(
+      'PUT /admin/queues/api/queues/orders/pause HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500000\r\n\r\n{',
+    );
     expect(board.status).toBe(401);
     expect(board.headers.get('www-authenticate')).toMatch(/^Basic/);
   });
@@ -84,24 +144,41 @@ describe('empty bodies', () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 3);
     const o1 = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    const a = await rawHttp(`POST /v1/orders/${o1.id}/cancel HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.intake}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`);
+    const a = await rawHttp(
+      `POST /v1/orders/${o1.id}/cancel HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.intake}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+    );
     expect(a.status, a.text).toBe(200);
     expect(a.body.status).toBe('cancelled');
     // The same through fetch with an empty stream body.
     const o2 = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    const empty = new ReadableStream({ start(ctl) { ctl.close(); } });
-    const b = await fetch(`${h().baseUrl}/v1/orders/${o2.id}/cancel`, { method: 'POST', headers: bearer('intake'), body: empty, duplex: 'half' } as RequestInit);
+    const empty = new ReadableStream({
+      start(ctl) {
+        ctl.close();
+      },
+    });
+    const b = await fetch(`${h().baseUrl}/v1/orders/${o2.id}/cancel`, {
+      method: 'POST',
+      headers: bearer('intake'),
+      body: empty,
+      duplex: 'half',
+    } as RequestInit);
     expect(b.status, await b.clone().text()).toBe(200);
     expect((await b.json()).status).toBe('cancelled');
     // A chunked body with bytes in it and no JSON type is still refused, and the order stays as it is.
     const o3 = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
     for (const type of ['', 'Content-Type: text/plain\r\n']) {
-      const e = await expectNothingChanged(h(), () => rawHttp(`POST /v1/orders/${o3.id}/cancel HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.intake}\r\n${type}Transfer-Encoding: chunked\r\n\r\n6\r\nplease\r\n0\r\n\r\n`));
+      const e = await expectNothingChanged(h(), () =>
+        rawHttp(
+          `POST /v1/orders/${o3.id}/cancel HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.intake}\r\n${type}Transfer-Encoding: chunked\r\n\r\n6\r\nplease\r\n0\r\n\r\n`,
+        ),
+      );
       expect(e.status, e.text).toBe(415);
       expect(e.body.error.code).toBe('unsupported_media_type');
     }
     // A chunked JSON body is read as JSON.
-    const d = await rawHttp(`POST /v1/orders/${o3.id}/cancel HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.intake}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n{"reason":"gone"}\r\n0\r\n\r\n`);
+    const d = await rawHttp(
+      `POST /v1/orders/${o3.id}/cancel HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.intake}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n{"reason":"gone"}\r\n0\r\n\r\n`,
+    );
     expect(d.status, d.text).toBe(200);
     expect(d.body.status_reason).toBe('gone');
   });
@@ -112,13 +189,17 @@ describe("Node's own HTTP refusals", () => {
     const big = await rawHttp(`GET /v1/orders HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
     expect(big.status).toBe(431);
     expect(big.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(big.body).toEqual({ error: { code: 'validation_failed', message: expect.stringMatching(/too large/), details: [] } });
+    expect(big.body).toEqual({
+      error: { code: 'validation_failed', message: expect.stringMatching(/too large/), details: [] },
+    });
     expect(big.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
 
     const bad = await rawHttp('GET /v1/orders HTTP/1.1\r\nHost: x\r\nThis line has no colon\r\n\r\n');
     expect(bad.status).toBe(400);
     expect(bad.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(bad.body).toEqual({ error: { code: 'validation_failed', message: expect.stringMatching(/malformed/), details: [] } });
+    expect(bad.body).toEqual({
+      error: { code: 'validation_failed', message: expect.stringMatching(/malformed/), details: [] },
+    });
     expect(bad.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
@@ -126,12 +207,22 @@ describe("Node's own HTTP refusals", () => {
 describe('error shapes', () => {
   it('when a gzip-declared body is not gzip, then 400 says it could not be decoded; real gzip JSON is accepted; an unknown encoding is 415', async () => {
     const json = { 'content-type': 'application/json', ...bearer('intake') };
-    const broken = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...json, 'content-encoding': 'gzip' }, body: '{"email":"gz@example.test","name":"G"}' }));
+    const broken = await expectNothingChanged(h(), () =>
+      raw('POST', '/v1/customers', {
+        headers: { ...json, 'content-encoding': 'gzip' },
+        body: '{"email":"gz@example.test","name":"G"}',
+      }),
+    );
     expectError(broken, 400, 'invalid_json');
     expect(broken.body.error.message).toMatch(/could not be decoded.*gzip/i);
-    const ok = await raw('POST', '/v1/customers', { headers: { ...json, 'content-encoding': 'gzip' }, body: gzipSync('{"email":"gz@example.test","name":"G"}') });
+    const ok = await raw('POST', '/v1/customers', {
+      headers: { ...json, 'content-encoding': 'gzip' },
+      body: gzipSync('{"email":"gz@example.test","name":"G"}'),
+    });
     expect(ok.status, ok.text).toBe(201);
-    const unknown = await expectNothingChanged(h(), () => raw('POST', '/v1/customers', { headers: { ...json, 'content-encoding': 'compress' }, body: '{}' }));
+    const unknown = await expectNothingChanged(h(), () =>
+      raw('POST', '/v1/customers', { headers: { ...json, 'content-encoding': 'compress' }, body: '{}' }),
+    );
     expectError(unknown, 415, 'unsupported_media_type');
     expect(unknown.body.error.message).toMatch(/compress/);
   });
@@ -140,16 +231,24 @@ describe('error shapes', () => {
     for (const n of ['9007199254740992', '1e30', '99999999999999999999']) {
       const low = await raw('GET', `/v1/inventory?low_stock=${n}`, { headers: bearer('operator') });
       expectError(low, 400, 'validation_failed');
-      expect(low.body.error.details, n).toEqual([{ path: 'query.low_stock', message: expect.stringMatching(/9007199254740991/) }]);
+      expect(low.body.error.details, n).toEqual([
+        { path: 'query.low_stock', message: expect.stringMatching(/9007199254740991/) },
+      ]);
     }
-    for (const n of ['2147483648', '9007199254740991']) expect((await raw('GET', `/v1/inventory?low_stock=${n}`, { headers: bearer('operator') })).status, n).toBe(200);
+    for (const n of ['2147483648', '9007199254740991'])
+      expect((await raw('GET', `/v1/inventory?low_stock=${n}`, { headers: bearer('operator') })).status, n).toBe(200);
 
     const p = await makeProduct(h(), 1);
     // Arrange: a SKU 5 units below the limit (reaching it for real takes nine million adjustments).
-    await h().ctx.db('stock').where({ sku: p.sku }).update({ on_hand: Number.MAX_SAFE_INTEGER - 5 });
-    const adjust = (delta: number) => raw('POST', `/v1/inventory/${p.sku}/adjustments`, {
-      headers: { ...bearer('operator'), 'content-type': 'application/json' }, body: JSON.stringify({ delta, reason: 'count' }),
-    });
+    await h()
+      .ctx.db('stock')
+      .where({ sku: p.sku })
+      .update({ on_hand: Number.MAX_SAFE_INTEGER - 5 });
+    const adjust = (delta: number) =>
+      raw('POST', `/v1/inventory/${p.sku}/adjustments`, {
+        headers: { ...bearer('operator'), 'content-type': 'application/json' },
+        body: JSON.stringify({ delta, reason: 'count' }),
+      });
     const over = await expectNothingChanged(h(), () => adjust(1_000_000));
     expectError(over, 400, 'validation_failed');
     expect(over.body.error.details).toEqual([{ path: 'delta', message: 'must be at most 5' }]);
@@ -196,6 +295,10 @@ describe('bodies of retry and resend', () => {
     expect(ok.status, ok.text).toBe(202);
     expect(ok.body.status).toBe('received');
     expectError(await raw('POST', `/v1/notifications/${UUID}/resend`, { headers: json, body: '{}' }), 404, 'not_found');
-    expectError(await raw('POST', `/v1/notifications/${UUID}/resend`, { headers: bearer('operator') }), 404, 'not_found');
+    expectError(
+      await raw('POST', `/v1/notifications/${UUID}/resend`, { headers: bearer('operator') }),
+      404,
+      'not_found',
+    );
   });
 });

@@ -15,7 +15,10 @@ describe('POST /v1/orders (intake shape)', () => {
   it('when a valid order is posted, then 202 {id, seq, status, created_at} with Location, and the order is stored before the response', async () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 5);
-    const res = await h().api('POST', '/v1/orders', { role: 'intake', body: { customer_id: c.id, lines: [{ sku: p.sku, quantity: 2 }], external_ref: 'PO-1' } });
+    const res = await h().api('POST', '/v1/orders', {
+      role: 'intake',
+      body: { customer_id: c.id, lines: [{ sku: p.sku, quantity: 2 }], external_ref: 'PO-1' },
+    });
     expect(res.status, res.text).toBe(202);
     expect(Object.keys(res.body).sort()).toEqual(['created_at', 'id', 'seq', 'status']);
     expect(res.body.id).toMatch(UUID_V7);
@@ -24,9 +27,15 @@ describe('POST /v1/orders (intake shape)', () => {
     expect(res.body.created_at).toMatch(ISO_UTC);
     expect(res.headers.get('location')).toBe(`/v1/orders/${res.body.id}`);
     expect(await h().ctx.db('orders').where({ id: res.body.id }).first()).toMatchObject({
-      customer_id: c.id, status: 'received', on_insufficient_stock: 'backorder', external_ref: 'PO-1', seq: res.body.seq,
+      customer_id: c.id,
+      status: 'received',
+      on_insufficient_stock: 'backorder',
+      external_ref: 'PO-1',
+      seq: res.body.seq,
     });
-    expect(await h().ctx.db('order_lines').where({ order_id: res.body.id }).select('sku', 'quantity')).toEqual([{ sku: p.sku, quantity: 2 }]);
+    expect(await h().ctx.db('order_lines').where({ order_id: res.body.id }).select('sku', 'quantity')).toEqual([
+      { sku: p.sku, quantity: 2 },
+    ]);
   });
 
   it('when the order is read back, then it has the contract fields', async () => {
@@ -35,13 +44,34 @@ describe('POST /v1/orders (intake shape)', () => {
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }], { on_insufficient_stock: 'reject' });
     const res = await h().api('GET', `/v1/orders/${o.id}`, { role: 'intake' });
     expect(res.status).toBe(200);
-    for (const k of ['id', 'seq', 'customer_id', 'status', 'status_reason', 'lines', 'total_cents', 'attempts', 'history', 'created_at', 'updated_at']) {
+    for (const k of [
+      'id',
+      'seq',
+      'customer_id',
+      'status',
+      'status_reason',
+      'lines',
+      'total_cents',
+      'attempts',
+      'history',
+      'created_at',
+      'updated_at',
+    ]) {
       expect(res.body, k).toHaveProperty(k);
     }
-    expect(res.body).toMatchObject({ id: o.id, seq: o.seq, customer_id: c.id, status: 'received', status_reason: null, attempts: 0 });
+    expect(res.body).toMatchObject({
+      id: o.id,
+      seq: o.seq,
+      customer_id: c.id,
+      status: 'received',
+      status_reason: null,
+      attempts: 0,
+    });
     expect(res.body.lines).toEqual([expect.objectContaining({ sku: p.sku, quantity: 2, reserved: 0 })]);
     expect(res.body.lines[0]).toHaveProperty('unit_price_cents');
-    expect(res.body.history).toEqual([{ status: 'received', at: expect.stringMatching(ISO_UTC), detail: expect.anything() }]);
+    expect(res.body.history).toEqual([
+      { status: 'received', at: expect.stringMatching(ISO_UTC), detail: expect.anything() },
+    ]);
     expect(res.body.created_at).toMatch(ISO_UTC);
     expect(res.body.updated_at).toMatch(ISO_UTC);
   });
@@ -51,7 +81,9 @@ describe('POST /v1/orders (intake shape)', () => {
     const lines = Array.from({ length: 100 }, (_, i) => ({ sku: `EDGE-${i}`, quantity: i === 0 ? 10000 : 1 }));
     const res = await h().api('POST', '/v1/orders', { role: 'intake', body: { customer_id: c.id, lines } });
     expect(res.status, res.text).toBe(202);
-    expect(Number((await h().ctx.db('order_lines').where({ order_id: res.body.id }).count({ n: '*' }).first())!.n)).toBe(100);
+    expect(
+      Number((await h().ctx.db('order_lines').where({ order_id: res.body.id }).count({ n: '*' }).first())!.n),
+    ).toBe(100);
   });
 
   it('when the body is malformed in any way, then 400 validation_failed naming the field, and no order, line, history or outbox row is stored', async () => {
@@ -65,7 +97,11 @@ describe('POST /v1/orders (intake shape)', () => {
       ['no lines', { customer_id: c.id }, 'body.lines'],
       ['lines empty', { ...ok, lines: [] }, 'body.lines'],
       ['lines object', { ...ok, lines: { sku: 'A', quantity: 1 } }, 'body.lines'],
-      ['101 lines', { ...ok, lines: Array.from({ length: 101 }, (_, i) => ({ sku: `L${i}`, quantity: 1 })) }, 'body.lines'],
+      [
+        '101 lines',
+        { ...ok, lines: Array.from({ length: 101 }, (_, i) => ({ sku: `L${i}`, quantity: 1 })) },
+        'body.lines',
+      ],
       ['duplicate SKU', { ...ok, lines: [line, { ...line, quantity: 2 }] }, 'body.lines.1.sku'],
       ['quantity 0', { ...ok, lines: [{ sku: 'A', quantity: 0 }] }, 'body.lines.0.quantity'],
       ['quantity negative', { ...ok, lines: [{ sku: 'A', quantity: -1 }] }, 'body.lines.0.quantity'],
@@ -84,22 +120,39 @@ describe('POST /v1/orders (intake shape)', () => {
     for (const [what, body, path] of cases) {
       const res = await expectNothingChanged(h(), () => h().api('POST', '/v1/orders', { role: 'intake', body }));
       expectError(res, 400, 'validation_failed');
-      expect(res.body.error.details.map((d: any) => d.path), what).toContain(path);
+      expect(
+        res.body.error.details.map((d: any) => d.path),
+        what,
+      ).toContain(path);
     }
     for (const body of [[], 'order', null, 1]) {
-      expectError(await expectNothingChanged(h(), () => h().api('POST', '/v1/orders', { role: 'intake', body })), 400, 'validation_failed');
+      expectError(
+        await expectNothingChanged(h(), () => h().api('POST', '/v1/orders', { role: 'intake', body })),
+        400,
+        'validation_failed',
+      );
     }
-    expectError(await expectNothingChanged(h(), () => h().api('POST', '/v1/orders', { role: 'intake' })), 400, 'validation_failed');
+    expectError(
+      await expectNothingChanged(h(), () => h().api('POST', '/v1/orders', { role: 'intake' })),
+      400,
+      'validation_failed',
+    );
   });
 
   it('when the Idempotency-Key header is empty or longer than 255, then 400 and nothing is stored', async () => {
     const c = await makeCustomer(h());
     const body = { customer_id: c.id, lines: [{ sku: 'A', quantity: 1 }] };
     for (const key of ['', 'k'.repeat(256)]) {
-      const res = await expectNothingChanged(h(), () => h().api('POST', '/v1/orders', { role: 'intake', body, headers: { 'idempotency-key': key } }));
+      const res = await expectNothingChanged(h(), () =>
+        h().api('POST', '/v1/orders', { role: 'intake', body, headers: { 'idempotency-key': key } }),
+      );
       expectError(res, 400, 'validation_failed');
     }
-    const edge = await h().api('POST', '/v1/orders', { role: 'intake', body, headers: { 'idempotency-key': 'k'.repeat(255) } });
+    const edge = await h().api('POST', '/v1/orders', {
+      role: 'intake',
+      body,
+      headers: { 'idempotency-key': 'k'.repeat(255) },
+    });
     expect(edge.status, edge.text).toBe(202);
   });
 });
@@ -121,7 +174,10 @@ describe('GET /v1/orders/:id and the list', () => {
     const b = await makeProduct(h(), 100);
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await placeOrder(h(), c1.id, [{ sku: a.sku, quantity: 1 }])).id);
-    const other = await placeOrder(h(), c2.id, [{ sku: b.sku, quantity: 1 }, { sku: a.sku, quantity: 1 }]);
+    const other = await placeOrder(h(), c2.id, [
+      { sku: b.sku, quantity: 1 },
+      { sku: a.sku, quantity: 1 },
+    ]);
     const cancelled = await placeOrder(h(), c1.id, [{ sku: b.sku, quantity: 1 }]);
     expect((await h().api('POST', `/v1/orders/${cancelled.id}/cancel`, { role: 'intake' })).status).toBe(200);
 
@@ -129,7 +185,11 @@ describe('GET /v1/orders/:id and the list', () => {
       const out: any[] = [];
       let cursor: string | null = null;
       for (let i = 0; i < 50; i++) {
-        const res: ApiResponse<Page<{ id: string; status: string }>> = await h().api('GET', `/v1/orders?${q}&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { role: 'intake' });
+        const res: ApiResponse<Page<{ id: string; status: string }>> = await h().api(
+          'GET',
+          `/v1/orders?${q}&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+          { role: 'intake' },
+        );
         expect(res.status, res.text).toBe(200);
         expect(res.body.data.length).toBeLessThanOrEqual(2);
         out.push(...res.body.data);
@@ -150,13 +210,25 @@ describe('GET /v1/orders/:id and the list', () => {
     const everything = await pageAll('');
     const seqs = everything.map((o) => o.seq);
     expect([...seqs].sort((x, y) => y - x)).toEqual(seqs);
-    expect(new Set(everything.map((o) => o.id)).size).toBe(Number((await h().ctx.db('orders').count({ n: '*' }).first())!.n));
+    expect(new Set(everything.map((o) => o.id)).size).toBe(
+      Number((await h().ctx.db('orders').count({ n: '*' }).first())!.n),
+    );
     const max = await h().api('GET', '/v1/orders?limit=200', { role: 'intake' });
     expect(max.status).toBe(200);
   });
 
   it('when the list query is malformed, then 400 validation_failed', async () => {
-    for (const q of ['limit=0', 'limit=201', 'limit=ten', 'status=shipped', 'customer_id=123', 'sku=a%20b', 'cursor=%%%', 'cursor=InN0cmluZyI', `cursor=${'A'.repeat(600)}`]) {
+    for (const q of [
+      'limit=0',
+      'limit=201',
+      'limit=ten',
+      'status=shipped',
+      'customer_id=123',
+      'sku=a%20b',
+      'cursor=%%%',
+      'cursor=InN0cmluZyI',
+      `cursor=${'A'.repeat(600)}`,
+    ]) {
       expectError(await h().api('GET', `/v1/orders?${q}`, { role: 'intake' }), 400, 'validation_failed');
     }
   });
@@ -165,7 +237,10 @@ describe('GET /v1/orders/:id and the list', () => {
 describe('order actions: state checks and bad input', () => {
   it('when an action names an unknown or malformed order, then 404 and nothing changes', async () => {
     const acts: [string, string, 'intake' | 'feed' | 'operator', unknown?][] = [
-      ['POST', '/cancel', 'intake'], ['POST', '/fulfill', 'feed'], ['POST', '/retry', 'operator'], ['DELETE', '', 'intake'],
+      ['POST', '/cancel', 'intake'],
+      ['POST', '/fulfill', 'feed'],
+      ['POST', '/retry', 'operator'],
+      ['DELETE', '', 'intake'],
       ['PATCH', '', 'intake', { on_insufficient_stock: 'reject' }],
     ];
     for (const id of [MISSING, 'not-an-id']) {
@@ -180,8 +255,16 @@ describe('order actions: state checks and bad input', () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 5);
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    expectError(await expectNothingChanged(h(), () => h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' })), 409, 'invalid_state');
-    expectError(await expectNothingChanged(h(), () => h().api('POST', `/v1/orders/${o.id}/retry`, { role: 'operator' })), 409, 'invalid_state');
+    expectError(
+      await expectNothingChanged(h(), () => h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' })),
+      409,
+      'invalid_state',
+    );
+    expectError(
+      await expectNothingChanged(h(), () => h().api('POST', `/v1/orders/${o.id}/retry`, { role: 'operator' })),
+      409,
+      'invalid_state',
+    );
   });
 
   it('when a received order is edited, then 202, new lines, same seq, still received', async () => {
@@ -189,9 +272,17 @@ describe('order actions: state checks and bad input', () => {
     const p = await makeProduct(h(), 5);
     const q = await makeProduct(h(), 5);
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    const res = await h().api('PATCH', `/v1/orders/${o.id}`, { role: 'intake', body: { lines: [{ sku: q.sku, quantity: 3 }], on_insufficient_stock: 'reject' } });
+    const res = await h().api('PATCH', `/v1/orders/${o.id}`, {
+      role: 'intake',
+      body: { lines: [{ sku: q.sku, quantity: 3 }], on_insufficient_stock: 'reject' },
+    });
     expect(res.status, res.text).toBe(202);
-    expect(res.body).toMatchObject({ id: o.id, seq: o.seq, status: 'received', lines: [expect.objectContaining({ sku: q.sku, quantity: 3 })] });
+    expect(res.body).toMatchObject({
+      id: o.id,
+      seq: o.seq,
+      status: 'received',
+      lines: [expect.objectContaining({ sku: q.sku, quantity: 3 })],
+    });
     expect((await h().ctx.db('orders').where({ id: o.id }).first()).on_insufficient_stock).toBe('reject');
   });
 
@@ -199,13 +290,32 @@ describe('order actions: state checks and bad input', () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 5);
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    const edits: unknown[] = [{}, { lines: [] }, { lines: [{ sku: p.sku, quantity: 1 }, { sku: p.sku, quantity: 2 }] }, { lines: [{ sku: p.sku, quantity: 0 }] },
-      { on_insufficient_stock: 'maybe' }, { lines: 'all' }];
+    const edits: unknown[] = [
+      {},
+      { lines: [] },
+      {
+        lines: [
+          { sku: p.sku, quantity: 1 },
+          { sku: p.sku, quantity: 2 },
+        ],
+      },
+      { lines: [{ sku: p.sku, quantity: 0 }] },
+      { on_insufficient_stock: 'maybe' },
+      { lines: 'all' },
+    ];
     for (const body of edits) {
-      expectError(await expectNothingChanged(h(), () => h().api('PATCH', `/v1/orders/${o.id}`, { role: 'intake', body })), 400, 'validation_failed');
+      expectError(
+        await expectNothingChanged(h(), () => h().api('PATCH', `/v1/orders/${o.id}`, { role: 'intake', body })),
+        400,
+        'validation_failed',
+      );
     }
     for (const body of [{ reason: '' }, { reason: 'r'.repeat(501) }, { reason: 42 }, []]) {
-      expectError(await expectNothingChanged(h(), () => h().api('POST', `/v1/orders/${o.id}/cancel`, { role: 'intake', body })), 400, 'validation_failed');
+      expectError(
+        await expectNothingChanged(h(), () => h().api('POST', `/v1/orders/${o.id}/cancel`, { role: 'intake', body })),
+        400,
+        'validation_failed',
+      );
     }
     expect(await statusOf(o.id)).toBe('received');
   });
@@ -214,11 +324,19 @@ describe('order actions: state checks and bad input', () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 5);
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    const cancel = await h().api('POST', `/v1/orders/${o.id}/cancel`, { role: 'intake', body: { reason: 'customer changed mind' } });
+    const cancel = await h().api('POST', `/v1/orders/${o.id}/cancel`, {
+      role: 'intake',
+      body: { reason: 'customer changed mind' },
+    });
     expect(cancel.status, cancel.text).toBe(200);
     expect(cancel.body).toMatchObject({ status: 'cancelled', status_reason: 'customer changed mind' });
-    for (const [m, suffix, role, body] of [['POST', '/cancel', 'intake'], ['DELETE', '', 'intake'], ['POST', '/fulfill', 'feed'], ['POST', '/retry', 'operator'],
-      ['PATCH', '', 'intake', { on_insufficient_stock: 'reject' }]] as const) {
+    for (const [m, suffix, role, body] of [
+      ['POST', '/cancel', 'intake'],
+      ['DELETE', '', 'intake'],
+      ['POST', '/fulfill', 'feed'],
+      ['POST', '/retry', 'operator'],
+      ['PATCH', '', 'intake', { on_insufficient_stock: 'reject' }],
+    ] as const) {
       const res = await expectNothingChanged(h(), () => h().api(m, `/v1/orders/${o.id}${suffix}`, { role, body }));
       expectError(res, 409, 'invalid_state');
     }
@@ -230,13 +348,22 @@ describe('order actions: state checks and bad input', () => {
     const p = await makeProduct(h(), 5);
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
     await untilStatus(h(), o.id, 'confirmed', { what: 'confirmed' });
-    expectError(await expectNothingChanged(h(), () => h().api('POST', `/v1/orders/${o.id}/retry`, { role: 'operator' })), 409, 'invalid_state');
+    expectError(
+      await expectNothingChanged(h(), () => h().api('POST', `/v1/orders/${o.id}/retry`, { role: 'operator' })),
+      409,
+      'invalid_state',
+    );
     const done = await h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' });
     expect(done.status, done.text).toBe(200);
     expect(done.body.status).toBe('completed');
     expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 3, reserved: 0 });
-    for (const [m, suffix, role, body] of [['POST', '/cancel', 'intake'], ['DELETE', '', 'intake'], ['POST', '/fulfill', 'operator'], ['POST', '/retry', 'operator'],
-      ['PATCH', '', 'intake', { lines: [{ sku: p.sku, quantity: 1 }] }]] as const) {
+    for (const [m, suffix, role, body] of [
+      ['POST', '/cancel', 'intake'],
+      ['DELETE', '', 'intake'],
+      ['POST', '/fulfill', 'operator'],
+      ['POST', '/retry', 'operator'],
+      ['PATCH', '', 'intake', { lines: [{ sku: p.sku, quantity: 1 }] }],
+    ] as const) {
       const res = await expectNothingChanged(h(), () => h().api(m, `/v1/orders/${o.id}${suffix}`, { role, body }));
       expectError(res, 409, 'invalid_state');
     }
@@ -250,7 +377,11 @@ describe('order actions: state checks and bad input', () => {
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
     await untilStatus(h(), o.id, 'awaiting_stock', { what: 'awaiting_stock' });
     await h().ctx.published.flush();
-    expectError(await expectNothingChanged(h(), () => h().api('POST', `/v1/orders/${o.id}/retry`, { role: 'operator' })), 409, 'invalid_state');
+    expectError(
+      await expectNothingChanged(h(), () => h().api('POST', `/v1/orders/${o.id}/retry`, { role: 'operator' })),
+      409,
+      'invalid_state',
+    );
   });
 
   it('when an order has failed, then edit is 409 and nothing changes; retry brings it back to received', async () => {
@@ -260,7 +391,13 @@ describe('order actions: state checks and bad input', () => {
     // Arrange: `failed` for real needs PostgreSQL down through every attempt; the state is what matters here.
     await h().ctx.db('orders').where({ id: o.id }).update({ status: 'failed', status_reason: 'database unavailable' });
     await h().ctx.published.flush();
-    expectError(await expectNothingChanged(h(), () => h().api('PATCH', `/v1/orders/${o.id}`, { role: 'intake', body: { lines: [{ sku: p.sku, quantity: 2 }] } })), 409, 'invalid_state');
+    expectError(
+      await expectNothingChanged(h(), () =>
+        h().api('PATCH', `/v1/orders/${o.id}`, { role: 'intake', body: { lines: [{ sku: p.sku, quantity: 2 }] } }),
+      ),
+      409,
+      'invalid_state',
+    );
     const retry = await h().api('POST', `/v1/orders/${o.id}/retry`, { role: 'operator' });
     expect(retry.status, retry.text).toBe(202);
     expect(retry.body.status).toBe('received');
@@ -277,13 +414,20 @@ describe('order actions: state checks and bad input', () => {
     const editor = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
     await untilStatus(h(), editor.id, 'awaiting_stock', { what: 'editor awaiting' });
     // Arrange: allocation to the first waiting order breaks (it marks that order's lines reserved).
-    await h().ctx.db.raw(`CREATE FUNCTION break_allocation() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'allocation broken'; END $$`);
-    await h().ctx.db.raw(`CREATE TRIGGER break_allocation BEFORE UPDATE ON order_lines FOR EACH ROW WHEN (OLD.order_id = '${waiter.id}' AND NEW.reserved) EXECUTE FUNCTION break_allocation()`);
+    await h().ctx.db.raw(
+      `CREATE FUNCTION break_allocation() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'allocation broken'; END $$`,
+    );
+    await h().ctx.db.raw(
+      `CREATE TRIGGER break_allocation BEFORE UPDATE ON order_lines FOR EACH ROW WHEN (OLD.order_id = '${waiter.id}' AND NEW.reserved) EXECUTE FUNCTION break_allocation()`,
+    );
     try {
       const cancel = await h().api('POST', `/v1/orders/${holder.id}/cancel`, { role: 'intake' });
       expect(cancel.status, cancel.text).toBe(200);
       expect(cancel.body.status).toBe('cancelled');
-      const edit = await h().api('PATCH', `/v1/orders/${editor.id}`, { role: 'intake', body: { on_insufficient_stock: 'reject' } });
+      const edit = await h().api('PATCH', `/v1/orders/${editor.id}`, {
+        role: 'intake',
+        body: { on_insufficient_stock: 'reject' },
+      });
       expect(edit.status, edit.text).toBe(202);
       expect(await statusOf(waiter.id)).toBe('awaiting_stock');
     } finally {
@@ -299,8 +443,11 @@ describe('order actions: state checks and bad input', () => {
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }], { on_insufficient_stock: 'reject' });
     await untilStatus(h(), o.id, 'rejected', { what: 'rejected' });
     await h().ctx.published.flush();
-    for (const [m, suffix, role, body] of [['POST', '/cancel', 'intake'], ['POST', '/fulfill', 'feed'],
-      ['PATCH', '', 'intake', { on_insufficient_stock: 'backorder' }]] as const) {
+    for (const [m, suffix, role, body] of [
+      ['POST', '/cancel', 'intake'],
+      ['POST', '/fulfill', 'feed'],
+      ['PATCH', '', 'intake', { on_insufficient_stock: 'backorder' }],
+    ] as const) {
       const res = await expectNothingChanged(h(), () => h().api(m, `/v1/orders/${o.id}${suffix}`, { role, body }));
       expectError(res, 409, 'invalid_state');
     }
@@ -316,7 +463,9 @@ describe('order actions: state checks and bad input', () => {
     const blocked = await makeCustomer(h());
     await h().ctx.db('customers').where({ id: blocked.id }).update({ blocked: true });
     const fromBlocked = await placeOrder(h(), blocked.id, [{ sku: p.sku, quantity: 1 }]);
-    const reasons = await Promise.all([noCustomer, noSku, fromBlocked].map(async (o) => (await untilStatus(h(), o.id, 'rejected')).status_reason));
+    const reasons = await Promise.all(
+      [noCustomer, noSku, fromBlocked].map(async (o) => (await untilStatus(h(), o.id, 'rejected')).status_reason),
+    );
     expect(reasons).toEqual(['unknown customer', `unknown SKU ${ghost}`, 'customer is blocked']);
     expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 5, reserved: 0 });
   });

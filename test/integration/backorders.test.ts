@@ -5,12 +5,26 @@ import { createHarness, useHarness, waitFor, type Harness } from '../helpers/har
 
 const h = useHarness();
 
-async function settledAll(hh: Harness, ids: string[], statuses = ['confirmed', 'awaiting_stock', 'rejected', 'cancelled', 'completed', 'failed']) {
-  await waitFor(async () => Number((await hh.ctx.db('orders').whereIn('id', ids).whereNotIn('status', statuses).count({ n: '*' }).first())?.n) === 0,
-    { timeout: 120_000, interval: 200, what: 'orders settled' });
+async function settledAll(
+  hh: Harness,
+  ids: string[],
+  statuses = ['confirmed', 'awaiting_stock', 'rejected', 'cancelled', 'completed', 'failed'],
+) {
+  await waitFor(
+    async () =>
+      Number(
+        (await hh.ctx.db('orders').whereIn('id', ids).whereNotIn('status', statuses).count({ n: '*' }).first())?.n,
+      ) === 0,
+    { timeout: 120_000, interval: 200, what: 'orders settled' },
+  );
 }
 /** An order placed and processed to `status` (the workers must be running). */
-async function placedAndSettled(hh: Harness, customerId: string, lines: { sku: string; quantity: number }[], status: string) {
+async function placedAndSettled(
+  hh: Harness,
+  customerId: string,
+  lines: { sku: string; quantity: number }[],
+  status: string,
+) {
   const o = await placeOrder(hh, customerId, lines);
   await settledAll(hh, [o.id], [status]);
   return o;
@@ -21,7 +35,11 @@ async function restock(hh: Harness, body: unknown) {
 /** backordered must always equal the unreserved waiting quantities of that SKU. */
 async function expectBackorderedConsistent(hh: Harness, sku: string) {
   const s = await stockOf(hh, sku);
-  const w = await hh.ctx.db('order_lines').where({ sku, waiting: true, reserved: false }).sum({ q: 'quantity' }).first();
+  const w = await hh.ctx
+    .db('order_lines')
+    .where({ sku, waiting: true, reserved: false })
+    .sum({ q: 'quantity' })
+    .first();
   expect(s.backordered).toBe(Number(w?.q ?? 0));
   expect(s.reserved).toBeLessThanOrEqual(s.on_hand);
 }
@@ -37,7 +55,9 @@ describe('FIFO allocation of restocks to waiting orders', () => {
     const p = await makeProduct(h(), 0);
     const orders = [];
     for (let i = 0; i < 300; i += 50) {
-      orders.push(...(await Promise.all(Array.from({ length: 50 }, () => placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }])))));
+      orders.push(
+        ...(await Promise.all(Array.from({ length: 50 }, () => placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }])))),
+      );
     }
     const ids = orders.map((o) => o.id);
     await settledAll(h(), ids, ['awaiting_stock']);
@@ -69,7 +89,15 @@ describe('FIFO allocation of restocks to waiting orders', () => {
     const c = await makeCustomer(h());
     const a = await makeProduct(h(), 0);
     const b = await makeProduct(h(), 0);
-    const older = await placedAndSettled(h(), c.id, [{ sku: a.sku, quantity: 2 }, { sku: b.sku, quantity: 1 }], 'awaiting_stock');
+    const older = await placedAndSettled(
+      h(),
+      c.id,
+      [
+        { sku: a.sku, quantity: 2 },
+        { sku: b.sku, quantity: 1 },
+      ],
+      'awaiting_stock',
+    );
     const younger = await placedAndSettled(h(), c.id, [{ sku: a.sku, quantity: 1 }], 'awaiting_stock');
 
     await restock(h(), { event_id: 'a-1', sku: a.sku, quantity: 2 });
@@ -80,10 +108,22 @@ describe('FIFO allocation of restocks to waiting orders', () => {
     expect(o.lines.find((l: any) => l.sku === b.sku)).toMatchObject({ reserved: 0, waiting: true });
     expect((await statusById(h(), [younger.id])).get(younger.id)).toBe('awaiting_stock');
     // The product shows nothing available while lines wait.
-    expect((await h().api('GET', `/v1/products/${a.sku}`)).body.stock).toMatchObject({ on_hand: 2, reserved: 2, available: 0, backordered: 1 });
+    expect((await h().api('GET', `/v1/products/${a.sku}`)).body.stock).toMatchObject({
+      on_hand: 2,
+      reserved: 2,
+      available: 0,
+      backordered: 1,
+    });
 
-    await restock(h(), { events: [{ event_id: 'a-2', sku: a.sku, quantity: 1 }, { event_id: 'b-1', sku: b.sku, quantity: 1 }] });
-    await waitFor(async () => (await statusCounts(h(), [older.id, younger.id])).confirmed === 2, { what: 'both confirmed' });
+    await restock(h(), {
+      events: [
+        { event_id: 'a-2', sku: a.sku, quantity: 1 },
+        { event_id: 'b-1', sku: b.sku, quantity: 1 },
+      ],
+    });
+    await waitFor(async () => (await statusCounts(h(), [older.id, younger.id])).confirmed === 2, {
+      what: 'both confirmed',
+    });
     o = (await h().api('GET', `/v1/orders/${older.id}`, { role: 'intake' })).body;
     expect(o.history.map((x: any) => x.status)).toEqual(['received', 'awaiting_stock', 'confirmed']);
     await expectBackorderedConsistent(h(), a.sku);
@@ -101,7 +141,9 @@ describe('FIFO allocation of restocks to waiting orders', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(await statusCounts(h(), [big.id, small.id])).toEqual({ awaiting_stock: 2 });
     await restock(h(), { event_id: 'x-4', sku: p.sku, quantity: 3 });
-    await waitFor(async () => (await statusCounts(h(), [big.id, small.id])).confirmed === 2, { what: 'both confirmed' });
+    await waitFor(async () => (await statusCounts(h(), [big.id, small.id])).confirmed === 2, {
+      what: 'both confirmed',
+    });
     expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 6, reserved: 6, backordered: 0 });
   });
 });
@@ -114,10 +156,18 @@ describe('restock feed', () => {
     const again = await restock(h(), { event_id: 'dup-1', sku: p.sku, quantity: 7 });
     expect(first.body).toEqual({ accepted: 1, duplicates: 0 });
     expect(again.body).toEqual({ accepted: 0, duplicates: 1 });
-    const concurrent = await Promise.all(Array.from({ length: 10 }, () => restock(h(), { event_id: 'dup-2', sku: p.sku, quantity: 5 })));
+    const concurrent = await Promise.all(
+      Array.from({ length: 10 }, () => restock(h(), { event_id: 'dup-2', sku: p.sku, quantity: 5 })),
+    );
     expect(concurrent.reduce((s, r) => s + r.body.accepted, 0)).toBe(1);
     expect(concurrent.reduce((s, r) => s + r.body.duplicates, 0)).toBe(9);
-    const batch = await restock(h(), { events: [{ event_id: 'dup-3', sku: p.sku, quantity: 1 }, { event_id: 'dup-3', sku: p.sku, quantity: 1 }, { event_id: 'dup-1', sku: p.sku, quantity: 7 }] });
+    const batch = await restock(h(), {
+      events: [
+        { event_id: 'dup-3', sku: p.sku, quantity: 1 },
+        { event_id: 'dup-3', sku: p.sku, quantity: 1 },
+        { event_id: 'dup-1', sku: p.sku, quantity: 7 },
+      ],
+    });
     expect(batch.body).toEqual({ accepted: 1, duplicates: 2 });
     await waitFor(async () => (await stockOf(h(), p.sku)).on_hand === 13, { what: 'receipts applied' });
     await new Promise((r) => setTimeout(r, 300));
@@ -128,12 +178,22 @@ describe('restock feed', () => {
   it('when restocks take a SKU past 2,147,483,647 units, then every accepted event is applied and the ledger still balances', async () => {
     await h().startWorkers();
     const p = await makeProduct(h(), 1_000_000_000);
-    const adj = await h().api('POST', `/v1/inventory/${p.sku}/adjustments`, { role: 'operator', body: { delta: 1_000_000_000, reason: 'big delivery' } });
+    const adj = await h().api('POST', `/v1/inventory/${p.sku}/adjustments`, {
+      role: 'operator',
+      body: { delta: 1_000_000_000, reason: 'big delivery' },
+    });
     expect(adj.status).toBe(201);
-    const events = Array.from({ length: 1000 }, (_, i) => ({ event_id: `huge-${p.sku}-${i}`, sku: p.sku, quantity: 1_000_000 }));
+    const events = Array.from({ length: 1000 }, (_, i) => ({
+      event_id: `huge-${p.sku}-${i}`,
+      sku: p.sku,
+      quantity: 1_000_000,
+    }));
     const res = await restock(h(), { events });
     expect(res.body).toEqual({ accepted: 1000, duplicates: 0 });
-    await waitFor(async () => !(await h().ctx.db('restock_events').where({ sku: p.sku }).whereNull('applied_at').first()), { timeout: 60_000, what: 'every restock applied' });
+    await waitFor(
+      async () => !(await h().ctx.db('restock_events').where({ sku: p.sku }).whereNull('applied_at').first()),
+      { timeout: 60_000, what: 'every restock applied' },
+    );
     expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 3_000_000_000, reserved: 0 });
     expect(await ledgerOnHand(h(), p.sku)).toBe(3_000_000_000);
     const product = await h().api('GET', `/v1/products/${p.sku}`, { role: 'operator' });
@@ -144,18 +204,35 @@ describe('restock feed', () => {
 
   it('when one event of a batch is invalid, then 400 and nothing of the batch is applied', async () => {
     const p = await makeProduct(h(), 0);
-    const bad = await restock(h(), { events: [{ event_id: 'ok-1', sku: p.sku, quantity: 3 }, { event_id: 'bad-1', sku: p.sku, quantity: 0 }] });
+    const bad = await restock(h(), {
+      events: [
+        { event_id: 'ok-1', sku: p.sku, quantity: 3 },
+        { event_id: 'bad-1', sku: p.sku, quantity: 0 },
+      ],
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('validation_failed');
     expect(bad.body.error.details[0].path).toBe('body.events.1.quantity');
-    const unknown = await restock(h(), { events: [{ event_id: 'ok-2', sku: p.sku, quantity: 3 }, { event_id: 'u-1', sku: 'NOPE', quantity: 1 }] });
+    const unknown = await restock(h(), {
+      events: [
+        { event_id: 'ok-2', sku: p.sku, quantity: 3 },
+        { event_id: 'u-1', sku: 'NOPE', quantity: 1 },
+      ],
+    });
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.details[0].path).toBe('body.events.1.sku');
-    const tooMany = await restock(h(), { events: Array.from({ length: 1001 }, (_, i) => ({ event_id: `m-${i}`, sku: p.sku, quantity: 1 })) });
+    const tooMany = await restock(h(), {
+      events: Array.from({ length: 1001 }, (_, i) => ({ event_id: `m-${i}`, sku: p.sku, quantity: 1 })),
+    });
     expect(tooMany.status).toBe(400);
-    const intake = await h().api('POST', '/v1/restocks', { role: 'intake', body: { event_id: 'r', sku: p.sku, quantity: 1 } });
+    const intake = await h().api('POST', '/v1/restocks', {
+      role: 'intake',
+      body: { event_id: 'r', sku: p.sku, quantity: 1 },
+    });
     expect(intake.status).toBe(403);
-    expect(await h().ctx.db('restock_events').whereIn('event_id', ['ok-1', 'bad-1', 'ok-2', 'u-1', 'm-0'])).toHaveLength(0);
+    expect(
+      await h().ctx.db('restock_events').whereIn('event_id', ['ok-1', 'bad-1', 'ok-2', 'u-1', 'm-0']),
+    ).toHaveLength(0);
     expect((await stockOf(h(), p.sku)).on_hand).toBe(0);
   });
 
@@ -164,23 +241,42 @@ describe('restock feed', () => {
     await h().startWorkers();
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 10);
-    const orderPromises = Array.from({ length: 200 }, (_, i) => placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 + (i % 3) }]));
-    const restocks = Array.from({ length: 20 }, (_, i) => restock(h(), { event_id: `race-${i}`, sku: p.sku, quantity: 10 }));
+    const orderPromises = Array.from({ length: 200 }, (_, i) =>
+      placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 + (i % 3) }]),
+    );
+    const restocks = Array.from({ length: 20 }, (_, i) =>
+      restock(h(), { event_id: `race-${i}`, sku: p.sku, quantity: 10 }),
+    );
     const [orders] = await Promise.all([Promise.all(orderPromises), Promise.all(restocks)]);
     const ids = orders.map((o) => o.id);
     await settledAll(h(), ids);
-    await waitFor(async () => Number((await h().ctx.db('restock_events').whereNull('applied_at').count({ n: '*' }).first())?.n) === 0, { what: 'restocks applied' });
+    await waitFor(
+      async () =>
+        Number((await h().ctx.db('restock_events').whereNull('applied_at').count({ n: '*' }).first())?.n) === 0,
+      { what: 'restocks applied' },
+    );
     // Let the last allocations finish, then check the quiescent state.
-    await waitFor(async () => {
-      const s = await stockOf(h(), p.sku);
-      const head = await h().ctx.db('order_lines').where({ sku: p.sku, waiting: true, reserved: false }).orderBy('seq').first();
-      return !head || head.quantity > s.on_hand - s.reserved;
-    }, { what: 'no idle stock while lines wait' });
+    await waitFor(
+      async () => {
+        const s = await stockOf(h(), p.sku);
+        const head = await h()
+          .ctx.db('order_lines')
+          .where({ sku: p.sku, waiting: true, reserved: false })
+          .orderBy('seq')
+          .first();
+        return !head || head.quantity > s.on_hand - s.reserved;
+      },
+      { what: 'no idle stock while lines wait' },
+    );
     const s = await stockOf(h(), p.sku);
     expect(s.on_hand).toBe(210);
     expect(s.on_hand).toBe(await ledgerOnHand(h(), p.sku));
     expect(s.reserved).toBeLessThanOrEqual(s.on_hand);
-    const reservedLines = await h().ctx.db('order_lines').where({ sku: p.sku, reserved: true }).sum({ q: 'quantity' }).first();
+    const reservedLines = await h()
+      .ctx.db('order_lines')
+      .where({ sku: p.sku, reserved: true })
+      .sum({ q: 'quantity' })
+      .first();
     expect(s.reserved).toBe(Number(reservedLines?.q));
     await expectBackorderedConsistent(h(), p.sku);
     const counts = await statusCounts(h(), ids);
@@ -194,10 +290,21 @@ describe('giving stock back', () => {
     const c = await makeCustomer(h());
     const a = await makeProduct(h(), 3);
     const b = await makeProduct(h(), 0);
-    const holder = await placedAndSettled(h(), c.id, [{ sku: a.sku, quantity: 3 }, { sku: b.sku, quantity: 1 }], 'awaiting_stock');
+    const holder = await placedAndSettled(
+      h(),
+      c.id,
+      [
+        { sku: a.sku, quantity: 3 },
+        { sku: b.sku, quantity: 1 },
+      ],
+      'awaiting_stock',
+    );
     expect(await stockOf(h(), a.sku)).toMatchObject({ reserved: 3, backordered: 0 });
     const next = await placedAndSettled(h(), c.id, [{ sku: a.sku, quantity: 2 }], 'awaiting_stock');
-    const edit = await h().api('PATCH', `/v1/orders/${holder.id}`, { role: 'intake', body: { lines: [{ sku: b.sku, quantity: 1 }] } });
+    const edit = await h().api('PATCH', `/v1/orders/${holder.id}`, {
+      role: 'intake',
+      body: { lines: [{ sku: b.sku, quantity: 1 }] },
+    });
     expect(edit.status).toBe(202);
     expect((await statusById(h(), [next.id])).get(next.id)).toBe('confirmed');
     await settledAll(h(), [holder.id], ['awaiting_stock']);
@@ -235,7 +342,10 @@ describe('giving stock back', () => {
     expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 1, reserved: 1, backordered: 1 });
     // Now it asks for more than there is, in reject mode: it is rejected, and the unit goes to the next in line.
     s = await edited({ lines: [{ sku: p.sku, quantity: 2 }] });
-    await waitFor(async () => (await statusById(h(), [younger.id])).get(younger.id) === 'confirmed', { timeout: 10_000, what: 'the younger order served' });
+    await waitFor(async () => (await statusById(h(), [younger.id])).get(younger.id) === 'confirmed', {
+      timeout: 10_000,
+      what: 'the younger order served',
+    });
     expect((await statusById(h(), [older.id])).get(older.id)).toBe('rejected');
     expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 1, reserved: 1, backordered: 0 });
     await expectBackorderedConsistent(h(), p.sku);
@@ -248,7 +358,10 @@ describe('giving stock back', () => {
     const p = await makeProduct(h(), 10);
     const older = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 5 }]);
     await processOrders(h().ctx, [older.id]);
-    const edit = await h().api('PATCH', `/v1/orders/${older.id}`, { role: 'intake', body: { on_insufficient_stock: 'reject', lines: [{ sku: p.sku, quantity: 8 }] } });
+    const edit = await h().api('PATCH', `/v1/orders/${older.id}`, {
+      role: 'intake',
+      body: { on_insufficient_stock: 'reject', lines: [{ sku: p.sku, quantity: 8 }] },
+    });
     expect(edit.status).toBe(202);
     expect(await stockOf(h(), p.sku)).toMatchObject({ reserved: 0 });
     // Younger orders processed while the edited one waits for its run: 2 fit beside its 8; 5 does not.
@@ -273,7 +386,14 @@ describe('giving stock back', () => {
     await processOrders(h().ctx, [younger.id]);
     expect((await statusById(h(), [younger.id])).get(younger.id)).toBe('awaiting_stock');
     // The edit gives back 3 and asks for 4; then 2 more arrive: 5 free, of which 4 are the older order's.
-    expect((await h().api('PATCH', `/v1/orders/${older.id}`, { role: 'intake', body: { lines: [{ sku: p.sku, quantity: 4 }] } })).status).toBe(202);
+    expect(
+      (
+        await h().api('PATCH', `/v1/orders/${older.id}`, {
+          role: 'intake',
+          body: { lines: [{ sku: p.sku, quantity: 4 }] },
+        })
+      ).status,
+    ).toBe(202);
     await allocateSkus(h().ctx, [p.sku]);
     expect((await statusById(h(), [younger.id])).get(younger.id)).toBe('awaiting_stock');
     await h().ctx.db('stock').where({ sku: p.sku }).increment({ on_hand: 2, version: 1 });
@@ -284,7 +404,12 @@ describe('giving stock back', () => {
     await h().ctx.db('stock').where({ sku: p.sku }).increment({ on_hand: 1, version: 1 });
     await h().ctx.db('stock_movements').insert({ sku: p.sku, type: 'adjustment', quantity: 1, reason: 'test' });
     await allocateSkus(h().ctx, [p.sku]);
-    expect((await statusById(h(), [younger.id, older.id]))).toEqual(new Map([[younger.id, 'confirmed'], [older.id, 'received']]));
+    expect(await statusById(h(), [younger.id, older.id])).toEqual(
+      new Map([
+        [younger.id, 'confirmed'],
+        [older.id, 'received'],
+      ]),
+    );
     await processOrders(h().ctx, [older.id]);
     expect((await statusById(h(), [older.id])).get(older.id)).toBe('confirmed');
     expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 6, reserved: 6, backordered: 0 });
@@ -296,7 +421,10 @@ describe('giving stock back', () => {
     const p = await makeProduct(h(), 2);
     const older = await placedAndSettled(h(), c.id, [{ sku: p.sku, quantity: 2 }], 'confirmed');
     const younger = await placedAndSettled(h(), c.id, [{ sku: p.sku, quantity: 1 }], 'awaiting_stock');
-    const res = await h().api('PATCH', `/v1/orders/${older.id}`, { role: 'intake', body: { lines: [{ sku: p.sku, quantity: 3 }] } });
+    const res = await h().api('PATCH', `/v1/orders/${older.id}`, {
+      role: 'intake',
+      body: { lines: [{ sku: p.sku, quantity: 3 }] },
+    });
     expect(res.status).toBe(202);
     await settledAll(h(), [older.id]);
     await new Promise((r) => setTimeout(r, 300));
@@ -305,7 +433,10 @@ describe('giving stock back', () => {
     expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 2, reserved: 0, backordered: 4 });
     // One more unit: the older line (3) fits first, the younger keeps waiting.
     expect((await restock(h(), { event_id: `edit-fifo-${p.sku}`, sku: p.sku, quantity: 1 })).status).toBe(202);
-    await waitFor(async () => (await statusById(h(), [older.id])).get(older.id) === 'confirmed', { timeout: 10_000, what: 'the older order served first' });
+    await waitFor(async () => (await statusById(h(), [older.id])).get(older.id) === 'confirmed', {
+      timeout: 10_000,
+      what: 'the older order served first',
+    });
     s = await statusById(h(), [older.id, younger.id]);
     expect(s.get(younger.id)).toBe('awaiting_stock');
     expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 3, reserved: 3, backordered: 1 });
@@ -316,8 +447,19 @@ describe('giving stock back', () => {
     const c = await makeCustomer(h());
     const a = await makeProduct(h(), 2);
     const b = await makeProduct(h(), 0);
-    const o = await placedAndSettled(h(), c.id, [{ sku: a.sku, quantity: 2 }, { sku: b.sku, quantity: 1 }], 'awaiting_stock');
-    await h().ctx.db('orders').where({ id: o.id }).update({ awaiting_since: h().ctx.db.raw("now() - interval '8 days'") });
+    const o = await placedAndSettled(
+      h(),
+      c.id,
+      [
+        { sku: a.sku, quantity: 2 },
+        { sku: b.sku, quantity: 1 },
+      ],
+      'awaiting_stock',
+    );
+    await h()
+      .ctx.db('orders')
+      .where({ id: o.id })
+      .update({ awaiting_since: h().ctx.db.raw("now() - interval '8 days'") });
     expect(await expireBackorders(h().ctx)).toBe(1);
     const after = (await h().api('GET', `/v1/orders/${o.id}`, { role: 'intake' })).body;
     expect(after).toMatchObject({ status: 'cancelled', status_reason: 'backorder_expired' });
@@ -327,20 +469,27 @@ describe('giving stock back', () => {
   });
 
   it('when BACKORDER_TTL_SECONDS passes with workers running, then the scheduled maintenance job expires the backorder on its own', async () => {
-    const hh = await createHarness(h().env.DATABASE_URL, { env: { ...h().env, BACKORDER_TTL_SECONDS: '1', MAINTENANCE_INTERVAL_MS: '1000' } });
+    const hh = await createHarness(h().env.DATABASE_URL, {
+      env: { ...h().env, BACKORDER_TTL_SECONDS: '1', MAINTENANCE_INTERVAL_MS: '1000' },
+    });
     try {
       await hh.startWorkers(['orders', 'maintenance']);
       const c = await makeCustomer(hh);
       const p = await makeProduct(hh, 0);
       const o = await placeOrder(hh, c.id, [{ sku: p.sku, quantity: 2 }]);
-      const after = await waitFor(async () => {
-        const r = (await hh.api('GET', `/v1/orders/${o.id}`, { role: 'intake' })).body;
-        return r.status === 'cancelled' && r;
-      }, { timeout: 30_000, what: 'expired by the scheduler' });
+      const after = await waitFor(
+        async () => {
+          const r = (await hh.api('GET', `/v1/orders/${o.id}`, { role: 'intake' })).body;
+          return r.status === 'cancelled' && r;
+        },
+        { timeout: 30_000, what: 'expired by the scheduler' },
+      );
       expect(after.status_reason).toBe('backorder_expired');
       expect(after.history.map((x: any) => x.status)).toEqual(['received', 'awaiting_stock', 'cancelled']);
       expect(await stockOf(hh, p.sku)).toMatchObject({ reserved: 0, backordered: 0 });
-    } finally { await hh.close(); }
+    } finally {
+      await hh.close();
+    }
   });
 
   it('when 10,000 orders wait on one SKU and 10,000 arrive, then all are confirmed', async () => {
@@ -349,16 +498,35 @@ describe('giving stock back', () => {
     const p = await makeProduct(h(), 0);
     const ids: string[] = [];
     for (let i = 0; i < 10_000; i += 100) {
-      ids.push(...(await Promise.all(Array.from({ length: 100 }, () => placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }])))).map((o) => o.id));
+      ids.push(
+        ...(
+          await Promise.all(Array.from({ length: 100 }, () => placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }])))
+        ).map((o) => o.id),
+      );
     }
     await settledAll(h(), ids, ['awaiting_stock']);
     expect((await stockOf(h(), p.sku)).backordered).toBe(10_000);
     const started = Date.now();
     await restock(h(), { event_id: 'big', sku: p.sku, quantity: 10_000 });
-    await waitFor(async () => (await statusCounts(h(), ids)).confirmed === 10_000, { timeout: 120_000, interval: 250, what: '10,000 confirmed' });
+    await waitFor(async () => (await statusCounts(h(), ids)).confirmed === 10_000, {
+      timeout: 120_000,
+      interval: 250,
+      what: '10,000 confirmed',
+    });
     // Timing belongs to `npm run bench`; printed here only for the log.
     process.stdout.write(`10,000 backorders confirmed ${Date.now() - started} ms after the restock\n`);
     expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 10_000, reserved: 10_000, backordered: 0 });
-    expect(Number((await h().ctx.db('events').where({ type: 'order.confirmed' }).whereIn('order_id', ids).count({ n: '*' }).first())?.n)).toBe(10_000);
+    expect(
+      Number(
+        (
+          await h()
+            .ctx.db('events')
+            .where({ type: 'order.confirmed' })
+            .whereIn('order_id', ids)
+            .count({ n: '*' })
+            .first()
+        )?.n,
+      ),
+    ).toBe(10_000);
   });
 });

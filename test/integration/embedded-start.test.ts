@@ -5,13 +5,21 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { portAnswers, startEmbeddedPostgres, startLocalRedis, type LocalService } from '../../src/platform/local-services';
+import {
+  portAnswers,
+  startEmbeddedPostgres,
+  startLocalRedis,
+  type LocalService,
+} from '../../src/platform/local-services';
 import { prepareDatabase } from '../../src/platform/prepare-database';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address() as net.AddressInfo; s.close(() => resolve(port)); });
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
   });
 }
 
@@ -26,7 +34,11 @@ async function waitClosed(port: number): Promise<boolean> {
 async function tableExists(url: string, table: string): Promise<boolean> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
-  try { return (await c.query('SELECT to_regclass($1) IS NOT NULL AS ok', [`public.${table}`])).rows[0].ok; } finally { await c.end(); }
+  try {
+    return (await c.query('SELECT to_regclass($1) IS NOT NULL AS ok', [`public.${table}`])).rows[0].ok;
+  } finally {
+    await c.end();
+  }
 }
 
 // What `npm start` falls back to when no server is configured, exercised directly on free ports.
@@ -80,7 +92,9 @@ describe('embedded services (the no-server fallback of npm start and npm test)',
     try {
       expect(await client.ping()).toBe('PONG');
       expect(await client.config('GET', 'maxmemory-policy')).toEqual(['maxmemory-policy', 'noeviction']);
-    } finally { client.disconnect(); }
+    } finally {
+      client.disconnect();
+    }
     await redis.stop();
     started.pop();
     expect(await waitClosed(port)).toBe(true);

@@ -2,7 +2,17 @@ import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { inject } from 'vitest';
 import { createDb } from '../../src/platform/db';
-import { faultSeed, figures, orderBody, printFigures, rng, runIntake, setupShop, waitSettled, expectCleanRun } from '../helpers/fault-kit';
+import {
+  faultSeed,
+  figures,
+  orderBody,
+  printFigures,
+  rng,
+  runIntake,
+  setupShop,
+  waitSettled,
+  expectCleanRun,
+} from '../helpers/fault-kit';
 import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
 import { createHarness, createTestDatabase, waitFor, type Harness } from '../helpers/harness';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
@@ -47,12 +57,18 @@ describe('fault: PostgreSQL unreachable for 10 s mid-run', () => {
     const shop = await setupShop(h, { skus: 20, hot: 5, hotStock: 6, coldStock: 300, customers: 10 });
     const worker = h.spawnWorker();
     // A worker still booting when the database goes (a loaded machine, tsx compiling) meets no outage at all.
-    await waitFor(async () => (await h.ctx.queues.orders.getWorkersCount()) > 0, { timeout: 60_000, what: 'the worker connected' });
+    await waitFor(async () => (await h.ctx.queues.orders.getWorkersCount()) > 0, {
+      timeout: 60_000,
+      what: 'the worker connected',
+    });
 
     let outage: Promise<void> | undefined;
     const during = { readyz: 0, readyzBody: '' };
     const stats = await runIntake({
-      baseUrl: () => h.baseUrl, total: TOTAL, concurrency: 6, body: () => orderBody(r, shop),
+      baseUrl: () => h.baseUrl,
+      total: TOTAL,
+      concurrency: 6,
+      body: () => orderBody(r, shop),
       onAccepted: (n) => {
         // Jobs must be waiting when the database goes: a fast worker keeps up with intake, and with
         // intake answering 503 during the outage no new job would meet it. So the queue is paused for
@@ -73,7 +89,10 @@ describe('fault: PostgreSQL unreachable for 10 s mid-run', () => {
     });
     await outage;
     // Stock arrives after the outage: backorders are served (FIFO) through the same proxy.
-    const restock = await h.api('POST', '/v1/restocks', { role: 'feed', body: { events: shop.hot.map((sku) => ({ event_id: `after-outage-${sku}`, sku, quantity: 15 })) } });
+    const restock = await h.api('POST', '/v1/restocks', {
+      role: 'feed',
+      body: { events: shop.hot.map((sku) => ({ event_id: `after-outage-${sku}`, sku, quantity: 15 })) },
+    });
     expect(restock.status).toBe(202);
 
     const settled = await waitSettled(direct, stats.accepted, 90_000);
@@ -84,8 +103,13 @@ describe('fault: PostgreSQL unreachable for 10 s mid-run', () => {
     const retriedJobs = completedJobs.filter((j) => j.attemptsMade > 1).length; // attemptsMade counts the successful run too
     const inDb = await direct('orders').whereIn('customer_id', shop.customers).count({ n: '*' }).first();
     printFigures('postgres-down', seed, f, {
-      unavailable503: stats.unavailable, replayed: stats.replayed, networkErrors: stats.networkErrors, ordersInDb: Number(inDb?.n), readyzDuringOutage: during.readyz,
-      retriedJobs, completedJobs: completedJobs.length,
+      unavailable503: stats.unavailable,
+      replayed: stats.replayed,
+      networkErrors: stats.networkErrors,
+      ordersInDb: Number(inDb?.n),
+      readyzDuringOutage: during.readyz,
+      retriedJobs,
+      completedJobs: completedJobs.length,
     });
 
     if (settled.unsettled.length) process.stdout.write(`worker output:\n${worker.output().slice(-4000)}\n`);
@@ -103,14 +127,20 @@ describe('fault: PostgreSQL unreachable for 10 s mid-run', () => {
     try {
       await proxy.drop();
       const worker = hh.spawnWorker({ LOG_LEVEL: 'warn' });
-      await waitFor(async () => /PostgreSQL unreachable at start-up/.test(worker.output()), { timeout: 30_000, what: 'the worker meeting the outage' });
+      await waitFor(async () => /PostgreSQL unreachable at start-up/.test(worker.output()), {
+        timeout: 30_000,
+        what: 'the worker meeting the outage',
+      });
       await new Promise((res) => setTimeout(res, 1000));
       expect(worker.child.exitCode).toBeNull(); // it did not give up
       await proxy.restore();
       const c = await makeCustomer(hh);
       const p = await makeProduct(hh, 3);
       const o = await placeOrder(hh, c.id, [{ sku: p.sku, quantity: 1 }]);
-      await waitFor(async () => (await direct('orders').where({ id: o.id }).first())?.status === 'confirmed', { timeout: 60_000, what: 'order confirmed by that worker' });
+      await waitFor(async () => (await direct('orders').where({ id: o.id }).first())?.status === 'confirmed', {
+        timeout: 60_000,
+        what: 'order confirmed by that worker',
+      });
       expect(worker.child.exitCode).toBeNull();
     } finally {
       await proxy.restore();

@@ -1,6 +1,16 @@
 import http from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { faultSeed, figures, orderBody, printFigures, rng, runIntake, setupShop, waitSettled, expectCleanRun } from '../helpers/fault-kit';
+import {
+  faultSeed,
+  figures,
+  orderBody,
+  printFigures,
+  rng,
+  runIntake,
+  setupShop,
+  waitSettled,
+  expectCleanRun,
+} from '../helpers/fault-kit';
 import { makeCustomer } from '../helpers/factories';
 import { KEYS, useHarness, waitFor, type WorkerProcess } from '../helpers/harness';
 import { freePort } from '../helpers/private-redis';
@@ -19,22 +29,39 @@ function halfSentOrder(url: string, body: unknown): { sent: Promise<void>; rest(
   const payload = Buffer.from(JSON.stringify(body));
   const cut = Math.floor(payload.length / 2);
   const req = http.request(`${url}/v1/orders`, {
-    method: 'POST', headers: { authorization: `Bearer ${KEYS.intake}`, 'content-type': 'application/json', 'content-length': payload.length },
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${KEYS.intake}`,
+      'content-type': 'application/json',
+      'content-length': payload.length,
+    },
   });
   const status = new Promise<number>((resolve) => {
-    req.on('response', (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
     req.on('error', () => resolve(0));
   });
   // Resolves once the headers and the first half are on the wire (then give the server a moment to read them).
   const sent = new Promise<void>((resolve) => req.write(payload.subarray(0, cut), () => setTimeout(resolve, 150)));
-  return { sent, rest: async () => { req.end(payload.subarray(cut)); return status; } };
+  return {
+    sent,
+    rest: async () => {
+      req.end(payload.subarray(cut));
+      return status;
+    },
+  };
 }
 
 async function startApi(): Promise<{ proc: WorkerProcess; url: string }> {
   const port = await freePort();
   const proc = h().spawnWorker({ PORT: String(port) }, 'api');
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.ok, { timeout: 30_000, what: `API on ${port}` });
+  await waitFor(async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.ok, {
+    timeout: 30_000,
+    what: `API on ${port}`,
+  });
   return { proc, url };
 }
 
@@ -51,11 +78,20 @@ describe('fault: SIGTERM to an API process and a worker process under load', () 
     const outsider = await makeCustomer(h());
     let turn = 0;
     const onA = { finishedAfterTerm: 0, refusedAfterTerm: 0, errorsAfterTerm: 0 };
-    const term = { apiExit: undefined as number | null | undefined, apiDrainMs: 0, workerExit: undefined as number | null | undefined, workerDrainMs: 0, activeAtTerm: 0, activeAfterExit: -1 };
+    const term = {
+      apiExit: undefined as number | null | undefined,
+      apiDrainMs: 0,
+      workerExit: undefined as number | null | undefined,
+      workerDrainMs: 0,
+      activeAtTerm: 0,
+      activeAfterExit: -1,
+    };
     let pending: Promise<void> = Promise.resolve();
 
     const stats = await runIntake({
-      total: TOTAL, concurrency: 8, body: () => orderBody(r, shop),
+      total: TOTAL,
+      concurrency: 8,
+      body: () => orderBody(r, shop),
       // Round-robin over both APIs, as a load balancer would, until A is draining.
       baseUrl: () => (aTerminatedAt === Infinity && turn++ % 2 === 0 ? a.url : b.url),
       onAttempt: (x) => {
@@ -99,7 +135,14 @@ describe('fault: SIGTERM to an API process and a worker process under load', () 
     await new Promise((res) => setTimeout(res, 1500));
     const f = await figures(h().ctx.db, stats.accepted, h().ctx.queues);
     const inDb = await h().ctx.db('orders').whereIn('customer_id', shop.customers).count({ n: '*' }).first();
-    printFigures('sigterm', seed, f, { ...term, ...onA, halfSentStatus, networkErrors: stats.networkErrors, replayed: stats.replayed, ordersInDb: Number(inDb?.n) });
+    printFigures('sigterm', seed, f, {
+      ...term,
+      ...onA,
+      halfSentStatus,
+      networkErrors: stats.networkErrors,
+      replayed: stats.replayed,
+      ordersInDb: Number(inDb?.n),
+    });
     if (term.apiExit !== 0) process.stdout.write(`API output:\n${a.proc.output().slice(-3000)}\n`);
 
     expect(term.apiExit).toBe(0);

@@ -2,7 +2,16 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
-import { faultSeed, figures, orderBody, printFigures, rng, runIntake, setupShop, waitSettled } from '../helpers/fault-kit';
+import {
+  faultSeed,
+  figures,
+  orderBody,
+  printFigures,
+  rng,
+  runIntake,
+  setupShop,
+  waitSettled,
+} from '../helpers/fault-kit';
 import { useHarness, waitFor } from '../helpers/harness';
 import { startTcpProxy } from '../helpers/tcp-proxy';
 
@@ -13,7 +22,13 @@ const DOWN_MS = 10_000;
 const FAILING_MS = 3_000;
 const TOTAL = 300;
 
-interface Received { id: string; status: number; verified: boolean; payloadId?: string; type?: string }
+interface Received {
+  id: string;
+  status: number;
+  verified: boolean;
+  payloadId?: string;
+  type?: string;
+}
 
 describe('fault: the webhook receiver is down for a while', () => {
   it('when the receiver refuses connections for 10 s and then answers 503 for 3 s, then every event is still delivered, signed, once per id', async () => {
@@ -34,7 +49,9 @@ describe('fault: the webhook receiver is down for a while', () => {
           rec.verified = true;
           rec.payloadId = json.id;
           rec.type = json.type;
-        } catch { /* counted as unverified */ }
+        } catch {
+          /* counted as unverified */
+        }
         received.push(rec);
         res.writeHead(rec.status).end();
       });
@@ -45,34 +62,76 @@ describe('fault: the webhook receiver is down for a while', () => {
     await proxy.drop();
     try {
       const shop = await setupShop(h(), { skus: 8, hot: 3, hotStock: 5, coldStock: 200, customers: 6 });
-      const env = { NOTIFY_WEBHOOK_URL: `http://127.0.0.1:${proxy.port}/hooks`, WEBHOOK_SECRET: SECRET, NOTIFY_BACKOFF_MS: '200', NOTIFY_MAX_ATTEMPTS: '12' };
+      const env = {
+        NOTIFY_WEBHOOK_URL: `http://127.0.0.1:${proxy.port}/hooks`,
+        WEBHOOK_SECRET: SECRET,
+        NOTIFY_BACKOFF_MS: '200',
+        NOTIFY_MAX_ATTEMPTS: '12',
+      };
       h().spawnWorker(env);
       h().spawnWorker(env);
       const downSince = Date.now();
-      const stats = await runIntake({ baseUrl: () => h().baseUrl, total: TOTAL, concurrency: 6, body: () => orderBody(r, shop) });
+      const stats = await runIntake({
+        baseUrl: () => h().baseUrl,
+        total: TOTAL,
+        concurrency: 6,
+        body: () => orderBody(r, shop),
+      });
       // Every order processed first, so the hot SKUs' short stock leaves some waiting (posted at once, on a
       // fast machine the restock could land before the workers had taken a single order: no backorders).
       await waitSettled(h().ctx.db, stats.accepted, 60_000);
-      const waiting = () => h().ctx.db('orders').whereIn('id', stats.accepted).where({ status: 'awaiting_stock' }).count({ n: '*' }).first();
+      const waiting = () =>
+        h()
+          .ctx.db('orders')
+          .whereIn('id', stats.accepted)
+          .where({ status: 'awaiting_stock' })
+          .count({ n: '*' })
+          .first();
       expect(Number((await waiting())?.n)).toBeGreaterThan(0);
       // Enough for every waiting line: each backorder is then confirmed too, a second event per order
       // to deliver (with only a few units, strict FIFO across several hot SKUs can leave none whole).
-      await h().api('POST', '/v1/restocks', { role: 'feed', body: { events: shop.hot.map((sku) => ({ event_id: `wh-${sku}`, sku, quantity: 1000 })) } });
-      await waitFor(async () => !(await h().ctx.db('restock_events').whereNull('applied_at').first()), { what: 'restocks applied' });
-      await waitFor(async () => Number((await waiting())?.n) === 0, { timeout: 60_000, what: 'every backorder confirmed' });
-      const attemptsWhileDown = await h().ctx.db('notifications').whereIn('order_id', stats.accepted).sum({ n: 'attempts' }).first();
+      await h().api('POST', '/v1/restocks', {
+        role: 'feed',
+        body: { events: shop.hot.map((sku) => ({ event_id: `wh-${sku}`, sku, quantity: 1000 })) },
+      });
+      await waitFor(async () => !(await h().ctx.db('restock_events').whereNull('applied_at').first()), {
+        what: 'restocks applied',
+      });
+      await waitFor(async () => Number((await waiting())?.n) === 0, {
+        timeout: 60_000,
+        what: 'every backorder confirmed',
+      });
+      const attemptsWhileDown = await h()
+        .ctx.db('notifications')
+        .whereIn('order_id', stats.accepted)
+        .sum({ n: 'attempts' })
+        .first();
 
       await new Promise((res) => setTimeout(res, Math.max(0, DOWN_MS - (Date.now() - downSince))));
       await proxy.restore(); // reachable again, but refusing with 503 for a while
       await new Promise((res) => setTimeout(res, FAILING_MS));
       failing = false;
 
-      await waitFor(async () => {
-        const open = await h().ctx.db('events').whereIn('order_id', stats.accepted).whereNull('settled_at').count({ n: '*' }).first();
-        return Number(open?.n) === 0;
-      }, { timeout: 120_000, interval: 500, what: 'every event settled' });
-      const events: { id: string; type: string }[] = await h().ctx.db('events').whereIn('order_id', stats.accepted).select('id', 'type');
-      const rows = await h().ctx.db('notifications').whereIn('order_id', stats.accepted).select('event_id', 'channel', 'status', 'attempts');
+      await waitFor(
+        async () => {
+          const open = await h()
+            .ctx.db('events')
+            .whereIn('order_id', stats.accepted)
+            .whereNull('settled_at')
+            .count({ n: '*' })
+            .first();
+          return Number(open?.n) === 0;
+        },
+        { timeout: 120_000, interval: 500, what: 'every event settled' },
+      );
+      const events: { id: string; type: string }[] = await h()
+        .ctx.db('events')
+        .whereIn('order_id', stats.accepted)
+        .select('id', 'type');
+      const rows = await h()
+        .ctx.db('notifications')
+        .whereIn('order_id', stats.accepted)
+        .select('event_id', 'channel', 'status', 'attempts');
 
       const okById = new Map<string, number>();
       for (const d of received) if (d.status < 300) okById.set(d.id, (okById.get(d.id) ?? 0) + 1);
@@ -80,9 +139,13 @@ describe('fault: the webhook receiver is down for a while', () => {
       const f = await figures(h().ctx.db, stats.accepted, h().ctx.queues);
       const twice = [...okById.values()].filter((n) => n > 1).length;
       printFigures('webhook-down', seed, f, {
-        events: events.length, deliveredOnce: [...okById.values()].filter((n) => n === 1).length, deliveredTwice: twice,
-        refusedWhileDown: Number(attemptsWhileDown?.n ?? 0), answered503: received.filter((d) => d.status === 503).length,
-        maxAttempts: Math.max(...rows.map((x) => x.attempts)), notificationsFailed: rows.filter((x) => x.status === 'failed').length,
+        events: events.length,
+        deliveredOnce: [...okById.values()].filter((n) => n === 1).length,
+        deliveredTwice: twice,
+        refusedWhileDown: Number(attemptsWhileDown?.n ?? 0),
+        answered503: received.filter((d) => d.status === 503).length,
+        maxAttempts: Math.max(...rows.map((x) => x.attempts)),
+        notificationsFailed: rows.filter((x) => x.status === 'failed').length,
       });
 
       expect(events.length).toBeGreaterThan(TOTAL);

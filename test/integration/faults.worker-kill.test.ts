@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { faultSeed, figures, orderBody, printFigures, rng, runIntake, setupShop, waitSettled, expectCleanRun } from '../helpers/fault-kit';
+import {
+  faultSeed,
+  figures,
+  orderBody,
+  printFigures,
+  rng,
+  runIntake,
+  setupShop,
+  waitSettled,
+  expectCleanRun,
+} from '../helpers/fault-kit';
 import { useHarness, type WorkerProcess } from '../helpers/harness';
 
 const h = useHarness();
@@ -20,7 +30,10 @@ describe('fault: worker processes SIGKILLed during a 2,000-order run', () => {
     const accepted: string[] = [];
 
     const stats = await runIntake({
-      baseUrl: () => h().baseUrl, total: TOTAL, concurrency: 8, body: () => orderBody(r, shop),
+      baseUrl: () => h().baseUrl,
+      total: TOTAL,
+      concurrency: 8,
+      body: () => orderBody(r, shop),
       onAccepted: async (n) => {
         const k = KILL_AT.indexOf(n);
         if (k >= 0) {
@@ -32,7 +45,10 @@ describe('fault: worker processes SIGKILLed during a 2,000-order run', () => {
           workers.push(h().spawnWorker(env));
         }
         if (RESTOCK_AT.includes(n)) {
-          const res = await h().api('POST', '/v1/restocks', { role: 'feed', body: { events: shop.hot.map((sku) => ({ event_id: `kill-${n}-${sku}`, sku, quantity: 3 })) } });
+          const res = await h().api('POST', '/v1/restocks', {
+            role: 'feed',
+            body: { events: shop.hot.map((sku) => ({ event_id: `kill-${n}-${sku}`, sku, quantity: 3 })) },
+          });
           if (res.status === 202) side.restocked += res.body.accepted;
         }
       },
@@ -41,8 +57,10 @@ describe('fault: worker processes SIGKILLed during a 2,000-order run', () => {
     // While the run settles: customers cancel a few orders and the feed fulfils a few (each may be refused as invalid_state).
     for (let i = 0; i < 40; i++) {
       const id = r.pick(accepted);
-      const res = i % 2 ? await h().api('POST', `/v1/orders/${id}/cancel`, { role: 'intake', body: { reason: 'changed my mind' } })
-        : await h().api('POST', `/v1/orders/${id}/fulfill`, { role: 'feed' });
+      const res =
+        i % 2
+          ? await h().api('POST', `/v1/orders/${id}/cancel`, { role: 'intake', body: { reason: 'changed my mind' } })
+          : await h().api('POST', `/v1/orders/${id}/fulfill`, { role: 'feed' });
       expect([200, 409]).toContain(res.status);
       if (res.status === 200) side[i % 2 ? 'cancelled' : 'fulfilled']++;
     }
@@ -54,8 +72,15 @@ describe('fault: worker processes SIGKILLed during a 2,000-order run', () => {
     const finished = await h().ctx.queues.orders.getJobs(['completed', 'failed'], 0, -1);
     const interrupted = finished.filter((j) => j.attemptsStarted > j.attemptsMade).length;
     const inDb = await h().ctx.db('orders').whereIn('customer_id', shop.customers).count({ n: '*' }).first();
-    printFigures('worker-kill', seed, f, { kills: kills.length, interruptedJobs: interrupted, ...side, ordersInDb: Number(inDb?.n), networkErrors: stats.networkErrors });
-    if (settled.unsettled.length) process.stdout.write(`worker output:\n${workers.map((w) => w.output().slice(-3000)).join('\n---\n')}\n`);
+    printFigures('worker-kill', seed, f, {
+      kills: kills.length,
+      interruptedJobs: interrupted,
+      ...side,
+      ordersInDb: Number(inDb?.n),
+      networkErrors: stats.networkErrors,
+    });
+    if (settled.unsettled.length)
+      process.stdout.write(`worker output:\n${workers.map((w) => w.output().slice(-3000)).join('\n---\n')}\n`);
 
     expect(kills.map((k) => k.signal)).toEqual(['SIGKILL', 'SIGKILL', 'SIGKILL']);
     expect(interrupted).toBeGreaterThan(0); // the kills did land mid-job

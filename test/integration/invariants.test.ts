@@ -42,7 +42,9 @@ describe('invariant checker', () => {
 
   it('when a reservation is written twice, then the ledger and the line ledger report it', async () => {
     const { p, confirmed } = await shopAtRest();
-    await h().ctx.db('stock_movements').insert({ sku: p.sku, type: 'reservation', quantity: 2, order_id: confirmed.id, reason: 'duplicate' });
+    await h()
+      .ctx.db('stock_movements')
+      .insert({ sku: p.sku, type: 'reservation', quantity: 2, order_id: confirmed.id, reason: 'duplicate' });
     const report = await check();
     expect(report.ok).toBe(false);
     expect(report.counts['ledger-reserved']).toBe(1);
@@ -56,7 +58,9 @@ describe('invariant checker', () => {
     const report = await check();
     expect(report.counts['ledger-on-hand']).toBe(1);
     expect(report.counts.backordered).toBe(1);
-    expect(report.problems.some((l) => l.startsWith(`ledger-on-hand: ${p.sku}: on_hand 9 but the ledger says 4`))).toBe(true);
+    expect(report.problems.some((l) => l.startsWith(`ledger-on-hand: ${p.sku}: on_hand 9 but the ledger says 4`))).toBe(
+      true,
+    );
   });
 
   it('when stock is free while the head of the queue waits, then FIFO is reported', async () => {
@@ -78,10 +82,20 @@ describe('invariant checker', () => {
     // Forge an allocation that skipped the head: the later order's line reserved 5 s after the head began waiting.
     await h().ctx.db.raw(`UPDATE orders SET awaiting_since = now() - interval '10 seconds' WHERE id = ?`, [waiting.id]);
     await h().ctx.db.transaction(async (trx) => {
-      await trx('stock').where({ sku: p.sku }).increment({ on_hand: 1, reserved: 1, version: 1 }).decrement({ backordered: 1 });
+      await trx('stock')
+        .where({ sku: p.sku })
+        .increment({ on_hand: 1, reserved: 1, version: 1 })
+        .decrement({ backordered: 1 });
       await trx('stock_movements').insert([
         { sku: p.sku, type: 'receipt', quantity: 1, reason: 'test' },
-        { sku: p.sku, type: 'reservation', quantity: 1, order_id: later.id, reason: 'backorder filled', created_at: trx.raw(`now() - interval '5 seconds'`) },
+        {
+          sku: p.sku,
+          type: 'reservation',
+          quantity: 1,
+          order_id: later.id,
+          reason: 'backorder filled',
+          created_at: trx.raw(`now() - interval '5 seconds'`),
+        },
       ]);
       await trx('order_lines').where({ order_id: later.id }).update({ reserved: true });
       await trx('orders').where({ id: later.id }).update({ status: 'confirmed' });
@@ -107,11 +121,19 @@ describe('invariant checker', () => {
   it('when npm run check runs, then it prints the problems and its exit code says whether any', async () => {
     const { p } = await shopAtRest();
     const env = { ...process.env, ...h().env, LOG_LEVEL: 'silent' };
-    const good = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/check-invariants.ts'], { cwd: ROOT, env, encoding: 'utf8' });
+    const good = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/check-invariants.ts'], {
+      cwd: ROOT,
+      env,
+      encoding: 'utf8',
+    });
     expect(good.stdout).toContain('all invariants hold');
     expect(good.status).toBe(0);
     await h().ctx.db('stock_movements').insert({ sku: p.sku, type: 'adjustment', quantity: 3, reason: 'unrecorded' });
-    const bad = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/check-invariants.ts'], { cwd: ROOT, env, encoding: 'utf8' });
+    const bad = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/check-invariants.ts'], {
+      cwd: ROOT,
+      env,
+      encoding: 'utf8',
+    });
     expect(bad.stdout).toContain(`ledger-on-hand: ${p.sku}: on_hand 4 but the ledger says 7`);
     expect(bad.status).toBe(1);
   });

@@ -16,9 +16,15 @@ import { createHarness, createTestDatabase, waitFor, type Harness } from '../hel
 // ---------------------------------------------------------------- receivers
 
 interface Delivery {
-  webhookId: string; timestamp: string; body: string; json: any; verified: boolean; verifyError?: string;
+  webhookId: string;
+  timestamp: string;
+  body: string;
+  json: any;
+  verified: boolean;
+  verifyError?: string;
   /** ms since epoch when the request arrived / when its connection closed. */
-  at: number; closedAt?: number;
+  at: number;
+  closedAt?: number;
 }
 type Answer = number | 'hang' | { status: number; delayMs: number };
 
@@ -34,61 +40,110 @@ async function startReceiver(secret: string, answer: (d: Delivery, nthForThisId:
       const body = Buffer.concat(chunks).toString('utf8');
       const h = req.headers as IncomingHttpHeaders & Record<string, string>;
       const d: Delivery = {
-        webhookId: h['webhook-id'], timestamp: h['webhook-timestamp'], body, json: undefined, verified: false, at: Date.now(),
+        webhookId: h['webhook-id'],
+        timestamp: h['webhook-timestamp'],
+        body,
+        json: undefined,
+        verified: false,
+        at: Date.now(),
       };
-      try { d.json = verifier.verify(body, h); d.verified = true; } catch (err) { d.verifyError = (err as Error).message; }
+      try {
+        d.json = verifier.verify(body, h);
+        d.verified = true;
+      } catch (err) {
+        d.verifyError = (err as Error).message;
+      }
       deliveries.push(d);
       const a = answer(d, deliveries.filter((x) => x.webhookId === d.webhookId).length);
-      req.socket.once('close', () => { d.closedAt = Date.now(); });
-      if (a === 'hang') { hung.add(res); return; }
+      req.socket.once('close', () => {
+        d.closedAt = Date.now();
+      });
+      if (a === 'hang') {
+        hung.add(res);
+        return;
+      }
       const { status, delayMs } = typeof a === 'number' ? { status: a, delayMs: 0 } : a;
       const reply = () => res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'ok' : 'no');
-      if (delayMs > 0) setTimeout(reply, delayMs); else reply();
+      if (delayMs > 0) setTimeout(reply, delayMs);
+      else reply();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
   return {
-    url, deliveries,
+    url,
+    deliveries,
     byId: (id: string) => deliveries.filter((d) => d.webhookId === id),
-    async close() { server.closeAllConnections(); await new Promise((r) => server.close(r)); },
+    async close() {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
   };
 }
 
-interface Mail { from: string; to: string[]; raw: string; decoded: string }
+interface Mail {
+  from: string;
+  to: string[];
+  raw: string;
+  decoded: string;
+}
 
 /** A real SMTP server (`smtp-server`) on 127.0.0.1; `reject(n)` can refuse the n-th message with a 4xx. */
 async function startSmtp(reject: (n: number) => boolean = () => false) {
   const mails: Mail[] = [];
   let n = 0;
   const server = new SMTPServer({
-    authOptional: true, disabledCommands: ['STARTTLS', 'AUTH'], logger: false,
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
     onData(stream, session, cb) {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
         n += 1;
-        if (reject(n)) { const e: any = new Error('try again later'); e.responseCode = 451; return cb(e); }
+        if (reject(n)) {
+          const e: any = new Error('try again later');
+          e.responseCode = 451;
+          return cb(e);
+        }
         const raw = Buffer.concat(chunks).toString('utf8');
         // Undo quoted-printable soft breaks and escapes so assertions can read the text.
-        const decoded = raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, x) => String.fromCharCode(parseInt(x, 16)));
-        mails.push({ from: (session.envelope.mailFrom || { address: '' }).address, to: session.envelope.rcptTo.map((r) => r.address), raw, decoded });
+        const decoded = raw
+          .replace(/=\r?\n/g, '')
+          .replace(/=([0-9A-F]{2})/g, (_, x) => String.fromCharCode(parseInt(x, 16)));
+        mails.push({
+          from: (session.envelope.mailFrom || { address: '' }).address,
+          to: session.envelope.rcptTo.map((r) => r.address),
+          raw,
+          decoded,
+        });
         cb();
       });
     },
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.server.address() as AddressInfo).port;
-  return { url: `smtp://127.0.0.1:${port}`, mails, attempts: () => n, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    mails,
+    attempts: () => n,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
 
 // ---------------------------------------------------------------- harness per test (env differs per test)
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 const cleanups: (() => Promise<unknown>)[] = [];
-beforeAll(async () => { db = await createTestDatabase(); });
-afterEach(async () => { while (cleanups.length) await cleanups.pop()!().catch(() => undefined); });
-afterAll(async () => { await db?.drop(); });
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
+});
+afterAll(async () => {
+  await db?.drop();
+});
 
 const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
 
@@ -97,7 +152,10 @@ async function harness(env: Record<string, string>): Promise<Harness> {
   cleanups.push(() => h.close());
   return h;
 }
-function track<T extends { close(): Promise<unknown> }>(x: T): T { cleanups.push(() => x.close()); return x; }
+function track<T extends { close(): Promise<unknown> }>(x: T): T {
+  cleanups.push(() => x.close());
+  return x;
+}
 
 async function confirmedOrder(h: Harness, customer: Record<string, unknown> = {}) {
   const c = await makeCustomer(h, customer);
@@ -107,12 +165,22 @@ async function confirmedOrder(h: Harness, customer: Record<string, unknown> = {}
 }
 
 async function eventsOf(h: Harness, orderId: string) {
-  return h.ctx.db('events').where({ order_id: orderId }).orderBy('transition_no').select('id', 'type', 'payload', 'settled_at');
+  return h.ctx
+    .db('events')
+    .where({ order_id: orderId })
+    .orderBy('transition_no')
+    .select('id', 'type', 'payload', 'settled_at');
 }
 
 /** The order's events once all are settled (settling follows the last channel's row update by a moment). */
 async function settledEvents(h: Harness, orderId: string) {
-  return waitFor(async () => { const e = await eventsOf(h, orderId); return e.length > 0 && e.every((x) => x.settled_at) && e; }, { what: 'settled events', timeout: 5000 });
+  return waitFor(
+    async () => {
+      const e = await eventsOf(h, orderId);
+      return e.length > 0 && e.every((x) => x.settled_at) && e;
+    },
+    { what: 'settled events', timeout: 5000 },
+  );
 }
 
 async function log(h: Harness, orderId: string) {
@@ -122,11 +190,15 @@ async function log(h: Harness, orderId: string) {
 }
 
 const counter = async (channel: string, outcome: string) =>
-  (await metrics.notificationOutcomes.get()).values.find((v) => v.labels.channel === channel && v.labels.outcome === outcome)?.value ?? 0;
+  (await metrics.notificationOutcomes.get()).values.find(
+    (v) => v.labels.channel === channel && v.labels.outcome === outcome,
+  )?.value ?? 0;
 
 /** A BullMQ-shaped job for calling the processor directly, as a second (stalled) run would. */
 const fakeJob = (eventId: string, attemptsMade = 0, attempts = 12) =>
-  ({ id: eventId, name: JOB.deliver, data: { eventId }, attemptsMade, opts: { attempts } }) as unknown as Job<{ eventId: string }>;
+  ({ id: eventId, name: JOB.deliver, data: { eventId }, attemptsMade, opts: { attempts } }) as unknown as Job<{
+    eventId: string;
+  }>;
 
 // ---------------------------------------------------------------- tests
 
@@ -139,7 +211,13 @@ describe('webhook notifications', () => {
     await h.startWorkers();
     const { order, customer } = await confirmedOrder(h, { webhook_url: rx.url });
 
-    const [event] = await waitFor(async () => { const e = await eventsOf(h, order.id); return e.length === 1 && e[0].settled_at && e; }, { what: 'settled event' });
+    const [event] = await waitFor(
+      async () => {
+        const e = await eventsOf(h, order.id);
+        return e.length === 1 && e[0].settled_at && e;
+      },
+      { what: 'settled event' },
+    );
     expect(event.type).toBe('order.confirmed');
     const got = rx.byId(event.id);
     expect(got).toHaveLength(1);
@@ -152,12 +230,26 @@ describe('webhook notifications', () => {
     const asShown = await h.api('GET', `/v1/orders/${order.id}`, { role: 'intake' });
     expect(got[0].json.data.order).toEqual(asShown.body);
     // A receiver holding another secret rejects it: the signature really depends on the secret.
-    expect(() => new Webhook(newSecret()).verify(got[0].body, { 'webhook-id': got[0].webhookId, 'webhook-timestamp': got[0].timestamp, 'webhook-signature': 'x' })).toThrow();
+    expect(() =>
+      new Webhook(newSecret()).verify(got[0].body, {
+        'webhook-id': got[0].webhookId,
+        'webhook-timestamp': got[0].timestamp,
+        'webhook-signature': 'x',
+      }),
+    ).toThrow();
 
     const rows = await log(h, order.id);
-    expect(rows).toEqual([expect.objectContaining({
-      event_id: event.id, event_type: 'order.confirmed', channel: 'webhook', target: rx.url, status: 'delivered', attempts: 1, last_error: null,
-    })]);
+    expect(rows).toEqual([
+      expect.objectContaining({
+        event_id: event.id,
+        event_type: 'order.confirmed',
+        channel: 'webhook',
+        target: rx.url,
+        status: 'delivered',
+        attempts: 1,
+        last_error: null,
+      }),
+    ]);
     expect(rows[0].delivered_at).toMatch(/^\d{4}-\d\d-\d\dT.*Z$/);
     expect(await counter('webhook', 'delivered')).toBeGreaterThan(deliveredBefore);
   });
@@ -169,7 +261,13 @@ describe('webhook notifications', () => {
     await h.startWorkers();
     const { order } = await confirmedOrder(h, { webhook_url: rx.url });
 
-    const rows = await waitFor(async () => { const r = await log(h, order.id); return r[0]?.status === 'delivered' && r; }, { what: 'delivered' });
+    const rows = await waitFor(
+      async () => {
+        const r = await log(h, order.id);
+        return r[0]?.status === 'delivered' && r;
+      },
+      { what: 'delivered' },
+    );
     const [event] = await settledEvents(h, order.id);
     const got = rx.byId(event.id);
     expect(got).toHaveLength(4);
@@ -191,7 +289,12 @@ describe('webhook notifications', () => {
     const dead = track(await startReceiver(secret, () => 'hang'));
     const alive = track(await startReceiver(secret));
     const timeout = 2000;
-    const h = await harness({ WEBHOOK_SECRET: secret, NOTIFY_TIMEOUT_MS: String(timeout), NOTIFY_MAX_ATTEMPTS: '2', NOTIFY_BACKOFF_MS: '100' });
+    const h = await harness({
+      WEBHOOK_SECRET: secret,
+      NOTIFY_TIMEOUT_MS: String(timeout),
+      NOTIFY_MAX_ATTEMPTS: '2',
+      NOTIFY_BACKOFF_MS: '100',
+    });
     await h.startWorkers();
     const stuck = await Promise.all([1, 2, 3].map(() => confirmedOrder(h, { webhook_url: dead.url })));
     await waitFor(async () => dead.deliveries.length >= 3, { what: 'three hanging deliveries' });
@@ -199,8 +302,14 @@ describe('webhook notifications', () => {
 
     const placedAt = Date.now();
     const { order } = await confirmedOrder(h, { webhook_url: alive.url });
-    const d = await waitFor(async () => alive.deliveries.find((x) => x.json?.data?.order?.id === order.id), { what: 'live delivery', interval: 10 });
-    if (process.env.SHOW_FIGURES) console.info(`healthy delivery ${d.at - placedAt} ms after its order was placed; ${d.at - firstHangAt} ms after the first hang began; timeout ${timeout} ms`);
+    const d = await waitFor(async () => alive.deliveries.find((x) => x.json?.data?.order?.id === order.id), {
+      what: 'live delivery',
+      interval: 10,
+    });
+    if (process.env.SHOW_FIGURES)
+      console.info(
+        `healthy delivery ${d.at - placedAt} ms after its order was placed; ${d.at - firstHangAt} ms after the first hang began; timeout ${timeout} ms`,
+      );
 
     // The healthy customer's webhook arrived while every dead receiver's first attempt was still open.
     expect(d.verified).toBe(true);
@@ -209,10 +318,13 @@ describe('webhook notifications', () => {
     expect(dead.deliveries.slice(0, 3).every((x) => x.closedAt === undefined || x.closedAt > d.at)).toBe(true);
 
     // The hanging ones time out, are retried, and end up failed with the reason in the log.
-    const rows = await waitFor(async () => {
-      const all = (await Promise.all(stuck.map((s) => log(h, s.order.id)))).flat();
-      return all.length === 3 && all.every((r) => r.status === 'failed') && all;
-    }, { what: 'timed-out notifications failed', timeout: 20000 });
+    const rows = await waitFor(
+      async () => {
+        const all = (await Promise.all(stuck.map((s) => log(h, s.order.id)))).flat();
+        return all.length === 3 && all.every((r) => r.status === 'failed') && all;
+      },
+      { what: 'timed-out notifications failed', timeout: 20000 },
+    );
     for (const r of rows) expect(r).toMatchObject({ attempts: 2, last_error: `timed out after ${timeout} ms` });
     expect((await log(h, order.id))[0]).toMatchObject({ status: 'delivered', attempts: 1 });
     const closed = dead.deliveries.filter((x) => x.closedAt !== undefined);
@@ -225,7 +337,13 @@ describe('webhook notifications', () => {
     const h = await harness({ WEBHOOK_SECRET: secret });
     const workers = await h.startWorkers();
     const { order } = await confirmedOrder(h, { webhook_url: rx.url });
-    const [event] = await waitFor(async () => { const e = await eventsOf(h, order.id); return e[0]?.settled_at && e; }, { what: 'delivered' });
+    const [event] = await waitFor(
+      async () => {
+        const e = await eventsOf(h, order.id);
+        return e[0]?.settled_at && e;
+      },
+      { what: 'delivered' },
+    );
 
     // 1. Run again after delivery: the processor directly, twice, then a real job of the same id.
     const processor = createNotificationProcessor(h.ctx);
@@ -235,10 +353,13 @@ describe('webhook notifications', () => {
       await waitFor(async () => (await queue.getJobState(jobId)) === 'completed', { what: `${jobId} finished` });
       const before = (await queue.getJob(jobId))!.timestamp;
       await enqueueReplacingFinished(queue, name, data, jobId);
-      return waitFor(async () => {
-        const j = await queue.getJob(jobId);
-        return j && j.timestamp > before && j.finishedOn ? j : undefined;
-      }, { what: `${jobId} ran again` });
+      return waitFor(
+        async () => {
+          const j = await queue.getJob(jobId);
+          return j && j.timestamp > before && j.finishedOn ? j : undefined;
+        },
+        { what: `${jobId} ran again` },
+      );
     };
     const again = await ranAgain(h.ctx.queues.notifications, event.id, JOB.deliver, { eventId: event.id });
     expect(again.returnvalue).toMatchObject({ skipped: 'settled' });
@@ -265,7 +386,9 @@ describe('webhook notifications', () => {
     expect(slowRx.byId(second)).toEqual([expect.objectContaining({ verified: true })]);
     expect(slowRx.deliveries).toHaveLength(1);
     expect(busy).toHaveLength(1); // the runs did overlap, and the second one backed off
-    expect((await log(h, (await h.ctx.db('events').where({ id: second }).first('order_id')).order_id))[0]).toMatchObject({ status: 'delivered', attempts: 1 });
+    expect(
+      (await log(h, (await h.ctx.db('events').where({ id: second }).first('order_id')).order_id))[0],
+    ).toMatchObject({ status: 'delivered', attempts: 1 });
   });
 
   it('when every attempt fails, then after NOTIFY_MAX_ATTEMPTS it is failed and settled, and an operator resend delivers it', async () => {
@@ -277,17 +400,44 @@ describe('webhook notifications', () => {
     const failedBefore = await counter('webhook', 'failed');
     const { order } = await confirmedOrder(h, { webhook_url: rx.url });
 
-    const [row] = await waitFor(async () => { const r = await log(h, order.id); return r[0]?.status === 'failed' && r; }, { what: 'failed' });
-    expect(row).toMatchObject({ status: 'failed', attempts: 3, last_error: 'HTTP 500 Internal Server Error', delivered_at: null });
+    const [row] = await waitFor(
+      async () => {
+        const r = await log(h, order.id);
+        return r[0]?.status === 'failed' && r;
+      },
+      { what: 'failed' },
+    );
+    expect(row).toMatchObject({
+      status: 'failed',
+      attempts: 3,
+      last_error: 'HTTP 500 Internal Server Error',
+      delivered_at: null,
+    });
     // The event is settled (the reconciler leaves it alone) and the job ends failed, right after the row.
-    const [event] = await waitFor(async () => { const e = await eventsOf(h, order.id); return e[0]?.settled_at && e; }, { what: 'settled', timeout: 5000 });
-    await waitFor(async () => (await h.ctx.queues.notifications.getJobState(event.id)) === 'failed', { what: 'job failed', timeout: 5000 });
+    const [event] = await waitFor(
+      async () => {
+        const e = await eventsOf(h, order.id);
+        return e[0]?.settled_at && e;
+      },
+      { what: 'settled', timeout: 5000 },
+    );
+    await waitFor(async () => (await h.ctx.queues.notifications.getJobState(event.id)) === 'failed', {
+      what: 'job failed',
+      timeout: 5000,
+    });
     expect(rx.byId(event.id)).toHaveLength(3);
     expect(await counter('webhook', 'failed')).toBe(failedBefore + 1);
 
     // Only an operator may resend; unknown ids are 404; a pending one is not resent twice.
     expect((await h.api('POST', `/v1/notifications/${row.id}/resend`, { role: 'intake' })).status).toBe(403);
-    expect((await h.api('POST', `/v1/notifications/${event.id.replace(/.$/, (c: string) => (c === '0' ? '1' : '0'))}/resend`)).status).toBe(404);
+    expect(
+      (
+        await h.api(
+          'POST',
+          `/v1/notifications/${event.id.replace(/.$/, (c: string) => (c === '0' ? '1' : '0'))}/resend`,
+        )
+      ).status,
+    ).toBe(404);
     expect((await h.api('POST', '/v1/notifications/not-a-uuid/resend')).status).toBe(404);
 
     healthy = true;
@@ -298,7 +448,13 @@ describe('webhook notifications', () => {
     expect([202, 409]).toContain(again.status); // 409 invalid_state while pending, 202 if already delivered again
     if (again.status === 409) expect(again.body.error.code).toBe('invalid_state');
 
-    const [done] = await waitFor(async () => { const r = await log(h, order.id); return r[0]?.status === 'delivered' && r; }, { what: 'resent' });
+    const [done] = await waitFor(
+      async () => {
+        const r = await log(h, order.id);
+        return r[0]?.status === 'delivered' && r;
+      },
+      { what: 'resent' },
+    );
     expect(done.attempts).toBeGreaterThanOrEqual(4);
     const got = rx.byId(event.id);
     expect(got.filter((d) => d.verified)).toHaveLength(got.length);
@@ -316,9 +472,17 @@ describe('webhook notifications', () => {
     const refused = await confirmedOrder(h, { webhook_url: deadUrl });
     const fine = await confirmedOrder(h, { webhook_url: rx.url });
 
-    const [row] = await waitFor(async () => { const r = await log(h, refused.order.id); return r[0]?.status === 'failed' && r; }, { what: 'refused → failed' });
+    const [row] = await waitFor(
+      async () => {
+        const r = await log(h, refused.order.id);
+        return r[0]?.status === 'failed' && r;
+      },
+      { what: 'refused → failed' },
+    );
     expect(row).toMatchObject({ attempts: 2, last_error: 'connection refused' });
-    const d = await waitFor(async () => rx.deliveries.find((x) => x.json?.data?.order?.id === fine.order.id), { what: 'dev-signed delivery' });
+    const d = await waitFor(async () => rx.deliveries.find((x) => x.json?.data?.order?.id === fine.order.id), {
+      what: 'dev-signed delivery',
+    });
     expect(d.verified).toBe(true);
   });
 });
@@ -332,7 +496,11 @@ describe('fallback target, no target, and the log endpoint', () => {
     await h.startWorkers();
     const a = await confirmedOrder(h);
     const b = await confirmedOrder(h, { webhook_url: own.url });
-    await waitFor(async () => (await log(h, a.order.id))[0]?.status === 'delivered' && (await log(h, b.order.id))[0]?.status === 'delivered', { what: 'both delivered' });
+    await waitFor(
+      async () =>
+        (await log(h, a.order.id))[0]?.status === 'delivered' && (await log(h, b.order.id))[0]?.status === 'delivered',
+      { what: 'both delivered' },
+    );
     expect(fallback.deliveries.map((d) => d.json.data.order.id)).toEqual([a.order.id]);
     expect(own.deliveries.map((d) => d.json.data.order.id)).toEqual([b.order.id]);
     expect((await log(h, a.order.id))[0]).toMatchObject({ target: fallback.url, channel: 'webhook' });
@@ -340,23 +508,42 @@ describe('fallback target, no target, and the log endpoint', () => {
     const bare = await harness({ WEBHOOK_SECRET: secret });
     await bare.startWorkers();
     const c = await confirmedOrder(bare);
-    const [event] = await waitFor(async () => { const e = await eventsOf(bare, c.order.id); return e[0]?.settled_at && e; }, { what: 'settled without channels' });
+    const [event] = await waitFor(
+      async () => {
+        const e = await eventsOf(bare, c.order.id);
+        return e[0]?.settled_at && e;
+      },
+      { what: 'settled without channels' },
+    );
     expect(event.type).toBe('order.confirmed');
     expect(await log(bare, c.order.id)).toEqual([]);
   });
 
-  it('when WEBHOOK_PRIVATE_TARGETS=deny, then a customer\'s webhook_url on a private address is failed at once, unsent, while the operator\'s NOTIFY_WEBHOOK_URL still delivers', async () => {
+  it("when WEBHOOK_PRIVATE_TARGETS=deny, then a customer's webhook_url on a private address is failed at once, unsent, while the operator's NOTIFY_WEBHOOK_URL still delivers", async () => {
     const secret = newSecret();
     const fallback = track(await startReceiver(secret));
     const internal = track(await startReceiver(secret));
-    const h = await harness({ WEBHOOK_SECRET: secret, NOTIFY_WEBHOOK_URL: fallback.url, WEBHOOK_PRIVATE_TARGETS: 'deny', NOTIFY_BACKOFF_MS: '50' });
+    const h = await harness({
+      WEBHOOK_SECRET: secret,
+      NOTIFY_WEBHOOK_URL: fallback.url,
+      WEBHOOK_PRIVATE_TARGETS: 'deny',
+      NOTIFY_BACKOFF_MS: '50',
+    });
     await h.startWorkers();
     const viaOperator = await confirmedOrder(h);
     const sneaky = await confirmedOrder(h, { webhook_url: internal.url.replace('127.0.0.1', 'localhost') });
-    const [row] = await waitFor(async () => { const r = await log(h, sneaky.order.id); return r[0]?.status === 'failed' && r; }, { what: 'private target failed' });
+    const [row] = await waitFor(
+      async () => {
+        const r = await log(h, sneaky.order.id);
+        return r[0]?.status === 'failed' && r;
+      },
+      { what: 'private target failed' },
+    );
     expect(row.attempts).toBe(1);
     expect(row.last_error).toMatch(/^refused: localhost is a non-public address \((127\.0\.0\.1|::1)\)/);
-    await waitFor(async () => (await log(h, viaOperator.order.id))[0]?.status === 'delivered', { what: 'fallback delivered' });
+    await waitFor(async () => (await log(h, viaOperator.order.id))[0]?.status === 'delivered', {
+      what: 'fallback delivered',
+    });
     await settledEvents(h, sneaky.order.id);
     expect(internal.deliveries).toEqual([]);
     expect(fallback.deliveries.map((d) => d.json.data.order.id)).toEqual([viaOperator.order.id]);
@@ -364,7 +551,9 @@ describe('fallback target, no target, and the log endpoint', () => {
 
   it('when the log is asked for an unknown or malformed order or by the feed role, then 404 / 404 / 403', async () => {
     const h = await harness({});
-    expect((await h.api('GET', '/v1/orders/0190a8f0-0000-7000-8000-000000000000/notifications', { role: 'intake' })).status).toBe(404);
+    expect(
+      (await h.api('GET', '/v1/orders/0190a8f0-0000-7000-8000-000000000000/notifications', { role: 'intake' })).status,
+    ).toBe(404);
     expect((await h.api('GET', '/v1/orders/nope/notifications', { role: 'intake' })).body.error.code).toBe('not_found');
     const { order } = await confirmedOrder(h);
     expect((await h.api('GET', `/v1/orders/${order.id}/notifications`, { role: 'feed' })).status).toBe(403);
@@ -375,12 +564,23 @@ describe('fallback target, no target, and the log endpoint', () => {
 describe('e-mail notifications', () => {
   it('when SMTP_URL is set and an order is confirmed, then the customer gets an e-mail naming the order (a 4xx from the server is retried)', async () => {
     const smtp = track(await startSmtp((n) => n === 1));
-    const h = await harness({ SMTP_URL: smtp.url, SMTP_FROM: 'Shop <shop@example.test>', NOTIFY_MAX_ATTEMPTS: '4', NOTIFY_BACKOFF_MS: '50' });
+    const h = await harness({
+      SMTP_URL: smtp.url,
+      SMTP_FROM: 'Shop <shop@example.test>',
+      NOTIFY_MAX_ATTEMPTS: '4',
+      NOTIFY_BACKOFF_MS: '50',
+    });
     const before = await counter('email', 'delivered');
     await h.startWorkers();
     const { order, customer } = await confirmedOrder(h);
 
-    const rows = await waitFor(async () => { const r = await log(h, order.id); return r[0]?.status === 'delivered' && r; }, { what: 'mail delivered' });
+    const rows = await waitFor(
+      async () => {
+        const r = await log(h, order.id);
+        return r[0]?.status === 'delivered' && r;
+      },
+      { what: 'mail delivered' },
+    );
     expect(rows).toHaveLength(1); // no webhook target: e-mail only
     expect(rows[0]).toMatchObject({ channel: 'email', target: customer.email, status: 'delivered', attempts: 2 });
     expect(rows[0].last_error).toMatch(/451/);
@@ -405,13 +605,27 @@ describe('several channels', () => {
     const secret = newSecret();
     const smtp = track(await startSmtp());
     const rx = track(await startReceiver(secret, (_d, nth) => (nth <= 2 ? 502 : 204)));
-    const h = await harness({ WEBHOOK_SECRET: secret, SMTP_URL: smtp.url, NOTIFY_MAX_ATTEMPTS: '5', NOTIFY_BACKOFF_MS: '50' });
+    const h = await harness({
+      WEBHOOK_SECRET: secret,
+      SMTP_URL: smtp.url,
+      NOTIFY_MAX_ATTEMPTS: '5',
+      NOTIFY_BACKOFF_MS: '50',
+    });
     await h.startWorkers();
     const { order, customer } = await confirmedOrder(h, { webhook_url: rx.url });
 
-    const rows = await waitFor(async () => { const r = await log(h, order.id); return r.length === 2 && r.every((x) => x.status === 'delivered') && r; }, { what: 'both channels delivered' });
+    const rows = await waitFor(
+      async () => {
+        const r = await log(h, order.id);
+        return r.length === 2 && r.every((x) => x.status === 'delivered') && r;
+      },
+      { what: 'both channels delivered' },
+    );
     const [event] = await settledEvents(h, order.id);
-    expect(rows.map((r) => [r.channel, r.attempts, r.target])).toEqual([['email', 1, customer.email], ['webhook', 3, rx.url]]);
+    expect(rows.map((r) => [r.channel, r.attempts, r.target])).toEqual([
+      ['email', 1, customer.email],
+      ['webhook', 3, rx.url],
+    ]);
     expect(smtp.mails).toHaveLength(1);
     expect(smtp.attempts()).toBe(1);
     expect(rx.byId(event.id)).toHaveLength(3);
@@ -423,7 +637,13 @@ describe('several channels', () => {
 async function confirmedOrderWithoutNotifier(h: Harness, webhookUrl: string): Promise<string> {
   const w = await h.startWorkers(['orders']);
   const { order } = await confirmedOrder(h, { webhook_url: webhookUrl });
-  const [event] = await waitFor(async () => { const e = await eventsOf(h, order.id); return e.length === 1 && e; }, { what: 'event written' });
+  const [event] = await waitFor(
+    async () => {
+      const e = await eventsOf(h, order.id);
+      return e.length === 1 && e;
+    },
+    { what: 'event written' },
+  );
   await w.close();
   return event.id;
 }

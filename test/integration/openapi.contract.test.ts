@@ -25,13 +25,26 @@ const NOT_PROVOKED = new Set([500]);
 
 // ---- The document as a response validator ----------------------------------------------------
 
-const pointer = (doc: Doc, ref: string) => ref.replace(/^#\//, '').split('/')
-  .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
-  .reduce((node: any, key) => { if (node?.[key] === undefined) throw new Error(`unresolved $ref ${ref}`); return node[key]; }, doc);
-const deref = (doc: Doc, node: any): any => (node && typeof node.$ref === 'string' ? deref(doc, pointer(doc, node.$ref)) : node);
+const pointer = (doc: Doc, ref: string) =>
+  ref
+    .replace(/^#\//, '')
+    .split('/')
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((node: any, key) => {
+      if (node?.[key] === undefined) throw new Error(`unresolved $ref ${ref}`);
+      return node[key];
+    }, doc);
+const deref = (doc: Doc, node: any): any =>
+  node && typeof node.$ref === 'string' ? deref(doc, pointer(doc, node.$ref)) : node;
 const escape = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
 
-interface Seen { op: string; method: string; path: string; status: number; requestId: string | null }
+interface Seen {
+  op: string;
+  method: string;
+  path: string;
+  status: number;
+  requestId: string | null;
+}
 
 class ContractValidator {
   readonly seen = new Map<string, Set<number>>();
@@ -59,7 +72,7 @@ class ContractValidator {
 
   private schema(location: string): ValidateFunction {
     let v = this.compiled.get(location);
-    if (!v) this.compiled.set(location, v = this.ajv.compile({ $ref: `openapi.json#${location}` }));
+    if (!v) this.compiled.set(location, (v = this.ajv.compile({ $ref: `openapi.json#${location}` })));
     return v;
   }
 
@@ -74,7 +87,10 @@ class ContractValidator {
     if (!op) throw new Error(`${where}: ${template} has no ${method}`);
     const base = `/paths/${escape(template)}/${method.toLowerCase()}/responses/${res.status}`;
     const declared = op.responses[String(res.status)];
-    if (!declared) throw new Error(`${where}: status not declared for ${op.operationId} (declared: ${Object.keys(op.responses).join(', ')}); body ${res.text.slice(0, 300)}`);
+    if (!declared)
+      throw new Error(
+        `${where}: status not declared for ${op.operationId} (declared: ${Object.keys(op.responses).join(', ')}); body ${res.text.slice(0, 300)}`,
+      );
     const response = deref(this.doc, declared);
     const location = typeof declared.$ref === 'string' ? declared.$ref.replace(/^#/, '') : base;
 
@@ -87,17 +103,25 @@ class ContractValidator {
     } else {
       let value: unknown = res.text;
       if (contentType === 'application/json' || contentType.endsWith('+json')) {
-        try { value = JSON.parse(res.text); } catch { problems.push(`body is not JSON: ${res.text.slice(0, 200)}`); }
+        try {
+          value = JSON.parse(res.text);
+        } catch {
+          problems.push(`body is not JSON: ${res.text.slice(0, 200)}`);
+        }
       }
       const validate = this.schema(`${location}/content/${escape(contentType)}/schema`);
-      if (!validate(value)) problems.push(`body: ${this.ajv.errorsText(validate.errors, { separator: '; ' })} — ${res.text.slice(0, 300)}`);
+      if (!validate(value))
+        problems.push(`body: ${this.ajv.errorsText(validate.errors, { separator: '; ' })} — ${res.text.slice(0, 300)}`);
     }
 
     // Headers: required ones present, every declared one that is sent valid.
     for (const [name, raw] of Object.entries(response.headers ?? {})) {
       const header = deref(this.doc, raw);
       const value = res.headers.get(name);
-      if (value === null) { if (header.required) problems.push(`required header ${name} missing`); continue; }
+      if (value === null) {
+        if (header.required) problems.push(`required header ${name} missing`);
+        continue;
+      }
       const validate = this.ajv.compile(header.schema);
       const typed = header.schema.type === 'integer' && /^-?\d+$/.test(value) ? Number(value) : value;
       if (!validate(typed)) problems.push(`header ${name}: "${value}" ${this.ajv.errorsText(validate.errors)}`);
@@ -126,7 +150,14 @@ class ContractValidator {
 
 // ---- Traffic -------------------------------------------------------------------------------
 
-interface Req { method: string; url: string; role?: Role | null; body?: unknown; raw?: string | Uint8Array; headers?: Record<string, string> }
+interface Req {
+  method: string;
+  url: string;
+  role?: Role | null;
+  body?: unknown;
+  raw?: string | Uint8Array;
+  headers?: Record<string, string>;
+}
 
 let contract: ContractValidator;
 
@@ -135,11 +166,25 @@ async function send(h: Harness, r: Req, expected: number | number[]) {
   const headers: Record<string, string> = { ...r.headers };
   if (r.role) headers.authorization = `Bearer ${KEYS[r.role]}`;
   let body = r.raw;
-  if (r.body !== undefined) { body = JSON.stringify(r.body); headers['content-type'] ??= 'application/json'; }
+  if (r.body !== undefined) {
+    body = JSON.stringify(r.body);
+    headers['content-type'] ??= 'application/json';
+  }
   if (body !== undefined) headers['content-type'] ??= 'application/json';
   const res = await fetch(`${h.baseUrl}${r.url}`, { method: r.method, headers, body: body as any, redirect: 'manual' });
   const text = await res.text();
-  const out = { status: res.status, headers: res.headers, text, body: (() => { try { return text ? JSON.parse(text) : undefined; } catch { return undefined; } })() };
+  const out = {
+    status: res.status,
+    headers: res.headers,
+    text,
+    body: (() => {
+      try {
+        return text ? JSON.parse(text) : undefined;
+      } catch {
+        return undefined;
+      }
+    })(),
+  };
   contract.check(r.method, r.url, out);
   const want = Array.isArray(expected) ? expected : [expected];
   expect(want, `${r.method} ${r.url}: got ${out.status} ${text.slice(0, 300)}`).toContain(out.status);
@@ -159,7 +204,8 @@ const opOf = (method: string, path: string) => {
   if (!op) throw new Error(`no operation ${method} ${path}`);
   return op;
 };
-const fill = (path: string, values: Record<string, string>) => path.replace(/\{(\w+)\}/g, (_, n: string) => values[n] ?? MISSING);
+const fill = (path: string, values: Record<string, string>) =>
+  path.replace(/\{(\w+)\}/g, (_, n: string) => values[n] ?? MISSING);
 
 /** A request each operation takes that passes validation (for the 503 and 429 rounds: it must reach the store). */
 function validRequest(method: string, path: string, ids: { id?: string; sku?: string }): Req {
@@ -186,7 +232,10 @@ let hook: http.Server;
 beforeAll(async () => {
   db = await createTestDatabase();
   // A webhook target that always fails, so a notification ends `failed` (resend needs one settled).
-  hook = http.createServer((_req, res) => { res.statusCode = 500; res.end(); });
+  hook = http.createServer((_req, res) => {
+    res.statusCode = 500;
+    res.end();
+  });
   await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
   hookPort = (hook.address() as AddressInfo).port;
 });
@@ -207,7 +256,11 @@ describe('the OpenAPI document', () => {
       expect(result.valid).toBe(true);
       expect(validator.version).toBe('3.1');
       contract = new ContractValidator(doc);
-      contract.check('GET', '/docs/openapi.json', { status: res.status, headers: res.headers, text: JSON.stringify(doc) });
+      contract.check('GET', '/docs/openapi.json', {
+        status: res.status,
+        headers: res.headers,
+        text: JSON.stringify(doc),
+      });
       // Every path parameter that is an id takes a UUID in either letter case, as the server does.
       const ajv = new Ajv2020({ strict: false });
       addFormats(ajv);
@@ -216,46 +269,142 @@ describe('the OpenAPI document', () => {
       expect(ajv.validate(param.schema, 'not-a-uuid')).toBe(false);
       // The document declares what the operation table says, and nothing else.
       for (const op of OPERATIONS) {
-        expect(Object.keys(doc.paths[op.path][op.method].responses).map(Number), operationId(op)).toEqual(statusesOf(op));
+        expect(Object.keys(doc.paths[op.path][op.method].responses).map(Number), operationId(op)).toEqual(
+          statusesOf(op),
+        );
       }
-    } finally { await h.close(); }
+    } finally {
+      await h.close();
+    }
   });
 
   it('when every operation is called for its success and each client error it documents, then every response is one the document describes', async () => {
     const h = await createHarness(db.url, {
-      env: { NOTIFY_WEBHOOK_URL: `http://127.0.0.1:${hookPort}/hook`, NOTIFY_MAX_ATTEMPTS: '1', NOTIFY_TIMEOUT_MS: '2000' },
+      env: {
+        NOTIFY_WEBHOOK_URL: `http://127.0.0.1:${hookPort}/hook`,
+        NOTIFY_MAX_ATTEMPTS: '1',
+        NOTIFY_TIMEOUT_MS: '2000',
+      },
     });
     try {
       await h.startWorkers();
       // Fixtures, through the API (each response validated too).
       const customer = (await send(h, validRequest('POST', '/v1/customers', {}), 201)).body;
-      const other = (await send(h, { method: 'POST', url: '/v1/customers', role: 'intake', body: { email: `o-${rand()}@example.test`, name: 'Bo', phone: null, webhook_url: null } }, 201)).body;
-      const product = (await send(h, { method: 'POST', url: '/v1/products', role: 'operator', body: { sku: `SKU-${rand()}`, name: 'Widget', price_cents: 1250, initial_stock: 10 } }, 201)).body;
+      const other = (
+        await send(
+          h,
+          {
+            method: 'POST',
+            url: '/v1/customers',
+            role: 'intake',
+            body: { email: `o-${rand()}@example.test`, name: 'Bo', phone: null, webhook_url: null },
+          },
+          201,
+        )
+      ).body;
+      const product = (
+        await send(
+          h,
+          {
+            method: 'POST',
+            url: '/v1/products',
+            role: 'operator',
+            body: { sku: `SKU-${rand()}`, name: 'Widget', price_cents: 1250, initial_stock: 10 },
+          },
+          201,
+        )
+      ).body;
       const sku = product.sku as string;
       const place = (extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
-        send(h, { method: 'POST', url: '/v1/orders', role: 'intake', body: { customer_id: customer.id, lines: [{ sku, quantity: 1 }], ...extra }, headers }, 202);
+        send(
+          h,
+          {
+            method: 'POST',
+            url: '/v1/orders',
+            role: 'intake',
+            body: { customer_id: customer.id, lines: [{ sku, quantity: 1 }], ...extra },
+            headers,
+          },
+          202,
+        );
       const confirmed = (await place()).body;
-      const untilStatus = (id: string, status: string) => waitFor(async () => {
-        const r = await send(h, { method: 'GET', url: `/v1/orders/${id}`, role: 'intake' }, 200);
-        return r.body.status === status && r.body;
-      }, { what: `order ${id} ${status}` });
+      const untilStatus = (id: string, status: string) =>
+        waitFor(
+          async () => {
+            const r = await send(h, { method: 'GET', url: `/v1/orders/${id}`, role: 'intake' }, 200);
+            return r.body.status === status && r.body;
+          },
+          { what: `order ${id} ${status}` },
+        );
       await untilStatus(confirmed.id, 'confirmed');
 
       // Successes, and the statuses only some operations have.
       await send(h, { method: 'GET', url: `/v1/customers/${customer.id.toUpperCase()}`, role: 'intake' }, 200); // upper-case UUID: same customer
-      await send(h, { method: 'POST', url: '/v1/customers', role: 'intake', body: { email: customer.email, name: 'Dup' } }, 409);
-      await send(h, { method: 'PATCH', url: `/v1/customers/${customer.id}`, role: 'operator', body: { phone: '+1 555 0100', blocked: false } }, 200);
-      await send(h, { method: 'PATCH', url: `/v1/customers/${customer.id}`, role: 'operator', body: { email: other.email } }, 409);
+      await send(
+        h,
+        { method: 'POST', url: '/v1/customers', role: 'intake', body: { email: customer.email, name: 'Dup' } },
+        409,
+      );
+      await send(
+        h,
+        {
+          method: 'PATCH',
+          url: `/v1/customers/${customer.id}`,
+          role: 'operator',
+          body: { phone: '+1 555 0100', blocked: false },
+        },
+        200,
+      );
+      await send(
+        h,
+        { method: 'PATCH', url: `/v1/customers/${customer.id}`, role: 'operator', body: { email: other.email } },
+        409,
+      );
       await send(h, { method: 'GET', url: `/v1/customers/${customer.id}/orders?limit=1`, role: 'intake' }, 200);
 
-      await send(h, { method: 'POST', url: '/v1/products', role: 'operator', body: { sku, name: 'Again', price_cents: 1 } }, 409);
+      await send(
+        h,
+        { method: 'POST', url: '/v1/products', role: 'operator', body: { sku, name: 'Again', price_cents: 1 } },
+        409,
+      );
       await send(h, { method: 'GET', url: `/v1/products/${sku}`, role: 'operator' }, 200);
-      await send(h, { method: 'PATCH', url: `/v1/products/${sku}`, role: 'operator', body: { name: 'Widget 2', active: true } }, 200);
+      await send(
+        h,
+        { method: 'PATCH', url: `/v1/products/${sku}`, role: 'operator', body: { name: 'Widget 2', active: true } },
+        200,
+      );
       await send(h, { method: 'GET', url: '/v1/inventory?limit=1', role: 'operator' }, 200);
       await send(h, { method: 'GET', url: '/v1/inventory?low_stock=100', role: 'operator' }, 200);
-      await send(h, { method: 'POST', url: `/v1/inventory/${sku}/adjustments`, role: 'operator', body: { delta: 2, reason: 'found' } }, 201);
-      await send(h, { method: 'POST', url: `/v1/inventory/${sku}/adjustments`, role: 'operator', body: { delta: -1, reason: 'broken' } }, 201);
-      await send(h, { method: 'POST', url: `/v1/inventory/${sku}/adjustments`, role: 'operator', body: { delta: -1_000_000, reason: 'too many' } }, 409);
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: `/v1/inventory/${sku}/adjustments`,
+          role: 'operator',
+          body: { delta: 2, reason: 'found' },
+        },
+        201,
+      );
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: `/v1/inventory/${sku}/adjustments`,
+          role: 'operator',
+          body: { delta: -1, reason: 'broken' },
+        },
+        201,
+      );
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: `/v1/inventory/${sku}/adjustments`,
+          role: 'operator',
+          body: { delta: -1_000_000, reason: 'too many' },
+        },
+        409,
+      );
 
       // Idempotency: first, replayed, other body (422), a key whose first request never finished (409).
       const key = `k-${rand()}`;
@@ -264,49 +413,142 @@ describe('the OpenAPI document', () => {
       const replay = await place({ external_ref: 'ref-1' }, { 'Idempotency-Key': key });
       expect(replay.headers.get('idempotent-replayed')).toBe('true');
       expect(replay.headers.get('location')).toBe(`/v1/orders/${first.body.id}`);
-      await send(h, { method: 'POST', url: '/v1/orders', role: 'intake', body: { customer_id: customer.id, lines: [{ sku, quantity: 2 }] }, headers: { 'Idempotency-Key': key } }, 422);
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: '/v1/orders',
+          role: 'intake',
+          body: { customer_id: customer.id, lines: [{ sku, quantity: 2 }] },
+          headers: { 'Idempotency-Key': key },
+        },
+        422,
+      );
       // A key whose first request has not finished (its answer not stored yet): 409. Made here by
       // taking the stored answer away from a finished one, which the server then reads the same way.
       const pendingKey = `pending-${rand()}`;
       await place({}, { 'Idempotency-Key': pendingKey });
       expect(await h.ctx.db('idempotency_keys').where({ key: pendingKey }).update({ response_body: null })).toBe(1);
-      await send(h, { method: 'POST', url: '/v1/orders', role: 'intake', body: { customer_id: customer.id, lines: [{ sku, quantity: 1 }] }, headers: { 'Idempotency-Key': pendingKey } }, 409);
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: '/v1/orders',
+          role: 'intake',
+          body: { customer_id: customer.id, lines: [{ sku, quantity: 1 }] },
+          headers: { 'Idempotency-Key': pendingKey },
+        },
+        409,
+      );
 
-      await send(h, { method: 'GET', url: `/v1/orders?status=confirmed&customer_id=${customer.id}&sku=${sku}&limit=5`, role: 'intake' }, 200);
+      await send(
+        h,
+        {
+          method: 'GET',
+          url: `/v1/orders?status=confirmed&customer_id=${customer.id}&sku=${sku}&limit=5`,
+          role: 'intake',
+        },
+        200,
+      );
       await send(h, { method: 'GET', url: `/v1/orders/${confirmed.id}`, role: 'intake' }, 200);
       await send(h, { method: 'POST', url: `/v1/orders/${confirmed.id}/fulfill`, role: 'feed' }, 200); // no body at all
       await send(h, { method: 'POST', url: `/v1/orders/${confirmed.id}/fulfill`, role: 'feed' }, 409); // completed now
-      await send(h, { method: 'PATCH', url: `/v1/orders/${confirmed.id}`, role: 'intake', body: { on_insufficient_stock: 'reject' } }, 409);
+      await send(
+        h,
+        {
+          method: 'PATCH',
+          url: `/v1/orders/${confirmed.id}`,
+          role: 'intake',
+          body: { on_insufficient_stock: 'reject' },
+        },
+        409,
+      );
       await send(h, { method: 'POST', url: `/v1/orders/${confirmed.id}/cancel`, role: 'intake', body: {} }, 409);
       await send(h, { method: 'DELETE', url: `/v1/orders/${confirmed.id}`, role: 'intake' }, 409);
       await send(h, { method: 'POST', url: `/v1/orders/${confirmed.id}/retry`, role: 'operator' }, 409);
 
       const edited = (await place()).body;
-      await send(h, { method: 'PATCH', url: `/v1/orders/${edited.id}`, role: 'intake', body: { lines: [{ sku, quantity: 2 }] } }, 202);
-      await send(h, { method: 'POST', url: `/v1/orders/${edited.id}/cancel`, role: 'intake', body: { reason: 'changed my mind' } }, 200);
+      await send(
+        h,
+        { method: 'PATCH', url: `/v1/orders/${edited.id}`, role: 'intake', body: { lines: [{ sku, quantity: 2 }] } },
+        202,
+      );
+      await send(
+        h,
+        { method: 'POST', url: `/v1/orders/${edited.id}/cancel`, role: 'intake', body: { reason: 'changed my mind' } },
+        200,
+      );
       const deleted = (await place()).body;
       await send(h, { method: 'DELETE', url: `/v1/orders/${deleted.id}`, role: 'intake' }, 200);
       const failed = (await place()).body;
       await untilStatus(failed.id, 'confirmed');
       await h.ctx.db('orders').where({ id: failed.id }).update({ status: 'failed', status_reason: 'contract test' });
-      await send(h, { method: 'POST', url: `/v1/orders/${failed.id}/retry`, role: 'operator', raw: '', headers: { 'content-type': 'application/json' } }, 202);
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: `/v1/orders/${failed.id}/retry`,
+          role: 'operator',
+          raw: '',
+          headers: { 'content-type': 'application/json' },
+        },
+        202,
+      );
 
-      await send(h, { method: 'POST', url: '/v1/restocks', role: 'feed', body: { event_id: `ev-${rand()}`, sku, quantity: 3, occurred_at: new Date().toISOString() } }, 202);
-      await send(h, { method: 'POST', url: '/v1/restocks', role: 'feed', body: { events: [{ event_id: `ev-${rand()}`, sku, quantity: 1 }] } }, 202);
-      await send(h, { method: 'POST', url: '/v1/restocks', role: 'feed', body: { event_id: `ev-${rand()}`, sku: 'SKU-UNKNOWN', quantity: 1 } }, 400);
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: '/v1/restocks',
+          role: 'feed',
+          body: { event_id: `ev-${rand()}`, sku, quantity: 3, occurred_at: new Date().toISOString() },
+        },
+        202,
+      );
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: '/v1/restocks',
+          role: 'feed',
+          body: { events: [{ event_id: `ev-${rand()}`, sku, quantity: 1 }] },
+        },
+        202,
+      );
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: '/v1/restocks',
+          role: 'feed',
+          body: { event_id: `ev-${rand()}`, sku: 'SKU-UNKNOWN', quantity: 1 },
+        },
+        400,
+      );
 
       // Notifications: the webhook fails once (NOTIFY_MAX_ATTEMPTS=1), so one ends failed. Resent with
       // its queue paused it stays pending, and a second resend is refused (409).
-      const settled = await waitFor(async () => {
-        const r = await send(h, { method: 'GET', url: `/v1/orders/${confirmed.id}/notifications`, role: 'intake' }, 200);
-        return r.body.data.find((n: any) => n.status !== 'pending');
-      }, { what: 'a settled notification', timeout: 60_000 });
+      const settled = await waitFor(
+        async () => {
+          const r = await send(
+            h,
+            { method: 'GET', url: `/v1/orders/${confirmed.id}/notifications`, role: 'intake' },
+            200,
+          );
+          return r.body.data.find((n: any) => n.status !== 'pending');
+        },
+        { what: 'a settled notification', timeout: 60_000 },
+      );
       await h.ctx.queues.notifications.pause();
       await send(h, { method: 'POST', url: `/v1/notifications/${settled.id}/resend`, role: 'operator' }, 202);
       await send(h, { method: 'POST', url: `/v1/notifications/${settled.id}/resend`, role: 'operator', body: {} }, 409);
 
       await send(h, { method: 'GET', url: '/v1/reports/orders', role: 'operator' }, 200);
-      await send(h, { method: 'GET', url: '/v1/reports/orders?from=2026-01-01&to=2030-01-01T00:00:00Z', role: 'operator' }, 200);
+      await send(
+        h,
+        { method: 'GET', url: '/v1/reports/orders?from=2026-01-01&to=2030-01-01T00:00:00Z', role: 'operator' },
+        200,
+      );
       await send(h, { method: 'GET', url: '/v1/reports/inventory', role: 'operator' }, 200);
       const csv = await send(h, { method: 'GET', url: '/v1/reports/inventory?format=csv', role: 'operator' }, 200);
       expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
@@ -315,18 +557,43 @@ describe('the OpenAPI document', () => {
       await send(h, { method: 'GET', url: '/healthz' }, 200);
       await send(h, { method: 'GET', url: '/readyz' }, 200);
       await send(h, { method: 'GET', url: '/metrics', role: 'operator' }, 200);
-      await send(h, { method: 'GET', url: '/dashboard', headers: { authorization: `Basic ${Buffer.from(`any:${KEYS.operator}`).toString('base64')}` } }, 200);
+      await send(
+        h,
+        {
+          method: 'GET',
+          url: '/dashboard',
+          headers: { authorization: `Basic ${Buffer.from(`any:${KEYS.operator}`).toString('base64')}` },
+        },
+        200,
+      );
       await send(h, { method: 'GET', url: '/admin/queues', role: 'operator' }, 200);
 
       // Validation errors (400) of each query and body, per operation.
       const badQuery: Record<string, string> = {
-        '/v1/customers/{id}/orders': `/v1/customers/${customer.id}/orders?limit=0`, '/v1/inventory': '/v1/inventory?low_stock=-1',
-        '/v1/orders': '/v1/orders?status=lost', '/v1/reports/orders': '/v1/reports/orders?from=yesterday',
+        '/v1/customers/{id}/orders': `/v1/customers/${customer.id}/orders?limit=0`,
+        '/v1/inventory': '/v1/inventory?low_stock=-1',
+        '/v1/orders': '/v1/orders?status=lost',
+        '/v1/reports/orders': '/v1/reports/orders?from=yesterday',
         '/v1/reports/inventory': '/v1/reports/inventory?format=xml',
       };
-      for (const [path, url] of Object.entries(badQuery)) await send(h, { method: 'GET', url, role: ALLOWED[opOf('GET', path).access] }, 400);
-      await send(h, { method: 'POST', url: '/v1/orders', role: 'intake', body: { customer_id: customer.id, lines: [] } }, 400);
-      await send(h, { method: 'POST', url: '/v1/orders', role: 'intake', body: { customer_id: customer.id, lines: [{ sku, quantity: 1 }] }, headers: { 'Idempotency-Key': '' } }, 400);
+      for (const [path, url] of Object.entries(badQuery))
+        await send(h, { method: 'GET', url, role: ALLOWED[opOf('GET', path).access] }, 400);
+      await send(
+        h,
+        { method: 'POST', url: '/v1/orders', role: 'intake', body: { customer_id: customer.id, lines: [] } },
+        400,
+      );
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: '/v1/orders',
+          role: 'intake',
+          body: { customer_id: customer.id, lines: [{ sku, quantity: 1 }] },
+          headers: { 'Idempotency-Key': '' },
+        },
+        400,
+      );
 
       // What every operation shares: per operation, each status the middleware answers.
       const ids: Record<string, string> = { id: confirmed.id, sku };
@@ -339,19 +606,34 @@ describe('the OpenAPI document', () => {
         if (statuses.includes(401)) await send(h, { method, url, headers: { authorization: 'Bearer not-a-key' } }, 401);
         if (statuses.includes(403)) await send(h, { method, url, role: WRONG[op.access] }, 403);
         if (op.path.includes('{')) {
-          await send(h, { method, url: fill(op.path, { id: MISSING, sku: 'SKU-MISSING' }), role: allowed, body: validRequest(method, op.path, {}).body }, 404);
+          await send(
+            h,
+            {
+              method,
+              url: fill(op.path, { id: MISSING, sku: 'SKU-MISSING' }),
+              role: allowed,
+              body: validRequest(method, op.path, {}).body,
+            },
+            404,
+          );
           await send(h, { method, url: fill(op.path, { id: 'not-a-uuid', sku: 'not a sku' }), role: allowed }, [404]);
           await send(h, { method, url: fill(op.path, { id: BROKEN_ESCAPE, sku: BROKEN_ESCAPE }), role: allowed }, 400);
         }
         if (['POST', 'PATCH', 'DELETE'].includes(method)) {
-          await send(h, { method, url, role: allowed, raw: '{bad', headers: { 'content-type': 'application/json' } }, 400);
+          await send(
+            h,
+            { method, url, role: allowed, raw: '{bad', headers: { 'content-type': 'application/json' } },
+            400,
+          );
           await send(h, { method, url, role: allowed, raw: BIG, headers: { 'content-type': 'application/json' } }, 413);
           await send(h, { method, url, role: allowed, raw: 'hello', headers: { 'content-type': 'text/plain' } }, 415);
           if (!op.body || op.body.optional) await send(h, { method, url, role: allowed, body: [] }, 400);
           else await send(h, { method, url, role: allowed, body: {} }, [400]);
         }
       }
-    } finally { await h.close(); }
+    } finally {
+      await h.close();
+    }
   });
 
   it('when writes exceed RATE_LIMIT_RPS, then every write operation answers 429 with Retry-After as documented', async () => {
@@ -361,10 +643,13 @@ describe('the OpenAPI document', () => {
         const r = validRequest(op.method.toUpperCase(), op.path, {});
         // The bucket holds one second of writes: the second of two at once is over it.
         let limited = false;
-        for (let i = 0; i < 3 && !limited; i++) limited = (await send(h, r, [201, 202, 400, 404, 409, 429])).status === 429;
+        for (let i = 0; i < 3 && !limited; i++)
+          limited = (await send(h, r, [201, 202, 400, 404, 409, 429])).status === 429;
         expect(limited, `${op.method} ${op.path}: no 429`).toBe(true);
       }
-    } finally { await h.close(); }
+    } finally {
+      await h.close();
+    }
   });
 
   it('when PostgreSQL and Redis do not answer, then every operation that needs them answers 503 with Retry-After as documented', async () => {
@@ -400,10 +685,14 @@ describe('the OpenAPI document', () => {
 
   it('then every operation × status the document declares was answered, and every response was described', () => {
     const operations = Object.values(contract.doc.paths).reduce((n: number, m: any) => n + Object.keys(m).length, 0);
-    const statuses = Object.values(contract.doc.paths).flatMap((m: any) => Object.values(m).flatMap((op: any) => Object.keys(op.responses))).length;
+    const statuses = Object.values(contract.doc.paths).flatMap((m: any) =>
+      Object.values(m).flatMap((op: any) => Object.keys(op.responses)),
+    ).length;
     const seen = [...contract.seen.values()].reduce((n, s) => n + s.size, 0);
-    console.info(`openapi contract: ${operations} operations, ${statuses} operation × status pairs declared, `
-      + `${seen} seen, ${contract.log.length} responses validated`);
+    console.info(
+      `openapi contract: ${operations} operations, ${statuses} operation × status pairs declared, ` +
+        `${seen} seen, ${contract.log.length} responses validated`,
+    );
     expect(contract.missing()).toEqual([]);
     expect(operations).toBe(OPERATIONS.length);
   });

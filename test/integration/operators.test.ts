@@ -6,7 +6,8 @@ import { parsePrometheus, sampleSum } from '../helpers/prometheus';
 
 const h = useHarness({ workers: false });
 const basic = (key: string) => `Basic ${Buffer.from(`ops:${key}`).toString('base64')}`;
-const get = (path: string, headers: Record<string, string> = {}) => fetch(`${h().baseUrl}${path}`, { headers, redirect: 'manual' });
+const get = (path: string, headers: Record<string, string> = {}) =>
+  fetch(`${h().baseUrl}${path}`, { headers, redirect: 'manual' });
 
 async function scrape() {
   const res = await get('/metrics', { authorization: basic(KEYS.operator) });
@@ -45,7 +46,10 @@ describe('operators: auth on the browser pages', () => {
     const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
     await waitFor(async () => (await h().ctx.queues.orders.getJob(o.id)) ?? false, { what: 'job queued' });
     const pause = (headers: Record<string, string>) =>
-      fetch(`${h().baseUrl}/admin/queues/api/queues/orders/pause`, { method: 'PUT', headers: { authorization: basic(KEYS.operator), ...headers } });
+      fetch(`${h().baseUrl}/admin/queues/api/queues/orders/pause`, {
+        method: 'PUT',
+        headers: { authorization: basic(KEYS.operator), ...headers },
+      });
     const refused = await pause({ 'sec-fetch-site': 'cross-site' });
     expect(refused.status).toBe(403);
     expect((await refused.json()).error.code).toBe('forbidden');
@@ -56,7 +60,10 @@ describe('operators: auth on the browser pages', () => {
 
     expect((await pause({ 'sec-fetch-site': 'same-origin', origin: h().baseUrl })).status).toBe(200);
     expect(await h().ctx.queues.orders.isPaused()).toBe(true);
-    const resume = await fetch(`${h().baseUrl}/admin/queues/api/queues/orders/resume`, { method: 'PUT', headers: { authorization: `Bearer ${KEYS.operator}` } });
+    const resume = await fetch(`${h().baseUrl}/admin/queues/api/queues/orders/resume`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${KEYS.operator}` },
+    });
     expect(resume.status).toBe(200);
     expect(await h().ctx.queues.orders.isPaused()).toBe(false);
   });
@@ -65,43 +72,83 @@ describe('operators: auth on the browser pages', () => {
 describe('operators: /metrics', () => {
   it('when orders flow, then /metrics parses as Prometheus text and its counters, histograms and queue gauges move', async () => {
     const before = await scrape();
-    for (const family of ['orderflow_http_request_duration_seconds', 'orderflow_order_transitions_total', 'orderflow_queue_jobs',
-      'orderflow_job_duration_seconds', 'orderflow_optimistic_conflicts_total', 'orderflow_optimistic_retries_total',
-      'orderflow_notification_outcomes_total', 'process_cpu_user_seconds_total', 'nodejs_eventloop_lag_seconds']) {
+    for (const family of [
+      'orderflow_http_request_duration_seconds',
+      'orderflow_order_transitions_total',
+      'orderflow_queue_jobs',
+      'orderflow_job_duration_seconds',
+      'orderflow_optimistic_conflicts_total',
+      'orderflow_optimistic_retries_total',
+      'orderflow_notification_outcomes_total',
+      'process_cpu_user_seconds_total',
+      'nodejs_eventloop_lag_seconds',
+    ]) {
       expect(before.types.has(family), family).toBe(true);
     }
     expect(before.types.get('orderflow_http_request_duration_seconds')).toBe('histogram');
     expect(before.types.get('orderflow_order_transitions_total')).toBe('counter');
     expect(before.types.get('orderflow_queue_jobs')).toBe('gauge');
     const confirmed = { from: 'received', to: 'confirmed' };
-    const posted = (e: ReturnType<typeof parsePrometheus>) => e.samples
-      .filter((s) => s.name === 'orderflow_http_request_duration_seconds_count' && s.labels.method === 'POST' && s.labels.status === '202' && s.labels.route.startsWith('/v1/orders'))
-      .reduce((n, s) => n + s.value, 0);
+    const posted = (e: ReturnType<typeof parsePrometheus>) =>
+      e.samples
+        .filter(
+          (s) =>
+            s.name === 'orderflow_http_request_duration_seconds_count' &&
+            s.labels.method === 'POST' &&
+            s.labels.status === '202' &&
+            s.labels.route.startsWith('/v1/orders'),
+        )
+        .reduce((n, s) => n + s.value, 0);
 
     await h().startWorkers();
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 10);
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) ids.push((await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }])).id);
-    await waitFor(async () => {
-      const n = await h().ctx.db('orders').whereIn('id', ids).where({ status: 'confirmed' }).count({ n: '*' }).first();
-      return Number(n?.n) === 4;
-    }, { what: '4 orders confirmed' });
-    await waitFor(async () => (await h().ctx.queues.orders.getJobCounts('completed')).completed === 4, { what: '4 jobs completed' });
+    await waitFor(
+      async () => {
+        const n = await h()
+          .ctx.db('orders')
+          .whereIn('id', ids)
+          .where({ status: 'confirmed' })
+          .count({ n: '*' })
+          .first();
+        return Number(n?.n) === 4;
+      },
+      { what: '4 orders confirmed' },
+    );
+    await waitFor(async () => (await h().ctx.queues.orders.getJobCounts('completed')).completed === 4, {
+      what: '4 jobs completed',
+    });
 
     const after = await scrape();
-    expect(sampleSum(after, 'orderflow_order_transitions_total', confirmed) - sampleSum(before, 'orderflow_order_transitions_total', confirmed)).toBe(4);
+    expect(
+      sampleSum(after, 'orderflow_order_transitions_total', confirmed) -
+        sampleSum(before, 'orderflow_order_transitions_total', confirmed),
+    ).toBe(4);
     expect(posted(after) - posted(before)).toBe(4);
-    expect(sampleSum(after, 'orderflow_job_duration_seconds_count', { queue: 'orders', outcome: 'completed' })
-      - sampleSum(before, 'orderflow_job_duration_seconds_count', { queue: 'orders', outcome: 'completed' })).toBeGreaterThanOrEqual(4);
+    expect(
+      sampleSum(after, 'orderflow_job_duration_seconds_count', { queue: 'orders', outcome: 'completed' }) -
+        sampleSum(before, 'orderflow_job_duration_seconds_count', { queue: 'orders', outcome: 'completed' }),
+    ).toBeGreaterThanOrEqual(4);
     // Queue depths are read from BullMQ at scrape time, for this deployment's queues.
     expect(sampleSum(after, 'orderflow_queue_jobs', { queue: 'orders', state: 'completed' })).toBe(4);
     expect(sampleSum(after, 'orderflow_queue_jobs', { queue: 'orders', state: 'waiting' })).toBe(0);
     for (const q of ['orders', 'restocks', 'notifications', 'maintenance']) {
-      expect(after.samples.some((s) => s.name === 'orderflow_queue_jobs' && s.labels.queue === q && s.labels.state === 'failed'), q).toBe(true);
+      expect(
+        after.samples.some(
+          (s) => s.name === 'orderflow_queue_jobs' && s.labels.queue === q && s.labels.state === 'failed',
+        ),
+        q,
+      ).toBe(true);
     }
     // Every histogram's buckets are cumulative and end in +Inf = _count.
-    const buckets = after.samples.filter((s) => s.name === 'orderflow_http_request_duration_seconds_bucket' && s.labels.route.startsWith('/v1/orders') && s.labels.method === 'POST');
+    const buckets = after.samples.filter(
+      (s) =>
+        s.name === 'orderflow_http_request_duration_seconds_bucket' &&
+        s.labels.route.startsWith('/v1/orders') &&
+        s.labels.method === 'POST',
+    );
     expect(buckets.find((b) => b.labels.le === '+Inf')?.value).toBe(posted(after));
   });
 });
@@ -120,46 +167,115 @@ describe('operators: /docs', () => {
 
     const doc = await (await get('/docs/openapi.json')).json();
     expect(doc.openapi).toBe('3.1.0');
-    const ops = Object.entries(doc.paths).flatMap(([path, methods]: [string, any]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`));
-    for (const op of ['POST /v1/customers', 'GET /v1/customers/{id}', 'PATCH /v1/customers/{id}', 'GET /v1/customers/{id}/orders',
-      'POST /v1/products', 'GET /v1/products/{sku}', 'GET /v1/inventory', 'POST /v1/inventory/{sku}/adjustments',
-      'POST /v1/orders', 'GET /v1/orders', 'GET /v1/orders/{id}', 'PATCH /v1/orders/{id}', 'POST /v1/orders/{id}/cancel', 'DELETE /v1/orders/{id}',
-      'POST /v1/orders/{id}/fulfill', 'POST /v1/orders/{id}/retry', 'POST /v1/restocks', 'GET /v1/orders/{id}/notifications',
-      'GET /v1/reports/orders', 'GET /v1/reports/inventory', 'GET /v1/reports/ledger', 'GET /v1/reports/queues', 'GET /healthz', 'GET /readyz', 'GET /metrics']) {
+    const ops = Object.entries(doc.paths).flatMap(([path, methods]: [string, any]) =>
+      Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`),
+    );
+    for (const op of [
+      'POST /v1/customers',
+      'GET /v1/customers/{id}',
+      'PATCH /v1/customers/{id}',
+      'GET /v1/customers/{id}/orders',
+      'POST /v1/products',
+      'GET /v1/products/{sku}',
+      'GET /v1/inventory',
+      'POST /v1/inventory/{sku}/adjustments',
+      'POST /v1/orders',
+      'GET /v1/orders',
+      'GET /v1/orders/{id}',
+      'PATCH /v1/orders/{id}',
+      'POST /v1/orders/{id}/cancel',
+      'DELETE /v1/orders/{id}',
+      'POST /v1/orders/{id}/fulfill',
+      'POST /v1/orders/{id}/retry',
+      'POST /v1/restocks',
+      'GET /v1/orders/{id}/notifications',
+      'GET /v1/reports/orders',
+      'GET /v1/reports/inventory',
+      'GET /v1/reports/ledger',
+      'GET /v1/reports/queues',
+      'GET /healthz',
+      'GET /readyz',
+      'GET /metrics',
+    ]) {
       expect(ops, op).toContain(op);
     }
     // The body schema is the zod validator's: limits and defaults come through.
     const place = doc.paths['/v1/orders'].post;
     // Bodies are named components (#/components/schemas/...): follow the $ref.
-    const deref = (node: any): any => (node?.$ref ? deref(node.$ref.slice(2).split('/').reduce((n: any, k: string) => n[k], doc)) : node);
+    const deref = (node: any): any =>
+      node?.$ref
+        ? deref(
+            node.$ref
+              .slice(2)
+              .split('/')
+              .reduce((n: any, k: string) => n[k], doc),
+          )
+        : node;
     const body = deref(place.requestBody.content['application/json'].schema);
     expect(body.required).toEqual(['customer_id', 'lines']);
     expect(body.properties.lines).toMatchObject({ type: 'array', minItems: 1, maxItems: 100 });
-    expect(body.properties.lines.items.properties.quantity).toMatchObject({ type: 'integer', minimum: 1, maximum: 10000 });
-    expect(body.properties.on_insufficient_stock).toMatchObject({ enum: ['backorder', 'reject'], default: 'backorder' });
-    expect(place.parameters.find((p: any) => p.name === 'Idempotency-Key')).toMatchObject({ in: 'header', schema: { maxLength: 255 } });
+    expect(body.properties.lines.items.properties.quantity).toMatchObject({
+      type: 'integer',
+      minimum: 1,
+      maximum: 10000,
+    });
+    expect(body.properties.on_insufficient_stock).toMatchObject({
+      enum: ['backorder', 'reject'],
+      default: 'backorder',
+    });
+    expect(place.parameters.find((p: any) => p.name === 'Idempotency-Key')).toMatchObject({
+      in: 'header',
+      schema: { maxLength: 255 },
+    });
     expect(place.security).toEqual([{ bearer: [] }]);
     const list = doc.paths['/v1/orders'].get.parameters;
-    expect(list.find((p: any) => p.name === 'limit')).toMatchObject({ in: 'query', required: false, schema: { maximum: 200 } });
-    expect(deref(doc.paths['/v1/reports/ledger'].get.responses['200'].content['application/json'].schema).properties.mismatches.type).toBe('array');
+    expect(list.find((p: any) => p.name === 'limit')).toMatchObject({
+      in: 'query',
+      required: false,
+      schema: { maximum: 200 },
+    });
+    expect(
+      deref(doc.paths['/v1/reports/ledger'].get.responses['200'].content['application/json'].schema).properties
+        .mismatches.type,
+    ).toBe('array');
   });
 });
 
 describe('operators: request log', () => {
   it('when a request is served by a real API process, then one JSON line carries its request id, route, status and duration', async () => {
     const port = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as any).port; s.close(() => resolve(p)); });
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as any).port;
+        s.close(() => resolve(p));
+      });
     });
     const api = h().spawnWorker({ LOG_LEVEL: 'info', PORT: String(port) }, 'api');
     const base = `http://127.0.0.1:${port}`;
     await waitFor(async () => (await fetch(`${base}/healthz`)).ok, { what: 'API up', timeout: 30000 });
     const c = await makeCustomer(h());
-    const res = await fetch(`${base}/v1/customers/${c.id}`, { headers: { authorization: `Bearer ${KEYS.intake}`, 'x-request-id': 'trace-me-42' } });
+    const res = await fetch(`${base}/v1/customers/${c.id}`, {
+      headers: { authorization: `Bearer ${KEYS.intake}`, 'x-request-id': 'trace-me-42' },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('x-request-id')).toBe('trace-me-42');
-    const line = await waitFor(async () => api.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
-      .find((l) => l.requestId === 'trace-me-42'), { what: 'request log line' });
-    expect(line).toMatchObject({ msg: 'request', method: 'GET', route: '/v1/customers/:id', path: `/v1/customers/${c.id}`, status: 200, level: 30 });
+    const line = await waitFor(
+      async () =>
+        api
+          .output()
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l))
+          .find((l) => l.requestId === 'trace-me-42'),
+      { what: 'request log line' },
+    );
+    expect(line).toMatchObject({
+      msg: 'request',
+      method: 'GET',
+      route: '/v1/customers/:id',
+      path: `/v1/customers/${c.id}`,
+      status: 200,
+      level: 30,
+    });
     expect(typeof line.ms).toBe('number');
     expect(JSON.stringify(line)).not.toContain(KEYS.intake);
     api.kill('SIGTERM');

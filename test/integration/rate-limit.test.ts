@@ -30,7 +30,11 @@ describe('rate limit on writes (RATE_LIMIT_RPS)', () => {
     expect((await h().api('GET', '/v1/orders', { role: 'intake' })).status).toBe(200);
     expect((await write('operator')).status).toBe(400);
     expectError(await write(null), 401, 'unauthorized');
-    const unknown = await h().api('POST', '/v1/customers', { role: null, headers: { authorization: 'Bearer not-a-known-key' }, body: {} });
+    const unknown = await h().api('POST', '/v1/customers', {
+      role: null,
+      headers: { authorization: 'Bearer not-a-known-key' },
+      body: {},
+    });
     expectError(unknown, 401, 'unauthorized');
   });
 
@@ -45,9 +49,14 @@ describe('rate limit on writes (RATE_LIMIT_RPS)', () => {
   it('when RATE_LIMIT_RPS is 0, then writes are not limited', async () => {
     const free = await createHarness(h().env.DATABASE_URL, { env: { RATE_LIMIT_RPS: '0' } });
     try {
-      const results = await Promise.all(Array.from({ length: 40 }, () =>
-        free.api('POST', '/v1/customers', { role: 'intake', body: { email: 'nope', name: 'x' } })));
+      const results = await Promise.all(
+        Array.from({ length: 40 }, () =>
+          free.api('POST', '/v1/customers', { role: 'intake', body: { email: 'nope', name: 'x' } }),
+        ),
+      );
       expect(results.map((r) => r.status)).toEqual(results.map(() => 400));
-    } finally { await free.close(); }
+    } finally {
+      await free.close();
+    }
   });
 });

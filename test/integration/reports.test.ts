@@ -9,7 +9,6 @@ import { KEYS, useHarness, waitFor } from '../helpers/harness';
 
 const h = useHarness({ workers: false });
 
-
 /** RFC 4180 reader: quoted cells, doubled quotes, CRLF rows. */
 function parseCsv(text: string): string[][] {
   const rows: string[][] = [];
@@ -19,11 +18,27 @@ function parseCsv(text: string): string[][] {
   for (let i = 0; i < text.length; i++) {
     const ch = text[i];
     if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') { cell += '"'; i++; } else if (ch === '"') quoted = false; else cell += ch;
+      if (ch === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else cell += ch;
     } else if (ch === '"') quoted = true;
-    else if (ch === ',') { row.push(cell); cell = ''; } else if (ch === '\r' && text[i + 1] === '\n') { row.push(cell); rows.push(row); row = []; cell = ''; i++; } else cell += ch;
+    else if (ch === ',') {
+      row.push(cell);
+      cell = '';
+    } else if (ch === '\r' && text[i + 1] === '\n') {
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = '';
+      i++;
+    } else cell += ch;
   }
-  if (cell !== '' || row.length) { row.push(cell); rows.push(row); }
+  if (cell !== '' || row.length) {
+    row.push(cell);
+    rows.push(row);
+  }
   return rows;
 }
 
@@ -35,7 +50,10 @@ describe('reports', () => {
     const p2 = await makeProduct(h(), 1, { price_cents: 250 });
     const o1 = await placeOrder(h(), c.id, [{ sku: p1.sku, quantity: 2 }]);
     await untilStatus(h(), o1.id, 'confirmed');
-    const o2 = await placeOrder(h(), c.id, [{ sku: p1.sku, quantity: 1 }, { sku: p2.sku, quantity: 1 }]);
+    const o2 = await placeOrder(h(), c.id, [
+      { sku: p1.sku, quantity: 1 },
+      { sku: p2.sku, quantity: 1 },
+    ]);
     await untilStatus(h(), o2.id, 'confirmed');
     const o3 = await placeOrder(h(), c.id, [{ sku: p2.sku, quantity: 3 }]);
     await untilStatus(h(), o3.id, 'awaiting_stock');
@@ -48,16 +66,24 @@ describe('reports', () => {
     await untilStatus(h(), o6.id, 'confirmed');
     expect((await h().api('POST', `/v1/orders/${o6.id}/cancel`, { role: 'intake' })).status).toBe(200);
     // Put them on days of their own, far from anything else in this database.
-    const at: [string, string][] = [[o1.id, '2020-03-01T10:00:00Z'], [o2.id, '2020-03-01T23:59:59Z'], [o3.id, '2020-03-02T12:00:00Z'],
-      [o4.id, '2020-03-04T00:00:00Z'], [o5.id, '2020-03-04T18:30:00Z'], [o6.id, '2020-03-05T00:00:00Z']];
+    const at: [string, string][] = [
+      [o1.id, '2020-03-01T10:00:00Z'],
+      [o2.id, '2020-03-01T23:59:59Z'],
+      [o3.id, '2020-03-02T12:00:00Z'],
+      [o4.id, '2020-03-04T00:00:00Z'],
+      [o5.id, '2020-03-04T18:30:00Z'],
+      [o6.id, '2020-03-05T00:00:00Z'],
+    ];
     for (const [id, when] of at) await h().ctx.db('orders').where({ id }).update({ created_at: when });
 
     const r = await h().api('GET', '/v1/reports/orders?from=2020-03-01&to=2020-03-04');
     expect(r.status).toBe(200);
     // Revenue counts confirmed and completed orders only: o1 (2 × 1000), o2 (1000 + 250), o5 (3 × 1000).
     expect(r.body).toEqual({
-      from: '2020-03-01T00:00:00.000Z', to: '2020-03-05T00:00:00.000Z',
-      orders: 5, revenue_cents: 2000 + 1250 + 3000,
+      from: '2020-03-01T00:00:00.000Z',
+      to: '2020-03-05T00:00:00.000Z',
+      orders: 5,
+      revenue_cents: 2000 + 1250 + 3000,
       by_status: { received: 0, confirmed: 2, awaiting_stock: 1, rejected: 1, failed: 0, cancelled: 0, completed: 1 },
       per_day: [
         { day: '2020-03-01', orders: 2, revenue_cents: 3250 },
@@ -68,16 +94,30 @@ describe('reports', () => {
     });
     // A date-time `to` is exclusive: o4 at exactly 2020-03-04T00:00Z is left out; o6's day comes in with a later bound.
     const narrow = await h().api('GET', '/v1/reports/orders?from=2020-03-01T00:00:00Z&to=2020-03-04T00:00:00Z');
-    expect(narrow.body).toMatchObject({ orders: 3, revenue_cents: 3250, by_status: { confirmed: 2, awaiting_stock: 1, rejected: 0 } });
+    expect(narrow.body).toMatchObject({
+      orders: 3,
+      revenue_cents: 3250,
+      by_status: { confirmed: 2, awaiting_stock: 1, rejected: 0 },
+    });
     const wide = await h().api('GET', '/v1/reports/orders?from=2020-03-04&to=2020-03-05');
-    expect(wide.body).toMatchObject({ orders: 3, revenue_cents: 3000, by_status: { rejected: 1, completed: 1, cancelled: 1 } });
-    expect(wide.body.per_day).toEqual([{ day: '2020-03-04', orders: 2, revenue_cents: 3000 }, { day: '2020-03-05', orders: 1, revenue_cents: 0 }]);
+    expect(wide.body).toMatchObject({
+      orders: 3,
+      revenue_cents: 3000,
+      by_status: { rejected: 1, completed: 1, cancelled: 1 },
+    });
+    expect(wide.body.per_day).toEqual([
+      { day: '2020-03-04', orders: 2, revenue_cents: 3000 },
+      { day: '2020-03-05', orders: 1, revenue_cents: 0 },
+    ]);
   });
 
   it('when the orders report gets a bad window or the wrong key, then it answers 400, 401 or 403', async () => {
     const backwards = await h().api('GET', '/v1/reports/orders?from=2020-03-05&to=2020-03-01');
     expect(backwards.status).toBe(400);
-    expect(backwards.body.error).toMatchObject({ code: 'validation_failed', details: [{ path: 'query.to', message: 'must be after from' }] });
+    expect(backwards.body.error).toMatchObject({
+      code: 'validation_failed',
+      details: [{ path: 'query.to', message: 'must be after from' }],
+    });
     const garbage = await h().api('GET', '/v1/reports/orders?from=yesterday');
     expect(garbage.status).toBe(400);
     expect(garbage.body.error.details[0].path).toBe('query.from');
@@ -101,7 +141,15 @@ describe('reports', () => {
 
     const expected = [
       { sku: z.sku, name: '=SUM(A1)', on_hand: 0, reserved: 0, available: 0, backordered: 0, waiting_orders: 0 },
-      { sku: y.sku, name: 'Comma, "quoted"', on_hand: 2, reserved: 2, available: 0, backordered: 1 + 2, waiting_orders: 2 },
+      {
+        sku: y.sku,
+        name: 'Comma, "quoted"',
+        on_hand: 2,
+        reserved: 2,
+        available: 0,
+        backordered: 1 + 2,
+        waiting_orders: 2,
+      },
       { sku: x.sku, name: 'Plain', on_hand: 10, reserved: 3, available: 10 - 3, backordered: 0, waiting_orders: 0 },
     ];
     const mine = new Set([x.sku, y.sku, z.sku]);
@@ -119,9 +167,13 @@ describe('reports', () => {
     expect(rows[0]).toEqual(['sku', 'name', 'on_hand', 'reserved', 'available', 'backordered', 'waiting_orders']);
     expect(rows.length - 1).toBe(json.body.data.length);
     // A name that a spreadsheet would run as a formula is prefixed with a quote.
-    expect(rows.slice(1).filter((r) => mine.has(r[0]))).toEqual(expected.map((e) => [
-      e.sku, e.name.startsWith('=') ? `'${e.name}` : e.name, ...[e.on_hand, e.reserved, e.available, e.backordered, e.waiting_orders].map(String),
-    ]));
+    expect(rows.slice(1).filter((r) => mine.has(r[0]))).toEqual(
+      expected.map((e) => [
+        e.sku,
+        e.name.startsWith('=') ? `'${e.name}` : e.name,
+        ...[e.on_hand, e.reserved, e.available, e.backordered, e.waiting_orders].map(String),
+      ]),
+    );
   });
 
   it('when stock moves every way and one on_hand is corrupted by hand, then the ledger report balances the rest and flags that SKU', async () => {
@@ -129,14 +181,26 @@ describe('reports', () => {
     const c = await makeCustomer(h());
     const good = await makeProduct(h(), 10);
     const bad = await makeProduct(h(), 4);
-    expect((await h().api('POST', '/v1/restocks', { role: 'feed', body: { event_id: `ev-${good.sku}`, sku: good.sku, quantity: 5 } })).status).toBe(202);
-    await waitFor(async () => (await h().ctx.db('stock').where({ sku: good.sku }).first()).on_hand === 15, { what: 'restock applied' });
+    expect(
+      (
+        await h().api('POST', '/v1/restocks', {
+          role: 'feed',
+          body: { event_id: `ev-${good.sku}`, sku: good.sku, quantity: 5 },
+        })
+      ).status,
+    ).toBe(202);
+    await waitFor(async () => (await h().ctx.db('stock').where({ sku: good.sku }).first()).on_hand === 15, {
+      what: 'restock applied',
+    });
     const sold = await placeOrder(h(), c.id, [{ sku: good.sku, quantity: 3 }]);
     await untilStatus(h(), sold.id, 'confirmed');
     expect((await h().api('POST', `/v1/orders/${sold.id}/fulfill`, { role: 'feed' })).status).toBe(200);
     const held = await placeOrder(h(), c.id, [{ sku: good.sku, quantity: 2 }]);
     await untilStatus(h(), held.id, 'confirmed');
-    expect((await h().api('POST', `/v1/inventory/${good.sku}/adjustments`, { body: { delta: -1, reason: 'dropped one' } })).status).toBe(201);
+    expect(
+      (await h().api('POST', `/v1/inventory/${good.sku}/adjustments`, { body: { delta: -1, reason: 'dropped one' } }))
+        .status,
+    ).toBe(201);
     await untilStatus(h(), (await placeOrder(h(), c.id, [{ sku: bad.sku, quantity: 1 }])).id, 'confirmed');
 
     const before = await h().api('GET', '/v1/reports/ledger');
@@ -149,12 +213,30 @@ describe('reports', () => {
     expect(r.body.ok).toBe(false);
     const row = (sku: string) => r.body.data.find((d: any) => d.sku === sku);
     expect(row(good.sku)).toEqual({
-      sku: good.sku, initial: 10, receipts: 5, sales: 3, adjustments: -1, expected_on_hand: 10 + 5 - 3 - 1, on_hand: 11, ok: true,
-      expected_reserved: 2, reserved: 2, reserved_ok: true,
+      sku: good.sku,
+      initial: 10,
+      receipts: 5,
+      sales: 3,
+      adjustments: -1,
+      expected_on_hand: 10 + 5 - 3 - 1,
+      on_hand: 11,
+      ok: true,
+      expected_reserved: 2,
+      reserved: 2,
+      reserved_ok: true,
     });
     expect(row(bad.sku)).toEqual({
-      sku: bad.sku, initial: 4, receipts: 0, sales: 0, adjustments: 0, expected_on_hand: 4, on_hand: 4 + 7, ok: false,
-      expected_reserved: 1, reserved: 1, reserved_ok: true,
+      sku: bad.sku,
+      initial: 4,
+      receipts: 0,
+      sales: 0,
+      adjustments: 0,
+      expected_on_hand: 4,
+      on_hand: 4 + 7,
+      ok: false,
+      expected_reserved: 1,
+      reserved: 1,
+      reserved_ok: true,
     });
     expect(r.body.mismatches).toEqual([row(bad.sku)]);
   });
@@ -164,21 +246,45 @@ describe('reports', () => {
     const p = await makeProduct(h(), 10);
     for (let i = 0; i < 3; i++) await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
     await h().ctx.queues.notifications.add('probe', {}, { delay: 600_000 });
-    const counts = async () => Object.fromEntries((await h().api('GET', '/v1/reports/queues')).body.data.map((q: any) => [q.name, q]));
-    const waiting = await waitFor(async () => { const q = await counts(); return q.orders.waiting === 3 && q; }, { what: '3 order jobs waiting' });
+    const counts = async () =>
+      Object.fromEntries((await h().api('GET', '/v1/reports/queues')).body.data.map((q: any) => [q.name, q]));
+    const waiting = await waitFor(
+      async () => {
+        const q = await counts();
+        return q.orders.waiting === 3 && q;
+      },
+      { what: '3 order jobs waiting' },
+    );
     expect(Object.keys(waiting).sort()).toEqual(['maintenance', 'notifications', 'orders', 'restocks']);
-    expect(waiting.orders).toEqual({ name: 'orders', waiting: 3, active: 0, delayed: 0, failed: 0, completed: 0, waiting_children: 0, paused: false });
+    expect(waiting.orders).toEqual({
+      name: 'orders',
+      waiting: 3,
+      active: 0,
+      delayed: 0,
+      failed: 0,
+      completed: 0,
+      waiting_children: 0,
+      paused: false,
+    });
     expect(waiting.notifications).toMatchObject({ waiting: 0, delayed: 1 });
 
     await h().startWorkers(['orders']);
-    const done = await waitFor(async () => { const q = await counts(); return q.orders.completed === 3 && q; }, { what: '3 order jobs completed' });
+    const done = await waitFor(
+      async () => {
+        const q = await counts();
+        return q.orders.completed === 3 && q;
+      },
+      { what: '3 order jobs completed' },
+    );
     expect(done.orders).toMatchObject({ waiting: 0, active: 0, failed: 0, completed: 3 });
   });
 
   it('when Redis is unreachable, then the queues report is 503 and the other reports still answer', async () => {
     const ctx = createContext(loadConfig({ ...h().env, REDIS_URL: 'redis://127.0.0.1:1' }));
     for (const q of Object.values(ctx.queues)) q.on('error', () => undefined); // expected: nothing listens on port 1
-    const server = await new Promise<Server>((r) => { const s = createApp(ctx).listen(0, '127.0.0.1', () => r(s)); });
+    const server = await new Promise<Server>((r) => {
+      const s = createApp(ctx).listen(0, '127.0.0.1', () => r(s));
+    });
     try {
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const get = (path: string) => fetch(`${base}${path}`, { headers: { authorization: `Bearer ${KEYS.operator}` } });

@@ -18,7 +18,10 @@ describe('security headers (helmet)', () => {
     ];
     for (const r of responses) {
       const hd = r.headers;
-      expect({ status: r.status, nosniff: hd.get('x-content-type-options') }).toEqual({ status: r.status, nosniff: 'nosniff' });
+      expect({ status: r.status, nosniff: hd.get('x-content-type-options') }).toEqual({
+        status: r.status,
+        nosniff: 'nosniff',
+      });
       expect(hd.get('x-frame-options')).toBe('SAMEORIGIN');
       expect(hd.get('strict-transport-security')).toMatch(/max-age=\d+/);
       expect(hd.get('referrer-policy')).toBe('no-referrer');
@@ -32,13 +35,28 @@ describe('security headers (helmet)', () => {
 });
 
 describe('CSRF on the board', () => {
-  it('when another site makes a browser POST or PUT to the board with the operator\'s Basic credentials, then it is refused and no queue changes', async () => {
-    await h().ctx.queues.orders.add('process-order', { orderId: '0190d6c1-0000-7000-8000-000000000000' }, { jobId: 'csrf-probe' });
+  it("when another site makes a browser POST or PUT to the board with the operator's Basic credentials, then it is refused and no queue changes", async () => {
+    await h().ctx.queues.orders.add(
+      'process-order',
+      { orderId: '0190d6c1-0000-7000-8000-000000000000' },
+      { jobId: 'csrf-probe' },
+    );
     const basic = `Basic ${Buffer.from(`op:${KEYS.operator}`).toString('base64')}`;
-    const board = (method: string, path: string, headers: Record<string, string>, body?: unknown) => fetch(`${h().baseUrl}/admin/queues/api/queues/orders${path}`, {
-      method, body: body === undefined ? undefined : JSON.stringify(body), headers: { authorization: basic, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    });
-    const foreign: Record<string, string>[] = [{ origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }, { origin: 'null' }];
+    const board = (method: string, path: string, headers: Record<string, string>, body?: unknown) =>
+      fetch(`${h().baseUrl}/admin/queues/api/queues/orders${path}`, {
+        method,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        headers: {
+          authorization: basic,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...headers,
+        },
+      });
+    const foreign: Record<string, string>[] = [
+      { origin: 'https://evil.example' },
+      { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' },
+      { origin: 'null' },
+    ];
     for (const headers of foreign) {
       const add = await board('POST', '/add', headers, { name: 'process-order', data: { orderId: 'x' } });
       expect(add.status).toBe(403);
@@ -92,10 +110,13 @@ describe('no secret in logs, job data or the record', () => {
       wrongKey: 'presented-WRONG-k3y-123abc',
     };
     const webhookSecret = `whsec_${secrets.webhookB64}`;
-    const needles = [...Object.values(secrets), webhookSecret,
+    const needles = [
+      ...Object.values(secrets),
+      webhookSecret,
       Buffer.from(`\u0000mailer\u0000${secrets.smtpPassword}`).toString('base64'), // AUTH PLAIN on the wire
       Buffer.from(secrets.smtpPassword).toString('base64'), // AUTH LOGIN on the wire
-      Buffer.from(`x:${secrets.operator}`).toString('base64')]; // the Basic header a browser sends
+      Buffer.from(`x:${secrets.operator}`).toString('base64'),
+    ]; // the Basic header a browser sends
 
     // A receiver that refuses each event's first delivery (so failures are logged), and an SMTP server that wants the password.
     const seen = new Map<string, number>();
@@ -110,61 +131,134 @@ describe('no secret in logs, job data or the record', () => {
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     let mails = 0;
     const smtp = new SMTPServer({
-      logger: false, disabledCommands: ['STARTTLS'], allowInsecureAuth: true, authMethods: ['PLAIN', 'LOGIN'],
-      onAuth(auth, _s, cb) { return auth.password === secrets.smtpPassword ? cb(null, { user: auth.username }) : cb(new Error('bad credentials')); },
-      onData(stream, _s, cb) { stream.resume(); stream.on('end', () => { mails++; cb(); }); },
+      logger: false,
+      disabledCommands: ['STARTTLS'],
+      allowInsecureAuth: true,
+      authMethods: ['PLAIN', 'LOGIN'],
+      onAuth(auth, _s, cb) {
+        return auth.password === secrets.smtpPassword
+          ? cb(null, { user: auth.username })
+          : cb(new Error('bad credentials'));
+      },
+      onData(stream, _s, cb) {
+        stream.resume();
+        stream.on('end', () => {
+          mails++;
+          cb();
+        });
+      },
     });
     await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', () => r()));
     const smtpPort = (smtp.server.address() as AddressInfo).port;
 
     const port = await freePort();
-    const proc = h().spawnWorker({
-      PORT: String(port), LOG_LEVEL: 'trace',
-      API_KEYS: `intake:${secrets.intake},feed:${secrets.feed},operator:${secrets.operator}`,
-      WEBHOOK_SECRET: webhookSecret,
-      SMTP_URL: `smtp://mailer:${secrets.smtpPassword}@127.0.0.1:${smtpPort}`,
-      NOTIFY_WEBHOOK_URL: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`,
-      NOTIFY_BACKOFF_MS: '100',
-    }, 'all');
+    const proc = h().spawnWorker(
+      {
+        PORT: String(port),
+        LOG_LEVEL: 'trace',
+        API_KEYS: `intake:${secrets.intake},feed:${secrets.feed},operator:${secrets.operator}`,
+        WEBHOOK_SECRET: webhookSecret,
+        SMTP_URL: `smtp://mailer:${secrets.smtpPassword}@127.0.0.1:${smtpPort}`,
+        NOTIFY_WEBHOOK_URL: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`,
+        NOTIFY_BACKOFF_MS: '100',
+      },
+      'all',
+    );
     const base = `http://127.0.0.1:${port}`;
-    const call = async (method: string, path: string, key: string | null, body?: unknown, headers: Record<string, string> = {}) => {
+    const call = async (
+      method: string,
+      path: string,
+      key: string | null,
+      body?: unknown,
+      headers: Record<string, string> = {},
+    ) => {
       const res = await fetch(`${base}${path}`, {
-        method, body: body === undefined ? undefined : JSON.stringify(body),
-        headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+        method,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        headers: {
+          ...(key ? { authorization: `Bearer ${key}` } : {}),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...headers,
+        },
       });
       return { status: res.status, body: await res.json().catch(() => undefined) };
     };
     const ids: string[] = [];
     try {
-      await waitFor(async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok, { timeout: 30_000, what: 'process up' });
-      const customer = await call('POST', '/v1/customers', secrets.intake, { email: 'secret-test@example.test', name: 'S' });
+      await waitFor(async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok, {
+        timeout: 30_000,
+        what: 'process up',
+      });
+      const customer = await call('POST', '/v1/customers', secrets.intake, {
+        email: 'secret-test@example.test',
+        name: 'S',
+      });
       expect(customer.status).toBe(201);
-      expect((await call('POST', '/v1/products', secrets.operator, { sku: 'SEC-1', name: 'S', price_cents: 100, initial_stock: 3 })).status).toBe(201);
+      expect(
+        (
+          await call('POST', '/v1/products', secrets.operator, {
+            sku: 'SEC-1',
+            name: 'S',
+            price_cents: 100,
+            initial_stock: 3,
+          })
+        ).status,
+      ).toBe(201);
       for (let i = 0; i < 5; i++) {
-        const o = await call('POST', '/v1/orders', secrets.intake, { customer_id: customer.body.id, lines: [{ sku: 'SEC-1', quantity: 1 }] }, { 'idempotency-key': `sec-${i}` });
+        const o = await call(
+          'POST',
+          '/v1/orders',
+          secrets.intake,
+          { customer_id: customer.body.id, lines: [{ sku: 'SEC-1', quantity: 1 }] },
+          { 'idempotency-key': `sec-${i}` },
+        );
         expect(o.status).toBe(202);
         ids.push(o.body.id);
       }
-      expect((await call('POST', '/v1/restocks', secrets.feed, { event_id: 'sec-restock-1', sku: 'SEC-1', quantity: 4 })).status).toBe(202);
+      expect(
+        (await call('POST', '/v1/restocks', secrets.feed, { event_id: 'sec-restock-1', sku: 'SEC-1', quantity: 4 }))
+          .status,
+      ).toBe(202);
       // Refused attempts: a wrong key, a key of the wrong role, a bad body, a Basic login to the operator pages.
       expect((await call('GET', '/v1/orders', secrets.wrongKey)).status).toBe(401);
       expect((await call('POST', '/v1/products', secrets.intake, { sku: 'NOPE' })).status).toBe(403);
       expect((await call('POST', '/v1/orders', secrets.intake, { customer_id: 'x', lines: [] })).status).toBe(400);
-      await fetch(`${base}/metrics`, { headers: { authorization: `Basic ${Buffer.from(`x:${secrets.operator}`).toString('base64')}` } });
-      await fetch(`${base}/metrics`, { headers: { authorization: `Basic ${Buffer.from(`x:${secrets.wrongKey}`).toString('base64')}` } });
+      await fetch(`${base}/metrics`, {
+        headers: { authorization: `Basic ${Buffer.from(`x:${secrets.operator}`).toString('base64')}` },
+      });
+      await fetch(`${base}/metrics`, {
+        headers: { authorization: `Basic ${Buffer.from(`x:${secrets.wrongKey}`).toString('base64')}` },
+      });
       // Every event delivered by webhook (after a refused first try) and by e-mail.
-      await waitFor(async () => {
-        // 3 in stock + 4 restocked: all five end confirmed (some may wait first), every event settled.
-        const confirmed = await h().ctx.db('orders').whereIn('id', ids).where('status', 'confirmed').count({ n: '*' }).first();
-        const open = await h().ctx.db('events').whereIn('order_id', ids).whereNull('settled_at').count({ n: '*' }).first();
-        return Number(confirmed?.n) === 5 && Number(open?.n) === 0;
-      }, { timeout: 60_000, what: 'events delivered' }).catch(async (err) => {
-        const rows = await h().ctx.db('events as e').leftJoin('notifications as n', 'n.event_id', 'e.id').whereIn('e.order_id', ids)
+      await waitFor(
+        async () => {
+          // 3 in stock + 4 restocked: all five end confirmed (some may wait first), every event settled.
+          const confirmed = await h()
+            .ctx.db('orders')
+            .whereIn('id', ids)
+            .where('status', 'confirmed')
+            .count({ n: '*' })
+            .first();
+          const open = await h()
+            .ctx.db('events')
+            .whereIn('order_id', ids)
+            .whereNull('settled_at')
+            .count({ n: '*' })
+            .first();
+          return Number(confirmed?.n) === 5 && Number(open?.n) === 0;
+        },
+        { timeout: 60_000, what: 'events delivered' },
+      ).catch(async (err) => {
+        const rows = await h()
+          .ctx.db('events as e')
+          .leftJoin('notifications as n', 'n.event_id', 'e.id')
+          .whereIn('e.order_id', ids)
           .select('e.type', 'e.settled_at', 'n.channel', 'n.status', 'n.attempts', 'n.last_error');
         throw new Error(`${(err as Error).message}: ${JSON.stringify(rows)}`);
       });
       const order = await call('GET', `/v1/orders/${ids[0]}`, secrets.intake);
-      if (order.body.status === 'confirmed') expect((await call('POST', `/v1/orders/${ids[0]}/fulfill`, secrets.feed)).status).toBe(200);
+      if (order.body.status === 'confirmed')
+        expect((await call('POST', `/v1/orders/${ids[0]}/fulfill`, secrets.feed)).status).toBe(200);
       expect((await call('POST', `/v1/orders/${ids[1]}/cancel`, secrets.intake, { reason: 'test' })).status).toBe(200);
       await new Promise((r) => setTimeout(r, 1500));
     } finally {
@@ -194,7 +288,16 @@ describe('no secret in logs, job data or the record', () => {
       for (const v of Object.values(job.data)) expect(String(v), job.key).toMatch(ID);
     }
 
-    const tables = ['notifications', 'events', 'outbox', 'order_history', 'idempotency_keys', 'stock_movements', 'orders', 'customers'];
+    const tables = [
+      'notifications',
+      'events',
+      'outbox',
+      'order_history',
+      'idempotency_keys',
+      'stock_movements',
+      'orders',
+      'customers',
+    ];
     for (const t of tables) {
       const { rows } = await h().ctx.db.raw(`SELECT COALESCE(string_agg(x::text, '\n'), '') AS t FROM ?? x`, [t]);
       for (const n of needles) expect(rows[0].t.includes(n), `${t} contains ${n}`).toBe(false);

@@ -22,19 +22,32 @@ describe('stock row under concurrent adjustments', () => {
     const p = await makeProduct(h(), initial);
     const deltas = Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? (i % 5) + 1 : -((i % 7) + 1)));
     const conflictsBefore = await conflictCount('adjustment');
-    const retriesBefore = (await metrics.optimisticRetries.get()).values.filter((v) => v.labels.op === 'adjustment').reduce((s, v) => s + v.value, 0);
+    const retriesBefore = (await metrics.optimisticRetries.get()).values
+      .filter((v) => v.labels.op === 'adjustment')
+      .reduce((s, v) => s + v.value, 0);
 
     const t0 = Date.now();
-    const results = await Promise.all(deltas.map((delta, i) =>
-      h().api('POST', `/v1/inventory/${p.sku}/adjustments`, { body: { delta, reason: `parallel ${i}` } })));
+    const results = await Promise.all(
+      deltas.map((delta, i) =>
+        h().api('POST', `/v1/inventory/${p.sku}/adjustments`, { body: { delta, reason: `parallel ${i}` } }),
+      ),
+    );
     const elapsed = Date.now() - t0;
 
-    expect(results.map((r) => r.status), results.find((r) => r.status !== 201)?.text).toEqual(deltas.map(() => 201));
+    expect(
+      results.map((r) => r.status),
+      results.find((r) => r.status !== 201)?.text,
+    ).toEqual(deltas.map(() => 201));
     expect(new Set(results.map((r) => r.body.id)).size).toBe(50);
     // Every request's movement is its own: reason i carries delta i.
-    const moves = await h().ctx.db('stock_movements').where({ sku: p.sku, type: 'adjustment' }).select('quantity', 'reason');
+    const moves = await h()
+      .ctx.db('stock_movements')
+      .where({ sku: p.sku, type: 'adjustment' })
+      .select('quantity', 'reason');
     expect(moves).toHaveLength(50);
-    expect(Object.fromEntries(moves.map((m) => [m.reason, m.quantity]))).toEqual(Object.fromEntries(deltas.map((d, i) => [`parallel ${i}`, d])));
+    expect(Object.fromEntries(moves.map((m) => [m.reason, m.quantity]))).toEqual(
+      Object.fromEntries(deltas.map((d, i) => [`parallel ${i}`, d])),
+    );
 
     const expected = initial + deltas.reduce((s, d) => s + d, 0);
     const row = await stockOf(h(), p.sku);
@@ -47,7 +60,10 @@ describe('stock row under concurrent adjustments', () => {
     expect(own.every((v) => v >= 1 && v <= 50)).toBe(true);
 
     const conflicts = (await conflictCount('adjustment')) - conflictsBefore;
-    const retries = (await metrics.optimisticRetries.get()).values.filter((v) => v.labels.op === 'adjustment').reduce((s, v) => s + v.value, 0) - retriesBefore;
+    const retries =
+      (await metrics.optimisticRetries.get()).values
+        .filter((v) => v.labels.op === 'adjustment')
+        .reduce((s, v) => s + v.value, 0) - retriesBefore;
     expect(conflicts).toBeGreaterThan(0);
     expect(retries).toBeGreaterThanOrEqual(conflicts);
     expect(await redisStat('optimistic_conflicts')).toBe(conflicts);
@@ -60,15 +76,20 @@ describe('stock row under concurrent adjustments', () => {
 
   it('when 30 parallel removals of 1 race for 10 units, then exactly 10 land, 20 get 409, and on_hand never goes below 0', async () => {
     const p = await makeProduct(h(), 10);
-    const results = await Promise.all(Array.from({ length: 30 }, (_, i) =>
-      h().api('POST', `/v1/inventory/${p.sku}/adjustments`, { body: { delta: -1, reason: `take ${i}` } })));
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        h().api('POST', `/v1/inventory/${p.sku}/adjustments`, { body: { delta: -1, reason: `take ${i}` } }),
+      ),
+    );
     const statuses = results.map((r) => r.status);
     expect(statuses.filter((s) => s === 201)).toHaveLength(10);
     expect(statuses.filter((s) => s === 409)).toHaveLength(20);
     expect(results.filter((r) => r.status === 409).every((r) => r.body.error.code === 'conflict')).toBe(true);
     expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 0, reserved: 0, version: 10 });
     expect(await ledgerOnHand(h(), p.sku)).toBe(0);
-    expect(await h().ctx.db('stock_movements').where({ sku: p.sku, type: 'adjustment' }).count({ n: '*' }).first()).toEqual({ n: 10 });
+    expect(
+      await h().ctx.db('stock_movements').where({ sku: p.sku, type: 'adjustment' }).count({ n: '*' }).first(),
+    ).toEqual({ n: 10 });
   });
 });
 
@@ -76,17 +97,25 @@ describe('stock row that never stops moving', () => {
   it('when every optimistic update of a row is lost, then the bounded retries end in 503 unavailable with Retry-After and nothing changes', async () => {
     const p = await makeProduct(h(), 5);
     // Arrange: a trigger that silently skips every update of this row, exactly what a lost version check looks like.
-    await h().ctx.db.raw(`CREATE FUNCTION skip_stock_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`);
-    await h().ctx.db.raw(`CREATE TRIGGER skip_stock_update BEFORE UPDATE ON stock FOR EACH ROW WHEN (OLD.sku = '${p.sku}') EXECUTE FUNCTION skip_stock_update()`);
+    await h().ctx.db.raw(
+      `CREATE FUNCTION skip_stock_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`,
+    );
+    await h().ctx.db.raw(
+      `CREATE TRIGGER skip_stock_update BEFORE UPDATE ON stock FOR EACH ROW WHEN (OLD.sku = '${p.sku}') EXECUTE FUNCTION skip_stock_update()`,
+    );
     try {
       const conflictsBefore = await conflictCount('adjustment');
-      const res = await h().api('POST', `/v1/inventory/${p.sku}/adjustments`, { body: { delta: 1, reason: 'never lands' } });
+      const res = await h().api('POST', `/v1/inventory/${p.sku}/adjustments`, {
+        body: { delta: 1, reason: 'never lands' },
+      });
       expect(res.status, res.text).toBe(503);
       expect(res.body.error.code).toBe('unavailable');
       expect(res.headers.get('retry-after')).toBeTruthy();
       expect((await conflictCount('adjustment')) - conflictsBefore).toBeGreaterThanOrEqual(29); // 30 attempts, each lost
       expect(await stockOf(h(), p.sku)).toMatchObject({ on_hand: 5, version: 0 });
-      expect(await h().ctx.db('stock_movements').where({ sku: p.sku, type: 'adjustment' }).count({ n: '*' }).first()).toEqual({ n: 0 });
+      expect(
+        await h().ctx.db('stock_movements').where({ sku: p.sku, type: 'adjustment' }).count({ n: '*' }).first(),
+      ).toEqual({ n: 0 });
     } finally {
       await h().ctx.db.raw('DROP TRIGGER skip_stock_update ON stock');
       await h().ctx.db.raw('DROP FUNCTION skip_stock_update()');

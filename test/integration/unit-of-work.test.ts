@@ -14,9 +14,23 @@ function recording() {
   const served: string[][] = [];
   const real = ctx.jobs;
   return {
-    ctx: { ...ctx, jobs: { ...real, publish: async (rows: OutboxRow[]) => { published.push(rows); await real.publish(rows); } },
-      afterCommit: { serveSkus: async (skus: string[]) => { served.push(skus); } } },
-    published, served,
+    ctx: {
+      ...ctx,
+      jobs: {
+        ...real,
+        publish: async (rows: OutboxRow[]) => {
+          published.push(rows);
+          await real.publish(rows);
+        },
+      },
+      afterCommit: {
+        serveSkus: async (skus: string[]) => {
+          served.push(skus);
+        },
+      },
+    },
+    published,
+    served,
   };
 }
 
@@ -35,17 +49,21 @@ describe('unit of work', () => {
     expect(seenInside).toBe(0);
     expect(r.published.map((rows) => rows.map((x) => x.job_id))).toEqual([['uow-a', 'uow-b']]);
     expect(r.served).toEqual([['A', 'B']]);
-    expect(await h().ctx.db('outbox').whereIn('job_id', ['uow-a', 'uow-b']).count({ n: '*' }).first()).toEqual({ n: 2 });
+    expect(await h().ctx.db('outbox').whereIn('job_id', ['uow-a', 'uow-b']).count({ n: '*' }).first()).toEqual({
+      n: 2,
+    });
     expect(await h().ctx.queues.maintenance.getJob('uow-a')).toBeDefined();
   });
 
   it('when a unit throws, then nothing it asked for happens: no outbox row, no publish, no serving', async () => {
     const r = recording();
-    await expect(runUnitOfWork(r.ctx, 'test', async (uow) => {
-      await uow.addJobs([job('uow-rolled-back')]);
-      uow.serveSkus(['A']);
-      throw new Error('refused');
-    })).rejects.toThrow('refused');
+    await expect(
+      runUnitOfWork(r.ctx, 'test', async (uow) => {
+        await uow.addJobs([job('uow-rolled-back')]);
+        uow.serveSkus(['A']);
+        throw new Error('refused');
+      }),
+    ).rejects.toThrow('refused');
     expect(r.published).toEqual([]);
     expect(r.served).toEqual([]);
     expect(await h().ctx.db('outbox').where({ job_id: 'uow-rolled-back' }).first()).toBeUndefined();
@@ -68,8 +86,19 @@ describe('unit of work', () => {
   });
 
   it('when serving after commit fails, then the committed unit stands and the caller gets its result', async () => {
-    const ctx = { ...h().ctx, afterCommit: { serveSkus: async () => { throw new Error('PostgreSQL went away'); } } };
-    const out = await runUnitOfWork(ctx, 'test', async (uow) => { await uow.addJobs([job('uow-stands')]); uow.serveSkus(['A']); return 'done'; });
+    const ctx = {
+      ...h().ctx,
+      afterCommit: {
+        serveSkus: async () => {
+          throw new Error('PostgreSQL went away');
+        },
+      },
+    };
+    const out = await runUnitOfWork(ctx, 'test', async (uow) => {
+      await uow.addJobs([job('uow-stands')]);
+      uow.serveSkus(['A']);
+      return 'done';
+    });
     expect(out).toBe('done');
     expect(await h().ctx.db('outbox').where({ job_id: 'uow-stands' }).first()).toBeDefined();
   });

@@ -26,8 +26,18 @@ describe('API key lookup', () => {
   });
 
   it('when a near miss of any length is presented, then nothing is found and nothing throws', () => {
-    for (const k of ['', 'i', 'intake-key-012345678', 'intake-key-01234567890', 'INTAKE-KEY-0123456789', ' intake-key-0123456789',
-      'intake-key-0123456789\u0000', 'x'.repeat(100_000), 'ключ-🔑', 'operator-key-ZYXWVUTSRQ'.slice(0, -1)]) {
+    for (const k of [
+      '',
+      'i',
+      'intake-key-012345678',
+      'intake-key-01234567890',
+      'INTAKE-KEY-0123456789',
+      ' intake-key-0123456789',
+      'intake-key-0123456789\u0000',
+      'x'.repeat(100_000),
+      'ключ-🔑',
+      'operator-key-ZYXWVUTSRQ'.slice(0, -1),
+    ]) {
       expect(lookup(k)).toBeUndefined();
     }
   });

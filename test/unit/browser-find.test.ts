@@ -5,7 +5,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { findChromium, NO_BROWSER } from '../helpers/browser';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'orderflow-find-browser-'));
-const file = (name: string, mode: number) => { const f = path.join(dir, name); writeFileSync(f, '#!/bin/sh\n'); chmodSync(f, mode); return f; };
+const file = (name: string, mode: number) => {
+  const f = path.join(dir, name);
+  writeFileSync(f, '#!/bin/sh\n');
+  chmodSync(f, mode);
+  return f;
+};
 const chrome = file('google-chrome', 0o755);
 const notExecutable = file('chromium', 0o644);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -17,7 +22,9 @@ describe('the browser the browser tests drive', () => {
   });
 
   it('when CHROMIUM_PATH names no executable, then it fails saying so instead of falling back', async () => {
-    await expect(findChromium({ env: { CHROMIUM_PATH: notExecutable, PATH: dir } })).rejects.toThrow(`CHROMIUM_PATH=${notExecutable} is not an executable file`);
+    await expect(findChromium({ env: { CHROMIUM_PATH: notExecutable, PATH: dir } })).rejects.toThrow(
+      `CHROMIUM_PATH=${notExecutable} is not an executable file`,
+    );
   });
 
   it('when CHROMIUM_PATH is unset, then the first executable chromium/chrome on the PATH is used (a non-executable one is skipped)', async () => {

@@ -17,33 +17,71 @@ describe('loadConfig', () => {
   it('when nothing is set, then the contract defaults apply and the fixed development keys are used', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
-      NODE_ENV: 'development', DATABASE_URL: DEFAULT_DATABASE_URL, REDIS_URL: DEFAULT_REDIS_URL, PORT: 3000, QUEUE_PREFIX: 'orderflow',
-      BACKORDER_TTL_SECONDS: 604800, RECONCILE_AFTER_SECONDS: 30, NOTIFY_MAX_ATTEMPTS: 12, NOTIFY_BACKOFF_MS: 10000, RATE_LIMIT_RPS: 0,
-      devKeys: true, databaseUrlDefaulted: true, redisUrlDefaulted: true,
+      NODE_ENV: 'development',
+      DATABASE_URL: DEFAULT_DATABASE_URL,
+      REDIS_URL: DEFAULT_REDIS_URL,
+      PORT: 3000,
+      QUEUE_PREFIX: 'orderflow',
+      BACKORDER_TTL_SECONDS: 604800,
+      RECONCILE_AFTER_SECONDS: 30,
+      NOTIFY_MAX_ATTEMPTS: 12,
+      NOTIFY_BACKOFF_MS: 10000,
+      RATE_LIMIT_RPS: 0,
+      devKeys: true,
+      databaseUrlDefaulted: true,
+      redisUrlDefaulted: true,
     });
     expect(DEFAULT_DATABASE_URL).toBe('postgres://postgres@127.0.0.1:5432/orderflow');
     expect(DEFAULT_REDIS_URL).toBe('redis://127.0.0.1:6379');
     expect(c.WEBHOOK_SECRET).toBeUndefined();
     expect(c.NOTIFY_WEBHOOK_URL).toBeUndefined();
     expect(c.SMTP_URL).toBeUndefined();
-    expect(c.API_KEYS.map((k) => [k.role, k.key])).toEqual([['intake', 'dev-intake-key'], ['feed', 'dev-feed-key'], ['operator', 'dev-operator-key']]);
+    expect(c.API_KEYS.map((k) => [k.role, k.key])).toEqual([
+      ['intake', 'dev-intake-key'],
+      ['feed', 'dev-feed-key'],
+      ['operator', 'dev-operator-key'],
+    ]);
     expect(Object.isFrozen(c)).toBe(true);
   });
 
   it('when every variable is set validly, then each is parsed to its type', () => {
     const c = loadConfig({
-      NODE_ENV: 'production', DATABASE_URL: 'postgresql://u:p@db:5432/shop', REDIS_URL: 'rediss://cache:6380', PORT: '8080',
-      API_KEYS: 'intake:intake-secret-1, feed:feed-secret-22 ,operator:op-secret-333', WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
-      NOTIFY_WEBHOOK_URL: 'https://hooks.example.test/orders', SMTP_URL: 'smtp://mail:2525', QUEUE_PREFIX: '{orderflow}',
-      BACKORDER_TTL_SECONDS: '60', RECONCILE_AFTER_SECONDS: '5', NOTIFY_MAX_ATTEMPTS: '3', NOTIFY_BACKOFF_MS: '250', RATE_LIMIT_RPS: '20',
+      NODE_ENV: 'production',
+      DATABASE_URL: 'postgresql://u:p@db:5432/shop',
+      REDIS_URL: 'rediss://cache:6380',
+      PORT: '8080',
+      API_KEYS: 'intake:intake-secret-1, feed:feed-secret-22 ,operator:op-secret-333',
+      WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      NOTIFY_WEBHOOK_URL: 'https://hooks.example.test/orders',
+      SMTP_URL: 'smtp://mail:2525',
+      QUEUE_PREFIX: '{orderflow}',
+      BACKORDER_TTL_SECONDS: '60',
+      RECONCILE_AFTER_SECONDS: '5',
+      NOTIFY_MAX_ATTEMPTS: '3',
+      NOTIFY_BACKOFF_MS: '250',
+      RATE_LIMIT_RPS: '20',
     });
     expect(c).toMatchObject({
-      DATABASE_URL: 'postgresql://u:p@db:5432/shop', REDIS_URL: 'rediss://cache:6380', PORT: 8080, QUEUE_PREFIX: '{orderflow}',
-      BACKORDER_TTL_SECONDS: 60, RECONCILE_AFTER_SECONDS: 5, NOTIFY_MAX_ATTEMPTS: 3, NOTIFY_BACKOFF_MS: 250, RATE_LIMIT_RPS: 20,
-      NOTIFY_WEBHOOK_URL: 'https://hooks.example.test/orders', SMTP_URL: 'smtp://mail:2525', devKeys: false,
-      databaseUrlDefaulted: false, redisUrlDefaulted: false,
+      DATABASE_URL: 'postgresql://u:p@db:5432/shop',
+      REDIS_URL: 'rediss://cache:6380',
+      PORT: 8080,
+      QUEUE_PREFIX: '{orderflow}',
+      BACKORDER_TTL_SECONDS: 60,
+      RECONCILE_AFTER_SECONDS: 5,
+      NOTIFY_MAX_ATTEMPTS: 3,
+      NOTIFY_BACKOFF_MS: 250,
+      RATE_LIMIT_RPS: 20,
+      NOTIFY_WEBHOOK_URL: 'https://hooks.example.test/orders',
+      SMTP_URL: 'smtp://mail:2525',
+      devKeys: false,
+      databaseUrlDefaulted: false,
+      redisUrlDefaulted: false,
     });
-    expect(c.API_KEYS.map((k) => [k.role, k.key])).toEqual([['intake', 'intake-secret-1'], ['feed', 'feed-secret-22'], ['operator', 'op-secret-333']]);
+    expect(c.API_KEYS.map((k) => [k.role, k.key])).toEqual([
+      ['intake', 'intake-secret-1'],
+      ['feed', 'feed-secret-22'],
+      ['operator', 'op-secret-333'],
+    ]);
   });
 
   it('when a variable is invalid, then loading fails with one line that names it', () => {
@@ -89,14 +127,29 @@ describe('loadConfig', () => {
   });
 
   it('when a variable is set to blanks, then it counts as unset and takes its default', () => {
-    const c = loadConfig({ PORT: '', QUEUE_PREFIX: '  ', BACKORDER_TTL_SECONDS: ' ', REDIS_URL: '', WEBHOOK_SECRET: '' });
-    expect(c).toMatchObject({ PORT: 3000, QUEUE_PREFIX: 'orderflow', BACKORDER_TTL_SECONDS: 604800, redisUrlDefaulted: true });
+    const c = loadConfig({
+      PORT: '',
+      QUEUE_PREFIX: '  ',
+      BACKORDER_TTL_SECONDS: ' ',
+      REDIS_URL: '',
+      WEBHOOK_SECRET: '',
+    });
+    expect(c).toMatchObject({
+      PORT: 3000,
+      QUEUE_PREFIX: 'orderflow',
+      BACKORDER_TTL_SECONDS: 604800,
+      redisUrlDefaulted: true,
+    });
     expect(c.WEBHOOK_SECRET).toBeUndefined();
     expect(loadConfig({ PORT: ' 8080 ' }).PORT).toBe(8080);
   });
 
   it('when NODE_ENV=production has no API_KEYS (unset or blank), then it refuses to start, naming API_KEYS', () => {
-    const envs: Record<string, string>[] = [{ NODE_ENV: 'production' }, { NODE_ENV: 'production', API_KEYS: '' }, { NODE_ENV: 'production', API_KEYS: '  ' }];
+    const envs: Record<string, string>[] = [
+      { NODE_ENV: 'production' },
+      { NODE_ENV: 'production', API_KEYS: '' },
+      { NODE_ENV: 'production', API_KEYS: '  ' },
+    ];
     for (const env of envs) {
       const message = rejection(env);
       expect(message).toMatch(/^invalid configuration: API_KEYS\b/);
@@ -133,15 +186,28 @@ describe('loadConfig', () => {
   });
 });
 
-function runMain(env: Record<string, string | undefined>): Promise<{ code: number | null; stderr: string; stdout: string }> {
+function runMain(
+  env: Record<string, string | undefined>,
+): Promise<{ code: number | null; stderr: string; stdout: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/app/main.ts', 'api'], { cwd: ROOT, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/app/main.ts', 'api'], {
+      cwd: ROOT,
+      env: env as NodeJS.ProcessEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     let stdout = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), 30000);
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stderr, stdout }); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr, stdout });
+    });
   });
 }
 

@@ -7,10 +7,17 @@ describe('group commit', () => {
   it('when items arrive while a group commits, then they are committed together by the next group, each answered with its own result', async () => {
     const groups: number[][] = [];
     let release!: () => void;
-    const first = new Promise<void>((r) => { release = r; });
+    const first = new Promise<void>((r) => {
+      release = r;
+    });
     const g = new GroupCommit<number, string>({
-      maxBatch: 10, maxInFlight: 1,
-      commit: async (items) => { groups.push(items); if (groups.length === 1) await first; return items.map((i) => `r${i}`); },
+      maxBatch: 10,
+      maxInFlight: 1,
+      commit: async (items) => {
+        groups.push(items);
+        if (groups.length === 1) await first;
+        return items.map((i) => `r${i}`);
+      },
     });
     const a = g.submit(1);
     await tick();
@@ -25,7 +32,9 @@ describe('group commit', () => {
   it('when a group fails, then each item is committed alone and only the bad one fails (same keys together)', async () => {
     const commits: string[][] = [];
     const g = new GroupCommit<string, string>({
-      maxBatch: 10, maxInFlight: 1, key: (s) => s,
+      maxBatch: 10,
+      maxInFlight: 1,
+      key: (s) => s,
       commit: async (items) => {
         commits.push(items);
         if (items.includes('bad')) throw new Error('bad item');
@@ -35,15 +44,24 @@ describe('group commit', () => {
     const hold = g.submit('first'); // occupies the only slot so the next four form one group
     const results = await Promise.allSettled(['x', 'bad', 'y', 'x'].map((s) => g.submit(s)));
     await hold;
-    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual(['X', 'bad item', 'Y', 'X']);
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([
+      'X',
+      'bad item',
+      'Y',
+      'X',
+    ]);
     expect(commits.slice(1)).toEqual([['x', 'bad', 'y', 'x'], ['x', 'x'], ['bad'], ['y']]);
   });
 
   it('when the database is unreachable, then the whole group fails at once without item-by-item retries', async () => {
     let calls = 0;
     const g = new GroupCommit<number, number>({
-      maxBatch: 10, maxInFlight: 1,
-      commit: async () => { calls++; throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }); },
+      maxBatch: 10,
+      maxInFlight: 1,
+      commit: async () => {
+        calls++;
+        throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+      },
     });
     const hold = g.submit(0).catch(() => undefined);
     const results = await Promise.allSettled([1, 2, 3].map((i) => g.submit(i)));
@@ -56,11 +74,20 @@ describe('group commit', () => {
     const busy = new Set<string>();
     let overlap = false;
     const g = new GroupCommit<string, string>({
-      maxBatch: 2, maxInFlight: 3,
+      maxBatch: 2,
+      maxInFlight: 3,
       select: (waiting, limit) => waiting.filter((s) => !busy.has(s[0])).slice(0, limit),
-      onStart: (items) => { if (items.some((s) => busy.has(s[0]))) overlap = true; for (const s of items) busy.add(s[0]); },
-      onEnd: (items) => { for (const s of items) busy.delete(s[0]); },
-      commit: async (items) => { await tick(); return items; },
+      onStart: (items) => {
+        if (items.some((s) => busy.has(s[0]))) overlap = true;
+        for (const s of items) busy.add(s[0]);
+      },
+      onEnd: (items) => {
+        for (const s of items) busy.delete(s[0]);
+      },
+      commit: async (items) => {
+        await tick();
+        return items;
+      },
     });
     const all = ['a1', 'a2', 'b1', 'a3', 'c1', 'b2', 'a4'];
     expect(await Promise.all(all.map((s) => g.submit(s)))).toEqual(all);

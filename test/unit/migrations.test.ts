@@ -5,8 +5,20 @@ import { createDb, migrateLatest, migrateRollbackAll, type Db } from '../../src/
 import { MIGRATIONS } from '../../migrations';
 import { createTestDatabase, ROOT } from '../helpers/harness';
 
-const TABLES = ['customers', 'products', 'stock', 'stock_movements', 'orders', 'order_lines', 'order_history',
-  'idempotency_keys', 'events', 'outbox', 'notifications', 'restock_events'];
+const TABLES = [
+  'customers',
+  'products',
+  'stock',
+  'stock_movements',
+  'orders',
+  'order_lines',
+  'order_history',
+  'idempotency_keys',
+  'events',
+  'outbox',
+  'notifications',
+  'restock_events',
+];
 
 describe('migrations/index.ts', () => {
   it('when a migration file exists, then it is listed in migrations/index.ts (and every listed one has a file)', () => {
@@ -26,18 +38,38 @@ describe('migrations/index.ts', () => {
 describe('migrate down and up', () => {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
   let db: Db;
-  beforeAll(async () => { database = await createTestDatabase(); db = createDb(database.url, 2); });
-  afterAll(async () => { await db?.destroy(); await database?.drop(); });
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = createDb(database.url, 2);
+  });
+  afterAll(async () => {
+    await db?.destroy();
+    await database?.drop();
+  });
 
-  const schema = async () => (await db.raw(`
+  const schema = async () =>
+    (
+      await db.raw(`
     SELECT c.table_name, c.column_name, c.data_type, c.is_nullable, coalesce(c.column_default, '') AS column_default
       FROM information_schema.columns c WHERE c.table_schema = 'public' AND c.table_name NOT LIKE 'knex_%'
-     ORDER BY 1, 2`)).rows;
-  const constraints = async () => (await db.raw(`
+     ORDER BY 1, 2`)
+    ).rows;
+  const constraints = async () =>
+    (
+      await db.raw(`
     SELECT conrelid::regclass::text AS tbl, conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
-     WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text NOT LIKE 'knex_%' ORDER BY 1, 2`)).rows;
-  const indexes = async () => (await db.raw(`SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename NOT LIKE 'knex_%' ORDER BY 1`)).rows;
-  const tables = async () => (await db.raw(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'knex_%'`)).rows.map((r: any) => r.tablename).sort();
+     WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text NOT LIKE 'knex_%' ORDER BY 1, 2`)
+    ).rows;
+  const indexes = async () =>
+    (
+      await db.raw(
+        `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename NOT LIKE 'knex_%' ORDER BY 1`,
+      )
+    ).rows;
+  const tables = async () =>
+    (await db.raw(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'knex_%'`)).rows
+      .map((r: any) => r.tablename)
+      .sort();
 
   it('when a migrated database is rolled back to zero and migrated again, then the schema is exactly as before and works', async () => {
     const before = { columns: await schema(), constraints: await constraints(), indexes: await indexes() };
@@ -45,7 +77,9 @@ describe('migrate down and up', () => {
 
     await migrateRollbackAll(db);
     expect(await tables()).toEqual([]);
-    expect((await db.raw(`SELECT count(*)::int AS n FROM pg_class WHERE relkind = 'S' AND relname = 'order_seq'`)).rows[0].n).toBe(0);
+    expect(
+      (await db.raw(`SELECT count(*)::int AS n FROM pg_class WHERE relkind = 'S' AND relname = 'order_seq'`)).rows[0].n,
+    ).toBe(0);
     expect((await db('knex_migrations').count({ n: '*' }).first())!.n).toBe(0);
 
     await migrateLatest(db);

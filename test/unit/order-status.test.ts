@@ -1,21 +1,32 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ACTIONS, assertCan, changeStatus, checkChanges, ORDER_STATUSES, TRANSITIONS, type OrderAction, type OrderStatus,
+  ACTIONS,
+  assertCan,
+  changeStatus,
+  checkChanges,
+  ORDER_STATUSES,
+  TRANSITIONS,
+  type OrderAction,
+  type OrderStatus,
 } from '../../src/orders/status';
 import type { UnitOfWork } from '../../src/platform/unit-of-work';
 
 const actions = Object.keys(ACTIONS) as OrderAction[];
 
 describe('order status table', () => {
-  it('when every action is tried from every status to every status, then exactly the table\'s moves pass', () => {
+  it("when every action is tried from every status to every status, then exactly the table's moves pass", () => {
     let allowed = 0;
     for (const action of actions) {
       for (const from of ORDER_STATUSES) {
         for (const to of ORDER_STATUSES) {
-          const ok = (ACTIONS[action].from as readonly OrderStatus[]).includes(from) && (ACTIONS[action].to as readonly OrderStatus[]).includes(to);
+          const ok =
+            (ACTIONS[action].from as readonly OrderStatus[]).includes(from) &&
+            (ACTIONS[action].to as readonly OrderStatus[]).includes(to);
           const change = { orderId: 'o', action, from, to };
-          if (ok) { expect(() => checkChanges([change]), `${action} ${from}→${to}`).not.toThrow(); allowed++; }
-          else expect(() => checkChanges([change]), `${action} ${from}→${to}`).toThrow(/cannot/);
+          if (ok) {
+            expect(() => checkChanges([change]), `${action} ${from}→${to}`).not.toThrow();
+            allowed++;
+          } else expect(() => checkChanges([change]), `${action} ${from}→${to}`).toThrow(/cannot/);
         }
       }
     }
@@ -23,14 +34,19 @@ describe('order status table', () => {
   });
 
   it('when the from→to table is derived from the actions, then it is the lifecycle of the contract', () => {
-    const sorted = (t: Record<string, readonly string[]>) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, [...v].sort()]));
-    expect(sorted(TRANSITIONS)).toEqual(sorted({
-      received: ['confirmed', 'awaiting_stock', 'rejected', 'failed', 'cancelled'],
-      awaiting_stock: ['confirmed', 'cancelled', 'received'],
-      confirmed: ['completed', 'cancelled', 'received'],
-      failed: ['received', 'cancelled'],
-      rejected: [], completed: [], cancelled: [],
-    }));
+    const sorted = (t: Record<string, readonly string[]>) =>
+      Object.fromEntries(Object.entries(t).map(([k, v]) => [k, [...v].sort()]));
+    expect(sorted(TRANSITIONS)).toEqual(
+      sorted({
+        received: ['confirmed', 'awaiting_stock', 'rejected', 'failed', 'cancelled'],
+        awaiting_stock: ['confirmed', 'cancelled', 'received'],
+        confirmed: ['completed', 'cancelled', 'received'],
+        failed: ['received', 'cancelled'],
+        rejected: [],
+        completed: [],
+        cancelled: [],
+      }),
+    );
   });
 
   it('when an action is refused, then the error names the verb and the status (409 invalid_state)', () => {
@@ -38,15 +54,35 @@ describe('order status table', () => {
     expect(() => assertCan('retry', 'confirmed')).toThrow('cannot retry an order that is confirmed');
     expect(() => assertCan('edit', 'failed')).toThrow('cannot edit an order that is failed');
     expect(() => assertCan('cancel', 'completed')).toThrow('cannot cancel an order that is completed');
-    try { assertCan('cancel', 'rejected'); } catch (e) { expect((e as { code: string }).code).toBe('invalid_state'); }
+    try {
+      assertCan('cancel', 'rejected');
+    } catch (e) {
+      expect((e as { code: string }).code).toBe('invalid_state');
+    }
   });
 
   it('when changeStatus gets one forbidden change among allowed ones, then it writes nothing at all', async () => {
-    const untouchable = new Proxy({}, { get: () => { throw new Error('the database was touched'); } });
-    const uow = { trx: untouchable, addJobs: () => { throw new Error('a job was added'); }, jobsWritten() {}, serveSkus() {} } as unknown as UnitOfWork;
-    await expect(changeStatus(uow, [
-      { orderId: 'a', action: 'reserve', from: 'received', to: 'confirmed' },
-      { orderId: 'b', action: 'fulfil', from: 'awaiting_stock', to: 'completed' },
-    ])).rejects.toThrow('cannot fulfil an order that is awaiting_stock');
+    const untouchable = new Proxy(
+      {},
+      {
+        get: () => {
+          throw new Error('the database was touched');
+        },
+      },
+    );
+    const uow = {
+      trx: untouchable,
+      addJobs: () => {
+        throw new Error('a job was added');
+      },
+      jobsWritten() {},
+      serveSkus() {},
+    } as unknown as UnitOfWork;
+    await expect(
+      changeStatus(uow, [
+        { orderId: 'a', action: 'reserve', from: 'received', to: 'confirmed' },
+        { orderId: 'b', action: 'fulfil', from: 'awaiting_stock', to: 'completed' },
+      ]),
+    ).rejects.toThrow('cannot fulfil an order that is awaiting_stock');
   });
 });

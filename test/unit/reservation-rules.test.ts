@@ -1,21 +1,49 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { freeAfterAhead, serveQueue, type AheadLine } from '../../src/orders/rules/fifo';
-import { planReservations, type PlanLine, type PlanOrder, type PlanStock, type ReservationInput } from '../../src/orders/rules/reservation-plan';
+import {
+  planReservations,
+  type PlanLine,
+  type PlanOrder,
+  type PlanStock,
+  type ReservationInput,
+} from '../../src/orders/rules/reservation-plan';
 
 const SKUS = ['A', 'B', 'C'];
 
 /** A random batch: orders in seq order over three SKUs, stock rows, some waiting queues and edited orders ahead. */
 const batch = fc.record({
-  orders: fc.array(fc.record({
-    mode: fc.constantFrom<'backorder' | 'reject'>('backorder', 'reject'),
-    lines: fc.uniqueArray(fc.record({ sku: fc.constantFrom(...SKUS), quantity: fc.integer({ min: 1, max: 6 }) }), { minLength: 1, maxLength: 3, selector: (l) => l.sku }),
-    customer: fc.constantFrom('ok', 'blocked', 'missing'),
-  }), { minLength: 1, maxLength: 12 }),
-  stock: fc.tuple(...SKUS.map(() => fc.record({ on_hand: fc.integer({ min: 0, max: 20 }), reservedPart: fc.nat(20), backordered: fc.constantFrom(0, 0, 3) }))),
+  orders: fc.array(
+    fc.record({
+      mode: fc.constantFrom<'backorder' | 'reject'>('backorder', 'reject'),
+      lines: fc.uniqueArray(fc.record({ sku: fc.constantFrom(...SKUS), quantity: fc.integer({ min: 1, max: 6 }) }), {
+        minLength: 1,
+        maxLength: 3,
+        selector: (l) => l.sku,
+      }),
+      customer: fc.constantFrom('ok', 'blocked', 'missing'),
+    }),
+    { minLength: 1, maxLength: 12 },
+  ),
+  stock: fc.tuple(
+    ...SKUS.map(() =>
+      fc.record({
+        on_hand: fc.integer({ min: 0, max: 20 }),
+        reservedPart: fc.nat(20),
+        backordered: fc.constantFrom(0, 0, 3),
+      }),
+    ),
+  ),
   // Seqs of lines outside the batch are even, the batch's orders odd: no two lines share a seq.
   waitingSeq: fc.tuple(...SKUS.map(() => fc.integer({ min: 0, max: 20 }).map((n) => 2 * n))),
-  ahead: fc.tuple(...SKUS.map(() => fc.array(fc.record({ seq: fc.integer({ min: 0, max: 20 }).map((n) => 2 * n), quantity: fc.integer({ min: 1, max: 4 }) }), { maxLength: 2 }))),
+  ahead: fc.tuple(
+    ...SKUS.map(() =>
+      fc.array(
+        fc.record({ seq: fc.integer({ min: 0, max: 20 }).map((n) => 2 * n), quantity: fc.integer({ min: 1, max: 4 }) }),
+        { maxLength: 2 },
+      ),
+    ),
+  ),
   inactive: fc.constantFrom<string | undefined>(undefined, undefined, 'C'),
 });
 
@@ -23,17 +51,36 @@ const batch = fc.record({
 type Batch = typeof batch extends fc.Arbitrary<infer T> ? T : never;
 
 function inputOf(b: Batch): ReservationInput<PlanStock> {
-  const orders: PlanOrder[] = b.orders.map((o, i) => ({ id: `o${i}`, seq: 2 * i + 11, customer_id: o.customer, on_insufficient_stock: o.mode }));
-  const lines: PlanLine[] = b.orders.flatMap((o, i) => o.lines.map((l) => ({ order_id: `o${i}`, ...l })));
-  const stock = new Map(SKUS.map((sku, i) => {
-    const s = b.stock[i];
-    return [sku, { sku, on_hand: s.on_hand, reserved: Math.min(s.reservedPart, s.on_hand), backordered: s.backordered }];
+  const orders: PlanOrder[] = b.orders.map((o, i) => ({
+    id: `o${i}`,
+    seq: 2 * i + 11,
+    customer_id: o.customer,
+    on_insufficient_stock: o.mode,
   }));
-  const firstWaiting = new Map(SKUS.flatMap((sku, i) => (stock.get(sku)!.backordered > 0 ? [[sku, b.waitingSeq[i]] as [string, number]] : [])));
+  const lines: PlanLine[] = b.orders.flatMap((o, i) => o.lines.map((l) => ({ order_id: `o${i}`, ...l })));
+  const stock = new Map(
+    SKUS.map((sku, i) => {
+      const s = b.stock[i];
+      return [
+        sku,
+        { sku, on_hand: s.on_hand, reserved: Math.min(s.reservedPart, s.on_hand), backordered: s.backordered },
+      ];
+    }),
+  );
+  const firstWaiting = new Map(
+    SKUS.flatMap((sku, i) => (stock.get(sku)!.backordered > 0 ? [[sku, b.waitingSeq[i]] as [string, number]] : [])),
+  );
   const ahead = new Map(SKUS.map((sku, i) => [sku, [...b.ahead[i]].sort((x, y) => x.seq - y.seq)]));
   return {
-    orders, lines, stock, firstWaiting, ahead,
-    customers: new Map([['ok', { blocked: false }], ['blocked', { blocked: true }]]),
+    orders,
+    lines,
+    stock,
+    firstWaiting,
+    ahead,
+    customers: new Map([
+      ['ok', { blocked: false }],
+      ['blocked', { blocked: true }],
+    ]),
     products: new Map(SKUS.map((sku) => [sku, { price_cents: 100, active: sku !== b.inactive }])),
   };
 }
@@ -41,99 +88,133 @@ function inputOf(b: Batch): ReservationInput<PlanStock> {
 describe('reservation plan (pure)', () => {
   it('when two orders want the last units, then the older takes them whole and the younger waits behind it', () => {
     const plan = planReservations({
-      orders: [{ id: 'old', seq: 1, customer_id: 'c', on_insufficient_stock: 'backorder' }, { id: 'young', seq: 2, customer_id: 'c', on_insufficient_stock: 'backorder' }],
-      lines: [{ order_id: 'old', sku: 'A', quantity: 2 }, { order_id: 'young', sku: 'A', quantity: 1 }],
-      customers: new Map([['c', { blocked: false }]]), products: new Map([['A', { price_cents: 5, active: true }]]),
-      stock: new Map([['A', { sku: 'A', on_hand: 2, reserved: 0, backordered: 0 }]]), firstWaiting: new Map(), ahead: new Map(),
+      orders: [
+        { id: 'old', seq: 1, customer_id: 'c', on_insufficient_stock: 'backorder' },
+        { id: 'young', seq: 2, customer_id: 'c', on_insufficient_stock: 'backorder' },
+      ],
+      lines: [
+        { order_id: 'old', sku: 'A', quantity: 2 },
+        { order_id: 'young', sku: 'A', quantity: 1 },
+      ],
+      customers: new Map([['c', { blocked: false }]]),
+      products: new Map([['A', { price_cents: 5, active: true }]]),
+      stock: new Map([['A', { sku: 'A', on_hand: 2, reserved: 0, backordered: 0 }]]),
+      firstWaiting: new Map(),
+      ahead: new Map(),
     });
-    expect(plan.decisions.map((d) => [d.orderId, d.to])).toEqual([['old', 'confirmed'], ['young', 'awaiting_stock']]);
+    expect(plan.decisions.map((d) => [d.orderId, d.to])).toEqual([
+      ['old', 'confirmed'],
+      ['young', 'awaiting_stock'],
+    ]);
     expect(plan.changes).toEqual([{ row: expect.objectContaining({ sku: 'A' }), reserved: 2, backordered: 1 }]);
-    expect(plan.totals).toEqual([{ id: 'old', total: 10 }, { id: 'young', total: 5 }]);
+    expect(plan.totals).toEqual([
+      { id: 'old', total: 10 },
+      { id: 'young', total: 5 },
+    ]);
   });
 
   it('when an edited older order is processed elsewhere, then a younger one takes only what is left after it', () => {
     const plan = planReservations({
       orders: [{ id: 'young', seq: 9, customer_id: 'c', on_insufficient_stock: 'reject' }],
       lines: [{ order_id: 'young', sku: 'A', quantity: 2 }],
-      customers: new Map([['c', { blocked: false }]]), products: new Map([['A', { price_cents: 5, active: true }]]),
-      stock: new Map([['A', { sku: 'A', on_hand: 3, reserved: 0, backordered: 0 }]]), firstWaiting: new Map(), ahead: new Map([['A', [{ seq: 4, quantity: 2 }]]]),
+      customers: new Map([['c', { blocked: false }]]),
+      products: new Map([['A', { price_cents: 5, active: true }]]),
+      stock: new Map([['A', { sku: 'A', on_hand: 3, reserved: 0, backordered: 0 }]]),
+      firstWaiting: new Map(),
+      ahead: new Map([['A', [{ seq: 4, quantity: 2 }]]]),
     });
-    expect(plan.decisions).toEqual([{ orderId: 'young', to: 'rejected', detail: 'insufficient stock for A', reason: 'insufficient stock for A' }]);
+    expect(plan.decisions).toEqual([
+      { orderId: 'young', to: 'rejected', detail: 'insufficient stock for A', reason: 'insufficient stock for A' },
+    ]);
     expect(plan.changes).toEqual([]);
   });
 
   it('for any batch: never more reserved than is free, every line whole, strict FIFO per SKU, reject-mode orders never wait', () => {
-    fc.assert(fc.property(batch, (b) => {
-      const input = inputOf(b);
-      const plan = planReservations(input);
-      const decided = new Map(plan.decisions.map((d) => [d.orderId, d.to]));
-      expect(decided.size).toBe(input.orders.length); // one decision per order
-      for (const [sku, row] of input.stock) {
-        const change = plan.changes.find((c) => c.row.sku === sku);
-        const reserved = plan.movements.filter((m) => m.sku === sku).reduce((s, m) => s + m.quantity, 0);
-        expect(change?.reserved ?? 0).toBe(reserved);
-        expect(reserved).toBeLessThanOrEqual(row.on_hand - row.reserved);
-        // FIFO: once a line waits on this SKU (from before, or from an order of this batch), nothing younger reserves it.
-        let waitsFrom = row.backordered > 0 ? (input.firstWaiting.get(sku) ?? -1) : Infinity;
-        for (const o of input.orders) {
-          const line = plan.lines.find((l) => l.order_id === o.id && l.sku === sku);
-          if (!line) continue;
-          if (line.reserved) expect(o.seq < waitsFrom || waitsFrom === Infinity).toBe(true);
-          else waitsFrom = Math.min(waitsFrom, o.seq);
-        }
-        // Reservations never eat into what edited orders ahead still need.
-        const ahead = input.ahead.get(sku) ?? [];
-        for (const m of plan.movements.filter((x) => x.sku === sku)) {
-          const seq = input.orders.find((o) => o.id === m.order_id)!.seq;
-          const before = plan.movements.filter((x) => x.sku === sku && input.orders.find((o) => o.id === x.order_id)!.seq <= seq).reduce((s, x) => s + x.quantity, 0);
-          const heldAhead = ahead.filter((a) => a.seq < seq).reduce((s, a) => s + a.quantity, 0);
-          expect(before + heldAhead).toBeLessThanOrEqual(row.on_hand - row.reserved);
-        }
-      }
-      for (const o of input.orders) {
-        const own = input.lines.filter((l) => l.order_id === o.id);
-        const planned = plan.lines.filter((l) => l.order_id === o.id);
-        const to = decided.get(o.id);
-        if (to === 'rejected') expect(planned).toEqual([]);
-        else {
-          expect(planned.length).toBe(own.length); // whole order goes on: every line priced
-          for (const l of own) {
-            const moved = plan.movements.filter((m) => m.order_id === o.id && m.sku === l.sku).reduce((s, m) => s + m.quantity, 0);
-            expect([0, l.quantity]).toContain(moved); // a line is reserved whole or not at all
+    fc.assert(
+      fc.property(batch, (b) => {
+        const input = inputOf(b);
+        const plan = planReservations(input);
+        const decided = new Map(plan.decisions.map((d) => [d.orderId, d.to]));
+        expect(decided.size).toBe(input.orders.length); // one decision per order
+        for (const [sku, row] of input.stock) {
+          const change = plan.changes.find((c) => c.row.sku === sku);
+          const reserved = plan.movements.filter((m) => m.sku === sku).reduce((s, m) => s + m.quantity, 0);
+          expect(change?.reserved ?? 0).toBe(reserved);
+          expect(reserved).toBeLessThanOrEqual(row.on_hand - row.reserved);
+          // FIFO: once a line waits on this SKU (from before, or from an order of this batch), nothing younger reserves it.
+          let waitsFrom = row.backordered > 0 ? (input.firstWaiting.get(sku) ?? -1) : Infinity;
+          for (const o of input.orders) {
+            const line = plan.lines.find((l) => l.order_id === o.id && l.sku === sku);
+            if (!line) continue;
+            if (line.reserved) expect(o.seq < waitsFrom || waitsFrom === Infinity).toBe(true);
+            else waitsFrom = Math.min(waitsFrom, o.seq);
           }
-          expect(to === 'confirmed').toBe(planned.every((l) => l.reserved));
+          // Reservations never eat into what edited orders ahead still need.
+          const ahead = input.ahead.get(sku) ?? [];
+          for (const m of plan.movements.filter((x) => x.sku === sku)) {
+            const seq = input.orders.find((o) => o.id === m.order_id)!.seq;
+            const before = plan.movements
+              .filter((x) => x.sku === sku && input.orders.find((o) => o.id === x.order_id)!.seq <= seq)
+              .reduce((s, x) => s + x.quantity, 0);
+            const heldAhead = ahead.filter((a) => a.seq < seq).reduce((s, a) => s + a.quantity, 0);
+            expect(before + heldAhead).toBeLessThanOrEqual(row.on_hand - row.reserved);
+          }
         }
-        if (o.on_insufficient_stock === 'reject') expect(to).not.toBe('awaiting_stock');
-        if (o.customer_id !== 'ok') expect(to).toBe('rejected');
-      }
-    }), { numRuns: 500 });
+        for (const o of input.orders) {
+          const own = input.lines.filter((l) => l.order_id === o.id);
+          const planned = plan.lines.filter((l) => l.order_id === o.id);
+          const to = decided.get(o.id);
+          if (to === 'rejected') expect(planned).toEqual([]);
+          else {
+            expect(planned.length).toBe(own.length); // whole order goes on: every line priced
+            for (const l of own) {
+              const moved = plan.movements
+                .filter((m) => m.order_id === o.id && m.sku === l.sku)
+                .reduce((s, m) => s + m.quantity, 0);
+              expect([0, l.quantity]).toContain(moved); // a line is reserved whole or not at all
+            }
+            expect(to === 'confirmed').toBe(planned.every((l) => l.reserved));
+          }
+          if (o.on_insufficient_stock === 'reject') expect(to).not.toBe('awaiting_stock');
+          if (o.customer_id !== 'ok') expect(to).toBe('rejected');
+        }
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
 describe('FIFO queue rules (pure)', () => {
   it('for any queue: serveQueue takes a prefix, whole lines, within what is free after the demand held ahead', () => {
-    fc.assert(fc.property(
-      fc.integer({ min: 0, max: 50 }),
-      fc.array(fc.integer({ min: 1, max: 10 }), { maxLength: 15 }),
-      fc.array(fc.record({ seq: fc.integer({ min: 0, max: 30 }), quantity: fc.integer({ min: 1, max: 5 }) }), { maxLength: 3 }),
-      (free, quantities, aheadRaw) => {
-        const head = quantities.map((q, i) => ({ order_id: `o${i}`, quantity: q, seq: 2 * i + 1 }));
-        const ahead: AheadLine[] = [...aheadRaw].sort((a, b) => a.seq - b.seq);
-        const taken = serveQueue(free, head, ahead);
-        expect(taken).toEqual(head.slice(0, taken.length)); // a prefix: nobody jumps the queue
-        const used = taken.reduce((s, l) => s + l.quantity, 0);
-        expect(used).toBeLessThanOrEqual(free);
-        for (const [i, l] of taken.entries()) {
-          const before = taken.slice(0, i + 1).reduce((s, x) => s + x.quantity, 0);
-          const held = ahead.filter((a) => a.seq < l.seq).reduce((s, a) => s + a.quantity, 0);
-          expect(before + held).toBeLessThanOrEqual(free);
-        }
-        const next = head[taken.length];
-        if (next) { // the first line not served did not fit
-          const left = freeAfterAhead(free - used, ahead, next.seq);
-          expect(left === undefined || left < next.quantity).toBe(true);
-        }
-      }), { numRuns: 1000 });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 50 }),
+        fc.array(fc.integer({ min: 1, max: 10 }), { maxLength: 15 }),
+        fc.array(fc.record({ seq: fc.integer({ min: 0, max: 30 }), quantity: fc.integer({ min: 1, max: 5 }) }), {
+          maxLength: 3,
+        }),
+        (free, quantities, aheadRaw) => {
+          const head = quantities.map((q, i) => ({ order_id: `o${i}`, quantity: q, seq: 2 * i + 1 }));
+          const ahead: AheadLine[] = [...aheadRaw].sort((a, b) => a.seq - b.seq);
+          const taken = serveQueue(free, head, ahead);
+          expect(taken).toEqual(head.slice(0, taken.length)); // a prefix: nobody jumps the queue
+          const used = taken.reduce((s, l) => s + l.quantity, 0);
+          expect(used).toBeLessThanOrEqual(free);
+          for (const [i, l] of taken.entries()) {
+            const before = taken.slice(0, i + 1).reduce((s, x) => s + x.quantity, 0);
+            const held = ahead.filter((a) => a.seq < l.seq).reduce((s, a) => s + a.quantity, 0);
+            expect(before + held).toBeLessThanOrEqual(free);
+          }
+          const next = head[taken.length];
+          if (next) {
+            // the first line not served did not fit
+            const left = freeAfterAhead(free - used, ahead, next.seq);
+            expect(left === undefined || left < next.quantity).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 1000 },
+    );
   });
 
   it('when an edited order ahead does not fit, then it blocks the lines behind it', () => {

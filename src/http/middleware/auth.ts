@@ -4,13 +4,22 @@ import type { ApiKey, Role } from '../../platform/config';
 import { AppError } from '../../platform/errors';
 
 /** `id` is a short digest of the key itself: stable when API_KEYS is reordered, never the key. */
-export interface Principal { role: Role; name: string; id: string }
+export interface Principal {
+  role: Role;
+  name: string;
+  id: string;
+}
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** Finds the key in constant time per candidate (hashes first, so lengths never leak). */
 export function makeKeyLookup(keys: ApiKey[]): (presented: string) => Principal | undefined {
-  const table = keys.map((k) => ({ hash: digest(k.key), role: k.role, name: k.name, id: digest(`orderflow:${k.key}`).toString('hex').slice(0, 24) }));
+  const table = keys.map((k) => ({
+    hash: digest(k.key),
+    role: k.role,
+    name: k.name,
+    id: digest(`orderflow:${k.key}`).toString('hex').slice(0, 24),
+  }));
   return (presented) => {
     const h = digest(presented);
     let found: Principal | undefined;
@@ -34,14 +43,23 @@ function presentedKey(req: Request, allowBasic: boolean): string | undefined {
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
-  namespace Express { interface Request { principal?: Principal; requestId: string } }
+  namespace Express {
+    interface Request {
+      principal?: Principal;
+      requestId: string;
+    }
+  }
 }
 
 /**
  * Role check. `operator` may do everything. With `browser: true` (board, dashboard, metrics) the
  * operator key is also accepted as the HTTP Basic password, and a 401 asks the browser for it.
  */
-export function requireRole(lookup: (k: string) => Principal | undefined, roles: Role[], opts: { browser?: boolean } = {}) {
+export function requireRole(
+  lookup: (k: string) => Principal | undefined,
+  roles: Role[],
+  opts: { browser?: boolean } = {},
+) {
   return (req: Request, res: Response, next: NextFunction) => {
     const key = presentedKey(req, !!opts.browser);
     const principal = key === undefined ? undefined : lookup(key);

@@ -20,7 +20,6 @@ const HTTP_4XX: Record<number, [string, string]> = {
   415: ['unsupported_media_type', 'request body must be application/json'],
 };
 
-
 /** The one place that maps errors to HTTP. Unknown errors: 500 with the request id, stack only in the log. */
 export function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunction): void {
   const e = err as any;
@@ -31,7 +30,8 @@ export function errorHandler(err: unknown, req: Request, res: Response, _next: N
   if (e && typeof e.type === 'string' && BODY_PARSER[e.type]) {
     const [status, code, message] = BODY_PARSER[e.type];
     const named = typeof e.encoding === 'string' && /^[\w.+-]{1,40}$/.test(e.encoding) ? ` "${e.encoding}"` : '';
-    if (e.type === 'encoding.unsupported') return sendError(res, status, code, `${message}${named}: send gzip, deflate, br or none`);
+    if (e.type === 'encoding.unsupported')
+      return sendError(res, status, code, `${message}${named}: send gzip, deflate, br or none`);
     if (status < 500) return sendError(res, status, code, message);
   }
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && HTTP_4XX[e.status]) {
@@ -42,7 +42,12 @@ export function errorHandler(err: unknown, req: Request, res: Response, _next: N
   if (isRetryableTxError(err)) {
     // Optimistic conflicts (or serialization failures) outlasted every bounded retry: busy, not broken.
     res.setHeader('Retry-After', '1');
-    return sendError(res, 503, 'unavailable', 'the stock row is too busy right now; nothing was changed, retry shortly');
+    return sendError(
+      res,
+      503,
+      'unavailable',
+      'the stock row is too busy right now; nothing was changed, retry shortly',
+    );
   }
   if (isDatabaseUnavailable(err)) {
     res.setHeader('Retry-After', '5');

@@ -5,7 +5,10 @@ import { makeKeyLookup } from './auth';
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-interface Bucket { tokens: number; at: number }
+interface Bucket {
+  tokens: number;
+  at: number;
+}
 
 /**
  * Per-key limit on writes (RATE_LIMIT_RPS; 0 = off): a token bucket per API key holding at most
@@ -38,6 +41,11 @@ export function rateLimit(config: Config, now: () => number = Date.now) {
     }
     const waitSeconds = Math.max(1, Math.ceil((1 - b.tokens) / rps));
     res.setHeader('Retry-After', String(waitSeconds));
-    next(new AppError('rate_limited', `more than ${rps} writes per second with this API key; retry after ${waitSeconds} s`));
+    next(
+      new AppError(
+        'rate_limited',
+        `more than ${rps} writes per second with this API key; retry after ${waitSeconds} s`,
+      ),
+    );
   };
 }

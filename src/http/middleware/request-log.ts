@@ -21,7 +21,14 @@ export function requestLog(req: Request, res: Response, next: NextFunction): voi
     metrics.httpDuration.observe({ method: req.method, route, status: String(status) }, ms / 1000);
     const level = !res.writableFinished ? 'warn' : status >= 500 ? 'error' : 'info';
     if (!logger.isLevelEnabled(level)) return;
-    const line = { requestId: req.requestId, method: req.method, route, path: req.originalUrl.split('?')[0], status, ms };
+    const line = {
+      requestId: req.requestId,
+      method: req.method,
+      route,
+      path: req.originalUrl.split('?')[0],
+      status,
+      ms,
+    };
     if (level === 'warn') logger.warn({ ...line, aborted: true }, 'request aborted');
     else logger[level](line, 'request');
   });

@@ -20,9 +20,11 @@ const hasBody = (req: Request) =>
 /** PostgreSQL text cannot hold U+0000: a string carrying one is a bad field, named like any other. */
 function nulPaths(v: unknown, path: string[], out: string[], depth = 0): string[] {
   if (out.length >= 50 || depth > 64) return out;
-  if (typeof v === 'string') { if (v.includes('\u0000')) out.push(['body', ...path].join('.')); }
-  else if (Array.isArray(v)) v.forEach((x, i) => nulPaths(x, [...path, String(i)], out, depth + 1));
-  else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) nulPaths(x, [...path, k], out, depth + 1);
+  if (typeof v === 'string') {
+    if (v.includes('\u0000')) out.push(['body', ...path].join('.'));
+  } else if (Array.isArray(v)) v.forEach((x, i) => nulPaths(x, [...path, String(i)], out, depth + 1));
+  else if (v && typeof v === 'object')
+    for (const [k, x] of Object.entries(v)) nulPaths(x, [...path, k], out, depth + 1);
   return out;
 }
 
@@ -34,9 +36,13 @@ function nulPaths(v: unknown, path: string[], out: string[], depth = 0): string[
 const NUL_ESCAPE = Buffer.from('\\u0000');
 const MAY_HOLD_NUL = Symbol('mayHoldNul');
 const jsonParser = express.json({
-  limit: '1mb', strict: false, type: () => true,
+  limit: '1mb',
+  strict: false,
+  type: () => true,
   // Bytes in another charset (UTF-16/32) are not searched: such a body is always walked.
-  verify: (req, _res, buf, encoding) => { (req as any)[MAY_HOLD_NUL] = encoding !== 'utf-8' || buf.includes(NUL_ESCAPE); },
+  verify: (req, _res, buf, encoding) => {
+    (req as any)[MAY_HOLD_NUL] = encoding !== 'utf-8' || buf.includes(NUL_ESCAPE);
+  },
 });
 
 /** The header is the client's: named back only when it is a plain token. */
@@ -55,7 +61,9 @@ function isEmptyStream(req: Request): Promise<boolean> {
       req.off('data', onData).off('end', onEnd).off('error', onGone).off('close', onGone);
       fn();
     };
-    const onData = (chunk: Buffer) => { if (chunk.length > 0) settle(() => resolve(false)); };
+    const onData = (chunk: Buffer) => {
+      if (chunk.length > 0) settle(() => resolve(false));
+    };
     const onEnd = () => settle(() => resolve(true));
     const onGone = () => settle(() => reject(new AppError('invalid_json', 'request aborted')));
     req.on('data', onData).on('end', onEnd).on('error', onGone).on('close', onGone);
@@ -84,11 +92,18 @@ export function jsonBody(req: Request, res: Response, next: NextFunction): void 
   }
   jsonParser(req, res, (err?: any) => {
     // body-parser types every error of its own; an untyped one came from the decompression stream.
-    if (err && err.type === undefined) return next(new AppError('invalid_json', undecodable(req.headers['content-encoding'])));
+    if (err && err.type === undefined)
+      return next(new AppError('invalid_json', undecodable(req.headers['content-encoding'])));
     if (err) return next(err);
     if (req.body === undefined) req.body = {};
     const bad = (req as any)[MAY_HOLD_NUL] ? nulPaths(req.body, [], []) : [];
-    if (bad.length) return next(new ValidationError(`invalid body: ${bad[0]}: must not contain a NUL character`, bad.map((p) => ({ path: p, message: 'must not contain a NUL character' }))));
+    if (bad.length)
+      return next(
+        new ValidationError(
+          `invalid body: ${bad[0]}: must not contain a NUL character`,
+          bad.map((p) => ({ path: p, message: 'must not contain a NUL character' })),
+        ),
+      );
     next();
   });
 }

@@ -1,6 +1,12 @@
 import { Router } from 'express';
 import type { AppContext } from '../../app/context';
-import { createCustomer, createCustomerSchema, getCustomer, updateCustomer, updateCustomerSchema } from '../../customers';
+import {
+  createCustomer,
+  createCustomerSchema,
+  getCustomer,
+  updateCustomer,
+  updateCustomerSchema,
+} from '../../customers';
 import { listOrders, listOrdersQuerySchema } from '../../orders';
 import { parseInput } from '../../platform/validation';
 import type { Guards } from '../guards';
@@ -15,7 +21,9 @@ export function customersRoutes(ctx: AppContext, g: Guards): Router {
   });
   // The contract lets intake create and read customers; changing one is an operator's act.
   r.patch('/:id', g.operator, async (req, res) => {
-    res.json(await updateCustomer(ctx.db, g.id(req.params.id, 'customer'), parseInput(updateCustomerSchema, req.body, 'body')));
+    res.json(
+      await updateCustomer(ctx.db, g.id(req.params.id, 'customer'), parseInput(updateCustomerSchema, req.body, 'body')),
+    );
   });
   r.get('/:id/orders', g.intake, async (req, res) => {
     const id = (await getCustomer(ctx.db, g.id(req.params.id, 'customer'))).id;

@@ -9,7 +9,13 @@ import { AppError } from '../../platform/errors';
 import { logger } from '../../platform/logger';
 import { registry } from '../../platform/metrics';
 import {
-  inventoryCsv, inventoryReport, inventoryReportQuerySchema, ledgerReport, ordersReport, ordersReportQuerySchema, queuesReport,
+  inventoryCsv,
+  inventoryReport,
+  inventoryReportQuerySchema,
+  ledgerReport,
+  ordersReport,
+  ordersReportQuerySchema,
+  queuesReport,
 } from '../../reports';
 import { parseInput } from '../../platform/validation';
 import type { Guards } from '../guards';
@@ -31,7 +37,11 @@ export function sameOriginWrites(req: Request, _res: Response, next: NextFunctio
   const origin = req.headers.origin;
   let crossSite = site !== undefined && site !== 'same-origin' && site !== 'none';
   if (site === undefined && origin !== undefined) {
-    try { crossSite = new URL(origin).host !== req.headers.host; } catch { crossSite = true; }
+    try {
+      crossSite = new URL(origin).host !== req.headers.host;
+    } catch {
+      crossSite = true;
+    }
   }
   if (crossSite) return next(new AppError('forbidden', 'cross-site requests may not change the board'));
   next();
@@ -40,7 +50,11 @@ export function sameOriginWrites(req: Request, _res: Response, next: NextFunctio
 /** The board's page pulls a web font from Google; operators' browsers fetch nothing from third parties. */
 function withoutThirdPartyFonts(req: Request, res: Response, next: NextFunction): void {
   if (req.method !== 'GET') return next();
-  const render = res.render.bind(res) as (view: string, options: object, done: (err: Error | null, html: string) => void) => void;
+  const render = res.render.bind(res) as (
+    view: string,
+    options: object,
+    done: (err: Error | null, html: string) => void,
+  ) => void;
   res.render = ((view: string, options?: object) => {
     render(view, options ?? {}, (err, html) => {
       if (err) return next(err);
@@ -54,9 +68,12 @@ function withoutThirdPartyFonts(req: Request, res: Response, next: NextFunction)
 function boardMessage(key: unknown, options: unknown): string | undefined {
   if (typeof key !== 'string' || !/^ERRORS\.[A-Z0-9_]+$/.test(key)) return undefined;
   const words = key.slice('ERRORS.'.length).toLowerCase().replace(/_/g, ' ');
-  const opts = options && typeof options === 'object'
-    ? Object.entries(options).filter(([, v]) => ['string', 'number'].includes(typeof v)).map(([k, v]) => `${k}: ${String(v).slice(0, 100)}`)
-    : [];
+  const opts =
+    options && typeof options === 'object'
+      ? Object.entries(options)
+          .filter(([, v]) => ['string', 'number'].includes(typeof v))
+          .map(([k, v]) => `${k}: ${String(v).slice(0, 100)}`)
+      : [];
   return opts.length ? `${words} (${opts.join(', ')})` : words;
 }
 
@@ -71,7 +88,8 @@ function boardErrorsInOurShape(req: Request, res: Response, next: NextFunction):
   res.json = ((body: any) => {
     const status = res.statusCode;
     const e = body?.error;
-    if (status < 400 || (e && typeof e.code === 'string' && typeof e.message === 'string' && Array.isArray(e.details))) return json(body);
+    if (status < 400 || (e && typeof e.code === 'string' && typeof e.message === 'string' && Array.isArray(e.details)))
+      return json(body);
     // The catch-all key names a 500 even when the error was the client's; the status tells the truth.
     const key = typeof e === 'object' && e && e.key !== 'ERRORS.INTERNAL_SERVER_ERROR' ? e.key : undefined;
     const options = typeof e === 'object' && e ? e.options : undefined;
@@ -82,7 +100,9 @@ function boardErrorsInOurShape(req: Request, res: Response, next: NextFunction):
       code = 'internal';
       message = `internal error (request id ${req.requestId})`;
     } else if (!message) {
-      message = /decode param/i.test(String(body?.message)) ? 'the path has broken percent-encoding' : 'the request is malformed';
+      message = /decode param/i.test(String(body?.message))
+        ? 'the path has broken percent-encoding'
+        : 'the request is malformed';
     }
     return json(errorEnvelope(code, message, [], { ...(key ? { key } : {}), ...(options ? { options } : {}) }));
   }) as Response['json'];
@@ -97,8 +117,12 @@ function board(ctx: AppContext): RequestHandler {
     serverAdapter: adapter,
     options: {
       uiConfig: {
-        boardTitle: 'orderflow', hideDocsLink: true,
-        miscLinks: [{ text: 'Dashboard', url: '/dashboard' }, { text: 'API docs', url: '/docs/' }],
+        boardTitle: 'orderflow',
+        hideDocsLink: true,
+        miscLinks: [
+          { text: 'Dashboard', url: '/dashboard' },
+          { text: 'API docs', url: '/docs/' },
+        ],
       },
     },
   });
@@ -129,14 +153,20 @@ export function operatorRoutes(ctx: AppContext, g: Guards): Router {
     if (format === 'json') return void res.json(report);
     res.type('text/csv; charset=utf-8').attachment('inventory.csv').send(inventoryCsv(report));
   });
-  r.get('/v1/reports/ledger', g.operator, async (_req, res) => { res.json(await ledgerReport(ctx.db)); });
-  r.get('/v1/reports/queues', g.operator, async (_req, res) => { res.json(await queuesReport(ctx.queues)); });
+  r.get('/v1/reports/ledger', g.operator, async (_req, res) => {
+    res.json(await ledgerReport(ctx.db));
+  });
+  r.get('/v1/reports/queues', g.operator, async (_req, res) => {
+    res.json(await queuesReport(ctx.queues));
+  });
 
   // The dashboard: static page + script (no inline code), chart.js from node_modules, one data call.
-  const page = (file: string, type: string): RequestHandler => (_req, res) => {
-    res.type(type).setHeader('Cache-Control', 'no-cache');
-    res.sendFile(file);
-  };
+  const page =
+    (file: string, type: string): RequestHandler =>
+    (_req, res) => {
+      res.type(type).setHeader('Cache-Control', 'no-cache');
+      res.sendFile(file);
+    };
   r.get('/dashboard', g.browser, page(path.join(DASHBOARD_DIR, 'index.html'), 'html'));
   r.get('/dashboard/dashboard.js', g.browser, page(path.join(DASHBOARD_DIR, 'dashboard.js'), 'js'));
   r.get('/dashboard/dashboard.css', g.browser, page(path.join(DASHBOARD_DIR, 'dashboard.css'), 'css'));
@@ -151,14 +181,23 @@ export function operatorRoutes(ctx: AppContext, g: Guards): Router {
       queuesReport(ctx.queues).catch(() => null),
     ]);
     return {
-      generated_at: new Date().toISOString(), orders, inventory: inventory.data, queues: queues?.data ?? null,
-      ledger: { skus: ledger.data.length, ok: ledger.data.length - ledger.mismatches.length, mismatches: ledger.mismatches.slice(0, 50) },
+      generated_at: new Date().toISOString(),
+      orders,
+      inventory: inventory.data,
+      queues: queues?.data ?? null,
+      ledger: {
+        skus: ledger.data.length,
+        ok: ledger.data.length - ledger.mismatches.length,
+        mismatches: ledger.mismatches.slice(0, 50),
+      },
     };
   };
   r.get('/dashboard/data', g.browser, async (_req, res) => {
     if (!latest || Date.now() - latest.at > 1000) {
       latest = { at: Date.now(), data: dashboardData() };
-      latest.data.catch(() => { latest = undefined; });
+      latest.data.catch(() => {
+        latest = undefined;
+      });
     }
     res.setHeader('Cache-Control', 'no-store');
     res.json(await latest.data);
@@ -166,9 +205,16 @@ export function operatorRoutes(ctx: AppContext, g: Guards): Router {
 
   // API documentation: the OpenAPI document and Swagger UI, both served from here.
   const doc = buildOpenApiDocument();
-  r.get('/docs/openapi.json', (_req, res) => { res.json(doc); });
-  r.get('/docs', (req, res, next) => (req.originalUrl.split('?')[0].endsWith('/') ? next() : res.redirect(301, '/docs/')));
+  r.get('/docs/openapi.json', (_req, res) => {
+    res.json(doc);
+  });
+  r.get('/docs', (req, res, next) =>
+    req.originalUrl.split('?')[0].endsWith('/') ? next() : res.redirect(301, '/docs/'),
+  );
   r.use('/docs', swaggerUi.serveFiles(undefined, { swaggerOptions: { url: '/docs/openapi.json' } }));
-  r.get('/docs/', swaggerUi.setup(undefined, { customSiteTitle: 'orderflow API', swaggerOptions: { url: '/docs/openapi.json' } }));
+  r.get(
+    '/docs/',
+    swaggerUi.setup(undefined, { customSiteTitle: 'orderflow API', swaggerOptions: { url: '/docs/openapi.json' } }),
+  );
   return r;
 }

@@ -1,8 +1,19 @@
 import { Router } from 'express';
 import type { AppContext } from '../../app/context';
 import {
-  cancelOrder, cancelOrderSchema, emptyBodySchema, fulfillOrder, getOrder, idempotencyKeySchema, listOrders, listOrdersQuerySchema,
-  patchOrder, patchOrderSchema, placeOrder, placeOrderSchema, retryOrder,
+  cancelOrder,
+  cancelOrderSchema,
+  emptyBodySchema,
+  fulfillOrder,
+  getOrder,
+  idempotencyKeySchema,
+  listOrders,
+  listOrdersQuerySchema,
+  patchOrder,
+  patchOrderSchema,
+  placeOrder,
+  placeOrderSchema,
+  retryOrder,
 } from '../../orders';
 import { parseInput } from '../../platform/validation';
 import type { Guards } from '../guards';
@@ -17,8 +28,12 @@ export function ordersRoutes(ctx: AppContext, g: Guards): Router {
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(202).location(`/v1/orders/${body.id}`).json(body);
   });
-  r.get('/', g.intake, async (req, res) => { res.json(await listOrders(ctx.db, parseInput(listOrdersQuerySchema, req.query, 'query'))); });
-  r.get('/:id', g.intake, async (req, res) => { res.json(await getOrder(ctx.db, g.id(req.params.id, 'order'))); });
+  r.get('/', g.intake, async (req, res) => {
+    res.json(await listOrders(ctx.db, parseInput(listOrdersQuerySchema, req.query, 'query')));
+  });
+  r.get('/:id', g.intake, async (req, res) => {
+    res.json(await getOrder(ctx.db, g.id(req.params.id, 'order')));
+  });
   r.patch('/:id', g.intake, async (req, res) => {
     const id = g.id(req.params.id, 'order');
     res.status(202).json(await patchOrder(ctx, id, parseInput(patchOrderSchema, req.body, 'body')));

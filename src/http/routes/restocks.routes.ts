@@ -8,7 +8,9 @@ export function restocksRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();
   r.post('/', g.feed, async (req, res) => {
     const events = parseRestockRequest(req.body, (s, v) => parseInput(s, v, 'body'));
-    res.status(202).json(await receiveRestocks(ctx, events, req.body && typeof req.body === 'object' && 'events' in req.body));
+    res
+      .status(202)
+      .json(await receiveRestocks(ctx, events, req.body && typeof req.body === 'object' && 'events' in req.body));
   });
   return r;
 }

@@ -15,7 +15,11 @@ import type { OrderJob } from '../queues';
  * one version bump. Stock rows are still version-checked; this only avoids the conflicts this
  * process would cause itself.
  */
-export function createOrderBatcher(ctx: Context, maxBatch = ctx.config.ORDER_BATCH_MAX, maxInFlight = ctx.config.ORDER_BATCH_IN_FLIGHT) {
+export function createOrderBatcher(
+  ctx: Context,
+  maxBatch = ctx.config.ORDER_BATCH_MAX,
+  maxInFlight = ctx.config.ORDER_BATCH_IN_FLIGHT,
+) {
   const skusOf = new Map<string, string[]>();
   /** SKU → groups in flight that touch it. */
   const busy = new Map<string, number>();
@@ -46,16 +50,22 @@ export function createOrderBatcher(ctx: Context, maxBatch = ctx.config.ORDER_BAT
       for (const id of window) {
         if (taken.length >= limit) break;
         const skus = skusOf.get(id) ?? [];
-        if (skus.some((s) => busy.has(s) || held.has(s))) { for (const s of skus) held.add(s); continue; }
+        if (skus.some((s) => busy.has(s) || held.has(s))) {
+          for (const s of skus) held.add(s);
+          continue;
+        }
         taken.push(id);
       }
       return taken;
     },
-    onStart: (ids) => { for (const s of skusIn(ids)) busy.set(s, (busy.get(s) ?? 0) + 1); },
+    onStart: (ids) => {
+      for (const s of skusIn(ids)) busy.set(s, (busy.get(s) ?? 0) + 1);
+    },
     onEnd: (ids) => {
       for (const s of skusIn(ids)) {
         const n = busy.get(s)! - 1;
-        if (n > 0) busy.set(s, n); else busy.delete(s);
+        if (n > 0) busy.set(s, n);
+        else busy.delete(s);
       }
       for (const id of ids) skusOf.delete(id);
     },
@@ -70,16 +80,23 @@ export function createOrderProcessor(ctx: Context, batcher = createOrderBatcher(
     try {
       const outcome = await batcher.submit(orderId);
       if (!outcome) throw new UnrecoverableError(`order ${orderId} does not exist`);
-      if (outcome.processed && outcome.status === 'rejected') throw new UnrecoverableError(`order rejected: ${outcome.reason}`);
+      if (outcome.processed && outcome.status === 'rejected')
+        throw new UnrecoverableError(`order rejected: ${outcome.reason}`);
       return { status: outcome.status, processed: outcome.processed };
     } catch (err) {
       if (err instanceof UnrecoverableError) throw err;
       const attempts = job.opts.attempts ?? 1;
       if (job.attemptsMade + 1 >= attempts) {
         // knex prefixes the SQL to the driver's message; the reason keeps only the driver's words.
-        const reason = `failed after ${attempts} attempts: ${String((err as Error).message).split(' - ').pop()}`.slice(0, 500);
+        const reason = `failed after ${attempts} attempts: ${String((err as Error).message)
+          .split(' - ')
+          .pop()}`.slice(0, 500);
         await markOrderFailed(ctx, orderId, reason, attempts).catch((e) =>
-          logger.warn({ orderId, err: (e as Error).message }, 'could not mark order failed; the reconciler will enqueue it again'));
+          logger.warn(
+            { orderId, err: (e as Error).message },
+            'could not mark order failed; the reconciler will enqueue it again',
+          ),
+        );
       }
       throw err;
     }

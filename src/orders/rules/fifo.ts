@@ -4,7 +4,10 @@
  */
 
 /** A line of an order that was processed before and is back in `received` (edited or retried). */
-export interface AheadLine { seq: number; quantity: number }
+export interface AheadLine {
+  seq: number;
+  quantity: number;
+}
 
 /**
  * What is free for a line at `seq` once the reprocessing orders ahead of it have had theirs, in
@@ -20,14 +23,22 @@ export function freeAfterAhead(free: number, ahead: readonly AheadLine[] | undef
   return left;
 }
 
-export interface WaitingLine { order_id: string; quantity: number; seq: number }
+export interface WaitingLine {
+  order_id: string;
+  quantity: number;
+  seq: number;
+}
 
 /**
  * Which waiting lines of one SKU a free quantity serves: the head of the queue in `seq` order, each
  * line whole, stopping at the first that does not fit (nothing behind it jumps the queue), with
  * the demand of reprocessing orders ahead of a line served before it. `head` is in `seq` order.
  */
-export function serveQueue<L extends WaitingLine>(free: number, head: readonly L[], ahead: readonly AheadLine[] = []): L[] {
+export function serveQueue<L extends WaitingLine>(
+  free: number,
+  head: readonly L[],
+  ahead: readonly AheadLine[] = [],
+): L[] {
   const taken: L[] = [];
   let left = free;
   for (const l of head) {

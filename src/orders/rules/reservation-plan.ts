@@ -1,9 +1,23 @@
 import type { OrderStatus } from '../status';
 import { freeAfterAhead, type AheadLine } from './fifo';
 
-export interface PlanOrder { id: string; seq: number; customer_id: string; on_insufficient_stock: 'backorder' | 'reject' }
-export interface PlanLine { order_id: string; sku: string; quantity: number }
-export interface PlanStock { sku: string; on_hand: number; reserved: number; backordered: number }
+export interface PlanOrder {
+  id: string;
+  seq: number;
+  customer_id: string;
+  on_insufficient_stock: 'backorder' | 'reject';
+}
+export interface PlanLine {
+  order_id: string;
+  sku: string;
+  quantity: number;
+}
+export interface PlanStock {
+  sku: string;
+  on_hand: number;
+  reserved: number;
+  backordered: number;
+}
 
 /** Everything the reservation decision reads, as plain data. */
 export interface ReservationInput<S extends PlanStock> {
@@ -21,7 +35,12 @@ export interface ReservationInput<S extends PlanStock> {
 
 export type Decision = 'confirmed' | 'awaiting_stock' | 'rejected';
 
-export interface OrderDecision { orderId: string; to: Decision & OrderStatus; detail: string; reason?: string }
+export interface OrderDecision {
+  orderId: string;
+  to: Decision & OrderStatus;
+  detail: string;
+  reason?: string;
+}
 
 export interface ReservationPlan<S extends PlanStock> {
   decisions: OrderDecision[];
@@ -53,18 +72,33 @@ export function planReservations<S extends PlanStock>(input: ReservationInput<S>
     const ls = [...(linesByOrder.get(o.id) ?? [])].sort((a, b) => (a.sku < b.sku ? -1 : 1));
     const reject = (reason: string) => plan.decisions.push({ orderId: o.id, to: 'rejected', detail: reason, reason });
     const customer = input.customers.get(o.customer_id);
-    if (!customer) { reject('unknown customer'); continue; }
-    if (customer.blocked) { reject('customer is blocked'); continue; }
+    if (!customer) {
+      reject('unknown customer');
+      continue;
+    }
+    if (customer.blocked) {
+      reject('customer is blocked');
+      continue;
+    }
     const missing = ls.find((l) => !input.products.get(l.sku) || !work.get(l.sku));
-    if (missing) { reject(`unknown SKU ${missing.sku}`); continue; }
+    if (missing) {
+      reject(`unknown SKU ${missing.sku}`);
+      continue;
+    }
     const inactive = ls.find((l) => !input.products.get(l.sku)!.active);
-    if (inactive) { reject(`SKU ${inactive.sku} is not active`); continue; }
+    if (inactive) {
+      reject(`SKU ${inactive.sku} is not active`);
+      continue;
+    }
     const priceOf = (sku: string) => Number(input.products.get(sku)!.price_cents);
     let total = 0;
     for (const l of ls) total += priceOf(l.sku) * l.quantity;
     // Prices go up to 2^53 − 1 cents, so quantity × price can pass what a total may be (bigint in
     // PostgreSQL, an exact number in JSON): no retry fixes that, so it is a rejection, not a failure.
-    if (total > Number.MAX_SAFE_INTEGER) { reject(`order total exceeds ${Number.MAX_SAFE_INTEGER} cents`); continue; }
+    if (total > Number.MAX_SAFE_INTEGER) {
+      reject(`order total exceeds ${Number.MAX_SAFE_INTEGER} cents`);
+      continue;
+    }
 
     const take: PlanLine[] = [];
     const short: PlanLine[] = [];
@@ -97,10 +131,12 @@ export function planReservations<S extends PlanStock>(input: ReservationInput<S>
     }
   }
   for (const [sku, w] of work) {
-    if (w.reserved || w.backordered) plan.changes.push({ row: w.row, reserved: w.reserved, backordered: w.backordered });
+    if (w.reserved || w.backordered)
+      plan.changes.push({ row: w.row, reserved: w.reserved, backordered: w.backordered });
     // Lines wait while stock is free: an order joined the queue ahead of others, or one that was ahead
     // of them (an edited order) was rejected or took less than it gave back.
-    if (w.row.backordered + w.backordered > 0 && w.row.on_hand - w.row.reserved - w.reserved > 0) plan.serveSkus.push(sku);
+    if (w.row.backordered + w.backordered > 0 && w.row.on_hand - w.row.reserved - w.reserved > 0)
+      plan.serveSkus.push(sku);
   }
   return plan;
 }

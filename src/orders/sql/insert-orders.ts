@@ -4,9 +4,17 @@ import type { OutboxRow } from '../../platform/outbox';
 import type { PlaceOrder } from '../orders.schemas';
 import { isoSql } from './order-json';
 
-export interface Accepted { id: string; seq: number; status: 'received'; created_at: string }
+export interface Accepted {
+  id: string;
+  seq: number;
+  status: 'received';
+  created_at: string;
+}
 
-export interface Placed { accepted: Accepted; outbox: OutboxRow }
+export interface Placed {
+  accepted: Accepted;
+  outbox: OutboxRow;
+}
 
 /**
  * Orders, their lines, first history entries and outbox rows in ONE statement (atomic, one round
@@ -32,22 +40,40 @@ const INSERT_ORDERS = `WITH x AS (
  * each pooled connection parses and plans it once, not once per group. Every `?` in INSERT_ORDERS
  * is a parameter (as knex also requires of it), so numbering them in order is the whole translation.
  */
-const INSERT_ORDERS_PREPARED = { name: 'orderflow_insert_orders', text: ((i) => INSERT_ORDERS.replace(/\?/g, () => `$${++i}`))(0) };
+const INSERT_ORDERS_PREPARED = {
+  name: 'orderflow_insert_orders',
+  text: ((i) => INSERT_ORDERS.replace(/\?/g, () => `$${++i}`))(0),
+};
 
 /**
  * Runs the statement on `db`: through knex inside a transaction (the Idempotency-Key path), else
  * as the prepared statement on a connection of knex's pool (the busy intake path).
  */
 export async function insertOrders(db: Executor, inputs: { id: string; input: PlaceOrder }[]): Promise<Placed[]> {
-  const lines = inputs.flatMap(({ id, input }) => input.lines.map((l, i) => ({ id, no: i + 1, sku: l.sku, quantity: l.quantity })));
-  const values = [inputs.map((r) => r.id), inputs.map((r) => r.input.customer_id), inputs.map((r) => r.input.on_insufficient_stock),
+  const lines = inputs.flatMap(({ id, input }) =>
+    input.lines.map((l, i) => ({ id, no: i + 1, sku: l.sku, quantity: l.quantity })),
+  );
+  const values = [
+    inputs.map((r) => r.id),
+    inputs.map((r) => r.input.customer_id),
+    inputs.map((r) => r.input.on_insufficient_stock),
     inputs.map((r) => r.input.external_ref ?? null) as string[], // NULLs in a text[]
-    lines.map((l) => l.id), lines.map((l) => l.no), lines.map((l) => l.sku), lines.map((l) => l.quantity), QUEUES.orders, JOB.processOrder];
+    lines.map((l) => l.id),
+    lines.map((l) => l.no),
+    lines.map((l) => l.sku),
+    lines.map((l) => l.quantity),
+    QUEUES.orders,
+    JOB.processOrder,
+  ];
   let rows: any[];
   if (db.isTransaction) rows = (await db.raw(INSERT_ORDERS, values)).rows;
   else {
     const conn = await db.client.acquireConnection();
-    try { rows = (await conn.query({ ...INSERT_ORDERS_PREPARED, values })).rows; } finally { await db.client.releaseConnection(conn); }
+    try {
+      rows = (await conn.query({ ...INSERT_ORDERS_PREPARED, values })).rows;
+    } finally {
+      await db.client.releaseConnection(conn);
+    }
   }
   const byId = new Map<string, any>(rows.map((r: any) => [r.id, r]));
   return inputs.map(({ id }) => {
@@ -59,21 +85,40 @@ export async function insertOrders(db: Executor, inputs: { id: string; input: Pl
   });
 }
 
-
-export interface IdempotencyRow { request_hash: string; response_body: Accepted | null }
+export interface IdempotencyRow {
+  request_hash: string;
+  response_body: Accepted | null;
+}
 
 /** Claims (principal, key) for this request; false if another request holds or held it. */
-export async function claimIdempotencyKey(trx: Executor, principal: string, key: string, hash: string): Promise<boolean> {
+export async function claimIdempotencyKey(
+  trx: Executor,
+  principal: string,
+  key: string,
+  hash: string,
+): Promise<boolean> {
   const claimed = await trx.raw(
     `INSERT INTO idempotency_keys (principal, key, request_hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING key`,
-    [principal, key, hash]);
+    [principal, key, hash],
+  );
   return claimed.rows.length > 0;
 }
 
-export async function readIdempotencyKey(trx: Executor, principal: string, key: string): Promise<IdempotencyRow | undefined> {
+export async function readIdempotencyKey(
+  trx: Executor,
+  principal: string,
+  key: string,
+): Promise<IdempotencyRow | undefined> {
   return trx('idempotency_keys').where({ principal, key }).first('request_hash', 'response_body');
 }
 
-export async function storeIdempotentResponse(trx: Executor, principal: string, key: string, accepted: Accepted): Promise<void> {
-  await trx('idempotency_keys').where({ principal, key }).update({ status_code: 202, response_body: accepted, order_id: accepted.id });
+export async function storeIdempotentResponse(
+  trx: Executor,
+  principal: string,
+  key: string,
+  accepted: Accepted,
+): Promise<void> {
+  await trx('idempotency_keys')
+    .where({ principal, key })
+    .update({ status_code: 202, response_body: accepted, order_id: accepted.id });
 }

@@ -4,14 +4,31 @@ import type { ReservationPlan } from '../rules/reservation-plan';
 import type { OrderStatus } from '../status';
 
 export interface OrderRow {
-  id: string; seq: number; customer_id: string; status: OrderStatus; status_reason: string | null;
-  on_insufficient_stock: 'backorder' | 'reject'; attempts: number; transitions: number;
+  id: string;
+  seq: number;
+  customer_id: string;
+  status: OrderStatus;
+  status_reason: string | null;
+  on_insufficient_stock: 'backorder' | 'reject';
+  attempts: number;
+  transitions: number;
 }
-export interface LineRow { order_id: string; line_no: number; sku: string; quantity: number; reserved: boolean; waiting: boolean; seq: number }
+export interface LineRow {
+  order_id: string;
+  line_no: number;
+  sku: string;
+  quantity: number;
+  reserved: boolean;
+  waiting: boolean;
+  seq: number;
+}
 
 /** Order rows locked in seq order, as every writer locks them (orders before stock: no deadlocks). */
 export async function lockOrders(trx: Trx, ids: string[]): Promise<OrderRow[]> {
-  return trx('orders').whereIn('id', ids).orderBy('seq').forUpdate()
+  return trx('orders')
+    .whereIn('id', ids)
+    .orderBy('seq')
+    .forUpdate()
     .select('id', 'seq', 'customer_id', 'status', 'status_reason', 'on_insufficient_stock', 'attempts', 'transitions');
 }
 
@@ -20,13 +37,17 @@ export async function lockOrderIds(trx: Trx, ids: string[]): Promise<void> {
 }
 
 export async function linesOf(db: Executor, orderIds: string[]): Promise<LineRow[]> {
-  return db('order_lines').whereIn('order_id', orderIds).orderBy(['order_id', 'sku'])
+  return db('order_lines')
+    .whereIn('order_id', orderIds)
+    .orderBy(['order_id', 'sku'])
     .select('order_id', 'line_no', 'sku', 'quantity', 'reserved', 'waiting', 'seq');
 }
 
 /** The SKUs of each order's lines (the group-commit batcher keeps groups in flight apart by them). */
 export async function skusOfOrders(db: Executor, orderIds: string[]): Promise<Map<string, string[]>> {
-  const rows: { order_id: string; sku: string }[] = await db('order_lines').whereIn('order_id', orderIds).select('order_id', 'sku');
+  const rows: { order_id: string; sku: string }[] = await db('order_lines')
+    .whereIn('order_id', orderIds)
+    .select('order_id', 'sku');
   const byOrder = new Map<string, string[]>();
   for (const r of rows) byOrder.set(r.order_id, [...(byOrder.get(r.order_id) ?? []), r.sku]);
   return byOrder;
@@ -37,8 +58,13 @@ export async function readCustomers(trx: Trx, ids: string[]): Promise<Map<string
   return new Map(rows.map((c) => [c.id, c]));
 }
 
-export async function readProducts(trx: Trx, skus: string[]): Promise<Map<string, { price_cents: number; active: boolean }>> {
-  const rows: { sku: string; price_cents: number; active: boolean }[] = await trx('products').whereIn('sku', skus).select('sku', 'price_cents', 'active');
+export async function readProducts(
+  trx: Trx,
+  skus: string[],
+): Promise<Map<string, { price_cents: number; active: boolean }>> {
+  const rows: { sku: string; price_cents: number; active: boolean }[] = await trx('products')
+    .whereIn('sku', skus)
+    .select('sku', 'price_cents', 'active');
   return new Map(rows.map((p) => [p.sku, p]));
 }
 
@@ -46,9 +72,13 @@ export async function readProducts(trx: Trx, skus: string[]): Promise<Map<string
 export async function firstWaitingSeq(trx: Trx, skus: string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   if (skus.length === 0) return out;
-  const rows: { sku: string; seq: number | null }[] = (await trx.raw(
-    `SELECT q.sku, (SELECT l.seq FROM order_lines l WHERE l.sku = q.sku AND l.waiting AND NOT l.reserved ORDER BY l.seq LIMIT 1) AS seq
-       FROM unnest(?::text[]) AS q(sku)`, [skus])).rows;
+  const rows: { sku: string; seq: number | null }[] = (
+    await trx.raw(
+      `SELECT q.sku, (SELECT l.seq FROM order_lines l WHERE l.sku = q.sku AND l.waiting AND NOT l.reserved ORDER BY l.seq LIMIT 1) AS seq
+       FROM unnest(?::text[]) AS q(sku)`,
+      [skus],
+    )
+  ).rows;
   for (const r of rows) if (r.seq !== null) out.set(r.sku, r.seq);
   return out;
 }
@@ -60,13 +90,21 @@ export async function firstWaitingSeq(trx: Trx, skus: string[]): Promise<Map<str
  * yet are not here: they are in the pipeline in arrival order anyway. Partial index
  * `orders_reprocessing` keeps this cheap however many new orders are waiting to be processed.
  */
-export async function reprocessingAhead(db: Executor, skus: string[], exceptIds: string[] = []): Promise<Map<string, AheadLine[]>> {
+export async function reprocessingAhead(
+  db: Executor,
+  skus: string[],
+  exceptIds: string[] = [],
+): Promise<Map<string, AheadLine[]>> {
   const out = new Map<string, AheadLine[]>();
   if (skus.length === 0) return out;
-  const rows: { sku: string; seq: number; quantity: number }[] = (await db.raw(
-    `SELECT l.sku, o.seq, l.quantity FROM orders o JOIN order_lines l ON l.order_id = o.id
+  const rows: { sku: string; seq: number; quantity: number }[] = (
+    await db.raw(
+      `SELECT l.sku, o.seq, l.quantity FROM orders o JOIN order_lines l ON l.order_id = o.id
       WHERE o.status = 'received' AND o.attempts > 0 AND l.sku = ANY(?::text[]) AND NOT (o.id = ANY(?::uuid[]))
-      ORDER BY o.seq`, [skus, exceptIds])).rows;
+      ORDER BY o.seq`,
+      [skus, exceptIds],
+    )
+  ).rows;
   for (const r of rows) out.set(r.sku, [...(out.get(r.sku) ?? []), { seq: r.seq, quantity: r.quantity }]);
   return out;
 }
@@ -79,14 +117,17 @@ export async function updateLines(trx: Trx, rows: ReservationPlan<never>['lines'
       `UPDATE order_lines l SET unit_price_cents = v.price, reserved = v.reserved, waiting = NOT v.reserved
          FROM unnest(?::uuid[], ?::text[], ?::bigint[], ?::boolean[]) AS v(order_id, sku, price, reserved)
         WHERE l.order_id = v.order_id AND l.sku = v.sku`,
-      [chunk.map((r) => r.order_id), chunk.map((r) => r.sku), chunk.map((r) => r.price), chunk.map((r) => r.reserved)]);
+      [chunk.map((r) => r.order_id), chunk.map((r) => r.sku), chunk.map((r) => r.price), chunk.map((r) => r.reserved)],
+    );
   }
 }
 
 export async function setTotals(trx: Trx, totals: { id: string; total: number }[]): Promise<void> {
   if (totals.length === 0) return;
-  await trx.raw(`UPDATE orders o SET total_cents = v.total FROM unnest(?::uuid[], ?::bigint[]) AS v(id, total) WHERE o.id = v.id`,
-    [totals.map((t) => t.id), totals.map((t) => t.total)]);
+  await trx.raw(
+    `UPDATE orders o SET total_cents = v.total FROM unnest(?::uuid[], ?::bigint[]) AS v(id, total) WHERE o.id = v.id`,
+    [totals.map((t) => t.id), totals.map((t) => t.total)],
+  );
 }
 
 export async function countAttempt(trx: Trx, ids: string[]): Promise<void> {
@@ -99,7 +140,11 @@ export async function setAttempts(trx: Trx, id: string, attempts: number): Promi
 
 /** The head of one SKU's queue: unreserved waiting lines in seq order (partial index on (sku, seq)). */
 export async function queueHead(trx: Trx, sku: string, limit: number): Promise<WaitingLine[]> {
-  return trx('order_lines').where({ sku, waiting: true, reserved: false }).orderBy('seq').limit(limit).select('order_id', 'quantity', 'seq');
+  return trx('order_lines')
+    .where({ sku, waiting: true, reserved: false })
+    .orderBy('seq')
+    .limit(limit)
+    .select('order_id', 'quantity', 'seq');
 }
 
 export async function markLinesReserved(trx: Trx, sku: string, orderIds: string[]): Promise<void> {
@@ -112,18 +157,26 @@ export async function clearLines(trx: Trx, orderIds: string[]): Promise<void> {
 
 /** Of these orders, those waiting whose every line is now reserved, in seq order. */
 export async function fullyReservedWaiting(trx: Trx, orderIds: string[]): Promise<string[]> {
-  const rows: { id: string }[] = (await trx.raw(
-    `SELECT o.id FROM orders o WHERE o.id = ANY(?::uuid[]) AND o.status = 'awaiting_stock'
+  const rows: { id: string }[] = (
+    await trx.raw(
+      `SELECT o.id FROM orders o WHERE o.id = ANY(?::uuid[]) AND o.status = 'awaiting_stock'
         AND NOT EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND NOT l.reserved)
-      ORDER BY o.seq`, [orderIds])).rows;
+      ORDER BY o.seq`,
+      [orderIds],
+    )
+  ).rows;
   return rows.map((r) => r.id);
 }
 
 /** Backorders waiting longer than `ttlSeconds`, locked (others' locks skipped), oldest first. */
 export async function lockExpiredBackorders(trx: Trx, ttlSeconds: number, limit: number): Promise<string[]> {
-  const rows: { id: string }[] = (await trx.raw(
-    `SELECT id FROM orders WHERE status = 'awaiting_stock' AND awaiting_since < now() - make_interval(secs => ?)
-      ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED`, [ttlSeconds, limit])).rows;
+  const rows: { id: string }[] = (
+    await trx.raw(
+      `SELECT id FROM orders WHERE status = 'awaiting_stock' AND awaiting_since < now() - make_interval(secs => ?)
+      ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED`,
+      [ttlSeconds, limit],
+    )
+  ).rows;
   return rows.map((r) => r.id);
 }
 
@@ -133,15 +186,24 @@ export async function skusWithFreeStockAndWaiting(db: Executor): Promise<string[
 }
 
 /** Edit: new lines replace the old (same seq), or the old lines lose their captured prices. */
-export async function replaceLines(trx: Trx, id: string, seq: number, lines: { sku: string; quantity: number }[] | undefined): Promise<void> {
+export async function replaceLines(
+  trx: Trx,
+  id: string,
+  seq: number,
+  lines: { sku: string; quantity: number }[] | undefined,
+): Promise<void> {
   if (lines) {
     await trx('order_lines').where({ order_id: id }).delete();
-    await trx('order_lines').insert(lines.map((l, i) => ({ order_id: id, line_no: i + 1, sku: l.sku, quantity: l.quantity, seq })));
+    await trx('order_lines').insert(
+      lines.map((l, i) => ({ order_id: id, line_no: i + 1, sku: l.sku, quantity: l.quantity, seq })),
+    );
   } else {
     await trx('order_lines').where({ order_id: id }).update({ unit_price_cents: null });
   }
 }
 
 export async function resetForReprocessing(trx: Trx, id: string, onShort?: 'backorder' | 'reject'): Promise<void> {
-  await trx('orders').where({ id }).update({ total_cents: null, updated_at: trx.fn.now(), ...(onShort ? { on_insufficient_stock: onShort } : {}) });
+  await trx('orders')
+    .where({ id })
+    .update({ total_cents: null, updated_at: trx.fn.now(), ...(onShort ? { on_insufficient_stock: onShort } : {}) });
 }

@@ -3,7 +3,10 @@ import type { Trx } from '../../platform/db';
 import type { OrderStatus } from '../status';
 import { isoSql, ORDER_JSON } from './order-json';
 
-export async function insertHistory(trx: Trx, rows: { order_id: string; status: OrderStatus; detail: string | null }[]): Promise<void> {
+export async function insertHistory(
+  trx: Trx,
+  rows: { order_id: string; status: OrderStatus; detail: string | null }[],
+): Promise<void> {
   await trx('order_history').insert(rows);
 }
 
@@ -12,7 +15,16 @@ export async function insertHistory(trx: Trx, rows: { order_id: string; status: 
  * `status = from`) with its history rows, then the events, built after the update so their payload
  * shows the order in its new status. Returns the new events' ids, one per transition.
  */
-export async function updateStatuses(trx: Trx, moves: readonly { orderId: string; from: OrderStatus; to: OrderStatus; detail?: string | null; reason?: string | null }[]): Promise<string[]> {
+export async function updateStatuses(
+  trx: Trx,
+  moves: readonly {
+    orderId: string;
+    from: OrderStatus;
+    to: OrderStatus;
+    detail?: string | null;
+    reason?: string | null;
+  }[],
+): Promise<string[]> {
   const eventIds = moves.map(() => uuidv7());
   const values = moves.map(() => '(?::uuid, ?::text, ?::text, ?::text, ?::text, ?::uuid)').join(', ');
   const bindings = moves.flatMap((t, i) => [t.orderId, t.from, t.to, t.detail ?? null, t.reason ?? null, eventIds[i]]);
@@ -25,7 +37,9 @@ export async function updateStatuses(trx: Trx, moves: readonly { orderId: string
        RETURNING o.id, o.transitions, v.to_status, v.detail, v.event_id),
      hist AS (
        INSERT INTO order_history (order_id, status, detail) SELECT id, to_status, detail FROM upd RETURNING order_id)
-     SELECT id, transitions, to_status, event_id FROM upd`, bindings);
+     SELECT id, transitions, to_status, event_id FROM upd`,
+    bindings,
+  );
   if (rows.length !== moves.length) {
     throw new Error(`order status changed under a transition (${rows.length}/${moves.length} applied)`);
   }
@@ -35,6 +49,7 @@ export async function updateStatuses(trx: Trx, moves: readonly { orderId: string
             json_build_object('id', v.event_id, 'type', 'order.' || o.status, 'created_at', ${isoSql('now()')}, 'data', json_build_object('order', ${ORDER_JSON})),
             now()
        FROM orders o JOIN unnest(?::uuid[], ?::uuid[]) AS v(order_id, event_id) ON o.id = v.order_id`,
-    [rows.map((r: any) => r.id), rows.map((r: any) => r.event_id)]);
+    [rows.map((r: any) => r.id), rows.map((r: any) => r.event_id)],
+  );
   return rows.map((r: any) => r.event_id as string);
 }

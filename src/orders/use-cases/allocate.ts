@@ -2,7 +2,14 @@ import { applyStockChanges, readStockRows, type Movement } from '../../inventory
 import type { Context } from '../../platform/context';
 import { runUnitOfWork, type UnitOfWork } from '../../platform/unit-of-work';
 import { serveQueue } from '../rules/fifo';
-import { fullyReservedWaiting, lockOrderIds, markLinesReserved, queueHead, reprocessingAhead, skusWithFreeStockAndWaiting } from '../sql/order-rows';
+import {
+  fullyReservedWaiting,
+  lockOrderIds,
+  markLinesReserved,
+  queueHead,
+  reprocessingAhead,
+  skusWithFreeStockAndWaiting,
+} from '../sql/order-rows';
 import { changeStatus } from '../status';
 
 const BATCH = 1000;
@@ -25,14 +32,29 @@ async function allocateSku(uow: UnitOfWork, sku: string): Promise<{ reserved: nu
   const taken = serveQueue(free, head, (await reprocessingAhead(trx, [sku])).get(sku));
   if (taken.length === 0) return { reserved: 0, more: false };
   const qty = taken.reduce((s, l) => s + l.quantity, 0);
-  const movements: Movement[] = taken.map((l) => ({ sku, type: 'reservation', quantity: l.quantity, order_id: l.order_id, reason: 'backorder filled' }));
+  const movements: Movement[] = taken.map((l) => ({
+    sku,
+    type: 'reservation',
+    quantity: l.quantity,
+    order_id: l.order_id,
+    reason: 'backorder filled',
+  }));
   const orderIds = taken.map((l) => l.order_id);
   await lockOrderIds(trx, orderIds);
   await applyStockChanges(trx, [{ row, reserved: qty, backordered: -qty }], movements, 'allocate');
   await markLinesReserved(trx, sku, orderIds);
   // Orders whose every line is now reserved are confirmed; the others keep what they hold.
   const complete = await fullyReservedWaiting(trx, orderIds);
-  await changeStatus(uow, complete.map((id) => ({ orderId: id, action: 'fill' as const, from: 'awaiting_stock' as const, to: 'confirmed' as const, detail: `backorder filled by ${sku}` })));
+  await changeStatus(
+    uow,
+    complete.map((id) => ({
+      orderId: id,
+      action: 'fill' as const,
+      from: 'awaiting_stock' as const,
+      to: 'confirmed' as const,
+      detail: `backorder filled by ${sku}`,
+    })),
+  );
   return { reserved: taken.length, more: taken.length === head.length && head.length === BATCH };
 }
 

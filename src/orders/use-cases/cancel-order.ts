@@ -12,7 +12,16 @@ export async function cancelOrder(ctx: Context, id: string, reason?: string): Pr
     const o = await lockOrder(uow.trx, id);
     assertCan('cancel', o.status);
     uow.serveSkus(await releaseOrderStock(uow.trx, [id], reason ?? 'cancelled'));
-    await changeStatus(uow, [{ orderId: id, action: 'cancel', from: o.status, to: 'cancelled', detail: reason ?? 'cancelled', reason: reason ?? 'cancelled' }]);
+    await changeStatus(uow, [
+      {
+        orderId: id,
+        action: 'cancel',
+        from: o.status,
+        to: 'cancelled',
+        detail: reason ?? 'cancelled',
+        reason: reason ?? 'cancelled',
+      },
+    ]);
   });
   return getOrder(ctx.db, id);
 }

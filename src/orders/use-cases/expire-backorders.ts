@@ -12,9 +12,17 @@ export async function expireBackorders(ctx: Context, limit = 200): Promise<numbe
       const ids = await lockExpiredBackorders(uow.trx, ctx.config.BACKORDER_TTL_SECONDS, limit);
       if (ids.length === 0) return 0;
       uow.serveSkus(await releaseOrderStock(uow.trx, ids, 'backorder_expired'));
-      await changeStatus(uow, ids.map((id) => ({
-        orderId: id, action: 'expire' as const, from: 'awaiting_stock' as const, to: 'cancelled' as const, detail: 'backorder_expired', reason: 'backorder_expired',
-      })));
+      await changeStatus(
+        uow,
+        ids.map((id) => ({
+          orderId: id,
+          action: 'expire' as const,
+          from: 'awaiting_stock' as const,
+          to: 'cancelled' as const,
+          detail: 'backorder_expired',
+          reason: 'backorder_expired',
+        })),
+      );
       return ids.length;
     });
     expired += n;

@@ -18,5 +18,8 @@ const orderCursor = z.number().int();
 export async function listOrders(db: Db, q: ListOrdersQuery): Promise<{ data: Order[]; next_cursor: string | null }> {
   const rows = await selectOrderPage(db, q, decodeCursor(orderCursor, q.cursor));
   const page = rows.slice(0, q.limit);
-  return { data: page.map((r) => r.j), next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1].seq) : null };
+  return {
+    data: page.map((r) => r.j),
+    next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1].seq) : null,
+  };
 }

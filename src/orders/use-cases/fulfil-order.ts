@@ -13,10 +13,22 @@ export async function fulfillOrder(ctx: Context, id: string): Promise<Order> {
     const o = await lockOrder(uow.trx, id);
     assertCan('fulfil', o.status);
     const lines = await linesOf(uow.trx, [id]);
-    const stock = await readStockRows(uow.trx, lines.map((l) => l.sku));
-    await applyStockChanges(uow.trx,
+    const stock = await readStockRows(
+      uow.trx,
+      lines.map((l) => l.sku),
+    );
+    await applyStockChanges(
+      uow.trx,
       lines.map((l) => ({ row: stock.get(l.sku)!, on_hand: -l.quantity, reserved: -l.quantity })),
-      lines.map((l) => ({ sku: l.sku, type: 'sale' as const, quantity: -l.quantity, order_id: id, reason: 'fulfilled' })), 'sale');
+      lines.map((l) => ({
+        sku: l.sku,
+        type: 'sale' as const,
+        quantity: -l.quantity,
+        order_id: id,
+        reason: 'fulfilled',
+      })),
+      'sale',
+    );
     await changeStatus(uow, [{ orderId: id, action: 'fulfil', from: o.status, to: 'completed', detail: 'fulfilled' }]);
   });
   return getOrder(ctx.db, id);

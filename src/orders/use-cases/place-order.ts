@@ -6,7 +6,11 @@ import { GroupCommit } from '../../platform/group-commit';
 import { runStatement, runUnitOfWork } from '../../platform/unit-of-work';
 import type { PlaceOrder } from '../orders.schemas';
 import {
-  claimIdempotencyKey, insertOrders, readIdempotencyKey, storeIdempotentResponse, type Accepted,
+  claimIdempotencyKey,
+  insertOrders,
+  readIdempotencyKey,
+  storeIdempotentResponse,
+  type Accepted,
 } from '../sql/insert-orders';
 
 type Pending = { id: string; input: PlaceOrder };
@@ -21,22 +25,28 @@ function createIntake(ctx: Context): GroupCommit<Pending, Accepted> {
   return new GroupCommit<Pending, Accepted>({
     maxBatch: ctx.config.INTAKE_BATCH_MAX,
     maxInFlight: ctx.config.INTAKE_IN_FLIGHT,
-    commit: (group) => runStatement(ctx, async (sink) => {
-      const placed = await insertOrders(ctx.db, group);
-      sink.jobsWritten(placed.map((p) => p.outbox));
-      return placed.map((p) => p.accepted);
-    }, { publish: 'background' }),
+    commit: (group) =>
+      runStatement(
+        ctx,
+        async (sink) => {
+          const placed = await insertOrders(ctx.db, group);
+          sink.jobsWritten(placed.map((p) => p.outbox));
+          return placed.map((p) => p.accepted);
+        },
+        { publish: 'background' },
+      ),
   });
 }
 
 const intakes = new WeakMap<Context, GroupCommit<Pending, Accepted>>();
 function intakeOf(ctx: Context): GroupCommit<Pending, Accepted> {
   let g = intakes.get(ctx);
-  if (!g) intakes.set(ctx, g = createIntake(ctx));
+  if (!g) intakes.set(ctx, (g = createIntake(ctx)));
   return g;
 }
 
-const inProgress = () => new AppError('idempotency_in_progress', 'a request with this Idempotency-Key is in progress; retry shortly');
+const inProgress = () =>
+  new AppError('idempotency_in_progress', 'a request with this Idempotency-Key is in progress; retry shortly');
 
 /**
  * Intake. The order and its outbox row are committed before this returns; the job (job id =
@@ -44,25 +54,39 @@ const inProgress = () => new AppError('idempotency_in_progress', 'a request with
  * With an Idempotency-Key the key row, the order and the stored response share one transaction,
  * so concurrent duplicates wait on the key and replay the winner's response.
  */
-export async function placeOrder(ctx: Context, principal: string, input: PlaceOrder, key?: string):
-Promise<{ body: Accepted; replayed: boolean }> {
+export async function placeOrder(
+  ctx: Context,
+  principal: string,
+  input: PlaceOrder,
+  key?: string,
+): Promise<{ body: Accepted; replayed: boolean }> {
   if (key === undefined) return { body: await intakeOf(ctx).submit({ id: uuidv7(), input }), replayed: false };
   // The request's identity is the validated order: zod emits its keys in schema order with
   // defaults applied, so key order and omitted defaults do not make a different request; nor do a
   // UUID's letter case or an explicit null external_ref (the order stored would be the same).
-  const identity = { ...input, customer_id: input.customer_id.toLowerCase(), external_ref: input.external_ref ?? undefined };
+  const identity = {
+    ...input,
+    customer_id: input.customer_id.toLowerCase(),
+    external_ref: input.external_ref ?? undefined,
+  };
   const hash = createHash('sha256').update(JSON.stringify(identity)).digest('hex');
-  return runUnitOfWork(ctx, 'intake', async (uow) => {
-    if (!(await claimIdempotencyKey(uow.trx, principal, key, hash))) {
-      const prior = await readIdempotencyKey(uow.trx, principal, key);
-      if (!prior) throw inProgress();
-      if (prior.request_hash !== hash) throw new AppError('idempotency_key_reused', 'this Idempotency-Key was used with a different request body');
-      if (!prior.response_body) throw inProgress();
-      return { body: prior.response_body, replayed: true };
-    }
-    const [placed] = await insertOrders(uow.trx, [{ id: uuidv7(), input }]);
-    await storeIdempotentResponse(uow.trx, principal, key, placed.accepted);
-    uow.jobsWritten([placed.outbox]);
-    return { body: placed.accepted, replayed: false };
-  }, { retry: false, publish: 'background' });
+  return runUnitOfWork(
+    ctx,
+    'intake',
+    async (uow) => {
+      if (!(await claimIdempotencyKey(uow.trx, principal, key, hash))) {
+        const prior = await readIdempotencyKey(uow.trx, principal, key);
+        if (!prior) throw inProgress();
+        if (prior.request_hash !== hash)
+          throw new AppError('idempotency_key_reused', 'this Idempotency-Key was used with a different request body');
+        if (!prior.response_body) throw inProgress();
+        return { body: prior.response_body, replayed: true };
+      }
+      const [placed] = await insertOrders(uow.trx, [{ id: uuidv7(), input }]);
+      await storeIdempotentResponse(uow.trx, principal, key, placed.accepted);
+      uow.jobsWritten([placed.outbox]);
+      return { body: placed.accepted, replayed: false };
+    },
+    { retry: false, publish: 'background' },
+  );
 }

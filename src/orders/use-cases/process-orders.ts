@@ -3,11 +3,23 @@ import type { Context } from '../../platform/context';
 import { runUnitOfWork } from '../../platform/unit-of-work';
 import { planReservations } from '../rules/reservation-plan';
 import {
-  countAttempt, firstWaitingSeq, linesOf, lockOrders, readCustomers, readProducts, reprocessingAhead, setTotals, updateLines,
+  countAttempt,
+  firstWaitingSeq,
+  linesOf,
+  lockOrders,
+  readCustomers,
+  readProducts,
+  reprocessingAhead,
+  setTotals,
+  updateLines,
 } from '../sql/order-rows';
 import { changeStatus, type OrderStatus } from '../status';
 
-export interface Outcome { status: OrderStatus; reason?: string | null; processed: boolean }
+export interface Outcome {
+  status: OrderStatus;
+  reason?: string | null;
+  processed: boolean;
+}
 
 /**
  * The pipeline step for a batch of order ids (one id per job; several jobs may share a
@@ -22,9 +34,19 @@ export async function processOrders(ctx: Context, ids: string[]): Promise<Map<st
     const outcomes = new Map<string, Outcome>();
     // A job for a `failed` order is an operator's retry from the board: back to received, then on.
     const retried = locked.filter((o) => o.status === 'failed');
-    await changeStatus(uow, retried.map((o) => ({ orderId: o.id, action: 'retry' as const, from: o.status, to: 'received' as const, detail: 'retried from the board' })));
+    await changeStatus(
+      uow,
+      retried.map((o) => ({
+        orderId: o.id,
+        action: 'retry' as const,
+        from: o.status,
+        to: 'received' as const,
+        detail: 'retried from the board',
+      })),
+    );
     for (const o of retried) o.status = 'received';
-    for (const o of locked) if (o.status !== 'received') outcomes.set(o.id, { status: o.status, reason: o.status_reason, processed: false });
+    for (const o of locked)
+      if (o.status !== 'received') outcomes.set(o.id, { status: o.status, reason: o.status_reason, processed: false });
     const todo = locked.filter((o) => o.status === 'received');
     if (todo.length === 0) return outcomes;
     const todoIds = todo.map((o) => o.id);
@@ -35,7 +57,10 @@ export async function processOrders(ctx: Context, ids: string[]): Promise<Map<st
     const customers = await readCustomers(trx, [...new Set(todo.map((o) => o.customer_id))]);
     const products = await readProducts(trx, skus);
     const stock = await readStockRows(trx, skus);
-    const firstWaiting = await firstWaitingSeq(trx, [...stock.values()].filter((r) => r.backordered > 0).map((r) => r.sku));
+    const firstWaiting = await firstWaitingSeq(
+      trx,
+      [...stock.values()].filter((r) => r.backordered > 0).map((r) => r.sku),
+    );
     // Edited or retried orders being processed elsewhere keep their place ahead of younger orders.
     const ahead = await reprocessingAhead(trx, skus, todoIds);
     const plan = planReservations({ orders: todo, lines, customers, products, stock, firstWaiting, ahead });
@@ -44,7 +69,17 @@ export async function processOrders(ctx: Context, ids: string[]): Promise<Map<st
     await updateLines(trx, plan.lines);
     await setTotals(trx, plan.totals);
     await countAttempt(trx, todoIds);
-    await changeStatus(uow, plan.decisions.map((d) => ({ orderId: d.orderId, action: 'reserve' as const, from: 'received' as const, to: d.to, detail: d.detail, reason: d.reason })));
+    await changeStatus(
+      uow,
+      plan.decisions.map((d) => ({
+        orderId: d.orderId,
+        action: 'reserve' as const,
+        from: 'received' as const,
+        to: d.to,
+        detail: d.detail,
+        reason: d.reason,
+      })),
+    );
     for (const d of plan.decisions) {
       outcomes.set(d.orderId, { status: d.to, ...(d.reason ? { reason: d.reason } : {}), processed: true });
     }

@@ -11,7 +11,9 @@ export async function retryOrder(ctx: Context, id: string): Promise<Order> {
   await runUnitOfWork(ctx, 'retry', async (uow) => {
     const o = await lockOrder(uow.trx, id);
     assertCan('retry', o.status);
-    await changeStatus(uow, [{ orderId: id, action: 'retry', from: o.status, to: 'received', detail: 'retried by operator' }]);
+    await changeStatus(uow, [
+      { orderId: id, action: 'retry', from: o.status, to: 'received', detail: 'retried by operator' },
+    ]);
     await reprocessAfterCommit(uow, id);
   });
   return getOrder(ctx.db, id);
