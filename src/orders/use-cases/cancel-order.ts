@@ -1,3 +1,4 @@
+import type { Actor } from '../../platform/actor';
 import type { Context } from '../../platform/context';
 import { runUnitOfWork } from '../../platform/unit-of-work';
 import type { Order } from '../orders.schemas';
@@ -7,11 +8,11 @@ import { lockOrder } from './lock-order';
 import { releaseOrderStock } from './release-stock';
 
 /** Cancel (also DELETE): stock given back; once committed, the waiting lines of its SKUs are served. */
-export async function cancelOrder(ctx: Context, id: string, reason?: string): Promise<Order> {
+export async function cancelOrder(ctx: Context, id: string, reason?: string, actor?: Actor): Promise<Order> {
   await runUnitOfWork(ctx, 'cancel', async (uow) => {
     const o = await lockOrder(uow.trx, id);
     assertCan('cancel', o.status);
-    uow.serveSkus(await releaseOrderStock(uow.trx, [id], reason ?? 'cancelled'));
+    uow.serveSkus(await releaseOrderStock(uow, [id], reason ?? 'cancelled'));
     await changeStatus(uow, [
       {
         orderId: id,
@@ -22,6 +23,6 @@ export async function cancelOrder(ctx: Context, id: string, reason?: string): Pr
         reason: reason ?? 'cancelled',
       },
     ]);
-  });
+  }, { actor });
   return getOrder(ctx.db, id);
 }
