@@ -58,7 +58,10 @@ const toProduct = (r: any, stock: StockRow): Product => {
 
 export async function createProduct(ctx: Context, input: CreateProduct, actor?: Actor): Promise<Product> {
   const initial: Record<string, number> = input.initial_stock_by_location ?? { main: input.initial_stock ?? 0 };
-  await assertLocations(ctx.db, Object.keys(initial).map((code) => ({ code, path: `body.initial_stock_by_location.${code}` })));
+  await assertLocations(
+    ctx.db,
+    Object.keys(initial).map((code) => ({ code, path: `body.initial_stock_by_location.${code}` })),
+  );
   try {
     await runUnitOfWork(
       ctx,
@@ -78,13 +81,20 @@ export async function createProduct(ctx: Context, input: CreateProduct, actor?: 
         await trx('stock_levels').insert(levels);
         const movements = levels
           .filter((l) => l.on_hand > 0)
-          .map((l) => ({ sku: input.sku, location: l.location, type: 'initial' as const, quantity: l.on_hand, reason: 'initial stock' }));
+          .map((l) => ({
+            sku: input.sku,
+            location: l.location,
+            type: 'initial' as const,
+            quantity: l.on_hand,
+            reason: 'initial stock',
+          }));
         await insertMovements(uow, movements);
       },
       { actor, retry: false },
     );
   } catch (err: any) {
-    if (err?.code === '23505') throw new ConflictError(`product ${input.sku} already exists`, [{ path: 'sku', message: 'already exists' }]);
+    if (err?.code === '23505')
+      throw new ConflictError(`product ${input.sku} already exists`, [{ path: 'sku', message: 'already exists' }]);
     throw err;
   }
   return getProduct(ctx.db, input.sku);
@@ -112,7 +122,10 @@ export async function updateProduct(db: Db, sku: string, input: UpdateProduct): 
  * Stock rows by SKU: totals per SKU, or with `location` that location's rows. `low_stock` keeps
  * the rows whose available units are at most N.
  */
-export async function listInventory(db: Db, q: { low_stock?: number; location?: string; limit: number; cursor?: string }) {
+export async function listInventory(
+  db: Db,
+  q: { low_stock?: number; location?: string; limit: number; cursor?: string },
+) {
   const after = decodeCursor(skuSchema, q.cursor);
   if (q.location !== undefined) await assertLocations(db, [{ code: q.location, path: 'query.location' }]);
   const available = q.location
@@ -127,7 +140,17 @@ export async function listInventory(db: Db, q: { low_stock?: number; location?: 
     query
       .join('stock_levels as lv', (j) => j.on('lv.sku', 'p.sku').andOn('lv.location', db.raw('?', [q.location!])))
       .join('locations as loc', 'loc.code', 'lv.location')
-      .select('p.sku', 'p.name', 'p.active', 'lv.location', 'lv.on_hand', 'lv.reserved', 's.backordered', 'lv.version', db.raw(`(${available})::bigint AS available`));
+      .select(
+        'p.sku',
+        'p.name',
+        'p.active',
+        'lv.location',
+        'lv.on_hand',
+        'lv.reserved',
+        's.backordered',
+        'lv.version',
+        db.raw(`(${available})::bigint AS available`),
+      );
   } else {
     query.select(
       'p.sku',
@@ -257,7 +280,15 @@ export async function transferStock(ctx: Context, sku: string, input: Transfer, 
       ];
       await applyStockChanges(
         uow,
-        [{ row, levels: [{ location: input.from, on_hand: -input.quantity }, { location: input.to, on_hand: input.quantity }] }],
+        [
+          {
+            row,
+            levels: [
+              { location: input.from, on_hand: -input.quantity },
+              { location: input.to, on_hand: input.quantity },
+            ],
+          },
+        ],
         movements,
         'transfer',
       );

@@ -12,13 +12,22 @@ export async function createLocation(db: Executor, input: CreateLocation): Promi
       .returning(COLUMNS);
     return toLocation(row);
   } catch (err: any) {
-    if (err?.code === '23505') throw new ConflictError(`location ${input.code} already exists`, [{ path: 'body.code', message: 'already exists' }]);
+    if (err?.code === '23505')
+      throw new ConflictError(`location ${input.code} already exists`, [
+        { path: 'body.code', message: 'already exists' },
+      ]);
     throw err;
   }
 }
 
 export async function listLocations(db: Executor): Promise<{ data: Location[] }> {
-  return { data: (await db('locations').orderBy([{ column: 'priority' }, { column: 'code' }]).select(COLUMNS)).map(toLocation) };
+  return {
+    data: (
+      await db('locations')
+        .orderBy([{ column: 'priority' }, { column: 'code' }])
+        .select(COLUMNS)
+    ).map(toLocation),
+  };
 }
 
 export async function getLocation(db: Executor, code: string): Promise<Location> {
@@ -40,7 +49,11 @@ export async function updateLocation(db: Executor, code: string, input: UpdateLo
 /** Every named location exists, or 400 naming where each unknown one was given. */
 export async function assertLocations(db: Executor, named: { code: string; path: string }[]): Promise<void> {
   if (named.length === 0) return;
-  const known = new Set<string>(await db('locations').whereIn('code', [...new Set(named.map((n) => n.code))]).pluck('code'));
+  const known = new Set<string>(
+    await db('locations')
+      .whereIn('code', [...new Set(named.map((n) => n.code))])
+      .pluck('code'),
+  );
   const unknown = named.filter((n) => !known.has(n.code));
   if (unknown.length > 0) {
     throw new ValidationError(

@@ -77,7 +77,8 @@ export async function readStockRows(db: Executor, skus: string[]): Promise<Map<s
   return out;
 }
 
-const bySku = (a: { row: StockRow }, b: { row: StockRow }) => (a.row.sku < b.row.sku ? -1 : a.row.sku > b.row.sku ? 1 : 0);
+const bySku = (a: { row: StockRow }, b: { row: StockRow }) =>
+  a.row.sku < b.row.sku ? -1 : a.row.sku > b.row.sku ? 1 : 0;
 
 /**
  * The one place that updates stock. The SKU's totals row is updated `WHERE sku = ? AND version = ?`
@@ -141,7 +142,11 @@ function mergeLevels(levels: LevelDelta[]): Required<LevelDelta>[] {
 
 async function updateLevels(trx: Trx, changes: { row: StockRow; levels: Required<LevelDelta>[] }[]): Promise<void> {
   const rows = changes.flatMap((c) =>
-    c.levels.map((l) => ({ sku: c.row.sku, ...l, version: c.row.levels.find((x) => x.location === l.location)?.version })),
+    c.levels.map((l) => ({
+      sku: c.row.sku,
+      ...l,
+      version: c.row.levels.find((x) => x.location === l.location)?.version,
+    })),
   );
   if (rows.length === 0) return;
   const fresh = rows.filter((r) => r.version === undefined);

@@ -68,7 +68,11 @@ const distinctSkus = <T extends { sku: string }>(ls: T[], ctx: z.RefinementCtx) 
 export const shipmentInputSchema = z.object({
   shipment_id: z.string().trim().min(1).max(255).optional(),
   location: locationCode.optional(),
-  lines: z.array(z.object({ sku: skuSchema, quantity: shipQuantity })).min(1).max(100).superRefine(distinctSkus),
+  lines: z
+    .array(z.object({ sku: skuSchema, quantity: shipQuantity }))
+    .min(1)
+    .max(100)
+    .superRefine(distinctSkus),
   carrier: z.string().trim().min(1).max(200).optional(),
   tracking: z.string().trim().min(1).max(500).optional(),
 });

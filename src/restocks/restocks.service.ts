@@ -38,7 +38,9 @@ export async function receiveRestocks(
       }
       await assertLocations(
         trx,
-        events.flatMap((e, i) => (e.location ? [{ code: e.location, path: batch ? `body.events.${i}.location` : 'body.location' }] : [])),
+        events.flatMap((e, i) =>
+          e.location ? [{ code: e.location, path: batch ? `body.events.${i}.location` : 'body.location' }] : [],
+        ),
       );
       const inserted: { event_id: string }[] = [];
       for (let i = 0; i < events.length; i += 500) {
@@ -91,7 +93,16 @@ export async function applyRestock(ctx: Context, eventId: string): Promise<{ app
     await applyStockChanges(
       uow,
       [{ row, levels: [{ location: ev.location, on_hand: ev.quantity }] }],
-      [{ sku: ev.sku, location: ev.location, type: 'receipt', quantity: ev.quantity, event_id: eventId, reason: 'restock' }],
+      [
+        {
+          sku: ev.sku,
+          location: ev.location,
+          type: 'receipt',
+          quantity: ev.quantity,
+          event_id: eventId,
+          reason: 'restock',
+        },
+      ],
       'receipt',
     );
     await trx('restock_events').where({ event_id: eventId }).update({ applied_at: trx.fn.now() });

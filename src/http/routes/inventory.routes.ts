@@ -66,7 +66,10 @@ export function locationsRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();
   r.post('/', g.operator, async (req, res) => {
     const location = await createLocation(ctx.db, parseInput(createLocationSchema, req.body, 'body'));
-    res.status(201).location(`/v1/locations/${encodeURIComponent(location.code)}`).json(location);
+    res
+      .status(201)
+      .location(`/v1/locations/${encodeURIComponent(location.code)}`)
+      .json(location);
   });
   r.get('/', g.operator, async (_req, res) => {
     res.json(await listLocations(ctx.db));

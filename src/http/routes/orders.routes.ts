@@ -30,7 +30,7 @@ export function ordersRoutes(ctx: AppContext, g: Guards): Router {
     const rawKey = req.headers['idempotency-key'];
     const key = rawKey === undefined ? undefined : parseInput(idempotencyKeySchema, rawKey, 'Idempotency-Key');
     const input = parseInput(placeOrderSchema, req.body, 'body');
-    const { body, replayed } = await placeOrder(ctx, req.principal!.id, input, key);
+    const { body, replayed } = await placeOrder(ctx, req.principal!.id, input, key, actorOf(req));
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(202).location(`/v1/orders/${body.id}`).json(body);
   });
@@ -62,7 +62,12 @@ export function ordersRoutes(ctx: AppContext, g: Guards): Router {
   });
   r.post('/:id/shipments', g.feed, async (req, res) => {
     const id = g.id(req.params.id, 'order');
-    const { shipment, replayed } = await shipOrder(ctx, id, parseInput(shipmentInputSchema, req.body, 'body'), actorOf(req));
+    const { shipment, replayed } = await shipOrder(
+      ctx,
+      id,
+      parseInput(shipmentInputSchema, req.body, 'body'),
+      actorOf(req),
+    );
     res.status(replayed ? 200 : 201).json(shipment);
   });
   r.get('/:id/shipments', g.feed, async (req, res) => {

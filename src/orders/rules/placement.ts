@@ -51,9 +51,11 @@ export function placeOrder(
 ): Map<string, Placement[]> | undefined {
   const candidates = new Map<string, { location: string; priority: number }>();
   for (const l of lines) for (const f of freeBySku.get(l.sku) ?? []) candidates.set(f.location, f);
-  const whole = [...candidates.values()].sort(prefer).find((c) =>
-    lines.every((l) => (freeBySku.get(l.sku) ?? []).some((f) => f.location === c.location && f.free >= l.quantity)),
-  );
+  const whole = [...candidates.values()]
+    .sort(prefer)
+    .find((c) =>
+      lines.every((l) => (freeBySku.get(l.sku) ?? []).some((f) => f.location === c.location && f.free >= l.quantity)),
+    );
   const out = new Map<string, Placement[]>();
   if (whole) {
     for (const l of lines) out.set(l.sku, [{ location: whole.location, quantity: l.quantity }]);

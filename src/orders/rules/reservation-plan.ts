@@ -54,7 +54,14 @@ export interface ReservationPlan<S extends PlanStock> {
   decisions: OrderDecision[];
   /** Deltas per stock row read: reserved now per location, or joined the SKU's queue. */
   changes: { row: S; levels: { location: string; reserved: number }[]; backordered: number }[];
-  movements: { sku: string; location: string; type: 'reservation'; quantity: number; order_id: string; reason: string }[];
+  movements: {
+    sku: string;
+    location: string;
+    type: 'reservation';
+    quantity: number;
+    order_id: string;
+    reason: string;
+  }[];
   /** Where each reserved line's units are: one row per (order, SKU, location). */
   allocations: { order_id: string; sku: string; location: string; quantity: number }[];
   /** Every line of every order that goes on: its captured price, and reserved now or waiting. */
@@ -84,7 +91,10 @@ export function planReservations<S extends PlanStock>(input: ReservationInput<S>
   const linesByOrder = new Map<string, PlanLine[]>();
   for (const l of input.lines) linesByOrder.set(l.order_id, [...(linesByOrder.get(l.order_id) ?? []), l]);
   // A running copy per SKU: what this batch has taken, in total and per location, and its waits.
-  const work = new Map<string, { row: S; reserved: number; backordered: number; free: LocationFree[]; taken: Map<string, number> }>();
+  const work = new Map<
+    string,
+    { row: S; reserved: number; backordered: number; free: LocationFree[]; taken: Map<string, number> }
+  >();
   for (const [sku, row] of input.stock) {
     const free = row.levels
       .filter((l) => l.active)
@@ -148,7 +158,14 @@ export function planReservations<S extends PlanStock>(input: ReservationInput<S>
       for (const p of placed.get(l.sku)!) {
         w.free.find((f) => f.location === p.location)!.free -= p.quantity;
         w.taken.set(p.location, (w.taken.get(p.location) ?? 0) + p.quantity);
-        plan.movements.push({ sku: l.sku, location: p.location, type: 'reservation', quantity: p.quantity, order_id: o.id, reason: 'order' });
+        plan.movements.push({
+          sku: l.sku,
+          location: p.location,
+          type: 'reservation',
+          quantity: p.quantity,
+          order_id: o.id,
+          reason: 'order',
+        });
         plan.allocations.push({ order_id: o.id, sku: l.sku, location: p.location, quantity: p.quantity });
       }
       plan.lines.push({ order_id: o.id, sku: l.sku, price: priceOf(l.sku), reserved: true });

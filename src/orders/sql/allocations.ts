@@ -28,7 +28,12 @@ export async function addAllocations(
       `INSERT INTO order_line_allocations (order_id, sku, location, reserved)
        SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], ?::bigint[])
        ON CONFLICT (order_id, sku, location) DO UPDATE SET reserved = order_line_allocations.reserved + EXCLUDED.reserved`,
-      [chunk.map((r) => r.order_id), chunk.map((r) => r.sku), chunk.map((r) => r.location), chunk.map((r) => r.quantity)],
+      [
+        chunk.map((r) => r.order_id),
+        chunk.map((r) => r.sku),
+        chunk.map((r) => r.location),
+        chunk.map((r) => r.quantity),
+      ],
     );
   }
 }

@@ -17,18 +17,31 @@ export interface ReturnLine {
 }
 
 export async function findShipment(db: Executor, shipmentId: string) {
-  const { rows } = await db.raw(`SELECT s.request_hash, ${SHIPMENT_JSON('s')} AS j FROM shipments s WHERE s.shipment_id = ?`, [shipmentId]);
+  const { rows } = await db.raw(
+    `SELECT s.request_hash, ${SHIPMENT_JSON('s')} AS j FROM shipments s WHERE s.shipment_id = ?`,
+    [shipmentId],
+  );
   return rows[0] as { request_hash: string; j: Record<string, unknown> } | undefined;
 }
 
 export async function findReturn(db: Executor, returnId: string) {
-  const { rows } = await db.raw(`SELECT r.request_hash, ${RETURN_JSON('r')} AS j FROM returns r WHERE r.return_id = ?`, [returnId]);
+  const { rows } = await db.raw(
+    `SELECT r.request_hash, ${RETURN_JSON('r')} AS j FROM returns r WHERE r.return_id = ?`,
+    [returnId],
+  );
   return rows[0] as { request_hash: string; j: Record<string, unknown> } | undefined;
 }
 
 export async function insertShipment(
   trx: Trx,
-  s: { shipment_id: string | null; order_id: string; location: string; lines: ShipmentLine[]; carrier: string | null; tracking: string | null },
+  s: {
+    shipment_id: string | null;
+    order_id: string;
+    location: string;
+    lines: ShipmentLine[];
+    carrier: string | null;
+    tracking: string | null;
+  },
   hash: string,
   actor: Actor,
 ): Promise<Record<string, unknown>> {
@@ -71,12 +84,18 @@ export async function insertReturn(
 }
 
 export async function listShipments(db: Executor, orderId: string) {
-  const { rows } = await db.raw(`SELECT ${SHIPMENT_JSON('s')} AS j FROM shipments s WHERE s.order_id = ? ORDER BY s.created_at, s.id`, [orderId]);
+  const { rows } = await db.raw(
+    `SELECT ${SHIPMENT_JSON('s')} AS j FROM shipments s WHERE s.order_id = ? ORDER BY s.created_at, s.id`,
+    [orderId],
+  );
   return rows.map((r: { j: unknown }) => r.j);
 }
 
 export async function listReturns(db: Executor, orderId: string) {
-  const { rows } = await db.raw(`SELECT ${RETURN_JSON('r')} AS j FROM returns r WHERE r.order_id = ? ORDER BY r.created_at, r.id`, [orderId]);
+  const { rows } = await db.raw(
+    `SELECT ${RETURN_JSON('r')} AS j FROM returns r WHERE r.order_id = ? ORDER BY r.created_at, r.id`,
+    [orderId],
+  );
   return rows.map((r: { j: unknown }) => r.j);
 }
 
@@ -85,7 +104,13 @@ export async function listReturns(db: Executor, orderId: string) {
  * takes the order's next event number, carries the subject and the order as they are now, and gets
  * its delivery job.
  */
-export async function addOrderEvent(uow: UnitOfWork, orderId: string, type: string, key: string, subject: unknown): Promise<void> {
+export async function addOrderEvent(
+  uow: UnitOfWork,
+  orderId: string,
+  type: string,
+  key: string,
+  subject: unknown,
+): Promise<void> {
   const id = uuidv7();
   await uow.trx.raw(
     `WITH o AS (UPDATE orders SET transitions = transitions + 1 WHERE id = ? RETURNING id, transitions)

@@ -27,7 +27,9 @@ async function allocateSku(uow: UnitOfWork, sku: string): Promise<{ reserved: nu
   const { trx } = uow;
   const row = (await readStockRows(trx, [sku])).get(sku);
   if (!row || row.backordered === 0) return { reserved: 0, more: false };
-  const free = row.levels.filter((l) => l.active).map((l) => ({ location: l.location, priority: l.priority, free: freeAt(l) }));
+  const free = row.levels
+    .filter((l) => l.active)
+    .map((l) => ({ location: l.location, priority: l.priority, free: freeAt(l) }));
   const total = free.reduce((s, f) => s + f.free, 0);
   if (total <= 0) return { reserved: 0, more: false };
   const head = await queueHead(trx, sku, BATCH);
@@ -44,7 +46,14 @@ async function allocateSku(uow: UnitOfWork, sku: string): Promise<{ reserved: nu
       free.find((f) => f.location === p.location)!.free -= p.quantity;
       levels.push({ location: p.location, reserved: p.quantity });
       allocations.push({ order_id: l.order_id, sku, location: p.location, quantity: p.quantity });
-      movements.push({ sku, location: p.location, type: 'reservation', quantity: p.quantity, order_id: l.order_id, reason: 'backorder filled' });
+      movements.push({
+        sku,
+        location: p.location,
+        type: 'reservation',
+        quantity: p.quantity,
+        order_id: l.order_id,
+        reason: 'backorder filled',
+      });
     }
   }
   const qty = taken.reduce((s, l) => s + l.quantity, 0);

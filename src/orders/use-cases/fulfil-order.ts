@@ -18,8 +18,17 @@ export async function fulfillOrder(ctx: Context, id: string, actor?: Actor): Pro
       assertCan('fulfil', o.status);
       const held = (await allocationsOf(uow.trx, [id])).filter((a) => a.reserved > 0);
       for (const location of [...new Set(held.map((a) => a.location))].sort()) {
-        const lines = held.filter((a) => a.location === location).map((a) => ({ sku: a.sku, quantity: Number(a.reserved) }));
-        await shipUnits(uow, o, location, lines, { shipment_id: null, carrier: null, tracking: null, hash: requestHash({ fulfil: id, location, lines }) }, 'fulfilled');
+        const lines = held
+          .filter((a) => a.location === location)
+          .map((a) => ({ sku: a.sku, quantity: Number(a.reserved) }));
+        await shipUnits(
+          uow,
+          o,
+          location,
+          lines,
+          { shipment_id: null, carrier: null, tracking: null, hash: requestHash({ fulfil: id, location, lines }) },
+          'fulfilled',
+        );
       }
     },
     { actor },

@@ -28,7 +28,14 @@ export async function releaseOrderStock(uow: UnitOfWork, orderIds: string[], rea
   for (const a of held) {
     if (!stock.get(a.sku)) continue;
     changeOf(a.sku).levels.push({ location: a.location, reserved: -a.reserved });
-    movements.push({ sku: a.sku, location: a.location, type: 'release', quantity: -a.reserved, order_id: a.order_id, reason });
+    movements.push({
+      sku: a.sku,
+      location: a.location,
+      type: 'release',
+      quantity: -a.reserved,
+      order_id: a.order_id,
+      reason,
+    });
   }
   for (const l of waiting) if (stock.get(l.sku)) changeOf(l.sku).backordered -= l.quantity;
   await applyStockChanges(uow, [...changes.values()], movements, 'release');

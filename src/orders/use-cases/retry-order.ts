@@ -9,13 +9,18 @@ import { reprocessAfterCommit } from './reprocess';
 
 /** Operator retry: failed → received, processed again. */
 export async function retryOrder(ctx: Context, id: string, actor?: Actor): Promise<Order> {
-  await runUnitOfWork(ctx, 'retry', async (uow) => {
-    const o = await lockOrder(uow.trx, id);
-    assertCan('retry', o.status);
-    await changeStatus(uow, [
-      { orderId: id, action: 'retry', from: o.status, to: 'received', detail: 'retried by operator' },
-    ]);
-    await reprocessAfterCommit(uow, id);
-  }, { actor });
+  await runUnitOfWork(
+    ctx,
+    'retry',
+    async (uow) => {
+      const o = await lockOrder(uow.trx, id);
+      assertCan('retry', o.status);
+      await changeStatus(uow, [
+        { orderId: id, action: 'retry', from: o.status, to: 'received', detail: 'retried by operator' },
+      ]);
+      await reprocessAfterCommit(uow, id);
+    },
+    { actor },
+  );
   return getOrder(ctx.db, id);
 }

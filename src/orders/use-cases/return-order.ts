@@ -22,7 +22,11 @@ export interface ReturnInput {
  * Idempotent by `return_id` like shipments.
  */
 export async function returnOrder(ctx: Context, id: string, input: ReturnInput, actor?: Actor) {
-  const hash = requestHash({ order_id: id, ...input, lines: [...input.lines].sort((a, b) => (a.sku < b.sku ? -1 : 1)) });
+  const hash = requestHash({
+    order_id: id,
+    ...input,
+    lines: [...input.lines].sort((a, b) => (a.sku < b.sku ? -1 : 1)),
+  });
   return runUnitOfWork(
     ctx,
     'return',
@@ -32,7 +36,8 @@ export async function returnOrder(ctx: Context, id: string, input: ReturnInput, 
       if (input.return_id !== undefined) {
         const prior = await findReturn(trx, input.return_id);
         if (prior) {
-          if (prior.request_hash !== hash) throw new AppError('idempotency_key_reused', 'this return_id was used with a different return');
+          if (prior.request_hash !== hash)
+            throw new AppError('idempotency_key_reused', 'this return_id was used with a different return');
           return { ret: prior.j, replayed: true };
         }
       }
@@ -40,7 +45,10 @@ export async function returnOrder(ctx: Context, id: string, input: ReturnInput, 
       const shippedFrom = await allocationsOf(trx, [id]);
       const seen = new Set<string>();
       const resolved: ReturnLine[] = input.lines.map((l, i) => {
-        if (seen.has(l.sku)) throw new ValidationError(`SKU ${l.sku} appears twice`, [{ path: `body.lines.${i}.sku`, message: 'duplicate SKU' }]);
+        if (seen.has(l.sku))
+          throw new ValidationError(`SKU ${l.sku} appears twice`, [
+            { path: `body.lines.${i}.sku`, message: 'duplicate SKU' },
+          ]);
         seen.add(l.sku);
         const line = lines.find((x) => x.sku === l.sku);
         const left = line ? Number(line.shipped) - Number(line.returned) : 0;
@@ -52,11 +60,19 @@ export async function returnOrder(ctx: Context, id: string, input: ReturnInput, 
         const from = shippedFrom
           .filter((a) => a.sku === l.sku && a.shipped > 0)
           .sort((a, b) => b.shipped - a.shipped || (a.location < b.location ? -1 : 1))[0]?.location;
-        return { sku: l.sku, quantity: l.quantity, disposition: l.disposition, location: l.disposition === 'restock' ? (l.location ?? from ?? 'main') : (l.location ?? null) };
+        return {
+          sku: l.sku,
+          quantity: l.quantity,
+          disposition: l.disposition,
+          location: l.disposition === 'restock' ? (l.location ?? from ?? 'main') : (l.location ?? null),
+        };
       });
       const restock = resolved.filter((l) => l.disposition === 'restock');
       if (restock.length > 0) {
-        const stock = await readStockRows(trx, restock.map((l) => l.sku));
+        const stock = await readStockRows(
+          trx,
+          restock.map((l) => l.sku),
+        );
         const movements: Movement[] = restock.map((l) => ({
           sku: l.sku,
           location: l.location!,
@@ -74,7 +90,12 @@ export async function returnOrder(ctx: Context, id: string, input: ReturnInput, 
         uow.serveSkus(restock.map((l) => l.sku));
       }
       await recordReturned(trx, id, resolved);
-      const ret = await insertReturn(trx, { return_id: input.return_id ?? null, order_id: id, lines: resolved, reason: input.reason ?? null }, hash, uow.actor);
+      const ret = await insertReturn(
+        trx,
+        { return_id: input.return_id ?? null, order_id: id, lines: resolved, reason: input.reason ?? null },
+        hash,
+        uow.actor,
+      );
       await addOrderEvent(uow, id, 'return.created', 'return', ret);
       return { ret, replayed: false };
     },

@@ -36,11 +36,21 @@ export async function shipUnits(
   detail: string,
 ): Promise<Record<string, unknown>> {
   const { trx } = uow;
-  const stock = await readStockRows(trx, lines.map((l) => l.sku));
+  const stock = await readStockRows(
+    trx,
+    lines.map((l) => l.sku),
+  );
   await applyStockChanges(
     uow,
     lines.map((l) => ({ row: stock.get(l.sku)!, levels: [{ location, on_hand: -l.quantity, reserved: -l.quantity }] })),
-    lines.map((l) => ({ sku: l.sku, location, type: 'sale' as const, quantity: -l.quantity, order_id: o.id, reason: detail })),
+    lines.map((l) => ({
+      sku: l.sku,
+      location,
+      type: 'sale' as const,
+      quantity: -l.quantity,
+      order_id: o.id,
+      reason: detail,
+    })),
     'sale',
   );
   await recordShipped(trx, o.id, location, lines);
@@ -61,7 +71,11 @@ export async function shipUnits(
  * `shipment_id`: the same body again replays the first answer, another body is 422.
  */
 export async function shipOrder(ctx: Context, id: string, input: ShipInput, actor?: Actor) {
-  const hash = requestHash({ order_id: id, ...input, lines: [...input.lines].sort((a, b) => (a.sku < b.sku ? -1 : 1)) });
+  const hash = requestHash({
+    order_id: id,
+    ...input,
+    lines: [...input.lines].sort((a, b) => (a.sku < b.sku ? -1 : 1)),
+  });
   return runUnitOfWork(
     ctx,
     'ship',
@@ -106,7 +120,12 @@ export async function shipOrder(ctx: Context, id: string, input: ShipInput, acto
         o,
         location,
         input.lines,
-        { shipment_id: input.shipment_id ?? null, carrier: input.carrier ?? null, tracking: input.tracking ?? null, hash },
+        {
+          shipment_id: input.shipment_id ?? null,
+          carrier: input.carrier ?? null,
+          tracking: input.tracking ?? null,
+          hash,
+        },
         `shipped from ${location}`,
       );
       return { shipment, replayed: false };
