@@ -62,3 +62,20 @@ export async function assertLocations(db: Executor, named: { code: string; path:
     );
   }
 }
+
+/** Stock per location over every SKU (the dashboard's per-location view): one grouped query. */
+export async function stockByLocation(db: Executor) {
+  const rows = await db('locations as l')
+    .leftJoin('stock_levels as s', 's.location', 'l.code')
+    .groupBy('l.code', 'l.name', 'l.priority', 'l.active')
+    .orderBy([{ column: 'l.priority' }, { column: 'l.code' }])
+    .select(
+      'l.code as location',
+      'l.name',
+      'l.active',
+      db.raw('COUNT(s.sku) FILTER (WHERE s.on_hand > 0)::bigint AS skus'),
+      db.raw('COALESCE(SUM(s.on_hand), 0)::bigint AS on_hand'),
+      db.raw('COALESCE(SUM(s.reserved), 0)::bigint AS reserved'),
+    );
+  return rows.map((r: any) => ({ ...r, free: r.on_hand - r.reserved }));
+}
