@@ -22,12 +22,14 @@ export const ORDER_JSON = `json_build_object(
   'id', o.id, 'seq', o.seq, 'customer_id', o.customer_id, 'status', o.status, 'status_reason', o.status_reason,
   'on_insufficient_stock', o.on_insufficient_stock, 'external_ref', o.external_ref,
   'lines', COALESCE((SELECT json_agg(json_build_object('sku', l.sku, 'quantity', l.quantity,
-      'unit_price_cents', l.unit_price_cents,
-      'reserved', COALESCE((SELECT sum(a.reserved) FROM order_line_allocations a WHERE a.order_id = l.order_id AND a.sku = l.sku), 0),
+      'unit_price_cents', l.unit_price_cents, 'reserved', COALESCE(al.reserved, 0),
       'shipped', l.shipped, 'returned', l.returned, 'waiting', l.waiting AND NOT l.reserved,
-      'allocations', COALESCE((SELECT json_agg(json_build_object('location', a.location, 'reserved', a.reserved, 'shipped', a.shipped)
-          ORDER BY a.location) FROM order_line_allocations a WHERE a.order_id = l.order_id AND a.sku = l.sku), '[]'::json),
-      'queue', NULL) ORDER BY l.line_no) FROM order_lines l WHERE l.order_id = o.id), '[]'::json),
+      'allocations', COALESCE(al.list, '[]'::json), 'queue', NULL) ORDER BY l.line_no)
+    FROM order_lines l
+    LEFT JOIN LATERAL (SELECT sum(a.reserved) AS reserved,
+        json_agg(json_build_object('location', a.location, 'reserved', a.reserved, 'shipped', a.shipped) ORDER BY a.location) AS list
+      FROM order_line_allocations a WHERE a.order_id = l.order_id AND a.sku = l.sku) al ON true
+    WHERE l.order_id = o.id), '[]'::json),
   'total_cents', o.total_cents, 'attempts', o.attempts,
   'history', COALESCE((SELECT json_agg(json_build_object('status', h.status, 'at', ${isoSql('h.at')}, 'detail', h.detail,
       'actor', ${actorJson('h')}) ORDER BY h.id) FROM order_history h WHERE h.order_id = o.id), '[]'::json),
