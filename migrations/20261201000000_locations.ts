@@ -36,7 +36,9 @@ export async function up(knex: Knex): Promise<void> {
     t.primary(['sku', 'location']);
     t.index(['location', 'sku']);
   });
-  await knex.raw(`ALTER TABLE stock_levels ADD CONSTRAINT stock_levels_reserved_range CHECK (0 <= reserved AND reserved <= on_hand)`);
+  await knex.raw(
+    `ALTER TABLE stock_levels ADD CONSTRAINT stock_levels_reserved_range CHECK (0 <= reserved AND reserved <= on_hand)`,
+  );
   await knex.raw(`INSERT INTO stock_levels (sku, location, on_hand, reserved, version, updated_at)
     SELECT sku, 'main', on_hand, reserved, version, updated_at FROM stock`);
 
@@ -61,14 +63,18 @@ export async function up(knex: Knex): Promise<void> {
     t.foreign(['order_id', 'sku']).references(['order_id', 'sku']).inTable('order_lines').onDelete('CASCADE');
     t.index(['sku', 'location']);
   });
-  await knex.raw(`ALTER TABLE order_line_allocations ADD CONSTRAINT allocations_nonneg CHECK (reserved >= 0 AND shipped >= 0)`);
+  await knex.raw(
+    `ALTER TABLE order_line_allocations ADD CONSTRAINT allocations_nonneg CHECK (reserved >= 0 AND shipped >= 0)`,
+  );
   // Reserved lines are reserved at main; a completed order's lines were sold there: shipped.
   await knex.raw(`INSERT INTO order_line_allocations (order_id, sku, location, reserved, shipped)
     SELECT l.order_id, l.sku, 'main',
            CASE WHEN o.status = 'completed' THEN 0 ELSE l.quantity END,
            CASE WHEN o.status = 'completed' THEN l.quantity ELSE 0 END
       FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE l.reserved`);
-  await knex.raw(`UPDATE order_lines l SET shipped = l.quantity FROM orders o WHERE o.id = l.order_id AND o.status = 'completed' AND l.reserved`);
+  await knex.raw(
+    `UPDATE order_lines l SET shipped = l.quantity FROM orders o WHERE o.id = l.order_id AND o.status = 'completed' AND l.reserved`,
+  );
 
   await knex.schema.alterTable('stock_movements', (t) => {
     t.text('location').notNullable().defaultTo('main').references('locations.code');
@@ -88,7 +94,9 @@ export async function up(knex: Knex): Promise<void> {
   for (const table of ['shipments', 'returns']) {
     await knex.schema.createTable(table, (t) => {
       t.uuid('id').primary();
-      t.text(table === 'shipments' ? 'shipment_id' : 'return_id').notNullable().unique();
+      t.text(table === 'shipments' ? 'shipment_id' : 'return_id')
+        .notNullable()
+        .unique();
       t.uuid('order_id').notNullable().references('orders.id').onDelete('CASCADE');
       if (table === 'shipments') {
         t.text('location').notNullable().references('locations.code');
@@ -124,15 +132,29 @@ export async function down(knex: Knex): Promise<void> {
   await knex.schema.dropTable('shipments');
   await knex.raw(`ALTER TABLE orders DROP CONSTRAINT orders_status, ADD CONSTRAINT orders_status CHECK (status IN
     ('received','confirmed','awaiting_stock','rejected','failed','cancelled','completed'))`);
-  await knex.schema.alterTable('order_history', (t) => { t.dropColumn('actor_role'); t.dropColumn('actor_name'); });
+  await knex.schema.alterTable('order_history', (t) => {
+    t.dropColumn('actor_role');
+    t.dropColumn('actor_name');
+  });
   await knex.raw(`DELETE FROM stock_movements WHERE type IN ('return','count','transfer_out','transfer_in')`);
   await knex.raw(`ALTER TABLE stock_movements DROP CONSTRAINT stock_movements_type, ADD CONSTRAINT stock_movements_type
     CHECK (type IN ('initial','receipt','reservation','release','sale','adjustment'))`);
-  await knex.schema.alterTable('stock_movements', (t) => { t.dropColumn('location'); t.dropColumn('actor_role'); t.dropColumn('actor_name'); });
+  await knex.schema.alterTable('stock_movements', (t) => {
+    t.dropColumn('location');
+    t.dropColumn('actor_role');
+    t.dropColumn('actor_name');
+  });
   await knex.schema.dropTable('order_line_allocations');
-  await knex.schema.alterTable('order_lines', (t) => { t.dropColumn('shipped'); t.dropColumn('returned'); });
-  await knex.schema.alterTable('restock_events', (t) => { t.dropColumn('location'); });
-  await knex.schema.alterTable('products', (t) => { t.dropColumn('low_stock_threshold'); });
+  await knex.schema.alterTable('order_lines', (t) => {
+    t.dropColumn('shipped');
+    t.dropColumn('returned');
+  });
+  await knex.schema.alterTable('restock_events', (t) => {
+    t.dropColumn('location');
+  });
+  await knex.schema.alterTable('products', (t) => {
+    t.dropColumn('low_stock_threshold');
+  });
   await knex.schema.dropTable('stock_levels');
   await knex.schema.dropTable('locations');
 }

@@ -98,7 +98,13 @@ function inputOf(b: Batch): ReservationInput<PlanStock> {
   };
 }
 
-const level = (location: string, on_hand: number, priority = 100, active = true) => ({ location, on_hand, reserved: 0, priority, active });
+const level = (location: string, on_hand: number, priority = 100, active = true) => ({
+  location,
+  on_hand,
+  reserved: 0,
+  priority,
+  active,
+});
 
 describe('reservation plan (pure)', () => {
   it('when two orders want the last units, then the older takes them whole and the younger waits behind it', () => {
@@ -249,7 +255,8 @@ describe('FIFO queue rules (pure)', () => {
 });
 
 describe('placement over locations (pure)', () => {
-  const free = (entries: [string, number, number][]) => entries.map(([location, priority, n]) => ({ location, priority, free: n }));
+  const free = (entries: [string, number, number][]) =>
+    entries.map(([location, priority, n]) => ({ location, priority, free: n }));
 
   it('when one location fills the whole order, then it alone gives it, though another is preferred', () => {
     const placed = placeOrder(
@@ -258,11 +265,20 @@ describe('placement over locations (pure)', () => {
         { sku: 'B', quantity: 1 },
       ],
       new Map([
-        ['A', free([['near', 10, 5], ['far', 50, 2]])],
+        [
+          'A',
+          free([
+            ['near', 10, 5],
+            ['far', 50, 2],
+          ]),
+        ],
         ['B', free([['far', 50, 1]])],
       ]),
     )!;
-    expect(Object.fromEntries(placed)).toEqual({ A: [{ location: 'far', quantity: 2 }], B: [{ location: 'far', quantity: 1 }] });
+    expect(Object.fromEntries(placed)).toEqual({
+      A: [{ location: 'far', quantity: 2 }],
+      B: [{ location: 'far', quantity: 1 }],
+    });
   });
 
   it('when nobody fills the whole order, then each line comes from one location that fills it, the preferred first', () => {
@@ -272,15 +288,33 @@ describe('placement over locations (pure)', () => {
         { sku: 'B', quantity: 1 },
       ],
       new Map([
-        ['A', free([['near', 10, 5], ['far', 50, 1]])],
+        [
+          'A',
+          free([
+            ['near', 10, 5],
+            ['far', 50, 1],
+          ]),
+        ],
         ['B', free([['far', 50, 1]])],
       ]),
     )!;
-    expect(Object.fromEntries(placed)).toEqual({ A: [{ location: 'near', quantity: 2 }], B: [{ location: 'far', quantity: 1 }] });
+    expect(Object.fromEntries(placed)).toEqual({
+      A: [{ location: 'near', quantity: 2 }],
+      B: [{ location: 'far', quantity: 1 }],
+    });
   });
 
   it('when no location fills a line, then it is split over locations in priority order', () => {
-    expect(placeLine(5, free([['b', 100, 3], ['a', 100, 4], ['z', 5, 1]]))).toEqual([
+    expect(
+      placeLine(
+        5,
+        free([
+          ['b', 100, 3],
+          ['a', 100, 4],
+          ['z', 5, 1],
+        ]),
+      ),
+    ).toEqual([
       { location: 'z', quantity: 1 },
       { location: 'a', quantity: 4 },
     ]);
@@ -300,7 +334,10 @@ describe('placement over locations (pure)', () => {
         fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 3, maxLength: 3 }),
         (lines, frees, priorities) => {
           const bySku = new Map(
-            ['X', 'Y', 'Z'].map((sku, i) => [sku, locs.map((location, k) => ({ location, priority: priorities[k], free: frees[i * 3 + k] }))]),
+            ['X', 'Y', 'Z'].map((sku, i) => [
+              sku,
+              locs.map((location, k) => ({ location, priority: priorities[k], free: frees[i * 3 + k] })),
+            ]),
           );
           const placed = placeOrder(lines, bySku);
           const enough = lines.every((l) => bySku.get(l.sku)!.reduce((s, f) => s + f.free, 0) >= l.quantity);
@@ -309,11 +346,14 @@ describe('placement over locations (pure)', () => {
           for (const l of lines) {
             const p = placed.get(l.sku)!;
             expect(p.reduce((s, x) => s + x.quantity, 0)).toBe(l.quantity);
-            for (const x of p) expect(x.quantity).toBeLessThanOrEqual(bySku.get(l.sku)!.find((f) => f.location === x.location)!.free);
+            for (const x of p)
+              expect(x.quantity).toBeLessThanOrEqual(bySku.get(l.sku)!.find((f) => f.location === x.location)!.free);
           }
           const rank = (loc: string) => [priorities[locs.indexOf(loc)], loc] as const;
           const better = (a: string, b: string) => rank(a)[0] < rank(b)[0] || (rank(a)[0] === rank(b)[0] && a < b);
-          const fillsAll = locs.filter((loc) => lines.every((l) => bySku.get(l.sku)!.find((f) => f.location === loc)!.free >= l.quantity));
+          const fillsAll = locs.filter((loc) =>
+            lines.every((l) => bySku.get(l.sku)!.find((f) => f.location === loc)!.free >= l.quantity),
+          );
           const used = new Set([...placed.values()].flat().map((x) => x.location));
           if (fillsAll.length > 0) {
             expect(used.size).toBe(1);
