@@ -669,6 +669,12 @@ describe('the OpenAPI document', () => {
       expect(reusedReturn.body.error.code).toBe('idempotency_key_reused');
       const notShipped = await ret(shipping.id, { lines: [{ sku, quantity: 1, disposition: 'damaged' }] }, 409);
       expect(notShipped.body.error.code).toBe('conflict');
+      const nowhere = await ret(
+        shipping.id,
+        { lines: [{ sku, quantity: 1, disposition: 'restock', location: 'NOPE' }] },
+        400,
+      );
+      expect(nowhere.body.error.details.map((d: any) => d.path)).toEqual(['body.lines.0.location']);
       const damaged = await ret(confirmed.id, { lines: [{ sku, quantity: 1, disposition: 'damaged' }] }, 201);
       expect(damaged.body.lines[0].location).toBeNull();
       const returns = await send(h, { method: 'GET', url: `/v1/orders/${shipping.id}/returns`, role: 'feed' }, 200);
