@@ -78,6 +78,21 @@ export const locationSchema = z.object({
   created_at: timestamp,
 });
 export type Location = z.infer<typeof locationSchema>;
+/** GET /v1/locations: every location, by priority then code (not paged). */
+export const locationListSchema = z.object({ data: z.array(locationSchema) });
+/** The answer of POST /v1/inventory/:sku/transfers. */
+export const transferResultSchema = z.object({
+  sku: z.string(),
+  from: z.string(),
+  to: z.string(),
+  quantity: z.number().int(),
+  reason: z.string().nullable(),
+  movements: z.array(
+    z.object({ type: z.enum(['transfer_out', 'transfer_in']), location: z.string(), quantity: z.number().int() }),
+  ),
+  actor: z.object({ role: z.string(), name: z.string() }),
+  created_at: timestamp,
+});
 export const inventoryQuerySchema = z.object({
   low_stock: z.coerce.number().int().min(0).optional(),
   location: locationCodeSchema.optional(),

@@ -119,6 +119,8 @@ export const returnSchema = z.object({
   actor: actorSchema,
   created_at: timestamp,
 });
+export const shipmentListSchema = z.object({ data: z.array(shipmentSchema) });
+export const returnListSchema = z.object({ data: z.array(returnSchema) });
 
 export const orderSchema = z.object({
   id: z.uuid(),
