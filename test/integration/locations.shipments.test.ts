@@ -331,6 +331,25 @@ describe('locations: returns', () => {
       Number((await db('events').where({ order_id: o.id, type: 'return.created' }).count({ n: '*' }).first())!.n),
     ).toBe(2);
   });
+  it("when a return restocks to a location that does not exist, then it is 400 naming that line's location and nothing changes", async () => {
+    await h().startWorkers();
+    const x = await makeProductAt(h(), { main: 3 });
+    const c = await makeCustomerId(h());
+    const o = await orderReaching(h(), c, [{ sku: x, quantity: 2 }], 'confirmed');
+    expect((await h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' })).status).toBe(200);
+    const db = h().ctx.db;
+    const before = await movements(db, { sku: x });
+
+    const res = await ret(o.id, {
+      lines: [{ sku: x, quantity: 1, disposition: 'restock', location: 'no-such-place' }],
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('validation_failed');
+    expect(res.body.error.details).toEqual([expect.objectContaining({ path: 'body.lines.0.location' })]);
+    expect(await movements(db, { sku: x })).toEqual(before);
+    expect((await getOrder(h(), o.id)).lines[0]).toMatchObject({ shipped: 2, returned: 0 });
+    expect(await db('returns').where({ order_id: o.id })).toEqual([]);
+  });
 });
 
 describe('locations: transfers', () => {
