@@ -1,4 +1,4 @@
-import { applyStockChanges, readStockRows, type Movement } from '../../inventory';
+import { applyStockChanges, assertLocations, readStockRows, type Movement } from '../../inventory';
 import type { Actor } from '../../platform/actor';
 import type { Context } from '../../platform/context';
 import { AppError, ConflictError, ValidationError } from '../../platform/errors';
@@ -27,6 +27,10 @@ export async function returnOrder(ctx: Context, id: string, input: ReturnInput, 
     ...input,
     lines: [...input.lines].sort((a, b) => (a.sku < b.sku ? -1 : 1)),
   });
+  await assertLocations(
+    ctx.db,
+    input.lines.flatMap((l, i) => (l.location ? [{ code: l.location, path: `body.lines.${i}.location` }] : [])),
+  );
   return runUnitOfWork(
     ctx,
     'return',
