@@ -360,9 +360,9 @@ describe('fault: the bank test — units are conserved across locations', () => 
     expect(unexpected).toEqual([]);
     expect(kills).toEqual(['SIGKILL', 'SIGKILL']);
     // The run did real work of every kind.
-    expect(shipments.size).toBeGreaterThan(20);
-    expect(returns.size).toBeGreaterThan(5);
-    expect(tally['transfer 201'] ?? 0).toBeGreaterThan(20);
+    expect(shipments.size).toBeGreaterThan(10);
+    expect(returns.size).toBeGreaterThan(3);
+    expect(tally['transfer 201'] ?? 0).toBeGreaterThan(10);
     // The checker on this branch predates locations: its rules ledger-on-hand (no returns, counts
     // or transfers), reserved-lines and line-ledger (no shipped units) misread a run with partial
     // shipments and returns; the equations they stand for are asserted above in SQL, per location.
