@@ -111,6 +111,11 @@ export async function up(knex: Knex): Promise<void> {
       t.index(['order_id', 'created_at']);
     });
   }
+  // An order fulfilled before locations shipped its lines from main: one shipment records it.
+  await knex.raw(`INSERT INTO shipments (id, shipment_id, order_id, location, lines, request_hash, actor_role, actor_name, created_at)
+    SELECT gen_random_uuid(), 'fulfil-' || o.id, o.id, 'main',
+           jsonb_agg(jsonb_build_object('sku', l.sku, 'quantity', l.quantity) ORDER BY l.line_no), 'migrated', 'system', 'migration', o.updated_at
+      FROM orders o JOIN order_lines l ON l.order_id = o.id WHERE o.status = 'completed' AND l.reserved GROUP BY o.id, o.updated_at`);
   await knex.schema.createTable('transfers', (t) => {
     t.bigIncrements('id');
     t.text('sku').notNullable().references('products.sku').onDelete('CASCADE');

@@ -363,16 +363,8 @@ describe('fault: the bank test — units are conserved across locations', () => 
     expect(shipments.size).toBeGreaterThan(10);
     expect(returns.size).toBeGreaterThan(3);
     expect(tally['transfer 201'] ?? 0).toBeGreaterThan(10);
-    // The checker on this branch predates locations: its rules ledger-on-hand (no returns, counts
-    // or transfers), reserved-lines and line-ledger (no shipped units) misread a run with partial
-    // shipments and returns; the equations they stand for are asserted above in SQL, per location.
-    // Once the checker knows locations (a rule about levels, allocations, shipments, returns or
-    // transfers appears), every rule counts.
-    const knowsLocations = Object.keys(report.counts).some((k) => /level|location|alloc|ship|return|transfer/.test(k));
-    const PREDATES_LOCATIONS = ['ledger-on-hand', 'reserved-lines', 'line-ledger'];
-    expect(
-      report.problems.filter((p) => knowsLocations || !PREDATES_LOCATIONS.some((rule) => p.startsWith(`${rule}:`))),
-    ).toEqual([]);
+    // Every rule of the checker, the per-location ones included (levels, allocations, shipments, transfers).
+    expect(report.problems).toEqual([]);
     for (const w of workers) expect(w.child.exitCode).toBeNull();
   }, 150_000);
 });
