@@ -111,6 +111,12 @@ const program = new Command('bench')
       'BENCH_WITH_NOTIFICATIONS',
     ),
   )
+  .addOption(
+    new Option('--locations <n>', "e2e: spread each SKU's stock over n locations (main and n − 1 more)")
+      .default(1)
+      .argParser(int)
+      .env('BENCH_LOCATIONS'),
+  )
   .addOption(new Option('--shared-redis', 'measure Redis memory on the shared Redis instead of a private redis-server'))
   .addOption(new Option('--out <file>', 'results file').default(path.join(__dirname, 'results.json')).env('BENCH_OUT'))
   .addOption(new Option('--keep', 'keep the bench database and Redis keys (for inspection)'))
@@ -130,6 +136,7 @@ const size = {
   connections: o.connections as number,
   ceilingConcurrency: o.ceilingConcurrency as number,
   withNotifications: !!o.withNotifications,
+  locations: o.locations as number,
   compiled: !!o.compiled,
 };
 const only = new Set<Phase>(
@@ -290,6 +297,7 @@ async function pipelinePhase(
       tag: name.toUpperCase(),
       timeoutMs,
       withNotifications: size.withNotifications,
+      locations: size.locations,
       drainNotifications: !o.quick,
     }),
   );

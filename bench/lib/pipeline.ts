@@ -4,7 +4,7 @@ import { metrics } from '../../src/platform/metrics';
 import { receiveRestocks } from '../../src/restocks';
 import type { QueueName } from '../../src/jobs/queues';
 import { startWorkers, type RunningWorkers } from '../../src/app/workers';
-import { checkInvariants, countByStatus, orderMix, seedProducts, submitOrders, until } from './setup';
+import { benchLocations, checkInvariants, countByStatus, orderMix, seedProducts, submitOrders, until } from './setup';
 
 /**
  * The workers running while the clock runs. By default every worker of the order pipeline
@@ -98,10 +98,18 @@ export async function runPipeline(
     timeoutMs: number;
     withNotifications: boolean;
     drainNotifications: boolean;
+    /** Stock spread over this many locations (default 1: main only). */
+    locations?: number;
   },
 ): Promise<PipelineResult> {
   const perSku = Math.ceil(opts.orders / opts.skus) * 4 + 10;
-  const skus = await seedProducts(ctx.db, opts.tag, opts.skus, perSku);
+  const skus = await seedProducts(
+    ctx.db,
+    opts.tag,
+    opts.skus,
+    perSku,
+    await benchLocations(ctx.db, opts.locations ?? 1),
+  );
   const orders = orderMix(opts.orders, skus).map((sku, i) => ({
     customer_id: customers[i % customers.length],
     sku,

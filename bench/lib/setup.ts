@@ -139,20 +139,51 @@ export async function seedCustomers(db: Db, n: number): Promise<string[]> {
 }
 
 /** Products with their stock row and `initial` ledger movement, as createProduct writes them, in bulk. */
-export async function seedProducts(db: Db, prefix: string, n: number, stock: number): Promise<string[]> {
+/**
+ * `n` products with `stock` units each, spread evenly over `locations` (the first gets the
+ * remainder): the SKU's totals row, one level per location and an `initial` movement per level.
+ */
+export async function seedProducts(
+  db: Db,
+  prefix: string,
+  n: number,
+  stock: number,
+  locations: string[] = ['main'],
+): Promise<string[]> {
   const skus = Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(6, '0')}`);
+  const share = (k: number) => Math.floor(stock / locations.length) + (k === 0 ? stock % locations.length : 0);
   for (let i = 0; i < skus.length; i += 1000) {
     const chunk = skus.slice(i, i + 1000);
     await db.transaction(async (trx) => {
       await trx('products').insert(chunk.map((sku) => ({ sku, name: `Bench ${sku}`, price_cents: 1000 })));
       await trx('stock').insert(chunk.map((sku) => ({ sku, on_hand: stock })));
-      if (stock > 0)
+      const levels = chunk.flatMap((sku) => locations.map((location, k) => ({ sku, location, on_hand: share(k) })));
+      await trx('stock_levels').insert(levels);
+      const initial = levels.filter((l) => l.on_hand > 0);
+      if (initial.length > 0)
         await trx('stock_movements').insert(
-          chunk.map((sku) => ({ sku, type: 'initial', quantity: stock, reason: 'initial stock' })),
+          initial.map((l) => ({
+            sku: l.sku,
+            location: l.location,
+            type: 'initial',
+            quantity: l.on_hand,
+            reason: 'initial stock',
+          })),
         );
     });
   }
   return skus;
+}
+
+/** `main` and `count − 1` more locations (B1, B2, …, preferred after main), created if missing. */
+export async function benchLocations(db: Db, count: number): Promise<string[]> {
+  const extra = Array.from({ length: Math.max(0, count - 1) }, (_, i) => ({
+    code: `B${i + 1}`,
+    name: `Bench ${i + 1}`,
+    priority: 110 + i,
+  }));
+  if (extra.length) await db('locations').insert(extra).onConflict('code').ignore();
+  return ['main', ...extra.map((l) => l.code)];
 }
 
 /** Deterministic pseudo-random numbers (same order mix on every run). */

@@ -8,7 +8,7 @@ import { requestLog } from './middleware/request-log';
 import { requestId } from './middleware/request';
 import { customersRoutes } from './routes/customers.routes';
 import { healthRoutes } from './routes/health.routes';
-import { inventoryRoutes, productsRoutes } from './routes/inventory.routes';
+import { inventoryRoutes, locationsRoutes, productsRoutes } from './routes/inventory.routes';
 import { notificationsRoutes } from './routes/notifications.routes';
 import { operatorRoutes } from './routes/operators.routes';
 import { ordersRoutes } from './routes/orders.routes';
@@ -33,6 +33,7 @@ export function createApp(ctx: AppContext): Express {
   app.use('/v1/customers', customersRoutes(ctx, guards));
   app.use('/v1/products', productsRoutes(ctx, guards));
   app.use('/v1/inventory', inventoryRoutes(ctx, guards));
+  app.use('/v1/locations', locationsRoutes(ctx, guards));
   app.use('/v1/restocks', restocksRoutes(ctx, guards));
   app.use(operatorRoutes(ctx, guards));
   app.use(notFoundHandler);

@@ -1,4 +1,5 @@
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
+import type { Actor } from '../platform/actor';
 import type { ApiKey } from '../platform/config';
 import { NotFoundError } from '../platform/errors';
 import { uuidParam } from '../platform/validation';
@@ -38,4 +39,11 @@ export function createGuards(apiKeys: ApiKey[]): Guards {
       return String(value).toLowerCase();
     },
   };
+}
+
+/** Who a request acts for: its key's role and name (the name is the role unless API_KEYS names the key). */
+export function actorOf(req: Request): Actor | undefined {
+  const p = req.principal;
+  if (!p) return undefined;
+  return { role: p.role, name: /#/.test(p.name) ? p.role : p.name };
 }

@@ -2,10 +2,16 @@ import { z } from 'zod';
 import { createCustomerSchema, customerSchema, updateCustomerSchema } from '../customers/customers.schemas';
 import {
   adjustmentSchema,
+  createLocationSchema,
   createProductSchema,
   inventoryQuerySchema,
+  locationListSchema,
+  locationSchema,
   productSchema,
   stockFiguresSchema,
+  transferResultSchema,
+  transferSchema,
+  updateLocationSchema,
   updateProductSchema,
 } from '../inventory/inventory.schemas';
 import { notificationSchema, orderNotificationsSchema } from '../notifications/notifications.schemas';
@@ -18,6 +24,12 @@ import {
   orderSchema,
   patchOrderSchema,
   placeOrderSchema,
+  returnInputSchema,
+  returnListSchema,
+  returnSchema,
+  shipmentInputSchema,
+  shipmentListSchema,
+  shipmentSchema,
 } from '../orders/orders.schemas';
 import {
   inventoryReportQuerySchema,
@@ -65,6 +77,8 @@ export interface Operation {
   /** The idempotency header of POST /v1/orders. */
   idempotencyKey?: boolean;
   ok: Success;
+  /** Another success status with its own meaning (the 200 replay of a shipment or return). */
+  alsoOk?: Success;
   /** Statuses of this operation beyond the shared ones (409, 422), with what they mean. */
   more?: Record<number, string>;
   /** Reads PostgreSQL (or Redis): 503 when it does not answer. */
@@ -88,17 +102,24 @@ const errorSchema = z.object({
   }),
 });
 const page = (item: z.ZodType) => z.object({ data: z.array(item), next_cursor: z.string().nullable() });
-const inventoryItem = stockFiguresSchema
-  .omit({ version: true })
-  .extend({ sku: z.string(), name: z.string(), active: z.boolean(), version: z.number().int() });
+const actor = z.object({ role: z.string(), name: z.string() }).describe('who caused it: the key, or a system part');
+const inventoryItem = stockFiguresSchema.omit({ version: true }).extend({
+  sku: z.string(),
+  name: z.string(),
+  active: z.boolean(),
+  location: z.string().optional().describe("only with ?location=: the row is that location's, not the SKU's totals"),
+  version: z.number().int(),
+});
 const movementSchema = z.object({
   id: z.number().int(),
   sku: z.string(),
+  location: z.string(),
   type: z.literal('adjustment'),
   quantity: z.number().int(),
   reason: z.string(),
+  actor,
   created_at: z.string().meta({ format: 'date-time' }),
-  stock: stockFiguresSchema,
+  stock: stockFiguresSchema.describe("the SKU's totals after it"),
 });
 const checks = z.object({ postgresql: z.enum(['ok', 'down']), redis: z.enum(['ok', 'down']) });
 const healthSchema = z.object({ status: z.literal('ok') });
@@ -121,9 +142,16 @@ const OUTPUT = {
   InventoryItem: inventoryItem,
   InventoryPage: page(inventoryItem),
   Movement: movementSchema,
+  Transfer: transferResultSchema,
+  Location: locationSchema,
+  LocationList: locationListSchema,
   AcceptedOrder: acceptedOrderSchema,
   Order: orderSchema,
   OrderPage: page(orderSchema),
+  Shipment: shipmentSchema,
+  ShipmentList: shipmentListSchema,
+  Return: returnSchema,
+  ReturnList: returnListSchema,
   Notification: notificationSchema,
   OrderNotifications: orderNotificationsSchema,
   RestockAccepted: restockAcceptedSchema,
@@ -138,9 +166,14 @@ const INPUT = {
   CreateProduct: createProductSchema,
   UpdateProduct: updateProductSchema,
   Adjustment: adjustmentSchema,
+  TransferRequest: transferSchema,
+  CreateLocation: createLocationSchema,
+  UpdateLocation: updateLocationSchema,
   PlaceOrder: placeOrderSchema,
   PatchOrder: patchOrderSchema,
   CancelOrder: cancelOrderSchema,
+  ShipmentRequest: shipmentInputSchema,
+  ReturnRequest: returnInputSchema,
   EmptyBody: emptyBodySchema,
   RestockEvent: restockEventSchema,
   RestockBatch: restockBatchSchema,
@@ -230,7 +263,7 @@ export const OPERATIONS: Operation[] = [
     method: 'post',
     path: '/v1/products',
     tag: 'products and stock',
-    summary: 'Create a product with its stock row',
+    summary: 'Create a product with its stock: initial_stock (at main) or initial_stock_by_location',
     access: 'operator',
     body: { ref: 'CreateProduct' },
     ok: ok(201, 'Product', 'Created', { Location: hdr('Location') }),
@@ -240,7 +273,7 @@ export const OPERATIONS: Operation[] = [
     method: 'get',
     path: '/v1/products/{sku}',
     tag: 'products and stock',
-    summary: 'Read a product and its stock',
+    summary: 'Read a product, its stock totals and its stock per location',
     access: 'operator',
     ok: ok(200, 'Product'),
   },
@@ -248,7 +281,7 @@ export const OPERATIONS: Operation[] = [
     method: 'patch',
     path: '/v1/products/{sku}',
     tag: 'products and stock',
-    summary: 'Change name, price or active',
+    summary: 'Change name, price, active or low_stock_threshold',
     access: 'operator',
     body: { ref: 'UpdateProduct' },
     ok: ok(200, 'Product'),
@@ -257,7 +290,7 @@ export const OPERATIONS: Operation[] = [
     method: 'get',
     path: '/v1/inventory',
     tag: 'products and stock',
-    summary: 'Stock rows, by SKU',
+    summary: "Stock by SKU: the SKU's totals, or with ?location= that location's rows",
     access: 'operator',
     query: inventoryQuerySchema,
     ok: ok(200, 'InventoryPage'),
@@ -266,11 +299,57 @@ export const OPERATIONS: Operation[] = [
     method: 'post',
     path: '/v1/inventory/{sku}/adjustments',
     tag: 'products and stock',
-    summary: 'Correct on_hand (an adjustment movement)',
+    summary: 'Correct on_hand at a location, by default main (an adjustment movement)',
     access: 'operator',
     body: { ref: 'Adjustment' },
     ok: ok(201, 'Movement', 'Created'),
-    more: { 409: 'conflict: on_hand would fall below reserved' },
+    more: { 409: 'conflict: on_hand at the location would fall below what is reserved there' },
+  },
+  {
+    method: 'post',
+    path: '/v1/inventory/{sku}/transfers',
+    tag: 'products and stock',
+    summary: 'Move unreserved units between two locations (transfer_out and transfer_in, one transaction)',
+    access: 'operator',
+    body: { ref: 'TransferRequest' },
+    ok: ok(201, 'Transfer', 'Created'),
+    more: { 409: 'conflict: `from` has fewer unreserved units than `quantity`; nothing moved' },
+  },
+
+  {
+    method: 'post',
+    path: '/v1/locations',
+    tag: 'locations',
+    summary: 'Create a location',
+    access: 'operator',
+    body: { ref: 'CreateLocation' },
+    ok: ok(201, 'Location', 'Created', { Location: hdr('Location') }),
+    more: { 409: 'conflict: a location with this code exists' },
+  },
+  {
+    method: 'get',
+    path: '/v1/locations',
+    tag: 'locations',
+    summary: 'Every location, by priority then code',
+    access: 'operator',
+    ok: ok(200, 'LocationList'),
+  },
+  {
+    method: 'get',
+    path: '/v1/locations/{code}',
+    tag: 'locations',
+    summary: 'Read a location',
+    access: 'operator',
+    ok: ok(200, 'Location'),
+  },
+  {
+    method: 'patch',
+    path: '/v1/locations/{code}',
+    tag: 'locations',
+    summary: 'Change name, priority or active (an inactive location gives no new reservation)',
+    access: 'operator',
+    body: { ref: 'UpdateLocation' },
+    ok: ok(200, 'Location'),
   },
 
   {
@@ -311,7 +390,7 @@ export const OPERATIONS: Operation[] = [
     method: 'patch',
     path: '/v1/orders/{id}',
     tag: 'orders',
-    summary: 'Edit lines while received, awaiting_stock or confirmed; processed again',
+    summary: 'Edit lines while received, awaiting_stock or confirmed and nothing shipped; processed again',
     access: 'intake',
     body: { ref: 'PatchOrder' },
     ok: ok(202, 'Order', 'Accepted: back to received, processed again'),
@@ -321,7 +400,7 @@ export const OPERATIONS: Operation[] = [
     method: 'post',
     path: '/v1/orders/{id}/cancel',
     tag: 'orders',
-    summary: 'Cancel; reserved stock is released',
+    summary: 'Cancel; units reserved and not shipped are released (shipped units stay sold)',
     access: 'intake',
     body: { ref: 'CancelOrder', optional: true },
     ok: ok(200, 'Order'),
@@ -341,7 +420,7 @@ export const OPERATIONS: Operation[] = [
     method: 'post',
     path: '/v1/orders/{id}/fulfill',
     tag: 'orders',
-    summary: 'confirmed → completed (a sale movement per line)',
+    summary: 'confirmed or partially_shipped → completed: ships every reserved unit, one shipment per location',
     access: 'feed',
     body: { ref: 'EmptyBody', optional: true },
     ok: ok(200, 'Order'),
@@ -357,12 +436,58 @@ export const OPERATIONS: Operation[] = [
     ok: ok(202, 'Order', 'Accepted: processed again'),
     more: { 409: invalidState },
   },
+  {
+    method: 'post',
+    path: '/v1/orders/{id}/shipments',
+    tag: 'shipments and returns',
+    summary: 'Ship reserved units from one location (a sale there per line); idempotent by shipment_id',
+    access: 'feed',
+    body: { ref: 'ShipmentRequest' },
+    ok: ok(201, 'Shipment', 'Created'),
+    alsoOk: ok(200, 'Shipment', 'The same shipment_id with the same body again: the first answer, nothing shipped'),
+    more: {
+      409:
+        'conflict: more units than are reserved at that location and not yet shipped (nothing shipped); ' +
+        'invalid_state: the order is not confirmed, partially_shipped or awaiting_stock',
+      422: 'idempotency_key_reused: this shipment_id was used with another shipment',
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/orders/{id}/shipments',
+    tag: 'shipments and returns',
+    summary: "The order's shipments, oldest first",
+    access: 'feed',
+    ok: ok(200, 'ShipmentList'),
+  },
+  {
+    method: 'post',
+    path: '/v1/orders/{id}/returns',
+    tag: 'shipments and returns',
+    summary: 'Shipped units come back: restock (a return movement) or damaged; idempotent by return_id',
+    access: 'feed',
+    body: { ref: 'ReturnRequest' },
+    ok: ok(201, 'Return', 'Created'),
+    alsoOk: ok(200, 'Return', 'The same return_id with the same body again: the first answer, nothing returned'),
+    more: {
+      409: 'conflict: more units than were shipped and not yet returned (nothing returned)',
+      422: 'idempotency_key_reused: this return_id was used with another return',
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/orders/{id}/returns',
+    tag: 'shipments and returns',
+    summary: "The order's returns, oldest first",
+    access: 'feed',
+    ok: ok(200, 'ReturnList'),
+  },
 
   {
     method: 'post',
     path: '/v1/restocks',
     tag: 'restocks',
-    summary: 'Receive restock events (one, or {events: [...]} up to 1000)',
+    summary: 'Receive restock events at a location, by default main (one, or {events: [...]} up to 1000)',
     access: 'feed',
     body: { ref: 'RestockRequest' },
     ok: ok(202, 'RestockAccepted', 'Accepted'),
@@ -501,6 +626,7 @@ const hasPathParams = (op: Operation) => op.path.includes('{');
  */
 export function statusesOf(op: Operation): number[] {
   const s = new Set<number>([op.ok.status]);
+  if (op.alsoOk) s.add(op.alsoOk.status);
   const write = WRITES.has(op.method);
   if (write || op.query || hasPathParams(op)) s.add(400);
   if (op.access !== 'public') {
@@ -621,6 +747,12 @@ const ROLE_NOTE: Record<Access, string> = {
   browser: 'Operator key as Bearer, or as the password of HTTP Basic auth (any user name).',
 };
 
+/**
+ * The note on who may call an operation. One place per role: a role that reads what an operator
+ * reads (a `viewer`) is a line here for the GETs, and an entry in SECURITY if it needs one.
+ */
+const roleNote = (op: Operation) => ROLE_NOTE[op.access];
+
 function pathParams(path: string) {
   return [...path.matchAll(/\{(\w+)\}/g)].map(([, name]) =>
     name === 'sku'
@@ -631,13 +763,21 @@ function pathParams(path: string) {
           description: 'SKU (any other text: 404)',
           schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
         }
-      : {
-          name,
-          in: 'path',
-          required: true,
-          description: `${path.includes('/customers/') ? 'customer' : path.includes('/notifications/') ? 'notification' : 'order'} id: a UUID, either letter case (any other text: 404)`,
-          schema: { type: 'string', format: 'uuid', pattern: UUID_PATTERN },
-        },
+      : name === 'code'
+        ? {
+            name,
+            in: 'path',
+            required: true,
+            description: 'location code (any other text: 404)',
+            schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,32}$' },
+          }
+        : {
+            name,
+            in: 'path',
+            required: true,
+            description: `${path.includes('/customers/') ? 'customer' : path.includes('/notifications/') ? 'notification' : 'order'} id: a UUID, either letter case (any other text: 404)`,
+            schema: { type: 'string', format: 'uuid', pattern: UUID_PATTERN },
+          },
   );
 }
 
@@ -647,8 +787,9 @@ export const operationId = (op: Pick<Operation, 'method' | 'path'>) =>
 function responsesOf(op: Operation): Record<string, unknown> {
   const responses: Record<string, unknown> = {};
   for (const status of statusesOf(op)) {
-    if (status === op.ok.status) {
-      const { body, description, headers, csv } = op.ok;
+    const success = [op.ok, op.alsoOk].find((x) => x?.status === status);
+    if (success) {
+      const { body, description, headers, csv } = success;
       const content = !body
         ? undefined
         : 'ref' in body
@@ -695,7 +836,7 @@ function operationObject(op: Operation) {
   return {
     tags: [op.tag],
     summary: op.summary,
-    description: ROLE_NOTE[op.access],
+    description: roleNote(op),
     operationId: operationId(op),
     security: SECURITY[op.access],
     parameters,
@@ -752,8 +893,10 @@ export function buildOpenApiDocument(opts: { version?: string } = {}) {
     servers: [{ url: '/' }],
     tags: [
       { name: 'customers', description: 'Customers and their order history' },
-      { name: 'products and stock', description: 'Products, stock rows and adjustments' },
+      { name: 'products and stock', description: 'Products, stock per location, adjustments and transfers' },
+      { name: 'locations', description: 'Where stock is kept; `main` always exists' },
       { name: 'orders', description: 'Intake, edit, cancel, fulfil, retry' },
+      { name: 'shipments and returns', description: 'Units leaving a location, and coming back' },
       { name: 'restocks', description: 'Restock events from the feed' },
       { name: 'notifications', description: 'Delivery log and resend' },
       { name: 'reports', description: 'Aggregates for operators' },

@@ -36,6 +36,9 @@ interface Rule {
  * break it; an empty result means it holds. Stock figures are checked against the ledger and the
  * order lines, so a double reservation, a second sale or a lost release shows up as a mismatch.
  */
+/** Movement types that change on_hand (each stored with its sign). */
+const ON_HAND_TYPES = `'initial', 'receipt', 'sale', 'adjustment', 'return', 'count', 'transfer_out', 'transfer_in'`;
+
 const RULES: Rule[] = [
   {
     name: 'stock-range',
@@ -45,11 +48,45 @@ const RULES: Rule[] = [
     line: (r) => `${r.sku}: on_hand ${r.on_hand}, reserved ${r.reserved}, backordered ${r.backordered}`,
   },
   {
+    name: 'level-range',
+    // Per (SKU, location): 0 <= reserved <= on_hand (guarantee 7: no row below its reservations).
+    sql: `SELECT sku, location, on_hand, reserved FROM stock_levels
+           WHERE reserved > on_hand OR on_hand < 0 OR reserved < 0 ORDER BY sku, location`,
+    line: (r) => `${r.sku} at ${r.location}: on_hand ${r.on_hand}, reserved ${r.reserved}`,
+  },
+  {
+    name: 'level-totals',
+    // The SKU's totals row is the sum of its levels.
+    sql: `SELECT s.sku, s.on_hand, s.reserved, COALESCE(l.on_hand, 0) AS levels_on_hand, COALESCE(l.reserved, 0) AS levels_reserved
+            FROM stock s LEFT JOIN (SELECT sku, SUM(on_hand) AS on_hand, SUM(reserved) AS reserved FROM stock_levels GROUP BY sku) l
+                   ON l.sku = s.sku
+           WHERE s.on_hand <> COALESCE(l.on_hand, 0) OR s.reserved <> COALESCE(l.reserved, 0) ORDER BY s.sku`,
+    line: (r) =>
+      `${r.sku}: totals on_hand ${r.on_hand} / reserved ${r.reserved} but its locations add up to ${r.levels_on_hand} / ${r.levels_reserved}`,
+  },
+  {
+    name: 'ledger-level',
+    // Per (SKU, location): on_hand = initial + receipts − sales + returns + adjustments + counts
+    // + transfers in − transfers out (sales and transfers out are stored negative).
+    sql: `SELECT s.sku, s.location, s.on_hand, COALESCE(m.total, 0) AS ledger FROM stock_levels s
+            LEFT JOIN (SELECT sku, location, SUM(quantity) AS total FROM stock_movements WHERE type IN (${ON_HAND_TYPES})
+                        GROUP BY sku, location) m ON m.sku = s.sku AND m.location = s.location
+           WHERE s.on_hand <> COALESCE(m.total, 0) ORDER BY s.sku, s.location`,
+    line: (r) => `${r.sku} at ${r.location}: on_hand ${r.on_hand} but the ledger says ${r.ledger}`,
+  },
+  {
+    name: 'transfers-net',
+    // Guarantee 7: a transfer changes no SKU's total; its two movements cancel out.
+    sql: `SELECT sku, SUM(quantity) AS net FROM stock_movements WHERE type IN ('transfer_out', 'transfer_in')
+           GROUP BY sku HAVING SUM(quantity) <> 0 ORDER BY sku`,
+    line: (r) => `${r.sku}: transfers net to ${r.net}, not 0`,
+  },
+  {
     name: 'ledger-on-hand',
-    // Guarantee 2: on_hand = initial + receipts − sales + adjustments (sales are stored negative).
+    // Guarantee 2: on_hand = initial + receipts − sales + returns + adjustments + counts (+ transfers, netting to 0).
     sql: `SELECT s.sku, s.on_hand, COALESCE(m.total, 0) AS ledger FROM stock s
             LEFT JOIN (SELECT sku, SUM(quantity) AS total FROM stock_movements
-                        WHERE type IN ('initial', 'receipt', 'sale', 'adjustment') GROUP BY sku) m ON m.sku = s.sku
+                        WHERE type IN (${ON_HAND_TYPES}) GROUP BY sku) m ON m.sku = s.sku
            WHERE s.on_hand <> COALESCE(m.total, 0) ORDER BY s.sku`,
     line: (r) => `${r.sku}: on_hand ${r.on_hand} but the ledger says ${r.ledger}`,
   },
@@ -64,12 +101,23 @@ const RULES: Rule[] = [
   },
   {
     name: 'reserved-lines',
-    // What the stock row holds is exactly what the reserved lines of live orders hold.
-    sql: `SELECT s.sku, s.reserved, COALESCE(l.total, 0) AS lines FROM stock s
-            LEFT JOIN (SELECT l.sku, SUM(l.quantity) AS total FROM order_lines l JOIN orders o ON o.id = l.order_id
-                        WHERE l.reserved AND o.status IN ('confirmed', 'awaiting_stock') GROUP BY l.sku) l ON l.sku = s.sku
-           WHERE s.reserved <> COALESCE(l.total, 0) ORDER BY s.sku`,
-    line: (r) => `${r.sku}: reserved ${r.reserved} but reserved lines of live orders hold ${r.lines}`,
+    // What a (SKU, location) row holds is exactly what the allocations there hold, and only live
+    // orders hold any (reserved now and not shipped).
+    sql: `SELECT s.sku, s.location, s.reserved, COALESCE(a.total, 0) AS lines FROM stock_levels s
+            LEFT JOIN (SELECT a.sku, a.location, SUM(a.reserved) AS total FROM order_line_allocations a
+                         JOIN orders o ON o.id = a.order_id
+                        WHERE o.status IN ('confirmed', 'awaiting_stock', 'partially_shipped')
+                        GROUP BY a.sku, a.location) a ON a.sku = s.sku AND a.location = s.location
+           WHERE s.reserved <> COALESCE(a.total, 0)
+          UNION ALL
+          SELECT a.sku, a.location, NULL, SUM(a.reserved) FROM order_line_allocations a JOIN orders o ON o.id = a.order_id
+           WHERE o.status NOT IN ('confirmed', 'awaiting_stock', 'partially_shipped') AND a.reserved > 0
+           GROUP BY a.sku, a.location
+           ORDER BY 1, 2`,
+    line: (r) =>
+      r.reserved === null
+        ? `${r.sku} at ${r.location}: orders that are not live hold ${r.lines} reserved`
+        : `${r.sku} at ${r.location}: reserved ${r.reserved} but the allocations of live orders hold ${r.lines}`,
   },
   {
     name: 'backordered',
@@ -80,17 +128,18 @@ const RULES: Rule[] = [
   },
   {
     name: 'line-ledger',
-    // Guarantee 4 (exactly-once effect): per order line, the ledger nets to what the line holds now —
-    // its quantity while reserved by a live order, else 0. A second reservation or sale breaks it.
+    // Guarantee 4 (exactly-once effect): per order line, the ledger nets to what the line holds now
+    // (its allocations' reserved units) and its sales to what it shipped. A second reservation or sale breaks it.
     sql: `WITH net AS (
             SELECT order_id, sku, SUM(quantity) AS held,
                    SUM(CASE WHEN type = 'sale' THEN -quantity ELSE 0 END) AS sold
               FROM stock_movements WHERE order_id IS NOT NULL AND type IN ('reservation', 'release', 'sale')
              GROUP BY order_id, sku),
           expected AS (
-            SELECT l.order_id, l.sku, CASE WHEN l.reserved AND o.status IN ('confirmed', 'awaiting_stock') THEN l.quantity ELSE 0 END AS held,
-                   CASE WHEN o.status = 'completed' THEN l.quantity ELSE 0 END AS sold
-              FROM order_lines l JOIN orders o ON o.id = l.order_id)
+            SELECT l.order_id, l.sku, COALESCE((SELECT SUM(a.reserved) FROM order_line_allocations a
+                                                  WHERE a.order_id = l.order_id AND a.sku = l.sku), 0) AS held,
+                   l.shipped AS sold
+              FROM order_lines l)
           SELECT COALESCE(n.order_id, e.order_id) AS order_id, COALESCE(n.sku, e.sku) AS sku,
                  COALESCE(n.held, 0) AS held, COALESCE(e.held, 0) AS expected_held,
                  COALESCE(n.sold, 0) AS sold, COALESCE(e.sold, 0) AS expected_sold
@@ -99,6 +148,37 @@ const RULES: Rule[] = [
            ORDER BY 1, 2`,
     line: (r) =>
       `order ${r.order_id} ${r.sku}: ledger holds ${r.held} (expected ${r.expected_held}), sold ${r.sold} (expected ${r.expected_sold})`,
+  },
+  {
+    name: 'line-allocations',
+    // A reserved line's units are all placed: Σ allocations (reserved + shipped) = quantity while
+    // the order is live or completed; shipped on the line = Σ shipped of its allocations; returned ≤ shipped.
+    sql: `SELECT l.order_id, l.sku, l.quantity, l.shipped, l.returned, o.status,
+                 COALESCE(a.reserved, 0) AS a_reserved, COALESCE(a.shipped, 0) AS a_shipped
+            FROM order_lines l JOIN orders o ON o.id = l.order_id
+            LEFT JOIN (SELECT order_id, sku, SUM(reserved) AS reserved, SUM(shipped) AS shipped FROM order_line_allocations
+                        GROUP BY order_id, sku) a ON a.order_id = l.order_id AND a.sku = l.sku
+           WHERE l.shipped <> COALESCE(a.shipped, 0) OR l.returned > l.shipped OR l.shipped > l.quantity
+              OR (l.reserved AND o.status IN ('confirmed', 'awaiting_stock', 'partially_shipped', 'completed')
+                  AND COALESCE(a.reserved, 0) + COALESCE(a.shipped, 0) <> l.quantity)
+           ORDER BY 1, 2`,
+    line: (r) =>
+      `order ${r.order_id} ${r.sku} (${r.status}): quantity ${r.quantity}, allocations reserved ${r.a_reserved} shipped ${r.a_shipped}, line shipped ${r.shipped} returned ${r.returned}`,
+  },
+  {
+    name: 'shipments-returns',
+    // Guarantee 11: what the shipments of an order list is what its lines shipped; what its returns list is what they returned.
+    sql: `WITH s AS (SELECT order_id, x->>'sku' AS sku, SUM((x->>'quantity')::bigint) AS q
+                     FROM shipments, jsonb_array_elements(lines) x GROUP BY 1, 2),
+               r AS (SELECT order_id, x->>'sku' AS sku, SUM((x->>'quantity')::bigint) AS q
+                     FROM returns, jsonb_array_elements(lines) x GROUP BY 1, 2)
+          SELECT l.order_id, l.sku, l.shipped, COALESCE(s.q, 0) AS in_shipments, l.returned, COALESCE(r.q, 0) AS in_returns
+            FROM order_lines l LEFT JOIN s ON s.order_id = l.order_id AND s.sku = l.sku
+                               LEFT JOIN r ON r.order_id = l.order_id AND r.sku = l.sku
+           WHERE l.shipped <> COALESCE(s.q, 0) OR l.returned <> COALESCE(r.q, 0)
+           ORDER BY 1, 2`,
+    line: (r) =>
+      `order ${r.order_id} ${r.sku}: shipped ${r.shipped} but shipments list ${r.in_shipments}; returned ${r.returned} but returns list ${r.in_returns}`,
   },
   {
     name: 'receipts-once',
@@ -118,7 +198,10 @@ const RULES: Rule[] = [
                  COUNT(*) FILTER (WHERE l.waiting AND NOT l.reserved) AS waiting
             FROM orders o JOIN order_lines l ON l.order_id = o.id
            GROUP BY o.id, o.status
-          HAVING (o.status = 'confirmed' AND COUNT(*) FILTER (WHERE l.reserved) <> COUNT(*))
+          HAVING (o.status = 'confirmed' AND (COUNT(*) FILTER (WHERE l.reserved) <> COUNT(*) OR SUM(l.shipped) > 0))
+              OR (o.status = 'partially_shipped' AND (COUNT(*) FILTER (WHERE l.reserved) <> COUNT(*)
+                                                      OR SUM(l.shipped) = 0 OR SUM(l.shipped) = SUM(l.quantity)))
+              OR (o.status = 'completed' AND SUM(l.shipped) <> SUM(l.quantity))
               OR (o.status = 'awaiting_stock' AND (COUNT(*) FILTER (WHERE NOT l.reserved AND NOT l.waiting) > 0
                                                    OR COUNT(*) FILTER (WHERE l.waiting AND NOT l.reserved) = 0))
               OR (o.status IN ('received', 'failed', 'rejected', 'cancelled') AND COUNT(*) FILTER (WHERE l.reserved OR l.waiting) > 0)
@@ -135,7 +218,9 @@ const RULES: Rule[] = [
   {
     name: 'fifo-head',
     // Guarantee 5, at rest: the head of a SKU's queue waits only because it does not fit.
-    sql: `SELECT DISTINCT ON (l.sku) l.sku, l.order_id, l.seq, l.quantity, s.on_hand - s.reserved AS free
+    sql: `SELECT DISTINCT ON (l.sku) l.sku, l.order_id, l.seq, l.quantity,
+                 (SELECT COALESCE(SUM(v.on_hand - v.reserved), 0) FROM stock_levels v JOIN locations loc ON loc.code = v.location
+                   WHERE v.sku = l.sku AND loc.active) AS free
             FROM order_lines l JOIN stock s ON s.sku = l.sku
            WHERE l.waiting AND NOT l.reserved
            ORDER BY l.sku, l.seq`,

@@ -1,3 +1,4 @@
 export * from './inventory.schemas';
 export * from './inventory.service';
 export * from './stock';
+export * from './locations';

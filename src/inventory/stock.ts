@@ -1,62 +1,113 @@
 import type { Executor, Trx } from '../platform/db';
 import { OptimisticConflict } from '../platform/errors';
 import { metrics } from '../platform/metrics';
+import type { UnitOfWork } from '../platform/unit-of-work';
 
+/** One (SKU, location) row: its figures, its version, and what the location is (active, priority). */
+export interface LevelRow {
+  location: string;
+  on_hand: number;
+  reserved: number;
+  version: number;
+  active: boolean;
+  priority: number;
+}
+
+/**
+ * A SKU's stock: the totals row (the sums of its levels, and `backordered`, the units its waiting
+ * lines want), versioned, and its levels in the order reservations prefer them (priority, code).
+ */
 export interface StockRow {
   sku: string;
   on_hand: number;
   reserved: number;
   backordered: number;
   version: number;
+  levels: LevelRow[];
 }
-export type MovementType = 'initial' | 'receipt' | 'reservation' | 'release' | 'sale' | 'adjustment';
+
+export type MovementType =
+  | 'initial'
+  | 'receipt'
+  | 'reservation'
+  | 'release'
+  | 'sale'
+  | 'adjustment'
+  | 'return'
+  | 'count'
+  | 'transfer_out'
+  | 'transfer_in';
 export interface Movement {
   sku: string;
+  location: string;
   type: MovementType;
   quantity: number;
   order_id?: string | null;
   event_id?: string | null;
   reason?: string | null;
 }
-/** Deltas to apply to one stock row read at `row.version`. */
-export interface StockChange {
-  row: StockRow;
+export interface LevelDelta {
+  location: string;
   on_hand?: number;
   reserved?: number;
+}
+/** Deltas to apply to one SKU read at `row.version`: per location, and to its queue (`backordered`). */
+export interface StockChange {
+  row: StockRow;
+  levels?: LevelDelta[];
   backordered?: number;
 }
 
+/** Units a level can give to a new reservation: none at an inactive location. */
+export const freeAt = (l: LevelRow) => (l.active ? l.on_hand - l.reserved : 0);
+
 export async function readStockRows(db: Executor, skus: string[]): Promise<Map<string, StockRow>> {
-  const rows: StockRow[] =
-    skus.length === 0
-      ? []
-      : await db('stock').select('sku', 'on_hand', 'reserved', 'backordered', 'version').whereIn('sku', skus);
-  return new Map(rows.map((r) => [r.sku, r]));
+  const out = new Map<string, StockRow>();
+  if (skus.length === 0) return out;
+  const rows: Omit<StockRow, 'levels'>[] = await db('stock')
+    .select('sku', 'on_hand', 'reserved', 'backordered', 'version')
+    .whereIn('sku', skus);
+  for (const r of rows) out.set(r.sku, { ...r, levels: [] });
+  const levels: (LevelRow & { sku: string })[] = await db('stock_levels as s')
+    .join('locations as l', 'l.code', 's.location')
+    .whereIn('s.sku', skus)
+    .orderBy([{ column: 's.sku' }, { column: 'l.priority' }, { column: 'l.code' }])
+    .select('s.sku', 's.location', 's.on_hand', 's.reserved', 's.version', 'l.active', 'l.priority');
+  for (const { sku, ...l } of levels) out.get(sku)?.levels.push(l);
+  return out;
 }
 
+const bySku = (a: { row: StockRow }, b: { row: StockRow }) =>
+  a.row.sku < b.row.sku ? -1 : a.row.sku > b.row.sku ? 1 : 0;
+
 /**
- * The one place that updates stock rows. Each row is updated `WHERE sku = ? AND version = ?`;
- * if any row moved since it was read, OptimisticConflict is thrown and the caller's transaction
- * (a unit of work, platform/unit-of-work.ts) rolls back and retries. The ledger movements are written in
- * the same transaction. CHECK constraints (0 <= reserved <= on_hand) are the last line of defence.
+ * The one place that updates stock. The SKU's totals row is updated `WHERE sku = ? AND version = ?`
+ * and each (SKU, location) row it touches `WHERE sku = ? AND location = ? AND version = ?` (a row
+ * not there yet is created at version 0); if any moved since it was read, OptimisticConflict is
+ * thrown and the unit of work rolls back and retries. The ledger movements are written in the same
+ * transaction, with the unit's actor. CHECK constraints (0 ≤ reserved ≤ on_hand per row) are the
+ * last line of defence.
  */
 export async function applyStockChanges(
-  trx: Trx,
+  uow: UnitOfWork,
   changes: StockChange[],
   movements: Movement[],
   op: string,
 ): Promise<StockRow[]> {
-  const real = changes.filter((c) => c.on_hand || c.reserved || c.backordered);
-  let updated: StockRow[] = [];
+  const { trx } = uow;
+  const real = changes
+    .map((c) => ({ ...c, levels: mergeLevels(c.levels ?? []) }))
+    .filter((c) => c.backordered || c.levels.length > 0)
+    .sort(bySku);
+  let updated: Omit<StockRow, 'levels'>[] = [];
   if (real.length > 0) {
     metrics.stockAttempts.inc({ op }, real.length);
-    const sorted = [...real].sort((a, b) => (a.row.sku < b.row.sku ? -1 : a.row.sku > b.row.sku ? 1 : 0));
-    const values = sorted.map(() => '(?::text, ?::bigint, ?::bigint, ?::bigint, ?::bigint)').join(', ');
-    const bindings = sorted.flatMap((c) => [
+    const values = real.map(() => '(?::text, ?::bigint, ?::bigint, ?::bigint, ?::bigint)').join(', ');
+    const bindings = real.flatMap((c) => [
       c.row.sku,
       c.row.version,
-      c.on_hand ?? 0,
-      c.reserved ?? 0,
+      c.levels.reduce((s, l) => s + (l.on_hand ?? 0), 0),
+      c.levels.reduce((s, l) => s + (l.reserved ?? 0), 0),
       c.backordered ?? 0,
     ]);
     const result = await trx.raw(
@@ -68,25 +119,73 @@ export async function applyStockChanges(
       bindings,
     );
     updated = result.rows;
-    if (updated.length !== sorted.length) {
-      const lost = sorted.find((c) => !updated.some((u) => u.sku === c.row.sku));
+    if (updated.length !== real.length) {
+      const lost = real.find((c) => !updated.some((u) => u.sku === c.row.sku));
       throw new OptimisticConflict(lost?.row.sku);
     }
+    await updateLevels(trx, real);
   }
-  if (movements.length > 0) await insertMovements(trx, movements);
-  return updated;
+  if (movements.length > 0) await insertMovements(uow, movements);
+  return updated.map((u) => ({ ...u, levels: [] }));
 }
 
-export async function insertMovements(trx: Trx, movements: Movement[]): Promise<void> {
+function mergeLevels(levels: LevelDelta[]): Required<LevelDelta>[] {
+  const by = new Map<string, Required<LevelDelta>>();
+  for (const l of levels) {
+    const m = by.get(l.location) ?? { location: l.location, on_hand: 0, reserved: 0 };
+    m.on_hand += l.on_hand ?? 0;
+    m.reserved += l.reserved ?? 0;
+    by.set(l.location, m);
+  }
+  return [...by.values()].filter((l) => l.on_hand || l.reserved).sort((a, b) => (a.location < b.location ? -1 : 1));
+}
+
+async function updateLevels(trx: Trx, changes: { row: StockRow; levels: Required<LevelDelta>[] }[]): Promise<void> {
+  const rows = changes.flatMap((c) =>
+    c.levels.map((l) => ({
+      sku: c.row.sku,
+      ...l,
+      version: c.row.levels.find((x) => x.location === l.location)?.version,
+    })),
+  );
+  if (rows.length === 0) return;
+  const fresh = rows.filter((r) => r.version === undefined);
+  if (fresh.length > 0) {
+    await trx.raw(
+      `INSERT INTO stock_levels (sku, location) SELECT * FROM unnest(?::text[], ?::text[]) ON CONFLICT DO NOTHING`,
+      [fresh.map((r) => r.sku), fresh.map((r) => r.location)],
+    );
+  }
+  const result = await trx.raw(
+    `UPDATE stock_levels s SET on_hand = s.on_hand + v.d_on_hand, reserved = s.reserved + v.d_reserved,
+            version = s.version + 1, updated_at = now()
+       FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) AS v(sku, location, version, d_on_hand, d_reserved)
+      WHERE s.sku = v.sku AND s.location = v.location AND s.version = v.version
+      RETURNING s.sku`,
+    [
+      rows.map((r) => r.sku),
+      rows.map((r) => r.location),
+      rows.map((r) => r.version ?? 0),
+      rows.map((r) => r.on_hand),
+      rows.map((r) => r.reserved),
+    ],
+  );
+  if (result.rows.length !== rows.length) throw new OptimisticConflict(rows[0].sku);
+}
+
+export async function insertMovements(uow: UnitOfWork, movements: Movement[]): Promise<void> {
   for (let i = 0; i < movements.length; i += 1000) {
-    await trx('stock_movements').insert(
+    await uow.trx('stock_movements').insert(
       movements.slice(i, i + 1000).map((m) => ({
         sku: m.sku,
+        location: m.location,
         type: m.type,
         quantity: m.quantity,
         order_id: m.order_id ?? null,
         event_id: m.event_id ?? null,
         reason: m.reason ?? null,
+        actor_role: uow.actor.role,
+        actor_name: uow.actor.name,
       })),
     );
   }

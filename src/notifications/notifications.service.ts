@@ -84,7 +84,13 @@ async function takeLease(ctx: Context, eventId: string): Promise<(() => Promise<
 }
 
 /** The channels an event is sent on, decided on its first run and stored (unique per event and channel). */
-async function planChannels(ctx: Context, senders: Senders, event: { id: string; order_id: string }): Promise<void> {
+async function planChannels(
+  ctx: Context,
+  senders: Senders,
+  event: { id: string; order_id: string; type: string },
+): Promise<void> {
+  // A customer is told of its orders' transitions and shipments; other events (returns) are for integrators.
+  if (!CUSTOMER_EVENTS.test(event.type)) return;
   const customer = await ctx
     .db('orders as o')
     .leftJoin('customers as c', 'c.id', 'o.customer_id')
@@ -101,6 +107,8 @@ async function planChannels(ctx: Context, senders: Senders, event: { id: string;
     .onConflict(['event_id', 'channel'])
     .ignore();
 }
+
+const CUSTOMER_EVENTS = /^(order\.|shipment\.created$)/;
 
 /** Sets settled_at once no channel of the event is pending (also when it has none). */
 async function settleIfDone(db: Db, eventId: string): Promise<boolean> {
@@ -167,7 +175,7 @@ export async function deliverEvent(
   opts: { final: boolean },
 ): Promise<DeliveryResult> {
   const result: DeliveryResult = { event_id: eventId, delivered: [], failed: [], pending: [], settled: false };
-  const event = await ctx.db('events').where({ id: eventId }).first('id', 'order_id', 'payload', 'settled_at');
+  const event = await ctx.db('events').where({ id: eventId }).first('id', 'order_id', 'type', 'payload', 'settled_at');
   if (!event) return { ...result, skipped: 'missing' };
   if (event.settled_at) return { ...result, skipped: 'settled', settled: true };
   const release = await takeLease(ctx, eventId);

@@ -14,3 +14,6 @@ export { retryOrder } from './use-cases/retry-order';
 export { patchOrder } from './use-cases/edit-order';
 export { markOrderFailed } from './use-cases/mark-order-failed';
 export { skusOfOrders } from './sql/order-rows';
+export { shipOrder, type ShipInput } from './use-cases/ship-order';
+export { returnOrder, type ReturnInput } from './use-cases/return-order';
+export { listShipments, listReturns } from './sql/shipments';

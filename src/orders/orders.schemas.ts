@@ -55,6 +55,73 @@ export const listOrdersQuerySchema = z.object({
 });
 export type ListOrdersQuery = z.infer<typeof listOrdersQuerySchema>;
 
+export const actorSchema = z.object({ role: z.string(), name: z.string() });
+const locationCode = z.string().regex(/^[A-Za-z0-9._-]{1,32}$/, 'must be 1–32 of A-Z a-z 0-9 . _ -');
+const shipQuantity = z.number().int('must be an integer').min(1).max(10000);
+const distinctSkus = <T extends { sku: string }>(ls: T[], ctx: z.RefinementCtx) => {
+  const seen = new Set<string>();
+  ls.forEach((l, i) => {
+    if (seen.has(l.sku)) ctx.addIssue({ code: 'custom', message: `duplicate SKU ${l.sku}`, path: [i, 'sku'] });
+    seen.add(l.sku);
+  });
+};
+export const shipmentInputSchema = z.object({
+  shipment_id: z.string().trim().min(1).max(255).optional(),
+  location: locationCode.optional(),
+  lines: z
+    .array(z.object({ sku: skuSchema, quantity: shipQuantity }))
+    .min(1)
+    .max(100)
+    .superRefine(distinctSkus),
+  carrier: z.string().trim().min(1).max(200).optional(),
+  tracking: z.string().trim().min(1).max(500).optional(),
+});
+export const returnInputSchema = z.object({
+  return_id: z.string().trim().min(1).max(255).optional(),
+  lines: z
+    .array(
+      z.object({
+        sku: skuSchema,
+        quantity: shipQuantity,
+        disposition: z.enum(['restock', 'damaged']),
+        location: locationCode.optional(),
+      }),
+    )
+    .min(1)
+    .max(100)
+    .superRefine(distinctSkus),
+  reason: z.string().trim().min(1).max(500).optional(),
+});
+export const shipmentSchema = z.object({
+  id: z.uuid(),
+  shipment_id: z.string(),
+  order_id: z.uuid(),
+  location: z.string(),
+  lines: z.array(z.object({ sku: z.string(), quantity: z.number().int() })),
+  carrier: z.string().nullable(),
+  tracking: z.string().nullable(),
+  actor: actorSchema,
+  created_at: timestamp,
+});
+export const returnSchema = z.object({
+  id: z.uuid(),
+  return_id: z.string(),
+  order_id: z.uuid(),
+  lines: z.array(
+    z.object({
+      sku: z.string(),
+      quantity: z.number().int(),
+      disposition: z.enum(['restock', 'damaged']),
+      location: z.string().nullable(),
+    }),
+  ),
+  reason: z.string().nullable(),
+  actor: actorSchema,
+  created_at: timestamp,
+});
+export const shipmentListSchema = z.object({ data: z.array(shipmentSchema) });
+export const returnListSchema = z.object({ data: z.array(returnSchema) });
+
 export const orderSchema = z.object({
   id: z.uuid(),
   seq: z.number().int(),
@@ -69,12 +136,20 @@ export const orderSchema = z.object({
       quantity: z.number().int(),
       unit_price_cents: z.number().int().nullable(),
       reserved: z.number().int(),
+      shipped: z.number().int(),
+      returned: z.number().int(),
       waiting: z.boolean(),
+      allocations: z.array(z.object({ location: z.string(), reserved: z.number().int(), shipped: z.number().int() })),
+      queue: z.null(),
     }),
   ),
   total_cents: z.number().int().nullable(),
   attempts: z.number().int(),
-  history: z.array(z.object({ status: z.enum(ORDER_STATUSES), at: timestamp, detail: z.string().nullable() })),
+  history: z.array(
+    z.object({ status: z.enum(ORDER_STATUSES), at: timestamp, detail: z.string().nullable(), actor: actorSchema }),
+  ),
+  shipments: z.array(shipmentSchema),
+  returns: z.array(returnSchema),
   created_at: timestamp,
   updated_at: timestamp,
 });

@@ -8,6 +8,7 @@ export const ORDER_STATUSES = [
   'received',
   'confirmed',
   'awaiting_stock',
+  'partially_shipped',
   'rejected',
   'failed',
   'cancelled',
@@ -17,15 +18,25 @@ export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
 /**
  * The order lifecycle as one table of actions: who may move an order, from where, to where. The
- * verb is what an error says ("cannot fulfil an order that is received").
+ * verb is what an error says ("cannot fulfil an order that is received"). The status follows the
+ * units: `confirmed` every unit reserved and none shipped, `partially_shipped` some shipped and the
+ * rest reserved, `awaiting_stock` some unit waiting, `completed` every unit shipped.
  */
 export const ACTIONS = {
   reserve: { verb: 'process', from: ['received'], to: ['confirmed', 'awaiting_stock', 'rejected'] },
   fail: { verb: 'fail', from: ['received'], to: ['failed'] },
-  fill: { verb: 'fill', from: ['awaiting_stock'], to: ['confirmed'] },
-  cancel: { verb: 'cancel', from: ['received', 'awaiting_stock', 'confirmed', 'failed'], to: ['cancelled'] },
+  /** The last waiting line of an order is reserved: confirmed, or partially shipped if some units left already. */
+  fill: { verb: 'fill', from: ['awaiting_stock'], to: ['confirmed', 'partially_shipped'] },
+  cancel: {
+    verb: 'cancel',
+    from: ['received', 'awaiting_stock', 'confirmed', 'partially_shipped', 'failed'],
+    to: ['cancelled'],
+  },
   expire: { verb: 'expire', from: ['awaiting_stock'], to: ['cancelled'] },
-  fulfil: { verb: 'fulfil', from: ['confirmed'], to: ['completed'] },
+  ship: { verb: 'ship', from: ['confirmed', 'partially_shipped'], to: ['partially_shipped', 'completed'] },
+  /** Shipping the reserved units of an order that still waits for others: it keeps waiting. */
+  shipWaiting: { verb: 'ship', from: ['awaiting_stock'], to: ['awaiting_stock'] },
+  fulfil: { verb: 'fulfil', from: ['confirmed', 'partially_shipped'], to: ['completed'] },
   retry: { verb: 'retry', from: ['failed'], to: ['received'] },
   /** An edit of an order still in `received` keeps its status: a history entry, no transition. */
   edit: { verb: 'edit', from: ['received', 'awaiting_stock', 'confirmed'], to: ['received'] },
@@ -52,6 +63,7 @@ export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> 
 export const SETTLED: readonly OrderStatus[] = [
   'confirmed',
   'awaiting_stock',
+  'partially_shipped',
   'rejected',
   'failed',
   'cancelled',
@@ -103,9 +115,10 @@ export async function changeStatus(uow: UnitOfWork, changes: readonly StatusChan
     await insertHistory(
       uow.trx,
       stays.map((c) => ({ order_id: c.orderId, status: c.to, detail: c.detail ?? null })),
+      uow.actor,
     );
   if (moves.length === 0) return;
-  const eventIds = await updateStatuses(uow.trx, moves);
+  const eventIds = await updateStatuses(uow.trx, moves, uow.actor);
   for (const t of moves) {
     metrics.orderTransitions.inc({ from: t.from, to: t.to });
     countStat(`order_transitions_to_${t.to}`); // summed across processes (workers serve no /metrics)

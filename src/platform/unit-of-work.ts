@@ -1,3 +1,4 @@
+import { systemActor, type Actor } from './actor';
 import type { Context } from './context';
 import type { Trx } from './db';
 import { isRetryableTxError, OptimisticConflict } from './errors';
@@ -19,6 +20,8 @@ export interface AfterCommitSink {
 
 export interface UnitOfWork extends AfterCommitSink {
   readonly trx: Trx;
+  /** Who this unit acts for: recorded on the history, movements, shipments and returns it writes. */
+  readonly actor: Actor;
   /** Stores outbox rows in this transaction; their jobs are added after commit. */
   addJobs(rows: OutboxRow[]): Promise<void>;
 }
@@ -26,7 +29,10 @@ export interface UnitOfWork extends AfterCommitSink {
 class Work implements UnitOfWork {
   readonly jobs: OutboxRow[] = [];
   readonly skus = new Set<string>();
-  constructor(private readonly tx?: Trx) {}
+  constructor(
+    readonly actor: Actor,
+    private readonly tx?: Trx,
+  ) {}
   get trx(): Trx {
     if (!this.tx) throw new Error('a statement unit has no transaction');
     return this.tx;
@@ -49,6 +55,8 @@ export interface UnitOfWorkOptions {
   publish?: 'await' | 'background';
   /** Bound on attempts when retrying (default 30). */
   maxAttempts?: number;
+  /** Who the unit acts for (default: the system component named by `op`). */
+  actor?: Actor;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -83,7 +91,7 @@ export async function runUnitOfWork<T>(
     let work: Work | undefined;
     let result: T;
     try {
-      result = await ctx.db.transaction(async (trx) => fn((work = new Work(trx))));
+      result = await ctx.db.transaction(async (trx) => fn((work = new Work(opts.actor ?? systemActor(op), trx))));
     } catch (err) {
       if (err instanceof OptimisticConflict) {
         metrics.optimisticConflicts.inc({ op });
@@ -109,7 +117,7 @@ export async function runStatement<T>(
   fn: (sink: AfterCommitSink) => Promise<T>,
   opts: Pick<UnitOfWorkOptions, 'publish'> = {},
 ): Promise<T> {
-  const work = new Work();
+  const work = new Work(systemActor('intake'));
   const result = await fn(work);
   await afterCommit(ctx, work, opts.publish ?? 'await');
   return result;

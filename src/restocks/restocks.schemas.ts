@@ -6,6 +6,10 @@ export const restockEventSchema = z.object({
   sku: skuSchema,
   quantity: z.number().int('must be an integer').min(1).max(1_000_000),
   occurred_at: z.iso.datetime({ offset: true }).optional(),
+  location: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,32}$/, 'must be 1–32 of A-Z a-z 0-9 . _ -')
+    .optional(),
 });
 export const restockBatchSchema = z.object({
   events: z.array(restockEventSchema).min(1).max(1000, 'at most 1000 events'),

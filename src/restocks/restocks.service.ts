@@ -1,6 +1,6 @@
 import type { Context } from '../platform/context';
 import { ValidationError } from '../platform/errors';
-import { applyStockChanges, readStockRows } from '../inventory';
+import { applyStockChanges, assertLocations, readStockRows } from '../inventory';
 import { JOB, QUEUES } from '../platform/job-catalog';
 import { runUnitOfWork } from '../platform/unit-of-work';
 import type { RestockEvent } from './restocks.schemas';
@@ -36,6 +36,12 @@ export async function receiveRestocks(
           })),
         );
       }
+      await assertLocations(
+        trx,
+        events.flatMap((e, i) =>
+          e.location ? [{ code: e.location, path: batch ? `body.events.${i}.location` : 'body.location' }] : [],
+        ),
+      );
       const inserted: { event_id: string }[] = [];
       for (let i = 0; i < events.length; i += 500) {
         const chunk = events.slice(i, i + 500);
@@ -46,6 +52,7 @@ export async function receiveRestocks(
                 event_id: e.event_id,
                 sku: e.sku,
                 quantity: e.quantity,
+                location: e.location ?? 'main',
                 occurred_at: e.occurred_at ?? null,
               })),
             )
@@ -84,9 +91,18 @@ export async function applyRestock(ctx: Context, eventId: string): Promise<{ app
     const row = (await readStockRows(trx, [ev.sku])).get(ev.sku);
     if (!row) return { applied: false };
     await applyStockChanges(
-      trx,
-      [{ row, on_hand: ev.quantity }],
-      [{ sku: ev.sku, type: 'receipt', quantity: ev.quantity, event_id: eventId, reason: 'restock' }],
+      uow,
+      [{ row, levels: [{ location: ev.location, on_hand: ev.quantity }] }],
+      [
+        {
+          sku: ev.sku,
+          location: ev.location,
+          type: 'receipt',
+          quantity: ev.quantity,
+          event_id: eventId,
+          reason: 'restock',
+        },
+      ],
       'receipt',
     );
     await trx('restock_events').where({ event_id: eventId }).update({ applied_at: trx.fn.now() });

@@ -66,7 +66,14 @@ describe('dashboard and docs in a browser', () => {
       expect(res?.status()).toBe(200);
       await b.page.waitForSelector('body[data-loaded="true"]', { timeout: 15000 });
       const canvases = await b.page.$$eval('canvas', (cs) => cs.map((c) => c.id));
-      expect(canvases).toEqual(['chart-status', 'chart-days', 'chart-stock', 'chart-queues', 'chart-ledger']);
+      expect(canvases).toEqual([
+        'chart-status',
+        'chart-days',
+        'chart-stock',
+        'chart-locations',
+        'chart-queues',
+        'chart-ledger',
+      ]);
       await expect
         .poll(async () => (await b.page.evaluate(paintedPixels)).every((c) => c.painted > 500), { timeout: 10000 })
         .toBe(true);

@@ -70,7 +70,12 @@ describe('POST /v1/orders (intake shape)', () => {
     expect(res.body.lines).toEqual([expect.objectContaining({ sku: p.sku, quantity: 2, reserved: 0 })]);
     expect(res.body.lines[0]).toHaveProperty('unit_price_cents');
     expect(res.body.history).toEqual([
-      { status: 'received', at: expect.stringMatching(ISO_UTC), detail: expect.anything() },
+      {
+        status: 'received',
+        at: expect.stringMatching(ISO_UTC),
+        detail: expect.anything(),
+        actor: { role: 'intake', name: 'intake' },
+      },
     ]);
     expect(res.body.created_at).toMatch(ISO_UTC);
     expect(res.body.updated_at).toMatch(ISO_UTC);

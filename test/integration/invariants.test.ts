@@ -68,6 +68,7 @@ describe('invariant checker', () => {
     // A receipt that nobody allocated: 4 + 4 on hand, 2 reserved, the waiting line of 4 fits.
     await h().ctx.db.transaction(async (trx) => {
       await trx('stock').where({ sku: p.sku }).increment({ on_hand: 4, version: 1 });
+      await trx('stock_levels').where({ sku: p.sku, location: 'main' }).increment({ on_hand: 4, version: 1 });
       await trx('stock_movements').insert({ sku: p.sku, type: 'receipt', quantity: 4, reason: 'test' });
     });
     const report = await checkInvariants(h().ctx.db, { graceSeconds: 1000 });
@@ -136,5 +137,47 @@ describe('invariant checker', () => {
     });
     expect(bad.stdout).toContain(`ledger-on-hand: ${p.sku}: on_hand 4 but the ledger says 7`);
     expect(bad.status).toBe(1);
+  });
+
+  it('when a location, a line, a shipment or a transfer is corrupted, then each rule of the locations model names it', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 6);
+    await h().api('POST', '/v1/locations', { body: { code: 'inv-east', name: 'East' } });
+    expect(
+      (
+        await h().api('POST', `/v1/inventory/${p.sku}/transfers`, {
+          body: { from: 'main', to: 'inv-east', quantity: 2 },
+        })
+      ).status,
+    ).toBe(201);
+    await h().startWorkers();
+    const order = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
+    await waitFor(async () => (await h().api('GET', `/v1/orders/${order.id}`)).body.status === 'confirmed');
+    const shipped = await h().api('POST', `/v1/orders/${order.id}/shipments`, {
+      role: 'feed',
+      body: { lines: [{ sku: p.sku, quantity: 1 }] },
+    });
+    expect(shipped.status).toBe(201);
+    expect((await checkInvariants(h().ctx.db, { graceSeconds: 1000 })).problems).toEqual([]);
+
+    const db = h().ctx.db;
+    await db('stock_levels').where({ sku: p.sku, location: 'inv-east' }).increment({ on_hand: 5 }); // level-totals, ledger-level
+    await db('stock_movements').insert({
+      sku: p.sku,
+      location: 'main',
+      type: 'transfer_in',
+      quantity: 1,
+      reason: 'forged',
+    }); // transfers-net
+    await db('order_lines').where({ order_id: order.id }).increment({ shipped: 1 }); // line-allocations, shipments-returns
+    const report = await checkInvariants(db, { graceSeconds: 1000 });
+    for (const rule of ['level-totals', 'ledger-level', 'transfers-net', 'line-allocations', 'shipments-returns']) {
+      expect(report.counts[rule], rule).toBeGreaterThan(0);
+    }
+    await db.raw('ALTER TABLE stock_levels DROP CONSTRAINT stock_levels_reserved_range');
+    await db('stock_levels').where({ sku: p.sku, location: 'main' }).update({ reserved: 999 }); // level-range, reserved-lines
+    const again = await checkInvariants(db, { graceSeconds: 1000 });
+    expect(again.counts['level-range']).toBe(1);
+    expect(again.counts['reserved-lines']).toBeGreaterThan(0);
   });
 });

@@ -208,14 +208,19 @@ const fill = (path: string, values: Record<string, string>) =>
   path.replace(/\{(\w+)\}/g, (_, n: string) => values[n] ?? MISSING);
 
 /** A request each operation takes that passes validation (for the 503 and 429 rounds: it must reach the store). */
-function validRequest(method: string, path: string, ids: { id?: string; sku?: string }): Req {
-  const url = fill(path, { id: ids.id ?? MISSING, sku: ids.sku ?? 'SKU-NONE' });
+function validRequest(method: string, path: string, ids: { id?: string; sku?: string; code?: string }): Req {
+  const url = fill(path, { id: ids.id ?? MISSING, sku: ids.sku ?? 'SKU-NONE', code: ids.code ?? 'LOC-NONE' });
   const bodies: Record<string, unknown> = {
     'POST /v1/customers': { email: `c-${rand()}@example.test`, name: 'Ada' },
     'PATCH /v1/customers/{id}': { name: 'Ada B.' },
     'POST /v1/products': { sku: `SKU-${rand()}`, name: 'Widget', price_cents: 100, initial_stock: 1 },
     'PATCH /v1/products/{sku}': { price_cents: 200 },
     'POST /v1/inventory/{sku}/adjustments': { delta: 1, reason: 'count' },
+    'POST /v1/inventory/{sku}/transfers': { from: 'main', to: 'LOC-NONE', quantity: 1 },
+    'POST /v1/locations': { code: `L-${rand()}`, name: 'Spare' },
+    'PATCH /v1/locations/{code}': { name: 'Renamed' },
+    'POST /v1/orders/{id}/shipments': { lines: [{ sku: 'SKU-NONE', quantity: 1 }] },
+    'POST /v1/orders/{id}/returns': { lines: [{ sku: 'SKU-NONE', quantity: 1, disposition: 'damaged' }] },
     'POST /v1/orders': { customer_id: MISSING, lines: [{ sku: 'SKU-NONE', quantity: 1 }] },
     'PATCH /v1/orders/{id}': { on_insufficient_stock: 'reject' },
     'POST /v1/restocks': { event_id: `ev-${rand()}`, sku: 'SKU-NONE', quantity: 1 },
@@ -495,6 +500,211 @@ describe('the OpenAPI document', () => {
         202,
       );
 
+      // Locations: create, a taken code (409), list, read, change. `wh` is less preferred than main.
+      const wh = `WH-${rand()}`;
+      const created = await send(
+        h,
+        {
+          method: 'POST',
+          url: '/v1/locations',
+          role: 'operator',
+          body: { code: wh, name: 'Warehouse 2', priority: 200 },
+        },
+        201,
+      );
+      expect(created.headers.get('location')).toBe(`/v1/locations/${wh}`);
+      expect(created.body).toMatchObject({ code: wh, priority: 200, active: true });
+      const taken = await send(
+        h,
+        { method: 'POST', url: '/v1/locations', role: 'operator', body: { code: wh, name: 'Again' } },
+        409,
+      );
+      expect(taken.body.error.code).toBe('conflict');
+      const locations = await send(h, { method: 'GET', url: '/v1/locations', role: 'operator' }, 200);
+      expect(locations.body.data.map((l: any) => l.code)).toEqual(expect.arrayContaining(['main', wh]));
+      await send(h, { method: 'GET', url: `/v1/locations/${wh}`, role: 'operator' }, 200);
+      const renamed = await send(
+        h,
+        { method: 'PATCH', url: `/v1/locations/${wh}`, role: 'operator', body: { name: 'Warehouse Two' } },
+        200,
+      );
+      expect(renamed.body.name).toBe('Warehouse Two');
+
+      // Stock per location: a product stocked at two, its rows, an adjustment and a transfer there.
+      const sku2 = `SKU-${rand()}`;
+      const product2 = await send(
+        h,
+        {
+          method: 'POST',
+          url: '/v1/products',
+          role: 'operator',
+          body: {
+            sku: sku2,
+            name: 'Gadget',
+            price_cents: 500,
+            initial_stock_by_location: { main: 5, [wh]: 3 },
+            low_stock_threshold: 2,
+          },
+        },
+        201,
+      );
+      expect(product2.body.stock.on_hand).toBe(8);
+      expect(product2.body.low_stock_threshold).toBe(2);
+      expect(product2.body.locations.map((l: any) => [l.location, l.on_hand]).sort()).toEqual(
+        [
+          ['main', 5],
+          [wh, 3],
+        ].sort(),
+      );
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: '/v1/products',
+          role: 'operator',
+          body: { sku: `SKU-${rand()}`, name: 'Nowhere', price_cents: 1, initial_stock_by_location: { NOPE: 1 } },
+        },
+        400,
+      );
+      await send(
+        h,
+        { method: 'PATCH', url: `/v1/products/${sku2}`, role: 'operator', body: { low_stock_threshold: null } },
+        200,
+      );
+      const atWh = await send(h, { method: 'GET', url: `/v1/inventory?location=${wh}`, role: 'operator' }, 200);
+      expect(atWh.body.data.find((r: any) => r.sku === sku2)).toMatchObject({ location: wh, on_hand: 3 });
+      await send(h, { method: 'GET', url: '/v1/inventory?location=NOPE', role: 'operator' }, 400);
+      const adjusted = await send(
+        h,
+        {
+          method: 'POST',
+          url: `/v1/inventory/${sku2}/adjustments`,
+          role: 'operator',
+          body: { delta: 1, reason: 'found', location: wh },
+        },
+        201,
+      );
+      expect(adjusted.body).toMatchObject({ location: wh, actor: { role: 'operator' } });
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: `/v1/inventory/${sku2}/adjustments`,
+          role: 'operator',
+          body: { delta: 1, reason: 'found', location: 'NOPE' },
+        },
+        400,
+      );
+      const transfer = (body: unknown, status: number) =>
+        send(h, { method: 'POST', url: `/v1/inventory/${sku2}/transfers`, role: 'operator', body }, status);
+      const moved = await transfer({ from: 'main', to: wh, quantity: 2, reason: 'rebalance' }, 201);
+      expect(moved.body.movements).toEqual([
+        { type: 'transfer_out', location: 'main', quantity: -2 },
+        { type: 'transfer_in', location: wh, quantity: 2 },
+      ]);
+      await transfer({ from: wh, to: 'NOPE', quantity: 1 }, 400); // unknown location
+      await transfer({ from: 'main', to: 'main', quantity: 1 }, 400); // from = to
+      expect((await transfer({ from: 'main', to: wh, quantity: 1_000_000 }, 409)).body.error.code).toBe('conflict');
+      // Now sku2: main 3, wh 6.
+
+      // Shipments: part of an order (201), the same shipment again (200), the same id with another
+      // body (422), more than reserved (409 conflict), a final order (409 invalid_state).
+      const shipping = (await place({ lines: [{ sku, quantity: 3 }] })).body;
+      await untilStatus(shipping.id, 'confirmed');
+      const ship = (id: string, body: unknown, status: number) =>
+        send(h, { method: 'POST', url: `/v1/orders/${id}/shipments`, role: 'feed', body }, status);
+      const shipmentId = `ship-${rand()}`;
+      const one = { shipment_id: shipmentId, lines: [{ sku, quantity: 1 }], carrier: 'DHL', tracking: 'T-1' };
+      const shipped = await ship(shipping.id, one, 201);
+      expect(shipped.body).toMatchObject({ shipment_id: shipmentId, location: 'main', actor: { role: 'feed' } });
+      const again = await ship(shipping.id, one, 200);
+      expect(again.body.id).toBe(shipped.body.id);
+      const reused = await ship(shipping.id, { ...one, lines: [{ sku, quantity: 2 }] }, 422);
+      expect(reused.body.error.code).toBe('idempotency_key_reused');
+      const tooMany = await ship(shipping.id, { lines: [{ sku, quantity: 5 }] }, 409);
+      expect(tooMany.body.error.code).toBe('conflict');
+      const partial = await send(h, { method: 'GET', url: `/v1/orders/${shipping.id}`, role: 'intake' }, 200);
+      expect(partial.body.status).toBe('partially_shipped');
+      expect(partial.body.lines[0]).toMatchObject({ reserved: 2, shipped: 1, returned: 0, queue: null });
+      expect(partial.body.shipments).toHaveLength(1);
+      const noEdit = await send(
+        h,
+        { method: 'PATCH', url: `/v1/orders/${shipping.id}`, role: 'intake', body: { lines: [{ sku, quantity: 1 }] } },
+        409,
+      );
+      expect(noEdit.body.error.code).toBe('invalid_state');
+      const done = await ship(confirmed.id, { lines: [{ sku, quantity: 1 }] }, 409); // completed
+      expect(done.body.error.code).toBe('invalid_state');
+      const listed = await send(h, { method: 'GET', url: `/v1/orders/${shipping.id}/shipments`, role: 'feed' }, 200);
+      expect(listed.body.data.map((s: any) => s.id)).toEqual([shipped.body.id]);
+      // Reserved at two locations: the location must be named (400), then ships from there.
+      const split = (
+        await place({
+          lines: [
+            { sku, quantity: 1 },
+            { sku: sku2, quantity: 5 },
+          ],
+        })
+      ).body;
+      const splitOrder = await untilStatus(split.id, 'confirmed');
+      expect(splitOrder.lines.map((l: any) => l.allocations.map((a: any) => a.location))).toEqual([['main'], [wh]]);
+      const unnamed = await ship(split.id, { lines: [{ sku: sku2, quantity: 5 }] }, 400);
+      expect(unnamed.body.error.details.map((d: any) => d.path)).toEqual(['body.location']);
+      await ship(split.id, { location: wh, lines: [{ sku: sku2, quantity: 5 }] }, 201);
+
+      // Returns: restocked (201, back where it shipped from), again (200), the same id with another
+      // body (422), more than shipped and not returned (409); a damaged unit moves no stock.
+      const ret = (id: string, body: unknown, status: number) =>
+        send(h, { method: 'POST', url: `/v1/orders/${id}/returns`, role: 'feed', body }, status);
+      const returnId = `ret-${rand()}`;
+      const back = { return_id: returnId, lines: [{ sku, quantity: 1, disposition: 'restock' }], reason: 'too big' };
+      const returned = await ret(shipping.id, back, 201);
+      expect(returned.body.lines).toEqual([{ sku, quantity: 1, disposition: 'restock', location: 'main' }]);
+      expect((await ret(shipping.id, back, 200)).body.id).toBe(returned.body.id);
+      const reusedReturn = await ret(
+        shipping.id,
+        { ...back, lines: [{ sku, quantity: 1, disposition: 'damaged' }] },
+        422,
+      );
+      expect(reusedReturn.body.error.code).toBe('idempotency_key_reused');
+      const notShipped = await ret(shipping.id, { lines: [{ sku, quantity: 1, disposition: 'damaged' }] }, 409);
+      expect(notShipped.body.error.code).toBe('conflict');
+      const nowhere = await ret(
+        shipping.id,
+        { lines: [{ sku, quantity: 1, disposition: 'restock', location: 'NOPE' }] },
+        400,
+      );
+      expect(nowhere.body.error.details.map((d: any) => d.path)).toEqual(['body.lines.0.location']);
+      const damaged = await ret(confirmed.id, { lines: [{ sku, quantity: 1, disposition: 'damaged' }] }, 201);
+      expect(damaged.body.lines[0].location).toBeNull();
+      const returns = await send(h, { method: 'GET', url: `/v1/orders/${shipping.id}/returns`, role: 'feed' }, 200);
+      expect(returns.body.data.map((r: any) => r.id)).toEqual([returned.body.id]);
+      // Fulfil ships the rest of a partially shipped order.
+      const fulfilled = await send(h, { method: 'POST', url: `/v1/orders/${shipping.id}/fulfill`, role: 'feed' }, 200);
+      expect(fulfilled.body).toMatchObject({ status: 'completed', lines: [{ shipped: 3, returned: 1, reserved: 0 }] });
+      expect(fulfilled.body.shipments).toHaveLength(2);
+      expect(fulfilled.body.history.at(-1).actor).toEqual({ role: 'feed', name: 'feed' });
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: '/v1/restocks',
+          role: 'feed',
+          body: { event_id: `ev-${rand()}`, sku: sku2, quantity: 1, location: wh },
+        },
+        202,
+      );
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: '/v1/restocks',
+          role: 'feed',
+          body: { event_id: `ev-${rand()}`, sku: sku2, quantity: 1, location: 'NOPE' },
+        },
+        400,
+      );
+
       await send(
         h,
         {
@@ -596,7 +806,7 @@ describe('the OpenAPI document', () => {
       );
 
       // What every operation shares: per operation, each status the middleware answers.
-      const ids: Record<string, string> = { id: confirmed.id, sku };
+      const ids: Record<string, string> = { id: confirmed.id, sku, code: wh };
       for (const op of OPERATIONS) {
         const statuses = statusesOf(op);
         const allowed = ALLOWED[op.access];
@@ -610,14 +820,31 @@ describe('the OpenAPI document', () => {
             h,
             {
               method,
-              url: fill(op.path, { id: MISSING, sku: 'SKU-MISSING' }),
+              url: fill(op.path, { id: MISSING, sku: 'SKU-MISSING', code: 'LOC-MISSING' }),
               role: allowed,
               body: validRequest(method, op.path, {}).body,
             },
             404,
           );
-          await send(h, { method, url: fill(op.path, { id: 'not-a-uuid', sku: 'not a sku' }), role: allowed }, [404]);
-          await send(h, { method, url: fill(op.path, { id: BROKEN_ESCAPE, sku: BROKEN_ESCAPE }), role: allowed }, 400);
+          await send(
+            h,
+            {
+              method,
+              url: fill(op.path, { id: 'not-a-uuid', sku: 'not a sku', code: 'not a code' }),
+              role: allowed,
+              body: validRequest(method, op.path, {}).body,
+            },
+            [404],
+          );
+          await send(
+            h,
+            {
+              method,
+              url: fill(op.path, { id: BROKEN_ESCAPE, sku: BROKEN_ESCAPE, code: BROKEN_ESCAPE }),
+              role: allowed,
+            },
+            400,
+          );
         }
         if (['POST', 'PATCH', 'DELETE'].includes(method)) {
           await send(

@@ -84,7 +84,16 @@ describe('reports', () => {
       to: '2020-03-05T00:00:00.000Z',
       orders: 5,
       revenue_cents: 2000 + 1250 + 3000,
-      by_status: { received: 0, confirmed: 2, awaiting_stock: 1, rejected: 1, failed: 0, cancelled: 0, completed: 1 },
+      by_status: {
+        received: 0,
+        confirmed: 2,
+        awaiting_stock: 1,
+        partially_shipped: 0,
+        rejected: 1,
+        failed: 0,
+        cancelled: 0,
+        completed: 1,
+      },
       per_day: [
         { day: '2020-03-01', orders: 2, revenue_cents: 3250 },
         { day: '2020-03-02', orders: 1, revenue_cents: 0 },

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { freeAfterAhead, serveQueue, type AheadLine } from '../../src/orders/rules/fifo';
+import { placeLine, placeOrder } from '../../src/orders/rules/placement';
 import {
   planReservations,
   type PlanLine,
@@ -10,6 +11,13 @@ import {
 } from '../../src/orders/rules/reservation-plan';
 
 const SKUS = ['A', 'B', 'C'];
+const LOCATIONS = [
+  { location: 'east', priority: 50 },
+  { location: 'main', priority: 100 },
+  { location: 'west', priority: 100 },
+];
+/** What a new reservation can take of a SKU: its active locations' on_hand − reserved. */
+const freeOf = (row: PlanStock) => row.levels.filter((l) => l.active).reduce((s, l) => s + l.on_hand - l.reserved, 0);
 
 /** A random batch: orders in seq order over three SKUs, stock rows, some waiting queues and edited orders ahead. */
 const batch = fc.record({
@@ -28,12 +36,14 @@ const batch = fc.record({
   stock: fc.tuple(
     ...SKUS.map(() =>
       fc.record({
-        on_hand: fc.integer({ min: 0, max: 20 }),
-        reservedPart: fc.nat(20),
+        levels: fc.tuple(
+          ...LOCATIONS.map(() => fc.record({ on_hand: fc.integer({ min: 0, max: 10 }), reservedPart: fc.nat(10) })),
+        ),
         backordered: fc.constantFrom(0, 0, 3),
       }),
     ),
   ),
+  westActive: fc.boolean(),
   // Seqs of lines outside the batch are even, the batch's orders odd: no two lines share a seq.
   waitingSeq: fc.tuple(...SKUS.map(() => fc.integer({ min: 0, max: 20 }).map((n) => 2 * n))),
   ahead: fc.tuple(
@@ -61,10 +71,13 @@ function inputOf(b: Batch): ReservationInput<PlanStock> {
   const stock = new Map(
     SKUS.map((sku, i) => {
       const s = b.stock[i];
-      return [
-        sku,
-        { sku, on_hand: s.on_hand, reserved: Math.min(s.reservedPart, s.on_hand), backordered: s.backordered },
-      ];
+      const levels = LOCATIONS.map((loc, k) => ({
+        ...loc,
+        on_hand: s.levels[k].on_hand,
+        reserved: Math.min(s.levels[k].reservedPart, s.levels[k].on_hand),
+        active: loc.location !== 'west' || b.westActive,
+      }));
+      return [sku, { sku, backordered: s.backordered, levels }];
     }),
   );
   const firstWaiting = new Map(
@@ -85,6 +98,14 @@ function inputOf(b: Batch): ReservationInput<PlanStock> {
   };
 }
 
+const level = (location: string, on_hand: number, priority = 100, active = true) => ({
+  location,
+  on_hand,
+  reserved: 0,
+  priority,
+  active,
+});
+
 describe('reservation plan (pure)', () => {
   it('when two orders want the last units, then the older takes them whole and the younger waits behind it', () => {
     const plan = planReservations({
@@ -98,7 +119,7 @@ describe('reservation plan (pure)', () => {
       ],
       customers: new Map([['c', { blocked: false }]]),
       products: new Map([['A', { price_cents: 5, active: true }]]),
-      stock: new Map([['A', { sku: 'A', on_hand: 2, reserved: 0, backordered: 0 }]]),
+      stock: new Map([['A', { sku: 'A', backordered: 0, levels: [level('main', 2)] }]]),
       firstWaiting: new Map(),
       ahead: new Map(),
     });
@@ -106,7 +127,10 @@ describe('reservation plan (pure)', () => {
       ['old', 'confirmed'],
       ['young', 'awaiting_stock'],
     ]);
-    expect(plan.changes).toEqual([{ row: expect.objectContaining({ sku: 'A' }), reserved: 2, backordered: 1 }]);
+    expect(plan.changes).toEqual([
+      { row: expect.objectContaining({ sku: 'A' }), levels: [{ location: 'main', reserved: 2 }], backordered: 1 },
+    ]);
+    expect(plan.allocations).toEqual([{ order_id: 'old', sku: 'A', location: 'main', quantity: 2 }]);
     expect(plan.totals).toEqual([
       { id: 'old', total: 10 },
       { id: 'young', total: 5 },
@@ -119,7 +143,7 @@ describe('reservation plan (pure)', () => {
       lines: [{ order_id: 'young', sku: 'A', quantity: 2 }],
       customers: new Map([['c', { blocked: false }]]),
       products: new Map([['A', { price_cents: 5, active: true }]]),
-      stock: new Map([['A', { sku: 'A', on_hand: 3, reserved: 0, backordered: 0 }]]),
+      stock: new Map([['A', { sku: 'A', backordered: 0, levels: [level('main', 3)] }]]),
       firstWaiting: new Map(),
       ahead: new Map([['A', [{ seq: 4, quantity: 2 }]]]),
     });
@@ -139,8 +163,14 @@ describe('reservation plan (pure)', () => {
         for (const [sku, row] of input.stock) {
           const change = plan.changes.find((c) => c.row.sku === sku);
           const reserved = plan.movements.filter((m) => m.sku === sku).reduce((s, m) => s + m.quantity, 0);
-          expect(change?.reserved ?? 0).toBe(reserved);
-          expect(reserved).toBeLessThanOrEqual(row.on_hand - row.reserved);
+          expect((change?.levels ?? []).reduce((s, l) => s + l.reserved, 0)).toBe(reserved);
+          expect(reserved).toBeLessThanOrEqual(freeOf(row));
+          // Every unit reserved exists at its location, and no inactive location gives any.
+          for (const l of change?.levels ?? []) {
+            const at = row.levels.find((x) => x.location === l.location)!;
+            expect(at.active).toBe(true);
+            expect(l.reserved).toBeLessThanOrEqual(at.on_hand - at.reserved);
+          }
           // FIFO: once a line waits on this SKU (from before, or from an order of this batch), nothing younger reserves it.
           let waitsFrom = row.backordered > 0 ? (input.firstWaiting.get(sku) ?? -1) : Infinity;
           for (const o of input.orders) {
@@ -157,7 +187,7 @@ describe('reservation plan (pure)', () => {
               .filter((x) => x.sku === sku && input.orders.find((o) => o.id === x.order_id)!.seq <= seq)
               .reduce((s, x) => s + x.quantity, 0);
             const heldAhead = ahead.filter((a) => a.seq < seq).reduce((s, a) => s + a.quantity, 0);
-            expect(before + heldAhead).toBeLessThanOrEqual(row.on_hand - row.reserved);
+            expect(before + heldAhead).toBeLessThanOrEqual(freeOf(row));
           }
         }
         for (const o of input.orders) {
@@ -221,5 +251,118 @@ describe('FIFO queue rules (pure)', () => {
     expect(freeAfterAhead(3, [{ seq: 1, quantity: 5 }], 2)).toBeUndefined();
     expect(freeAfterAhead(3, [{ seq: 5, quantity: 5 }], 2)).toBe(3);
     expect(serveQueue(3, [{ order_id: 'x', quantity: 1, seq: 2 }], [{ seq: 1, quantity: 5 }])).toEqual([]);
+  });
+});
+
+describe('placement over locations (pure)', () => {
+  const free = (entries: [string, number, number][]) =>
+    entries.map(([location, priority, n]) => ({ location, priority, free: n }));
+
+  it('when one location fills the whole order, then it alone gives it, though another is preferred', () => {
+    const placed = placeOrder(
+      [
+        { sku: 'A', quantity: 2 },
+        { sku: 'B', quantity: 1 },
+      ],
+      new Map([
+        [
+          'A',
+          free([
+            ['near', 10, 5],
+            ['far', 50, 2],
+          ]),
+        ],
+        ['B', free([['far', 50, 1]])],
+      ]),
+    )!;
+    expect(Object.fromEntries(placed)).toEqual({
+      A: [{ location: 'far', quantity: 2 }],
+      B: [{ location: 'far', quantity: 1 }],
+    });
+  });
+
+  it('when nobody fills the whole order, then each line comes from one location that fills it, the preferred first', () => {
+    const placed = placeOrder(
+      [
+        { sku: 'A', quantity: 2 },
+        { sku: 'B', quantity: 1 },
+      ],
+      new Map([
+        [
+          'A',
+          free([
+            ['near', 10, 5],
+            ['far', 50, 1],
+          ]),
+        ],
+        ['B', free([['far', 50, 1]])],
+      ]),
+    )!;
+    expect(Object.fromEntries(placed)).toEqual({
+      A: [{ location: 'near', quantity: 2 }],
+      B: [{ location: 'far', quantity: 1 }],
+    });
+  });
+
+  it('when no location fills a line, then it is split over locations in priority order', () => {
+    expect(
+      placeLine(
+        5,
+        free([
+          ['b', 100, 3],
+          ['a', 100, 4],
+          ['z', 5, 1],
+        ]),
+      ),
+    ).toEqual([
+      { location: 'z', quantity: 1 },
+      { location: 'a', quantity: 4 },
+    ]);
+    expect(placeLine(9, free([['a', 100, 4]]))).toBeUndefined();
+  });
+
+  it('for any order and stock: units placed = units asked, none beyond the free stock of a location, and the preference of the rule holds', () => {
+    const locs = ['a', 'b', 'c'];
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.record({ sku: fc.constantFrom('X', 'Y', 'Z'), quantity: fc.integer({ min: 1, max: 8 }) }), {
+          minLength: 1,
+          maxLength: 3,
+          selector: (l) => l.sku,
+        }),
+        fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 9, maxLength: 9 }),
+        fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 3, maxLength: 3 }),
+        (lines, frees, priorities) => {
+          const bySku = new Map(
+            ['X', 'Y', 'Z'].map((sku, i) => [
+              sku,
+              locs.map((location, k) => ({ location, priority: priorities[k], free: frees[i * 3 + k] })),
+            ]),
+          );
+          const placed = placeOrder(lines, bySku);
+          const enough = lines.every((l) => bySku.get(l.sku)!.reduce((s, f) => s + f.free, 0) >= l.quantity);
+          expect(placed !== undefined).toBe(enough);
+          if (!placed) return;
+          for (const l of lines) {
+            const p = placed.get(l.sku)!;
+            expect(p.reduce((s, x) => s + x.quantity, 0)).toBe(l.quantity);
+            for (const x of p)
+              expect(x.quantity).toBeLessThanOrEqual(bySku.get(l.sku)!.find((f) => f.location === x.location)!.free);
+          }
+          const rank = (loc: string) => [priorities[locs.indexOf(loc)], loc] as const;
+          const better = (a: string, b: string) => rank(a)[0] < rank(b)[0] || (rank(a)[0] === rank(b)[0] && a < b);
+          const fillsAll = locs.filter((loc) =>
+            lines.every((l) => bySku.get(l.sku)!.find((f) => f.location === loc)!.free >= l.quantity),
+          );
+          const used = new Set([...placed.values()].flat().map((x) => x.location));
+          if (fillsAll.length > 0) {
+            expect(used.size).toBe(1);
+            const [only] = used;
+            expect(fillsAll.some((loc) => better(loc, only))).toBe(false); // the preferred of those that can
+          }
+        },
+      ),
+      { numRuns: 1000 },
+    );
   });
 });

@@ -143,6 +143,36 @@
     });
   }
 
+  function renderLocations(rows) {
+    upsert('chart-locations', {
+      type: 'bar',
+      data: {
+        labels: rows.map(function (r) {
+          return r.location + (r.active ? '' : ' (inactive)');
+        }),
+        datasets: [
+          {
+            label: 'free',
+            data: rows.map(function (r) {
+              return r.free;
+            }),
+            backgroundColor: '#27ae60',
+          },
+          {
+            label: 'reserved',
+            data: rows.map(function (r) {
+              return r.reserved;
+            }),
+            backgroundColor: '#2e86de',
+          },
+        ],
+      },
+      options: base({
+        scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } },
+      }),
+    });
+  }
+
   function renderQueues(queues) {
     var list = queues || [];
     var states = [
@@ -226,6 +256,7 @@
         renderStatus(data.orders);
         renderDays(data.orders);
         renderStock(data.inventory);
+        renderLocations(data.locations);
         renderQueues(data.queues);
         renderLedger(data.ledger);
         var status = $('status');

@@ -10,14 +10,22 @@ import {
   listInventory,
   updateProduct,
   updateProductSchema,
+  transferSchema,
+  transferStock,
+  createLocation,
+  createLocationSchema,
+  listLocations,
+  getLocation,
+  updateLocation,
+  updateLocationSchema,
 } from '../../inventory';
 import { parseInput } from '../../platform/validation';
-import type { Guards } from '../guards';
+import { actorOf, type Guards } from '../guards';
 
 export function productsRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();
   r.post('/', g.operator, async (req, res) => {
-    const product = await createProduct(ctx.db, parseInput(createProductSchema, req.body, 'body'));
+    const product = await createProduct(ctx, parseInput(createProductSchema, req.body, 'body'), actorOf(req));
     res
       .status(201)
       .location(`/v1/products/${encodeURIComponent(product.sku)}`)
@@ -45,7 +53,32 @@ export function inventoryRoutes(ctx: AppContext, g: Guards): Router {
   });
   r.post('/:sku/adjustments', g.operator, async (req, res) => {
     const sku = (await getProduct(ctx.db, String(req.params.sku))).sku;
-    res.status(201).json(await adjustStock(ctx, sku, parseInput(adjustmentSchema, req.body, 'body')));
+    res.status(201).json(await adjustStock(ctx, sku, parseInput(adjustmentSchema, req.body, 'body'), actorOf(req)));
+  });
+  r.post('/:sku/transfers', g.operator, async (req, res) => {
+    const sku = (await getProduct(ctx.db, String(req.params.sku))).sku;
+    res.status(201).json(await transferStock(ctx, sku, parseInput(transferSchema, req.body, 'body'), actorOf(req)));
+  });
+  return r;
+}
+
+export function locationsRoutes(ctx: AppContext, g: Guards): Router {
+  const r = Router();
+  r.post('/', g.operator, async (req, res) => {
+    const location = await createLocation(ctx.db, parseInput(createLocationSchema, req.body, 'body'));
+    res
+      .status(201)
+      .location(`/v1/locations/${encodeURIComponent(location.code)}`)
+      .json(location);
+  });
+  r.get('/', g.operator, async (_req, res) => {
+    res.json(await listLocations(ctx.db));
+  });
+  r.get('/:code', g.operator, async (req, res) => {
+    res.json(await getLocation(ctx.db, String(req.params.code)));
+  });
+  r.patch('/:code', g.operator, async (req, res) => {
+    res.json(await updateLocation(ctx.db, String(req.params.code), parseInput(updateLocationSchema, req.body, 'body')));
   });
   return r;
 }

@@ -17,6 +17,7 @@ import {
   ordersReportQuerySchema,
   queuesReport,
 } from '../../reports';
+import { stockByLocation } from '../../inventory';
 import { parseInput } from '../../platform/validation';
 import type { Guards } from '../guards';
 import { CODE_FOR_STATUS, errorEnvelope } from '../error-envelope';
@@ -174,16 +175,18 @@ export function operatorRoutes(ctx: AppContext, g: Guards): Router {
   // Every open dashboard polls; one computation per second serves them all.
   let latest: { at: number; data: Promise<unknown> } | undefined;
   const dashboardData = async () => {
-    const [orders, inventory, ledger, queues] = await Promise.all([
+    const [orders, inventory, ledger, queues, locations] = await Promise.all([
       ordersReport(ctx.db, { from: dayOffset(-13), to: dayOffset(0) }),
       inventoryReport(ctx.db, { limit: 25 }),
       ledgerReport(ctx.db),
       queuesReport(ctx.queues).catch(() => null),
+      stockByLocation(ctx.db),
     ]);
     return {
       generated_at: new Date().toISOString(),
       orders,
       inventory: inventory.data,
+      locations,
       queues: queues?.data ?? null,
       ledger: {
         skus: ledger.data.length,

@@ -1,5 +1,6 @@
 import type { OrderStatus } from '../status';
 import { freeAfterAhead, type AheadLine } from './fifo';
+import { placeOrder, type LocationFree } from './placement';
 
 export interface PlanOrder {
   id: string;
@@ -12,11 +13,18 @@ export interface PlanLine {
   sku: string;
   quantity: number;
 }
-export interface PlanStock {
-  sku: string;
+export interface PlanLevel {
+  location: string;
   on_hand: number;
   reserved: number;
+  active: boolean;
+  priority: number;
+}
+export interface PlanStock {
+  sku: string;
   backordered: number;
+  /** Per location, in preference order; only active ones give new reservations. */
+  levels: readonly PlanLevel[];
 }
 
 /** Everything the reservation decision reads, as plain data. */
@@ -44,9 +52,18 @@ export interface OrderDecision {
 
 export interface ReservationPlan<S extends PlanStock> {
   decisions: OrderDecision[];
-  /** Deltas per stock row read (reserved now, or joined the SKU's queue). */
-  changes: { row: S; reserved: number; backordered: number }[];
-  movements: { sku: string; type: 'reservation'; quantity: number; order_id: string; reason: string }[];
+  /** Deltas per stock row read: reserved now per location, or joined the SKU's queue. */
+  changes: { row: S; levels: { location: string; reserved: number }[]; backordered: number }[];
+  movements: {
+    sku: string;
+    location: string;
+    type: 'reservation';
+    quantity: number;
+    order_id: string;
+    reason: string;
+  }[];
+  /** Where each reserved line's units are: one row per (order, SKU, location). */
+  allocations: { order_id: string; sku: string; location: string; quantity: number }[];
   /** Every line of every order that goes on: its captured price, and reserved now or waiting. */
   lines: { order_id: string; sku: string; price: number; reserved: boolean }[];
   totals: { id: string; total: number }[];
@@ -62,11 +79,29 @@ export interface ReservationPlan<S extends PlanStock> {
  * there too (strict FIFO), and no order takes what an edited order ahead of it still needs.
  */
 export function planReservations<S extends PlanStock>(input: ReservationInput<S>): ReservationPlan<S> {
-  const plan: ReservationPlan<S> = { decisions: [], changes: [], movements: [], lines: [], totals: [], serveSkus: [] };
+  const plan: ReservationPlan<S> = {
+    decisions: [],
+    changes: [],
+    movements: [],
+    allocations: [],
+    lines: [],
+    totals: [],
+    serveSkus: [],
+  };
   const linesByOrder = new Map<string, PlanLine[]>();
   for (const l of input.lines) linesByOrder.set(l.order_id, [...(linesByOrder.get(l.order_id) ?? []), l]);
-  const work = new Map<string, { row: S; reserved: number; backordered: number }>();
-  for (const [sku, row] of input.stock) work.set(sku, { row, reserved: 0, backordered: 0 });
+  // A running copy per SKU: what this batch has taken, in total and per location, and its waits.
+  const work = new Map<
+    string,
+    { row: S; reserved: number; backordered: number; free: LocationFree[]; taken: Map<string, number> }
+  >();
+  for (const [sku, row] of input.stock) {
+    const free = row.levels
+      .filter((l) => l.active)
+      .map((l) => ({ location: l.location, priority: l.priority, free: l.on_hand - l.reserved }));
+    work.set(sku, { row, reserved: 0, backordered: 0, free, taken: new Map() });
+  }
+  const freeTotal = (w: { free: LocationFree[] }) => w.free.reduce((s, f) => s + f.free, 0);
 
   for (const o of input.orders) {
     const ls = [...(linesByOrder.get(o.id) ?? [])].sort((a, b) => (a.sku < b.sku ? -1 : 1));
@@ -107,7 +142,7 @@ export function planReservations<S extends PlanStock>(input: ReservationInput<S>
       // Lines wait on this SKU ahead of this order (an edited order keeps its older seq, so a line
       // that joined after it does not stop it).
       const someoneWaits = w.backordered > 0 || (input.firstWaiting.get(l.sku) ?? Infinity) < o.seq;
-      const free = freeAfterAhead(w.row.on_hand - w.row.reserved - w.reserved, input.ahead.get(l.sku), o.seq);
+      const free = freeAfterAhead(freeTotal(w), input.ahead.get(l.sku), o.seq);
       (!someoneWaits && free !== undefined && free >= l.quantity ? take : short).push(l);
     }
     if (short.length > 0 && o.on_insufficient_stock === 'reject') {
@@ -115,9 +150,24 @@ export function planReservations<S extends PlanStock>(input: ReservationInput<S>
       continue;
     }
     plan.totals.push({ id: o.id, total });
+    // Every line taken fits its SKU's total, so a placement exists (split if need be).
+    const placed = placeOrder(take, new Map(take.map((l) => [l.sku, work.get(l.sku)!.free])))!;
     for (const l of take) {
-      work.get(l.sku)!.reserved += l.quantity;
-      plan.movements.push({ sku: l.sku, type: 'reservation', quantity: l.quantity, order_id: o.id, reason: 'order' });
+      const w = work.get(l.sku)!;
+      w.reserved += l.quantity;
+      for (const p of placed.get(l.sku)!) {
+        w.free.find((f) => f.location === p.location)!.free -= p.quantity;
+        w.taken.set(p.location, (w.taken.get(p.location) ?? 0) + p.quantity);
+        plan.movements.push({
+          sku: l.sku,
+          location: p.location,
+          type: 'reservation',
+          quantity: p.quantity,
+          order_id: o.id,
+          reason: 'order',
+        });
+        plan.allocations.push({ order_id: o.id, sku: l.sku, location: p.location, quantity: p.quantity });
+      }
       plan.lines.push({ order_id: o.id, sku: l.sku, price: priceOf(l.sku), reserved: true });
     }
     for (const l of short) {
@@ -131,12 +181,13 @@ export function planReservations<S extends PlanStock>(input: ReservationInput<S>
     }
   }
   for (const [sku, w] of work) {
-    if (w.reserved || w.backordered)
-      plan.changes.push({ row: w.row, reserved: w.reserved, backordered: w.backordered });
+    if (w.reserved || w.backordered) {
+      const levels = [...w.taken].map(([location, reserved]) => ({ location, reserved }));
+      plan.changes.push({ row: w.row, levels, backordered: w.backordered });
+    }
     // Lines wait while stock is free: an order joined the queue ahead of others, or one that was ahead
     // of them (an edited order) was rejected or took less than it gave back.
-    if (w.row.backordered + w.backordered > 0 && w.row.on_hand - w.row.reserved - w.reserved > 0)
-      plan.serveSkus.push(sku);
+    if (w.row.backordered + w.backordered > 0 && freeTotal(w) > 0) plan.serveSkus.push(sku);
   }
   return plan;
 }

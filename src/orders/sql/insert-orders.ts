@@ -1,3 +1,4 @@
+import type { Actor } from '../../platform/actor';
 import type { Executor } from '../../platform/db';
 import { JOB, QUEUES } from '../../platform/job-catalog';
 import type { OutboxRow } from '../../platform/outbox';
@@ -21,7 +22,7 @@ export interface Placed {
  * trip, one commit), for one order or for a group of concurrent requests. `seq` follows the input order.
  */
 const INSERT_ORDERS = `WITH x AS (
-       SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[]) WITH ORDINALITY AS x(id, customer_id, on_short, external_ref, ord)),
+       SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS x(id, customer_id, on_short, external_ref, actor_role, actor_name, ord)),
      o AS (
        INSERT INTO orders (id, customer_id, on_insufficient_stock, external_ref)
        SELECT id, customer_id, on_short, external_ref FROM x ORDER BY ord
@@ -29,7 +30,8 @@ const INSERT_ORDERS = `WITH x AS (
      l AS (
        INSERT INTO order_lines (order_id, line_no, sku, quantity, seq)
        SELECT o.id, y.line_no, y.sku, y.quantity, o.seq FROM o JOIN unnest(?::uuid[], ?::int[], ?::text[], ?::int[]) AS y(order_id, line_no, sku, quantity) ON y.order_id = o.id),
-     h AS (INSERT INTO order_history (order_id, status, detail) SELECT o.id, 'received', 'accepted' FROM o ORDER BY o.seq),
+     h AS (INSERT INTO order_history (order_id, status, detail, actor_role, actor_name)
+           SELECT o.id, 'received', 'accepted', x.actor_role, x.actor_name FROM o JOIN x ON x.id = o.id ORDER BY o.seq),
      ob AS (
        INSERT INTO outbox (queue, job_name, job_id, data)
        SELECT ?, ?, o.id::text, json_build_object('orderId', o.id) FROM o ORDER BY o.seq RETURNING id, job_id, data)
@@ -49,7 +51,10 @@ const INSERT_ORDERS_PREPARED = {
  * Runs the statement on `db`: through knex inside a transaction (the Idempotency-Key path), else
  * as the prepared statement on a connection of knex's pool (the busy intake path).
  */
-export async function insertOrders(db: Executor, inputs: { id: string; input: PlaceOrder }[]): Promise<Placed[]> {
+export async function insertOrders(
+  db: Executor,
+  inputs: { id: string; input: PlaceOrder; actor: Actor }[],
+): Promise<Placed[]> {
   const lines = inputs.flatMap(({ id, input }) =>
     input.lines.map((l, i) => ({ id, no: i + 1, sku: l.sku, quantity: l.quantity })),
   );
@@ -58,6 +63,8 @@ export async function insertOrders(db: Executor, inputs: { id: string; input: Pl
     inputs.map((r) => r.input.customer_id),
     inputs.map((r) => r.input.on_insufficient_stock),
     inputs.map((r) => r.input.external_ref ?? null) as string[], // NULLs in a text[]
+    inputs.map((r) => r.actor.role),
+    inputs.map((r) => r.actor.name),
     lines.map((l) => l.id),
     lines.map((l) => l.no),
     lines.map((l) => l.sku),

@@ -21,6 +21,8 @@ export interface LineRow {
   reserved: boolean;
   waiting: boolean;
   seq: number;
+  shipped: number;
+  returned: number;
 }
 
 /** Order rows locked in seq order, as every writer locks them (orders before stock: no deadlocks). */
@@ -40,7 +42,7 @@ export async function linesOf(db: Executor, orderIds: string[]): Promise<LineRow
   return db('order_lines')
     .whereIn('order_id', orderIds)
     .orderBy(['order_id', 'sku'])
-    .select('order_id', 'line_no', 'sku', 'quantity', 'reserved', 'waiting', 'seq');
+    .select('order_id', 'line_no', 'sku', 'quantity', 'reserved', 'waiting', 'seq', 'shipped', 'returned');
 }
 
 /** The SKUs of each order's lines (the group-commit batcher keeps groups in flight apart by them). */
@@ -155,17 +157,18 @@ export async function clearLines(trx: Trx, orderIds: string[]): Promise<void> {
   await trx('order_lines').whereIn('order_id', orderIds).update({ reserved: false, waiting: false });
 }
 
-/** Of these orders, those waiting whose every line is now reserved, in seq order. */
-export async function fullyReservedWaiting(trx: Trx, orderIds: string[]): Promise<string[]> {
-  const rows: { id: string }[] = (
+/** Of these orders, those waiting whose every line is now reserved, in seq order, with how many units they shipped. */
+export async function fullyReservedWaiting(trx: Trx, orderIds: string[]): Promise<{ id: string; shipped: number }[]> {
+  const rows: { id: string; shipped: number }[] = (
     await trx.raw(
-      `SELECT o.id FROM orders o WHERE o.id = ANY(?::uuid[]) AND o.status = 'awaiting_stock'
-        AND NOT EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND NOT l.reserved)
-      ORDER BY o.seq`,
+      `SELECT o.id, (SELECT COALESCE(sum(l.shipped), 0) FROM order_lines l WHERE l.order_id = o.id)::bigint AS shipped
+         FROM orders o WHERE o.id = ANY(?::uuid[]) AND o.status = 'awaiting_stock'
+          AND NOT EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND NOT l.reserved)
+        ORDER BY o.seq`,
       [orderIds],
     )
   ).rows;
-  return rows.map((r) => r.id);
+  return rows;
 }
 
 /** Backorders waiting longer than `ttlSeconds`, locked (others' locks skipped), oldest first. */

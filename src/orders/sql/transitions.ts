@@ -1,4 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
+import type { Actor } from '../../platform/actor';
 import type { Trx } from '../../platform/db';
 import type { OrderStatus } from '../status';
 import { isoSql, ORDER_JSON } from './order-json';
@@ -6,8 +7,9 @@ import { isoSql, ORDER_JSON } from './order-json';
 export async function insertHistory(
   trx: Trx,
   rows: { order_id: string; status: OrderStatus; detail: string | null }[],
+  actor: Actor,
 ): Promise<void> {
-  await trx('order_history').insert(rows);
+  await trx('order_history').insert(rows.map((r) => ({ ...r, actor_role: actor.role, actor_name: actor.name })));
 }
 
 /**
@@ -24,6 +26,7 @@ export async function updateStatuses(
     detail?: string | null;
     reason?: string | null;
   }[],
+  actor: Actor,
 ): Promise<string[]> {
   const eventIds = moves.map(() => uuidv7());
   const values = moves.map(() => '(?::uuid, ?::text, ?::text, ?::text, ?::text, ?::uuid)').join(', ');
@@ -36,9 +39,10 @@ export async function updateStatuses(
          FROM v WHERE o.id = v.order_id AND o.status = v.from_status
        RETURNING o.id, o.transitions, v.to_status, v.detail, v.event_id),
      hist AS (
-       INSERT INTO order_history (order_id, status, detail) SELECT id, to_status, detail FROM upd RETURNING order_id)
+       INSERT INTO order_history (order_id, status, detail, actor_role, actor_name)
+       SELECT id, to_status, detail, ?::text, ?::text FROM upd RETURNING order_id)
      SELECT id, transitions, to_status, event_id FROM upd`,
-    bindings,
+    [...bindings, actor.role, actor.name],
   );
   if (rows.length !== moves.length) {
     throw new Error(`order status changed under a transition (${rows.length}/${moves.length} applied)`);

@@ -1,7 +1,9 @@
-import { applyStockChanges, readStockRows, type Movement } from '../../inventory';
+import { applyStockChanges, freeAt, readStockRows, type Movement } from '../../inventory';
 import type { Context } from '../../platform/context';
 import { runUnitOfWork, type UnitOfWork } from '../../platform/unit-of-work';
 import { serveQueue } from '../rules/fifo';
+import { placeLine } from '../rules/placement';
+import { addAllocations } from '../sql/allocations';
 import {
   fullyReservedWaiting,
   lockOrderIds,
@@ -16,42 +18,59 @@ const BATCH = 1000;
 
 /**
  * Strict FIFO for one SKU in the unit's transaction: the head of its queue is served whole line by
- * line while stock lasts (serveQueue decides). Orders whose last line this reserves become
- * `confirmed`. Returns how many lines it reserved and whether more of the queue may fit.
+ * line while the SKU's free units over its active locations last (serveQueue decides), each line's
+ * units placed by placeLine (one location that can fill it, else split by priority). Orders whose
+ * last line this reserves are `confirmed` (or `partially_shipped`, if some units shipped already).
+ * Returns how many lines it reserved and whether more of the queue may fit.
  */
 async function allocateSku(uow: UnitOfWork, sku: string): Promise<{ reserved: number; more: boolean }> {
   const { trx } = uow;
   const row = (await readStockRows(trx, [sku])).get(sku);
   if (!row || row.backordered === 0) return { reserved: 0, more: false };
-  const free = row.on_hand - row.reserved;
-  if (free <= 0) return { reserved: 0, more: false };
+  const free = row.levels
+    .filter((l) => l.active)
+    .map((l) => ({ location: l.location, priority: l.priority, free: freeAt(l) }));
+  const total = free.reduce((s, f) => s + f.free, 0);
+  if (total <= 0) return { reserved: 0, more: false };
   const head = await queueHead(trx, sku, BATCH);
   if (head.length === 0) return { reserved: 0, more: false };
   // An edited (or retried) order being processed again keeps its place: what it asks for is held
   // for it ahead of the waiting lines behind its seq. Its processing serves the SKU afterwards.
-  const taken = serveQueue(free, head, (await reprocessingAhead(trx, [sku])).get(sku));
+  const taken = serveQueue(total, head, (await reprocessingAhead(trx, [sku])).get(sku));
   if (taken.length === 0) return { reserved: 0, more: false };
+  const movements: Movement[] = [];
+  const allocations: { order_id: string; sku: string; location: string; quantity: number }[] = [];
+  const levels: { location: string; reserved: number }[] = [];
+  for (const l of taken) {
+    for (const p of placeLine(l.quantity, free)!) {
+      free.find((f) => f.location === p.location)!.free -= p.quantity;
+      levels.push({ location: p.location, reserved: p.quantity });
+      allocations.push({ order_id: l.order_id, sku, location: p.location, quantity: p.quantity });
+      movements.push({
+        sku,
+        location: p.location,
+        type: 'reservation',
+        quantity: p.quantity,
+        order_id: l.order_id,
+        reason: 'backorder filled',
+      });
+    }
+  }
   const qty = taken.reduce((s, l) => s + l.quantity, 0);
-  const movements: Movement[] = taken.map((l) => ({
-    sku,
-    type: 'reservation',
-    quantity: l.quantity,
-    order_id: l.order_id,
-    reason: 'backorder filled',
-  }));
   const orderIds = taken.map((l) => l.order_id);
   await lockOrderIds(trx, orderIds);
-  await applyStockChanges(trx, [{ row, reserved: qty, backordered: -qty }], movements, 'allocate');
+  await applyStockChanges(uow, [{ row, levels, backordered: -qty }], movements, 'allocate');
+  await addAllocations(trx, allocations);
   await markLinesReserved(trx, sku, orderIds);
   // Orders whose every line is now reserved are confirmed; the others keep what they hold.
   const complete = await fullyReservedWaiting(trx, orderIds);
   await changeStatus(
     uow,
-    complete.map((id) => ({
-      orderId: id,
+    complete.map((o) => ({
+      orderId: o.id,
       action: 'fill' as const,
       from: 'awaiting_stock' as const,
-      to: 'confirmed' as const,
+      to: o.shipped > 0 ? ('partially_shipped' as const) : ('confirmed' as const),
       detail: `backorder filled by ${sku}`,
     })),
   );

@@ -11,7 +11,7 @@ export async function expireBackorders(ctx: Context, limit = 200): Promise<numbe
     const n = await runUnitOfWork(ctx, 'expire', async (uow) => {
       const ids = await lockExpiredBackorders(uow.trx, ctx.config.BACKORDER_TTL_SECONDS, limit);
       if (ids.length === 0) return 0;
-      uow.serveSkus(await releaseOrderStock(uow.trx, ids, 'backorder_expired'));
+      uow.serveSkus(await releaseOrderStock(uow, ids, 'backorder_expired'));
       await changeStatus(
         uow,
         ids.map((id) => ({

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
+import { systemActor, type Actor } from '../../platform/actor';
 import type { Context } from '../../platform/context';
 import { AppError } from '../../platform/errors';
 import { GroupCommit } from '../../platform/group-commit';
@@ -13,7 +14,7 @@ import {
   type Accepted,
 } from '../sql/insert-orders';
 
-type Pending = { id: string; input: PlaceOrder };
+type Pending = { id: string; input: PlaceOrder; actor: Actor };
 
 /**
  * Intake without an Idempotency-Key goes through group commit: requests that arrive while an
@@ -59,8 +60,9 @@ export async function placeOrder(
   principal: string,
   input: PlaceOrder,
   key?: string,
+  actor: Actor = systemActor('intake'),
 ): Promise<{ body: Accepted; replayed: boolean }> {
-  if (key === undefined) return { body: await intakeOf(ctx).submit({ id: uuidv7(), input }), replayed: false };
+  if (key === undefined) return { body: await intakeOf(ctx).submit({ id: uuidv7(), input, actor }), replayed: false };
   // The request's identity is the validated order: zod emits its keys in schema order with
   // defaults applied, so key order and omitted defaults do not make a different request; nor do a
   // UUID's letter case or an explicit null external_ref (the order stored would be the same).
@@ -82,7 +84,7 @@ export async function placeOrder(
         if (!prior.response_body) throw inProgress();
         return { body: prior.response_body, replayed: true };
       }
-      const [placed] = await insertOrders(uow.trx, [{ id: uuidv7(), input }]);
+      const [placed] = await insertOrders(uow.trx, [{ id: uuidv7(), input, actor }]);
       await storeIdempotentResponse(uow.trx, principal, key, placed.accepted);
       uow.jobsWritten([placed.outbox]);
       return { body: placed.accepted, replayed: false };

@@ -2,6 +2,7 @@ import { applyStockChanges, readStockRows } from '../../inventory';
 import type { Context } from '../../platform/context';
 import { runUnitOfWork } from '../../platform/unit-of-work';
 import { planReservations } from '../rules/reservation-plan';
+import { addAllocations } from '../sql/allocations';
 import {
   countAttempt,
   firstWaitingSeq,
@@ -65,7 +66,8 @@ export async function processOrders(ctx: Context, ids: string[]): Promise<Map<st
     const ahead = await reprocessingAhead(trx, skus, todoIds);
     const plan = planReservations({ orders: todo, lines, customers, products, stock, firstWaiting, ahead });
 
-    await applyStockChanges(trx, plan.changes, plan.movements, 'reserve');
+    await applyStockChanges(uow, plan.changes, plan.movements, 'reserve');
+    await addAllocations(trx, plan.allocations);
     await updateLines(trx, plan.lines);
     await setTotals(trx, plan.totals);
     await countAttempt(trx, todoIds);

@@ -1,34 +1,45 @@
-import type { Trx } from '../../platform/db';
 import { applyStockChanges, readStockRows, type Movement, type StockChange } from '../../inventory';
+import type { UnitOfWork } from '../../platform/unit-of-work';
+import { allocationsOf, dropReservations } from '../sql/allocations';
 import { clearLines, linesOf } from '../sql/order-rows';
 
 /**
- * Gives back everything the orders hold: reserved lines are released (`release` movements), waiting
- * lines leave their SKU's queue (`backordered` falls). Returns the SKUs whose queues must be served:
+ * Gives back everything the orders hold and have not shipped: reserved units are released where
+ * they are (`release` movements per location), waiting lines leave their SKU's queue
+ * (`backordered` falls); shipped units stay sold. Returns the SKUs whose queues must be served:
  * every SKU of the orders' lines, for an edited order still in `received` holds nothing yet but its
  * demand is held ahead of the lines behind it (see `reprocessingAhead`), which it no longer is.
  */
-export async function releaseOrderStock(trx: Trx, orderIds: string[], reason: string): Promise<string[]> {
+export async function releaseOrderStock(uow: UnitOfWork, orderIds: string[], reason: string): Promise<string[]> {
+  const { trx } = uow;
   const all = await linesOf(trx, orderIds);
   const skus = [...new Set(all.map((l) => l.sku))];
-  const lines = all.filter((l) => l.reserved || l.waiting);
-  if (lines.length === 0) return skus;
-  const stock = await readStockRows(trx, [...new Set(lines.map((l) => l.sku))]);
-  const changes = new Map<string, StockChange>();
+  const waiting = all.filter((l) => l.waiting && !l.reserved);
+  const held = (await allocationsOf(trx, orderIds)).filter((a) => a.reserved > 0);
+  if (waiting.length === 0 && held.length === 0) return skus;
+  const stock = await readStockRows(trx, [...new Set([...waiting.map((l) => l.sku), ...held.map((a) => a.sku)])]);
+  const changes = new Map<string, StockChange & { levels: NonNullable<StockChange['levels']>; backordered: number }>();
+  const changeOf = (sku: string) => {
+    let c = changes.get(sku);
+    if (!c) changes.set(sku, (c = { row: stock.get(sku)!, levels: [], backordered: 0 }));
+    return c;
+  };
   const movements: Movement[] = [];
-  for (const l of lines) {
-    const row = stock.get(l.sku);
-    if (!row) continue;
-    const c = changes.get(l.sku) ?? { row, reserved: 0, backordered: 0 };
-    if (l.reserved) {
-      c.reserved! -= l.quantity;
-      movements.push({ sku: l.sku, type: 'release', quantity: -l.quantity, order_id: l.order_id, reason });
-    } else {
-      c.backordered! -= l.quantity;
-    }
-    changes.set(l.sku, c);
+  for (const a of held) {
+    if (!stock.get(a.sku)) continue;
+    changeOf(a.sku).levels.push({ location: a.location, reserved: -a.reserved });
+    movements.push({
+      sku: a.sku,
+      location: a.location,
+      type: 'release',
+      quantity: -a.reserved,
+      order_id: a.order_id,
+      reason,
+    });
   }
-  await applyStockChanges(trx, [...changes.values()], movements, 'release');
+  for (const l of waiting) if (stock.get(l.sku)) changeOf(l.sku).backordered -= l.quantity;
+  await applyStockChanges(uow, [...changes.values()], movements, 'release');
+  await dropReservations(trx, orderIds);
   await clearLines(trx, orderIds);
   return skus;
 }
