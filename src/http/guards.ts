@@ -2,19 +2,16 @@ import type { Request, RequestHandler } from 'express';
 import type { Actor } from '../platform/actor';
 import type { ApiKey } from '../platform/config';
 import { NotFoundError } from '../platform/errors';
+import { ACCESS, type AccessKind } from './access';
 import { uuidParam } from '../platform/validation';
 import { makeKeyLookup, requireRole } from './middleware/auth';
 import { jsonBody } from './middleware/request';
 
-export interface Guards {
-  intake: RequestHandler;
-  feed: RequestHandler;
-  operator: RequestHandler;
-  /** Operator key as Bearer or HTTP Basic password; a browser gets the login prompt. */
-  browser: RequestHandler;
+/** One guard per access kind (see access.ts), and the path id check. */
+export type Guards = Record<AccessKind, RequestHandler> & {
   /** A path id that is not a UUID cannot exist: 404. */
   id(value: unknown, what: string): string;
-}
+};
 
 /**
  * A guard, then the body: 401 and 403 are decided before a byte of the body is read, so a caller
@@ -29,11 +26,13 @@ const thenBody =
 /** The route guards for these keys. */
 export function createGuards(apiKeys: ApiKey[]): Guards {
   const lookup = makeKeyLookup(apiKeys);
+  const guard = (kind: AccessKind) =>
+    thenBody(requireRole(lookup, [...ACCESS[kind]], kind === 'browser' ? { browser: true } : {}));
   return {
-    intake: thenBody(requireRole(lookup, ['intake'])),
-    feed: thenBody(requireRole(lookup, ['feed'])),
-    operator: thenBody(requireRole(lookup, ['operator'])),
-    browser: thenBody(requireRole(lookup, ['operator'], { browser: true })),
+    ...(Object.fromEntries((Object.keys(ACCESS) as AccessKind[]).map((k) => [k, guard(k)])) as Record<
+      AccessKind,
+      RequestHandler
+    >),
     id(value, what) {
       if (!uuidParam.safeParse(value).success) throw new NotFoundError(what);
       return String(value).toLowerCase();
@@ -45,5 +44,5 @@ export function createGuards(apiKeys: ApiKey[]): Guards {
 export function actorOf(req: Request): Actor | undefined {
   const p = req.principal;
   if (!p) return undefined;
-  return { role: p.role, name: /#/.test(p.name) ? p.role : p.name };
+  return { role: p.role, name: p.name };
 }

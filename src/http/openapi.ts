@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ACCESS, refusedRole, type AccessKind } from './access';
 import { createCustomerSchema, customerSchema, updateCustomerSchema } from '../customers/customers.schemas';
 import {
   adjustmentSchema,
@@ -51,7 +52,7 @@ import { restockAcceptedSchema, restockBatchSchema, restockEventSchema } from '.
  * every operation × status claimed here and validates each response against the served document.
  */
 
-type Access = 'public' | 'intake' | 'feed' | 'operator' | 'browser';
+type Access = 'public' | AccessKind;
 type Method = 'get' | 'post' | 'patch' | 'delete';
 /** A named component schema (`#/components/schemas/<name>`), or a media type with a plain string body. */
 type Body = { ref: OutputName } | { type: string };
@@ -236,7 +237,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/customers/{id}',
     tag: 'customers',
     summary: 'Read a customer',
-    access: 'intake',
+    access: 'intakeRead',
     ok: ok(200, 'Customer'),
   },
   {
@@ -254,7 +255,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/customers/{id}/orders',
     tag: 'customers',
     summary: "A customer's orders, newest first",
-    access: 'intake',
+    access: 'intakeRead',
     query: listOrdersQuerySchema.omit({ customer_id: true }),
     ok: ok(200, 'OrderPage'),
   },
@@ -274,7 +275,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/products/{sku}',
     tag: 'products and stock',
     summary: 'Read a product, its stock totals and its stock per location',
-    access: 'operator',
+    access: 'catalog',
     ok: ok(200, 'Product'),
   },
   {
@@ -291,7 +292,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/inventory',
     tag: 'products and stock',
     summary: "Stock by SKU: the SKU's totals, or with ?location= that location's rows",
-    access: 'operator',
+    access: 'catalog',
     query: inventoryQuerySchema,
     ok: ok(200, 'InventoryPage'),
   },
@@ -331,7 +332,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/locations',
     tag: 'locations',
     summary: 'Every location, by priority then code',
-    access: 'operator',
+    access: 'read',
     ok: ok(200, 'LocationList'),
   },
   {
@@ -339,7 +340,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/locations/{code}',
     tag: 'locations',
     summary: 'Read a location',
-    access: 'operator',
+    access: 'read',
     ok: ok(200, 'Location'),
   },
   {
@@ -374,7 +375,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/orders',
     tag: 'orders',
     summary: 'List orders',
-    access: 'intake',
+    access: 'ordersRead',
     query: listOrdersQuerySchema,
     ok: ok(200, 'OrderPage'),
   },
@@ -383,7 +384,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/orders/{id}',
     tag: 'orders',
     summary: 'Read an order with its lines and history',
-    access: 'intake',
+    access: 'ordersRead',
     ok: ok(200, 'Order'),
   },
   {
@@ -457,7 +458,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/orders/{id}/shipments',
     tag: 'shipments and returns',
     summary: "The order's shipments, oldest first",
-    access: 'feed',
+    access: 'feedRead',
     ok: ok(200, 'ShipmentList'),
   },
   {
@@ -479,7 +480,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/orders/{id}/returns',
     tag: 'shipments and returns',
     summary: "The order's returns, oldest first",
-    access: 'feed',
+    access: 'feedRead',
     ok: ok(200, 'ReturnList'),
   },
 
@@ -498,7 +499,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/orders/{id}/notifications',
     tag: 'notifications',
     summary: "The order's events per channel and their delivery",
-    access: 'intake',
+    access: 'intakeRead',
     ok: ok(200, 'OrderNotifications'),
   },
   {
@@ -517,7 +518,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/reports/orders',
     tag: 'reports',
     summary: 'Orders by status, revenue (confirmed + completed), per UTC day',
-    access: 'operator',
+    access: 'read',
     query: ordersReportQuerySchema,
     ok: ok(200, 'OrdersReport'),
   },
@@ -526,7 +527,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/reports/inventory',
     tag: 'reports',
     summary: 'Per SKU stock and waiting orders, lowest available first',
-    access: 'operator',
+    access: 'read',
     query: inventoryReportQuerySchema,
     ok: {
       ...ok(200, 'InventoryReport', 'JSON, or text/csv with format=csv', {
@@ -540,7 +541,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/reports/ledger',
     tag: 'reports',
     summary: 'The ledger against on_hand, per SKU; mismatches',
-    access: 'operator',
+    access: 'read',
     ok: ok(200, 'LedgerReport'),
   },
   {
@@ -548,7 +549,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/reports/queues',
     tag: 'reports',
     summary: 'BullMQ job counts per queue (503 when Redis does not answer)',
-    access: 'operator',
+    access: 'read',
     ok: ok(200, 'QueuesReport'),
   },
 
@@ -631,7 +632,7 @@ export function statusesOf(op: Operation): number[] {
   if (write || op.query || hasPathParams(op)) s.add(400);
   if (op.access !== 'public') {
     s.add(401);
-    s.add(403);
+    if (refusedRole(op.access)) s.add(403);
   }
   if (hasPathParams(op)) s.add(404);
   if (write) {
@@ -732,26 +733,17 @@ const headerRefs = (names: HeaderName[], extra: Record<string, HeaderUse> = {}) 
 };
 const json = (schemaName: OutputName) => ({ 'application/json': { schema: ref('schemas', schemaName) } });
 
-const SECURITY: Record<Access, Record<string, string[]>[]> = {
-  public: [],
-  intake: [{ bearer: [] }],
-  feed: [{ bearer: [] }],
-  operator: [{ bearer: [] }],
-  browser: [{ bearer: [] }, { basic: [] }],
-};
-const ROLE_NOTE: Record<Access, string> = {
-  public: 'No key needed.',
-  intake: 'Role: intake (or operator).',
-  feed: 'Role: feed (or operator).',
-  operator: 'Role: operator.',
-  browser: 'Operator key as Bearer, or as the password of HTTP Basic auth (any user name).',
-};
+const SECURITY = (access: Access): Record<string, string[]>[] =>
+  access === 'public' ? [] : access === 'browser' ? [{ bearer: [] }, { basic: [] }] : [{ bearer: [] }];
 
-/**
- * The note on who may call an operation. One place per role: a role that reads what an operator
- * reads (a `viewer`) is a line here for the GETs, and an entry in SECURITY if it needs one.
- */
-const roleNote = (op: Operation) => ROLE_NOTE[op.access];
+/** The note on who may call an operation, from the one access table the guards use. */
+const roleNote = (op: Operation) => {
+  if (op.access === 'public') return 'No key needed.';
+  const roles = ['operator', ...ACCESS[op.access]].join(', ');
+  return op.access === 'browser'
+    ? `Roles: ${roles}; the key as Bearer, or as the password of HTTP Basic auth (any user name).`
+    : `Roles: ${roles}.`;
+};
 
 function pathParams(path: string) {
   return [...path.matchAll(/\{(\w+)\}/g)].map(([, name]) =>
@@ -838,7 +830,7 @@ function operationObject(op: Operation) {
     summary: op.summary,
     description: roleNote(op),
     operationId: operationId(op),
-    security: SECURITY[op.access],
+    security: SECURITY(op.access),
     parameters,
     ...(op.body
       ? {

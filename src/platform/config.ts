@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
-export const ROLES = ['intake', 'feed', 'operator'] as const;
+export const ROLES = ['intake', 'feed', 'operator', 'viewer'] as const;
 export type Role = (typeof ROLES)[number];
 export interface ApiKey {
   role: Role;
@@ -38,13 +38,15 @@ const apiKeys = z
       .map((s) => s.trim())
       .filter(Boolean)
       .entries()) {
-      const at = pair.indexOf(':');
-      const role = pair.slice(0, at);
-      const key = pair.slice(at + 1);
-      if (at < 1 || !(ROLES as readonly string[]).includes(role) || key.length < 8) {
+      // `role:key` or `name@role:key`; the name (1–64 of [A-Za-z0-9._-]) is who the key is, by default its role.
+      const m = /^(?:([A-Za-z0-9._-]{1,64})@)?([a-z]+):(.+)$/.exec(pair);
+      const name = m?.[1];
+      const role = m?.[2] ?? '';
+      const key = m?.[3] ?? '';
+      if (!m || !(ROLES as readonly string[]).includes(role) || key.length < 8) {
         ctx.addIssue({
           code: 'custom',
-          message: `entry ${i + 1} must be role:key with role intake|feed|operator and a key of 8+ characters`,
+          message: `entry ${i + 1} must be role:key or name@role:key with role ${ROLES.join('|')}, a name of 1–64 of A-Z a-z 0-9 . _ - and a key of 8+ characters`,
         });
         return z.NEVER;
       }
@@ -52,7 +54,7 @@ const apiKeys = z
         ctx.addIssue({ code: 'custom', message: `entry ${i + 1} repeats a key already given to another entry` });
         return z.NEVER;
       }
-      keys.push({ role: role as Role, key, name: `${role}#${i + 1}` });
+      keys.push({ role: role as Role, key, name: name ?? role });
     }
     return keys;
   });
@@ -143,7 +145,7 @@ export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** Fixed development keys (the README shows them); refused under NODE_ENV=production. */
 export function devApiKeys(): ApiKey[] {
-  return ROLES.map((role) => ({ role, key: `dev-${role}-key`, name: `${role}#dev` }));
+  return ROLES.map((role) => ({ role, key: `dev-${role}-key`, name: role }));
 }
 
 /** Parses an environment; throws ConfigError whose message is one line naming the variable. */

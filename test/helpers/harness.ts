@@ -13,8 +13,13 @@ import { listen } from '../../src/http/server';
 import type { QueueName } from '../../src/jobs/queues';
 import { startWorkers, type RunningWorkers } from '../../src/app/workers';
 
-export const KEYS = { intake: 'test-intake-key', feed: 'test-feed-key', operator: 'test-operator-key' } as const;
-export const API_KEYS = `intake:${KEYS.intake},feed:${KEYS.feed},operator:${KEYS.operator}`;
+export const KEYS = {
+  intake: 'test-intake-key',
+  feed: 'test-feed-key',
+  operator: 'test-operator-key',
+  viewer: 'test-viewer-key',
+} as const;
+export const API_KEYS = `intake:${KEYS.intake},feed:${KEYS.feed},operator:${KEYS.operator},viewer:${KEYS.viewer}`;
 export const ROOT = path.resolve(__dirname, '..', '..');
 
 let counter = 0;

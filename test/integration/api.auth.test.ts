@@ -7,7 +7,7 @@ import { snapshot } from '../helpers/snapshot';
 const h = useHarness({ workers: false });
 
 type Role = keyof typeof KEYS;
-const ROLES: Role[] = ['intake', 'feed', 'operator'];
+const ROLES: Role[] = ['intake', 'feed', 'operator', 'viewer'];
 const MISSING = '0190d6c1-0000-7000-8000-000000000000';
 
 interface Route {
@@ -30,24 +30,24 @@ function routeTable(f: { customerId: string; sku: string; orderId: string }): Ro
       allowed: ['intake', 'operator'],
       body: { email: `auth-${u}@example.test`, name: 'Auth' },
     },
-    { method: 'GET', path: `/v1/customers/${f.customerId}`, allowed: ['intake', 'operator'] },
+    { method: 'GET', path: `/v1/customers/${f.customerId}`, allowed: ['viewer', 'intake', 'operator'] },
     {
       method: 'PATCH',
       path: `/v1/customers/${f.customerId}`,
       allowed: ['operator'],
       body: { name: 'Changed by auth test' },
     },
-    { method: 'GET', path: `/v1/customers/${f.customerId}/orders`, allowed: ['intake', 'operator'] },
+    { method: 'GET', path: `/v1/customers/${f.customerId}/orders`, allowed: ['viewer', 'intake', 'operator'] },
     {
       method: 'POST',
       path: '/v1/products',
       allowed: ['operator'],
       body: { sku: `AUTH-${u}`, name: 'Auth', price_cents: 1, initial_stock: 3 },
     },
-    { method: 'GET', path: `/v1/products/${f.sku}`, allowed: ['operator'] },
+    { method: 'GET', path: `/v1/products/${f.sku}`, allowed: ['viewer', 'intake', 'operator'] },
     { method: 'PATCH', path: `/v1/products/${f.sku}`, allowed: ['operator'], body: { price_cents: 7 } },
-    { method: 'GET', path: '/v1/inventory', allowed: ['operator'] },
-    { method: 'GET', path: '/v1/inventory?low_stock=5', allowed: ['operator'] },
+    { method: 'GET', path: '/v1/inventory', allowed: ['viewer', 'intake', 'operator'] },
+    { method: 'GET', path: '/v1/inventory?low_stock=5', allowed: ['viewer', 'intake', 'operator'] },
     {
       method: 'POST',
       path: `/v1/inventory/${f.sku}/adjustments`,
@@ -60,8 +60,8 @@ function routeTable(f: { customerId: string; sku: string; orderId: string }): Ro
       allowed: ['intake', 'operator'],
       body: { customer_id: f.customerId, lines: [{ sku: f.sku, quantity: 1 }] },
     },
-    { method: 'GET', path: '/v1/orders', allowed: ['intake', 'operator'] },
-    { method: 'GET', path: `/v1/orders/${f.orderId}`, allowed: ['intake', 'operator'] },
+    { method: 'GET', path: '/v1/orders', allowed: ['viewer', 'intake', 'feed', 'operator'] },
+    { method: 'GET', path: `/v1/orders/${f.orderId}`, allowed: ['viewer', 'intake', 'feed', 'operator'] },
     {
       method: 'PATCH',
       path: `/v1/orders/${f.orderId}`,
@@ -70,7 +70,7 @@ function routeTable(f: { customerId: string; sku: string; orderId: string }): Ro
     },
     { method: 'POST', path: `/v1/orders/${f.orderId}/fulfill`, allowed: ['feed', 'operator'] },
     { method: 'POST', path: `/v1/orders/${f.orderId}/retry`, allowed: ['operator'] },
-    { method: 'GET', path: `/v1/orders/${f.orderId}/notifications`, allowed: ['intake', 'operator'] },
+    { method: 'GET', path: `/v1/orders/${f.orderId}/notifications`, allowed: ['viewer', 'intake', 'operator'] },
     {
       method: 'POST',
       path: `/v1/orders/${f.orderId}/cancel`,
@@ -85,15 +85,17 @@ function routeTable(f: { customerId: string; sku: string; orderId: string }): Ro
       body: { event_id: `auth-${u}`, sku: f.sku, quantity: 2 },
     },
     { method: 'POST', path: `/v1/notifications/${MISSING}/resend`, allowed: ['operator'] },
-    { method: 'GET', path: '/v1/reports/orders', allowed: ['operator'] },
-    { method: 'GET', path: '/v1/reports/inventory', allowed: ['operator'] },
-    { method: 'GET', path: '/v1/reports/inventory?format=csv', allowed: ['operator'] },
-    { method: 'GET', path: '/v1/reports/ledger', allowed: ['operator'] },
-    { method: 'GET', path: '/v1/reports/queues', allowed: ['operator'] },
-    { method: 'GET', path: '/admin/queues', allowed: ['operator'], browser: true },
-    { method: 'GET', path: '/admin/queues/api/queues', allowed: ['operator'], browser: true },
-    { method: 'GET', path: '/dashboard', allowed: ['operator'], browser: true },
-    { method: 'GET', path: '/metrics', allowed: ['operator'], browser: true },
+    { method: 'GET', path: '/v1/reports/orders', allowed: ['viewer', 'operator'] },
+    { method: 'GET', path: '/v1/reports/inventory', allowed: ['viewer', 'operator'] },
+    { method: 'GET', path: '/v1/reports/inventory?format=csv', allowed: ['viewer', 'operator'] },
+    { method: 'GET', path: '/v1/reports/ledger', allowed: ['viewer', 'operator'] },
+    { method: 'GET', path: '/v1/reports/queues', allowed: ['viewer', 'operator'] },
+    { method: 'GET', path: '/admin/queues', allowed: ['viewer', 'operator'], browser: true },
+    { method: 'GET', path: '/admin/queues/api/queues', allowed: ['viewer', 'operator'], browser: true },
+    { method: 'GET', path: '/dashboard', allowed: ['viewer', 'operator'], browser: true },
+    { method: 'GET', path: '/metrics', allowed: ['viewer', 'operator'], browser: true },
+    // A viewer reads the board but changes nothing on it.
+    { method: 'PUT', path: '/admin/queues/api/queues/orders/pause', allowed: ['operator'], browser: true },
   ];
 }
 

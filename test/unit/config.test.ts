@@ -40,6 +40,7 @@ describe('loadConfig', () => {
       ['intake', 'dev-intake-key'],
       ['feed', 'dev-feed-key'],
       ['operator', 'dev-operator-key'],
+      ['viewer', 'dev-viewer-key'],
     ]);
     expect(Object.isFrozen(c)).toBe(true);
   });

@@ -16,7 +16,7 @@ export function customersRoutes(ctx: AppContext, g: Guards): Router {
   r.post('/', g.intake, async (req, res) => {
     res.status(201).json(await createCustomer(ctx.db, parseInput(createCustomerSchema, req.body, 'body')));
   });
-  r.get('/:id', g.intake, async (req, res) => {
+  r.get('/:id', g.intakeRead, async (req, res) => {
     res.json(await getCustomer(ctx.db, g.id(req.params.id, 'customer')));
   });
   // The contract lets intake create and read customers; changing one is an operator's act.
@@ -25,7 +25,7 @@ export function customersRoutes(ctx: AppContext, g: Guards): Router {
       await updateCustomer(ctx.db, g.id(req.params.id, 'customer'), parseInput(updateCustomerSchema, req.body, 'body')),
     );
   });
-  r.get('/:id/orders', g.intake, async (req, res) => {
+  r.get('/:id/orders', g.intakeRead, async (req, res) => {
     const id = (await getCustomer(ctx.db, g.id(req.params.id, 'customer'))).id;
     const q = parseInput(listOrdersQuerySchema.omit({ customer_id: true }), req.query, 'query');
     res.json(await listOrders(ctx.db, { ...q, customer_id: id }));

@@ -31,7 +31,7 @@ export function productsRoutes(ctx: AppContext, g: Guards): Router {
       .location(`/v1/products/${encodeURIComponent(product.sku)}`)
       .json(product);
   });
-  r.get('/:sku', g.operator, async (req, res) => {
+  r.get('/:sku', g.catalog, async (req, res) => {
     res.json(await getProduct(ctx.db, String(req.params.sku)));
   });
   r.patch('/:sku', g.operator, async (req, res) => {
@@ -48,7 +48,7 @@ export function productsRoutes(ctx: AppContext, g: Guards): Router {
 
 export function inventoryRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();
-  r.get('/', g.operator, async (req, res) => {
+  r.get('/', g.catalog, async (req, res) => {
     res.json(await listInventory(ctx.db, parseInput(inventoryQuerySchema, req.query, 'query')));
   });
   r.post('/:sku/adjustments', g.operator, async (req, res) => {
@@ -71,10 +71,10 @@ export function locationsRoutes(ctx: AppContext, g: Guards): Router {
       .location(`/v1/locations/${encodeURIComponent(location.code)}`)
       .json(location);
   });
-  r.get('/', g.operator, async (_req, res) => {
+  r.get('/', g.read, async (_req, res) => {
     res.json(await listLocations(ctx.db));
   });
-  r.get('/:code', g.operator, async (req, res) => {
+  r.get('/:code', g.read, async (req, res) => {
     res.json(await getLocation(ctx.db, String(req.params.code)));
   });
   r.patch('/:code', g.operator, async (req, res) => {

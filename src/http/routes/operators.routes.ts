@@ -110,11 +110,27 @@ function boardErrorsInOurShape(req: Request, res: Response, next: NextFunction):
   next();
 }
 
+/**
+ * The board. A viewer gets a twin in bull-board's read-only mode (no retry, clean, pause or
+ * remove buttons), and any write to the board's API from a viewer key is 403 before it.
+ */
 function board(ctx: AppContext): RequestHandler {
+  const full = boardFor(ctx, false);
+  const readOnly = boardFor(ctx, true);
+  return (req, res, next) => {
+    if (req.principal?.role !== 'viewer') return full(req, res, next);
+    if (!['GET', 'HEAD', 'OPTIONS'].includes(req.method)) {
+      return next(new AppError('forbidden', 'role viewer may not change the board'));
+    }
+    readOnly(req, res, next);
+  };
+}
+
+function boardFor(ctx: AppContext, readOnlyMode: boolean): RequestHandler {
   const adapter = new ExpressAdapter();
   adapter.setBasePath(BOARD_PATH);
   createBullBoard({
-    queues: Object.values(ctx.queues).map((q) => new BullMQAdapter(q, { allowRetries: true })),
+    queues: Object.values(ctx.queues).map((q) => new BullMQAdapter(q, { allowRetries: !readOnlyMode, readOnlyMode })),
     serverAdapter: adapter,
     options: {
       uiConfig: {
@@ -145,19 +161,19 @@ export function operatorRoutes(ctx: AppContext, g: Guards): Router {
     res.type(registry.contentType).send(await registry.metrics());
   });
 
-  r.get('/v1/reports/orders', g.operator, async (req, res) => {
+  r.get('/v1/reports/orders', g.read, async (req, res) => {
     res.json(await ordersReport(ctx.db, parseInput(ordersReportQuerySchema, req.query, 'query')));
   });
-  r.get('/v1/reports/inventory', g.operator, async (req, res) => {
+  r.get('/v1/reports/inventory', g.read, async (req, res) => {
     const { format } = parseInput(inventoryReportQuerySchema, req.query, 'query');
     const report = await inventoryReport(ctx.db);
     if (format === 'json') return void res.json(report);
     res.type('text/csv; charset=utf-8').attachment('inventory.csv').send(inventoryCsv(report));
   });
-  r.get('/v1/reports/ledger', g.operator, async (_req, res) => {
+  r.get('/v1/reports/ledger', g.read, async (_req, res) => {
     res.json(await ledgerReport(ctx.db));
   });
-  r.get('/v1/reports/queues', g.operator, async (_req, res) => {
+  r.get('/v1/reports/queues', g.read, async (_req, res) => {
     res.json(await queuesReport(ctx.queues));
   });
 

@@ -34,10 +34,10 @@ export function ordersRoutes(ctx: AppContext, g: Guards): Router {
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(202).location(`/v1/orders/${body.id}`).json(body);
   });
-  r.get('/', g.intake, async (req, res) => {
+  r.get('/', g.ordersRead, async (req, res) => {
     res.json(await listOrders(ctx.db, parseInput(listOrdersQuerySchema, req.query, 'query')));
   });
-  r.get('/:id', g.intake, async (req, res) => {
+  r.get('/:id', g.ordersRead, async (req, res) => {
     res.json(await getOrder(ctx.db, g.id(req.params.id, 'order')));
   });
   r.patch('/:id', g.intake, async (req, res) => {
@@ -70,7 +70,7 @@ export function ordersRoutes(ctx: AppContext, g: Guards): Router {
     );
     res.status(replayed ? 200 : 201).json(shipment);
   });
-  r.get('/:id/shipments', g.feed, async (req, res) => {
+  r.get('/:id/shipments', g.feedRead, async (req, res) => {
     const id = (await getOrder(ctx.db, g.id(req.params.id, 'order'))).id;
     res.json({ data: await listShipments(ctx.db, id) });
   });
@@ -79,7 +79,7 @@ export function ordersRoutes(ctx: AppContext, g: Guards): Router {
     const { ret, replayed } = await returnOrder(ctx, id, parseInput(returnInputSchema, req.body, 'body'), actorOf(req));
     res.status(replayed ? 200 : 201).json(ret);
   });
-  r.get('/:id/returns', g.feed, async (req, res) => {
+  r.get('/:id/returns', g.feedRead, async (req, res) => {
     const id = (await getOrder(ctx.db, g.id(req.params.id, 'order'))).id;
     res.json({ data: await listReturns(ctx.db, id) });
   });
