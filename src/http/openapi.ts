@@ -37,6 +37,7 @@ import {
   inventoryReportSchema,
   ledgerReportSchema,
   ordersReportQuerySchema,
+  ledgerReportQuerySchema,
   ordersReportSchema,
   queuesReportSchema,
 } from '../reports/reports.schemas';
@@ -540,8 +541,9 @@ export const OPERATIONS: Operation[] = [
     method: 'get',
     path: '/v1/reports/ledger',
     tag: 'reports',
-    summary: 'The ledger against on_hand, per SKU; mismatches',
+    summary: 'The ledger against on_hand, per SKU or (by=location) per SKU and location; mismatches',
     access: 'read',
+    query: ledgerReportQuerySchema,
     ok: ok(200, 'LedgerReport'),
   },
   {

@@ -13,9 +13,12 @@ export const ordersReportQuerySchema = z.object({
 });
 export type OrdersReportQuery = z.infer<typeof ordersReportQuerySchema>;
 
+const by = z.enum(['sku', 'location']).default('sku').describe('one row per SKU, or per SKU and location');
 export const inventoryReportQuerySchema = z.object({
   format: z.enum(['json', 'csv']).default('json'),
+  by,
 });
+export const ledgerReportQuerySchema = z.object({ by });
 
 const count = z.number().int().min(0);
 const byStatus = z.object(
@@ -37,6 +40,7 @@ export type OrdersReport = z.infer<typeof ordersReportSchema>;
 
 export const inventoryRowSchema = z.object({
   sku: z.string(),
+  location: z.string().optional().describe('with by=location'),
   name: z.string(),
   on_hand: z.number().int(),
   reserved: z.number().int(),
@@ -50,11 +54,19 @@ export type InventoryReport = z.infer<typeof inventoryReportSchema>;
 
 export const ledgerRowSchema = z.object({
   sku: z.string(),
+  location: z.string().optional().describe('with by=location'),
   initial: z.number().int(),
   receipts: z.number().int(),
   sales: z.number().int().describe('units sold, as a positive number'),
+  returns: z.number().int().describe('units returned to stock'),
   adjustments: z.number().int(),
-  expected_on_hand: z.number().int().describe('initial + receipts − sales + adjustments'),
+  counts: z.number().int().describe('variances booked by stock counts'),
+  transfers_in: z.number().int(),
+  transfers_out: z.number().int().describe('units moved out, as a positive number'),
+  expected_on_hand: z
+    .number()
+    .int()
+    .describe('initial + receipts − sales + returns + adjustments + counts + transfers_in − transfers_out'),
   on_hand: z.number().int(),
   ok: z.boolean().describe('expected_on_hand = on_hand'),
   expected_reserved: z.number().int().describe('reservations − releases − sales'),
@@ -66,7 +78,7 @@ export const ledgerReportSchema = z.object({
   generated_at: timestamp,
   ok: z.boolean().describe('every SKU is ok'),
   data: z.array(ledgerRowSchema),
-  mismatches: z.array(ledgerRowSchema).describe('every SKU that is not ok'),
+  mismatches: z.array(ledgerRowSchema).describe('every row that is not ok'),
 });
 export type LedgerReport = z.infer<typeof ledgerReportSchema>;
 

@@ -85,16 +85,30 @@ export async function ordersReport(db: Db, q: OrdersReportQuery): Promise<Orders
 }
 
 /** Per SKU, lowest available first: stock figures and how many orders wait for it. */
-export async function inventoryReport(db: Db, opts: { limit?: number } = {}): Promise<InventoryReport> {
+/**
+ * Stock per SKU (or, `by: 'location'`, per SKU and location), lowest available first: available
+ * counts active locations only, and is 0 while lines wait on the SKU.
+ */
+export async function inventoryReport(
+  db: Db,
+  opts: { limit?: number; by?: 'sku' | 'location' } = {},
+): Promise<InventoryReport> {
+  const perLocation = opts.by === 'location';
   const { rows } = await db.raw(
-    `SELECT s.sku, p.name, s.on_hand, s.reserved, s.backordered,
-            CASE WHEN s.backordered > 0 THEN 0 ELSE s.on_hand - s.reserved END AS available,
+    `WITH w AS (SELECT sku, count(DISTINCT order_id) AS orders FROM order_lines WHERE waiting AND NOT reserved GROUP BY sku),
+          v AS (SELECT lv.sku, lv.location, lv.on_hand, lv.reserved,
+                       CASE WHEN loc.active THEN lv.on_hand - lv.reserved ELSE 0 END AS free
+                  FROM stock_levels lv JOIN locations loc ON loc.code = lv.location)
+     SELECT s.sku, ${perLocation ? 'v.location,' : ''} p.name,
+            ${perLocation ? 'v.on_hand, v.reserved' : 's.on_hand, s.reserved'}, s.backordered,
+            CASE WHEN s.backordered > 0 THEN 0
+                 ELSE ${perLocation ? 'v.free' : '(SELECT COALESCE(sum(x.free), 0) FROM v x WHERE x.sku = s.sku)'} END::bigint AS available,
             COALESCE(w.orders, 0)::int AS waiting_orders
        FROM stock s
        JOIN products p ON p.sku = s.sku
-       LEFT JOIN (SELECT sku, count(DISTINCT order_id) AS orders FROM order_lines WHERE waiting AND NOT reserved GROUP BY sku) w
-         ON w.sku = s.sku
-      ORDER BY available, s.on_hand, s.sku
+       ${perLocation ? 'JOIN v ON v.sku = s.sku' : ''}
+       LEFT JOIN w ON w.sku = s.sku
+      ORDER BY available, ${perLocation ? 'v.on_hand, s.sku, v.location' : 's.on_hand, s.sku'}
       ${opts.limit ? 'LIMIT ?' : ''}`,
     opts.limit ? [opts.limit] : [],
   );
@@ -102,6 +116,7 @@ export async function inventoryReport(db: Db, opts: { limit?: number } = {}): Pr
     generated_at: new Date().toISOString(),
     data: rows.map((r: any): InventoryRow => ({
       sku: r.sku,
+      ...(perLocation ? { location: r.location } : {}),
       name: r.name,
       on_hand: r.on_hand,
       reserved: r.reserved,
@@ -130,42 +145,59 @@ export const INVENTORY_CSV_COLUMNS = [
 ] as const;
 
 export function inventoryCsv(report: InventoryReport): string {
-  const lines = [INVENTORY_CSV_COLUMNS.join(',')];
-  for (const r of report.data) lines.push(INVENTORY_CSV_COLUMNS.map((c) => csvCell(r[c])).join(','));
+  const perLocation = report.data.some((r) => r.location !== undefined);
+  const columns = perLocation ? ['sku', 'location', ...INVENTORY_CSV_COLUMNS.slice(1)] : [...INVENTORY_CSV_COLUMNS];
+  const lines = [columns.join(',')];
+  for (const r of report.data)
+    lines.push(columns.map((c) => csvCell((r as Record<string, string | number>)[c])).join(','));
   return `${lines.join('\r\n')}\r\n`;
 }
 
 /**
- * The ledger against the stock rows. Movement quantities are signed changes: of on_hand for
- * initial/receipt/sale/adjustment (a sale is negative), of reserved for reservation/release
- * (and a sale lowers reserved by the same amount as on_hand).
+ * The ledger against the stock, per SKU (or, `by: 'location'`, per SKU and location): every
+ * movement type summed, the on_hand they add up to, and whether the row agrees.
  */
-export async function ledgerReport(db: Db): Promise<LedgerReport> {
+export async function ledgerReport(db: Db, opts: { by?: 'sku' | 'location' } = {}): Promise<LedgerReport> {
+  const perLocation = opts.by === 'location';
+  const key = perLocation ? 'sku, location' : 'sku';
   const { rows } = await db.raw(
     `WITH m AS (
-       SELECT sku,
+       SELECT ${key},
               COALESCE(sum(quantity) FILTER (WHERE type = 'initial'), 0) AS initial,
               COALESCE(sum(quantity) FILTER (WHERE type = 'receipt'), 0) AS receipts,
               COALESCE(-sum(quantity) FILTER (WHERE type = 'sale'), 0) AS sales,
+              COALESCE(sum(quantity) FILTER (WHERE type = 'return'), 0) AS returns,
               COALESCE(sum(quantity) FILTER (WHERE type = 'adjustment'), 0) AS adjustments,
+              COALESCE(sum(quantity) FILTER (WHERE type = 'count'), 0) AS counts,
+              COALESCE(sum(quantity) FILTER (WHERE type = 'transfer_in'), 0) AS transfers_in,
+              COALESCE(-sum(quantity) FILTER (WHERE type = 'transfer_out'), 0) AS transfers_out,
               COALESCE(sum(quantity) FILTER (WHERE type IN ('reservation', 'release', 'sale')), 0) AS expected_reserved
-         FROM stock_movements GROUP BY sku)
-     SELECT COALESCE(s.sku, m.sku) AS sku,
+         FROM stock_movements GROUP BY ${key}),
+     s AS (SELECT ${key}, on_hand, reserved FROM ${perLocation ? 'stock_levels' : 'stock'})
+     SELECT COALESCE(s.sku, m.sku) AS sku, ${perLocation ? 'COALESCE(s.location, m.location) AS location,' : ''}
             COALESCE(m.initial, 0)::bigint AS initial, COALESCE(m.receipts, 0)::bigint AS receipts,
-            COALESCE(m.sales, 0)::bigint AS sales, COALESCE(m.adjustments, 0)::bigint AS adjustments,
-            (COALESCE(m.initial, 0) + COALESCE(m.receipts, 0) - COALESCE(m.sales, 0) + COALESCE(m.adjustments, 0))::bigint AS expected_on_hand,
+            COALESCE(m.sales, 0)::bigint AS sales, COALESCE(m.returns, 0)::bigint AS returns,
+            COALESCE(m.adjustments, 0)::bigint AS adjustments, COALESCE(m.counts, 0)::bigint AS counts,
+            COALESCE(m.transfers_in, 0)::bigint AS transfers_in, COALESCE(m.transfers_out, 0)::bigint AS transfers_out,
+            (COALESCE(m.initial, 0) + COALESCE(m.receipts, 0) - COALESCE(m.sales, 0) + COALESCE(m.returns, 0)
+              + COALESCE(m.adjustments, 0) + COALESCE(m.counts, 0) + COALESCE(m.transfers_in, 0) - COALESCE(m.transfers_out, 0))::bigint AS expected_on_hand,
             COALESCE(s.on_hand, 0) AS on_hand,
             COALESCE(m.expected_reserved, 0)::bigint AS expected_reserved,
             COALESCE(s.reserved, 0) AS reserved
-       FROM stock s FULL JOIN m ON m.sku = s.sku
-      ORDER BY 1`,
+       FROM s FULL JOIN m ON m.sku = s.sku ${perLocation ? 'AND m.location = s.location' : ''}
+      ORDER BY 1${perLocation ? ', 2' : ''}`,
   );
   const data = rows.map((r: any): LedgerRow => ({
     sku: r.sku,
+    ...(perLocation ? { location: r.location } : {}),
     initial: r.initial,
     receipts: r.receipts,
     sales: r.sales,
+    returns: r.returns,
     adjustments: r.adjustments,
+    counts: r.counts,
+    transfers_in: r.transfers_in,
+    transfers_out: r.transfers_out,
     expected_on_hand: r.expected_on_hand,
     on_hand: r.on_hand,
     ok: r.expected_on_hand === r.on_hand,

@@ -797,6 +797,7 @@ describe('the OpenAPI document', () => {
         '/v1/orders': '/v1/orders?status=lost',
         '/v1/reports/orders': '/v1/reports/orders?from=yesterday',
         '/v1/reports/inventory': '/v1/reports/inventory?format=xml',
+        '/v1/reports/ledger': '/v1/reports/ledger?by=warehouse',
       };
       for (const [path, url] of Object.entries(badQuery))
         await send(h, { method: 'GET', url, role: ALLOWED[opOf('GET', path).access] }, 400);

@@ -226,7 +226,11 @@ describe('reports', () => {
       initial: 10,
       receipts: 5,
       sales: 3,
+      returns: 0,
       adjustments: -1,
+      counts: 0,
+      transfers_in: 0,
+      transfers_out: 0,
       expected_on_hand: 10 + 5 - 3 - 1,
       on_hand: 11,
       ok: true,
@@ -239,7 +243,11 @@ describe('reports', () => {
       initial: 4,
       receipts: 0,
       sales: 0,
+      returns: 0,
       adjustments: 0,
+      counts: 0,
+      transfers_in: 0,
+      transfers_out: 0,
       expected_on_hand: 4,
       on_hand: 4 + 7,
       ok: false,
@@ -308,5 +316,63 @@ describe('reports', () => {
       await new Promise((r) => server.close(r));
       await closeContext(ctx);
     }
+  });
+});
+
+describe('reports per location', () => {
+  it('when stock moves between two locations, ships and comes back, then the ledger and inventory reports balance per SKU and per location', async () => {
+    await h().startWorkers();
+    const c = await makeCustomer(h());
+    const sku = `RLOC-${Date.now()}`;
+    expect(
+      (await h().api('POST', '/v1/locations', { body: { code: `r-east-${sku}`.slice(0, 32), name: 'East' } })).status,
+    ).toBe(201);
+    const east = `r-east-${sku}`.slice(0, 32);
+    expect(
+      (
+        await h().api('POST', '/v1/products', {
+          body: { sku, name: 'R', price_cents: 100, initial_stock_by_location: { main: 6 } },
+        })
+      ).status,
+    ).toBe(201);
+    expect(
+      (await h().api('POST', `/v1/inventory/${sku}/transfers`, { body: { from: 'main', to: east, quantity: 2 } }))
+        .status,
+    ).toBe(201);
+    const o = await h().api('POST', '/v1/orders', {
+      role: 'intake',
+      body: { customer_id: c.id, lines: [{ sku, quantity: 4 }] },
+    });
+    await waitFor(async () => (await h().api('GET', `/v1/orders/${o.body.id}`)).body.status === 'confirmed');
+    expect((await h().api('POST', `/v1/orders/${o.body.id}/fulfill`, { role: 'feed' })).status).toBe(200);
+    const ret = await h().api('POST', `/v1/orders/${o.body.id}/returns`, {
+      role: 'feed',
+      body: { lines: [{ sku, quantity: 1, disposition: 'restock' }] },
+    });
+    expect(ret.status).toBe(201);
+
+    const bySku = await h().api('GET', '/v1/reports/ledger', { role: 'viewer' });
+    expect(bySku.body.data.find((r: any) => r.sku === sku)).toMatchObject({
+      initial: 6,
+      sales: 4,
+      returns: 1,
+      transfers_in: 2,
+      transfers_out: 2,
+      expected_on_hand: 3,
+      on_hand: 3,
+      ok: true,
+    });
+    const byLoc = await h().api('GET', '/v1/reports/ledger?by=location');
+    const rows = byLoc.body.data.filter((r: any) => r.sku === sku);
+    expect(rows.every((r: any) => r.ok)).toBe(true);
+    expect(rows.reduce((s: number, r: any) => s + r.on_hand, 0)).toBe(3);
+    expect(rows.find((r: any) => r.location === east)).toMatchObject({ transfers_in: 2 });
+    expect(rows.find((r: any) => r.location === 'main')).toMatchObject({ initial: 6, transfers_out: 2 });
+    const inv = await h().api('GET', '/v1/reports/inventory?by=location');
+    const invRows = inv.body.data.filter((r: any) => r.sku === sku);
+    expect(invRows.map((r: any) => r.location).sort()).toEqual([east, 'main'].sort());
+    expect(invRows.reduce((s: number, r: any) => s + r.on_hand, 0)).toBe(3);
+    const csv = await h().api('GET', '/v1/reports/inventory?by=location&format=csv');
+    expect(csv.text.split('\r\n')[0]).toBe('sku,location,name,on_hand,reserved,available,backordered,waiting_orders');
   });
 });

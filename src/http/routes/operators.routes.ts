@@ -12,6 +12,7 @@ import {
   inventoryCsv,
   inventoryReport,
   inventoryReportQuerySchema,
+  ledgerReportQuerySchema,
   ledgerReport,
   ordersReport,
   ordersReportQuerySchema,
@@ -165,13 +166,13 @@ export function operatorRoutes(ctx: AppContext, g: Guards): Router {
     res.json(await ordersReport(ctx.db, parseInput(ordersReportQuerySchema, req.query, 'query')));
   });
   r.get('/v1/reports/inventory', g.read, async (req, res) => {
-    const { format } = parseInput(inventoryReportQuerySchema, req.query, 'query');
-    const report = await inventoryReport(ctx.db);
+    const { format, by } = parseInput(inventoryReportQuerySchema, req.query, 'query');
+    const report = await inventoryReport(ctx.db, { by });
     if (format === 'json') return void res.json(report);
     res.type('text/csv; charset=utf-8').attachment('inventory.csv').send(inventoryCsv(report));
   });
-  r.get('/v1/reports/ledger', g.read, async (_req, res) => {
-    res.json(await ledgerReport(ctx.db));
+  r.get('/v1/reports/ledger', g.read, async (req, res) => {
+    res.json(await ledgerReport(ctx.db, parseInput(ledgerReportQuerySchema, req.query, 'query')));
   });
   r.get('/v1/reports/queues', g.read, async (_req, res) => {
     res.json(await queuesReport(ctx.queues));
