@@ -105,7 +105,7 @@ export async function ensureDatabase(url: string, onWait?: () => void): Promise<
 }
 
 /** Migrations come from migrations/index.ts, named without extension (same history under tsx and dist). */
-class MigrationSource implements Knex.MigrationSource<string> {
+export class MigrationSource implements Knex.MigrationSource<string> {
   async getMigrations(): Promise<string[]> {
     return Object.keys(MIGRATIONS).sort();
   }

@@ -1,25 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { Knex } from 'knex';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { MIGRATIONS } from '../../migrations';
 import { checkInvariants } from '../../src/invariants';
-import { createDb, withDatabase, type Db } from '../../src/platform/db';
+import { createDb, MigrationSource, withDatabase, type Db } from '../../src/platform/db';
 import { createHarness } from '../helpers/harness';
 
-/** The project's migration list (migrations/index.ts), served to knex the way src/platform/db.ts does. */
-class Source implements Knex.MigrationSource<string> {
-  async getMigrations() {
-    return Object.keys(MIGRATIONS).sort();
-  }
-  getMigrationName(name: string) {
-    return name;
-  }
-  async getMigration(name: string) {
-    return MIGRATIONS[name];
-  }
-}
-const source = new Source();
+const source = new MigrationSource();
 const BEFORE_LOCATIONS = '20261126000001_orders_reprocessing_index';
 
 /** Migrates one step at a time until `last` is applied. */
