@@ -72,6 +72,29 @@ async function drainNotifications(
   }
 }
 
+/** Resolves (with until's clock) once `n` orders of the submitted seq range are `confirmed`. */
+function untilConfirmed(
+  ctx: AppContext,
+  submitted: { minSeq: number; maxSeq: number },
+  n: number,
+  timeoutMs: number,
+  what: string,
+) {
+  return until(
+    async () => {
+      const c = await ctx
+        .db('orders')
+        .whereBetween('seq', [submitted.minSeq, submitted.maxSeq])
+        .where('status', 'confirmed')
+        .count({ n: '*' })
+        .first();
+      return Number(c?.n) >= n;
+    },
+    timeoutMs,
+    what,
+  );
+}
+
 async function confirmedEvents(ctx: AppContext, minSeq: number, maxSeq: number): Promise<number> {
   const { rows } = await ctx.db.raw(
     `SELECT count(*)::int AS n FROM events e JOIN orders o ON o.id = e.order_id
@@ -127,16 +150,10 @@ export async function runPipeline(
     const t0 = performance.now();
     await ctx.queues.orders.resume();
     let last: Record<string, number> = {};
-    const t1 = await until(
-      async () => {
-        const c = await ctx
-          .db('orders')
-          .whereBetween('seq', [submitted.minSeq, submitted.maxSeq])
-          .where('status', 'confirmed')
-          .count({ n: '*' })
-          .first();
-        return Number(c?.n) >= opts.orders;
-      },
+    const t1 = await untilConfirmed(
+      ctx,
+      submitted,
+      opts.orders,
       opts.timeoutMs,
       `${opts.orders} confirmed orders (${opts.tag})`,
     ).catch(async (err) => {
@@ -215,19 +232,7 @@ export async function runRestock(
     const prepare = (performance.now() - p0) / 1000;
     const t0 = performance.now();
     await receiveRestocks(ctx, [{ event_id: `bench-${uuidv7()}`, sku, quantity: opts.orders }]);
-    const t1 = await until(
-      async () => {
-        const c = await ctx
-          .db('orders')
-          .whereBetween('seq', [submitted.minSeq, submitted.maxSeq])
-          .where('status', 'confirmed')
-          .count({ n: '*' })
-          .first();
-        return Number(c?.n) >= opts.orders;
-      },
-      opts.timeoutMs,
-      `${opts.orders} backorders confirmed`,
-    );
+    const t1 = await untilConfirmed(ctx, submitted, opts.orders, opts.timeoutMs, `${opts.orders} backorders confirmed`);
     // FIFO: the reservation movements were written in seq order.
     const { rows } = await ctx.db.raw(
       `SELECT bool_and(ordered) AS ok FROM (

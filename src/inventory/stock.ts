@@ -93,13 +93,12 @@ export async function applyStockChanges(
   changes: StockChange[],
   movements: Movement[],
   op: string,
-): Promise<StockRow[]> {
+): Promise<void> {
   const { trx } = uow;
   const real = changes
     .map((c) => ({ ...c, levels: mergeLevels(c.levels ?? []) }))
     .filter((c) => c.backordered || c.levels.length > 0)
     .sort(bySku);
-  let updated: Omit<StockRow, 'levels'>[] = [];
   if (real.length > 0) {
     metrics.stockAttempts.inc({ op }, real.length);
     const values = real.map(() => '(?::text, ?::bigint, ?::bigint, ?::bigint, ?::bigint)').join(', ');
@@ -118,7 +117,7 @@ export async function applyStockChanges(
         RETURNING s.sku, s.on_hand, s.reserved, s.backordered, s.version`,
       bindings,
     );
-    updated = result.rows;
+    const updated: { sku: string }[] = result.rows;
     if (updated.length !== real.length) {
       const lost = real.find((c) => !updated.some((u) => u.sku === c.row.sku));
       throw new OptimisticConflict(lost?.row.sku);
@@ -126,7 +125,6 @@ export async function applyStockChanges(
     await updateLevels(trx, real);
   }
   if (movements.length > 0) await insertMovements(uow, movements);
-  return updated.map((u) => ({ ...u, levels: [] }));
 }
 
 function mergeLevels(levels: LevelDelta[]): Required<LevelDelta>[] {

@@ -5,6 +5,7 @@ import { MIGRATIONS } from '../../migrations';
 import { checkInvariants } from '../../src/invariants';
 import { createDb, MigrationSource, withDatabase, type Db } from '../../src/platform/db';
 import { createHarness } from '../helpers/harness';
+import { PART1_TABLES } from '../helpers/tables';
 
 const source = new MigrationSource();
 const BEFORE_LOCATIONS = '20261126000001_orders_reprocessing_index';
@@ -18,20 +19,7 @@ async function migrateUpTo(db: Db, last: string) {
   throw new Error(`no migration ${last}`);
 }
 
-const OLD_TABLES = [
-  'customers',
-  'products',
-  'stock',
-  'stock_movements',
-  'orders',
-  'order_lines',
-  'order_history',
-  'idempotency_keys',
-  'events',
-  'outbox',
-  'notifications',
-  'restock_events',
-];
+const OLD_TABLES = PART1_TABLES;
 
 async function counts(db: Db): Promise<Record<string, number>> {
   const out: Record<string, number> = {};

@@ -4,21 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, migrateLatest, migrateRollbackAll, type Db } from '../../src/platform/db';
 import { MIGRATIONS } from '../../migrations';
 import { createTestDatabase, ROOT } from '../helpers/harness';
+import { PART1_TABLES } from '../helpers/tables';
 
-const TABLES = [
-  'customers',
-  'products',
-  'stock',
-  'stock_movements',
-  'orders',
-  'order_lines',
-  'order_history',
-  'idempotency_keys',
-  'events',
-  'outbox',
-  'notifications',
-  'restock_events',
-];
+const TABLES: string[] = [...PART1_TABLES];
 
 describe('migrations/index.ts', () => {
   it('when a migration file exists, then it is listed in migrations/index.ts (and every listed one has a file)', () => {
