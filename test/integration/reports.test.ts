@@ -351,6 +351,10 @@ describe('reports per location', () => {
     });
     expect(ret.status).toBe(201);
 
+    // The product's version is the sum of its location rows' versions, and rises with each change.
+    const product = await h().api('GET', `/v1/products/${sku}`);
+    expect(product.body.stock.version).toBe(product.body.locations.reduce((n: number, l: any) => n + l.version, 0));
+    expect(product.body.stock.version).toBeGreaterThan(0);
     const bySku = await h().api('GET', '/v1/reports/ledger', { role: 'viewer' });
     expect(bySku.body.data.find((r: any) => r.sku === sku)).toMatchObject({
       initial: 6,
