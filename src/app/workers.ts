@@ -5,6 +5,7 @@ import { logger } from '../platform/logger';
 import { metrics } from '../platform/metrics';
 import { createRedis } from '../platform/redis';
 import { relayOutbox } from '../jobs/relay';
+import { startSequencer } from '../events';
 import { JOB, QUEUES, retention, type QueueName } from '../jobs/queues';
 import { createMaintenanceProcessor } from '../jobs/processors/maintenance.processor';
 import { createNotificationProcessor } from '../jobs/processors/notification.processor';
@@ -85,6 +86,10 @@ export async function startWorkers(ctx: AppContext, only?: QueueName[]): Promise
     if (config.HEARTBEAT_FILE) writeFile(config.HEARTBEAT_FILE, String(Date.now())).catch(() => undefined);
     relaying = relayOutbox(ctx).catch((err) => logger.warn({ err: err.message }, 'outbox relay failed; will retry'));
   }, config.RELAY_INTERVAL_MS);
+  // Numbers committed events for the feed; one process at a time does it (the others find the lock taken).
+  const sequencer = startSequencer(ctx.db, config.SEQUENCER_INTERVAL_MS, (err) =>
+    logger.warn({ err: (err as Error).message }, 'event sequencer failed; will retry'),
+  );
   const schedulerTimer = setInterval(() => {
     void ensureSchedulers().catch(() => undefined);
   }, reconcileEvery);
@@ -96,6 +101,7 @@ export async function startWorkers(ctx: AppContext, only?: QueueName[]): Promise
       clearInterval(relayTimer);
       clearInterval(schedulerTimer);
       await relaying;
+      await sequencer.stop();
       // Active jobs finish; if they do not within the timeout, they are handed back (stalled → retried).
       const graceful = Promise.all(workers.map((w) => w.close()));
       const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), config.SHUTDOWN_TIMEOUT_MS).unref());

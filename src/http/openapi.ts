@@ -41,6 +41,7 @@ import {
   ordersReportSchema,
   queuesReportSchema,
 } from '../reports/reports.schemas';
+import { eventPageSchema, eventSchema, eventsQuerySchema } from '../events';
 import { restockAcceptedSchema, restockBatchSchema, restockEventSchema } from '../restocks/restocks.schemas';
 
 /**
@@ -161,6 +162,8 @@ const OUTPUT = {
   InventoryReport: inventoryReportSchema,
   LedgerReport: ledgerReportSchema,
   QueuesReport: queuesReportSchema,
+  Event: eventSchema,
+  EventPage: eventPageSchema,
 } satisfies Record<string, z.ZodType>;
 const INPUT = {
   CreateCustomer: createCustomerSchema,
@@ -223,6 +226,15 @@ const ok = (status: number, ref: OutputName, description = 'OK', headers?: Recor
 const invalidState = 'invalid_state: the order is not in a state that allows this';
 
 export const OPERATIONS: Operation[] = [
+  {
+    method: 'get',
+    path: '/v1/events',
+    tag: 'events',
+    summary: 'The feed of every event, in sequence order; follow next_cursor (it never skips an event)',
+    access: 'intakeRead',
+    query: eventsQuerySchema,
+    ok: ok(200, 'EventPage'),
+  },
   {
     method: 'post',
     path: '/v1/customers',
@@ -893,6 +905,7 @@ export function buildOpenApiDocument(opts: { version?: string } = {}) {
       { name: 'shipments and returns', description: 'Units leaving a location, and coming back' },
       { name: 'restocks', description: 'Restock events from the feed' },
       { name: 'notifications', description: 'Delivery log and resend' },
+      { name: 'events', description: 'Every event the system announces, as a feed' },
       { name: 'reports', description: 'Aggregates for operators' },
       { name: 'operations', description: 'Health, metrics, board, dashboard, this document' },
     ],

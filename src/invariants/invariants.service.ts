@@ -216,6 +216,23 @@ const RULES: Rule[] = [
     line: (r) => `order ${r.id}: ${r.transitions} transitions but ${r.events} events`,
   },
   {
+    name: 'event-numbering',
+    // Guarantee 10's record: per subject, events numbered 1, 2, 3 … with no gap, each linked to the
+    // one before, and (once sequenced) in the same order as their sequence numbers.
+    sql: `SELECT subject_type, subject_id, id, subject_sequence, previous_event_id, expected_previous, sequence, previous_sequence
+            FROM (SELECT e.*, lag(e.id) OVER w AS expected_previous, lag(e.sequence) OVER w AS previous_sequence,
+                         row_number() OVER w AS k
+                    FROM events e
+                  WINDOW w AS (PARTITION BY subject_type, subject_id ORDER BY subject_sequence)) x
+           WHERE (subject_sequence <> k + (SELECT COALESCE(MIN(p.subject_sequence), 1) - 1 FROM events p
+                                           WHERE p.subject_type = x.subject_type AND p.subject_id = x.subject_id))
+              OR (k > 1 AND previous_event_id IS DISTINCT FROM expected_previous)
+              OR (sequence IS NOT NULL AND previous_sequence IS NOT NULL AND sequence < previous_sequence)
+           ORDER BY subject_type, subject_id, subject_sequence`,
+    line: (r) =>
+      `${r.subject_type} ${r.subject_id}: event ${r.id} is number ${r.subject_sequence} after ${r.expected_previous} (links ${r.previous_event_id}), sequence ${r.sequence} after ${r.previous_sequence}`,
+  },
+  {
     name: 'fifo-head',
     // Guarantee 5, at rest: the head of a SKU's queue waits only because it does not fit.
     sql: `SELECT DISTINCT ON (l.sku) l.sku, l.order_id, l.seq, l.quantity,

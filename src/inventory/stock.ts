@@ -1,3 +1,4 @@
+import { addSkuEvents, type NewEvent } from '../events';
 import type { Executor, Trx } from '../platform/db';
 import { OptimisticConflict } from '../platform/errors';
 import { metrics } from '../platform/metrics';
@@ -23,6 +24,8 @@ export interface StockRow {
   reserved: number;
   backordered: number;
   version: number;
+  /** The product's `low_stock_threshold` (null: no low-stock event). */
+  low_stock_threshold: number | null;
   levels: LevelRow[];
 }
 
@@ -64,9 +67,10 @@ export const freeAt = (l: LevelRow) => (l.active ? l.on_hand - l.reserved : 0);
 export async function readStockRows(db: Executor, skus: string[]): Promise<Map<string, StockRow>> {
   const out = new Map<string, StockRow>();
   if (skus.length === 0) return out;
-  const rows: Omit<StockRow, 'levels'>[] = await db('stock')
-    .select('sku', 'on_hand', 'reserved', 'backordered', 'version')
-    .whereIn('sku', skus);
+  const rows: Omit<StockRow, 'levels'>[] = await db('stock as s')
+    .join('products as p', 'p.sku', 's.sku')
+    .select('s.sku', 's.on_hand', 's.reserved', 's.backordered', 's.version', 'p.low_stock_threshold')
+    .whereIn('s.sku', skus);
   for (const r of rows) out.set(r.sku, { ...r, levels: [] });
   const levels: (LevelRow & { sku: string })[] = await db('stock_levels as s')
     .join('locations as l', 'l.code', 's.location')
@@ -123,8 +127,57 @@ export async function applyStockChanges(
       throw new OptimisticConflict(lost?.row.sku);
     }
     await updateLevels(trx, real);
+    await addSkuEvents(uow, await availabilityEvents(trx, real));
   }
   if (movements.length > 0) await insertMovements(uow, movements);
+}
+
+/** What the contract calls available: Σ over active locations of (on_hand − reserved), 0 while anything waits. */
+const availableOf = (backordered: number, levels: { on_hand: number; reserved: number; active: boolean }[]) =>
+  backordered > 0 ? 0 : levels.reduce((sum, l) => sum + (l.active ? l.on_hand - l.reserved : 0), 0);
+
+/**
+ * The inventory events a change causes, from the SKU's figures as read (the optimistic update
+ * proved they were current) and after the deltas: `inventory.low_stock` when total available falls
+ * to or below the product's threshold from above it, `inventory.back_in_stock` when it rises from 0.
+ */
+async function availabilityEvents(
+  trx: Trx,
+  changes: { row: StockRow; levels: Required<LevelDelta>[]; backordered?: number }[],
+): Promise<NewEvent[]> {
+  const fresh = changes.flatMap((c) => c.levels.filter((l) => !c.row.levels.some((x) => x.location === l.location)));
+  const activeFresh = new Set<string>(
+    fresh.length === 0
+      ? []
+      : (
+          await trx('locations')
+            .whereIn(
+              'code',
+              fresh.map((l) => l.location),
+            )
+            .where('active', true)
+            .select('code')
+        ).map((r: { code: string }) => r.code),
+  );
+  const out: NewEvent[] = [];
+  for (const c of changes) {
+    const before = availableOf(c.row.backordered, c.row.levels);
+    const levels = c.row.levels.map((l) => {
+      const d = c.levels.find((x) => x.location === l.location);
+      return d ? { ...l, on_hand: l.on_hand + d.on_hand, reserved: l.reserved + d.reserved } : l;
+    });
+    for (const d of c.levels)
+      if (!c.row.levels.some((x) => x.location === d.location))
+        levels.push({ ...d, version: 0, priority: 0, active: activeFresh.has(d.location) });
+    const after = availableOf(c.row.backordered + (c.backordered ?? 0), levels);
+    const subject = { type: 'sku' as const, id: c.row.sku };
+    const threshold = c.row.low_stock_threshold === null ? null : Number(c.row.low_stock_threshold);
+    if (threshold !== null && before > threshold && after <= threshold)
+      out.push({ type: 'inventory.low_stock', subject, data: { sku: c.row.sku, available: after, threshold } });
+    if (before === 0 && after > 0)
+      out.push({ type: 'inventory.back_in_stock', subject, data: { sku: c.row.sku, available: after } });
+  }
+  return out;
 }
 
 function mergeLevels(levels: LevelDelta[]): Required<LevelDelta>[] {

@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { AppContext } from '../app/context';
+import { pruneEvents } from '../events';
 import { logger } from '../platform/logger';
 import { allocateWhereStockIsFree } from '../orders';
 import { restockJobId } from '../restocks';
@@ -76,8 +77,11 @@ export async function reconcile(ctx: AppContext): Promise<Record<string, number>
   return result;
 }
 
-/** Old records go: published outbox rows after a day, idempotency keys after 48 hours. */
-export async function pruneRecords(ctx: Pick<AppContext, 'db'>): Promise<Record<string, number>> {
+/**
+ * Old records go: published outbox rows after a day, idempotency keys after 48 hours, settled
+ * events (with their deliveries) after EVENT_RETENTION_DAYS.
+ */
+export async function pruneRecords(ctx: Pick<AppContext, 'db' | 'config'>): Promise<Record<string, number>> {
   const outbox = await ctx
     .db('outbox')
     .whereNotNull('published_at')
@@ -87,5 +91,6 @@ export async function pruneRecords(ctx: Pick<AppContext, 'db'>): Promise<Record<
     .db('idempotency_keys')
     .where('created_at', '<', ctx.db.raw("now() - interval '48 hours'"))
     .delete();
-  return { outbox, keys };
+  const events = await pruneEvents(ctx.db, ctx.config.EVENT_RETENTION_DAYS);
+  return { outbox, keys, events };
 }

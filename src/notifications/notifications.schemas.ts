@@ -13,6 +13,9 @@ export interface EventPayload {
   id: string;
   type: string;
   created_at: string;
+  subject?: { type: 'order' | 'sku'; id: string };
+  subject_sequence?: number;
+  previous_event_id?: string | null;
   data: { order: Order };
 }
 

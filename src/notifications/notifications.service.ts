@@ -21,7 +21,15 @@ export interface Senders {
 
 /** The webhook body: the event payload, keys in the contract's order. */
 export function webhookBody(event: EventPayload): string {
-  return JSON.stringify({ id: event.id, type: event.type, created_at: event.created_at, data: event.data });
+  return JSON.stringify({
+    id: event.id,
+    type: event.type,
+    created_at: event.created_at,
+    subject: event.subject,
+    subject_sequence: event.subject_sequence,
+    previous_event_id: event.previous_event_id,
+    data: event.data,
+  });
 }
 
 export function createSenders(config: Config): Senders {
@@ -108,6 +116,20 @@ async function planChannels(
     .ignore();
 }
 
+/** The body of an event: what was written with it, and its place in its subject's numbering. */
+const eventPayload = (e: {
+  payload: EventPayload;
+  subject_type: 'order' | 'sku';
+  subject_id: string;
+  subject_sequence: number;
+  previous_event_id: string | null;
+}): EventPayload => ({
+  ...e.payload,
+  subject: { type: e.subject_type, id: e.subject_id },
+  subject_sequence: e.subject_sequence,
+  previous_event_id: e.previous_event_id,
+});
+
 const CUSTOMER_EVENTS = /^(order\.|shipment\.created$)/;
 
 /** Sets settled_at once no channel of the event is pending (also when it has none). */
@@ -175,7 +197,20 @@ export async function deliverEvent(
   opts: { final: boolean },
 ): Promise<DeliveryResult> {
   const result: DeliveryResult = { event_id: eventId, delivered: [], failed: [], pending: [], settled: false };
-  const event = await ctx.db('events').where({ id: eventId }).first('id', 'order_id', 'type', 'payload', 'settled_at');
+  const event = await ctx
+    .db('events')
+    .where({ id: eventId })
+    .first(
+      'id',
+      'order_id',
+      'type',
+      'payload',
+      'settled_at',
+      'subject_type',
+      'subject_id',
+      'subject_sequence',
+      'previous_event_id',
+    );
   if (!event) return { ...result, skipped: 'missing' };
   if (event.settled_at) return { ...result, skipped: 'settled', settled: true };
   const release = await takeLease(ctx, eventId);
@@ -188,7 +223,7 @@ export async function deliverEvent(
     }
     const pending = rows.filter((r) => r.status === 'pending');
     const outcomes = await Promise.all(
-      pending.map((r) => attemptChannel(ctx.db, senders, r, event.payload as EventPayload, opts.final)),
+      pending.map((r) => attemptChannel(ctx.db, senders, r, eventPayload(event), opts.final)),
     );
     for (const [i, outcome] of outcomes.entries()) if (outcome !== 'skipped') result[outcome].push(pending[i].channel);
     result.settled = await settleIfDone(ctx.db, eventId);

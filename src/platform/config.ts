@@ -101,6 +101,8 @@ const schema = z.object({
   // Default: deny under NODE_ENV=production, allow otherwise (local receivers in development).
   WEBHOOK_PRIVATE_TARGETS: z.enum(['allow', 'deny']).optional(),
   RATE_LIMIT_RPS: int(0).default(0),
+  // Events are kept at least this long (GET /v1/events starts at the oldest kept).
+  EVENT_RETENTION_DAYS: int(1, 3650).default(30),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Tuning (not in the contract; documented in docs/operations.md).
   ORDER_ATTEMPTS: int(1, 50).default(8),
@@ -115,6 +117,8 @@ const schema = z.object({
   INTAKE_IN_FLIGHT: int(1, 64).default(1),
   NOTIFY_CONCURRENCY: int(1, 1000).default(50),
   RELAY_INTERVAL_MS: int(10).default(500),
+  // How often the sequencer numbers committed events for the feed (sooner while there is a backlog).
+  SEQUENCER_INTERVAL_MS: int(5).default(50),
   MAINTENANCE_INTERVAL_MS: int(100).default(10000),
   DB_POOL_MAX: int(1, 200).default(20),
   SHUTDOWN_TIMEOUT_MS: int(100).default(10000),

@@ -169,7 +169,14 @@ async function eventsOf(h: Harness, orderId: string) {
     .db('events')
     .where({ order_id: orderId })
     .orderBy('transition_no')
-    .select('id', 'type', 'payload', 'settled_at');
+    .select('id', 'type', 'payload', 'settled_at', 'subject_id', 'subject_sequence', 'previous_event_id')
+    .then((rows) =>
+      rows.map(({ subject_id, subject_sequence, previous_event_id, ...e }) => ({
+        ...e,
+        // What is sent: the payload written with the event, and its place in the order's numbering.
+        body: { ...e.payload, subject: { type: 'order', id: subject_id }, subject_sequence, previous_event_id },
+      })),
+    );
 }
 
 /** The order's events once all are settled (settling follows the last channel's row update by a moment). */
@@ -223,9 +230,19 @@ describe('webhook notifications', () => {
     expect(got).toHaveLength(1);
     expect(got[0].verified).toBe(true);
     expect(got[0].verifyError).toBeUndefined();
-    // The body is exactly the stored event payload {id, type, created_at, data: {order}}.
-    expect(JSON.parse(got[0].body)).toEqual(event.payload);
-    expect(Object.keys(JSON.parse(got[0].body))).toEqual(['id', 'type', 'created_at', 'data']);
+    // The body is exactly the stored event {id, type, created_at, subject, subject_sequence, previous_event_id, data: {order}}.
+    expect(JSON.parse(got[0].body)).toEqual(event.body);
+    expect(event.body.subject_sequence).toBe(1);
+    expect(event.body.previous_event_id).toBeNull();
+    expect(Object.keys(JSON.parse(got[0].body))).toEqual([
+      'id',
+      'type',
+      'created_at',
+      'subject',
+      'subject_sequence',
+      'previous_event_id',
+      'data',
+    ]);
     expect(got[0].json.data.order).toMatchObject({ id: order.id, status: 'confirmed', customer_id: customer.id });
     const asShown = await h.api('GET', `/v1/orders/${order.id}`, { role: 'intake' });
     expect(got[0].json.data.order).toEqual(asShown.body);
@@ -458,7 +475,7 @@ describe('webhook notifications', () => {
     expect(done.attempts).toBeGreaterThanOrEqual(4);
     const got = rx.byId(event.id);
     expect(got.filter((d) => d.verified)).toHaveLength(got.length);
-    expect(got.at(-1)!.json).toEqual(event.payload);
+    expect(got.at(-1)!.json).toEqual(event.body);
     await waitFor(async () => (await eventsOf(h, order.id))[0].settled_at, { what: 'settled again', timeout: 5000 });
   });
 

@@ -776,6 +776,13 @@ describe('the OpenAPI document', () => {
       expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
       await send(h, { method: 'GET', url: '/v1/reports/ledger', role: 'operator' }, 200);
       await send(h, { method: 'GET', url: '/v1/reports/queues', role: 'operator' }, 200);
+      const feed = await send(h, { method: 'GET', url: '/v1/events?limit=5', role: 'intake' }, 200);
+      expect(feed.body.data.length).toBeGreaterThan(0);
+      await send(
+        h,
+        { method: 'GET', url: `/v1/events?after=${feed.body.next_cursor}&types=order.*`, role: 'viewer' },
+        200,
+      );
       await send(h, { method: 'GET', url: '/healthz' }, 200);
       await send(h, { method: 'GET', url: '/readyz' }, 200);
       await send(h, { method: 'GET', url: '/metrics', role: 'operator' }, 200);
@@ -798,6 +805,7 @@ describe('the OpenAPI document', () => {
         '/v1/reports/orders': '/v1/reports/orders?from=yesterday',
         '/v1/reports/inventory': '/v1/reports/inventory?format=xml',
         '/v1/reports/ledger': '/v1/reports/ledger?by=warehouse',
+        '/v1/events': '/v1/events?after=later',
       };
       for (const [path, url] of Object.entries(badQuery))
         await send(h, { method: 'GET', url, role: ALLOWED[opOf('GET', path).access] }, 400);

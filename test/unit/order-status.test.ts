@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { EVENT_TYPES } from '../../src/events/events.schemas';
 import {
   ACTIONS,
   assertCan,
@@ -86,5 +87,11 @@ describe('order status table', () => {
         { orderId: 'b', action: 'fulfil', from: 'awaiting_stock', to: 'completed' },
       ]),
     ).rejects.toThrow('cannot fulfil an order that is awaiting_stock');
+  });
+});
+
+describe('event types', () => {
+  it('when the event layer lists order event types, then they are exactly one per order status', () => {
+    expect(EVENT_TYPES.filter((t) => t.startsWith('order.'))).toEqual(ORDER_STATUSES.map((s) => `order.${s}`));
   });
 });

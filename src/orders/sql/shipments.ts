@@ -4,6 +4,7 @@ import type { Executor, Trx } from '../../platform/db';
 import { JOB, QUEUES } from '../../platform/job-catalog';
 import type { UnitOfWork } from '../../platform/unit-of-work';
 import { isoSql, ORDER_JSON, RETURN_JSON, SHIPMENT_JSON } from './order-json';
+import { PREVIOUS_ORDER_EVENT } from './transitions';
 
 export interface ShipmentLine {
   sku: string;
@@ -114,11 +115,12 @@ export async function addOrderEvent(
   const id = uuidv7();
   await uow.trx.raw(
     `WITH o AS (UPDATE orders SET transitions = transitions + 1 WHERE id = ? RETURNING id, transitions)
-     INSERT INTO events (id, order_id, transition_no, type, payload, created_at)
+     INSERT INTO events (id, order_id, transition_no, type, payload, created_at,
+                         subject_type, subject_id, subject_sequence, previous_event_id)
      SELECT ?::uuid, o.id, o.transitions, ?::text,
             json_build_object('id', ?::uuid, 'type', ?::text, 'created_at', ${isoSql('now()')},
               'data', json_build_object(?::text, ?::json, 'order', (SELECT ${ORDER_JSON} FROM orders o WHERE o.id = ?))),
-            now()
+            now(), 'order', o.id::text, o.transitions, ${PREVIOUS_ORDER_EVENT}
        FROM o`,
     [orderId, id, type, id, type, key, JSON.stringify(subject), orderId],
   );

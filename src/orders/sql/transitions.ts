@@ -4,6 +4,9 @@ import type { Trx } from '../../platform/db';
 import type { OrderStatus } from '../status';
 import { isoSql, ORDER_JSON } from './order-json';
 
+/** The order's previous event (its numbering is `orders.transitions`, one per event): null for its first. */
+export const PREVIOUS_ORDER_EVENT = `(SELECT p.id FROM events p WHERE p.order_id = o.id AND p.transition_no = o.transitions - 1)`;
+
 export async function insertHistory(
   trx: Trx,
   rows: { order_id: string; status: OrderStatus; detail: string | null }[],
@@ -48,10 +51,11 @@ export async function updateStatuses(
     throw new Error(`order status changed under a transition (${rows.length}/${moves.length} applied)`);
   }
   await trx.raw(
-    `INSERT INTO events (id, order_id, transition_no, type, payload, created_at)
+    `INSERT INTO events (id, order_id, transition_no, type, payload, created_at,
+                         subject_type, subject_id, subject_sequence, previous_event_id)
      SELECT v.event_id, o.id, o.transitions, 'order.' || o.status,
             json_build_object('id', v.event_id, 'type', 'order.' || o.status, 'created_at', ${isoSql('now()')}, 'data', json_build_object('order', ${ORDER_JSON})),
-            now()
+            now(), 'order', o.id::text, o.transitions, ${PREVIOUS_ORDER_EVENT}
        FROM orders o JOIN unnest(?::uuid[], ?::uuid[]) AS v(order_id, event_id) ON o.id = v.order_id`,
     [rows.map((r: any) => r.id), rows.map((r: any) => r.event_id)],
   );
