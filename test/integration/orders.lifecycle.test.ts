@@ -196,6 +196,18 @@ describe('status machine and stock effects', () => {
     expect((await untilStatus(h(), ghost.id, 'rejected')).status_reason).toBe('unknown customer');
     expect((await untilStatus(h(), badSku.id, 'rejected')).status_reason).toBe('unknown SKU NO-SUCH-SKU');
     expect(await stockOf(h(), p.sku)).toMatchObject({ reserved: 0 });
+    // Rejected is not failed (change 16): the job completed, its result names the rejection, and no
+    // failed job shows in BullMQ, the queues report or the metrics gauge.
+    const job = await waitFor(async () => {
+      const j = await h().ctx.queues.orders.getJob(ghost.id);
+      return j && (await j.getState()) === 'completed' && j;
+    });
+    expect(job.returnvalue).toMatchObject({ status: 'rejected', rejected: 'unknown customer' });
+    expect(await h().ctx.queues.orders.getJobCountByTypes('failed')).toBe(0);
+    const queues = await h().api('GET', '/v1/reports/queues');
+    expect(queues.body.data.find((q: { name: string }) => q.name === 'orders')).toMatchObject({ failed: 0 });
+    const metrics = await h().api('GET', '/metrics');
+    expect(metrics.text).toMatch(/orderflow_queue_jobs\{queue="orders",state="failed"\} 0/);
   });
 
   it('when an operator blocks a customer, then its new orders are rejected as blocked; unblocked, they go through again', async () => {

@@ -80,8 +80,10 @@ export function createOrderProcessor(ctx: Context, batcher = createOrderBatcher(
     try {
       const outcome = await batcher.submit(orderId);
       if (!outcome) throw new UnrecoverableError(`order ${orderId} does not exist`);
+      // A rejection is the order's answer, not the job's failure: the job completes and says so
+      // (a failed job always means something a person may need to look at).
       if (outcome.processed && outcome.status === 'rejected')
-        throw new UnrecoverableError(`order rejected: ${outcome.reason}`);
+        return { status: 'rejected', processed: true, rejected: outcome.reason };
       return { status: outcome.status, processed: outcome.processed };
     } catch (err) {
       if (err instanceof UnrecoverableError) throw err;
