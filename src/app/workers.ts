@@ -66,18 +66,24 @@ export async function startWorkers(ctx: AppContext, only?: QueueName[]): Promise
   if (want('maintenance')) workers.push(make(QUEUES.maintenance, createMaintenanceProcessor(ctx), 1));
 
   const reconcileEvery = Math.max(250, Math.min(config.MAINTENANCE_INTERVAL_MS, config.RECONCILE_AFTER_SECONDS * 500));
-  const ensureSchedulers = async () => {
+  const schedules: [string, number][] = [
+    [JOB.reconcile, reconcileEvery],
+    [JOB.expireBackorders, Math.max(1000, config.MAINTENANCE_INTERVAL_MS)],
+    [JOB.pruneRecords, Math.max(1000, config.MAINTENANCE_INTERVAL_MS)],
+  ];
+  /**
+   * Schedulers live in Redis. At start each is written as this configuration says (a restart with
+   * another MAINTENANCE_INTERVAL_MS changes it); afterwards, on each tick, one Redis lost is put back.
+   */
+  const ensureSchedulers = async (force: boolean) => {
     if (!want('maintenance')) return;
     const q = ctx.queues.maintenance;
-    // Schedulers live in Redis; if Redis lost its data they are put back on the next tick.
-    if (!(await q.getJobScheduler(JOB.reconcile)))
-      await q.upsertJobScheduler(JOB.reconcile, { every: reconcileEvery }, { name: JOB.reconcile });
-    for (const name of [JOB.expireBackorders, JOB.pruneRecords]) {
-      if (!(await q.getJobScheduler(name)))
-        await q.upsertJobScheduler(name, { every: Math.max(1000, config.MAINTENANCE_INTERVAL_MS) }, { name });
+    for (const [name, every] of schedules) {
+      const current = force ? undefined : await q.getJobScheduler(name);
+      if (force || !current) await q.upsertJobScheduler(name, { every }, { name });
     }
   };
-  await ensureSchedulers().catch((err) => logger.warn({ err: err.message }, 'could not set up job schedulers yet'));
+  await ensureSchedulers(true).catch((err) => logger.warn({ err: err.message }, 'could not set up job schedulers yet'));
 
   let stopping = false;
   let relaying: Promise<unknown> = Promise.resolve();
@@ -91,7 +97,7 @@ export async function startWorkers(ctx: AppContext, only?: QueueName[]): Promise
     logger.warn({ err: (err as Error).message }, 'event sequencer failed; will retry'),
   );
   const schedulerTimer = setInterval(() => {
-    void ensureSchedulers().catch(() => undefined);
+    void ensureSchedulers(false).catch(() => undefined);
   }, reconcileEvery);
 
   return {

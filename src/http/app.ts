@@ -4,7 +4,7 @@ import type { AppContext } from '../app/context';
 import { createGuards } from './guards';
 import { errorHandler, notFoundHandler } from './middleware/errors';
 import { rateLimit } from './middleware/rate-limit';
-import { requestLog } from './middleware/request-log';
+import { keepMountPath, requestLog } from './middleware/request-log';
 import { requestId } from './middleware/request';
 import { customersRoutes } from './routes/customers.routes';
 import { eventsRoutes } from './routes/events.routes';
@@ -28,15 +28,15 @@ export function createApp(ctx: AppContext): Express {
   if (ctx.config.RATE_LIMIT_RPS > 0) app.use(rateLimit(ctx.config));
   // The intake path first: fewest layers to walk for the busiest endpoint (the health routes are
   // GETs of their own paths, so after it they answer the same).
-  app.use('/v1/orders', ordersRoutes(ctx, guards));
+  app.use('/v1/orders', keepMountPath, ordersRoutes(ctx, guards));
   app.use(healthRoutes(ctx));
-  app.use('/v1', notificationsRoutes(ctx, guards));
-  app.use('/v1/customers', customersRoutes(ctx, guards));
-  app.use('/v1/products', productsRoutes(ctx, guards));
-  app.use('/v1/inventory', inventoryRoutes(ctx, guards));
-  app.use('/v1/locations', locationsRoutes(ctx, guards));
-  app.use('/v1/restocks', restocksRoutes(ctx, guards));
-  app.use('/v1/events', eventsRoutes(ctx, guards));
+  app.use('/v1', keepMountPath, notificationsRoutes(ctx, guards));
+  app.use('/v1/customers', keepMountPath, customersRoutes(ctx, guards));
+  app.use('/v1/products', keepMountPath, productsRoutes(ctx, guards));
+  app.use('/v1/inventory', keepMountPath, inventoryRoutes(ctx, guards));
+  app.use('/v1/locations', keepMountPath, locationsRoutes(ctx, guards));
+  app.use('/v1/restocks', keepMountPath, restocksRoutes(ctx, guards));
+  app.use('/v1/events', keepMountPath, eventsRoutes(ctx, guards));
   app.use(operatorRoutes(ctx, guards));
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
-import { KEYS, useHarness, waitFor } from '../helpers/harness';
+import { createHarness, KEYS, useHarness, waitFor } from '../helpers/harness';
 import { parsePrometheus, sampleSum } from '../helpers/prometheus';
 
 const h = useHarness({ workers: false });
@@ -153,6 +153,24 @@ describe('operators: /metrics', () => {
   });
 });
 
+describe('operators: route labels', () => {
+  it('when requests end in 4xx errors, then their metrics carry the route pattern, not "/" or a bare sub-path', async () => {
+    await h().api('POST', '/v1/orders', { role: 'intake', body: { customer_id: 'nope', lines: [] } }); // 400
+    await h().api('POST', '/v1/restocks', { role: 'feed', body: { event_id: 'x' } }); // 400
+    await h().api('POST', '/v1/orders/0190d6c1-0000-7000-8000-00000000dead/fulfill', { role: 'operator' }); // 404
+    await h().api('GET', '/v1/products/NOPE-NOPE', { role: 'operator' }); // 404
+    const m = await scrape();
+    const routes = (status: string) =>
+      new Set(
+        m.samples
+          .filter((s) => s.name === 'orderflow_http_request_duration_seconds_count' && s.labels.status === status)
+          .map((s) => `${s.labels.method} ${s.labels.route}`),
+      );
+    expect([...routes('400')].sort()).toEqual(['POST /v1/orders/', 'POST /v1/restocks/']);
+    expect([...routes('404')].sort()).toEqual(['GET /v1/products/:sku', 'POST /v1/orders/:id/fulfill']);
+  });
+});
+
 describe('operators: /docs', () => {
   it('when /docs is opened, then the viewer is served locally and the OpenAPI 3.1 document lists every endpoint with schemas from the validators', async () => {
     const redirect = await get('/docs');
@@ -280,5 +298,24 @@ describe('operators: request log', () => {
     expect(JSON.stringify(line)).not.toContain(KEYS.intake);
     api.kill('SIGTERM');
     expect(await api.exited).toBe(0);
+  });
+});
+
+describe('operators: schedulers', () => {
+  it('when workers restart with another MAINTENANCE_INTERVAL_MS, then the housekeeping schedulers follow it', async () => {
+    const first = await h().startWorkers(['maintenance']);
+    const every = async (name: string) => Number((await h().ctx.queues.maintenance.getJobScheduler(name))?.every);
+    expect(await every('expire-backorders')).toBe(1000);
+    await first.close();
+    const again = await createHarness(h().env.DATABASE_URL, {
+      env: { QUEUE_PREFIX: h().env.QUEUE_PREFIX, MAINTENANCE_INTERVAL_MS: '2000' },
+    });
+    try {
+      await again.startWorkers(['maintenance']);
+      expect(await every('expire-backorders')).toBe(2000);
+      expect(await every('prune-records')).toBe(2000);
+    } finally {
+      await again.close();
+    }
   });
 });

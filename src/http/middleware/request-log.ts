@@ -16,7 +16,8 @@ export function requestLog(req: Request, res: Response, next: NextFunction): voi
   const started = process.hrtime.bigint();
   res.once('close', () => {
     const ms = Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100;
-    const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : req.baseUrl || 'unmatched';
+    const base = (res.locals.mountPath as string | undefined) ?? req.baseUrl;
+    const route = req.route?.path ? `${base}${req.route.path}` : base || 'unmatched';
     const status = res.statusCode;
     metrics.httpDuration.observe({ method: req.method, route, status: String(status) }, ms / 1000);
     const level = !res.writableFinished ? 'warn' : status >= 500 ? 'error' : 'info';
@@ -32,5 +33,15 @@ export function requestLog(req: Request, res: Response, next: NextFunction): voi
     if (level === 'warn') logger.warn({ ...line, aborted: true }, 'request aborted');
     else logger[level](line, 'request');
   });
+  next();
+}
+
+/**
+ * Remembers where the router being entered is mounted. Express resets `req.baseUrl` when a request
+ * leaves a router, so by the time an error answer closes the response (a 422 from POST /v1/orders)
+ * it is '' and the route would read "/"; the last router entered is the one whose route matched.
+ */
+export function keepMountPath(req: Request, res: Response, next: NextFunction): void {
+  res.locals.mountPath = req.baseUrl;
   next();
 }
