@@ -31,6 +31,7 @@ import {
   shipmentInputSchema,
   shipmentListSchema,
   shipmentSchema,
+  timelineSchema,
 } from '../orders/orders.schemas';
 import {
   inventoryReportQuerySchema,
@@ -162,6 +163,7 @@ const OUTPUT = {
   InventoryReport: inventoryReportSchema,
   LedgerReport: ledgerReportSchema,
   QueuesReport: queuesReportSchema,
+  Timeline: timelineSchema,
   Event: eventSchema,
   EventPage: eventPageSchema,
 } satisfies Record<string, z.ZodType>;
@@ -226,6 +228,15 @@ const ok = (status: number, ref: OutputName, description = 'OK', headers?: Recor
 const invalidState = 'invalid_state: the order is not in a state that allows this';
 
 export const OPERATIONS: Operation[] = [
+  {
+    method: 'get',
+    path: '/v1/orders/{id}/timeline',
+    tag: 'orders',
+    summary:
+      'Everything that happened to the order, in time order: history, movements, processing runs, deliveries, shipments, returns',
+    access: 'intakeRead',
+    ok: ok(200, 'Timeline'),
+  },
   {
     method: 'get',
     path: '/v1/events',

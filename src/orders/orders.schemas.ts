@@ -160,3 +160,15 @@ export const acceptedOrderSchema = z.object({
   status: z.literal('received'),
   created_at: timestamp,
 });
+
+/** One entry of an order's timeline: when, what kind, and the fields of that kind. */
+export const timelineSchema = z.object({
+  data: z.array(
+    z
+      .object({
+        at: timestamp,
+        kind: z.enum(['history', 'movement', 'processing', 'delivery', 'shipment', 'return']),
+      })
+      .catchall(z.unknown()),
+  ),
+});

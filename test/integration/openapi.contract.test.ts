@@ -761,6 +761,14 @@ describe('the OpenAPI document', () => {
         },
         { what: 'a settled notification', timeout: 60_000 },
       );
+      const timeline = await send(
+        h,
+        { method: 'GET', url: `/v1/orders/${confirmed.id}/timeline`, role: 'viewer' },
+        200,
+      );
+      expect(timeline.body.data.map((e: any) => e.kind)).toEqual(
+        expect.arrayContaining(['history', 'processing', 'delivery']),
+      );
       await h.ctx.queues.notifications.pause();
       await send(h, { method: 'POST', url: `/v1/notifications/${settled.id}/resend`, role: 'operator' }, 202);
       await send(h, { method: 'POST', url: `/v1/notifications/${settled.id}/resend`, role: 'operator', body: {} }, 409);

@@ -20,6 +20,7 @@ import {
   shipOrder,
   listShipments,
   listReturns,
+  orderTimeline,
 } from '../../orders';
 import { parseInput } from '../../platform/validation';
 import { actorOf, type Guards } from '../guards';
@@ -69,6 +70,9 @@ export function ordersRoutes(ctx: AppContext, g: Guards): Router {
       actorOf(req),
     );
     res.status(replayed ? 200 : 201).json(shipment);
+  });
+  r.get('/:id/timeline', g.intakeRead, async (req, res) => {
+    res.json(await orderTimeline(ctx.db, g.id(req.params.id, 'order')));
   });
   r.get('/:id/shipments', g.feedRead, async (req, res) => {
     const id = (await getOrder(ctx.db, g.id(req.params.id, 'order'))).id;

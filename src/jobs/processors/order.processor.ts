@@ -1,5 +1,5 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import { markOrderFailed, processOrders, skusOfOrders, type Outcome } from '../../orders';
+import { markOrderFailed, processOrders, recordFailedRun, skusOfOrders, type Outcome } from '../../orders';
 import type { Context } from '../../platform/context';
 import { GroupCommit } from '../../platform/group-commit';
 import { logger } from '../../platform/logger';
@@ -77,6 +77,7 @@ export function createOrderProcessor(ctx: Context, batcher = createOrderBatcher(
   return async (job: Job<OrderJob>) => {
     const orderId = job.data?.orderId;
     if (typeof orderId !== 'string') throw new UnrecoverableError('job has no orderId');
+    const started = Date.now();
     try {
       const outcome = await batcher.submit(orderId);
       if (!outcome) throw new UnrecoverableError(`order ${orderId} does not exist`);
@@ -88,11 +89,17 @@ export function createOrderProcessor(ctx: Context, batcher = createOrderBatcher(
     } catch (err) {
       if (err instanceof UnrecoverableError) throw err;
       const attempts = job.opts.attempts ?? 1;
-      if (job.attemptsMade + 1 >= attempts) {
-        // knex prefixes the SQL to the driver's message; the reason keeps only the driver's words.
-        const reason = `failed after ${attempts} attempts: ${String((err as Error).message)
-          .split(' - ')
-          .pop()}`.slice(0, 500);
+      const last = job.attemptsMade + 1 >= attempts;
+      // knex prefixes the SQL to the driver's message; the record keeps only the driver's words.
+      const message = String((err as Error).message)
+        .split(' - ')
+        .pop()!;
+      // The run is remembered in PostgreSQL (the timeline), unless the database is what failed.
+      await recordFailedRun(ctx.db, orderId, last ? 'failed' : 'error', message, Date.now() - started).catch(
+        () => undefined,
+      );
+      if (last) {
+        const reason = `failed after ${attempts} attempts: ${message}`.slice(0, 500);
         await markOrderFailed(ctx, orderId, reason, attempts).catch((e) =>
           logger.warn(
             { orderId, err: (e as Error).message },

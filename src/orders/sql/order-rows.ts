@@ -132,8 +132,36 @@ export async function setTotals(trx: Trx, totals: { id: string; total: number }[
   );
 }
 
-export async function countAttempt(trx: Trx, ids: string[]): Promise<void> {
-  await trx('orders').whereIn('id', ids).increment('attempts', 1);
+/** Counts a processing run of each order and records it (its outcome, how long the batch took so far). */
+export async function countAttempt(
+  trx: Trx,
+  runs: { orderId: string; outcome: string }[],
+  durationMs: number,
+): Promise<void> {
+  if (runs.length === 0) return;
+  await trx.raw(
+    `WITH c AS (UPDATE orders o SET attempts = o.attempts + 1 FROM unnest(?::uuid[]) AS v(id) WHERE o.id = v.id RETURNING o.id)
+     INSERT INTO processing_attempts (order_id, attempt, outcome, duration_ms)
+     SELECT v.id, 1 + (SELECT count(*) FROM processing_attempts p WHERE p.order_id = v.id), v.outcome, ?::int
+       FROM unnest(?::uuid[], ?::text[]) AS v(id, outcome) JOIN c ON c.id = v.id`,
+    [runs.map((r) => r.orderId), Math.round(durationMs), runs.map((r) => r.orderId), runs.map((r) => r.outcome)],
+  );
+}
+
+/** A processing run that did not commit (its transaction failed): recorded on its own, outside it. */
+export async function recordFailedRun(
+  db: Executor,
+  orderId: string,
+  outcome: 'error' | 'failed',
+  error: string,
+  durationMs: number,
+): Promise<void> {
+  await db.raw(
+    `INSERT INTO processing_attempts (order_id, attempt, outcome, error, duration_ms)
+     SELECT o.id, 1 + (SELECT count(*) FROM processing_attempts p WHERE p.order_id = o.id), ?, ?, ?::int
+       FROM orders o WHERE o.id = ?`,
+    [outcome, error.slice(0, 1000), Math.round(durationMs), orderId],
+  );
 }
 
 export async function setAttempts(trx: Trx, id: string, attempts: number): Promise<void> {

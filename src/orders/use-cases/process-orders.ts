@@ -30,6 +30,7 @@ export interface Outcome {
  */
 export async function processOrders(ctx: Context, ids: string[]): Promise<Map<string, Outcome>> {
   return runUnitOfWork(ctx, 'reserve', async (uow) => {
+    const started = Date.now();
     const { trx } = uow;
     const locked = await lockOrders(trx, ids);
     const outcomes = new Map<string, Outcome>();
@@ -70,7 +71,11 @@ export async function processOrders(ctx: Context, ids: string[]): Promise<Map<st
     await addAllocations(trx, plan.allocations);
     await updateLines(trx, plan.lines);
     await setTotals(trx, plan.totals);
-    await countAttempt(trx, todoIds);
+    await countAttempt(
+      trx,
+      plan.decisions.map((d) => ({ orderId: d.orderId, outcome: d.to })),
+      Date.now() - started,
+    );
     await changeStatus(
       uow,
       plan.decisions.map((d) => ({
