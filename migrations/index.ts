@@ -5,6 +5,7 @@ import * as reprocessingIndex from './20261126000001_orders_reprocessing_index';
 import * as locations from './20261201000000_locations';
 import * as events from './20261202000000_events';
 import * as processingAttempts from './20261202000005_processing_attempts';
+import * as bulkActions from './20261202000006_bulk_actions';
 
 /**
  * Every migration in order, imported statically so tsx, vitest and the compiled build load them
@@ -17,4 +18,5 @@ export const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261201000000_locations': locations,
   '20261202000000_events': events,
   '20261202000005_processing_attempts': processingAttempts,
+  '20261202000006_bulk_actions': bulkActions,
 };

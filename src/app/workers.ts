@@ -7,6 +7,7 @@ import { createRedis } from '../platform/redis';
 import { relayOutbox } from '../jobs/relay';
 import { startSequencer } from '../events';
 import { JOB, QUEUES, retention, type QueueName } from '../jobs/queues';
+import { createBulkProcessor } from '../jobs/processors/bulk.processor';
 import { createMaintenanceProcessor } from '../jobs/processors/maintenance.processor';
 import { createNotificationProcessor } from '../jobs/processors/notification.processor';
 import { createOrderProcessor } from '../jobs/processors/order.processor';
@@ -64,6 +65,7 @@ export async function startWorkers(ctx: AppContext, only?: QueueName[]): Promise
   if (want('notifications'))
     workers.push(make(QUEUES.notifications, createNotificationProcessor(ctx), config.NOTIFY_CONCURRENCY));
   if (want('maintenance')) workers.push(make(QUEUES.maintenance, createMaintenanceProcessor(ctx), 1));
+  if (want('bulk')) workers.push(make(QUEUES.bulk, createBulkProcessor(ctx), 2));
 
   const reconcileEvery = Math.max(250, Math.min(config.MAINTENANCE_INTERVAL_MS, config.RECONCILE_AFTER_SECONDS * 500));
   const schedules: [string, number][] = [

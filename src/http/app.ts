@@ -6,6 +6,7 @@ import { errorHandler, notFoundHandler } from './middleware/errors';
 import { rateLimit } from './middleware/rate-limit';
 import { keepMountPath, requestLog } from './middleware/request-log';
 import { requestId } from './middleware/request';
+import { bulkRoutes } from './routes/bulk.routes';
 import { customersRoutes } from './routes/customers.routes';
 import { eventsRoutes } from './routes/events.routes';
 import { healthRoutes } from './routes/health.routes';
@@ -37,6 +38,7 @@ export function createApp(ctx: AppContext): Express {
   app.use('/v1/locations', keepMountPath, locationsRoutes(ctx, guards));
   app.use('/v1/restocks', keepMountPath, restocksRoutes(ctx, guards));
   app.use('/v1/events', keepMountPath, eventsRoutes(ctx, guards));
+  app.use('/v1/bulk-actions', keepMountPath, bulkRoutes(ctx, guards));
   app.use(operatorRoutes(ctx, guards));
   app.use(notFoundHandler);
   app.use(errorHandler);

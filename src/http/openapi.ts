@@ -42,6 +42,7 @@ import {
   ordersReportSchema,
   queuesReportSchema,
 } from '../reports/reports.schemas';
+import { bulkActionSchema, bulkDryRunSchema, bulkRequestSchema } from '../bulk';
 import { eventPageSchema, eventSchema, eventsQuerySchema } from '../events';
 import { restockAcceptedSchema, restockBatchSchema, restockEventSchema } from '../restocks/restocks.schemas';
 
@@ -164,6 +165,8 @@ const OUTPUT = {
   LedgerReport: ledgerReportSchema,
   QueuesReport: queuesReportSchema,
   Timeline: timelineSchema,
+  BulkAction: bulkActionSchema,
+  BulkDryRun: bulkDryRunSchema,
   Event: eventSchema,
   EventPage: eventPageSchema,
 } satisfies Record<string, z.ZodType>;
@@ -185,6 +188,7 @@ const INPUT = {
   RestockEvent: restockEventSchema,
   RestockBatch: restockBatchSchema,
   RestockRequest: z.union([restockEventSchema, restockBatchSchema]),
+  BulkRequest: bulkRequestSchema,
 } satisfies Record<string, z.ZodType>;
 type OutputName = keyof typeof OUTPUT;
 type InputName = keyof typeof INPUT;
@@ -236,6 +240,25 @@ export const OPERATIONS: Operation[] = [
       'Everything that happened to the order, in time order: history, movements, processing runs, deliveries, shipments, returns',
     access: 'intakeRead',
     ok: ok(200, 'Timeline'),
+  },
+  {
+    method: 'post',
+    path: '/v1/bulk-actions',
+    tag: 'operations',
+    summary:
+      'Retry failed orders, cancel open orders or resend failed deliveries in bulk: a dry run counts, otherwise it runs on a queue on exactly the set matched now',
+    access: 'operator',
+    body: { ref: 'BulkRequest' },
+    ok: ok(202, 'BulkAction', 'Accepted: running', { Location: hdr('Location') }),
+    alsoOk: ok(200, 'BulkDryRun', 'dry_run: what it would act on'),
+  },
+  {
+    method: 'get',
+    path: '/v1/bulk-actions/{id}',
+    tag: 'operations',
+    summary: 'A bulk action and its progress: done + skipped + failed reach matched, then status is completed',
+    access: 'read',
+    ok: ok(200, 'BulkAction'),
   },
   {
     method: 'get',

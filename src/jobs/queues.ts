@@ -32,6 +32,9 @@ export function jobOptions(config: Config, queue: QueueName): DefaultJobOptions 
       };
     case 'maintenance':
       return { attempts: 3, backoff: { type: 'fixed', delay: 1000 } };
+    case 'bulk':
+      // A run that dies is resumed by the next attempt (or the reconciler): it picks up the pending items.
+      return { attempts: 100, backoff: { type: 'fixed', delay: 1000 } };
   }
 }
 
@@ -54,6 +57,7 @@ export function createQueues(config: Config, connection: Redis): Queues {
     restocks: make('restocks'),
     notifications: make('notifications'),
     maintenance: make('maintenance'),
+    bulk: make('bulk'),
   };
 }
 

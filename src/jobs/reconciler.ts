@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { AppContext } from '../app/context';
+import { runningBulkActions } from '../bulk';
 import { pruneEvents } from '../events';
 import { logger } from '../platform/logger';
 import { allocateWhereStockIsFree } from '../orders';
@@ -71,8 +72,13 @@ export async function reconcile(ctx: AppContext): Promise<Record<string, number>
       events.map((id) => ({ jobId: id, data: { eventId: id } })),
     ),
     allocated: await allocateWhereStockIsFree(ctx),
+    bulk: await requeueIfNotLive(
+      ctx.queues.bulk,
+      JOB.runBulkAction,
+      (await runningBulkActions(ctx.db)).map((id) => ({ jobId: id, data: { bulkId: id } })),
+    ),
   };
-  if (result.orders || result.restocks || result.notifications || result.allocated)
+  if (result.orders || result.restocks || result.notifications || result.allocated || result.bulk)
     logger.info(result, 'reconciler re-enqueued work');
   return result;
 }

@@ -4,6 +4,7 @@ export {
   deliverEvent,
   DeliveryBusyError,
   listOrderNotifications,
+  resendInUnit,
   resendNotification,
   webhookBody,
   type DeliveryResult,

@@ -6,7 +6,7 @@ import type { Db, Executor } from '../platform/db';
 import { InvalidStateError, NotFoundError } from '../platform/errors';
 import { countStat, metrics } from '../platform/metrics';
 import { JOB, QUEUES } from '../platform/job-catalog';
-import { runUnitOfWork } from '../platform/unit-of-work';
+import { runUnitOfWork, type UnitOfWork } from '../platform/unit-of-work';
 import { isoSql } from '../orders';
 import { createMailer } from './email';
 import type { Channel, EventPayload, Notification } from './notifications.schemas';
@@ -280,7 +280,13 @@ async function getNotification(db: Executor, id: string): Promise<Notification> 
  * its job enqueued again through the outbox (replacing the finished job of the same id).
  */
 export async function resendNotification(ctx: Context, id: string): Promise<Notification> {
-  await runUnitOfWork(ctx, 'resend', async (uow) => {
+  await runUnitOfWork(ctx, 'resend', (uow) => resendInUnit(uow, id));
+  return getNotification(ctx.db, id);
+}
+
+/** Resend in the caller's unit: 404 if there is no such notification, 409 while it is pending. */
+export async function resendInUnit(uow: UnitOfWork, id: string): Promise<void> {
+  {
     const { trx } = uow;
     const n = await trx('notifications').where({ id }).forUpdate().first('id', 'event_id', 'status');
     if (!n) throw new NotFoundError('notification');
@@ -298,6 +304,5 @@ export async function resendNotification(ctx: Context, id: string): Promise<Noti
         replace_finished: true,
       },
     ]);
-  });
-  return getNotification(ctx.db, id);
+  }
 }

@@ -8,6 +8,7 @@ export const QUEUES = {
   restocks: 'restocks',
   notifications: 'notifications',
   maintenance: 'maintenance',
+  bulk: 'bulk',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
@@ -21,6 +22,10 @@ export interface NotificationJob {
   eventId: string;
 }
 
+export interface BulkJob {
+  bulkId: string;
+}
+
 export const JOB = {
   processOrder: 'process-order',
   applyRestock: 'apply-restock',
@@ -28,4 +33,5 @@ export const JOB = {
   reconcile: 'reconcile',
   expireBackorders: 'expire-backorders',
   pruneRecords: 'prune-records',
+  runBulkAction: 'run-bulk-action',
 } as const;

@@ -236,6 +236,7 @@ function validRequest(method: string, path: string, ids: { id?: string; sku?: st
     'POST /v1/orders': { customer_id: MISSING, lines: [{ sku: 'SKU-NONE', quantity: 1 }] },
     'PATCH /v1/orders/{id}': { on_insufficient_stock: 'reject' },
     'POST /v1/restocks': { event_id: `ev-${rand()}`, sku: 'SKU-NONE', quantity: 1 },
+    'POST /v1/bulk-actions': { action: 'retry_orders', filter: { ids: [MISSING] } },
   };
   return { method, url, role: ALLOWED[opOf(method, path).access], body: bodies[`${method} ${path}`] };
 }
@@ -761,6 +762,23 @@ describe('the OpenAPI document', () => {
         },
         { what: 'a settled notification', timeout: 60_000 },
       );
+      const dry = await send(
+        h,
+        { method: 'POST', url: '/v1/bulk-actions', role: 'operator', body: { action: 'cancel_orders', dry_run: true } },
+        200,
+      );
+      expect(dry.body.matched).toBeGreaterThanOrEqual(0);
+      const bulk = await send(
+        h,
+        {
+          method: 'POST',
+          url: '/v1/bulk-actions',
+          role: 'operator',
+          body: { action: 'retry_orders', filter: { ids: [MISSING] } },
+        },
+        202,
+      );
+      await send(h, { method: 'GET', url: `/v1/bulk-actions/${bulk.body.id}`, role: 'viewer' }, 200);
       const timeline = await send(
         h,
         { method: 'GET', url: `/v1/orders/${confirmed.id}/timeline`, role: 'viewer' },

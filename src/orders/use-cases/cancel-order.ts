@@ -1,33 +1,31 @@
 import type { Actor } from '../../platform/actor';
 import type { Context } from '../../platform/context';
-import { runUnitOfWork } from '../../platform/unit-of-work';
+import { runUnitOfWork, type UnitOfWork } from '../../platform/unit-of-work';
 import type { Order } from '../orders.schemas';
 import { assertCan, changeStatus } from '../status';
 import { getOrder } from './find-orders';
 import { lockOrder } from './lock-order';
 import { releaseOrderStock } from './release-stock';
 
+/** Cancels in the caller's unit: stock given back, its SKUs served after commit; 409 if it cannot be cancelled. */
+export async function cancelInUnit(uow: UnitOfWork, id: string, reason?: string): Promise<void> {
+  const o = await lockOrder(uow.trx, id);
+  assertCan('cancel', o.status);
+  uow.serveSkus(await releaseOrderStock(uow, [id], reason ?? 'cancelled'));
+  await changeStatus(uow, [
+    {
+      orderId: id,
+      action: 'cancel',
+      from: o.status,
+      to: 'cancelled',
+      detail: reason ?? 'cancelled',
+      reason: reason ?? 'cancelled',
+    },
+  ]);
+}
+
 /** Cancel (also DELETE): stock given back; once committed, the waiting lines of its SKUs are served. */
 export async function cancelOrder(ctx: Context, id: string, reason?: string, actor?: Actor): Promise<Order> {
-  await runUnitOfWork(
-    ctx,
-    'cancel',
-    async (uow) => {
-      const o = await lockOrder(uow.trx, id);
-      assertCan('cancel', o.status);
-      uow.serveSkus(await releaseOrderStock(uow, [id], reason ?? 'cancelled'));
-      await changeStatus(uow, [
-        {
-          orderId: id,
-          action: 'cancel',
-          from: o.status,
-          to: 'cancelled',
-          detail: reason ?? 'cancelled',
-          reason: reason ?? 'cancelled',
-        },
-      ]);
-    },
-    { actor },
-  );
+  await runUnitOfWork(ctx, 'cancel', (uow) => cancelInUnit(uow, id, reason), { actor });
   return getOrder(ctx.db, id);
 }

@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
+import { createHarness, createTestDatabase, waitFor, type Harness } from '../helpers/harness';
+
+/** `n` orders on one SKU that fail processing: a trigger refuses their reservations (an outage stand-in). */
+async function failedOrders(h: Harness, n: number, stock: number) {
+  const c = await makeCustomer(h);
+  const p = await makeProduct(h, stock);
+  await h.ctx.db.raw(`CREATE OR REPLACE FUNCTION refuse_reservations() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'simulated outage'; END $$`);
+  await h.ctx.db.raw(`CREATE TRIGGER refuse_reservations BEFORE INSERT ON stock_movements
+    FOR EACH ROW WHEN (NEW.type = 'reservation') EXECUTE FUNCTION refuse_reservations()`);
+  const hh = await createHarness(h.env.DATABASE_URL, { env: { ...h.env, ORDER_ATTEMPTS: '1' } });
+  try {
+    await hh.startWorkers(['orders']);
+    const ids: string[] = [];
+    for (let i = 0; i < n; i += 50)
+      ids.push(
+        ...(
+          await Promise.all(
+            Array.from({ length: Math.min(50, n - i) }, () => placeOrder(hh, c.id, [{ sku: p.sku, quantity: 1 }])),
+          )
+        ).map((o) => o.id),
+      );
+    await waitFor(
+      async () => Number((await h.ctx.db('orders').whereIn('status', ['failed']).count({ n: '*' }).first())?.n) >= n,
+      { what: `${n} failed orders`, timeout: 120_000 },
+    );
+    return { ids, sku: p.sku, customer: c.id };
+  } finally {
+    await h.ctx.db.raw('DROP TRIGGER IF EXISTS refuse_reservations ON stock_movements');
+    await hh.close();
+  }
+}
+
+const bulkRetries = (h: Harness, bulkId: string) =>
+  h.ctx
+    .db('order_history')
+    .where({ status: 'received', detail: `retried by bulk action ${bulkId}` })
+    .select('order_id');
+
+describe('bulk actions', () => {
+  it('when failed orders are retried in bulk, then the dry run counts them, the run acts on the set matched at creation, and an order that moved on meanwhile is skipped', async () => {
+    const db = await createTestDatabase();
+    const h = await createHarness(db.url);
+    try {
+      const { ids, sku, customer } = await failedOrders(h, 6, 10);
+      const fine = await placeOrder(h, customer, [{ sku, quantity: 1 }]);
+      const dry = await h.api('POST', '/v1/bulk-actions', {
+        body: { action: 'retry_orders', filter: { sku, reason: 'SIMULATED OUTAGE' }, dry_run: true },
+      });
+      expect(dry.status, dry.text).toBe(200);
+      expect(dry.body.matched).toBe(6);
+      expect([...dry.body.sample].sort()).toEqual([...ids].sort());
+      // Nothing runs yet (no worker): the action is created on the six, then one is retried by hand.
+      const started = await h.api('POST', '/v1/bulk-actions', {
+        body: { action: 'retry_orders', filter: { sku }, reason: 'after the outage' },
+      });
+      expect(started.status, started.text).toBe(202);
+      expect(started.headers.get('location')).toBe(`/v1/bulk-actions/${started.body.id}`);
+      expect(started.body).toMatchObject({ action: 'retry_orders', matched: 6, done: 0, status: 'running' });
+      expect((await h.api('POST', `/v1/orders/${ids[0]}/retry`)).status).toBe(202);
+      await h.startWorkers();
+      const done = await waitFor(
+        async () => {
+          const r = await h.api('GET', `/v1/bulk-actions/${started.body.id}`, { role: 'viewer' });
+          return r.body.status === 'completed' && r.body;
+        },
+        { what: 'the bulk action completed' },
+      );
+      expect(done).toMatchObject({ matched: 6, done: 5, skipped: 1, failed: 0 });
+      for (const id of [...ids, fine.id]) await untilStatus(h, id, 'confirmed');
+      expect((await bulkRetries(h, started.body.id)).map((r) => r.order_id).sort()).toEqual(ids.slice(1).sort());
+
+      expect(
+        (await h.api('POST', '/v1/bulk-actions', { body: { action: 'cancel_orders', filter: { ids: [fine.id] } } }))
+          .body,
+      ).toMatchObject({ matched: 1 });
+      await untilStatus(h, fine.id, 'cancelled');
+      for (const bad of [
+        { action: 'retry_orders', filter: { colour: 'red' } },
+        { action: 'explode' },
+        { action: 'resend_deliveries', filter: {} },
+        { action: 'retry_orders', dry_run: 'yes' },
+      ])
+        expect((await h.api('POST', '/v1/bulk-actions', { body: bad })).status, JSON.stringify(bad)).toBe(400);
+      expect(
+        (await h.api('POST', '/v1/bulk-actions', { role: 'viewer', body: { action: 'retry_orders' } })).status,
+      ).toBe(403);
+      expect((await h.api('GET', `/v1/bulk-actions/0190d6c1-0000-7000-8000-00000000dead`)).status).toBe(404);
+    } finally {
+      await h.close();
+      await db.drop();
+    }
+  }, 120_000);
+
+  it('when a bulk retry of 2,000 failed orders loses its worker to SIGKILL mid-way, then another worker finishes it and each order was retried exactly once', async () => {
+    const db = await createTestDatabase();
+    const h = await createHarness(db.url);
+    try {
+      const t0 = Date.now();
+      const { ids } = await failedOrders(h, 2000, 2000);
+      const t1 = Date.now();
+      const first = h.spawnWorker();
+      const started = await h.api('POST', '/v1/bulk-actions', { body: { action: 'retry_orders', filter: {} } });
+      expect(started.body.matched).toBe(2000);
+      const progress = async () => (await h.api('GET', `/v1/bulk-actions/${started.body.id}`)).body;
+      await waitFor(async () => (await progress()).done >= 300, { what: '300 done', timeout: 120_000 });
+      const t2 = Date.now();
+      first.kill('SIGKILL');
+      await first.exited;
+      const killedAt = (await progress()).done;
+      expect(killedAt).toBeLessThan(2000);
+      h.spawnWorker();
+      const done = await waitFor(async () => (await progress()).status === 'completed' && progress(), {
+        what: 'the bulk action completed after the kill',
+        timeout: 180_000,
+      });
+      const t3 = Date.now();
+      expect(done.done + done.skipped + done.failed).toBe(done.matched);
+      expect(done).toMatchObject({ matched: 2000, done: 2000, skipped: 0, failed: 0 });
+      const retried = (await bulkRetries(h, started.body.id)).map((r) => r.order_id);
+      expect(retried.length, 'one retry per order').toBe(2000);
+      expect(new Set(retried)).toEqual(new Set(ids));
+      await waitFor(
+        async () =>
+          Number((await h.ctx.db('orders').where({ status: 'confirmed' }).count({ n: '*' }).first())?.n) === 2000,
+        { what: '2000 confirmed', timeout: 120_000 },
+      );
+      console.log(
+        `bulk retry: 2000 failed orders in ${t1 - t0} ms; SIGKILL at ${killedAt}/2000 done after ${t2 - t1} ms; ` +
+          `finished by a second worker ${t3 - t2} ms later; all confirmed ${Date.now() - t3} ms after`,
+      );
+    } finally {
+      await h.close();
+      await db.drop();
+    }
+  }, 400_000);
+});
