@@ -1,0 +1,200 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { checkInvariants } from '../../src/invariants';
+import { useHarness, type Harness } from '../helpers/harness';
+import {
+  allocationsOf,
+  getOrder,
+  level,
+  makeCustomerId,
+  makeLocation,
+  makeProductAt,
+  orderReaching,
+  totals,
+  untilOrder,
+} from '../helpers/locations-kit';
+
+const h = useHarness();
+
+const count = (body: unknown, role: 'feed' | 'operator' | 'viewer' | 'intake' = 'feed') =>
+  h().api('POST', '/v1/inventory/counts', { role, body });
+const readCount = (id: string, role: 'feed' | 'operator' | 'viewer' | 'intake' = 'viewer') =>
+  h().api('GET', `/v1/inventory/counts/${encodeURIComponent(id)}`, { role });
+const iso = (ms: number) => new Date(ms).toISOString();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The database's clock: movements are stamped with it (their transaction's start). */
+async function dbNow(x: Harness): Promise<string> {
+  const { rows } = await x.ctx.db.raw(
+    `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`,
+  );
+  return rows[0].t;
+}
+
+async function invariantsClean(x: Harness) {
+  const report = await checkInvariants(x.ctx.db);
+  expect(report.problems).toEqual([]);
+}
+
+async function ledgerReportOk(x: Harness) {
+  const r = await x.api('GET', '/v1/reports/ledger?by=location');
+  expect(r.status).toBe(200);
+  expect(r.body.ok).toBe(true);
+}
+
+describe('stock counts: the request', () => {
+  it('when a count is posted, then 202 accepted; the same body again is a duplicate and books nothing; another body is 409; GET shows every item', async () => {
+    const a = await makeProductAt(h(), { main: 10 });
+    const b = await makeProductAt(h(), { main: 4 });
+    const id = ` cnt-${randomUUID()} `; // taken as given, spaces included
+    await sleep(10);
+    const body = {
+      count_id: id,
+      counted_at: await dbNow(h()),
+      items: [
+        { sku: a, on_hand: 7 },
+        { sku: b, on_hand: 4 },
+      ],
+    };
+    const first = await count(body);
+    expect(first.status).toBe(202);
+    expect(first.body).toEqual({ accepted: true });
+    expect(await level(h().ctx.db, a, 'main')).toEqual({ on_hand: 7, reserved: 0 });
+    expect(await level(h().ctx.db, b, 'main')).toEqual({ on_hand: 4, reserved: 0 });
+
+    const again = await count({ ...body, items: [...body.items].reverse() });
+    expect(again.status).toBe(202);
+    expect(again.body).toEqual({ accepted: false, duplicate: true });
+    const other = await count({ ...body, items: [{ sku: a, on_hand: 1 }] });
+    expect(other.status).toBe(409);
+    expect(other.body.error.code).toBe('conflict');
+    expect(await level(h().ctx.db, a, 'main')).toEqual({ on_hand: 7, reserved: 0 });
+    expect(await h().ctx.db('stock_movements').where({ type: 'count', event_id: id }).count({ n: '*' })).toEqual([
+      { n: 1 },
+    ]);
+
+    const got = await readCount(id);
+    expect(got.status).toBe(200);
+    expect(got.body).toMatchObject({
+      count_id: id,
+      location: 'main',
+      counted_at: new Date(body.counted_at).toISOString(),
+      items: [
+        { sku: a, counted: 7, expected: 10, variance: -3 },
+        { sku: b, counted: 4, expected: 4, variance: 0 },
+      ],
+      actor: { role: 'feed', name: 'feed' },
+    });
+    expect((await readCount(`${id}x`)).status).toBe(404);
+    expect((await readCount(id, 'feed')).status).toBe(200);
+    expect((await readCount(id, 'intake')).status).toBe(403);
+    expect((await count(body, 'viewer')).status).toBe(403);
+    expect((await count(body, 'intake')).status).toBe(403);
+    await invariantsClean(h());
+  });
+
+  it('when a count names an unknown SKU or location, repeats a SKU or is dated out of range, then 400 and nothing is applied', async () => {
+    const a = await makeProductAt(h(), { main: 10 });
+    const base = () => ({
+      count_id: `cnt-${randomUUID()}`,
+      counted_at: iso(Date.now()),
+      items: [{ sku: a, on_hand: 1 }],
+    });
+    const cases = [
+      {
+        ...base(),
+        items: [
+          { sku: a, on_hand: 1 },
+          { sku: 'NOPE-404', on_hand: 2 },
+        ],
+      },
+      { ...base(), location: 'nowhere' },
+      {
+        ...base(),
+        items: [
+          { sku: a, on_hand: 1 },
+          { sku: a, on_hand: 2 },
+        ],
+      },
+      { ...base(), counted_at: iso(Date.now() + 6 * 60_000) },
+      { ...base(), counted_at: iso(Date.now() - 7 * 86_400_000 - 60_000) },
+      { ...base(), items: [] },
+      { ...base(), extra: 1 },
+    ];
+    for (const c of cases) {
+      const r = await count(c);
+      expect(r.status, JSON.stringify(c)).toBe(400);
+      expect(r.body.error.code).toBe('validation_failed');
+      expect((await readCount(c.count_id)).status).toBe(404);
+    }
+    const unknown = await count(cases[0]);
+    expect(unknown.body.error.details).toEqual([{ path: 'body.items.1.sku', message: 'unknown SKU NOPE-404' }]);
+    expect(await level(h().ctx.db, a, 'main')).toEqual({ on_hand: 10, reserved: 0 });
+    // A count id refused with 400 is free: the valid count under it applies.
+    const ok = await count(base());
+    expect(ok.status).toBe(202);
+    await invariantsClean(h());
+  });
+});
+
+describe('stock counts: a count never erases a sale (guarantee 8)', () => {
+  it('when a count taken at t0 arrives after 30 sales and 2 receipts committed after t0, then the variance booked is what was missing at t0, none of them is undone, and posting it again books nothing', async () => {
+    await h().startWorkers();
+    const sku = await makeProductAt(h(), { main: 100 });
+    const customer = await makeCustomerId(h());
+    // Before t0: 5 units sold, so the ledger at t0 says 95; the shelf held 91 (4 missing).
+    const early = await orderReaching(h(), customer, [{ sku, quantity: 5 }], 'confirmed');
+    expect((await h().api('POST', `/v1/orders/${early.id}/fulfill`, { role: 'feed' })).status).toBe(200);
+    await sleep(20);
+    const t0 = await dbNow(h());
+    await sleep(20);
+    // After t0: 30 sales (2 units each, shipments and fulfils) and 2 receipts (+7, +3).
+    const orders = [];
+    for (let i = 0; i < 30; i++) orders.push(await orderReaching(h(), customer, [{ sku, quantity: 2 }], 'confirmed'));
+    for (const [i, o] of orders.entries()) {
+      const r =
+        i % 2 === 0
+          ? await h().api('POST', `/v1/orders/${o.id}/shipments`, {
+              role: 'feed',
+              body: { lines: [{ sku, quantity: 2 }] },
+            })
+          : await h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' });
+      expect(r.status).toBeLessThan(300);
+    }
+    const restocks = await h().api('POST', '/v1/restocks', {
+      role: 'feed',
+      body: {
+        events: [
+          { event_id: `r-${randomUUID()}`, sku, quantity: 7 },
+          { event_id: `r-${randomUUID()}`, sku, quantity: 3 },
+        ],
+      },
+    });
+    expect(restocks.status).toBe(202);
+    const now = 100 - 5 - 60 + 10; // 45
+    await untilOnHand(h(), sku, now);
+
+    const body = { count_id: `cnt-${randomUUID()}`, counted_at: t0, items: [{ sku, on_hand: 91 }] };
+    expect((await count(body)).body).toEqual({ accepted: true });
+    const got = (await readCount(body.count_id)).body;
+    expect(got.items).toEqual([{ sku, counted: 91, expected: 95, variance: -4 }]);
+    const after = await level(h().ctx.db, sku, 'main');
+    expect(after.on_hand).toBe(now - 4); // the 30 sales and 2 receipts stand
+    const sales = await h().ctx.db('stock_movements').where({ sku, type: 'sale' }).count({ n: '*' }).first();
+    expect(Number(sales!.n)).toBe(31);
+    expect((await count(body)).body).toEqual({ accepted: false, duplicate: true });
+    expect(await level(h().ctx.db, sku, 'main')).toEqual(after);
+    await ledgerReportOk(h());
+    await invariantsClean(h());
+  });
+});
+
+async function untilOnHand(x: Harness, sku: string, n: number) {
+  for (let i = 0; i < 300; i++) {
+    if ((await level(x.ctx.db, sku, 'main')).on_hand === n) return;
+    await sleep(100);
+  }
+  throw new Error(`on_hand of ${sku} never reached ${n}: ${JSON.stringify(await level(x.ctx.db, sku, 'main'))}`);
+}
+
+export { allocationsOf, getOrder, makeLocation, totals, untilOrder };
