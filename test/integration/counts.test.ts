@@ -189,6 +189,84 @@ describe('stock counts: a count never erases a sale (guarantee 8)', () => {
   });
 });
 
+describe('stock counts: no reservation outlives its stock (guarantee 9)', () => {
+  it('when a count leaves a location 7 units short, then exactly the youngest whole lines covering 7 are revoked, they wait at their seq ahead of younger waits, and free stock at a second location takes them back at once', async () => {
+    await h().startWorkers();
+    const A = await makeLocation(h(), 10);
+    const B = await makeLocation(h(), 20);
+    const sku = await makeProductAt(h(), { [A]: 20, [B]: 6 });
+    const c = await makeCustomerId(h());
+    const o1 = await orderReaching(h(), c, [{ sku, quantity: 3 }], 'confirmed');
+    const o2 = await orderReaching(h(), c, [{ sku, quantity: 4 }], 'confirmed');
+    const o3 = await orderReaching(h(), c, [{ sku, quantity: 2 }], 'confirmed');
+    const o4 = await orderReaching(h(), c, [{ sku, quantity: 5 }], 'confirmed');
+    const o5 = await orderReaching(h(), c, [{ sku, quantity: 3 }], 'confirmed');
+    for (const o of [o1, o2, o3, o4, o5]) expect(Object.keys(allocationsOf(o, sku))).toEqual([A]);
+    // o4 ships 2 of its 5 from A: its 3 other units stay reserved there.
+    const shipped = await h().api('POST', `/v1/orders/${o4.id}/shipments`, {
+      role: 'feed',
+      body: { lines: [{ sku, quantity: 2 }] },
+    });
+    expect(shipped.status).toBe(201);
+    // A younger order waits: 3 free at A and 6 at B do not make 12.
+    const o6 = await orderReaching(h(), c, [{ sku, quantity: 12 }], 'awaiting_stock');
+    expect(await level(h().ctx.db, sku, A)).toEqual({ on_hand: 18, reserved: 15 });
+    await sleep(10);
+
+    // The shelf at A holds 8 now: 15 reserved there, 7 too many.
+    const body = {
+      count_id: `cnt-${randomUUID()}`,
+      location: A,
+      counted_at: await dbNow(h()),
+      items: [{ sku, on_hand: 8 }],
+    };
+    expect((await count(body, 'operator')).body).toEqual({ accepted: true });
+    expect((await readCount(body.count_id)).body.items).toEqual([{ sku, counted: 8, expected: 18, variance: -10 }]);
+
+    // Revoked: o5 (3), o4 (its 3 unshipped), o3 (2) = 8 ≥ 7, youngest first; o1 and o2 keep theirs.
+    const revoked = await h()
+      .ctx.db('stock_movements')
+      .where({ sku, type: 'release', reason: 'stock count shortage' })
+      .orderBy('id')
+      .select('order_id', 'location', 'quantity');
+    expect(revoked.map((m: any) => [m.order_id, m.location, Number(m.quantity)]).sort()).toEqual(
+      [
+        [o3.id, A, -2],
+        [o4.id, A, -3],
+        [o5.id, A, -3],
+      ].sort(),
+    );
+    expect(allocationsOf(await getOrder(h(), o1.id), sku)).toEqual({ [A]: { reserved: 3, shipped: 0 } });
+    expect(allocationsOf(await getOrder(h(), o2.id), sku)).toEqual({ [A]: { reserved: 4, shipped: 0 } });
+    // Served at once, in seq order: o3 and o4's rest from B; o5 (3) does not fit in what is left (1 + 1) and waits, o6 behind it.
+    const g3 = await untilOrder(h(), o3.id, 'confirmed');
+    expect(allocationsOf(g3, sku)).toEqual({ [B]: { reserved: 2, shipped: 0 } });
+    const g4 = await untilOrder(h(), o4.id, 'partially_shipped');
+    expect(allocationsOf(g4, sku)).toEqual({ [A]: { reserved: 0, shipped: 2 }, [B]: { reserved: 3, shipped: 0 } });
+    for (const g of [g3, g4]) {
+      expect(g.history.map((x: any) => x.status)).toContain('awaiting_stock');
+    }
+    const g5 = await getOrder(h(), o5.id);
+    expect(g5).toMatchObject({ status: 'awaiting_stock', status_reason: 'stock count shortage' });
+    expect(g5.lines[0]).toMatchObject({ reserved: 0, waiting: true });
+    expect(await level(h().ctx.db, sku, A)).toEqual({ on_hand: 8, reserved: 7 });
+    expect(await level(h().ctx.db, sku, B)).toEqual({ on_hand: 6, reserved: 5 });
+    expect((await totals(h().ctx.db, sku)).backordered).toBe(3 + 12);
+
+    // o5 waits at its own seq, ahead of the younger o6: 3 units arriving are its.
+    const r = await h().api('POST', '/v1/restocks', {
+      role: 'feed',
+      body: { event_id: `r-${randomUUID()}`, sku, quantity: 3, location: A },
+    });
+    expect(r.status).toBe(202);
+    await untilOrder(h(), o5.id, 'confirmed');
+    expect((await getOrder(h(), o6.id)).status).toBe('awaiting_stock');
+    expect((await totals(h().ctx.db, sku)).backordered).toBe(12);
+    await ledgerReportOk(h());
+    await invariantsClean(h());
+  });
+});
+
 async function untilOnHand(x: Harness, sku: string, n: number) {
   for (let i = 0; i < 300; i++) {
     if ((await level(x.ctx.db, sku, 'main')).on_hand === n) return;
@@ -196,5 +274,3 @@ async function untilOnHand(x: Harness, sku: string, n: number) {
   }
   throw new Error(`on_hand of ${sku} never reached ${n}: ${JSON.stringify(await level(x.ctx.db, sku, 'main'))}`);
 }
-
-export { allocationsOf, getOrder, makeLocation, totals, untilOrder };
