@@ -267,6 +267,46 @@ describe('stock counts: no reservation outlives its stock (guarantee 9)', () => 
   });
 });
 
+describe('stock counts: a deactivated SKU', () => {
+  it('when a SKU is deactivated, then new orders for it are rejected, while its waiting lines keep their place and are served by a restock, and a count still applies (revoking as for an active SKU)', async () => {
+    await h().startWorkers();
+    const sku = await makeProductAt(h(), { main: 2 });
+    const c = await makeCustomerId(h());
+    await orderReaching(h(), c, [{ sku, quantity: 2 }], 'confirmed');
+    const o2 = await orderReaching(h(), c, [{ sku, quantity: 3 }], 'awaiting_stock');
+    const off = await h().api('PATCH', `/v1/products/${sku}`, { body: { active: false } });
+    expect(off.status).toBe(200);
+    expect(off.body.active).toBe(false);
+    const o3 = await orderReaching(h(), c, [{ sku, quantity: 1 }], 'rejected');
+    expect(o3.status_reason).toMatch(/not active/);
+
+    // The shelf is the shelf: a restock of an inactive SKU is received and serves the line that waited.
+    const r = await h().api('POST', '/v1/restocks', {
+      role: 'feed',
+      body: { event_id: `r-${randomUUID()}`, sku, quantity: 3 },
+    });
+    expect(r.status).toBe(202);
+    await untilOrder(h(), o2.id, 'confirmed');
+    expect(await level(h().ctx.db, sku, 'main')).toEqual({ on_hand: 5, reserved: 5 });
+
+    // A count of it applies: 3 on the shelf, 2 short; o2, the youngest, waits again at its seq.
+    await sleep(10);
+    const body = { count_id: `cnt-${randomUUID()}`, counted_at: await dbNow(h()), items: [{ sku, on_hand: 3 }] };
+    expect((await count(body)).body).toEqual({ accepted: true });
+    expect(await level(h().ctx.db, sku, 'main')).toEqual({ on_hand: 3, reserved: 2 });
+    expect(await getOrder(h(), o2.id)).toMatchObject({
+      status: 'awaiting_stock',
+      status_reason: 'stock count shortage',
+    });
+    expect((await totals(h().ctx.db, sku)).backordered).toBe(3);
+    // Still inactive, still served: 2 units arriving complete the 3 it waits for.
+    await h().api('POST', `/v1/inventory/${sku}/adjustments`, { body: { delta: 2, reason: 'found' } });
+    await untilOrder(h(), o2.id, 'confirmed');
+    await ledgerReportOk(h());
+    await invariantsClean(h());
+  });
+});
+
 async function untilOnHand(x: Harness, sku: string, n: number) {
   for (let i = 0; i < 300; i++) {
     if ((await level(x.ctx.db, sku, 'main')).on_hand === n) return;
