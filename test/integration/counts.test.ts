@@ -307,6 +307,90 @@ describe('stock counts: a deactivated SKU', () => {
   });
 });
 
+describe('stock counts: under concurrent writers', () => {
+  it('when counts that leave locations short arrive while orders are placed, shipped and cancelled and restocks land, then every count is booked against its ledger, no reservation outlives its stock and the checker is clean', async () => {
+    await h().startWorkers();
+    const A = await makeLocation(h(), 10);
+    const B = await makeLocation(h(), 20);
+    const skus = [];
+    for (let i = 0; i < 4; i++) skus.push(await makeProductAt(h(), { [A]: 30, [B]: 8 }));
+    const c = await makeCustomerId(h());
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const placed: string[] = [];
+    const orders = (async () => {
+      for (let i = 0; i < 60; i++) {
+        const lines = [...new Set([skus[rand(4)], skus[rand(4)]])].map((sku) => ({ sku, quantity: 1 + rand(3) }));
+        const r = await h().api('POST', '/v1/orders', { role: 'intake', body: { customer_id: c, lines } });
+        expect(r.status).toBe(202);
+        placed.push(r.body.id);
+        if (i % 7 === 3)
+          await h().api('POST', `/v1/orders/${placed[rand(placed.length)]}/cancel`, { role: 'intake', body: {} });
+        if (i % 5 === 4) await h().api('POST', `/v1/orders/${placed[rand(placed.length)]}/fulfill`, { role: 'feed' });
+      }
+    })();
+    const counts: string[] = [];
+    const counting = (async () => {
+      for (let k = 0; k < 8; k++) {
+        await sleep(150);
+        const at = await dbNow(h());
+        const body = {
+          count_id: `cc-${randomUUID()}`,
+          location: k % 3 === 2 ? B : A,
+          counted_at: at,
+          items: skus.filter(() => rand(3) > 0).map((sku) => ({ sku, on_hand: rand(12) })),
+        };
+        if (body.items.length === 0) continue;
+        const r = await count(body);
+        // 409 only if more left after counted_at than was counted (sales committed since `at`).
+        expect([202, 409]).toContain(r.status);
+        if (r.status === 202) counts.push(body.count_id);
+        if (k % 3 === 1) {
+          await h().api('POST', '/v1/restocks', {
+            role: 'feed',
+            body: { event_id: `r-${randomUUID()}`, sku: skus[rand(4)], quantity: 1 + rand(6), location: B },
+          });
+        }
+      }
+    })();
+    await Promise.all([orders, counting]);
+    expect(counts.length).toBeGreaterThan(3);
+    // Settled: nothing received, nothing left to serve.
+    await waitForQuiet(h(), placed);
+    const revoked = await h()
+      .ctx.db('stock_movements')
+      .where({ reason: 'stock count shortage' })
+      .count({ n: '*' })
+      .first();
+    expect(Number(revoked!.n)).toBeGreaterThan(0);
+    for (const sku of skus) {
+      for (const loc of [A, B, 'main']) {
+        const l = await level(h().ctx.db, sku, loc);
+        expect(l.reserved).toBeLessThanOrEqual(l.on_hand);
+      }
+    }
+    await ledgerReportOk(h());
+    await invariantsClean(h());
+  }, 90_000);
+});
+
+async function waitForQuiet(x: Harness, ids: string[]) {
+  for (let i = 0; i < 300; i++) {
+    const received = await x.ctx
+      .db('orders')
+      .whereIn('id', ids)
+      .where({ status: 'received' })
+      .count({ n: '*' })
+      .first();
+    const report = await checkInvariants(x.ctx.db);
+    if (Number(received!.n) === 0 && report.ok) return;
+    await sleep(100);
+  }
+}
+
 async function untilOnHand(x: Harness, sku: string, n: number) {
   for (let i = 0; i < 300; i++) {
     if ((await level(x.ctx.db, sku, 'main')).on_hand === n) return;
