@@ -377,6 +377,42 @@ describe('stock counts: under concurrent writers', () => {
   }, 90_000);
 });
 
+describe('stock counts: an order already waiting', () => {
+  it('when a count revokes a reserved line of an order that already waits for another, then it stays awaiting_stock with the shortage as its reason and a history entry, both lines waiting', async () => {
+    await h().startWorkers();
+    const x = await makeProductAt(h(), { main: 4 });
+    const y = await makeProductAt(h(), { main: 0 });
+    const c = await makeCustomerId(h());
+    const o = await orderReaching(
+      h(),
+      c,
+      [
+        { sku: x, quantity: 3 },
+        { sku: y, quantity: 1 },
+      ],
+      'awaiting_stock',
+    );
+    const events0 = Number((await h().ctx.db('events').where({ order_id: o.id }).count({ n: '*' }).first())!.n);
+    await sleep(10);
+    const body = { count_id: `cnt-${randomUUID()}`, counted_at: await dbNow(h()), items: [{ sku: x, on_hand: 2 }] };
+    expect((await count(body)).body).toEqual({ accepted: true });
+    const after = await getOrder(h(), o.id);
+    expect(after).toMatchObject({ status: 'awaiting_stock', status_reason: 'stock count shortage' });
+    expect(after.lines.map((l: any) => [l.sku, l.reserved, l.waiting]).sort()).toEqual(
+      [
+        [x, 0, true],
+        [y, 0, true],
+      ].sort(),
+    );
+    expect(after.history.at(-1)).toMatchObject({ status: 'awaiting_stock' });
+    expect(after.history.at(-1).detail).toMatch(/revoked/);
+    // No transition, so no event; the checker (one event per transition) agrees.
+    expect(Number((await h().ctx.db('events').where({ order_id: o.id }).count({ n: '*' }).first())!.n)).toBe(events0);
+    expect(await totals(h().ctx.db, x)).toMatchObject({ on_hand: 2, reserved: 0, backordered: 3 });
+    await invariantsClean(h());
+  });
+});
+
 async function waitForQuiet(x: Harness, ids: string[]) {
   for (let i = 0; i < 300; i++) {
     const received = await x.ctx

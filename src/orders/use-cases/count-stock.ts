@@ -332,6 +332,9 @@ async function revokeLines(
     uow,
     [...changes].sort((a, b) => locked.get(a.orderId)!.seq - locked.get(b.orderId)!.seq),
   );
+  // An order that was waiting already stays so (a history entry, no transition); its reason now names the shortage too.
+  const stays = changes.filter((c) => c.from === 'awaiting_stock').map((c) => c.orderId);
+  if (stays.length > 0) await trx('orders').whereIn('id', stays).update({ status_reason: SHORTAGE_REASON });
 }
 
 /** GET /v1/inventory/counts/:count_id: the count as recorded, every item in the order given. */
