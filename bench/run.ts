@@ -10,6 +10,7 @@ import type { AppContext } from '../src/app/context';
 import { createDb } from '../src/platform/db';
 import { runCeilingWorker, type CeilingResult } from './lib/ceiling-worker';
 import { buildCompiled, load, startServer, type LoadResult } from './lib/intake';
+import { runCount, type CountResult } from './lib/count';
 import { runPipeline, runRestock, type PipelineResult, type RestockResult } from './lib/pipeline';
 import { startPrivateRedis } from './lib/private-redis';
 import { measureQueuedOrderMemory, type RedisMemoryResult } from './lib/redis-memory';
@@ -24,7 +25,7 @@ import {
   type BenchEnv,
 } from './lib/setup';
 
-const PHASES = ['intake', 'redis', 'uniform', 'hot', 'restock'] as const;
+const PHASES = ['intake', 'redis', 'uniform', 'hot', 'restock', 'count'] as const;
 type Phase = (typeof PHASES)[number];
 
 const FULL = {
@@ -32,6 +33,7 @@ const FULL = {
   skus: 10000,
   hotOrders: 20000,
   restockOrders: 10000,
+  countOrders: 10000,
   redisJobs: 100000,
   seconds: 5,
   warmup: 2,
@@ -42,6 +44,7 @@ const QUICK = {
   skus: 2000,
   hotOrders: 3000,
   restockOrders: 2000,
+  countOrders: 3000,
   redisJobs: 20000,
   seconds: 4,
   warmup: 1,
@@ -67,6 +70,11 @@ const program = new Command('bench')
     new Option('--restock-orders <n>', 'backorders confirmed by one restock (full 10000)')
       .argParser(int)
       .env('BENCH_RESTOCK_ORDERS'),
+  )
+  .addOption(
+    new Option('--count-orders <n>', 'count: orders per round beside the 1,000-item count (full 10000)')
+      .argParser(int)
+      .env('BENCH_COUNT_ORDERS'),
   )
   .addOption(
     new Option('--redis-jobs <n>', 'jobs waiting for the Redis memory figure (full 100000)')
@@ -129,6 +137,7 @@ const size = {
   skus: o.skus ?? base.skus,
   hotOrders: o.hotOrders ?? base.hotOrders,
   restockOrders: o.restockOrders ?? base.restockOrders,
+  countOrders: o.countOrders ?? base.countOrders,
   redisJobs: o.redisJobs ?? base.redisJobs,
   seconds: o.seconds ?? base.seconds,
   warmup: o.warmup ?? base.warmup,
@@ -166,6 +175,7 @@ interface Results {
   uniform?: { ours: PipelineResult; ceiling: CeilingResult };
   hot?: { ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult };
   restock?: RestockResult;
+  count?: CountResult;
 }
 
 /**
@@ -364,6 +374,23 @@ function figuresOf(r: Results): Figures {
       ? `${r.restock.orders} backorders, ${r.restock.confirmed_events} order.confirmed events, reserved in seq order: ${r.restock.fifo_ok ? 'yes' : 'NO'}`
       : undefined,
   );
+  f.count_1000_ms = info(
+    r.count ? r.count.count_ms : null,
+    'ms',
+    r.count
+      ? `one count of ${r.count.items} items (${r.count.count_variances} variances booked) under a load of ${r.count.orders_per_round} orders; ${r.count.confirmed_at_count_start} of them confirmed when it started, ${r.count.confirmed_at_count_end} when it committed`
+      : undefined,
+  );
+  f.count_load_ops = againstCeiling(
+    r.count ? r.count.ops_with_count : null,
+    'orders/s',
+    'same_load_without_count_ops',
+    r.count ? r.count.ops_without_count : null,
+    0.8,
+    r.count
+      ? `orders/s of the round with the count; the ceiling is the mean of a round before and a round after without it (${r.count.rounds.map((x) => x.ops.toFixed(0)).join(' / ')})`
+      : undefined,
+  );
   f.redis_bytes_per_queued_order = atMost(
     r.redis ? r.redis.bytes_per_job : null,
     'B',
@@ -478,6 +505,25 @@ async function main() {
       );
       log(`restock: ${results.restock.seconds.toFixed(2)} s`);
     }
+    if (only.has('count')) {
+      await between();
+      loads.count = load1();
+      log(`count: a 1,000-item count under a load of ${size.countOrders} orders, against the same load without it`);
+      const url = await bench.database('count');
+      const db = createDb(url, 2);
+      const customers = await seedCustomers(db, 100);
+      await db.destroy();
+      results.count = await withContext(bench, 'count', url, (ctx) =>
+        runCount(ctx, customers, {
+          orders: size.countOrders,
+          items: 1000,
+          timeoutMs: Math.max(120000, size.countOrders * 30),
+        }),
+      );
+      log(
+        `count: ${results.count.count_ms.toFixed(0)} ms; orders ${results.count.ops_with_count.toFixed(0)}/s with it, ${results.count.ops_without_count.toFixed(0)}/s without (${results.count.ratio.toFixed(2)})`,
+      );
+    }
   } finally {
     await cleanup();
   }
@@ -513,7 +559,9 @@ async function main() {
   process.stdout.write(
     `\nmachine: ${out.machine.cores} × ${out.machine.cpu}, ${out.machine.memory_gb} GB, Node ${out.machine.node}, PostgreSQL ${out.machine.postgresql}, Redis ${out.machine.redis}; load average ${loadStart[0].toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end\nwritten ${path.relative(process.cwd(), o.out)} in ${out.duration_s} s\n`,
   );
-  const broken = [results.uniform?.ours, results.hot?.ours, results.restock].filter((x) => x && !x.invariants_ok);
+  const broken = [results.uniform?.ours, results.hot?.ours, results.restock, results.count].filter(
+    (x) => x && !x.invariants_ok,
+  );
   if (broken.length) {
     process.stderr.write(`INVARIANTS BROKEN: ${JSON.stringify(broken.map((b) => b!.problems))}\n`);
     process.exitCode = 1;

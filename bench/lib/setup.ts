@@ -270,7 +270,7 @@ export async function until(
 export async function checkInvariants(db: Db, skus: string[]): Promise<{ ok: boolean; problems: string[] }> {
   const { rows } = await db.raw(
     `SELECT s.sku, s.on_hand, s.reserved,
-            COALESCE((SELECT sum(m.quantity) FROM stock_movements m WHERE m.sku = s.sku AND m.type IN ('initial','receipt','sale','adjustment')), 0)::bigint AS ledger,
+            COALESCE((SELECT sum(m.quantity) FROM stock_movements m WHERE m.sku = s.sku AND m.type IN ('initial','receipt','sale','adjustment','return','count','transfer_out','transfer_in')), 0)::bigint AS ledger,
             COALESCE((SELECT sum(m.quantity) FROM stock_movements m WHERE m.sku = s.sku AND m.type IN ('reservation','release','sale')), 0)::bigint AS reserved_ledger
        FROM stock s WHERE s.sku = ANY(?::text[])`,
     [skus],

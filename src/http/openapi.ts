@@ -15,6 +15,7 @@ import {
   updateLocationSchema,
   updateProductSchema,
 } from '../inventory/inventory.schemas';
+import { countAcceptedSchema, countRecordSchema, countSchema } from '../inventory/counts.schemas';
 import { notificationSchema, orderNotificationsSchema } from '../notifications/notifications.schemas';
 import {
   acceptedOrderSchema,
@@ -148,6 +149,8 @@ const OUTPUT = {
   InventoryPage: page(inventoryItem),
   Movement: movementSchema,
   Transfer: transferResultSchema,
+  CountAccepted: countAcceptedSchema,
+  Count: countRecordSchema,
   Location: locationSchema,
   LocationList: locationListSchema,
   AcceptedOrder: acceptedOrderSchema,
@@ -177,6 +180,7 @@ const INPUT = {
   UpdateProduct: updateProductSchema,
   Adjustment: adjustmentSchema,
   TransferRequest: transferSchema,
+  CountRequest: countSchema,
   CreateLocation: createLocationSchema,
   UpdateLocation: updateLocationSchema,
   PlaceOrder: placeOrderSchema,
@@ -362,6 +366,31 @@ export const OPERATIONS: Operation[] = [
     body: { ref: 'TransferRequest' },
     ok: ok(201, 'Transfer', 'Created'),
     more: { 409: 'conflict: `from` has fewer unreserved units than `quantity`; nothing moved' },
+  },
+  {
+    method: 'post',
+    path: '/v1/inventory/counts',
+    tag: 'products and stock',
+    summary:
+      'A stock count: what a location held at counted_at; each variance against the ledger at that time is booked once',
+    access: 'feed',
+    body: { ref: 'CountRequest' },
+    ok: ok(
+      202,
+      'CountAccepted',
+      'Accepted and applied ({accepted: true}), or a count_id seen before with the same body ({accepted: false, duplicate: true}, nothing applied)',
+    ),
+    more: {
+      409: 'conflict: the count_id was used with another body, or an item would leave on_hand below 0 (the ledger moved more units out after counted_at than were counted); nothing applied',
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/inventory/counts/{count_id}',
+    tag: 'products and stock',
+    summary: 'A stock count as recorded: every item with counted, expected and variance',
+    access: 'feedRead',
+    ok: ok(200, 'Count'),
   },
 
   {
@@ -803,21 +832,29 @@ function pathParams(path: string) {
           description: 'SKU (any other text: 404)',
           schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
         }
-      : name === 'code'
+      : name === 'count_id'
         ? {
             name,
             in: 'path',
             required: true,
-            description: 'location code (any other text: 404)',
-            schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,32}$' },
+            description: 'the count_id as posted (an unknown one: 404)',
+            schema: { type: 'string', minLength: 1, maxLength: 255 },
           }
-        : {
-            name,
-            in: 'path',
-            required: true,
-            description: `${path.includes('/customers/') ? 'customer' : path.includes('/notifications/') ? 'notification' : 'order'} id: a UUID, either letter case (any other text: 404)`,
-            schema: { type: 'string', format: 'uuid', pattern: UUID_PATTERN },
-          },
+        : name === 'code'
+          ? {
+              name,
+              in: 'path',
+              required: true,
+              description: 'location code (any other text: 404)',
+              schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,32}$' },
+            }
+          : {
+              name,
+              in: 'path',
+              required: true,
+              description: `${path.includes('/customers/') ? 'customer' : path.includes('/notifications/') ? 'notification' : 'order'} id: a UUID, either letter case (any other text: 404)`,
+              schema: { type: 'string', format: 'uuid', pattern: UUID_PATTERN },
+            },
   );
 }
 

@@ -121,8 +121,9 @@ const RULES: Rule[] = [
   },
   {
     name: 'backordered',
+    // The SKU's queue is what its waiting lines have not shipped (a revoked line may have shipped some).
     sql: `SELECT s.sku, s.backordered, COALESCE(l.total, 0) AS lines FROM stock s
-            LEFT JOIN (SELECT sku, SUM(quantity) AS total FROM order_lines WHERE waiting AND NOT reserved GROUP BY sku) l ON l.sku = s.sku
+            LEFT JOIN (SELECT sku, SUM(quantity - shipped) AS total FROM order_lines WHERE waiting AND NOT reserved GROUP BY sku) l ON l.sku = s.sku
            WHERE s.backordered <> COALESCE(l.total, 0) ORDER BY s.sku`,
     line: (r) => `${r.sku}: backordered ${r.backordered} but waiting lines hold ${r.lines}`,
   },
@@ -191,6 +192,22 @@ const RULES: Rule[] = [
     line: (r) => `restock ${r.event_id}: ${r.receipts} receipt movements (${r.applied ? 'applied' : 'not applied'})`,
   },
   {
+    name: 'count-ledger',
+    // Guarantee 8: each count item's expected figure is the ledger of its (SKU, location) at counted_at
+    // (the on-hand movements the count saw, below its horizon, created at or before counted_at); the
+    // variance booked is one `count` movement of counted − expected, none when that is 0.
+    sql: `SELECT c.count_id, i.sku, c.location, i.counted, i.expected, i.variance,
+                 COALESCE((SELECT SUM(m.quantity) FROM stock_movements m
+                            WHERE m.sku = i.sku AND m.location = c.location AND m.type IN (${ON_HAND_TYPES})
+                              AND m.id < c.horizon AND m.created_at <= c.counted_at), 0) AS ledger,
+                 (SELECT COUNT(*) FROM stock_movements m WHERE m.type = 'count' AND m.event_id = c.count_id AND m.sku = i.sku) AS booked_n,
+                 (SELECT COALESCE(SUM(m.quantity), 0) FROM stock_movements m
+                   WHERE m.type = 'count' AND m.event_id = c.count_id AND m.sku = i.sku) AS booked
+            FROM stock_counts c JOIN stock_count_items i ON i.count_id = c.count_id`,
+    line: (r) =>
+      `count ${r.count_id} ${r.sku} at ${r.location}: counted ${r.counted}, expected ${r.expected} (ledger at counted_at ${r.ledger}), variance ${r.variance}, booked ${r.booked} in ${r.booked_n} movement(s)`,
+  },
+  {
     name: 'line-state',
     // Confirmed: every line reserved. Awaiting: every line reserved or waiting, at least one waiting.
     // Received, failed, rejected, cancelled: no line reserved or waiting.
@@ -235,7 +252,7 @@ const RULES: Rule[] = [
   {
     name: 'fifo-head',
     // Guarantee 5, at rest: the head of a SKU's queue waits only because it does not fit.
-    sql: `SELECT DISTINCT ON (l.sku) l.sku, l.order_id, l.seq, l.quantity,
+    sql: `SELECT DISTINCT ON (l.sku) l.sku, l.order_id, l.seq, l.quantity - l.shipped AS quantity,
                  (SELECT COALESCE(SUM(v.on_hand - v.reserved), 0) FROM stock_levels v JOIN locations loc ON loc.code = v.location
                    WHERE v.sku = l.sku AND loc.active) AS free
             FROM order_lines l JOIN stock s ON s.sku = l.sku
@@ -266,7 +283,18 @@ const RULES: Rule[] = [
 
 async function runRule(db: Executor, rule: Rule, opts: CheckOptions): Promise<{ count: number; lines: string[] }> {
   const { rows } = await db.raw(`SELECT * FROM (${rule.sql}) AS q`, rule.bindings?.(opts) ?? []);
-  const bad = rule.name === 'fifo-head' ? rows.filter((r: any) => Number(r.quantity) <= Number(r.free)) : rows;
+  const bad =
+    rule.name === 'fifo-head'
+      ? rows.filter((r: any) => Number(r.quantity) <= Number(r.free))
+      : rule.name === 'count-ledger'
+        ? rows.filter(
+            (r: any) =>
+              Number(r.expected) !== Number(r.ledger) ||
+              Number(r.variance) !== Number(r.counted) - Number(r.expected) ||
+              Number(r.booked) !== Number(r.variance) ||
+              Number(r.booked_n) !== (Number(r.variance) === 0 ? 0 : 1),
+          )
+        : rows;
   return { count: bad.length, lines: bad.slice(0, LIMIT).map((r: any) => `${rule.name}: ${rule.line(r)}`) };
 }
 

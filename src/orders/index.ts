@@ -19,3 +19,4 @@ export { returnOrder, type ReturnInput } from './use-cases/return-order';
 export { listShipments, listReturns } from './sql/shipments';
 export { recordFailedRun } from './sql/order-rows';
 export { orderTimeline } from './use-cases/order-timeline';
+export { applyCount, getCount, type CountOutcome } from './use-cases/count-stock';

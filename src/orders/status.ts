@@ -40,6 +40,15 @@ export const ACTIONS = {
   retry: { verb: 'retry', from: ['failed'], to: ['received'] },
   /** An edit of an order still in `received` keeps its status: a history entry, no transition. */
   edit: { verb: 'edit', from: ['received', 'awaiting_stock', 'confirmed'], to: ['received'] },
+  /**
+   * A stock count left a location short: a reserved line gave its units back and waits again at its
+   * seq. An order already waiting for another line stays `awaiting_stock` (a history entry).
+   */
+  revoke: {
+    verb: 'revoke stock of',
+    from: ['confirmed', 'partially_shipped', 'awaiting_stock'],
+    to: ['awaiting_stock'],
+  },
 } as const satisfies Record<string, { verb: string; from: readonly OrderStatus[]; to: readonly OrderStatus[] }>;
 export type OrderAction = keyof typeof ACTIONS;
 

@@ -237,6 +237,11 @@ function validRequest(method: string, path: string, ids: { id?: string; sku?: st
     'PATCH /v1/orders/{id}': { on_insufficient_stock: 'reject' },
     'POST /v1/restocks': { event_id: `ev-${rand()}`, sku: 'SKU-NONE', quantity: 1 },
     'POST /v1/bulk-actions': { action: 'retry_orders', filter: { ids: [MISSING] } },
+    'POST /v1/inventory/counts': {
+      count_id: `cnt-${rand()}`,
+      counted_at: new Date().toISOString(),
+      items: [{ sku: 'SKU-NONE', on_hand: 1 }],
+    },
   };
   return { method, url, role: ALLOWED[opOf(method, path).access], body: bodies[`${method} ${path}`] };
 }
@@ -620,6 +625,38 @@ describe('the OpenAPI document', () => {
       expect((await transfer({ from: 'main', to: wh, quantity: 1_000_000 }, 409)).body.error.code).toBe('conflict');
       // Now sku2: main 3, wh 6.
 
+      // Stock counts: applied (202), the same again (202 duplicate), the same id with another body
+      // (409), an unknown SKU (400), read back (200).
+      const counted = (
+        await send(
+          h,
+          {
+            method: 'POST',
+            url: '/v1/products',
+            role: 'operator',
+            body: { sku: `SKU-${rand()}`, name: 'Counted', price_cents: 100, initial_stock: 5 },
+          },
+          201,
+        )
+      ).body.sku as string;
+      const countBody = {
+        count_id: `cnt-${rand()}`,
+        counted_at: new Date(Date.now() + 1000).toISOString(),
+        items: [{ sku: counted, on_hand: 4 }],
+      };
+      const postCount = (body: unknown, status: number) =>
+        send(h, { method: 'POST', url: '/v1/inventory/counts', role: 'feed', body }, status);
+      expect((await postCount(countBody, 202)).body).toEqual({ accepted: true });
+      expect((await postCount(countBody, 202)).body).toEqual({ accepted: false, duplicate: true });
+      await postCount({ ...countBody, items: [{ sku: counted, on_hand: 3 }] }, 409);
+      await postCount({ ...countBody, count_id: `cnt-${rand()}`, items: [{ sku: 'SKU-NOPE', on_hand: 3 }] }, 400);
+      const countRead = await send(
+        h,
+        { method: 'GET', url: `/v1/inventory/counts/${countBody.count_id}`, role: 'feed' },
+        200,
+      );
+      expect(countRead.body.items).toEqual([{ sku: counted, counted: 4, expected: 5, variance: -1 }]);
+
       // Shipments: part of an order (201), the same shipment again (200), the same id with another
       // body (422), more than reserved (409 conflict), a final order (409 invalid_state).
       const shipping = (await place({ lines: [{ sku, quantity: 3 }] })).body;
@@ -853,7 +890,7 @@ describe('the OpenAPI document', () => {
       );
 
       // What every operation shares: per operation, each status the middleware answers.
-      const ids: Record<string, string> = { id: confirmed.id, sku, code: wh };
+      const ids: Record<string, string> = { id: confirmed.id, sku, code: wh, count_id: countBody.count_id };
       for (const op of OPERATIONS) {
         const statuses = statusesOf(op);
         const allowed = ALLOWED[op.access];
@@ -867,7 +904,7 @@ describe('the OpenAPI document', () => {
             h,
             {
               method,
-              url: fill(op.path, { id: MISSING, sku: 'SKU-MISSING', code: 'LOC-MISSING' }),
+              url: fill(op.path, { id: MISSING, sku: 'SKU-MISSING', code: 'LOC-MISSING', count_id: 'CNT-MISSING' }),
               role: allowed,
               body: validRequest(method, op.path, {}).body,
             },
@@ -877,7 +914,12 @@ describe('the OpenAPI document', () => {
             h,
             {
               method,
-              url: fill(op.path, { id: 'not-a-uuid', sku: 'not a sku', code: 'not a code' }),
+              url: fill(op.path, {
+                id: 'not-a-uuid',
+                sku: 'not a sku',
+                code: 'not a code',
+                count_id: 'not%20a%20count',
+              }),
               role: allowed,
               body: validRequest(method, op.path, {}).body,
             },
@@ -887,7 +929,12 @@ describe('the OpenAPI document', () => {
             h,
             {
               method,
-              url: fill(op.path, { id: BROKEN_ESCAPE, sku: BROKEN_ESCAPE, code: BROKEN_ESCAPE }),
+              url: fill(op.path, {
+                id: BROKEN_ESCAPE,
+                sku: BROKEN_ESCAPE,
+                code: BROKEN_ESCAPE,
+                count_id: BROKEN_ESCAPE,
+              }),
               role: allowed,
             },
             400,

@@ -31,7 +31,7 @@ describe('order status table', () => {
         }
       }
     }
-    expect(allowed).toBe(23); // reserve 3, fail, fill 2, cancel 5, expire, ship 4, shipWaiting, fulfil 2, retry, edit 3
+    expect(allowed).toBe(26); // reserve 3, fail, fill 2, cancel 5, expire, ship 4, shipWaiting, fulfil 2, retry, edit 3, revoke 3
   });
 
   it('when the from→to table is derived from the actions, then it is the lifecycle of the contract', () => {
@@ -40,10 +40,10 @@ describe('order status table', () => {
     expect(sorted(TRANSITIONS)).toEqual(
       sorted({
         received: ['confirmed', 'awaiting_stock', 'rejected', 'failed', 'cancelled'],
-        // Part 2 of the contract, less the count shortage (confirmed / partially_shipped → awaiting_stock) of counts.
+        // Part 2 of the contract (change 3), with the count shortage: confirmed / partially_shipped → awaiting_stock.
         awaiting_stock: ['confirmed', 'partially_shipped', 'cancelled', 'received'],
-        confirmed: ['partially_shipped', 'completed', 'cancelled', 'received'],
-        partially_shipped: ['completed', 'cancelled'],
+        confirmed: ['partially_shipped', 'completed', 'cancelled', 'received', 'awaiting_stock'],
+        partially_shipped: ['completed', 'cancelled', 'awaiting_stock'],
         failed: ['received', 'cancelled'],
         rejected: [],
         completed: [],

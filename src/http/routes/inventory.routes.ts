@@ -18,7 +18,9 @@ import {
   getLocation,
   updateLocation,
   updateLocationSchema,
+  countSchema,
 } from '../../inventory';
+import { applyCount, getCount } from '../../orders';
 import { parseInput } from '../../platform/validation';
 import { actorOf, type Guards } from '../guards';
 
@@ -48,6 +50,13 @@ export function productsRoutes(ctx: AppContext, g: Guards): Router {
 
 export function inventoryRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();
+  r.post('/counts', g.feed, async (req, res) => {
+    const outcome = await applyCount(ctx, parseInput(countSchema, req.body, 'body'), actorOf(req));
+    res.status(202).json(outcome.accepted ? { accepted: true } : { accepted: false, duplicate: true });
+  });
+  r.get('/counts/:count_id', g.feedRead, async (req, res) => {
+    res.json(await getCount(ctx.db, String(req.params.count_id)));
+  });
   r.get('/', g.catalog, async (req, res) => {
     res.json(await listInventory(ctx.db, parseInput(inventoryQuerySchema, req.query, 'query')));
   });

@@ -168,13 +168,16 @@ export async function setAttempts(trx: Trx, id: string, attempts: number): Promi
   await trx('orders').where({ id }).update({ attempts });
 }
 
-/** The head of one SKU's queue: unreserved waiting lines in seq order (partial index on (sku, seq)). */
+/**
+ * The head of one SKU's queue: unreserved waiting lines in seq order (partial index on (sku, seq)),
+ * each wanting what it has not shipped (a line a stock count revoked may have shipped some units).
+ */
 export async function queueHead(trx: Trx, sku: string, limit: number): Promise<WaitingLine[]> {
   return trx('order_lines')
     .where({ sku, waiting: true, reserved: false })
     .orderBy('seq')
     .limit(limit)
-    .select('order_id', 'quantity', 'seq');
+    .select('order_id', trx.raw('(quantity - shipped)::bigint AS quantity'), 'seq');
 }
 
 export async function markLinesReserved(trx: Trx, sku: string, orderIds: string[]): Promise<void> {

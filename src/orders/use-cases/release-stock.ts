@@ -37,7 +37,7 @@ export async function releaseOrderStock(uow: UnitOfWork, orderIds: string[], rea
       reason,
     });
   }
-  for (const l of waiting) if (stock.get(l.sku)) changeOf(l.sku).backordered -= l.quantity;
+  for (const l of waiting) if (stock.get(l.sku)) changeOf(l.sku).backordered -= l.quantity - Number(l.shipped);
   await applyStockChanges(uow, [...changes.values()], movements, 'release');
   await dropReservations(trx, orderIds);
   await clearLines(trx, orderIds);

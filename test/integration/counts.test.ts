@@ -1,0 +1,447 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { checkInvariants } from '../../src/invariants';
+import { useHarness, waitFor, type Harness } from '../helpers/harness';
+import {
+  allocationsOf,
+  getOrder,
+  level,
+  makeCustomerId,
+  makeLocation,
+  makeProductAt,
+  orderReaching,
+  totals,
+  untilOrder,
+} from '../helpers/locations-kit';
+
+const h = useHarness();
+
+const count = (body: unknown, role: 'feed' | 'operator' | 'viewer' | 'intake' = 'feed') =>
+  h().api('POST', '/v1/inventory/counts', { role, body });
+const readCount = (id: string, role: 'feed' | 'operator' | 'viewer' | 'intake' = 'viewer') =>
+  h().api('GET', `/v1/inventory/counts/${encodeURIComponent(id)}`, { role });
+const iso = (ms: number) => new Date(ms).toISOString();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The database's clock: movements are stamped with it (their transaction's start). */
+async function dbNow(x: Harness): Promise<string> {
+  const { rows } = await x.ctx.db.raw(
+    `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`,
+  );
+  return rows[0].t;
+}
+
+async function invariantsClean(x: Harness) {
+  const report = await checkInvariants(x.ctx.db);
+  expect(report.problems).toEqual([]);
+}
+
+async function ledgerReportOk(x: Harness) {
+  const r = await x.api('GET', '/v1/reports/ledger?by=location');
+  expect(r.status).toBe(200);
+  expect(r.body.ok).toBe(true);
+}
+
+describe('stock counts: the request', () => {
+  it('when a count is posted, then 202 accepted; the same body again is a duplicate and books nothing; another body is 409; GET shows every item', async () => {
+    const a = await makeProductAt(h(), { main: 10 });
+    const b = await makeProductAt(h(), { main: 4 });
+    const id = ` cnt-${randomUUID()} `; // taken as given, spaces included
+    await sleep(10);
+    const body = {
+      count_id: id,
+      counted_at: await dbNow(h()),
+      items: [
+        { sku: a, on_hand: 7 },
+        { sku: b, on_hand: 4 },
+      ],
+    };
+    const first = await count(body);
+    expect(first.status).toBe(202);
+    expect(first.body).toEqual({ accepted: true });
+    expect(await level(h().ctx.db, a, 'main')).toEqual({ on_hand: 7, reserved: 0 });
+    expect(await level(h().ctx.db, b, 'main')).toEqual({ on_hand: 4, reserved: 0 });
+
+    const again = await count({ ...body, items: [...body.items].reverse() });
+    expect(again.status).toBe(202);
+    expect(again.body).toEqual({ accepted: false, duplicate: true });
+    const other = await count({ ...body, items: [{ sku: a, on_hand: 1 }] });
+    expect(other.status).toBe(409);
+    expect(other.body.error.code).toBe('conflict');
+    expect(await level(h().ctx.db, a, 'main')).toEqual({ on_hand: 7, reserved: 0 });
+    expect(await h().ctx.db('stock_movements').where({ type: 'count', event_id: id }).count({ n: '*' })).toEqual([
+      { n: 1 },
+    ]);
+
+    const got = await readCount(id);
+    expect(got.status).toBe(200);
+    expect(got.body).toMatchObject({
+      count_id: id,
+      location: 'main',
+      counted_at: new Date(body.counted_at).toISOString(),
+      items: [
+        { sku: a, counted: 7, expected: 10, variance: -3 },
+        { sku: b, counted: 4, expected: 4, variance: 0 },
+      ],
+      actor: { role: 'feed', name: 'feed' },
+    });
+    // One inventory.count_variance event, for the item that varied (none for the one that did not).
+    const feed = await waitFor(async () => {
+      const r = await h().api('GET', '/v1/events?types=inventory.count_variance', { role: 'viewer' });
+      return r.body.data.length > 0 && r.body.data;
+    });
+    expect(feed.map((e: any) => [e.subject, e.data])).toEqual([
+      [
+        { type: 'sku', id: a },
+        { sku: a, location: 'main', count_id: id, counted: 7, expected: 10, variance: -3 },
+      ],
+    ]);
+    expect((await readCount(`${id}x`)).status).toBe(404);
+    expect((await readCount(id, 'feed')).status).toBe(200);
+    expect((await readCount(id, 'intake')).status).toBe(403);
+    expect((await count(body, 'viewer')).status).toBe(403);
+    expect((await count(body, 'intake')).status).toBe(403);
+    await invariantsClean(h());
+  });
+
+  it('when a count names an unknown SKU or location, repeats a SKU or is dated out of range, then 400 and nothing is applied', async () => {
+    const a = await makeProductAt(h(), { main: 10 });
+    const base = () => ({
+      count_id: `cnt-${randomUUID()}`,
+      counted_at: iso(Date.now()),
+      items: [{ sku: a, on_hand: 1 }],
+    });
+    const cases = [
+      {
+        ...base(),
+        items: [
+          { sku: a, on_hand: 1 },
+          { sku: 'NOPE-404', on_hand: 2 },
+        ],
+      },
+      { ...base(), location: 'nowhere' },
+      {
+        ...base(),
+        items: [
+          { sku: a, on_hand: 1 },
+          { sku: a, on_hand: 2 },
+        ],
+      },
+      { ...base(), counted_at: iso(Date.now() + 6 * 60_000) },
+      { ...base(), counted_at: iso(Date.now() - 7 * 86_400_000 - 60_000) },
+      { ...base(), items: [] },
+      { ...base(), extra: 1 },
+    ];
+    for (const c of cases) {
+      const r = await count(c);
+      expect(r.status, JSON.stringify(c)).toBe(400);
+      expect(r.body.error.code).toBe('validation_failed');
+      expect((await readCount(c.count_id)).status).toBe(404);
+    }
+    const unknown = await count(cases[0]);
+    expect(unknown.body.error.details).toEqual([{ path: 'body.items.1.sku', message: 'unknown SKU NOPE-404' }]);
+    expect(await level(h().ctx.db, a, 'main')).toEqual({ on_hand: 10, reserved: 0 });
+    // A count id refused with 400 is free: the valid count under it applies.
+    const ok = await count(base());
+    expect(ok.status).toBe(202);
+    await invariantsClean(h());
+  });
+});
+
+describe('stock counts: a count never erases a sale (guarantee 8)', () => {
+  it('when a count taken at t0 arrives after 30 sales and 2 receipts committed after t0, then the variance booked is what was missing at t0, none of them is undone, and posting it again books nothing', async () => {
+    await h().startWorkers();
+    const sku = await makeProductAt(h(), { main: 100 });
+    const customer = await makeCustomerId(h());
+    // Before t0: 5 units sold, so the ledger at t0 says 95; the shelf held 91 (4 missing).
+    const early = await orderReaching(h(), customer, [{ sku, quantity: 5 }], 'confirmed');
+    expect((await h().api('POST', `/v1/orders/${early.id}/fulfill`, { role: 'feed' })).status).toBe(200);
+    await sleep(20);
+    const t0 = await dbNow(h());
+    await sleep(20);
+    // After t0: 30 sales (2 units each, shipments and fulfils) and 2 receipts (+7, +3).
+    const orders = [];
+    for (let i = 0; i < 30; i++) orders.push(await orderReaching(h(), customer, [{ sku, quantity: 2 }], 'confirmed'));
+    for (const [i, o] of orders.entries()) {
+      const r =
+        i % 2 === 0
+          ? await h().api('POST', `/v1/orders/${o.id}/shipments`, {
+              role: 'feed',
+              body: { lines: [{ sku, quantity: 2 }] },
+            })
+          : await h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' });
+      expect(r.status).toBeLessThan(300);
+    }
+    const restocks = await h().api('POST', '/v1/restocks', {
+      role: 'feed',
+      body: {
+        events: [
+          { event_id: `r-${randomUUID()}`, sku, quantity: 7 },
+          { event_id: `r-${randomUUID()}`, sku, quantity: 3 },
+        ],
+      },
+    });
+    expect(restocks.status).toBe(202);
+    const now = 100 - 5 - 60 + 10; // 45
+    await untilOnHand(h(), sku, now);
+
+    const body = { count_id: `cnt-${randomUUID()}`, counted_at: t0, items: [{ sku, on_hand: 91 }] };
+    expect((await count(body)).body).toEqual({ accepted: true });
+    const got = (await readCount(body.count_id)).body;
+    expect(got.items).toEqual([{ sku, counted: 91, expected: 95, variance: -4 }]);
+    const after = await level(h().ctx.db, sku, 'main');
+    expect(after.on_hand).toBe(now - 4); // the 30 sales and 2 receipts stand
+    const sales = await h().ctx.db('stock_movements').where({ sku, type: 'sale' }).count({ n: '*' }).first();
+    expect(Number(sales!.n)).toBe(31);
+    expect((await count(body)).body).toEqual({ accepted: false, duplicate: true });
+    expect(await level(h().ctx.db, sku, 'main')).toEqual(after);
+    await ledgerReportOk(h());
+    await invariantsClean(h());
+  });
+});
+
+describe('stock counts: no reservation outlives its stock (guarantee 9)', () => {
+  it('when a count leaves a location 7 units short, then exactly the youngest whole lines covering 7 are revoked, they wait at their seq ahead of younger waits, and free stock at a second location takes them back at once', async () => {
+    await h().startWorkers();
+    const A = await makeLocation(h(), 10);
+    const B = await makeLocation(h(), 20);
+    const sku = await makeProductAt(h(), { [A]: 20, [B]: 6 });
+    const c = await makeCustomerId(h());
+    const o1 = await orderReaching(h(), c, [{ sku, quantity: 3 }], 'confirmed');
+    const o2 = await orderReaching(h(), c, [{ sku, quantity: 4 }], 'confirmed');
+    const o3 = await orderReaching(h(), c, [{ sku, quantity: 2 }], 'confirmed');
+    const o4 = await orderReaching(h(), c, [{ sku, quantity: 5 }], 'confirmed');
+    const o5 = await orderReaching(h(), c, [{ sku, quantity: 3 }], 'confirmed');
+    for (const o of [o1, o2, o3, o4, o5]) expect(Object.keys(allocationsOf(o, sku))).toEqual([A]);
+    // o4 ships 2 of its 5 from A: its 3 other units stay reserved there.
+    const shipped = await h().api('POST', `/v1/orders/${o4.id}/shipments`, {
+      role: 'feed',
+      body: { lines: [{ sku, quantity: 2 }] },
+    });
+    expect(shipped.status).toBe(201);
+    // A younger order waits: 3 free at A and 6 at B do not make 12.
+    const o6 = await orderReaching(h(), c, [{ sku, quantity: 12 }], 'awaiting_stock');
+    expect(await level(h().ctx.db, sku, A)).toEqual({ on_hand: 18, reserved: 15 });
+    await sleep(10);
+
+    // The shelf at A holds 8 now: 15 reserved there, 7 too many.
+    const body = {
+      count_id: `cnt-${randomUUID()}`,
+      location: A,
+      counted_at: await dbNow(h()),
+      items: [{ sku, on_hand: 8 }],
+    };
+    expect((await count(body, 'operator')).body).toEqual({ accepted: true });
+    expect((await readCount(body.count_id)).body.items).toEqual([{ sku, counted: 8, expected: 18, variance: -10 }]);
+
+    // Revoked: o5 (3), o4 (its 3 unshipped), o3 (2) = 8 ≥ 7, youngest first; o1 and o2 keep theirs.
+    const revoked = await h()
+      .ctx.db('stock_movements')
+      .where({ sku, type: 'release', reason: 'stock count shortage' })
+      .orderBy('id')
+      .select('order_id', 'location', 'quantity');
+    expect(revoked.map((m: any) => [m.order_id, m.location, Number(m.quantity)]).sort()).toEqual(
+      [
+        [o3.id, A, -2],
+        [o4.id, A, -3],
+        [o5.id, A, -3],
+      ].sort(),
+    );
+    expect(allocationsOf(await getOrder(h(), o1.id), sku)).toEqual({ [A]: { reserved: 3, shipped: 0 } });
+    expect(allocationsOf(await getOrder(h(), o2.id), sku)).toEqual({ [A]: { reserved: 4, shipped: 0 } });
+    // Served at once, in seq order: o3 and o4's rest from B; o5 (3) does not fit in what is left (1 + 1) and waits, o6 behind it.
+    const g3 = await untilOrder(h(), o3.id, 'confirmed');
+    expect(allocationsOf(g3, sku)).toEqual({ [B]: { reserved: 2, shipped: 0 } });
+    const g4 = await untilOrder(h(), o4.id, 'partially_shipped');
+    expect(allocationsOf(g4, sku)).toEqual({ [A]: { reserved: 0, shipped: 2 }, [B]: { reserved: 3, shipped: 0 } });
+    for (const g of [g3, g4]) {
+      expect(g.history.map((x: any) => x.status)).toContain('awaiting_stock');
+    }
+    const g5 = await getOrder(h(), o5.id);
+    expect(g5).toMatchObject({ status: 'awaiting_stock', status_reason: 'stock count shortage' });
+    expect(g5.lines[0]).toMatchObject({ reserved: 0, waiting: true });
+    expect(await level(h().ctx.db, sku, A)).toEqual({ on_hand: 8, reserved: 7 });
+    expect(await level(h().ctx.db, sku, B)).toEqual({ on_hand: 6, reserved: 5 });
+    expect((await totals(h().ctx.db, sku)).backordered).toBe(3 + 12);
+
+    // o5 waits at its own seq, ahead of the younger o6: 3 units arriving are its.
+    const r = await h().api('POST', '/v1/restocks', {
+      role: 'feed',
+      body: { event_id: `r-${randomUUID()}`, sku, quantity: 3, location: A },
+    });
+    expect(r.status).toBe(202);
+    await untilOrder(h(), o5.id, 'confirmed');
+    expect((await getOrder(h(), o6.id)).status).toBe('awaiting_stock');
+    expect((await totals(h().ctx.db, sku)).backordered).toBe(12);
+    await ledgerReportOk(h());
+    await invariantsClean(h());
+  });
+});
+
+describe('stock counts: a deactivated SKU', () => {
+  it('when a SKU is deactivated, then new orders for it are rejected, while its waiting lines keep their place and are served by a restock, and a count still applies (revoking as for an active SKU)', async () => {
+    await h().startWorkers();
+    const sku = await makeProductAt(h(), { main: 2 });
+    const c = await makeCustomerId(h());
+    await orderReaching(h(), c, [{ sku, quantity: 2 }], 'confirmed');
+    const o2 = await orderReaching(h(), c, [{ sku, quantity: 3 }], 'awaiting_stock');
+    const off = await h().api('PATCH', `/v1/products/${sku}`, { body: { active: false } });
+    expect(off.status).toBe(200);
+    expect(off.body.active).toBe(false);
+    const o3 = await orderReaching(h(), c, [{ sku, quantity: 1 }], 'rejected');
+    expect(o3.status_reason).toMatch(/not active/);
+
+    // The shelf is the shelf: a restock of an inactive SKU is received and serves the line that waited.
+    const r = await h().api('POST', '/v1/restocks', {
+      role: 'feed',
+      body: { event_id: `r-${randomUUID()}`, sku, quantity: 3 },
+    });
+    expect(r.status).toBe(202);
+    await untilOrder(h(), o2.id, 'confirmed');
+    expect(await level(h().ctx.db, sku, 'main')).toEqual({ on_hand: 5, reserved: 5 });
+
+    // A count of it applies: 3 on the shelf, 2 short; o2, the youngest, waits again at its seq.
+    await sleep(10);
+    const body = { count_id: `cnt-${randomUUID()}`, counted_at: await dbNow(h()), items: [{ sku, on_hand: 3 }] };
+    expect((await count(body)).body).toEqual({ accepted: true });
+    expect(await level(h().ctx.db, sku, 'main')).toEqual({ on_hand: 3, reserved: 2 });
+    expect(await getOrder(h(), o2.id)).toMatchObject({
+      status: 'awaiting_stock',
+      status_reason: 'stock count shortage',
+    });
+    expect((await totals(h().ctx.db, sku)).backordered).toBe(3);
+    // Still inactive, still served: 2 units arriving complete the 3 it waits for.
+    await h().api('POST', `/v1/inventory/${sku}/adjustments`, { body: { delta: 2, reason: 'found' } });
+    await untilOrder(h(), o2.id, 'confirmed');
+    await ledgerReportOk(h());
+    await invariantsClean(h());
+  });
+});
+
+describe('stock counts: under concurrent writers', () => {
+  it('when counts that leave locations short arrive while orders are placed, shipped and cancelled and restocks land, then every count is booked against its ledger, no reservation outlives its stock and the checker is clean', async () => {
+    await h().startWorkers();
+    const A = await makeLocation(h(), 10);
+    const B = await makeLocation(h(), 20);
+    const skus = [];
+    for (let i = 0; i < 4; i++) skus.push(await makeProductAt(h(), { [A]: 30, [B]: 8 }));
+    const c = await makeCustomerId(h());
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const placed: string[] = [];
+    const orders = (async () => {
+      for (let i = 0; i < 60; i++) {
+        const lines = [...new Set([skus[rand(4)], skus[rand(4)]])].map((sku) => ({ sku, quantity: 1 + rand(3) }));
+        const r = await h().api('POST', '/v1/orders', { role: 'intake', body: { customer_id: c, lines } });
+        expect(r.status).toBe(202);
+        placed.push(r.body.id);
+        if (i % 7 === 3)
+          await h().api('POST', `/v1/orders/${placed[rand(placed.length)]}/cancel`, { role: 'intake', body: {} });
+        if (i % 5 === 4) await h().api('POST', `/v1/orders/${placed[rand(placed.length)]}/fulfill`, { role: 'feed' });
+      }
+    })();
+    const counts: string[] = [];
+    const counting = (async () => {
+      for (let k = 0; k < 8; k++) {
+        await sleep(150);
+        const at = await dbNow(h());
+        const body = {
+          count_id: `cc-${randomUUID()}`,
+          location: k % 3 === 2 ? B : A,
+          counted_at: at,
+          items: skus.filter(() => rand(3) > 0).map((sku) => ({ sku, on_hand: rand(12) })),
+        };
+        if (body.items.length === 0) continue;
+        const r = await count(body);
+        // 409 only if more left after counted_at than was counted (sales committed since `at`).
+        expect([202, 409]).toContain(r.status);
+        if (r.status === 202) counts.push(body.count_id);
+        if (k % 3 === 1) {
+          await h().api('POST', '/v1/restocks', {
+            role: 'feed',
+            body: { event_id: `r-${randomUUID()}`, sku: skus[rand(4)], quantity: 1 + rand(6), location: B },
+          });
+        }
+      }
+    })();
+    await Promise.all([orders, counting]);
+    expect(counts.length).toBeGreaterThan(3);
+    // Settled: nothing received, nothing left to serve.
+    await waitForQuiet(h(), placed);
+    const revoked = await h()
+      .ctx.db('stock_movements')
+      .where({ reason: 'stock count shortage' })
+      .count({ n: '*' })
+      .first();
+    expect(Number(revoked!.n)).toBeGreaterThan(0);
+    for (const sku of skus) {
+      for (const loc of [A, B, 'main']) {
+        const l = await level(h().ctx.db, sku, loc);
+        expect(l.reserved).toBeLessThanOrEqual(l.on_hand);
+      }
+    }
+    await ledgerReportOk(h());
+    await invariantsClean(h());
+  }, 90_000);
+});
+
+describe('stock counts: an order already waiting', () => {
+  it('when a count revokes a reserved line of an order that already waits for another, then it stays awaiting_stock with the shortage as its reason and a history entry, both lines waiting', async () => {
+    await h().startWorkers();
+    const x = await makeProductAt(h(), { main: 4 });
+    const y = await makeProductAt(h(), { main: 0 });
+    const c = await makeCustomerId(h());
+    const o = await orderReaching(
+      h(),
+      c,
+      [
+        { sku: x, quantity: 3 },
+        { sku: y, quantity: 1 },
+      ],
+      'awaiting_stock',
+    );
+    const events0 = Number((await h().ctx.db('events').where({ order_id: o.id }).count({ n: '*' }).first())!.n);
+    await sleep(10);
+    const body = { count_id: `cnt-${randomUUID()}`, counted_at: await dbNow(h()), items: [{ sku: x, on_hand: 2 }] };
+    expect((await count(body)).body).toEqual({ accepted: true });
+    const after = await getOrder(h(), o.id);
+    expect(after).toMatchObject({ status: 'awaiting_stock', status_reason: 'stock count shortage' });
+    expect(after.lines.map((l: any) => [l.sku, l.reserved, l.waiting]).sort()).toEqual(
+      [
+        [x, 0, true],
+        [y, 0, true],
+      ].sort(),
+    );
+    expect(after.history.at(-1)).toMatchObject({ status: 'awaiting_stock' });
+    expect(after.history.at(-1).detail).toMatch(/revoked/);
+    // No transition, so no event; the checker (one event per transition) agrees.
+    expect(Number((await h().ctx.db('events').where({ order_id: o.id }).count({ n: '*' }).first())!.n)).toBe(events0);
+    expect(await totals(h().ctx.db, x)).toMatchObject({ on_hand: 2, reserved: 0, backordered: 3 });
+    await invariantsClean(h());
+  });
+});
+
+async function waitForQuiet(x: Harness, ids: string[]) {
+  for (let i = 0; i < 300; i++) {
+    const received = await x.ctx
+      .db('orders')
+      .whereIn('id', ids)
+      .where({ status: 'received' })
+      .count({ n: '*' })
+      .first();
+    const report = await checkInvariants(x.ctx.db);
+    if (Number(received!.n) === 0 && report.ok) return;
+    await sleep(100);
+  }
+}
+
+async function untilOnHand(x: Harness, sku: string, n: number) {
+  for (let i = 0; i < 300; i++) {
+    if ((await level(x.ctx.db, sku, 'main')).on_hand === n) return;
+    await sleep(100);
+  }
+  throw new Error(`on_hand of ${sku} never reached ${n}: ${JSON.stringify(await level(x.ctx.db, sku, 'main'))}`);
+}
