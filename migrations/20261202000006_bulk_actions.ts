@@ -35,7 +35,9 @@ export async function up(knex: Knex): Promise<void> {
     t.primary(['bulk_id', 'position']);
     t.unique(['bulk_id', 'item_id']);
   });
-  await knex.raw(`ALTER TABLE bulk_action_items ADD CONSTRAINT bulk_items_state CHECK (state IN ('pending', 'done', 'skipped', 'failed'))`);
+  await knex.raw(
+    `ALTER TABLE bulk_action_items ADD CONSTRAINT bulk_items_state CHECK (state IN ('pending', 'done', 'skipped', 'failed'))`,
+  );
   await knex.raw(`CREATE INDEX bulk_items_pending ON bulk_action_items (bulk_id, position) WHERE state = 'pending'`);
 }
 
