@@ -13,6 +13,7 @@ import { notificationsRoutes } from './routes/notifications.routes';
 import { operatorRoutes } from './routes/operators.routes';
 import { ordersRoutes } from './routes/orders.routes';
 import { restocksRoutes } from './routes/restocks.routes';
+import { inboundRoutes } from './routes/inbound.routes';
 
 /** Builds the HTTP app; never listens. */
 export function createApp(ctx: AppContext): Express {
@@ -35,6 +36,7 @@ export function createApp(ctx: AppContext): Express {
   app.use('/v1/inventory', inventoryRoutes(ctx, guards));
   app.use('/v1/locations', locationsRoutes(ctx, guards));
   app.use('/v1/restocks', restocksRoutes(ctx, guards));
+  app.use('/v1/inbound', inboundRoutes(ctx, guards));
   app.use(operatorRoutes(ctx, guards));
   app.use(notFoundHandler);
   app.use(errorHandler);
