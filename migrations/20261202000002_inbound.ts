@@ -6,9 +6,10 @@ import type { Knex } from 'knex';
  *   that name them; `status` open | received | cancelled.
  * - `restock_events.inbound_id`: the inbound shipment a restock counts against (part of what an
  *   `event_id` means, with sku, quantity and location).
- * - `order_lines.queue_position` / `queue_units_ahead`: a waiting line's place in its SKU's queue,
- *   materialized by refreshQueue in the transaction that changes that queue, so reading an order
- *   costs O(its lines), never O(queue).
+ * - `order_lines.queue_rank` / `queue_units_before` and `queue_offsets`: a waiting line's place in
+ *   its SKU's queue, materialized in the transaction that changes that queue (position =
+ *   queue_rank − offsets.lines, units ahead = queue_units_before − offsets.units), so reading an
+ *   order costs O(its lines), never O(queue); serving the head moves only the offsets.
  * - a partial index on sales by time for the replenishment report.
  */
 export async function up(knex: Knex): Promise<void> {
@@ -39,15 +40,20 @@ export async function up(knex: Knex): Promise<void> {
   });
 
   await knex.schema.alterTable('order_lines', (t) => {
-    t.integer('queue_position');
-    t.bigInteger('queue_units_ahead');
+    t.bigInteger('queue_rank');
+    t.bigInteger('queue_units_before');
+  });
+  await knex.schema.createTable('queue_offsets', (t) => {
+    t.text('sku').primary().references('products.sku').onDelete('CASCADE');
+    t.bigInteger('lines').notNullable().defaultTo(0);
+    t.bigInteger('units').notNullable().defaultTo(0);
   });
   await knex.raw(`WITH q AS (
-      SELECT order_id, sku, row_number() OVER w AS position,
-             COALESCE(sum(quantity) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS units_ahead
+      SELECT order_id, sku, row_number() OVER w AS n,
+             COALESCE(sum(quantity) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
         FROM order_lines WHERE waiting AND NOT reserved
       WINDOW w AS (PARTITION BY sku ORDER BY seq))
-    UPDATE order_lines l SET queue_position = q.position, queue_units_ahead = q.units_ahead
+    UPDATE order_lines l SET queue_rank = q.n, queue_units_before = q.before
       FROM q WHERE l.order_id = q.order_id AND l.sku = q.sku`);
 
   await knex.raw(
@@ -57,9 +63,10 @@ export async function up(knex: Knex): Promise<void> {
 
 export async function down(knex: Knex): Promise<void> {
   await knex.raw('DROP INDEX IF EXISTS stock_movements_sales');
+  await knex.schema.dropTable('queue_offsets');
   await knex.schema.alterTable('order_lines', (t) => {
-    t.dropColumn('queue_position');
-    t.dropColumn('queue_units_ahead');
+    t.dropColumn('queue_rank');
+    t.dropColumn('queue_units_before');
   });
   await knex.schema.alterTable('restock_events', (t) => {
     t.dropColumn('inbound_id');

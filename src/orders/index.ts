@@ -17,4 +17,4 @@ export { skusOfOrders } from './sql/order-rows';
 export { shipOrder, type ShipInput } from './use-cases/ship-order';
 export { returnOrder, type ReturnInput } from './use-cases/return-order';
 export { listShipments, listReturns } from './sql/shipments';
-export { refreshQueue, skuQueue, type SkuQueue } from './sql/queue';
+export { queueJoined, queueLeft, refreshQueue, skuQueue, type QueueLine, type SkuQueue } from './sql/queue';

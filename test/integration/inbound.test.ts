@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { checkInvariants } from '../../src/invariants';
 import { makeCustomer, makeProduct, placeOrder, stockOf, untilStatus } from '../helpers/factories';
 import { useHarness, waitFor, type Harness } from '../helpers/harness';
 
@@ -304,5 +305,51 @@ describe('backorder visibility', () => {
     const ev = await h().ctx.db('events').where({ order_id: orders[4].id, type: 'order.awaiting_stock' }).first();
     expect(lineOf(ev.payload.data.order).queue).toEqual(expected[4]);
     expect((await h().api('GET', `/v1/inventory/${p.sku}/queue`, { role: 'intake' })).status).toBe(403);
+  });
+
+  it('when lines leave a queue from the head, the middle and the tail and an edited order re-joins at its seq, then every materialized position equals the one counted from scratch', async () => {
+    await h().startWorkers();
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 0);
+    const orders: { id: string; seq: number }[] = [];
+    for (let i = 0; i < 12; i++) {
+      const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 + (i % 3) }]);
+      await untilStatus(h(), o.id, 'awaiting_stock');
+      orders.push(o);
+    }
+    const holds = async (what: string) => {
+      const report = await checkInvariants(h().ctx.db);
+      expect(
+        report.problems.filter((x) => x.startsWith('queue-positions')),
+        what,
+      ).toEqual([]);
+      expect(report.counts['queue-positions'], what).toBe(0);
+    };
+    const positions = async () =>
+      (await h().api('GET', `/v1/inventory/${p.sku}/queue`)).body.waiting.map((w: any) => [w.order_id, w.position]);
+    await holds('after 12 joined');
+    await h().api('POST', `/v1/orders/${orders[5].id}/cancel`, { role: 'intake' }); // the middle
+    await holds('after a middle cancel');
+    await h().api('POST', `/v1/orders/${orders[0].id}/cancel`, { role: 'intake' }); // the head
+    await holds('after the head cancelled');
+    await h().api('POST', `/v1/orders/${orders[11].id}/cancel`, { role: 'intake' }); // the tail
+    await holds('after the tail cancelled');
+    // An edit re-joins the queue at the order's own seq, in the middle.
+    await h().api('PATCH', `/v1/orders/${orders[7].id}`, {
+      role: 'intake',
+      body: { lines: [{ sku: p.sku, quantity: 3 }] },
+    });
+    await untilStatus(h(), orders[7].id, 'awaiting_stock');
+    await holds('after an edit re-joined');
+    // Stock for the first two in line (orders 2 and 3: 2 + 3 units) serves the head.
+    await restock(h(), { event_id: `q-${p.sku}`, sku: p.sku, quantity: 5 });
+    await untilStatus(h(), orders[2].id, 'confirmed');
+    await holds('after the head was served');
+    const left = [1, 2, 3, 4, 6, 7, 8, 9, 10].filter((i) => ![1, 2].includes(i));
+    expect(await positions()).toEqual(left.map((i, k) => [orders[i].id, k + 1]));
+    const next = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    await untilStatus(h(), next.id, 'awaiting_stock');
+    await holds('after a join behind served lines');
+    expect((await positions()).at(-1)).toEqual([next.id, left.length + 1]);
   });
 });

@@ -2,7 +2,7 @@ import type { Executor } from '../../platform/db';
 import type { Order } from '../orders.schemas';
 
 import { isoSql } from './iso';
-import { LINE_ETA_LATERAL, LINE_QUEUE_JSON } from './queue';
+import { LINE_ETA_LATERAL, LINE_OFFSETS_JOIN, LINE_QUEUE_JSON } from './queue';
 
 export { isoSql };
 
@@ -45,6 +45,7 @@ export const ORDER_JSON = `(SELECT json_build_object(
     LEFT JOIN LATERAL (SELECT sum(a.reserved) AS reserved,
         json_agg(json_build_object('location', a.location, 'reserved', a.reserved, 'shipped', a.shipped) ORDER BY a.location) AS list
       FROM order_line_allocations a WHERE a.order_id = l.order_id AND a.sku = l.sku) al ON true
+    ${LINE_OFFSETS_JOIN}
     ${LINE_ETA_LATERAL}
     WHERE l.order_id = o.id) lq)`;
 

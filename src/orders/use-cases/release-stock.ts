@@ -2,7 +2,7 @@ import { applyStockChanges, readStockRows, type Movement, type StockChange } fro
 import type { UnitOfWork } from '../../platform/unit-of-work';
 import { allocationsOf, dropReservations } from '../sql/allocations';
 import { clearLines, linesOf } from '../sql/order-rows';
-import { refreshQueue } from '../sql/queue';
+import { queueLeft } from '../sql/queue';
 
 /**
  * Gives back everything the orders hold and have not shipped: reserved units are released where
@@ -43,9 +43,6 @@ export async function releaseOrderStock(uow: UnitOfWork, orderIds: string[], rea
   await dropReservations(trx, orderIds);
   await clearLines(trx, orderIds);
   // The lines behind the ones that left move up.
-  await refreshQueue(
-    trx,
-    waiting.map((l) => l.sku),
-  );
+  await queueLeft(trx, waiting);
   return skus;
 }
