@@ -352,4 +352,20 @@ describe('backorder visibility', () => {
     await holds('after a join behind served lines');
     expect((await positions()).at(-1)).toEqual([next.id, left.length + 1]);
   });
+
+  it('when free stock alone covers a waiting line (before allocation has served it), then its eta is the current time', async () => {
+    await h().startWorkers();
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 0);
+    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
+    await untilStatus(h(), o.id, 'awaiting_stock');
+    expect((await h().api('GET', `/v1/orders/${o.id}`)).body.eta).toBeNull();
+    // Units appear without a receipt (so nothing serves the queue): the moment between a commit and its allocation.
+    await h().ctx.db('stock_levels').where({ sku: p.sku, location: 'main' }).update({ on_hand: 2 });
+    const before = Date.now();
+    const read = (await h().api('GET', `/v1/orders/${o.id}`)).body;
+    expect(read.lines[0].queue.position).toBe(1);
+    expect(Math.abs(Date.parse(read.lines[0].queue.eta) - before)).toBeLessThan(5000);
+    expect(read.eta).toBe(read.lines[0].queue.eta);
+  });
 });
