@@ -7,6 +7,7 @@ import * as events from './20261202000000_events';
 import * as processingAttempts from './20261202000005_processing_attempts';
 import * as bulkActions from './20261202000006_bulk_actions';
 import * as counts from './20261202000001_counts';
+import * as inbound from './20261202000002_inbound';
 
 /**
  * Every migration in order, imported statically so tsx, vitest and the compiled build load them
@@ -21,4 +22,5 @@ export const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261202000005_processing_attempts': processingAttempts,
   '20261202000006_bulk_actions': bulkActions,
   '20261202000001_counts': counts,
+  '20261202000002_inbound': inbound,
 };

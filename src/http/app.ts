@@ -15,6 +15,7 @@ import { notificationsRoutes } from './routes/notifications.routes';
 import { operatorRoutes } from './routes/operators.routes';
 import { ordersRoutes } from './routes/orders.routes';
 import { restocksRoutes } from './routes/restocks.routes';
+import { inboundRoutes } from './routes/inbound.routes';
 
 /** Builds the HTTP app; never listens. */
 export function createApp(ctx: AppContext): Express {
@@ -39,6 +40,7 @@ export function createApp(ctx: AppContext): Express {
   app.use('/v1/restocks', keepMountPath, restocksRoutes(ctx, guards));
   app.use('/v1/events', keepMountPath, eventsRoutes(ctx, guards));
   app.use('/v1/bulk-actions', keepMountPath, bulkRoutes(ctx, guards));
+  app.use('/v1/inbound', keepMountPath, inboundRoutes(ctx, guards));
   app.use(operatorRoutes(ctx, guards));
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -46,6 +46,14 @@ import {
 import { bulkActionSchema, bulkDryRunSchema, bulkRequestSchema } from '../bulk';
 import { eventPageSchema, eventSchema, eventsQuerySchema } from '../events';
 import { restockAcceptedSchema, restockBatchSchema, restockEventSchema } from '../restocks/restocks.schemas';
+import {
+  createInboundSchema,
+  inboundPageSchema,
+  inboundQuerySchema,
+  inboundSchema,
+  patchInboundSchema,
+} from '../restocks/inbound.schemas';
+import { replenishmentQuerySchema, replenishmentReportSchema } from '../reports/reports.schemas';
 
 /**
  * The OpenAPI 3.1 document, generated from the zod schemas that validate requests and describe
@@ -127,6 +135,23 @@ const movementSchema = z.object({
   created_at: z.string().meta({ format: 'date-time' }),
   stock: stockFiguresSchema.describe("the SKU's totals after it"),
 });
+const skuQueueSchema = z.object({
+  sku: z.string(),
+  free: z.number().int().describe("Σ over the SKU's active locations of on_hand − reserved"),
+  waiting: z
+    .array(
+      z.object({
+        order_id: z.uuid(),
+        seq: z.number().int(),
+        quantity: z.number().int(),
+        position: z.number().int().min(1),
+        units_ahead: z.number().int().min(0),
+        eta: z.string().meta({ format: 'date-time' }).nullable(),
+      }),
+    )
+    .describe('the waiting lines in seq order (position 1 first)'),
+  inbound: z.array(inboundSchema).describe('its open inbound shipments, by expected_at'),
+});
 const checks = z.object({ postgresql: z.enum(['ok', 'down']), redis: z.enum(['ok', 'down']) });
 const healthSchema = z.object({ status: z.literal('ok') });
 const readySchema = z.object({
@@ -172,6 +197,10 @@ const OUTPUT = {
   BulkDryRun: bulkDryRunSchema,
   Event: eventSchema,
   EventPage: eventPageSchema,
+  Inbound: inboundSchema,
+  InboundPage: inboundPageSchema,
+  SkuQueue: skuQueueSchema,
+  ReplenishmentReport: replenishmentReportSchema,
 } satisfies Record<string, z.ZodType>;
 const INPUT = {
   CreateCustomer: createCustomerSchema,
@@ -193,6 +222,8 @@ const INPUT = {
   RestockBatch: restockBatchSchema,
   RestockRequest: z.union([restockEventSchema, restockBatchSchema]),
   BulkRequest: bulkRequestSchema,
+  CreateInbound: createInboundSchema,
+  PatchInbound: patchInboundSchema,
 } satisfies Record<string, z.ZodType>;
 type OutputName = keyof typeof OUTPUT;
 type InputName = keyof typeof INPUT;
@@ -218,7 +249,7 @@ const HEADERS = {
     schema: { type: 'string', pattern: '^Basic ' },
   },
   'Content-Disposition': {
-    description: 'Sent with the CSV: attachment; filename="inventory.csv"',
+    description: 'Sent with the CSV: attachment; filename="<report>.csv"',
     schema: { type: 'string', pattern: '^attachment' },
   },
 } as const;
@@ -568,6 +599,69 @@ export const OPERATIONS: Operation[] = [
     access: 'feed',
     body: { ref: 'RestockRequest' },
     ok: ok(202, 'RestockAccepted', 'Accepted'),
+    more: {
+      409: 'conflict: an event_id received before with another sku, quantity, location or inbound_id (details name it); nothing applied',
+    },
+  },
+  {
+    method: 'post',
+    path: '/v1/inbound',
+    tag: 'restocks',
+    summary: 'Record an expected shipment; the same inbound_id and body again replays it',
+    access: 'feed',
+    body: { ref: 'CreateInbound' },
+    ok: ok(201, 'Inbound', 'Created', { Location: hdr('Location') }),
+    alsoOk: ok(200, 'Inbound', 'The same inbound_id with the same body again: the shipment as it is now'),
+    more: { 409: 'conflict: this inbound_id was used with another sku, location, quantity or expected_at' },
+  },
+  {
+    method: 'get',
+    path: '/v1/inbound',
+    tag: 'restocks',
+    summary: 'Inbound shipments by expected_at, filtered by sku and status',
+    access: 'feedRead',
+    query: inboundQuerySchema,
+    ok: ok(200, 'InboundPage'),
+  },
+  {
+    method: 'get',
+    path: '/v1/inbound/{inbound_id}',
+    tag: 'restocks',
+    summary: 'Read an inbound shipment',
+    access: 'feedRead',
+    ok: ok(200, 'Inbound'),
+  },
+  {
+    method: 'patch',
+    path: '/v1/inbound/{inbound_id}',
+    tag: 'restocks',
+    summary: 'Change quantity or expected_at, or cancel',
+    access: 'feed',
+    body: { ref: 'PatchInbound' },
+    ok: ok(200, 'Inbound'),
+    more: { 409: 'invalid_state: the shipment is cancelled (only cancelling it again is accepted)' },
+  },
+  {
+    method: 'get',
+    path: '/v1/inventory/{sku}/queue',
+    tag: 'restocks',
+    summary: "A SKU's waiting lines with positions and ETAs, and its open inbound shipments",
+    access: 'read',
+    ok: ok(200, 'SkuQueue'),
+  },
+  {
+    method: 'get',
+    path: '/v1/reports/replenishment',
+    tag: 'reports',
+    summary: 'Per SKU (or per SKU at a location): sales per day, cover, backorders, suggested order',
+    access: 'read',
+    query: replenishmentQuerySchema,
+    ok: {
+      ...ok(200, 'ReplenishmentReport', 'JSON, or text/csv with format=csv', {
+        'Content-Disposition': hdr('Content-Disposition', false),
+      }),
+      csv: true,
+    },
   },
 
   {
@@ -832,12 +926,12 @@ function pathParams(path: string) {
           description: 'SKU (any other text: 404)',
           schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
         }
-      : name === 'count_id'
+      : name === 'count_id' || name === 'inbound_id'
         ? {
             name,
             in: 'path',
             required: true,
-            description: 'the count_id as posted (an unknown one: 404)',
+            description: `the ${name} as posted, percent-encoded (an unknown one: 404)`,
             schema: { type: 'string', minLength: 1, maxLength: 255 },
           }
         : name === 'code'

@@ -279,6 +279,23 @@ const RULES: Rule[] = [
     line: (r) =>
       `${r.sku}: order ${r.order_id} (seq ${r.seq}) got stock at ${new Date(r.at).toISOString()} while order ${r.waiting_order} (seq ${r.waiting_seq}) waited ahead of it`,
   },
+  {
+    name: 'queue-positions',
+    // Backorder visibility: every waiting line's materialized place (rank and units before it,
+    // against its SKU's offsets) is its place counted from scratch: position 1 is the head.
+    sql: `WITH q AS (
+            SELECT l.sku, l.order_id, l.seq, l.queue_rank - COALESCE(qo.lines, 0) AS position,
+                   l.queue_units_before - COALESCE(qo.units, 0) AS units_ahead,
+                   row_number() OVER w AS want_position,
+                   COALESCE(sum(l.quantity - l.shipped) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS want_units
+              FROM order_lines l LEFT JOIN queue_offsets qo ON qo.sku = l.sku
+             WHERE l.waiting AND NOT l.reserved
+            WINDOW w AS (PARTITION BY l.sku ORDER BY l.seq))
+          SELECT * FROM q WHERE position IS DISTINCT FROM want_position OR units_ahead IS DISTINCT FROM want_units
+           ORDER BY sku, seq`,
+    line: (r) =>
+      `${r.sku}: order ${r.order_id} (seq ${r.seq}) shows position ${r.position} / ${r.units_ahead} ahead, is ${r.want_position} / ${r.want_units}`,
+  },
 ];
 
 async function runRule(db: Executor, rule: Rule, opts: CheckOptions): Promise<{ count: number; lines: string[] }> {

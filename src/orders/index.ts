@@ -20,3 +20,4 @@ export { listShipments, listReturns } from './sql/shipments';
 export { recordFailedRun } from './sql/order-rows';
 export { orderTimeline } from './use-cases/order-timeline';
 export { applyCount, getCount, type CountOutcome } from './use-cases/count-stock';
+export { queueJoined, queueLeft, refreshQueue, skuQueue, type QueueLine, type SkuQueue } from './sql/queue';

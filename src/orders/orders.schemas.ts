@@ -140,9 +140,19 @@ export const orderSchema = z.object({
       returned: z.number().int(),
       waiting: z.boolean(),
       allocations: z.array(z.object({ location: z.string(), reserved: z.number().int(), shipped: z.number().int() })),
-      queue: z.null(),
+      queue: z
+        .object({
+          position: z.number().int().min(1).describe('1 = the head of the SKU queue'),
+          units_ahead: z.number().int().min(0).describe('unreserved quantity of the waiting lines before it'),
+          eta: timestamp
+            .nullable()
+            .describe('when stock is expected to cover it; now if free stock does; null if nothing expected does'),
+        })
+        .nullable()
+        .describe('set on a waiting line, null otherwise'),
     }),
   ),
+  eta: timestamp.nullable().describe("the latest of its waiting lines' etas; null if one is null or nothing waits"),
   total_cents: z.number().int().nullable(),
   attempts: z.number().int(),
   history: z.array(

@@ -95,3 +95,41 @@ export const queueCountsSchema = z.object({
 export type QueueCounts = z.infer<typeof queueCountsSchema>;
 export const queuesReportSchema = z.object({ generated_at: timestamp, data: z.array(queueCountsSchema) });
 export type QueuesReport = z.infer<typeof queuesReportSchema>;
+
+export const replenishmentQuerySchema = z.object({
+  days: z.coerce.number().int().min(1).max(3660).default(28).describe('the sales window, in days back from now'),
+  cover_days: z.coerce.number().int().min(0).max(3660).default(14).describe('how many days of sales to cover'),
+  location: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,32}$/, 'must be 1–32 of A-Z a-z 0-9 . _ -')
+    .optional()
+    .describe('one row per SKU at that location; left out: per SKU over its active locations (location null)'),
+  format: z.enum(['json', 'csv']).default('json'),
+});
+export type ReplenishmentQuery = z.infer<typeof replenishmentQuerySchema>;
+export const replenishmentRowSchema = z.object({
+  sku: z.string(),
+  location: z.string().nullable().describe('null: the SKU over all its active locations'),
+  sold_per_day: z.number().min(0).describe('units shipped (sale movements) in the last `days` days ÷ days'),
+  available: z.number().int(),
+  inbound_outstanding: z.number().int().describe('outstanding units of open inbound shipments'),
+  backordered: z.number().int().describe("units the SKU's waiting lines need (the queue is per SKU)"),
+  days_of_cover: z
+    .number()
+    .nullable()
+    .describe('(available + inbound_outstanding) ÷ sold_per_day; null when nothing sold'),
+  suggested_order: z
+    .number()
+    .int()
+    .min(0)
+    .describe('max(0, ⌈sold_per_day × cover_days + backordered − available − inbound_outstanding⌉)'),
+});
+export type ReplenishmentRow = z.infer<typeof replenishmentRowSchema>;
+export const replenishmentReportSchema = z.object({
+  generated_at: timestamp,
+  days: z.number().int(),
+  cover_days: z.number().int(),
+  location: z.string().nullable(),
+  data: z.array(replenishmentRowSchema),
+});
+export type ReplenishmentReport = z.infer<typeof replenishmentReportSchema>;

@@ -11,6 +11,8 @@ import type {
   OrdersReportQuery,
   QueueCounts,
   QueuesReport,
+  ReplenishmentReport,
+  ReplenishmentRow,
 } from './reports.schemas';
 
 // Every report is one or two aggregate queries: PostgreSQL sums, Node only shapes the answer.
@@ -150,6 +152,95 @@ export function inventoryCsv(report: InventoryReport): string {
   const lines = [columns.join(',')];
   for (const r of report.data)
     lines.push(columns.map((c) => csvCell((r as Record<string, string | number>)[c])).join(','));
+  return `${lines.join('\r\n')}\r\n`;
+}
+
+/**
+ * The replenishment SQL: one statement, PostgreSQL aggregates. Per SKU over its active locations
+ * (`location` null), or per SKU at one location (`$location`). Sales come from the partial index
+ * stock_movements_sales (sales by time); figures in numeric, so the ceiling is exact.
+ */
+export const REPLENISHMENT_SQL = (perLocation: boolean) => `
+  WITH sold AS (
+         SELECT sku, -sum(quantity) AS units FROM stock_movements
+          WHERE type = 'sale' AND created_at >= now() - make_interval(days => :days)
+                ${perLocation ? 'AND location = :location' : ''}
+          GROUP BY sku),
+       inb AS (
+         SELECT i.sku, sum(GREATEST(0, i.quantity - i.received)) AS outstanding
+           FROM inbound i JOIN locations il ON il.code = i.location
+          WHERE i.status = 'open' AND ${perLocation ? 'i.location = :location' : 'il.active'}
+          GROUP BY i.sku),
+       free AS (
+         SELECT lv.sku, sum(lv.on_hand - lv.reserved) AS units
+           FROM stock_levels lv JOIN locations loc ON loc.code = lv.location
+          WHERE loc.active ${perLocation ? 'AND lv.location = :location' : ''}
+          GROUP BY lv.sku),
+       r AS (
+         SELECT s.sku, COALESCE(sold.units, 0)::numeric / :days AS spd,
+                CASE WHEN s.backordered > 0 THEN 0 ELSE COALESCE(free.units, 0) END::numeric AS available,
+                COALESCE(inb.outstanding, 0)::numeric AS inbound_outstanding, s.backordered::numeric AS backordered
+           FROM stock s LEFT JOIN sold ON sold.sku = s.sku LEFT JOIN inb ON inb.sku = s.sku LEFT JOIN free ON free.sku = s.sku)
+  SELECT sku, spd::float8 AS sold_per_day, available::bigint AS available,
+         inbound_outstanding::bigint AS inbound_outstanding, backordered::bigint AS backordered,
+         CASE WHEN spd = 0 THEN NULL ELSE ((available + inbound_outstanding) / spd)::float8 END AS days_of_cover,
+         GREATEST(0, ceil(spd * :cover_days + backordered - available - inbound_outstanding))::bigint AS suggested_order
+    FROM r
+   ORDER BY days_of_cover ASC NULLS LAST, sku`;
+
+/**
+ * What to order, per SKU (or per SKU at one location): sales per day over the last `days` days,
+ * what is available and on its way, the backorders, days of cover and a suggested quantity.
+ * Lowest days_of_cover first, SKUs that sold nothing last.
+ */
+export async function replenishmentReport(
+  db: Db,
+  q: { days: number; cover_days: number; location?: string },
+): Promise<ReplenishmentReport> {
+  if (q.location !== undefined && !(await db('locations').where({ code: q.location }).first('code')))
+    throw new ValidationError(`unknown location ${q.location}`, [
+      { path: 'query.location', message: `unknown location ${q.location}` },
+    ]);
+  const perLocation = q.location !== undefined;
+  const { rows } = await db.raw(REPLENISHMENT_SQL(perLocation), {
+    days: q.days,
+    cover_days: q.cover_days,
+    ...(perLocation ? { location: q.location } : {}),
+  });
+  return {
+    generated_at: new Date().toISOString(),
+    days: q.days,
+    cover_days: q.cover_days,
+    location: q.location ?? null,
+    data: rows.map((r: any): ReplenishmentRow => ({
+      sku: r.sku,
+      location: q.location ?? null,
+      sold_per_day: r.sold_per_day,
+      available: r.available,
+      inbound_outstanding: r.inbound_outstanding,
+      backordered: r.backordered,
+      days_of_cover: r.days_of_cover,
+      suggested_order: r.suggested_order,
+    })),
+  };
+}
+
+export const REPLENISHMENT_CSV_COLUMNS = [
+  'sku',
+  'location',
+  'sold_per_day',
+  'available',
+  'inbound_outstanding',
+  'backordered',
+  'days_of_cover',
+  'suggested_order',
+] as const;
+
+/** The report as CSV: the same columns, a null as an empty cell. */
+export function replenishmentCsv(report: ReplenishmentReport): string {
+  const lines = [REPLENISHMENT_CSV_COLUMNS.join(',')];
+  for (const r of report.data)
+    lines.push(REPLENISHMENT_CSV_COLUMNS.map((c) => (r[c] === null ? '' : csvCell(r[c]))).join(','));
   return `${lines.join('\r\n')}\r\n`;
 }
 

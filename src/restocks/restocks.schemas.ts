@@ -1,8 +1,18 @@
 import { z } from 'zod';
 import { skuSchema } from '../platform/validation';
 
+/**
+ * An id of the caller's choosing, taken exactly as given: 1–255 characters that neither start nor
+ * end with whitespace (such an id is 400, never trimmed into another id).
+ */
+export const externalIdSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .refine((v) => !/^\s|\s$/.test(v), 'must not start or end with whitespace');
+
 export const restockEventSchema = z.object({
-  event_id: z.string().trim().min(1).max(255),
+  event_id: externalIdSchema,
   sku: skuSchema,
   quantity: z.number().int('must be an integer').min(1).max(1_000_000),
   occurred_at: z.iso.datetime({ offset: true }).optional(),
@@ -10,6 +20,7 @@ export const restockEventSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9._-]{1,32}$/, 'must be 1–32 of A-Z a-z 0-9 . _ -')
     .optional(),
+  inbound_id: externalIdSchema.optional().describe('the inbound shipment this restock is received against'),
 });
 export const restockBatchSchema = z.object({
   events: z.array(restockEventSchema).min(1).max(1000, 'at most 1000 events'),

@@ -161,14 +161,21 @@ describe('restock feed', () => {
     );
     expect(concurrent.reduce((s, r) => s + r.body.accepted, 0)).toBe(1);
     expect(concurrent.reduce((s, r) => s + r.body.duplicates, 0)).toBe(9);
-    const batch = await restock(h(), {
+    // One event_id twice in a batch is 400 (nothing stored); a resend in a batch is a duplicate.
+    const twice = await restock(h(), {
       events: [
         { event_id: 'dup-3', sku: p.sku, quantity: 1 },
+        { event_id: 'dup-3', sku: p.sku, quantity: 1 },
+      ],
+    });
+    expect(twice.status).toBe(400);
+    const batch = await restock(h(), {
+      events: [
         { event_id: 'dup-3', sku: p.sku, quantity: 1 },
         { event_id: 'dup-1', sku: p.sku, quantity: 7 },
       ],
     });
-    expect(batch.body).toEqual({ accepted: 1, duplicates: 2 });
+    expect(batch.body).toEqual({ accepted: 1, duplicates: 1 });
     await waitFor(async () => (await stockOf(h(), p.sku)).on_hand === 13, { what: 'receipts applied' });
     await new Promise((r) => setTimeout(r, 300));
     expect((await stockOf(h(), p.sku)).on_hand).toBe(13);

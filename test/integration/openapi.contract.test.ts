@@ -242,6 +242,13 @@ function validRequest(method: string, path: string, ids: { id?: string; sku?: st
       counted_at: new Date().toISOString(),
       items: [{ sku: 'SKU-NONE', on_hand: 1 }],
     },
+    'POST /v1/inbound': {
+      inbound_id: `in-${rand()}`,
+      sku: 'SKU-NONE',
+      quantity: 1,
+      expected_at: '2030-01-01T00:00:00Z',
+    },
+    'PATCH /v1/inbound/{inbound_id}': { quantity: 2 },
   };
   return { method, url, role: ALLOWED[opOf(method, path).access], body: bodies[`${method} ${path}`] };
 }
@@ -786,6 +793,64 @@ describe('the OpenAPI document', () => {
         400,
       );
 
+      // Inbound shipments, a SKU's queue, restock id conflicts and the replenishment report.
+      const inboundId = `in-${rand()}`;
+      const inboundBody = { inbound_id: inboundId, sku, quantity: 5, expected_at: '2030-01-01T00:00:00Z' };
+      const postInbound = (body: unknown, status: number) =>
+        send(h, { method: 'POST', url: '/v1/inbound', role: 'feed', body }, status);
+      const createdInbound = await postInbound(inboundBody, 201);
+      expect(createdInbound.headers.get('location')).toBe(`/v1/inbound/${inboundId}`);
+      expect((await postInbound(inboundBody, 200)).body).toEqual(createdInbound.body);
+      expect((await postInbound({ ...inboundBody, quantity: 6 }, 409)).body.error.code).toBe('conflict');
+      await postInbound({ ...inboundBody, inbound_id: `in-${rand()}`, sku: 'SKU-UNKNOWN' }, 400);
+      await send(h, { method: 'GET', url: `/v1/inbound?sku=${sku}&status=open&limit=10`, role: 'feed' }, 200);
+      await send(h, { method: 'GET', url: `/v1/inbound/${inboundId}`, role: 'viewer' }, 200);
+      await send(
+        h,
+        {
+          method: 'PATCH',
+          url: `/v1/inbound/${inboundId}`,
+          role: 'feed',
+          body: { expected_at: '2030-01-02T00:00:00Z' },
+        },
+        200,
+      );
+      const doomed = `in-${rand()}`;
+      await postInbound({ ...inboundBody, inbound_id: doomed }, 201);
+      await send(
+        h,
+        { method: 'PATCH', url: `/v1/inbound/${doomed}`, role: 'operator', body: { status: 'cancelled' } },
+        200,
+      );
+      const onCancelled = await send(
+        h,
+        { method: 'PATCH', url: `/v1/inbound/${doomed}`, role: 'feed', body: { quantity: 1 } },
+        409,
+      );
+      expect(onCancelled.body.error.code).toBe('invalid_state');
+      const eventId = `ev-${rand()}`;
+      await send(
+        h,
+        { method: 'POST', url: '/v1/restocks', role: 'feed', body: { event_id: eventId, sku, quantity: 1 } },
+        202,
+      );
+      const clash = await send(
+        h,
+        { method: 'POST', url: '/v1/restocks', role: 'feed', body: { event_id: eventId, sku: sku2, quantity: 1 } },
+        409,
+      );
+      expect(clash.body.error.details[0].path).toBe('body.event_id');
+      const skuQueue = await send(h, { method: 'GET', url: `/v1/inventory/${sku}/queue`, role: 'viewer' }, 200);
+      expect(skuQueue.body.sku).toBe(sku);
+      await send(h, { method: 'GET', url: '/v1/reports/replenishment?days=7&cover_days=7', role: 'viewer' }, 200);
+      await send(h, { method: 'GET', url: `/v1/reports/replenishment?location=${wh}`, role: 'operator' }, 200);
+      const replenishmentCsv = await send(
+        h,
+        { method: 'GET', url: '/v1/reports/replenishment?format=csv', role: 'viewer' },
+        200,
+      );
+      expect(replenishmentCsv.headers.get('content-type')).toMatch(/^text\/csv/);
+
       // Notifications: the webhook fails once (NOTIFY_MAX_ATTEMPTS=1), so one ends failed. Resent with
       // its queue paused it stays pending, and a second resend is refused (409).
       const settled = await waitFor(
@@ -869,6 +934,8 @@ describe('the OpenAPI document', () => {
         '/v1/reports/inventory': '/v1/reports/inventory?format=xml',
         '/v1/reports/ledger': '/v1/reports/ledger?by=warehouse',
         '/v1/events': '/v1/events?after=later',
+        '/v1/inbound': '/v1/inbound?status=lost',
+        '/v1/reports/replenishment': '/v1/reports/replenishment?days=0',
       };
       for (const [path, url] of Object.entries(badQuery))
         await send(h, { method: 'GET', url, role: ALLOWED[opOf('GET', path).access] }, 400);
@@ -890,7 +957,13 @@ describe('the OpenAPI document', () => {
       );
 
       // What every operation shares: per operation, each status the middleware answers.
-      const ids: Record<string, string> = { id: confirmed.id, sku, code: wh, count_id: countBody.count_id };
+      const ids: Record<string, string> = {
+        id: confirmed.id,
+        sku,
+        code: wh,
+        count_id: countBody.count_id,
+        inbound_id: inboundId,
+      };
       for (const op of OPERATIONS) {
         const statuses = statusesOf(op);
         const allowed = ALLOWED[op.access];
@@ -919,6 +992,7 @@ describe('the OpenAPI document', () => {
                 sku: 'not a sku',
                 code: 'not a code',
                 count_id: 'not%20a%20count',
+                inbound_id: 'no such inbound',
               }),
               role: allowed,
               body: validRequest(method, op.path, {}).body,
@@ -934,6 +1008,7 @@ describe('the OpenAPI document', () => {
                 sku: BROKEN_ESCAPE,
                 code: BROKEN_ESCAPE,
                 count_id: BROKEN_ESCAPE,
+                inbound_id: BROKEN_ESCAPE,
               }),
               role: allowed,
             },

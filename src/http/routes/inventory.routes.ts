@@ -21,6 +21,8 @@ import {
   countSchema,
 } from '../../inventory';
 import { applyCount, getCount } from '../../orders';
+import { skuQueue } from '../../orders';
+import { INBOUND_JSON } from '../../restocks';
 import { parseInput } from '../../platform/validation';
 import { actorOf, type Guards } from '../guards';
 
@@ -59,6 +61,10 @@ export function inventoryRoutes(ctx: AppContext, g: Guards): Router {
   });
   r.get('/', g.catalog, async (req, res) => {
     res.json(await listInventory(ctx.db, parseInput(inventoryQuerySchema, req.query, 'query')));
+  });
+  r.get('/:sku/queue', g.read, async (req, res) => {
+    const sku = (await getProduct(ctx.db, String(req.params.sku))).sku;
+    res.json(await skuQueue(ctx.db, sku, INBOUND_JSON));
   });
   r.post('/:sku/adjustments', g.operator, async (req, res) => {
     const sku = (await getProduct(ctx.db, String(req.params.sku))).sku;

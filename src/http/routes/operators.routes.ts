@@ -17,6 +17,9 @@ import {
   ordersReport,
   ordersReportQuerySchema,
   queuesReport,
+  replenishmentCsv,
+  replenishmentQuerySchema,
+  replenishmentReport,
 } from '../../reports';
 import { stockByLocation } from '../../inventory';
 import { parseInput } from '../../platform/validation';
@@ -173,6 +176,12 @@ export function operatorRoutes(ctx: AppContext, g: Guards): Router {
   });
   r.get('/v1/reports/ledger', g.read, async (req, res) => {
     res.json(await ledgerReport(ctx.db, parseInput(ledgerReportQuerySchema, req.query, 'query')));
+  });
+  r.get('/v1/reports/replenishment', g.read, async (req, res) => {
+    const { format, ...q } = parseInput(replenishmentQuerySchema, req.query, 'query');
+    const report = await replenishmentReport(ctx.db, q);
+    if (format === 'json') return void res.json(report);
+    res.type('text/csv; charset=utf-8').attachment('replenishment.csv').send(replenishmentCsv(report));
   });
   r.get('/v1/reports/queues', g.read, async (_req, res) => {
     res.json(await queuesReport(ctx.queues));

@@ -181,11 +181,16 @@ export async function queueHead(trx: Trx, sku: string, limit: number): Promise<W
 }
 
 export async function markLinesReserved(trx: Trx, sku: string, orderIds: string[]): Promise<void> {
-  await trx('order_lines').where({ sku }).whereIn('order_id', orderIds).update({ reserved: true });
+  await trx('order_lines')
+    .where({ sku })
+    .whereIn('order_id', orderIds)
+    .update({ reserved: true, queue_rank: null, queue_units_before: null });
 }
 
 export async function clearLines(trx: Trx, orderIds: string[]): Promise<void> {
-  await trx('order_lines').whereIn('order_id', orderIds).update({ reserved: false, waiting: false });
+  await trx('order_lines')
+    .whereIn('order_id', orderIds)
+    .update({ reserved: false, waiting: false, queue_rank: null, queue_units_before: null });
 }
 
 /** Of these orders, those waiting whose every line is now reserved, in seq order, with how many units they shipped. */

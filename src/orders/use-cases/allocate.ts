@@ -4,6 +4,7 @@ import { runUnitOfWork, type UnitOfWork } from '../../platform/unit-of-work';
 import { serveQueue } from '../rules/fifo';
 import { placeLine } from '../rules/placement';
 import { addAllocations } from '../sql/allocations';
+import { queueLeft } from '../sql/queue';
 import {
   fullyReservedWaiting,
   lockOrderIds,
@@ -62,6 +63,10 @@ async function allocateSku(uow: UnitOfWork, sku: string): Promise<{ reserved: nu
   await applyStockChanges(uow, [{ row, levels, backordered: -qty }], movements, 'allocate');
   await addAllocations(trx, allocations);
   await markLinesReserved(trx, sku, orderIds);
+  await queueLeft(
+    trx,
+    taken.map((l) => ({ sku, seq: l.seq, quantity: l.quantity })),
+  );
   // Orders whose every line is now reserved are confirmed; the others keep what they hold.
   const complete = await fullyReservedWaiting(trx, orderIds);
   await changeStatus(

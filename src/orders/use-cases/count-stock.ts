@@ -17,6 +17,7 @@ import type { Executor, Trx } from '../../platform/db';
 import { ConflictError, NotFoundError, OptimisticConflict, ValidationError } from '../../platform/errors';
 import { runUnitOfWork, type UnitOfWork } from '../../platform/unit-of-work';
 import { lockOrders, type OrderRow } from '../sql/order-rows';
+import { queueJoined, type QueueLine } from '../sql/queue';
 import { changeStatus, type StatusChange } from '../status';
 import { requestHash } from './ship-order';
 
@@ -233,8 +234,10 @@ async function countInUnit(
       reason: `count ${input.count_id}`,
     });
   }
-  await revokeLines(uow, revoke, locked, changeOf, movements, input.count_id, location);
+  const rejoined = await revokeLines(uow, revoke, locked, changeOf, movements, input.count_id, location);
   await applyStockChanges(uow, [...changes.values()], movements, 'count');
+  // The revoked lines wait again at their own seq: their queues are renumbered from there.
+  await queueJoined(trx, rejoined);
 
   await trx('stock_counts').where({ count_id: input.count_id }).update({ horizon });
   for (let i = 0; i < items.length; i += 1000) {
@@ -289,8 +292,8 @@ async function revokeLines(
   movements: Movement[],
   countId: string,
   location: string,
-): Promise<void> {
-  if (revoke.length === 0) return;
+): Promise<QueueLine[]> {
+  if (revoke.length === 0) return [];
   const { trx } = uow;
   const orderIds = revoke.map((r) => r.order_id);
   const lineSkus = revoke.map((r) => r.sku);
@@ -315,7 +318,7 @@ async function revokeLines(
     `UPDATE order_lines l SET reserved = false, waiting = true
        FROM unnest(?::uuid[], ?::text[]) AS v(order_id, sku)
       WHERE l.order_id = v.order_id AND l.sku = v.sku
-      RETURNING l.order_id, l.sku, l.quantity, l.shipped`,
+      RETURNING l.order_id, l.sku, l.seq, l.quantity, l.shipped`,
     [orderIds, lineSkus],
   );
   for (const l of lines as { sku: string; quantity: number; shipped: number }[]) {
@@ -351,6 +354,11 @@ async function revokeLines(
   // An order that was waiting already stays so (a history entry, no transition); its reason now names the shortage too.
   const stays = changes.filter((c) => c.from === 'awaiting_stock').map((c) => c.orderId);
   if (stays.length > 0) await trx('orders').whereIn('id', stays).update({ status_reason: SHORTAGE_REASON });
+  return (lines as { sku: string; seq: number; quantity: number; shipped: number }[]).map((l) => ({
+    sku: l.sku,
+    seq: Number(l.seq),
+    quantity: Number(l.quantity) - Number(l.shipped),
+  }));
 }
 
 /** GET /v1/inventory/counts/:count_id: the count as recorded, every item in the order given. */

@@ -3,6 +3,7 @@ import type { Context } from '../../platform/context';
 import { runUnitOfWork } from '../../platform/unit-of-work';
 import { planReservations } from '../rules/reservation-plan';
 import { addAllocations } from '../sql/allocations';
+import { queueJoined } from '../sql/queue';
 import {
   countAttempt,
   firstWaitingSeq,
@@ -70,6 +71,12 @@ export async function processOrders(ctx: Context, ids: string[]): Promise<Map<st
     await applyStockChanges(uow, plan.changes, plan.movements, 'reserve');
     await addAllocations(trx, plan.allocations);
     await updateLines(trx, plan.lines);
+    // Lines that now wait take their place in their SKUs' queues before the events are written.
+    const lineOf = new Map(lines.map((l) => [`${l.order_id}/${l.sku}`, l]));
+    await queueJoined(
+      trx,
+      plan.lines.filter((l) => !l.reserved).map((l) => lineOf.get(`${l.order_id}/${l.sku}`)!),
+    );
     await setTotals(trx, plan.totals);
     await countAttempt(
       trx,

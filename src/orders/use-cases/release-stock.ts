@@ -2,6 +2,7 @@ import { applyStockChanges, readStockRows, type Movement, type StockChange } fro
 import type { UnitOfWork } from '../../platform/unit-of-work';
 import { allocationsOf, dropReservations } from '../sql/allocations';
 import { clearLines, linesOf } from '../sql/order-rows';
+import { queueLeft } from '../sql/queue';
 
 /**
  * Gives back everything the orders hold and have not shipped: reserved units are released where
@@ -41,5 +42,7 @@ export async function releaseOrderStock(uow: UnitOfWork, orderIds: string[], rea
   await applyStockChanges(uow, [...changes.values()], movements, 'release');
   await dropReservations(trx, orderIds);
   await clearLines(trx, orderIds);
+  // The lines behind the ones that left move up.
+  await queueLeft(trx, waiting);
   return skus;
 }
