@@ -17,8 +17,13 @@ export async function up(knex: Knex): Promise<void> {
     t.timestamp('at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
     t.index(['order_id', 'id']);
   });
+  // /metrics counts pending and failed notifications at every scrape: from these, not the history.
+  await knex.raw(`CREATE INDEX notifications_pending ON notifications (created_at) WHERE status = 'pending'`);
+  await knex.raw(`CREATE INDEX notifications_failed ON notifications (created_at) WHERE status = 'failed'`);
 }
 
 export async function down(knex: Knex): Promise<void> {
+  await knex.raw('DROP INDEX IF EXISTS notifications_pending');
+  await knex.raw('DROP INDEX IF EXISTS notifications_failed');
   await knex.schema.dropTable('processing_attempts');
 }

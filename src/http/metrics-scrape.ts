@@ -1,6 +1,7 @@
 import client from 'prom-client';
 import type { AppContext } from '../app/context';
 import { logger } from '../platform/logger';
+import { alertReadings } from '../reports';
 import { metrics, registry, statsKey } from '../platform/metrics';
 
 const STATES = ['waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed', 'waiting-children'] as const;
@@ -27,11 +28,46 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   }
 }
 
+const gauge = (name: string, help: string, labelNames: string[] = []) =>
+  new client.Gauge({ name, help, labelNames, registers: [registry] });
+const alerts = {
+  waitingOrders: gauge('orderflow_orders_waiting', 'Orders awaiting stock'),
+  oldestBackorder: gauge('orderflow_backorder_oldest_age_seconds', 'Age of the oldest wait for stock, over all SKUs'),
+  skuWaiting: gauge('orderflow_sku_waiting_lines', 'Waiting lines of the SKUs whose oldest wait is oldest (top 20)', [
+    'sku',
+  ]),
+  skuOldest: gauge('orderflow_sku_backorder_oldest_age_seconds', 'Age of the oldest wait, per SKU (top 20)', ['sku']),
+  outboxBacklog: gauge('orderflow_outbox_backlog', 'Outbox rows not yet published to Redis'),
+  outboxOldest: gauge('orderflow_outbox_oldest_age_seconds', 'Age of the oldest unpublished outbox row'),
+  deliveries: gauge('orderflow_deliveries', 'Customer notifications by state (pending, failed)', ['state']),
+};
+
+/** Readings from PostgreSQL an operator alerts on (see alertReadings); left out when it does not answer. */
+async function collectAlertGauges(ctx: AppContext): Promise<void> {
+  for (const g of Object.values(alerts)) g.reset();
+  try {
+    const r = await within(2000, alertReadings(ctx.db));
+    alerts.waitingOrders.set(r.waitingOrders);
+    alerts.oldestBackorder.set(r.oldestBackorderSeconds);
+    for (const s of r.skus) {
+      alerts.skuWaiting.set({ sku: s.sku }, s.waiting);
+      alerts.skuOldest.set({ sku: s.sku }, s.oldestSeconds);
+    }
+    alerts.outboxBacklog.set(r.outboxBacklog);
+    alerts.outboxOldest.set(r.outboxOldestSeconds);
+    alerts.deliveries.set({ state: 'pending' }, r.deliveries.pending);
+    alerts.deliveries.set({ state: 'failed' }, r.deliveries.failed);
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'metrics: PostgreSQL readings skipped');
+  }
+}
+
 /**
  * Readings taken at scrape time: queue depths by state from BullMQ and the deployment-wide counters.
  * When Redis does not answer, those series are left out (the rest of the scrape still works).
  */
 export async function collectScrapeGauges(ctx: AppContext): Promise<void> {
+  await collectAlertGauges(ctx);
   metrics.queueDepth.reset();
   clusterCounters.reset();
   try {

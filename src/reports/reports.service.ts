@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Db } from '../platform/db';
+import type { Db, Executor } from '../platform/db';
 import { UnavailableError, ValidationError } from '../platform/errors';
 import { ORDER_STATUSES } from '../orders';
 import type {
@@ -342,4 +342,52 @@ export async function queuesReport(queues: Record<string, Queue>): Promise<Queue
   } catch (err) {
     throw new UnavailableError(`Redis is unavailable: ${(err as Error).message}`, 5, { cause: err });
   }
+}
+
+export interface AlertReadings {
+  waitingOrders: number;
+  oldestBackorderSeconds: number;
+  skus: { sku: string; waiting: number; oldestSeconds: number }[];
+  outboxBacklog: number;
+  outboxOldestSeconds: number;
+  deliveries: { pending: number; failed: number };
+}
+
+/**
+ * What an operator alerts on, read at each /metrics scrape, each from a partial index (none scans
+ * the history): orders waiting for stock and the age of the oldest wait (overall and for the `top`
+ * SKUs whose oldest wait is oldest), the outbox rows not yet published and the oldest, and
+ * customer notifications pending and failed.
+ */
+export async function alertReadings(db: Executor, top = 20): Promise<AlertReadings> {
+  const { rows } = await db.raw(
+    `SELECT
+       (SELECT count(*) FROM orders WHERE status = 'awaiting_stock') AS waiting_orders,
+       (SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(awaiting_since)), 0) FROM orders WHERE status = 'awaiting_stock') AS oldest,
+       (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS outbox,
+       (SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) FROM outbox WHERE published_at IS NULL) AS outbox_oldest,
+       (SELECT count(*) FROM notifications WHERE status = 'pending') AS pending,
+       (SELECT count(*) FROM notifications WHERE status = 'failed') AS failed,
+       (SELECT COALESCE(json_agg(t ORDER BY t.oldest DESC, t.sku), '[]'::json) FROM (
+          SELECT w.sku, w.waiting, EXTRACT(EPOCH FROM now() - o.awaiting_since) AS oldest
+            FROM (SELECT sku, count(*) AS waiting, min(seq) AS head FROM order_lines
+                   WHERE waiting AND NOT reserved GROUP BY sku) w
+            JOIN order_lines l ON l.sku = w.sku AND l.seq = w.head AND l.waiting AND NOT l.reserved
+            JOIN orders o ON o.id = l.order_id
+           ORDER BY o.awaiting_since NULLS LAST LIMIT ?) t) AS skus`,
+    [top],
+  );
+  const r = rows[0];
+  return {
+    waitingOrders: Number(r.waiting_orders),
+    oldestBackorderSeconds: Number(r.oldest),
+    skus: (r.skus as { sku: string; waiting: number; oldest: number }[]).map((s) => ({
+      sku: s.sku,
+      waiting: Number(s.waiting),
+      oldestSeconds: Number(s.oldest ?? 0),
+    })),
+    outboxBacklog: Number(r.outbox),
+    outboxOldestSeconds: Number(r.outbox_oldest),
+    deliveries: { pending: Number(r.pending), failed: Number(r.failed) },
+  };
 }

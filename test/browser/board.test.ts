@@ -5,7 +5,7 @@ import { KEYS, useHarness, waitFor, type Harness } from '../helpers/harness';
 
 // One attempt per order job, so a job whose transaction fails is failed at once (and its order with it).
 const h = useHarness({ workers: false, env: { ORDER_ATTEMPTS: '1' } });
-const QUEUES = ['orders', 'restocks', 'notifications', 'maintenance'];
+const QUEUES = ['orders', 'restocks', 'notifications', 'maintenance', 'bulk'];
 
 /** Makes every write to one SKU's stock row fail inside PostgreSQL, as a broken database would. */
 async function refuseStockWrites(hh: Harness, sku: string): Promise<() => Promise<void>> {

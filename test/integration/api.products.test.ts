@@ -422,7 +422,7 @@ describe('POST /v1/restocks (shape)', () => {
     );
   });
 
-  it('when one batch repeats an event id, then the first occurrence is the event and the repeat a duplicate (as across requests)', async () => {
+  it('when one batch repeats an event id, then the batch is 400 naming the repeat, and nothing is stored (change 13)', async () => {
     const p = await makeProduct(h(), 0);
     const id = `ev-${randomBytes(4).toString('hex')}`;
     const res = await h().api('POST', '/v1/restocks', {
@@ -434,8 +434,8 @@ describe('POST /v1/restocks (shape)', () => {
         ],
       },
     });
-    expect(res.status, res.text).toBe(202);
-    expect(res.body).toEqual({ accepted: 1, duplicates: 1 });
-    expect(await h().ctx.db('restock_events').where({ event_id: id }).select('quantity')).toEqual([{ quantity: 2 }]);
+    expect(res.status, res.text).toBe(400);
+    expect(res.body.error.details.map((d: { path: string }) => d.path)).toEqual(['body.events.1.event_id']);
+    expect(await h().ctx.db('restock_events').where({ event_id: id })).toEqual([]);
   });
 });

@@ -36,7 +36,7 @@ describe('operators: auth on the browser pages', () => {
     expect(html).toContain('<base href="/admin/queues/"');
     expect(html).not.toMatch(/https?:\/\//);
     const api = await (await get('/admin/queues/api/queues', { authorization: basic(KEYS.operator) })).json();
-    expect(api.queues.map((q: any) => q.name).sort()).toEqual(['maintenance', 'notifications', 'orders', 'restocks']);
+    expect(api.queues.map((q: any) => q.name).sort()).toEqual(['bulk', 'maintenance', 'notifications', 'orders', 'restocks']);
     expect(api.queues.every((q: any) => q.allowRetries && !q.readOnlyMode)).toBe(true);
   });
 
@@ -317,5 +317,57 @@ describe('operators: schedulers', () => {
     } finally {
       await again.close();
     }
+  });
+});
+
+describe('operators: alert gauges', () => {
+  it('when orders wait for stock and the outbox has a backlog, then /metrics shows the waiting orders, the age of the oldest wait overall and per SKU, and the backlog', async () => {
+    await h().startWorkers(['orders']);
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 0);
+    const waiting = [];
+    for (let i = 0; i < 3; i++) waiting.push(await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]));
+    await waitFor(
+      async () =>
+        Number(
+          (
+            await h()
+              .ctx.db('orders')
+              .whereIn(
+                'id',
+                waiting.map((o) => o.id),
+              )
+              .where({ status: 'awaiting_stock' })
+              .count({ n: '*' })
+              .first()
+          )?.n,
+        ) === 3,
+      { what: '3 waiting' },
+    );
+    await h()
+      .ctx.db('orders')
+      .whereIn(
+        'id',
+        waiting.map((o) => o.id),
+      )
+      .update({ awaiting_since: h().ctx.db.raw(`now() - interval '90 seconds'`) });
+    await h()
+      .ctx.db('outbox')
+      .insert({
+        queue: 'orders',
+        job_name: 'x',
+        job_id: 'never-published',
+        data: '{}',
+        created_at: h().ctx.db.raw(`now() - interval '1 hour'`),
+      });
+    const m = await scrape();
+    expect(sampleSum(m, 'orderflow_orders_waiting', {})).toBeGreaterThanOrEqual(3);
+    expect(sampleSum(m, 'orderflow_backorder_oldest_age_seconds', {})).toBeGreaterThanOrEqual(90);
+    expect(sampleSum(m, 'orderflow_sku_waiting_lines', { sku: p.sku })).toBe(3);
+    expect(sampleSum(m, 'orderflow_sku_backorder_oldest_age_seconds', { sku: p.sku })).toBeGreaterThanOrEqual(90);
+    expect(sampleSum(m, 'orderflow_outbox_backlog', {})).toBeGreaterThanOrEqual(1);
+    expect(sampleSum(m, 'orderflow_outbox_oldest_age_seconds', {})).toBeGreaterThanOrEqual(3600);
+    expect(m.types.get('orderflow_deliveries')).toBe('gauge');
+    await h().ctx.db('outbox').where({ job_id: 'never-published' }).delete();
   });
 });

@@ -272,7 +272,7 @@ describe('reports', () => {
       },
       { what: '3 order jobs waiting' },
     );
-    expect(Object.keys(waiting).sort()).toEqual(['maintenance', 'notifications', 'orders', 'restocks']);
+    expect(Object.keys(waiting).sort()).toEqual(['bulk', 'maintenance', 'notifications', 'orders', 'restocks']);
     expect(waiting.orders).toEqual({
       name: 'orders',
       waiting: 3,
