@@ -7,6 +7,7 @@ import { rateLimit } from './middleware/rate-limit';
 import { requestLog } from './middleware/request-log';
 import { requestId } from './middleware/request';
 import { customersRoutes } from './routes/customers.routes';
+import { endpointsRoutes } from './routes/endpoints.routes';
 import { healthRoutes } from './routes/health.routes';
 import { inventoryRoutes, locationsRoutes, productsRoutes } from './routes/inventory.routes';
 import { notificationsRoutes } from './routes/notifications.routes';
@@ -35,6 +36,7 @@ export function createApp(ctx: AppContext): Express {
   app.use('/v1/inventory', inventoryRoutes(ctx, guards));
   app.use('/v1/locations', locationsRoutes(ctx, guards));
   app.use('/v1/restocks', restocksRoutes(ctx, guards));
+  app.use('/v1/webhook-endpoints', endpointsRoutes(ctx, guards));
   app.use(operatorRoutes(ctx, guards));
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -1,5 +1,6 @@
 import client from 'prom-client';
 import type { AppContext } from '../app/context';
+import { countDisabledEndpoints } from '../notifications';
 import { logger } from '../platform/logger';
 import { metrics, registry, statsKey } from '../platform/metrics';
 
@@ -33,6 +34,13 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
  */
 export async function collectScrapeGauges(ctx: AppContext): Promise<void> {
   metrics.queueDepth.reset();
+  metrics.endpointsDisabled.reset();
+  try {
+    const disabled = await within(2000, countDisabledEndpoints(ctx.db));
+    for (const [reason, n] of Object.entries(disabled)) metrics.endpointsDisabled.set({ reason }, n);
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'metrics: PostgreSQL readings skipped');
+  }
   clusterCounters.reset();
   try {
     await within(

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../platform/config';
 import type { Context } from '../platform/context';
@@ -10,13 +9,17 @@ import { runUnitOfWork } from '../platform/unit-of-work';
 import { isoSql } from '../orders';
 import { createMailer } from './email';
 import type { Channel, EventPayload, Notification } from './notifications.schemas';
+import { attemptEndpoint, planEndpoints, type EndpointDeliveryRow, type EndpointSender } from './endpoints.service';
+import { DeliveryBusyError, takeLease } from './lease';
 import { assertPublicTarget, DeliveryError, postWebhook, webhookKey } from './webhook';
 
 /** How each channel sends one event to one target; throws DeliveryError when the attempt failed. */
 export interface Senders {
-  webhook(url: string, event: EventPayload): Promise<void>;
+  webhook(url: string, event: EventPayload): Promise<void | number>;
   /** Absent when SMTP_URL is not set: no e-mail channel is planned. */
   email?: (to: string, event: EventPayload) => Promise<void>;
+  /** A webhook endpoint's delivery, signed with the keys given (its secret, and the previous one in a rotation). */
+  endpoint: EndpointSender;
 }
 
 /** The webhook body: the event payload, keys in the contract's order. */
@@ -35,16 +38,11 @@ export function createSenders(config: Config): Senders {
       return postWebhook(url, event.id, webhookBody(event), { key, timeoutMs });
     },
     email: mailer ? (to, event) => mailer.send(to, event) : undefined,
+    endpoint: (url, keys, event) => postWebhook(url, event.id, webhookBody(event), { key: keys, timeoutMs }),
   };
 }
 
-/** Another run of the same event holds its lease (a stalled job running twice): retry later. */
-export class DeliveryBusyError extends Error {
-  constructor(eventId: string) {
-    super(`event ${eventId} is being delivered by another run`);
-    this.name = 'DeliveryBusyError';
-  }
-}
+export { DeliveryBusyError };
 
 export interface DeliveryResult {
   event_id: string;
@@ -53,6 +51,8 @@ export interface DeliveryResult {
   delivered: Channel[];
   failed: Channel[];
   pending: Channel[];
+  /** Webhook endpoint deliveries of this run, by outcome (endpoint ids). */
+  endpoints: { delivered: string[]; failed: string[]; pending: string[] };
   settled: boolean;
 }
 
@@ -66,59 +66,52 @@ interface NotificationRow {
   attempts: number;
 }
 
-const RELEASE_LEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
-
 /**
- * One run per event at a time, across processes: a short Redis lease, long enough for every
- * channel to time out. Without it, a stalled job picked up again while its first run is still
- * sending would deliver twice.
+ * The channels and endpoints an event is sent on, decided on its first run and stored (unique per
+ * event and channel, per event and endpoint), in one transaction so a crash plans all or nothing.
  */
-async function takeLease(ctx: Context, eventId: string): Promise<(() => Promise<void>) | undefined> {
-  const key = `${ctx.config.QUEUE_PREFIX}:notify-lease:${eventId}`;
-  const token = randomUUID();
-  const ttl = ctx.config.NOTIFY_TIMEOUT_MS * 4 + 10_000;
-  if ((await ctx.redis.set(key, token, 'PX', ttl, 'NX')) !== 'OK') return undefined;
-  return async () => {
-    await ctx.redis.eval(RELEASE_LEASE, 1, key, token).catch(() => undefined);
-  };
-}
-
-/** The channels an event is sent on, decided on its first run and stored (unique per event and channel). */
-async function planChannels(
+async function planDeliveries(
   ctx: Context,
   senders: Senders,
-  event: { id: string; order_id: string; type: string },
+  event: { id: string; order_id: string | null; type: string },
 ): Promise<void> {
-  // A customer is told of its orders' transitions and shipments; other events (returns) are for integrators.
-  if (!CUSTOMER_EVENTS.test(event.type)) return;
-  const customer = await ctx
-    .db('orders as o')
-    .leftJoin('customers as c', 'c.id', 'o.customer_id')
-    .where('o.id', event.order_id)
-    .first('c.email', 'c.webhook_url');
   const plan: { channel: Channel; target: string }[] = [];
-  const url = customer?.webhook_url ?? ctx.config.NOTIFY_WEBHOOK_URL;
-  if (url) plan.push({ channel: 'webhook', target: url });
-  if (senders.email && customer?.email) plan.push({ channel: 'email', target: customer.email });
-  if (plan.length === 0) return;
-  await ctx
-    .db('notifications')
-    .insert(plan.map((p) => ({ id: uuidv7(), event_id: event.id, order_id: event.order_id, ...p })))
-    .onConflict(['event_id', 'channel'])
-    .ignore();
+  // A customer is told of its orders' transitions and shipments; other events (returns) are for integrators.
+  if (CUSTOMER_EVENTS.test(event.type) && event.order_id) {
+    const customer = await ctx
+      .db('orders as o')
+      .leftJoin('customers as c', 'c.id', 'o.customer_id')
+      .where('o.id', event.order_id)
+      .first('c.email', 'c.webhook_url');
+    const url = customer?.webhook_url ?? ctx.config.NOTIFY_WEBHOOK_URL;
+    if (url) plan.push({ channel: 'webhook', target: url });
+    if (senders.email && customer?.email) plan.push({ channel: 'email', target: customer.email });
+  }
+  await ctx.db.transaction(async (trx) => {
+    if (plan.length > 0)
+      await trx('notifications')
+        .insert(plan.map((p) => ({ id: uuidv7(), event_id: event.id, order_id: event.order_id, ...p })))
+        .onConflict(['event_id', 'channel'])
+        .ignore();
+    await planEndpoints(trx, [event.id]);
+  });
 }
 
 const CUSTOMER_EVENTS = /^(order\.|shipment\.created$)/;
 
-/** Sets settled_at once no channel of the event is pending (also when it has none). */
+/** Sets settled_at once no channel or endpoint delivery of the event is pending (also when it has none). */
 async function settleIfDone(db: Db, eventId: string): Promise<boolean> {
-  await db('events')
-    .where({ id: eventId })
-    .whereNull('settled_at')
-    .whereNotExists(db('notifications').where({ event_id: eventId, status: 'pending' }).select(db.raw('1')))
-    .update({ settled_at: db.fn.now() });
-  const e = await db('events').where({ id: eventId }).first('settled_at');
-  return !!e?.settled_at;
+  const r = await db.raw(
+    `WITH s AS (
+       UPDATE events SET settled_at = now()
+       WHERE id = ? AND settled_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM notifications WHERE event_id = ? AND status = 'pending')
+         AND NOT EXISTS (SELECT 1 FROM endpoint_deliveries WHERE event_id = ? AND status = 'pending')
+       RETURNING id)
+     SELECT EXISTS (SELECT 1 FROM s) OR EXISTS (SELECT 1 FROM events WHERE id = ? AND settled_at IS NOT NULL) AS settled`,
+    [eventId, eventId, eventId, eventId],
+  );
+  return !!r.rows[0]?.settled;
 }
 
 function record(channel: Channel, outcome: 'delivered' | 'retry' | 'failed'): void {
@@ -126,7 +119,10 @@ function record(channel: Channel, outcome: 'delivered' | 'retry' | 'failed'): vo
   countStat(`notifications_${outcome}`);
 }
 
-/** One attempt on one channel: counted first (a crash mid-send still counts), then its outcome recorded. */
+/**
+ * One attempt on one channel: counted first (a crash mid-send still counts), then its outcome and
+ * the attempt row recorded in one statement.
+ */
 async function attemptChannel(
   db: Db,
   senders: Senders,
@@ -137,36 +133,53 @@ async function attemptChannel(
   const claimed = await db('notifications')
     .where({ id: row.id, status: 'pending' })
     .update({ attempts: db.raw('attempts + 1'), updated_at: db.fn.now() })
-    .returning('id');
+    .returning('attempts');
   if (claimed.length === 0) return 'skipped';
+  const at = new Date();
+  let error: string | null = null;
+  let statusCode: number | null = null;
+  let permanent = false;
   try {
-    if (row.channel === 'webhook') await senders.webhook(row.target, event);
+    if (row.channel === 'webhook') statusCode = (await senders.webhook(row.target, event)) ?? null;
     else if (senders.email) await senders.email(row.target, event);
     else throw new DeliveryError('e-mail is not configured on this worker (SMTP_URL unset)');
   } catch (err) {
-    const message = (err instanceof DeliveryError ? err.message : `unexpected: ${(err as Error).message}`).slice(
-      0,
-      1000,
-    );
-    const failed = final || (err instanceof DeliveryError && err.permanent);
-    await db('notifications')
-      .where({ id: row.id, status: 'pending' })
-      .update({ last_error: message, status: failed ? 'failed' : 'pending', updated_at: db.fn.now() });
-    record(row.channel, failed ? 'failed' : 'retry');
-    return failed ? 'failed' : 'pending';
+    error = (err instanceof DeliveryError ? err.message : `unexpected: ${(err as Error).message}`).slice(0, 1000);
+    statusCode = err instanceof DeliveryError ? (err.statusCode ?? null) : null;
+    permanent = err instanceof DeliveryError && err.permanent;
   }
-  await db('notifications')
-    .where({ id: row.id, status: 'pending' })
-    .update({ status: 'delivered', delivered_at: db.fn.now(), updated_at: db.fn.now() });
-  record(row.channel, 'delivered');
-  return 'delivered';
+  const outcome = error === null ? 'delivered' : final || permanent ? 'failed' : 'pending';
+  await db.raw(
+    `WITH n AS (
+       UPDATE notifications SET status = ?, delivered_at = CASE WHEN ? THEN now() ELSE delivered_at END,
+         last_error = CASE WHEN ? THEN last_error ELSE ? END, updated_at = now()
+       WHERE id = ? AND status = 'pending' RETURNING id)
+     INSERT INTO delivery_attempts (delivery_id, kind, event_id, attempt_no, at, status_code, error, duration_ms)
+     VALUES (?, 'notification', ?, ?, ?, ?::int, ?, ?)`,
+    [
+      outcome,
+      outcome === 'delivered',
+      outcome === 'delivered',
+      error,
+      row.id,
+      row.id,
+      row.event_id,
+      claimed[0].attempts,
+      at,
+      statusCode,
+      error,
+      Date.now() - at.getTime(),
+    ],
+  );
+  record(row.channel, outcome === 'pending' ? 'retry' : outcome);
+  return outcome;
 }
 
 /**
- * Delivers one event on every channel that is still pending. Channels already delivered (or failed)
- * are never sent again by a retry or a second run. A channel that fails stays pending and this
- * throws, so the queue retries with backoff; on the `final` attempt it is marked failed instead.
- * The event is settled once nothing is pending.
+ * Delivers one event on every channel and endpoint still pending. What was already delivered (or
+ * failed) is never sent again by a retry or a second run. A delivery that fails stays pending and
+ * this throws, so the queue retries with backoff; on the `final` attempt it is marked failed
+ * instead. The event is settled once nothing is pending.
  */
 export async function deliverEvent(
   ctx: Context,
@@ -174,34 +187,67 @@ export async function deliverEvent(
   eventId: string,
   opts: { final: boolean },
 ): Promise<DeliveryResult> {
-  const result: DeliveryResult = { event_id: eventId, delivered: [], failed: [], pending: [], settled: false };
+  const result: DeliveryResult = {
+    event_id: eventId,
+    delivered: [],
+    failed: [],
+    pending: [],
+    endpoints: { delivered: [], failed: [], pending: [] },
+    settled: false,
+  };
   const event = await ctx.db('events').where({ id: eventId }).first('id', 'order_id', 'type', 'payload', 'settled_at');
   if (!event) return { ...result, skipped: 'missing' };
   if (event.settled_at) return { ...result, skipped: 'settled', settled: true };
   const release = await takeLease(ctx, eventId);
   if (!release) throw new DeliveryBusyError(eventId);
+  const load = async () => {
+    const [channels, endpoints] = await Promise.all([
+      ctx.db('notifications').where({ event_id: eventId }).orderBy('channel') as Promise<NotificationRow[]>,
+      ctx.db('endpoint_deliveries').where({ event_id: eventId }).orderBy('seq') as Promise<EndpointDeliveryRow[]>,
+    ]);
+    return { channels, endpoints };
+  };
   try {
-    let rows: NotificationRow[] = await ctx.db('notifications').where({ event_id: eventId }).orderBy('channel');
-    if (rows.length === 0) {
-      await planChannels(ctx, senders, event);
-      rows = await ctx.db('notifications').where({ event_id: eventId }).orderBy('channel');
+    let rows = await load();
+    if (rows.channels.length === 0 && rows.endpoints.length === 0) {
+      await planDeliveries(ctx, senders, event);
+      rows = await load();
     }
-    const pending = rows.filter((r) => r.status === 'pending');
-    const outcomes = await Promise.all(
-      pending.map((r) => attemptChannel(ctx.db, senders, r, event.payload as EventPayload, opts.final)),
-    );
+    const payload = event.payload as EventPayload;
+    const pending = rows.channels.filter((r) => r.status === 'pending');
+    const pendingEndpoints = rows.endpoints.filter((r) => r.status === 'pending');
+    const [outcomes, endpointOutcomes] = await Promise.all([
+      Promise.all(pending.map((r) => attemptChannel(ctx.db, senders, r, payload, opts.final))),
+      Promise.all(pendingEndpoints.map((r) => attemptEndpoint(ctx, senders.endpoint, r, payload, opts.final))),
+    ]);
     for (const [i, outcome] of outcomes.entries()) if (outcome !== 'skipped') result[outcome].push(pending[i].channel);
+    for (const [i, outcome] of endpointOutcomes.entries())
+      if (outcome !== 'skipped') result.endpoints[outcome].push(pendingEndpoints[i].endpoint_id);
     result.settled = await settleIfDone(ctx.db, eventId);
   } finally {
     await release();
   }
-  if (result.pending.length > 0 || result.failed.length > 0) {
-    const errors = await ctx
-      .db('notifications')
-      .where({ event_id: eventId })
-      .whereIn('channel', [...result.pending, ...result.failed])
-      .select('channel', 'last_error');
-    throw new DeliveryError(errors.map((e) => `${e.channel}: ${e.last_error}`).join('; '));
+  const failedChannels = [...result.pending, ...result.failed];
+  const failedEndpoints = [...result.endpoints.pending, ...result.endpoints.failed];
+  if (failedChannels.length > 0 || failedEndpoints.length > 0) {
+    const [errors, endpointErrors] = await Promise.all([
+      ctx
+        .db('notifications')
+        .where({ event_id: eventId })
+        .whereIn('channel', failedChannels)
+        .select('channel', 'last_error'),
+      ctx
+        .db('endpoint_deliveries')
+        .where({ event_id: eventId })
+        .whereIn('endpoint_id', failedEndpoints)
+        .select('endpoint_id', 'last_error'),
+    ]);
+    throw new DeliveryError(
+      [
+        ...errors.map((e) => `${e.channel}: ${e.last_error}`),
+        ...endpointErrors.map((e) => `endpoint ${e.endpoint_id}: ${e.last_error}`),
+      ].join('; '),
+    );
   }
   return result;
 }

@@ -13,10 +13,13 @@ export const DEV_WEBHOOK_SECRET = `whsec_${Buffer.from('orderflow-development-we
 export class DeliveryError extends Error {
   /** No retry can fix it (a refused target): the channel is failed at once. */
   readonly permanent: boolean;
-  constructor(message: string, options?: { cause?: unknown; permanent?: boolean }) {
+  /** The receiver's HTTP status, when it answered. */
+  readonly statusCode?: number;
+  constructor(message: string, options?: { cause?: unknown; permanent?: boolean; statusCode?: number }) {
     super(message, options);
     this.name = 'DeliveryError';
     this.permanent = options?.permanent ?? false;
+    this.statusCode = options?.statusCode;
   }
 }
 
@@ -92,10 +95,21 @@ export function webhookKey(secret: string | undefined): Buffer {
   return key;
 }
 
-/** Standard Webhooks headers: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`, timestamp in seconds. */
-export function signWebhook(key: Buffer, id: string, timestampSeconds: number, body: string): Record<string, string> {
-  const signature = createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64');
-  return { 'webhook-id': id, 'webhook-timestamp': String(timestampSeconds), 'webhook-signature': `v1,${signature}` };
+/**
+ * Standard Webhooks headers: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`, timestamp in seconds.
+ * With several keys (a rotation's overlap), one signature per key, space-separated, in the order given.
+ */
+export function signWebhook(
+  key: Buffer | Buffer[],
+  id: string,
+  timestampSeconds: number,
+  body: string,
+): Record<string, string> {
+  const signed = `${id}.${timestampSeconds}.${body}`;
+  const signatures = (Array.isArray(key) ? key : [key]).map(
+    (k) => `v1,${createHmac('sha256', k).update(signed).digest('base64')}`,
+  );
+  return { 'webhook-id': id, 'webhook-timestamp': String(timestampSeconds), 'webhook-signature': signatures.join(' ') };
 }
 
 function describeFailure(err: unknown, timeoutMs: number): string {
@@ -108,15 +122,15 @@ function describeFailure(err: unknown, timeoutMs: number): string {
 }
 
 /**
- * One signed POST. Resolves on a 2xx; throws DeliveryError on any other status (redirects are not
- * followed), a refused or reset connection, or no response within `timeoutMs`.
+ * One signed POST. Resolves with the status on a 2xx; throws DeliveryError on any other status
+ * (redirects are not followed), a refused or reset connection, or no response within `timeoutMs`.
  */
 export async function postWebhook(
   url: string,
   id: string,
   body: string,
-  opts: { key: Buffer; timeoutMs: number },
-): Promise<void> {
+  opts: { key: Buffer | Buffer[]; timeoutMs: number },
+): Promise<number> {
   const headers = {
     'content-type': 'application/json',
     'user-agent': 'orderflow-webhooks/1',
@@ -136,5 +150,8 @@ export async function postWebhook(
   }
   await res.body?.cancel().catch(() => undefined);
   if (res.status < 200 || res.status > 299)
-    throw new DeliveryError(`HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
+    throw new DeliveryError(`HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`, {
+      statusCode: res.status,
+    });
+  return res.status;
 }

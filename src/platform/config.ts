@@ -101,6 +101,14 @@ const schema = z.object({
   // Default: deny under NODE_ENV=production, allow otherwise (local receivers in development).
   WEBHOOK_PRIVATE_TARGETS: z.enum(['allow', 'deny']).optional(),
   RATE_LIMIT_RPS: int(0).default(0),
+  // Webhook endpoints: one whose every delivery attempt has failed for this long is disabled (fractions allowed).
+  ENDPOINT_DISABLE_AFTER_HOURS: z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, 'must be a positive number of hours')
+    .transform(Number)
+    .pipe(z.number().positive().max(10000))
+    .default(72),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Tuning (not in the contract; documented in docs/operations.md).
   ORDER_ATTEMPTS: int(1, 50).default(8),
