@@ -2,6 +2,7 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
+import { checkInvariants } from '../../src/invariants';
 import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
 import { createHarness, createTestDatabase, waitFor, type Harness } from '../helpers/harness';
 
@@ -418,5 +419,25 @@ describe('webhook endpoints: delivery', () => {
     expect((await h.api('GET', '/metrics', { role: 'operator' })).text).toMatch(
       /orderflow_webhook_endpoints_disabled\{reason="failing"\} 0/,
     );
+    await settled(h);
+    const report = await checkInvariants(h.ctx.db, { graceSeconds: 3600 });
+    expect(report.problems).toEqual([]);
+    expect(report.counts['endpoint-deliveries']).toBe(0);
+    // The checker can fail: a second accepted attempt of one delivery (sent again once delivered) is named.
+    const d = await h.ctx.db('endpoint_deliveries').where({ endpoint_id: e.id, status: 'delivered' }).first();
+    await h.ctx
+      .db('endpoint_deliveries')
+      .where({ id: d.id })
+      .update({ attempts: d.attempts + 1 });
+    await h.ctx.db('delivery_attempts').insert({
+      delivery_id: d.id,
+      kind: 'endpoint',
+      event_id: d.event_id,
+      attempt_no: d.attempts + 1,
+      at: new Date(),
+      status_code: 200,
+      duration_ms: 1,
+    });
+    expect((await checkInvariants(h.ctx.db, { graceSeconds: 3600 })).counts['endpoint-deliveries']).toBe(1);
   });
 });
