@@ -199,26 +199,6 @@ export interface EndpointDeliveryRow {
   status: string;
 }
 
-/** The SQL match of an event type against an endpoint's subscription. */
-const SUBSCRIBED = `(w.types @> '{*}'::text[] OR w.types @> ARRAY[e.type]::text[])`;
-
-/**
- * One delivery per (event, active endpoint subscribed to its type), decided on the event's first
- * run like its customer channels. Several events in one statement.
- */
-export async function planEndpoints(db: Executor, eventIds: string[]): Promise<void> {
-  if (eventIds.length === 0) return;
-  await db.raw(
-    `INSERT INTO endpoint_deliveries (id, event_id, endpoint_id)
-     SELECT gen_random_uuid(), e.id, w.id
-     FROM events e JOIN webhook_endpoints w ON w.status = 'active' AND ${SUBSCRIBED}
-     WHERE e.id = ANY(?::uuid[])
-     ORDER BY e.created_at, e.id, w.id
-     ON CONFLICT (event_id, endpoint_id) DO NOTHING`,
-    [eventIds],
-  );
-}
-
 function recordEndpoint(outcome: 'delivered' | 'retry' | 'failed'): void {
   metrics.notificationOutcomes.inc({ channel: 'endpoint', outcome });
   countStat(`endpoint_deliveries_${outcome}`);

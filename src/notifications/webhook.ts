@@ -122,6 +122,29 @@ function describeFailure(err: unknown, timeoutMs: number): string {
 }
 
 /**
+ * Reads (and drops) up to 64 KiB of a receiver's answer, so the keep-alive connection goes back to
+ * fetch's pool for the next delivery; a longer answer is cut off (that connection is closed).
+ */
+async function drain(res: Response): Promise<void> {
+  const reader = res.body?.getReader();
+  if (!reader) return;
+  let read = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      read += value.byteLength;
+      if (read > 65536) {
+        await reader.cancel();
+        return;
+      }
+    }
+  } catch {
+    // The answer's status decided the attempt; a broken body changes nothing.
+  }
+}
+
+/**
  * One signed POST. Resolves with the status on a 2xx; throws DeliveryError on any other status
  * (redirects are not followed), a refused or reset connection, or no response within `timeoutMs`.
  */
@@ -148,7 +171,7 @@ export async function postWebhook(
   } catch (err) {
     throw new DeliveryError(describeFailure(err, opts.timeoutMs), { cause: err });
   }
-  await res.body?.cancel().catch(() => undefined);
+  await drain(res);
   if (res.status < 200 || res.status > 299)
     throw new DeliveryError(`HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`, {
       statusCode: res.status,
