@@ -121,7 +121,7 @@ const schema = z.object({
   // Intake group commit: orders per INSERT and INSERTs in flight per API process.
   INTAKE_BATCH_MAX: int(1, 1000).default(100),
   INTAKE_IN_FLIGHT: int(1, 64).default(1),
-  NOTIFY_CONCURRENCY: int(1, 1000).default(50),
+  NOTIFY_CONCURRENCY: int(1, 1000).default(200),
   RELAY_INTERVAL_MS: int(10).default(500),
   MAINTENANCE_INTERVAL_MS: int(100).default(10000),
   DB_POOL_MAX: int(1, 200).default(20),
