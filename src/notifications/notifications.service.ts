@@ -199,9 +199,11 @@ interface Batchers {
   claim: GroupCommit<string, Claimed>;
   result: GroupCommit<{ eventId: string; outcomes: Outcome[] }, { settled: boolean; disabled: string[] }>;
 }
-const batchers = new WeakMap<Db, Batchers>();
+const batchers = new WeakMap<Db, Map<boolean, Batchers>>();
 function batchersOf(ctx: Context, hasEmail: boolean): Batchers {
-  let b = batchers.get(ctx.db);
+  const perDb = batchers.get(ctx.db) ?? new Map<boolean, Batchers>();
+  batchers.set(ctx.db, perDb);
+  let b = perDb.get(hasEmail);
   if (b) return b;
   const { db, config } = ctx;
   b = {
@@ -233,7 +235,7 @@ function batchersOf(ctx: Context, hasEmail: boolean): Batchers {
       },
     }),
   };
-  batchers.set(ctx.db, b);
+  perDb.set(hasEmail, b);
   return b;
 }
 
