@@ -13,6 +13,7 @@ import { buildCompiled, load, startServer, type LoadResult } from './lib/intake'
 import { runCount, type CountResult } from './lib/count';
 import { runPipeline, runRestock, type PipelineResult, type RestockResult } from './lib/pipeline';
 import { startPrivateRedis } from './lib/private-redis';
+import { runProduction, type ProductionResult } from './lib/production';
 import { measureQueuedOrderMemory, type RedisMemoryResult } from './lib/redis-memory';
 import { againstCeiling, atMost, info, markdownTable, type Figures } from './lib/report';
 import {
@@ -25,7 +26,7 @@ import {
   type BenchEnv,
 } from './lib/setup';
 
-const PHASES = ['intake', 'redis', 'uniform', 'hot', 'restock', 'count'] as const;
+const PHASES = ['intake', 'redis', 'uniform', 'hot', 'restock', 'count', 'production'] as const;
 type Phase = (typeof PHASES)[number];
 
 const FULL = {
@@ -34,6 +35,7 @@ const FULL = {
   hotOrders: 20000,
   restockOrders: 10000,
   countOrders: 10000,
+  productionOrders: 20000,
   redisJobs: 100000,
   seconds: 5,
   warmup: 2,
@@ -45,6 +47,7 @@ const QUICK = {
   hotOrders: 3000,
   restockOrders: 2000,
   countOrders: 3000,
+  productionOrders: 4000,
   redisJobs: 20000,
   seconds: 4,
   warmup: 1,
@@ -125,6 +128,11 @@ const program = new Command('bench')
       .argParser(int)
       .env('BENCH_LOCATIONS'),
   )
+  .addOption(
+    new Option('--production-orders <n>', 'production: orders through the two compiled processes (full 20000)')
+      .argParser(int)
+      .env('BENCH_PRODUCTION_ORDERS'),
+  )
   .addOption(new Option('--shared-redis', 'measure Redis memory on the shared Redis instead of a private redis-server'))
   .addOption(new Option('--out <file>', 'results file').default(path.join(__dirname, 'results.json')).env('BENCH_OUT'))
   .addOption(new Option('--keep', 'keep the bench database and Redis keys (for inspection)'))
@@ -138,6 +146,7 @@ const size = {
   hotOrders: o.hotOrders ?? base.hotOrders,
   restockOrders: o.restockOrders ?? base.restockOrders,
   countOrders: o.countOrders ?? base.countOrders,
+  productionOrders: o.productionOrders ?? base.productionOrders,
   redisJobs: o.redisJobs ?? base.redisJobs,
   seconds: o.seconds ?? base.seconds,
   warmup: o.warmup ?? base.warmup,
@@ -176,6 +185,7 @@ interface Results {
   hot?: { ours: PipelineResult; ceiling: CeilingResult; naive?: CeilingResult };
   restock?: RestockResult;
   count?: CountResult;
+  production?: { plain: ProductionResult; endpoints: ProductionResult; ceiling: CeilingResult };
 }
 
 /**
@@ -319,6 +329,57 @@ async function pipelinePhase(
   return { ours, ceiling, naive };
 }
 
+/**
+ * Production-shaped (docs/benchmarks.md): compiled API and worker as two processes, notifications
+ * on, a receiver verifying every signature; once with the customer channel only, once with 3
+ * webhook endpoints as well; beside the worker ceiling on the same number of jobs and SKUs.
+ */
+async function productionPhase(bench: BenchEnv): Promise<Results['production']> {
+  const orders = size.productionOrders;
+  const skus = Math.min(size.skus, orders);
+  log('production: compiling (npm run build); the API and worker run node dist/src/app/main.js api | worker');
+  buildCompiled();
+  const url = await bench.database('prodceil');
+  const db = createDb(url, 2);
+  let ceiling: CeilingResult;
+  try {
+    const cskus = await seedProducts(db, 'CPROD', skus, Math.ceil(orders / skus) * 4 + 10);
+    log(
+      `production: ceiling (bare BullMQ worker, one reservation transaction per job), ${orders} jobs over ${skus} SKUs`,
+    );
+    ceiling = await runCeilingWorker({
+      redisUrl: bench.redisUrl,
+      databaseUrl: url,
+      prefix: bench.prefix('prodceil'),
+      jobs: orderMix(orders, cskus).map((sku) => ({ sku, quantity: 1 })),
+      concurrency: size.ceilingConcurrency,
+      poolMax: bench.config('x').DB_POOL_MAX,
+      lock: 'for-update',
+    });
+  } finally {
+    await db.destroy();
+    await bench.dropDatabase(url);
+  }
+  log(`production: ceiling ${ceiling.ops.toFixed(0)} ops/s`);
+  const run = async (tag: string, endpoints: number) => {
+    const r = await runProduction(bench, {
+      orders,
+      skus,
+      endpoints,
+      tag,
+      timeoutMs: Math.max(120000, orders * 30),
+      log,
+    });
+    log(
+      `${tag}: ${r.ops.toFixed(0)} orders/s until the last order.confirmed webhook (${r.seconds.toFixed(2)} s); confirmed at ${r.confirmed_ops.toFixed(0)}/s; ${r.delivered_per_s.toFixed(0)} deliveries/s over ${endpoints + 1} target(s)`,
+    );
+    return r;
+  };
+  const plain = await run('production', 0);
+  const withEndpoints = await run('production3ep', 3);
+  return { plain, endpoints: withEndpoints, ceiling };
+}
+
 const notify = (p: PipelineResult) =>
   `, ${p.confirmed_events} order.confirmed events written${
     p.notify_ops ? `; their notifications then drained at ${p.notify_ops.toFixed(0)}/s` : ''
@@ -365,6 +426,25 @@ function figuresOf(r: Results): Figures {
             : ''
         }`
       : undefined,
+  );
+  const prod = r.production;
+  const prodNote = (p: ProductionResult) =>
+    `${p.orders} orders over ${p.skus} SKUs, API and worker as two compiled processes, ${p.endpoints + 1} webhook target(s): order.confirmed written at ${p.confirmed_ops.toFixed(0)}/s, delivered at ${(p.delivered_per_s / (p.endpoints + 1)).toFixed(0)}/s per target (${p.delivered_per_s.toFixed(0)}/s in all); duplicates ${p.targets.reduce((a, t) => a + t.duplicates, 0)}, bad signatures ${p.targets.reduce((a, t) => a + t.bad_signatures, 0)}; failed attempts ${JSON.stringify(p.failed_attempts)}`;
+  f.e2e_production_ops = againstCeiling(
+    prod ? prod.plain.ops : null,
+    'orders/s',
+    'ceiling_worker_txn_production_ops',
+    prod ? prod.ceiling.ops : null,
+    1.0,
+    prod ? prodNote(prod.plain) : undefined,
+  );
+  f.e2e_production_3_endpoints_ops = againstCeiling(
+    prod ? prod.endpoints.ops : null,
+    'orders/s',
+    'ceiling_worker_txn_production_ops',
+    prod ? prod.ceiling.ops : null,
+    1.0,
+    prod ? prodNote(prod.endpoints) : undefined,
   );
   f.restock_10k_s = atMost(
     r.restock ? r.restock.seconds : null,
@@ -504,6 +584,11 @@ async function main() {
         }),
       );
       log(`restock: ${results.restock.seconds.toFixed(2)} s`);
+      await between();
+    }
+    if (only.has('production')) {
+      loads.production = load1();
+      results.production = await productionPhase(bench);
     }
     if (only.has('count')) {
       await between();

@@ -9,6 +9,7 @@ import { requestId } from './middleware/request';
 import { bulkRoutes } from './routes/bulk.routes';
 import { customersRoutes } from './routes/customers.routes';
 import { eventsRoutes } from './routes/events.routes';
+import { endpointsRoutes } from './routes/endpoints.routes';
 import { healthRoutes } from './routes/health.routes';
 import { inventoryRoutes, locationsRoutes, productsRoutes } from './routes/inventory.routes';
 import { notificationsRoutes } from './routes/notifications.routes';
@@ -41,6 +42,7 @@ export function createApp(ctx: AppContext): Express {
   app.use('/v1/events', keepMountPath, eventsRoutes(ctx, guards));
   app.use('/v1/bulk-actions', keepMountPath, bulkRoutes(ctx, guards));
   app.use('/v1/inbound', keepMountPath, inboundRoutes(ctx, guards));
+  app.use('/v1/webhook-endpoints', keepMountPath, endpointsRoutes(ctx, guards));
   app.use(operatorRoutes(ctx, guards));
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -1,5 +1,6 @@
 import client from 'prom-client';
 import type { AppContext } from '../app/context';
+import { countDisabledEndpoints } from '../notifications';
 import { logger } from '../platform/logger';
 import { alertReadings } from '../reports';
 import { metrics, registry, statsKey } from '../platform/metrics';
@@ -69,6 +70,13 @@ async function collectAlertGauges(ctx: AppContext): Promise<void> {
 export async function collectScrapeGauges(ctx: AppContext): Promise<void> {
   await collectAlertGauges(ctx);
   metrics.queueDepth.reset();
+  metrics.endpointsDisabled.reset();
+  try {
+    const disabled = await within(2000, countDisabledEndpoints(ctx.db));
+    for (const [reason, n] of Object.entries(disabled)) metrics.endpointsDisabled.set({ reason }, n);
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'metrics: PostgreSQL readings skipped');
+  }
   clusterCounters.reset();
   try {
     await within(

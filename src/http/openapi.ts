@@ -18,6 +18,17 @@ import {
 import { countAcceptedSchema, countRecordSchema, countSchema } from '../inventory/counts.schemas';
 import { notificationSchema, orderNotificationsSchema } from '../notifications/notifications.schemas';
 import {
+  createdEndpointSchema,
+  createEndpointSchema,
+  deliveryPageSchema,
+  endpointListSchema,
+  endpointSchema,
+  endpointSecretSchema,
+  listDeliveriesQuerySchema,
+  recoverEndpointSchema,
+  updateEndpointSchema,
+} from '../notifications/endpoints.schemas';
+import {
   acceptedOrderSchema,
   cancelOrderSchema,
   emptyBodySchema,
@@ -187,6 +198,11 @@ const OUTPUT = {
   ReturnList: returnListSchema,
   Notification: notificationSchema,
   OrderNotifications: orderNotificationsSchema,
+  WebhookEndpoint: endpointSchema,
+  CreatedWebhookEndpoint: createdEndpointSchema,
+  WebhookEndpointList: endpointListSchema,
+  WebhookEndpointSecret: endpointSecretSchema,
+  DeliveryPage: deliveryPageSchema,
   RestockAccepted: restockAcceptedSchema,
   OrdersReport: ordersReportSchema,
   InventoryReport: inventoryReportSchema,
@@ -224,6 +240,9 @@ const INPUT = {
   BulkRequest: bulkRequestSchema,
   CreateInbound: createInboundSchema,
   PatchInbound: patchInboundSchema,
+  CreateWebhookEndpoint: createEndpointSchema,
+  UpdateWebhookEndpoint: updateEndpointSchema,
+  RecoverWebhookEndpoint: recoverEndpointSchema,
 } satisfies Record<string, z.ZodType>;
 type OutputName = keyof typeof OUTPUT;
 type InputName = keyof typeof INPUT;
@@ -684,6 +703,77 @@ export const OPERATIONS: Operation[] = [
   },
 
   {
+    method: 'post',
+    path: '/v1/webhook-endpoints',
+    tag: 'webhook endpoints',
+    summary: 'Subscribe a URL to event types (["*"]: all); the secret is shown in this answer only',
+    access: 'operator',
+    body: { ref: 'CreateWebhookEndpoint' },
+    ok: ok(201, 'CreatedWebhookEndpoint', 'Created'),
+  },
+  {
+    method: 'get',
+    path: '/v1/webhook-endpoints',
+    tag: 'webhook endpoints',
+    summary: 'Every webhook endpoint (without secrets), oldest first',
+    access: 'read',
+    ok: ok(200, 'WebhookEndpointList'),
+  },
+  {
+    method: 'get',
+    path: '/v1/webhook-endpoints/{id}',
+    tag: 'webhook endpoints',
+    summary: 'Read a webhook endpoint (without its secret)',
+    access: 'read',
+    ok: ok(200, 'WebhookEndpoint'),
+  },
+  {
+    method: 'patch',
+    path: '/v1/webhook-endpoints/{id}',
+    tag: 'webhook endpoints',
+    summary: 'Change its URL, types, description or status (active | disabled)',
+    access: 'operator',
+    body: { ref: 'UpdateWebhookEndpoint' },
+    ok: ok(200, 'WebhookEndpoint'),
+  },
+  {
+    method: 'delete',
+    path: '/v1/webhook-endpoints/{id}',
+    tag: 'webhook endpoints',
+    summary: 'Delete it with its delivery log; pending deliveries are dropped',
+    access: 'operator',
+    body: { ref: 'EmptyBody', optional: true },
+    ok: { status: 204, description: 'Deleted' },
+  },
+  {
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}/rotate-secret',
+    tag: 'webhook endpoints',
+    summary: 'A new secret; for 24 h every delivery is signed with both (webhook-signature: v1,<new> v1,<old>)',
+    access: 'operator',
+    body: { ref: 'EmptyBody', optional: true },
+    ok: ok(200, 'WebhookEndpointSecret'),
+  },
+  {
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}/recover',
+    tag: 'webhook endpoints',
+    summary: 'Active again; every event since `since` it did not receive is sent to it, one at a time, in order',
+    access: 'operator',
+    body: { ref: 'RecoverWebhookEndpoint' },
+    ok: ok(202, 'WebhookEndpoint', 'Accepted: active, the missed events are being sent'),
+  },
+  {
+    method: 'get',
+    path: '/v1/webhook-endpoints/{id}/deliveries',
+    tag: 'webhook endpoints',
+    summary: "The endpoint's deliveries, newest first (one per event)",
+    access: 'read',
+    query: listDeliveriesQuerySchema,
+    ok: ok(200, 'DeliveryPage'),
+  },
+
+  {
     method: 'get',
     path: '/v1/reports/orders',
     tag: 'reports',
@@ -946,7 +1036,7 @@ function pathParams(path: string) {
               name,
               in: 'path',
               required: true,
-              description: `${path.includes('/customers/') ? 'customer' : path.includes('/notifications/') ? 'notification' : 'order'} id: a UUID, either letter case (any other text: 404)`,
+              description: `${path.includes('/customers/') ? 'customer' : path.includes('/notifications/') ? 'notification' : path.includes('/webhook-endpoints/') ? 'webhook endpoint' : path.includes('/bulk-actions/') ? 'bulk action' : 'order'} id: a UUID, either letter case (any other text: 404)`,
               schema: { type: 'string', format: 'uuid', pattern: UUID_PATTERN },
             },
   );
@@ -1071,6 +1161,10 @@ export function buildOpenApiDocument(opts: { version?: string } = {}) {
       { name: 'restocks', description: 'Restock events from the feed' },
       { name: 'notifications', description: 'Delivery log and resend' },
       { name: 'events', description: 'Every event the system announces, as a feed' },
+      {
+        name: 'webhook endpoints',
+        description: 'Integrations subscribed to event types, signed with their own secret',
+      },
       { name: 'reports', description: 'Aggregates for operators' },
       { name: 'operations', description: 'Health, metrics, board, dashboard, this document' },
     ],

@@ -250,6 +250,20 @@ const RULES: Rule[] = [
       `${r.subject_type} ${r.subject_id}: event ${r.id} is number ${r.subject_sequence} after ${r.expected_previous} (links ${r.previous_event_id}), sequence ${r.sequence} after ${r.previous_sequence}`,
   },
   {
+    name: 'endpoint-deliveries',
+    // Webhook endpoints: a delivered delivery was attempted and has its time; no delivery has more
+    // attempt rows than claimed attempts (each is claimed before it is sent, recorded once), and none
+    // was accepted (2xx) twice: never sent again once delivered.
+    sql: `SELECT d.id, d.status, d.attempts, d.delivered_at, (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) AS recorded
+            FROM endpoint_deliveries d
+           WHERE (d.status = 'delivered' AND (d.delivered_at IS NULL OR d.attempts < 1))
+              OR (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) > d.attempts
+              OR (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = d.id AND a.status_code BETWEEN 200 AND 299) > 1
+           ORDER BY d.id`,
+    line: (r) =>
+      `endpoint delivery ${r.id}: ${r.status}, ${r.attempts} attempts claimed, ${r.recorded} recorded, delivered_at ${r.delivered_at}`,
+  },
+  {
     name: 'fifo-head',
     // Guarantee 5, at rest: the head of a SKU's queue waits only because it does not fit.
     sql: `SELECT DISTINCT ON (l.sku) l.sku, l.order_id, l.seq, l.quantity - l.shipped AS quantity,

@@ -9,6 +9,7 @@ export {
   type NotificationJob,
   type OrderJob,
   type QueueName,
+  type RecoverEndpointJob,
   type RestockJob,
 } from '../platform/job-catalog';
 

@@ -1,4 +1,5 @@
 export * from './notifications.schemas';
+export * from './endpoints.schemas';
 export {
   createSenders,
   deliverEvent,
@@ -10,5 +11,18 @@ export {
   type DeliveryResult,
   type Senders,
 } from './notifications.service';
+export {
+  countDisabledEndpoints,
+  createEndpoint,
+  deleteEndpoint,
+  getEndpoint,
+  listDeliveries,
+  listEndpoints,
+  recoverEndpoint,
+  rotateSecret,
+  SECRET_OVERLAP_HOURS,
+  updateEndpoint,
+} from './endpoints.service';
+export { recoverDeliveries } from './recovery';
 export { assertPublicTarget, DEV_WEBHOOK_SECRET, DeliveryError, signWebhook } from './webhook';
 export { renderEmail } from './email';

@@ -1,22 +1,26 @@
-import { randomUUID } from 'node:crypto';
-import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../platform/config';
 import type { Context } from '../platform/context';
 import type { Db, Executor } from '../platform/db';
 import { InvalidStateError, NotFoundError } from '../platform/errors';
+import { GroupCommit } from '../platform/group-commit';
 import { countStat, metrics } from '../platform/metrics';
 import { JOB, QUEUES } from '../platform/job-catalog';
 import { runUnitOfWork, type UnitOfWork } from '../platform/unit-of-work';
 import { isoSql } from '../orders';
 import { createMailer } from './email';
 import type { Channel, EventPayload, Notification } from './notifications.schemas';
+import type { EndpointSender } from './endpoints.service';
+import { DeliveryBusyError, takeLease } from './lease';
+import { logger } from '../platform/logger';
 import { assertPublicTarget, DeliveryError, postWebhook, webhookKey } from './webhook';
 
 /** How each channel sends one event to one target; throws DeliveryError when the attempt failed. */
 export interface Senders {
-  webhook(url: string, event: EventPayload): Promise<void>;
+  webhook(url: string, event: EventPayload): Promise<void | number>;
   /** Absent when SMTP_URL is not set: no e-mail channel is planned. */
   email?: (to: string, event: EventPayload) => Promise<void>;
+  /** A webhook endpoint's delivery, signed with the keys given (its secret, and the previous one in a rotation). */
+  endpoint: EndpointSender;
 }
 
 /** The webhook body: the event payload, keys in the contract's order. */
@@ -43,16 +47,11 @@ export function createSenders(config: Config): Senders {
       return postWebhook(url, event.id, webhookBody(event), { key, timeoutMs });
     },
     email: mailer ? (to, event) => mailer.send(to, event) : undefined,
+    endpoint: (url, keys, event) => postWebhook(url, event.id, webhookBody(event), { key: keys, timeoutMs }),
   };
 }
 
-/** Another run of the same event holds its lease (a stalled job running twice): retry later. */
-export class DeliveryBusyError extends Error {
-  constructor(eventId: string) {
-    super(`event ${eventId} is being delivered by another run`);
-    this.name = 'DeliveryBusyError';
-  }
-}
+export { DeliveryBusyError };
 
 export interface DeliveryResult {
   event_id: string;
@@ -61,134 +60,261 @@ export interface DeliveryResult {
   delivered: Channel[];
   failed: Channel[];
   pending: Channel[];
+  /** Webhook endpoint deliveries of this run, by outcome (endpoint ids). */
+  endpoints: { delivered: string[]; failed: string[]; pending: string[] };
   settled: boolean;
 }
 
-interface NotificationRow {
-  id: string;
-  event_id: string;
-  order_id: string;
-  channel: Channel;
-  target: string;
-  status: string;
-  attempts: number;
-}
-
-const RELEASE_LEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+const CUSTOMER_EVENTS = '^(order\\.|shipment\\.created$)';
 
 /**
- * One run per event at a time, across processes: a short Redis lease, long enough for every
- * channel to time out. Without it, a stalled job picked up again while its first run is still
- * sending would deliver twice.
+ * Plans (on an event's first run) and claims (on every run), for many events in ONE statement: the
+ * customer's channels (webhook to webhook_url or NOTIFY_WEBHOOK_URL, e-mail when SMTP is set; for
+ * order.* and shipment.created) and a delivery per active endpoint subscribed to the type are
+ * inserted already claimed (attempts = 1) when the event has none yet; otherwise every pending one
+ * is claimed (attempts + 1). A pending delivery whose endpoint is no longer active is failed unsent.
+ * One row per event id asked: the event (null when settled or missing) and what to send.
  */
-async function takeLease(ctx: Context, eventId: string): Promise<(() => Promise<void>) | undefined> {
-  const key = `${ctx.config.QUEUE_PREFIX}:notify-lease:${eventId}`;
-  const token = randomUUID();
-  const ttl = ctx.config.NOTIFY_TIMEOUT_MS * 4 + 10_000;
-  if ((await ctx.redis.set(key, token, 'PX', ttl, 'NX')) !== 'OK') return undefined;
-  return async () => {
-    await ctx.redis.eval(RELEASE_LEASE, 1, key, token).catch(() => undefined);
+const CLAIM_SQL = `
+WITH ev AS (
+  SELECT e.id, e.order_id, e.type,
+         e.payload::jsonb || jsonb_build_object('subject', jsonb_build_object('type', e.subject_type, 'id', e.subject_id),
+           'subject_sequence', e.subject_sequence, 'previous_event_id', e.previous_event_id) AS payload,
+         EXISTS (SELECT 1 FROM notifications n WHERE n.event_id = e.id)
+           OR EXISTS (SELECT 1 FROM endpoint_deliveries d WHERE d.event_id = e.id) AS planned
+  FROM events e WHERE e.id = ANY(:ids::uuid[]) AND e.settled_at IS NULL),
+cust AS (
+  SELECT ev.id AS event_id, ev.order_id, c.email, coalesce(c.webhook_url, :fallback::text) AS url
+  FROM ev JOIN orders o ON o.id = ev.order_id LEFT JOIN customers c ON c.id = o.customer_id
+  WHERE NOT ev.planned AND ev.type ~ '${CUSTOMER_EVENTS}'),
+new_n AS (
+  INSERT INTO notifications (id, event_id, order_id, channel, target, attempts)
+  SELECT gen_random_uuid(), cust.event_id, cust.order_id, ch.channel, ch.target, 1
+  FROM cust
+  CROSS JOIN LATERAL (VALUES ('webhook', cust.url), ('email', CASE WHEN :email THEN cust.email END)) AS ch(channel, target)
+  WHERE ch.target IS NOT NULL
+  ORDER BY cust.event_id, ch.channel
+  ON CONFLICT (event_id, channel) DO NOTHING
+  RETURNING id, event_id, channel, target, attempts),
+new_e AS (
+  INSERT INTO endpoint_deliveries (id, event_id, endpoint_id, attempts)
+  SELECT gen_random_uuid(), ev.id, w.id, 1
+  FROM ev JOIN webhook_endpoints w
+    ON w.status = 'active' AND (w.types @> '{*}'::text[] OR w.types @> ARRAY[ev.type]::text[])
+  WHERE NOT ev.planned
+  ORDER BY ev.id, w.id
+  ON CONFLICT (event_id, endpoint_id) DO NOTHING
+  RETURNING id, event_id, endpoint_id, attempts),
+old_n AS (
+  UPDATE notifications n SET attempts = n.attempts + 1, updated_at = now()
+  FROM ev WHERE ev.planned AND n.event_id = ev.id AND n.status = 'pending'
+  RETURNING n.id, n.event_id, n.channel, n.target, n.attempts),
+old_e AS (
+  UPDATE endpoint_deliveries d SET attempts = d.attempts + 1, updated_at = now()
+  FROM ev, webhook_endpoints w
+  WHERE ev.planned AND d.event_id = ev.id AND d.status = 'pending' AND w.id = d.endpoint_id AND w.status = 'active'
+  RETURNING d.id, d.event_id, d.endpoint_id, d.attempts),
+dropped AS (
+  UPDATE endpoint_deliveries d SET status = 'failed', last_error = 'endpoint is disabled', updated_at = now()
+  FROM ev
+  WHERE ev.planned AND d.event_id = ev.id AND d.status = 'pending'
+    AND NOT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = d.endpoint_id AND w.status = 'active')
+  RETURNING d.event_id, d.endpoint_id),
+chans AS (SELECT * FROM new_n UNION ALL SELECT * FROM old_n),
+ends AS (SELECT * FROM new_e UNION ALL SELECT * FROM old_e)
+SELECT asked.id,
+  (SELECT e.settled_at IS NOT NULL FROM events e WHERE e.id = asked.id) AS settled,
+  (SELECT ev.payload FROM ev WHERE ev.id = asked.id) AS payload,
+  (SELECT coalesce(json_agg(json_build_object('id', c.id, 'channel', c.channel, 'target', c.target, 'attempts', c.attempts)
+     ORDER BY c.channel), '[]') FROM chans c WHERE c.event_id = asked.id) AS channels,
+  (SELECT coalesce(json_agg(json_build_object(
+      'id', x.id, 'endpoint_id', x.endpoint_id, 'attempts', x.attempts, 'url', w.url, 'secret', w.secret,
+      'previous_secret', CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END) ORDER BY x.endpoint_id), '[]')
+   FROM ends x JOIN webhook_endpoints w ON w.id = x.endpoint_id WHERE x.event_id = asked.id) AS endpoints,
+  (SELECT coalesce(json_agg(dr.endpoint_id), '[]') FROM dropped dr WHERE dr.event_id = asked.id) AS dropped
+FROM unnest(:ids::uuid[]) AS asked(id)`;
+
+/**
+ * Every outcome of many runs in ONE statement: each channel's and endpoint's status, its attempt
+ * row, the endpoints' failing clocks (one failing for ENDPOINT_DISABLE_AFTER_HOURS is disabled;
+ * any success in the batch clears the clock), and each event settled when nothing of it is left
+ * pending. Endpoint rows are locked in id order, so concurrent batches cannot deadlock on them.
+ */
+const RESULT_SQL = `
+WITH r AS (
+  SELECT * FROM json_to_recordset(:results::json) AS x(
+    id uuid, event_id uuid, kind text, endpoint_id uuid, status text, status_code int, error text,
+    attempt_no int, at timestamptz, duration_ms int)),
+un AS (
+  UPDATE notifications n SET status = r.status,
+    delivered_at = CASE WHEN r.status = 'delivered' THEN now() ELSE n.delivered_at END,
+    last_error = coalesce(r.error, n.last_error), updated_at = now()
+  FROM r WHERE r.kind = 'notification' AND n.id = r.id AND n.status = 'pending'
+  RETURNING n.id),
+ue AS (
+  UPDATE endpoint_deliveries d SET status = r.status, last_status_code = r.status_code, last_error = r.error,
+    delivered_at = CASE WHEN r.status = 'delivered' THEN now() END, updated_at = now()
+  FROM r WHERE r.kind = 'endpoint' AND d.id = r.id AND d.status = 'pending'
+  RETURNING d.id),
+a AS (
+  INSERT INTO delivery_attempts (delivery_id, kind, event_id, attempt_no, at, status_code, error, duration_ms)
+  SELECT r.id, r.kind, r.event_id, r.attempt_no, r.at, r.status_code, r.error, r.duration_ms FROM r),
+per AS (
+  SELECT endpoint_id, bool_or(error IS NULL) AS ok, min(at) FILTER (WHERE error IS NOT NULL) AS first_fail
+  FROM r WHERE kind = 'endpoint' GROUP BY endpoint_id),
+lk AS (
+  SELECT w.id FROM webhook_endpoints w JOIN per ON per.endpoint_id = w.id
+  WHERE CASE WHEN per.ok THEN w.failing_since IS NOT NULL ELSE w.status = 'active' END
+  ORDER BY w.id FOR NO KEY UPDATE OF w),
+w AS (
+  UPDATE webhook_endpoints w SET
+    failing_since = CASE WHEN per.ok THEN NULL ELSE coalesce(w.failing_since, per.first_fail) END,
+    status = CASE WHEN NOT per.ok AND coalesce(w.failing_since, per.first_fail) <= now() - make_interval(secs => :secs)
+                  THEN 'disabled' ELSE w.status END,
+    disabled_at = CASE WHEN NOT per.ok AND coalesce(w.failing_since, per.first_fail) <= now() - make_interval(secs => :secs)
+                       THEN now() ELSE w.disabled_at END,
+    disabled_reason = CASE WHEN NOT per.ok AND coalesce(w.failing_since, per.first_fail) <= now() - make_interval(secs => :secs)
+                           THEN 'failing' ELSE w.disabled_reason END
+  FROM per JOIN lk ON lk.id = per.endpoint_id
+  WHERE w.id = per.endpoint_id
+  RETURNING w.id, (w.status = 'disabled' AND w.disabled_at = now()) AS just_disabled),
+s AS (
+  UPDATE events e SET settled_at = now()
+  WHERE e.id = ANY(:events::uuid[]) AND e.settled_at IS NULL
+    AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.event_id = e.id AND n.status = 'pending'
+                    AND n.id NOT IN (SELECT id FROM r WHERE status <> 'pending'))
+    AND NOT EXISTS (SELECT 1 FROM endpoint_deliveries d WHERE d.event_id = e.id AND d.status = 'pending'
+                    AND d.id NOT IN (SELECT id FROM r WHERE status <> 'pending'))
+  RETURNING e.id)
+SELECT asked.id,
+  EXISTS (SELECT 1 FROM s WHERE s.id = asked.id)
+    OR EXISTS (SELECT 1 FROM events e WHERE e.id = asked.id AND e.settled_at IS NOT NULL) AS settled,
+  (SELECT coalesce(json_agg(w.id), '[]') FROM w WHERE w.just_disabled) AS disabled
+FROM unnest(:events::uuid[]) AS asked(id)`;
+
+interface Claimed {
+  settled: boolean | null;
+  payload: EventPayload | null;
+  channels: ClaimedChannel[];
+  endpoints: ClaimedEndpoint[];
+  dropped: string[];
+}
+
+/**
+ * Claims and outcomes of the deliveries running at once in this process go to PostgreSQL
+ * together (group commit: one statement per group, up to 100 events). Each event is in one group
+ * at a time (its lease), so groups in flight never touch the same delivery rows.
+ */
+interface Batchers {
+  claim: GroupCommit<string, Claimed>;
+  result: GroupCommit<{ eventId: string; outcomes: Outcome[] }, { settled: boolean; disabled: string[] }>;
+}
+const batchers = new WeakMap<Db, Map<boolean, Batchers>>();
+function batchersOf(ctx: Context, hasEmail: boolean): Batchers {
+  const perDb = batchers.get(ctx.db) ?? new Map<boolean, Batchers>();
+  batchers.set(ctx.db, perDb);
+  let b = perDb.get(hasEmail);
+  if (b) return b;
+  const { db, config } = ctx;
+  b = {
+    claim: new GroupCommit<string, Claimed>({
+      maxBatch: 100,
+      maxInFlight: 2,
+      commit: async (ids) => {
+        const rows = (await db.raw(CLAIM_SQL, { ids, fallback: config.NOTIFY_WEBHOOK_URL ?? null, email: hasEmail }))
+          .rows as (Claimed & { id: string })[];
+        const byId = new Map(rows.map((r) => [r.id, r]));
+        return ids.map((id) => byId.get(id)!);
+      },
+    }),
+    result: new GroupCommit({
+      maxBatch: 100,
+      maxInFlight: 2,
+      commit: async (items) => {
+        const events = items.map((i) => i.eventId);
+        const rows = (
+          await db.raw(RESULT_SQL, {
+            results: JSON.stringify(items.flatMap((i) => i.outcomes.map((o) => ({ ...o, event_id: i.eventId })))),
+            events,
+            secs: config.ENDPOINT_DISABLE_AFTER_HOURS * 3600,
+          })
+        ).rows as { id: string; settled: boolean; disabled: string[] }[];
+        const byId = new Map(rows.map((r) => [r.id, r]));
+        // The endpoints disabled by this group are reported once, with its first item.
+        return events.map((id, k) => ({ settled: byId.get(id)!.settled, disabled: k === 0 ? rows[0].disabled : [] }));
+      },
+    }),
+  };
+  perDb.set(hasEmail, b);
+  return b;
+}
+
+interface ClaimedChannel {
+  id: string;
+  channel: Channel;
+  target: string;
+  attempts: number;
+}
+interface ClaimedEndpoint {
+  id: string;
+  endpoint_id: string;
+  attempts: number;
+  url: string;
+  secret: string;
+  previous_secret: string | null;
+}
+interface Outcome {
+  id: string;
+  kind: 'notification' | 'endpoint';
+  endpoint_id: string | null;
+  status: 'delivered' | 'pending' | 'failed';
+  status_code: number | null;
+  error: string | null;
+  attempt_no: number;
+  at: string;
+  duration_ms: number;
+}
+
+function record(channel: Channel | 'endpoint', outcome: 'delivered' | 'retry' | 'failed'): void {
+  metrics.notificationOutcomes.inc({ channel, outcome });
+  countStat(channel === 'endpoint' ? `endpoint_deliveries_${outcome}` : `notifications_${outcome}`);
+}
+
+/** One send; the outcome of the attempt (never throws). */
+async function attempt(
+  send: () => Promise<void | number>,
+  base: Pick<Outcome, 'id' | 'kind' | 'endpoint_id' | 'attempt_no'>,
+  final: boolean,
+): Promise<Outcome> {
+  const at = new Date();
+  let error: string | null = null;
+  let statusCode: number | null = null;
+  let permanent = false;
+  try {
+    statusCode = (await send()) ?? null;
+  } catch (err) {
+    error = (err instanceof DeliveryError ? err.message : `unexpected: ${(err as Error).message}`).slice(0, 1000);
+    statusCode = err instanceof DeliveryError ? (err.statusCode ?? null) : null;
+    permanent = err instanceof DeliveryError && err.permanent;
+  }
+  const status = error === null ? 'delivered' : final || permanent ? 'failed' : 'pending';
+  return {
+    ...base,
+    status,
+    status_code: statusCode,
+    error,
+    at: at.toISOString(),
+    duration_ms: Date.now() - at.getTime(),
   };
 }
 
-/** The channels an event is sent on, decided on its first run and stored (unique per event and channel). */
-async function planChannels(
-  ctx: Context,
-  senders: Senders,
-  event: { id: string; order_id: string; type: string },
-): Promise<void> {
-  // A customer is told of its orders' transitions and shipments; other events (returns) are for integrators.
-  if (!CUSTOMER_EVENTS.test(event.type)) return;
-  const customer = await ctx
-    .db('orders as o')
-    .leftJoin('customers as c', 'c.id', 'o.customer_id')
-    .where('o.id', event.order_id)
-    .first('c.email', 'c.webhook_url');
-  const plan: { channel: Channel; target: string }[] = [];
-  const url = customer?.webhook_url ?? ctx.config.NOTIFY_WEBHOOK_URL;
-  if (url) plan.push({ channel: 'webhook', target: url });
-  if (senders.email && customer?.email) plan.push({ channel: 'email', target: customer.email });
-  if (plan.length === 0) return;
-  await ctx
-    .db('notifications')
-    .insert(plan.map((p) => ({ id: uuidv7(), event_id: event.id, order_id: event.order_id, ...p })))
-    .onConflict(['event_id', 'channel'])
-    .ignore();
-}
-
-/** The body of an event: what was written with it, and its place in its subject's numbering. */
-const eventPayload = (e: {
-  payload: EventPayload;
-  subject_type: 'order' | 'sku';
-  subject_id: string;
-  subject_sequence: number;
-  previous_event_id: string | null;
-}): EventPayload => ({
-  ...e.payload,
-  subject: { type: e.subject_type, id: e.subject_id },
-  subject_sequence: e.subject_sequence,
-  previous_event_id: e.previous_event_id,
-});
-
-const CUSTOMER_EVENTS = /^(order\.|shipment\.created$)/;
-
-/** Sets settled_at once no channel of the event is pending (also when it has none). */
-async function settleIfDone(db: Db, eventId: string): Promise<boolean> {
-  await db('events')
-    .where({ id: eventId })
-    .whereNull('settled_at')
-    .whereNotExists(db('notifications').where({ event_id: eventId, status: 'pending' }).select(db.raw('1')))
-    .update({ settled_at: db.fn.now() });
-  const e = await db('events').where({ id: eventId }).first('settled_at');
-  return !!e?.settled_at;
-}
-
-function record(channel: Channel, outcome: 'delivered' | 'retry' | 'failed'): void {
-  metrics.notificationOutcomes.inc({ channel, outcome });
-  countStat(`notifications_${outcome}`);
-}
-
-/** One attempt on one channel: counted first (a crash mid-send still counts), then its outcome recorded. */
-async function attemptChannel(
-  db: Db,
-  senders: Senders,
-  row: NotificationRow,
-  event: EventPayload,
-  final: boolean,
-): Promise<'delivered' | 'pending' | 'failed' | 'skipped'> {
-  const claimed = await db('notifications')
-    .where({ id: row.id, status: 'pending' })
-    .update({ attempts: db.raw('attempts + 1'), updated_at: db.fn.now() })
-    .returning('id');
-  if (claimed.length === 0) return 'skipped';
-  try {
-    if (row.channel === 'webhook') await senders.webhook(row.target, event);
-    else if (senders.email) await senders.email(row.target, event);
-    else throw new DeliveryError('e-mail is not configured on this worker (SMTP_URL unset)');
-  } catch (err) {
-    const message = (err instanceof DeliveryError ? err.message : `unexpected: ${(err as Error).message}`).slice(
-      0,
-      1000,
-    );
-    const failed = final || (err instanceof DeliveryError && err.permanent);
-    await db('notifications')
-      .where({ id: row.id, status: 'pending' })
-      .update({ last_error: message, status: failed ? 'failed' : 'pending', updated_at: db.fn.now() });
-    record(row.channel, failed ? 'failed' : 'retry');
-    return failed ? 'failed' : 'pending';
-  }
-  await db('notifications')
-    .where({ id: row.id, status: 'pending' })
-    .update({ status: 'delivered', delivered_at: db.fn.now(), updated_at: db.fn.now() });
-  record(row.channel, 'delivered');
-  return 'delivered';
-}
-
 /**
- * Delivers one event on every channel that is still pending. Channels already delivered (or failed)
- * are never sent again by a retry or a second run. A channel that fails stays pending and this
- * throws, so the queue retries with backoff; on the `final` attempt it is marked failed instead.
- * The event is settled once nothing is pending.
+ * Delivers one event on every channel and endpoint still pending. What was already delivered (or
+ * failed) is never sent again by a retry or a second run: each attempt is claimed before it is
+ * sent (so a crash mid-send still counts it) and a claim only takes pending rows. Two runs of one
+ * event never overlap (a Redis lease). A delivery that fails stays pending and this throws, so the
+ * queue retries with backoff; on the `final` attempt it is marked failed instead. The event is
+ * settled once nothing is pending. Two statements per run: claim, then outcomes.
  */
 export async function deliverEvent(
   ctx: Context,
@@ -196,48 +322,75 @@ export async function deliverEvent(
   eventId: string,
   opts: { final: boolean },
 ): Promise<DeliveryResult> {
-  const result: DeliveryResult = { event_id: eventId, delivered: [], failed: [], pending: [], settled: false };
-  const event = await ctx
-    .db('events')
-    .where({ id: eventId })
-    .first(
-      'id',
-      'order_id',
-      'type',
-      'payload',
-      'settled_at',
-      'subject_type',
-      'subject_id',
-      'subject_sequence',
-      'previous_event_id',
-    );
-  if (!event) return { ...result, skipped: 'missing' };
-  if (event.settled_at) return { ...result, skipped: 'settled', settled: true };
+  const result: DeliveryResult = {
+    event_id: eventId,
+    delivered: [],
+    failed: [],
+    pending: [],
+    endpoints: { delivered: [], failed: [], pending: [] },
+    settled: false,
+  };
   const release = await takeLease(ctx, eventId);
   if (!release) throw new DeliveryBusyError(eventId);
+  const errors: string[] = [];
   try {
-    let rows: NotificationRow[] = await ctx.db('notifications').where({ event_id: eventId }).orderBy('channel');
-    if (rows.length === 0) {
-      await planChannels(ctx, senders, event);
-      rows = await ctx.db('notifications').where({ event_id: eventId }).orderBy('channel');
+    const b = batchersOf(ctx, !!senders.email);
+    const claimed = await b.claim.submit(eventId);
+    if (claimed.settled === null) return { ...result, skipped: 'missing' };
+    if (claimed.settled || !claimed.payload) return { ...result, skipped: 'settled', settled: true };
+    const payload = claimed.payload;
+    const deny = ctx.config.WEBHOOK_PRIVATE_TARGETS === 'deny';
+    const outcomes = await Promise.all([
+      ...claimed.channels.map((c) =>
+        attempt(
+          async () => {
+            if (c.channel === 'webhook') return senders.webhook(c.target, payload);
+            if (senders.email) return senders.email(c.target, payload);
+            throw new DeliveryError('e-mail is not configured on this worker (SMTP_URL unset)');
+          },
+          { id: c.id, kind: 'notification', endpoint_id: null, attempt_no: c.attempts },
+          opts.final,
+        ),
+      ),
+      ...claimed.endpoints.map((e) =>
+        attempt(
+          async () => {
+            if (deny) await assertPublicTarget(e.url);
+            const keys = [webhookKey(e.secret)];
+            if (e.previous_secret) keys.push(webhookKey(e.previous_secret));
+            return senders.endpoint(e.url, keys, payload);
+          },
+          { id: e.id, kind: 'endpoint', endpoint_id: e.endpoint_id, attempt_no: e.attempts },
+          opts.final,
+        ),
+      ),
+    ]);
+    const done = await b.result.submit({ eventId, outcomes });
+    result.settled = done.settled;
+    for (const id of done.disabled) {
+      metrics.endpointsDisabledTotal.inc();
+      countStat('endpoints_disabled');
+      logger.warn(
+        { endpointId: id, hours: ctx.config.ENDPOINT_DISABLE_AFTER_HOURS },
+        'webhook endpoint disabled: every delivery failed for ENDPOINT_DISABLE_AFTER_HOURS; POST /v1/webhook-endpoints/:id/recover once it is back',
+      );
     }
-    const pending = rows.filter((r) => r.status === 'pending');
-    const outcomes = await Promise.all(
-      pending.map((r) => attemptChannel(ctx.db, senders, r, eventPayload(event), opts.final)),
-    );
-    for (const [i, outcome] of outcomes.entries()) if (outcome !== 'skipped') result[outcome].push(pending[i].channel);
-    result.settled = await settleIfDone(ctx.db, eventId);
+    for (const [i, o] of outcomes.entries()) {
+      const c = i < claimed.channels.length ? claimed.channels[i] : undefined;
+      const label = c ? c.channel : `endpoint ${o.endpoint_id}`;
+      record(c ? c.channel : 'endpoint', o.status === 'pending' ? 'retry' : o.status);
+      if (c) result[o.status].push(c.channel);
+      else result.endpoints[o.status].push(o.endpoint_id!);
+      if (o.error) errors.push(`${label}: ${o.error}`);
+    }
+    for (const id of claimed.dropped) {
+      result.endpoints.failed.push(id);
+      errors.push(`endpoint ${id}: endpoint is disabled`);
+    }
   } finally {
     await release();
   }
-  if (result.pending.length > 0 || result.failed.length > 0) {
-    const errors = await ctx
-      .db('notifications')
-      .where({ event_id: eventId })
-      .whereIn('channel', [...result.pending, ...result.failed])
-      .select('channel', 'last_error');
-    throw new DeliveryError(errors.map((e) => `${e.channel}: ${e.last_error}`).join('; '));
-  }
+  if (errors.length > 0) throw new DeliveryError(errors.join('; '));
   return result;
 }
 

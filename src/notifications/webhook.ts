@@ -1,4 +1,6 @@
 import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { logger } from '../platform/logger';
@@ -13,10 +15,13 @@ export const DEV_WEBHOOK_SECRET = `whsec_${Buffer.from('orderflow-development-we
 export class DeliveryError extends Error {
   /** No retry can fix it (a refused target): the channel is failed at once. */
   readonly permanent: boolean;
-  constructor(message: string, options?: { cause?: unknown; permanent?: boolean }) {
+  /** The receiver's HTTP status, when it answered. */
+  readonly statusCode?: number;
+  constructor(message: string, options?: { cause?: unknown; permanent?: boolean; statusCode?: number }) {
     super(message, options);
     this.name = 'DeliveryError';
     this.permanent = options?.permanent ?? false;
+    this.statusCode = options?.statusCode;
   }
 }
 
@@ -92,49 +97,95 @@ export function webhookKey(secret: string | undefined): Buffer {
   return key;
 }
 
-/** Standard Webhooks headers: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`, timestamp in seconds. */
-export function signWebhook(key: Buffer, id: string, timestampSeconds: number, body: string): Record<string, string> {
-  const signature = createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64');
-  return { 'webhook-id': id, 'webhook-timestamp': String(timestampSeconds), 'webhook-signature': `v1,${signature}` };
+/**
+ * Standard Webhooks headers: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`, timestamp in seconds.
+ * With several keys (a rotation's overlap), one signature per key, space-separated, in the order given.
+ */
+export function signWebhook(
+  key: Buffer | Buffer[],
+  id: string,
+  timestampSeconds: number,
+  body: string,
+): Record<string, string> {
+  const signed = `${id}.${timestampSeconds}.${body}`;
+  const signatures = (Array.isArray(key) ? key : [key]).map(
+    (k) => `v1,${createHmac('sha256', k).update(signed).digest('base64')}`,
+  );
+  return { 'webhook-id': id, 'webhook-timestamp': String(timestampSeconds), 'webhook-signature': signatures.join(' ') };
 }
 
 function describeFailure(err: unknown, timeoutMs: number): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `timed out after ${timeoutMs} ms`;
-  const code = e?.cause?.code;
-  if (code === 'ECONNREFUSED') return 'connection refused';
-  if (code) return `${code}: ${e.cause?.message ?? e.message}`;
-  return e?.cause?.message ?? e?.message ?? String(err);
+  const e = err as { name?: string; message?: string; code?: string };
+  if (e?.name === 'TimeoutError') return `timed out after ${timeoutMs} ms`;
+  if (e?.code === 'ECONNREFUSED') return 'connection refused';
+  if (e?.code) return `${e.code}: ${e.message}`;
+  return e?.message ?? String(err);
 }
 
 /**
- * One signed POST. Resolves on a 2xx; throws DeliveryError on any other status (redirects are not
- * followed), a refused or reset connection, or no response within `timeoutMs`.
+ * Keep-alive agents shared by every delivery of the process: a receiver's connections are reused
+ * from one delivery to the next instead of a TCP (and TLS) handshake each. An idle socket is
+ * closed after 4 s, before a receiver's own idle timeout (Node's default is 5 s) can close it under
+ * a request; at most 256 sockets per receiver. A request is never resent on another socket: one
+ * attempt is one send.
+ */
+const AGENT_OPTIONS = { keepAlive: true, timeout: 4000, maxSockets: 256, maxFreeSockets: 64 };
+const AGENTS = { 'http:': new http.Agent(AGENT_OPTIONS), 'https:': new https.Agent(AGENT_OPTIONS) };
+
+/** Up to 64 KiB of a receiver's answer is read and dropped (so the socket can be reused); more cuts it off. */
+const MAX_ANSWER = 65536;
+
+/**
+ * One signed POST over a keep-alive agent (node:http, lighter per request than fetch). Resolves
+ * with the status on a 2xx; throws DeliveryError on any other status (redirects are not
+ * followed), a refused or reset connection, or no complete answer within `timeoutMs`.
  */
 export async function postWebhook(
   url: string,
   id: string,
   body: string,
-  opts: { key: Buffer; timeoutMs: number },
-): Promise<void> {
+  opts: { key: Buffer | Buffer[]; timeoutMs: number },
+): Promise<number> {
+  const target = new URL(url);
+  const payload = Buffer.from(body, 'utf8');
   const headers = {
     'content-type': 'application/json',
+    'content-length': String(payload.length),
     'user-agent': 'orderflow-webhooks/1',
     ...signWebhook(opts.key, id, Math.floor(Date.now() / 1000), body),
   };
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers,
-      body,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(opts.timeoutMs),
+  const secure = target.protocol === 'https:';
+  const { status, statusText } = await new Promise<{ status: number; statusText: string }>((resolve, reject) => {
+    const req = (secure ? https : http).request(
+      target,
+      { method: 'POST', headers, agent: AGENTS[secure ? 'https:' : 'http:'] },
+      (res) => {
+        let read = 0;
+        res.on('data', (chunk: Buffer) => {
+          read += chunk.length;
+          if (read > MAX_ANSWER) res.destroy();
+        });
+        const done = () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '' });
+        };
+        res.on('end', done);
+        res.on('close', done);
+        res.on('error', done);
+      },
+    );
+    const timer = setTimeout(() => {
+      const err = new Error(`timed out after ${opts.timeoutMs} ms`);
+      err.name = 'TimeoutError';
+      req.destroy(err);
+    }, opts.timeoutMs);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new DeliveryError(describeFailure(err, opts.timeoutMs), { cause: err }));
     });
-  } catch (err) {
-    throw new DeliveryError(describeFailure(err, opts.timeoutMs), { cause: err });
-  }
-  await res.body?.cancel().catch(() => undefined);
-  if (res.status < 200 || res.status > 299)
-    throw new DeliveryError(`HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
+    req.end(payload);
+  });
+  if (status < 200 || status > 299)
+    throw new DeliveryError(`HTTP ${status}${statusText ? ` ${statusText}` : ''}`, { statusCode: status });
+  return status;
 }

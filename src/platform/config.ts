@@ -103,6 +103,14 @@ const schema = z.object({
   RATE_LIMIT_RPS: int(0).default(0),
   // Events are kept at least this long (GET /v1/events starts at the oldest kept).
   EVENT_RETENTION_DAYS: int(1, 3650).default(30),
+  // Webhook endpoints: one whose every delivery attempt has failed for this long is disabled (fractions allowed).
+  ENDPOINT_DISABLE_AFTER_HOURS: z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, 'must be a positive number of hours')
+    .transform(Number)
+    .pipe(z.number().positive().max(10000))
+    .default(72),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Tuning (not in the contract; documented in docs/operations.md).
   ORDER_ATTEMPTS: int(1, 50).default(8),
@@ -115,7 +123,7 @@ const schema = z.object({
   // Intake group commit: orders per INSERT and INSERTs in flight per API process.
   INTAKE_BATCH_MAX: int(1, 1000).default(100),
   INTAKE_IN_FLIGHT: int(1, 64).default(1),
-  NOTIFY_CONCURRENCY: int(1, 1000).default(50),
+  NOTIFY_CONCURRENCY: int(1, 1000).default(200),
   RELAY_INTERVAL_MS: int(10).default(500),
   // How often the sequencer numbers committed events for the feed (sooner while there is a backlog).
   SEQUENCER_INTERVAL_MS: int(5).default(50),

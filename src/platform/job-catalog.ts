@@ -21,6 +21,11 @@ export interface RestockJob {
 export interface NotificationJob {
   eventId: string;
 }
+/** Job `recover-endpoint` (queue notifications): send what a webhook endpoint missed since `since`. */
+export interface RecoverEndpointJob {
+  endpointId: string;
+  since: string;
+}
 
 export interface BulkJob {
   bulkId: string;
@@ -30,6 +35,7 @@ export const JOB = {
   processOrder: 'process-order',
   applyRestock: 'apply-restock',
   deliver: 'deliver',
+  recoverEndpoint: 'recover-endpoint',
   reconcile: 'reconcile',
   expireBackorders: 'expire-backorders',
   pruneRecords: 'prune-records',

@@ -50,6 +50,17 @@ export const metrics = {
     labelNames: ['channel', 'outcome'],
     registers: [registry],
   }),
+  endpointsDisabledTotal: new client.Counter({
+    name: 'orderflow_webhook_endpoints_auto_disabled_total',
+    help: 'Webhook endpoints disabled by this process because every delivery failed for ENDPOINT_DISABLE_AFTER_HOURS',
+    registers: [registry],
+  }),
+  endpointsDisabled: new client.Gauge({
+    name: 'orderflow_webhook_endpoints_disabled',
+    help: 'Webhook endpoints disabled now (by an operator or after failing), read at scrape time',
+    labelNames: ['reason'],
+    registers: [registry],
+  }),
   queueDepth: new client.Gauge({
     name: 'orderflow_queue_jobs',
     help: 'BullMQ jobs by queue and state',

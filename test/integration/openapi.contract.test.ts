@@ -249,6 +249,9 @@ function validRequest(method: string, path: string, ids: { id?: string; sku?: st
       expected_at: '2030-01-01T00:00:00Z',
     },
     'PATCH /v1/inbound/{inbound_id}': { quantity: 2 },
+    'POST /v1/webhook-endpoints': { url: `http://127.0.0.1:${hookPort}/endpoint`, types: ['order.completed'] },
+    'PATCH /v1/webhook-endpoints/{id}': { description: 'renamed' },
+    'POST /v1/webhook-endpoints/{id}/recover': { since: '2026-01-01T00:00:00Z' },
   };
   return { method, url, role: ALLOWED[opOf(method, path).access], body: bodies[`${method} ${path}`] };
 }
@@ -892,6 +895,25 @@ describe('the OpenAPI document', () => {
       await h.ctx.queues.notifications.pause();
       await send(h, { method: 'POST', url: `/v1/notifications/${settled.id}/resend`, role: 'operator' }, 202);
       await send(h, { method: 'POST', url: `/v1/notifications/${settled.id}/resend`, role: 'operator', body: {} }, 409);
+
+      // Webhook endpoints: create, read, list, change, rotate, recover, the delivery log, delete.
+      const endpoint = (await send(h, validRequest('POST', '/v1/webhook-endpoints', {}), 201)).body;
+      const ep = `/v1/webhook-endpoints/${endpoint.id}`;
+      await send(h, { method: 'GET', url: '/v1/webhook-endpoints', role: 'viewer' }, 200);
+      await send(h, { method: 'GET', url: ep, role: 'viewer' }, 200);
+      await send(h, { ...validRequest('PATCH', '/v1/webhook-endpoints/{id}', { id: endpoint.id }) }, 200);
+      await send(h, { method: 'PATCH', url: ep, role: 'operator', body: { types: ['order.lost'] } }, 400);
+      await send(h, { method: 'POST', url: `${ep}/rotate-secret`, role: 'operator' }, 200);
+      await send(h, { ...validRequest('POST', '/v1/webhook-endpoints/{id}/recover', { id: endpoint.id }) }, 202);
+      await send(h, { method: 'POST', url: `${ep}/recover`, role: 'operator', body: { since: 'yesterday' } }, 400);
+      await send(h, { method: 'GET', url: `${ep}/deliveries?status=failed&limit=5`, role: 'viewer' }, 200);
+      await send(h, { method: 'GET', url: `${ep}/deliveries?status=lost`, role: 'viewer' }, 400);
+      await send(
+        h,
+        { method: 'POST', url: '/v1/webhook-endpoints', role: 'operator', body: { url: 'x', types: ['*'] } },
+        400,
+      );
+      await send(h, { method: 'DELETE', url: ep, role: 'operator' }, 204);
 
       await send(h, { method: 'GET', url: '/v1/reports/orders', role: 'operator' }, 200);
       await send(

@@ -36,7 +36,13 @@ describe('operators: auth on the browser pages', () => {
     expect(html).toContain('<base href="/admin/queues/"');
     expect(html).not.toMatch(/https?:\/\//);
     const api = await (await get('/admin/queues/api/queues', { authorization: basic(KEYS.operator) })).json();
-    expect(api.queues.map((q: any) => q.name).sort()).toEqual(['bulk', 'maintenance', 'notifications', 'orders', 'restocks']);
+    expect(api.queues.map((q: any) => q.name).sort()).toEqual([
+      'bulk',
+      'maintenance',
+      'notifications',
+      'orders',
+      'restocks',
+    ]);
     expect(api.queues.every((q: any) => q.allowRetries && !q.readOnlyMode)).toBe(true);
   });
 
@@ -325,7 +331,7 @@ describe('operators: alert gauges', () => {
     await h().startWorkers(['orders']);
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 0);
-    const waiting = [];
+    const waiting: { id: string }[] = [];
     for (let i = 0; i < 3; i++) waiting.push(await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]));
     await waitFor(
       async () =>

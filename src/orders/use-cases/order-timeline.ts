@@ -34,10 +34,17 @@ export async function orderTimeline(db: Executor, orderId: string): Promise<{ da
        SELECT r.created_at, 'return', 3, 0, jsonb_build_object('return', ${RETURN_JSON('r')}::jsonb)
          FROM returns r WHERE r.order_id = :id
        UNION ALL
-       SELECT n.updated_at, 'delivery', 4, 0,
-              jsonb_build_object('event_id', n.event_id, 'event_type', e.type, 'channel', n.channel, 'target', n.target,
-                                 'outcome', n.status, 'attempts', n.attempts, 'error', n.last_error)
-         FROM notifications n JOIN events e ON e.id = n.event_id WHERE n.order_id = :id
+       SELECT a.at, 'delivery', 4, a.id,
+              jsonb_build_object('event_id', a.event_id, 'event_type', e.type, 'attempt', a.attempt_no,
+                                 'channel', COALESCE(n.channel, 'endpoint'), 'endpoint_id', d.endpoint_id,
+                                 'target', COALESCE(n.target, w.url),
+                                 'outcome', CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 'delivered' ELSE 'failed' END,
+                                 'status_code', a.status_code, 'error', a.error, 'duration_ms', a.duration_ms)
+         FROM events e JOIN delivery_attempts a ON a.event_id = e.id
+         LEFT JOIN notifications n ON a.kind = 'notification' AND n.id = a.delivery_id
+         LEFT JOIN endpoint_deliveries d ON a.kind = 'endpoint' AND d.id = a.delivery_id
+         LEFT JOIN webhook_endpoints w ON w.id = d.endpoint_id
+        WHERE e.order_id = :id
      ) t ORDER BY t.at, t.rank, t.k`,
     { id: orderId },
   );

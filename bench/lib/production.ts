@@ -1,0 +1,254 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { Webhook } from 'standardwebhooks';
+import { createDb } from '../../src/platform/db';
+import { BENCH_KEYS, orderMix, seedCustomers, seedProducts, sleep, type BenchEnv } from './setup';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+export interface ProductionResult {
+  orders: number;
+  skus: number;
+  endpoints: number;
+  /** From the first submission until every order.confirmed webhook was accepted by every target. */
+  seconds: number;
+  /** orders / seconds: the figure production feels. */
+  ops: number;
+  /** From the first submission until the last order.confirmed event was written. */
+  confirm_seconds: number;
+  confirmed_ops: number;
+  /** Deliveries of order.confirmed accepted per second, over every target, in the same window. */
+  delivered_per_s: number;
+  /** Time from the first submission until the last order was accepted (202). */
+  submit_seconds: number;
+  targets: { target: string; confirmed: number; duplicates: number; bad_signatures: number }[];
+  submit_errors: number;
+  /** Failed attempts by error (a duplicate at a receiver is a send that timed out or failed, then retried). */
+  failed_attempts: Record<string, number>;
+}
+
+/** A receiver for every target (the customers' NOTIFY_WEBHOOK_URL and each endpoint), verifying each signature. */
+async function startReceiver(secrets: Map<string, string>) {
+  const verifiers = new Map([...secrets].map(([t, s]) => [t, new Webhook(s)]));
+  const seen = new Map<string, Set<string>>();
+  const stats = new Map<string, { confirmed: number; duplicates: number; bad: number }>();
+  let last = 0;
+  let delivered = 0;
+  const server = http.createServer({ keepAlive: true }, (req, res) => {
+    const target = (req.url ?? '/').slice(1);
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const s = stats.get(target) ?? { confirmed: 0, duplicates: 0, bad: 0 };
+      stats.set(target, s);
+      let event: any;
+      try {
+        event = verifiers.get(target)!.verify(Buffer.concat(chunks).toString('utf8'), req.headers as any);
+      } catch {
+        s.bad += 1;
+        res.writeHead(400).end();
+        return;
+      }
+      if (event.type === 'order.confirmed') {
+        const ids = seen.get(target) ?? new Set<string>();
+        seen.set(target, ids);
+        if (ids.has(event.id)) s.duplicates += 1;
+        else {
+          ids.add(event.id);
+          s.confirmed += 1;
+          delivered += 1;
+          last = Date.now();
+        }
+      }
+      res.writeHead(204).end();
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: (target: string) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/${target}`,
+    setSecret: (target: string, secret: string) => verifiers.set(target, new Webhook(secret)),
+    stats,
+    last: () => last,
+    delivered: () => delivered,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+/** `node dist/src/app/main.js <role>`: what `npm run start:api` / `npm run start:worker` run. */
+function startProcess(role: 'api' | 'worker', env: Record<string, string>): Proc {
+  const child = spawn(process.execPath, [path.join('dist', 'src', 'app', 'main.js'), role], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (d: Buffer) => {
+    output = (output + d.toString()).slice(-20000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    child,
+    output: () => output,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 15000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/**
+ * Production-shaped: the compiled API and worker as two processes (npm run start:api /
+ * start:worker), notifications on (NOTIFY_WEBHOOK_URL to a local receiver that verifies every
+ * signature), optionally `endpoints` webhook endpoints subscribed to every event; `orders` orders
+ * over `skus` SKUs submitted over HTTP, 50 in flight. The clock runs from the first submission
+ * until every target has accepted the order.confirmed webhook of every order.
+ */
+export async function runProduction(
+  bench: BenchEnv,
+  opts: { orders: number; skus: number; endpoints: number; tag: string; timeoutMs: number; log: (m: string) => void },
+): Promise<ProductionResult> {
+  const url = await bench.database(opts.tag);
+  const db = createDb(url, 2);
+  const customers = await seedCustomers(db, 100);
+  const skus = await seedProducts(db, opts.tag.toUpperCase(), opts.skus, Math.ceil(opts.orders / opts.skus) * 4 + 10);
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  const rx = await startReceiver(new Map([['customer', secret]]));
+  const port = await freePort();
+  const env = bench.env(bench.prefix(opts.tag), {
+    DATABASE_URL: url,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    WEBHOOK_SECRET: secret,
+    NOTIFY_WEBHOOK_URL: rx.url('customer'),
+    WEBHOOK_PRIVATE_TARGETS: 'allow',
+  });
+  const api = startProcess('api', env);
+  const worker = startProcess('worker', env);
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    const readyBy = Date.now() + 60000;
+    for (;;) {
+      const ok = await fetch(`${base}/readyz`)
+        .then((r) => r.ok)
+        .catch(() => false);
+      if (ok) break;
+      if (Date.now() > readyBy || api.child.exitCode !== null)
+        throw new Error(`API not ready:\n${api.output().slice(-3000)}`);
+      await sleep(200);
+    }
+    for (let i = 1; i <= opts.endpoints; i++) {
+      const r = await fetch(`${base}/v1/webhook-endpoints`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${BENCH_KEYS.operator}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ url: rx.url(`endpoint${i}`), types: i === 1 ? ['order.confirmed'] : ['*'] }),
+      });
+      if (r.status !== 201) throw new Error(`endpoint: ${r.status} ${await r.text()}`);
+      rx.setSecret(`endpoint${i}`, (await r.json()).secret);
+    }
+    const targets = 1 + opts.endpoints;
+    const lines = orderMix(opts.orders, skus);
+    opts.log(
+      `${opts.tag}: API and worker as two compiled processes; ${opts.orders} orders over ${opts.skus} SKUs, 50 in flight; ${targets} webhook target(s)`,
+    );
+    let next = 0;
+    let errors = 0;
+    const t0 = Date.now();
+    let submitted = 0;
+    await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        while (next < lines.length) {
+          const i = next++;
+          const r = await fetch(`${base}/v1/orders`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${BENCH_KEYS.intake}`, 'content-type': 'application/json' },
+            body: JSON.stringify({
+              customer_id: customers[i % customers.length],
+              lines: [{ sku: lines[i], quantity: 1 }],
+            }),
+          }).catch(() => undefined);
+          if (r?.status !== 202) errors += 1;
+          await r?.arrayBuffer().catch(() => undefined);
+          submitted += 1;
+        }
+      }),
+    );
+    const submitSeconds = (Date.now() - t0) / 1000;
+    const want = (opts.orders - errors) * targets;
+    const deadline = Date.now() + opts.timeoutMs;
+    let lastLog = Date.now();
+    while (rx.delivered() < want) {
+      if (Date.now() > deadline)
+        throw new Error(`${opts.tag}: ${rx.delivered()} of ${want} deliveries after ${opts.timeoutMs} ms`);
+      if (worker.child.exitCode !== null) throw new Error(`worker exited:\n${worker.output().slice(-3000)}`);
+      if (Date.now() - lastLog > 5000) {
+        opts.log(`${opts.tag}: ${rx.delivered()} of ${want} deliveries`);
+        lastLog = Date.now();
+      }
+      await sleep(20);
+    }
+    const seconds = (rx.last() - t0) / 1000;
+    const lastConfirmed = await db('events').where({ type: 'order.confirmed' }).max('created_at as at').first();
+    const confirmSeconds = (new Date(lastConfirmed!.at).getTime() - t0) / 1000;
+    const confirmed = Number(
+      (await db('events').where({ type: 'order.confirmed' }).count<{ n: string }[]>({ n: '*' }))[0].n,
+    );
+    const failures: { error: string; n: string }[] = await db('delivery_attempts')
+      .whereNotNull('error')
+      .groupBy('error')
+      .orderBy('n', 'desc')
+      .limit(10)
+      .select('error', db.raw('count(*) AS n'));
+    return {
+      failed_attempts: Object.fromEntries(failures.map((f) => [f.error, Number(f.n)])),
+      orders: opts.orders,
+      skus: opts.skus,
+      endpoints: opts.endpoints,
+      seconds,
+      ops: confirmed / seconds,
+      confirm_seconds: confirmSeconds,
+      confirmed_ops: confirmed / confirmSeconds,
+      delivered_per_s: rx.delivered() / seconds,
+      submit_seconds: submitSeconds,
+      targets: [...rx.stats].map(([target, s]) => ({
+        target,
+        confirmed: s.confirmed,
+        duplicates: s.duplicates,
+        bad_signatures: s.bad,
+      })),
+      submit_errors: errors + (submitted - opts.orders),
+    };
+  } finally {
+    await worker.stop();
+    await api.stop();
+    await rx.close();
+    await db.destroy();
+    await bench.dropPrefixes();
+    await bench.dropDatabase(url).catch(() => undefined);
+  }
+}
