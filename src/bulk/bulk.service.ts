@@ -15,16 +15,23 @@ const FINAL = ['rejected', 'completed', 'cancelled'];
 /** The items an action would act on, as one SELECT of `id` (and an ordering key), from its filter. */
 function matching(db: Executor, req: BulkRequest) {
   if (req.action === 'resend_deliveries') {
+    // Customer notifications by their id, webhook endpoint deliveries as `endpoint:<id>`.
     const f = req.filter;
-    const q = db('notifications as n')
+    const channels = db('notifications as n')
       .join('events as e', 'e.id', 'n.event_id')
       .where('n.status', 'failed')
-      .select(db.raw('n.id::text AS id'), db.raw('row_number() OVER (ORDER BY n.created_at, n.id) AS position'));
-    if (f.type) q.where('e.type', f.type);
-    if (f.since) q.where('n.created_at', '>=', f.since);
-    // Deliveries to webhook endpoints are not channels of this table: an endpoint filter matches none of them.
-    if (f.endpoint_id) q.whereRaw('false');
-    return q;
+      .select(db.raw('n.id::text AS id'), 'n.created_at', 'n.id as k');
+    const endpoints = db('endpoint_deliveries as d')
+      .join('events as e', 'e.id', 'd.event_id')
+      .where('d.status', 'failed')
+      .select(db.raw(`'endpoint:' || d.id::text AS id`), 'd.created_at', 'd.id as k');
+    for (const q of [channels, endpoints]) {
+      if (f.type) q.where('e.type', f.type);
+      if (f.since) q.where('e.created_at', '>=', f.since);
+    }
+    if (f.endpoint_id) endpoints.where('d.endpoint_id', f.endpoint_id);
+    const all = f.endpoint_id ? endpoints : channels.unionAll(endpoints, true);
+    return db.from(all.as('x')).select('x.id', db.raw('row_number() OVER (ORDER BY x.created_at, x.k) AS position'));
   }
   const f = req.filter;
   const q = db('orders as o').select(

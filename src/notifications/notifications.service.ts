@@ -437,25 +437,28 @@ export async function resendNotification(ctx: Context, id: string): Promise<Noti
   return getNotification(ctx.db, id);
 }
 
-/** Resend in the caller's unit: 404 if there is no such notification, 409 while it is pending. */
+/**
+ * Resend in the caller's unit: a failed (or delivered) customer notification, or, with an id
+ * `endpoint:<uuid>`, a webhook endpoint's delivery, goes back to pending and its event's job is
+ * enqueued again. 404 if there is no such delivery, 409 while it is pending.
+ */
 export async function resendInUnit(uow: UnitOfWork, id: string): Promise<void> {
-  {
-    const { trx } = uow;
-    const n = await trx('notifications').where({ id }).forUpdate().first('id', 'event_id', 'status');
-    if (!n) throw new NotFoundError('notification');
-    if (n.status === 'pending') throw new InvalidStateError('notification is pending: it is still being delivered');
-    await trx('notifications')
-      .where({ id })
-      .update({ status: 'pending', delivered_at: null, updated_at: trx.fn.now() });
-    await trx('events').where({ id: n.event_id }).update({ settled_at: null });
-    await uow.addJobs([
-      {
-        queue: QUEUES.notifications,
-        job_name: JOB.deliver,
-        job_id: n.event_id,
-        data: { eventId: n.event_id },
-        replace_finished: true,
-      },
-    ]);
-  }
+  const { trx } = uow;
+  const endpoint = id.startsWith('endpoint:');
+  const table = endpoint ? 'endpoint_deliveries' : 'notifications';
+  const rowId = endpoint ? id.slice('endpoint:'.length) : id;
+  const n = await trx(table).where({ id: rowId }).forUpdate().first('id', 'event_id', 'status');
+  if (!n) throw new NotFoundError(endpoint ? 'delivery' : 'notification');
+  if (n.status === 'pending') throw new InvalidStateError('the delivery is pending: it is still being delivered');
+  await trx(table).where({ id: rowId }).update({ status: 'pending', delivered_at: null, updated_at: trx.fn.now() });
+  await trx('events').where({ id: n.event_id }).update({ settled_at: null });
+  await uow.addJobs([
+    {
+      queue: QUEUES.notifications,
+      job_name: JOB.deliver,
+      job_id: n.event_id,
+      data: { eventId: n.event_id },
+      replace_finished: true,
+    },
+  ]);
 }

@@ -1,3 +1,5 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
 import { createHarness, createTestDatabase, waitFor, type Harness } from '../helpers/harness';
@@ -91,6 +93,63 @@ describe('bulk actions', () => {
     } finally {
       await h.close();
       await db.drop();
+    }
+  }, 120_000);
+
+  it('when deliveries to a webhook endpoint failed while it was down, then a bulk resend of its failed deliveries delivers each once it is back', async () => {
+    let up = false;
+    const got: string[] = [];
+    const rx = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        if (up) got.push(JSON.parse(body).id);
+        res.statusCode = up ? 204 : 500;
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => rx.listen(0, '127.0.0.1', r));
+    const db = await createTestDatabase();
+    const h = await createHarness(db.url, { env: { NOTIFY_MAX_ATTEMPTS: '1' } });
+    try {
+      const endpoint = await h.api('POST', '/v1/webhook-endpoints', {
+        body: { url: `http://127.0.0.1:${(rx.address() as AddressInfo).port}/hook`, types: ['order.confirmed'] },
+      });
+      expect(endpoint.status, endpoint.text).toBe(201);
+      await h.startWorkers();
+      const c = await makeCustomer(h);
+      const p = await makeProduct(h, 10);
+      const orders = [];
+      for (let i = 0; i < 4; i++) orders.push(await placeOrder(h, c.id, [{ sku: p.sku, quantity: 1 }]));
+      const filter = { status: 'failed', endpoint_id: endpoint.body.id };
+      await waitFor(
+        async () =>
+          (await h.api('POST', '/v1/bulk-actions', { body: { action: 'resend_deliveries', filter, dry_run: true } }))
+            .body.matched === 4,
+        { what: '4 failed deliveries' },
+      );
+      up = true;
+      const bulk = await h.api('POST', '/v1/bulk-actions', { body: { action: 'resend_deliveries', filter } });
+      expect(bulk.status, bulk.text).toBe(202);
+      const done = await waitFor(async () => {
+        const r = await h.api('GET', `/v1/bulk-actions/${bulk.body.id}`);
+        return r.body.status === 'completed' && r.body;
+      });
+      expect(done).toMatchObject({ matched: 4, done: 4, skipped: 0, failed: 0 });
+      await waitFor(async () => got.length >= 4, { what: '4 deliveries received' });
+      const events = await h.ctx
+        .db('events')
+        .whereIn(
+          'order_id',
+          orders.map((o) => o.id),
+        )
+        .where({ type: 'order.confirmed' })
+        .pluck('id');
+      expect([...got].sort()).toEqual([...events].sort());
+    } finally {
+      await h.close();
+      await db.drop();
+      await new Promise((r) => rx.close(r));
     }
   }, 120_000);
 
