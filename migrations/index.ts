@@ -3,6 +3,7 @@ import * as init from './20261125000000_init';
 import * as stockBigint from './20261126000000_stock_bigint';
 import * as reprocessingIndex from './20261126000001_orders_reprocessing_index';
 import * as locations from './20261201000000_locations';
+import * as intake from './20261202000004_intake';
 
 /**
  * Every migration in order, imported statically so tsx, vitest and the compiled build load them
@@ -13,4 +14,5 @@ export const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261126000000_stock_bigint': stockBigint,
   '20261126000001_orders_reprocessing_index': reprocessingIndex,
   '20261201000000_locations': locations,
+  '20261202000004_intake': intake,
 };

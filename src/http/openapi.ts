@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ACCESS, refusedRole, type AccessKind } from './access';
+import { strict } from '../platform/validation';
 import { createCustomerSchema, customerSchema, updateCustomerSchema } from '../customers/customers.schemas';
 import {
   adjustmentSchema,
@@ -870,7 +871,8 @@ export function buildOpenApiDocument(opts: { version?: string } = {}) {
   );
   for (const name of Object.keys(headers)) if (!used.has(name)) delete headers[name];
   const output = components(OUTPUT, 'output');
-  const input = components(INPUT, 'input');
+  // Requests are parsed strictly (platform/validation `strict`): the document says so (additionalProperties: false).
+  const input = components(Object.fromEntries(Object.entries(INPUT).map(([k, v]) => [k, strict(v)])), 'input');
   for (const name of Object.keys(input))
     if (name in output) throw new Error(`openapi: component ${name} is both a request and a response schema`);
   return {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { limitSchema, skuSchema, uuidParam } from '../platform/validation';
+import { limitSchema, metadataSchema, skuSchema, uuidParam } from '../platform/validation';
 import { ORDER_STATUSES } from './status';
 
 /** A time as sent (ISO 8601, UTC); `format: date-time` in the OpenAPI document. */
@@ -27,6 +27,7 @@ export const placeOrderSchema = z.object({
   lines,
   on_insufficient_stock: onShort.default('backorder'),
   external_ref: z.string().max(255).nullable().optional(),
+  metadata: metadataSchema.optional(),
 });
 export type PlaceOrder = z.infer<typeof placeOrderSchema>;
 
@@ -130,6 +131,7 @@ export const orderSchema = z.object({
   status_reason: z.string().nullable(),
   on_insufficient_stock: onShort,
   external_ref: z.string().nullable(),
+  metadata: z.record(z.string(), z.string()).describe('as given at intake ({} when none was)'),
   lines: z.array(
     z.object({
       sku: z.string(),

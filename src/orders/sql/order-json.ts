@@ -21,6 +21,7 @@ export const RETURN_JSON = (r: string) => `json_build_object('id', ${r}.id, 'ret
 export const ORDER_JSON = `json_build_object(
   'id', o.id, 'seq', o.seq, 'customer_id', o.customer_id, 'status', o.status, 'status_reason', o.status_reason,
   'on_insufficient_stock', o.on_insufficient_stock, 'external_ref', o.external_ref,
+  'metadata', o.metadata,
   'lines', COALESCE((SELECT json_agg(json_build_object('sku', l.sku, 'quantity', l.quantity,
       'unit_price_cents', l.unit_price_cents, 'reserved', COALESCE(al.reserved, 0),
       'shipped', l.shipped, 'returned', l.returned, 'waiting', l.waiting AND NOT l.reserved,
