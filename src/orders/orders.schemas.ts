@@ -47,10 +47,24 @@ export const emptyBodySchema = z.object({});
 
 export const idempotencyKeySchema = z.string().min(1).max(255);
 
+/** A day (`2026-11-25`, read as 00:00 UTC) or an ISO 8601 date-time with an offset (as the reports take). */
+const bound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
 export const listOrdersQuerySchema = z.object({
   status: z.enum(ORDER_STATUSES).optional(),
   customer_id: uuidParam.optional(),
   sku: skuSchema.optional(),
+  external_ref: z.string().min(1).max(255).optional().describe('exact, from any key name'),
+  q: z
+    .string()
+    .trim()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe("an order id prefix (4+ characters), an external_ref, the customer's e-mail (any letter case) or a SKU"),
+  reason: z.string().min(1).max(500).optional().describe('a substring of status_reason, any letter case'),
+  created_from: bound.optional().describe('created at or after; a date means 00:00 UTC of that day'),
+  created_to: bound.optional().describe('created before; a date includes that whole day (UTC)'),
+  updated_since: bound.optional().describe('updated at or after (every transition and edit updates an order)'),
   limit: limitSchema,
   cursor: z.string().max(500).optional(),
 });

@@ -1,20 +1,12 @@
-import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { systemActor, type Actor } from '../../platform/actor';
 import type { Context } from '../../platform/context';
-import { AppError, ConflictError } from '../../platform/errors';
+import { ConflictError } from '../../platform/errors';
 import { GroupCommit } from '../../platform/group-commit';
 import { runStatement, runUnitOfWork } from '../../platform/unit-of-work';
 import type { PlaceOrder } from '../orders.schemas';
-import {
-  claimIdempotencyKey,
-  insertOrders,
-  readIdempotencyKey,
-  storeIdempotentResponse,
-  type Accepted,
-  type Duplicate,
-  type Placed,
-} from '../sql/insert-orders';
+import { idempotent, requestHash } from '../../platform/idempotency';
+import { insertOrders, type Accepted, type Duplicate, type Placed } from '../sql/insert-orders';
 
 type Pending = { id: string; input: PlaceOrder; actor: Actor };
 
@@ -59,9 +51,6 @@ function duplicateRef(d: Duplicate): never {
 }
 const accepted = (r: Accepted | Duplicate): Accepted => ('duplicate' in r ? duplicateRef(r) : r);
 
-const inProgress = () =>
-  new AppError('idempotency_in_progress', 'a request with this Idempotency-Key is in progress; retry shortly');
-
 /**
  * Intake. The order and its outbox row are committed before this returns; the job (job id =
  * order id) is added at once in the background, or by the relay if Redis cannot take it now.
@@ -80,32 +69,26 @@ export async function placeOrder(
   // The request's identity is the validated order: zod emits its keys in schema order with
   // defaults applied, so key order and omitted defaults do not make a different request; nor do a
   // UUID's letter case or an explicit null external_ref (the order stored would be the same). The
-  // metadata is part of it, compared as a set of pairs (left out = {}).
+  // metadata is part of it, compared as a set of pairs; none (or {}) leaves the identity as it was
+  // before metadata existed, so keys stored by an older version still replay.
+  const metadata = Object.entries(input.metadata ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const identity = {
     ...input,
     customer_id: input.customer_id.toLowerCase(),
     external_ref: input.external_ref ?? undefined,
-    metadata: Object.entries(input.metadata ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    metadata: metadata.length ? metadata : undefined,
   };
-  const hash = createHash('sha256').update(JSON.stringify(identity)).digest('hex');
+  const hash = requestHash(identity);
   return runUnitOfWork(
     ctx,
     'intake',
-    async (uow) => {
-      if (!(await claimIdempotencyKey(uow.trx, principal, key, hash))) {
-        const prior = await readIdempotencyKey(uow.trx, principal, key);
-        if (!prior) throw inProgress();
-        if (prior.request_hash !== hash)
-          throw new AppError('idempotency_key_reused', 'this Idempotency-Key was used with a different request body');
-        if (!prior.response_body) throw inProgress();
-        return { body: prior.response_body, replayed: true };
-      }
-      const [placed] = await insertOrders(uow.trx, [{ id: uuidv7(), input, actor }]);
-      if ('duplicate' in placed) duplicateRef(placed);
-      await storeIdempotentResponse(uow.trx, principal, key, placed.accepted);
-      uow.jobsWritten([placed.outbox]);
-      return { body: placed.accepted, replayed: false };
-    },
+    (uow) =>
+      idempotent(uow.trx, { principal, key, hash, status: 202 }, async () => {
+        const [placed] = await insertOrders(uow.trx, [{ id: uuidv7(), input, actor }]);
+        if ('duplicate' in placed) duplicateRef(placed);
+        uow.jobsWritten([placed.outbox]);
+        return { body: placed.accepted, orderId: placed.accepted.id };
+      }),
     { retry: false, publish: 'background' },
   );
 }
