@@ -45,7 +45,7 @@ const QUERY_OF = new Map(OPERATIONS.map((op) => [`${op.method.toUpperCase()} ${o
 function takesQuery(req: Request): boolean {
   const route = (req as Request & { route?: { path?: unknown } }).route?.path;
   if (typeof route !== 'string') return true;
-  const path = `${req.baseUrl}${route}`.replace(/:(\w+)/g, '{$1}');
+  const path = `${req.baseUrl}${route}`.replace(/:(\w+)/g, '{$1}').replace(/(.)\/$/, '$1');
   return QUERY_OF.get(`${req.method === 'HEAD' ? 'GET' : req.method} ${path}`) ?? true;
 }
 

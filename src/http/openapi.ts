@@ -730,7 +730,8 @@ function override(ctx: { zodSchema: unknown; jsonSchema: JsonSchema }): void {
   const checks = ((ctx.zodSchema as any)?._zod?.def?.checks ?? []) as any[];
   for (const c of checks) {
     const pattern = c?._zod?.def?.pattern;
-    if (!(pattern instanceof RegExp) || !pattern.flags) continue;
+    // JSON Schema 2020-12 reads patterns as ECMA-262 with Unicode semantics: `u` is what it means.
+    if (!(pattern instanceof RegExp) || !pattern.flags || pattern.flags === 'u') continue;
     if (pattern.flags === 'i' && pattern.source === UUID_SOURCE) ctx.jsonSchema.pattern = UUID_PATTERN;
     else throw new Error(`openapi: regex /${pattern.source}/${pattern.flags} has flags JSON Schema cannot express`);
   }

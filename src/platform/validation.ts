@@ -98,7 +98,7 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, where
  * with at least one dot. Stored as given (trimmed).
  */
 const EMAIL =
-  /^(?!\.)(?!.*\.\.)[^\s@<>()[\],;:"\\\p{Cc}]{1,64}(?<!\.)@(?=.{1,253}$)(?:[\p{L}\p{N}](?:[\p{L}\p{N}\p{M}-]{0,61}[\p{L}\p{N}\p{M}])?\.)+(?:[\p{L}\p{M}]{2,63}|xn--[a-z0-9-]{1,59})$/iu;
+  /^(?!\.)(?!.*\.\.)[^\s@<>()[\],;:"\\\p{Cc}]{1,64}(?<!\.)@(?=.{1,253}$)(?:[\p{L}\p{N}](?:[\p{L}\p{N}\p{M}-]{0,61}[\p{L}\p{N}\p{M}])?\.)+(?:[\p{L}\p{M}]{2,63}|[xX][nN]--[a-zA-Z0-9-]{1,59})$/u;
 export const emailSchema = z.string().trim().max(254).regex(EMAIL, 'must be an e-mail address');
 
 /**
