@@ -40,8 +40,8 @@ export function customersRoutes(ctx: AppContext, g: Guards): Router {
     );
   });
   r.get('/:id/orders', g.intakeRead, async (req, res) => {
-    const id = (await getCustomer(ctx.db, g.id(req.params.id, 'customer'))).id;
     const q = parseInput(listOrdersQuerySchema.omit({ customer_id: true }), req.query, 'query');
+    const id = (await getCustomer(ctx.db, g.id(req.params.id, 'customer'))).id;
     res.json(await listOrders(ctx.db, { ...q, customer_id: id }));
   });
   return r;
