@@ -9,6 +9,7 @@ import * as bulkActions from './20261202000006_bulk_actions';
 import * as counts from './20261202000001_counts';
 import * as inbound from './20261202000002_inbound';
 import * as webhookEndpoints from './20261202000003_webhook_endpoints';
+import * as intake from './20261202000004_intake';
 
 /**
  * Every migration in order, imported statically so tsx, vitest and the compiled build load them
@@ -25,4 +26,5 @@ export const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261202000001_counts': counts,
   '20261202000002_inbound': inbound,
   '20261202000003_webhook_endpoints': webhookEndpoints,
+  '20261202000004_intake': intake,
 };

@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { ACCESS, refusedRole, type AccessKind } from './access';
-import { createCustomerSchema, customerSchema, updateCustomerSchema } from '../customers/customers.schemas';
+import { strict } from '../platform/validation';
+import {
+  createCustomerSchema,
+  customerPageSchema,
+  customerSchema,
+  listCustomersQuerySchema,
+  updateCustomerSchema,
+} from '../customers/customers.schemas';
 import {
   adjustmentSchema,
   createLocationSchema,
@@ -106,6 +113,8 @@ export interface Operation {
   alsoOk?: Success;
   /** Statuses of this operation beyond the shared ones (409, 422), with what they mean. */
   more?: Record<number, string>;
+  /** Headers of those statuses (the Location of the resource a 409 conflict names). */
+  moreHeaders?: Record<number, Record<string, HeaderUse>>;
   /** Reads PostgreSQL (or Redis): 503 when it does not answer. */
   store?: boolean;
 }
@@ -179,6 +188,7 @@ const OUTPUT = {
   Ready: readySchema,
   OpenApiDocument: documentSchema,
   Customer: customerSchema,
+  CustomerPage: customerPageSchema,
   Product: productSchema,
   StockFigures: stockFiguresSchema,
   InventoryItem: inventoryItem,
@@ -327,11 +337,30 @@ export const OPERATIONS: Operation[] = [
     method: 'post',
     path: '/v1/customers',
     tag: 'customers',
-    summary: 'Create a customer',
+    summary: 'Create a customer (optionally idempotent by Idempotency-Key)',
     access: 'intake',
     body: { ref: 'CreateCustomer' },
-    ok: ok(201, 'Customer', 'Created'),
-    more: { 409: 'conflict: a customer with this e-mail exists' },
+    idempotencyKey: true,
+    ok: ok(201, 'Customer', 'Created', {
+      Location: hdr('Location'),
+      'Idempotent-Replayed': hdr('Idempotent-Replayed', false),
+    }),
+    more: {
+      409:
+        'conflict: a customer with this e-mail exists (any letter case); Location and details name it. ' +
+        'idempotency_in_progress: a request with this Idempotency-Key has not finished; retry shortly',
+      422: 'idempotency_key_reused: this Idempotency-Key was used with another body',
+    },
+    moreHeaders: { 409: { Location: hdr('Location', false) } },
+  },
+  {
+    method: 'get',
+    path: '/v1/customers',
+    tag: 'customers',
+    summary: 'List customers, newest first; email= finds one by address (any letter case)',
+    access: 'intakeRead',
+    query: listCustomersQuerySchema,
+    ok: ok(200, 'CustomerPage'),
   },
   {
     method: 'get',
@@ -349,7 +378,8 @@ export const OPERATIONS: Operation[] = [
     access: 'operator',
     body: { ref: 'UpdateCustomer' },
     ok: ok(200, 'Customer'),
-    more: { 409: 'conflict: a customer with this e-mail exists' },
+    more: { 409: 'conflict: a customer with this e-mail exists; Location and details name it' },
+    moreHeaders: { 409: { Location: hdr('Location', false) } },
   },
   {
     method: 'get',
@@ -492,15 +522,18 @@ export const OPERATIONS: Operation[] = [
       'Idempotent-Replayed': hdr('Idempotent-Replayed', false),
     }),
     more: {
-      409: 'idempotency_in_progress: a request with this Idempotency-Key has not finished; retry shortly',
+      409:
+        'conflict: this key name already placed an order with this external_ref (details name external_ref, ' +
+        'Location the order); idempotency_in_progress: a request with this Idempotency-Key has not finished; retry shortly',
       422: 'idempotency_key_reused: this Idempotency-Key was used with another body',
     },
+    moreHeaders: { 409: { Location: hdr('Location', false) } },
   },
   {
     method: 'get',
     path: '/v1/orders',
     tag: 'orders',
-    summary: 'List orders',
+    summary: 'List orders, newest first, by any of the filters (all of them must match)',
     access: 'ordersRead',
     query: listOrdersQuerySchema,
     ok: ok(200, 'OrderPage'),
@@ -517,7 +550,9 @@ export const OPERATIONS: Operation[] = [
     method: 'patch',
     path: '/v1/orders/{id}',
     tag: 'orders',
-    summary: 'Edit lines while received, awaiting_stock or confirmed and nothing shipped; processed again',
+    summary:
+      'Edit lines while received, awaiting_stock or confirmed and nothing shipped; processed again. ' +
+      'An unknown or inactive SKU is 400 naming the line; the order is unchanged',
     access: 'intake',
     body: { ref: 'PatchOrder' },
     ok: ok(202, 'Order', 'Accepted: back to received, processed again'),
@@ -890,7 +925,8 @@ export function statusesOf(op: Operation): number[] {
   const s = new Set<number>([op.ok.status]);
   if (op.alsoOk) s.add(op.alsoOk.status);
   const write = WRITES.has(op.method);
-  if (write || op.query || hasPathParams(op)) s.add(400);
+  // Under /v1 every operation refuses an unknown query parameter (src/http/guards.ts).
+  if (write || op.query || hasPathParams(op) || op.path.startsWith('/v1/')) s.add(400);
   if (op.access !== 'public') {
     s.add(401);
     if (refusedRole(op.access)) s.add(403);
@@ -910,7 +946,9 @@ export function statusesOf(op: Operation): number[] {
 const SHARED: Record<number, { name: string; description: string; headers?: HeaderName[] }> = {
   400: {
     name: 'BadRequest',
-    description: 'invalid_json (the body is not JSON) or validation_failed (details name each bad field)',
+    description:
+      'invalid_json (the body is not JSON) or validation_failed (details name each bad field: an unknown field or ' +
+      'query parameter, a string that is not well-formed Unicode, a value out of its range)',
   },
   401: { name: 'Unauthorized', description: 'unauthorized: missing or unknown API key' },
   403: { name: 'Forbidden', description: 'forbidden: the key has another role' },
@@ -951,7 +989,8 @@ function override(ctx: { zodSchema: unknown; jsonSchema: JsonSchema }): void {
   const checks = ((ctx.zodSchema as any)?._zod?.def?.checks ?? []) as any[];
   for (const c of checks) {
     const pattern = c?._zod?.def?.pattern;
-    if (!(pattern instanceof RegExp) || !pattern.flags) continue;
+    // JSON Schema 2020-12 reads patterns as ECMA-262 with Unicode semantics: `u` is what it means.
+    if (!(pattern instanceof RegExp) || !pattern.flags || pattern.flags === 'u') continue;
     if (pattern.flags === 'i' && pattern.source === UUID_SOURCE) ctx.jsonSchema.pattern = UUID_PATTERN;
     else throw new Error(`openapi: regex /${pattern.source}/${pattern.flags} has flags JSON Schema cannot express`);
   }
@@ -1067,7 +1106,11 @@ function responsesOf(op: Operation): Record<string, unknown> {
     } else if (status === 401 && op.access === 'browser') {
       responses[status] = ref('responses', 'UnauthorizedBrowser');
     } else if (op.more?.[status]) {
-      responses[status] = { description: op.more[status], headers: headerRefs([]), content: json('Error') };
+      responses[status] = {
+        description: op.more[status],
+        headers: headerRefs([], op.moreHeaders?.[status]),
+        content: json('Error'),
+      };
     } else {
       responses[status] = ref('responses', SHARED[status].name);
     }
@@ -1137,7 +1180,8 @@ export function buildOpenApiDocument(opts: { version?: string } = {}) {
   );
   for (const name of Object.keys(headers)) if (!used.has(name)) delete headers[name];
   const output = components(OUTPUT, 'output');
-  const input = components(INPUT, 'input');
+  // Requests are parsed strictly (platform/validation `strict`): the document says so (additionalProperties: false).
+  const input = components(Object.fromEntries(Object.entries(INPUT).map(([k, v]) => [k, strict(v)])), 'input');
   for (const name of Object.keys(input))
     if (name in output) throw new Error(`openapi: component ${name} is both a request and a response schema`);
   return {

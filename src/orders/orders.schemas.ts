@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { limitSchema, skuSchema, uuidParam } from '../platform/validation';
+import { limitSchema, metadataSchema, skuSchema, uuidParam } from '../platform/validation';
 import { ORDER_STATUSES } from './status';
 
 /** A time as sent (ISO 8601, UTC); `format: date-time` in the OpenAPI document. */
@@ -27,6 +27,7 @@ export const placeOrderSchema = z.object({
   lines,
   on_insufficient_stock: onShort.default('backorder'),
   external_ref: z.string().max(255).nullable().optional(),
+  metadata: metadataSchema.optional(),
 });
 export type PlaceOrder = z.infer<typeof placeOrderSchema>;
 
@@ -46,10 +47,24 @@ export const emptyBodySchema = z.object({});
 
 export const idempotencyKeySchema = z.string().min(1).max(255);
 
+/** A day (`2026-11-25`, read as 00:00 UTC) or an ISO 8601 date-time with an offset (as the reports take). */
+const bound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
 export const listOrdersQuerySchema = z.object({
   status: z.enum(ORDER_STATUSES).optional(),
   customer_id: uuidParam.optional(),
   sku: skuSchema.optional(),
+  external_ref: z.string().min(1).max(255).optional().describe('exact, from any key name'),
+  q: z
+    .string()
+    .trim()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe("an order id prefix (4+ characters), an external_ref, the customer's e-mail (any letter case) or a SKU"),
+  reason: z.string().min(1).max(500).optional().describe('a substring of status_reason, any letter case'),
+  created_from: bound.optional().describe('created at or after; a date means 00:00 UTC of that day'),
+  created_to: bound.optional().describe('created before; a date includes that whole day (UTC)'),
+  updated_since: bound.optional().describe('updated at or after (every transition and edit updates an order)'),
   limit: limitSchema,
   cursor: z.string().max(500).optional(),
 });
@@ -130,6 +145,7 @@ export const orderSchema = z.object({
   status_reason: z.string().nullable(),
   on_insufficient_stock: onShort,
   external_ref: z.string().nullable(),
+  metadata: z.record(z.string(), z.string()).describe('as given at intake ({} when none was)'),
   lines: z.array(
     z.object({
       sku: z.string(),

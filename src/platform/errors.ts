@@ -46,7 +46,12 @@ export class NotFoundError extends AppError {
   }
 }
 export class ConflictError extends AppError {
-  constructor(message: string, details: ErrorDetail[] = []) {
+  /** `location`: the path of the resource that is in the way (sent as the `Location` header). */
+  constructor(
+    message: string,
+    details: ErrorDetail[] = [],
+    readonly location?: string,
+  ) {
     super('conflict', message, details);
   }
 }

@@ -1,14 +1,87 @@
 import { z } from 'zod';
 import { ValidationError } from './errors';
 
-/** Parses `input` with `schema` or throws ValidationError with one {path, message} per bad field. */
+/**
+ * Strict input, for every schema: the same schema with every object in it refusing keys it does
+ * not declare (z.strictObject semantics), deep through optional, nullable, default, arrays, unions,
+ * pipes and records. An object that already says what to do with other keys (a catchall, e.g.
+ * z.looseObject) keeps it. Refinements and metadata are kept. `parseInput` applies it to every
+ * schema it is given, so a route's body and query schemas are strict without saying so.
+ */
+const strictCache = new WeakMap<z.ZodType, z.ZodType>();
+export function strict<S extends z.ZodType>(schema: S): S {
+  const hit = strictCache.get(schema);
+  if (hit) return hit as S;
+  const out = strictify(schema);
+  strictCache.set(schema, out);
+  return out as S;
+}
+
+function strictify(schema: z.ZodType): z.ZodType {
+  const def = (schema as any)._zod.def;
+  const s = (x: unknown) => strict(x as z.ZodType);
+  let next: Record<string, unknown> | undefined;
+  switch (def.type) {
+    case 'object': {
+      const shape = Object.fromEntries(
+        Object.entries(def.shape as Record<string, z.ZodType>).map(([k, v]) => [k, s(v)]),
+      );
+      next = { ...def, shape, catchall: def.catchall ?? z.never() };
+      break;
+    }
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'nonoptional':
+    case 'readonly':
+    case 'catch':
+      next = { ...def, innerType: s(def.innerType) };
+      break;
+    case 'array':
+      next = { ...def, element: s(def.element) };
+      break;
+    case 'pipe':
+      next = { ...def, in: s(def.in), out: s(def.out) };
+      break;
+    case 'union':
+      next = { ...def, options: def.options.map(s) };
+      break;
+    case 'intersection':
+      next = { ...def, left: s(def.left), right: s(def.right) };
+      break;
+    case 'record':
+      next = { ...def, valueType: s(def.valueType) };
+      break;
+    default:
+      return schema;
+  }
+  const clone = (schema as any).clone(next) as z.ZodType;
+  const meta = z.globalRegistry.get(schema);
+  if (meta) z.globalRegistry.add(clone, meta);
+  return clone;
+}
+
+/** One {path, message} per issue; an unknown key is named by its own path. */
+function detailsOf(issues: z.core.$ZodIssue[], where: string): { path: string; message: string }[] {
+  const join = (p: PropertyKey[]) => [where, ...p.map(String)].filter(Boolean).join('.') || '(root)';
+  return issues
+    .flatMap((i) =>
+      i.code === 'unrecognized_keys'
+        ? i.keys.map((k) => ({ path: join([...i.path, k]), message: 'unknown field' }))
+        : [{ path: join(i.path), message: i.message }],
+    )
+    .slice(0, 50);
+}
+
+/**
+ * Parses `input` with `schema`, strictly (see `strict`), or throws ValidationError with one
+ * {path, message} per bad field (an unknown field is named `<where>.<path>`: "unknown field").
+ */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown, where = ''): z.infer<S> {
-  const result = schema.safeParse(input);
-  if (result.success) return result.data;
-  const details = result.error.issues.slice(0, 50).map((i) => ({
-    path: [where, ...i.path.map(String)].filter(Boolean).join('.') || '(root)',
-    message: i.message,
-  }));
+  const result = strict(schema).safeParse(input);
+  if (result.success) return result.data as z.infer<S>;
+  const details = detailsOf(result.error.issues, where);
   throw new ValidationError(
     `invalid ${where || 'request'}: ${details
       .map((d) => `${d.path}: ${d.message}`)
@@ -17,6 +90,35 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, where
     details,
   );
 }
+
+/**
+ * An e-mail address, internationalised ones too (RFC 6531: UTF-8 in the local part and the
+ * domain, e.g. `zoë@exämple.com`): one @, a local part of 1–64 without spaces, controls or
+ * `<>()[],;:"\\`, a domain of dot-separated labels (letters of any script, digits, hyphens inside)
+ * with at least one dot. Stored as given (trimmed).
+ */
+const EMAIL =
+  /^(?!\.)(?!.*\.\.)[^\s@<>()[\],;:"\\\p{Cc}]{1,64}(?<!\.)@(?=.{1,253}$)(?:[\p{L}\p{N}](?:[\p{L}\p{N}\p{M}-]{0,61}[\p{L}\p{N}\p{M}])?\.)+(?:[\p{L}\p{M}]{2,63}|[xX][nN]--[a-zA-Z0-9-]{1,59})$/u;
+export const emailSchema = z.string().trim().max(254).regex(EMAIL, 'must be an e-mail address');
+
+/**
+ * `metadata` of orders and customers: up to 50 keys of 1–40 characters, each value a string of
+ * at most 500 characters. Stored (jsonb) and returned as given.
+ */
+export const metadataSchema = z
+  .record(z.string(), z.string().max(500, 'at most 500 characters'))
+  .superRefine((m, ctx) => {
+    const keys = Object.keys(m);
+    if (keys.length > 50) ctx.addIssue({ code: 'custom', message: 'at most 50 keys' });
+    for (const k of keys)
+      if (k.length < 1 || k.length > 40)
+        ctx.addIssue({ code: 'custom', path: [k], message: 'keys are 1-40 characters' });
+  })
+  .meta({
+    description: 'up to 50 keys of 1-40 characters, string values of up to 500 characters; returned as given',
+    maxProperties: 50,
+    propertyNames: { minLength: 1, maxLength: 40 },
+  });
 
 export const uuidParam = z
   .string()

@@ -290,8 +290,15 @@ describe('bodies of retry and resend', () => {
         expectError(res, 400, 'validation_failed');
       }
     }
-    // An object (unknown fields ignored, as everywhere) or no body at all still works.
-    const ok = await raw('POST', `/v1/orders/${o.id}/retry`, { headers: json, body: '{"note":"again"}' });
+    // An unknown field is 400 (change 10); an empty object or no body at all works.
+    expectError(
+      await expectNothingChanged(h(), () =>
+        raw('POST', `/v1/orders/${o.id}/retry`, { headers: json, body: '{"note":"again"}' }),
+      ),
+      400,
+      'validation_failed',
+    );
+    const ok = await raw('POST', `/v1/orders/${o.id}/retry`, { headers: json, body: '{}' });
     expect(ok.status, ok.text).toBe(202);
     expect(ok.body.status).toBe('received');
     expectError(await raw('POST', `/v1/notifications/${UUID}/resend`, { headers: json, body: '{}' }), 404, 'not_found');

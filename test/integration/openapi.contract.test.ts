@@ -474,6 +474,63 @@ describe('the OpenAPI document', () => {
         409,
       );
 
+      // Intake, part 2 (changes 7, 9, 11, 12): an external_ref again from the same key name (409
+      // with Location), order filters, customer idempotency (201 replay, 422) and the customer list.
+      const refOrder = (await place({ external_ref: `ext-${rand()}`, metadata: { channel: 'web' } })).body;
+      const refUsed = (await send(h, { method: 'GET', url: `/v1/orders/${refOrder.id}`, role: 'intake' }, 200)).body;
+      const dupRef = await send(
+        h,
+        {
+          method: 'POST',
+          url: '/v1/orders',
+          role: 'intake',
+          body: { customer_id: customer.id, lines: [{ sku, quantity: 1 }], external_ref: refUsed.external_ref },
+        },
+        409,
+      );
+      expect(dupRef.headers.get('location')).toBe(`/v1/orders/${refOrder.id}`);
+      await send(
+        h,
+        {
+          method: 'GET',
+          url:
+            `/v1/orders?external_ref=${refUsed.external_ref}&q=${refOrder.id.slice(0, 8)}&reason=x` +
+            '&created_from=2026-01-01&created_to=2100-01-01T00:00:00Z&updated_since=2026-01-01',
+          role: 'feed',
+        },
+        200,
+      );
+      const customerKey = { 'Idempotency-Key': `ck-${rand()}` };
+      const newCustomer = { email: `zoë-${rand()}@exämple.com`, name: 'Zoë', metadata: { crm: '7' } };
+      const made = await send(
+        h,
+        { method: 'POST', url: '/v1/customers', role: 'intake', body: newCustomer, headers: customerKey },
+        201,
+      );
+      const customerReplay = await send(
+        h,
+        { method: 'POST', url: '/v1/customers', role: 'intake', body: newCustomer, headers: customerKey },
+        201,
+      );
+      expect(customerReplay.headers.get('idempotent-replayed')).toBe('true');
+      await send(
+        h,
+        {
+          method: 'POST',
+          url: '/v1/customers',
+          role: 'intake',
+          body: { ...newCustomer, name: 'Other' },
+          headers: customerKey,
+        },
+        422,
+      );
+      await send(
+        h,
+        { method: 'GET', url: `/v1/customers?email=${encodeURIComponent(made.body.email)}&limit=1`, role: 'viewer' },
+        200,
+      );
+      await send(h, { method: 'GET', url: '/v1/customers?limit=500', role: 'intake' }, 400);
+
       await send(
         h,
         {
@@ -994,6 +1051,18 @@ describe('the OpenAPI document', () => {
         if (statuses.includes(401)) await send(h, { method, url }, 401);
         if (statuses.includes(401)) await send(h, { method, url, headers: { authorization: 'Bearer not-a-key' } }, 401);
         if (statuses.includes(403)) await send(h, { method, url, role: refusedRole(op.access as AccessKind)! }, 403);
+        // Change 10: under /v1 an unknown query parameter is 400 on every operation.
+        if (op.path.startsWith('/v1/'))
+          await send(
+            h,
+            {
+              method,
+              url: `${url}?unknown_param=1`,
+              role: allowed,
+              body: validRequest(method, op.path, ids).body,
+            },
+            400,
+          );
         if (op.path.includes('{')) {
           await send(
             h,

@@ -1,5 +1,11 @@
 import type { NextFunction, Request, Response } from 'express';
-import { AppError, isDatabaseUnavailable, isRetryableTxError, UnavailableError } from '../../platform/errors';
+import {
+  AppError,
+  ConflictError,
+  isDatabaseUnavailable,
+  isRetryableTxError,
+  UnavailableError,
+} from '../../platform/errors';
 import { logger } from '../../platform/logger';
 import { sendError, STATUS_OF } from '../error-envelope';
 
@@ -25,6 +31,7 @@ export function errorHandler(err: unknown, req: Request, res: Response, _next: N
   const e = err as any;
   if (err instanceof AppError) {
     if (err instanceof UnavailableError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
+    if (err instanceof ConflictError && err.location) res.setHeader('Location', err.location);
     return sendError(res, STATUS_OF[err.code], err.code, err.message, err.details);
   }
   if (e && typeof e.type === 'string' && BODY_PARSER[e.type]) {

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { AppError, ValidationError } from '../../platform/errors';
@@ -17,31 +18,49 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const hasBody = (req: Request) =>
   req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 
-/** PostgreSQL text cannot hold U+0000: a string carrying one is a bad field, named like any other. */
-function nulPaths(v: unknown, path: string[], out: string[], depth = 0): string[] {
+const wellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+/**
+ * PostgreSQL text cannot hold U+0000, and a string that is not well-formed Unicode (a lone
+ * surrogate, which JSON.parse makes of "\ud800") would be stored as U+FFFD: either is a bad
+ * field, named like any other (a key that is not well-formed names its parent).
+ */
+function badStrings(v: unknown, path: string[], out: Detail[], depth = 0): Detail[] {
   if (out.length >= 50 || depth > 64) return out;
+  const at = (p: string[]) => ['body', ...p].join('.');
   if (typeof v === 'string') {
-    if (v.includes('\u0000')) out.push(['body', ...path].join('.'));
-  } else if (Array.isArray(v)) v.forEach((x, i) => nulPaths(x, [...path, String(i)], out, depth + 1));
+    if (v.includes('\u0000')) out.push({ path: at(path), message: 'must not contain a NUL character' });
+    else if (!wellFormed(v)) out.push({ path: at(path), message: 'must be well-formed Unicode (no lone surrogate)' });
+  } else if (Array.isArray(v)) v.forEach((x, i) => badStrings(x, [...path, String(i)], out, depth + 1));
   else if (v && typeof v === 'object')
-    for (const [k, x] of Object.entries(v)) nulPaths(x, [...path, k], out, depth + 1);
+    for (const [k, x] of Object.entries(v)) {
+      if (!wellFormed(k) || k.includes('\u0000'))
+        out.push({ path: at(path), message: 'has a key that is not well-formed Unicode or holds a NUL' });
+      else badStrings(x, [...path, k], out, depth + 1);
+    }
   return out;
 }
+type Detail = { path: string; message: string };
 
 /**
  * JSON text can only carry U+0000 as the escape `\u0000` (a raw control character is a parse
- * error), so a body whose bytes lack that escape needs no walk. The check is conservative: an
- * escaped backslash before `u0000` also triggers the (exact) walk.
+ * error), and a lone surrogate only as an escape `\uD800`–`\uDFFF` (raw UTF-8 cannot encode one),
+ * so a body whose bytes lack those escapes needs no walk. The check is conservative: an escaped
+ * backslash before `u0000` also triggers the (exact) walk. Bytes that are not UTF-8 are refused
+ * outright: the decoder would turn them into U+FFFD.
  */
-const NUL_ESCAPE = Buffer.from('\\u0000');
-const MAY_HOLD_NUL = Symbol('mayHoldNul');
+const MAY_NEED_WALK = /\\u(?:0000|[dD][89a-fA-F])/;
+const MAY_HOLD_BAD = Symbol('mayHoldBad');
+const NOT_UTF8 = Symbol('notUtf8');
 const jsonParser = express.json({
   limit: '1mb',
   strict: false,
   type: () => true,
   // Bytes in another charset (UTF-16/32) are not searched: such a body is always walked.
   verify: (req, _res, buf, encoding) => {
-    (req as any)[MAY_HOLD_NUL] = encoding !== 'utf-8' || buf.includes(NUL_ESCAPE);
+    const utf8 = encoding === 'utf-8';
+    (req as any)[NOT_UTF8] = utf8 && !isUtf8(buf);
+    (req as any)[MAY_HOLD_BAD] = !utf8 || MAY_NEED_WALK.test(buf.toString('latin1'));
   },
 });
 
@@ -96,14 +115,49 @@ export function jsonBody(req: Request, res: Response, next: NextFunction): void 
       return next(new AppError('invalid_json', undecodable(req.headers['content-encoding'])));
     if (err) return next(err);
     if (req.body === undefined) req.body = {};
-    const bad = (req as any)[MAY_HOLD_NUL] ? nulPaths(req.body, [], []) : [];
-    if (bad.length)
+    if ((req as any)[NOT_UTF8])
       return next(
-        new ValidationError(
-          `invalid body: ${bad[0]}: must not contain a NUL character`,
-          bad.map((p) => ({ path: p, message: 'must not contain a NUL character' })),
-        ),
+        new ValidationError('invalid body: the body is not well-formed UTF-8', [
+          { path: 'body', message: 'must be well-formed UTF-8' },
+        ]),
       );
+    const bad = (req as any)[MAY_HOLD_BAD] ? badStrings(req.body, [], []) : [];
+    if (bad.length) return next(new ValidationError(`invalid body: ${bad[0].path}: ${bad[0].message}`, bad));
     next();
   });
+}
+
+/**
+ * The query of a request, checked before its route runs: every value must be well-formed UTF-8
+ * once percent-decoded (the query parser would make U+FFFD of `%ED%A0%80`, a lone surrogate) and
+ * without NUL, and a route that takes no query (`allowed` empty) refuses any parameter. A route
+ * that takes a query parses it strictly with its schema (platform/validation parseInput), which
+ * names unknown parameters itself.
+ */
+export function checkQuery(req: Request, takesQuery: boolean): void {
+  const q = req.originalUrl.indexOf('?');
+  if (q < 0) return;
+  const details: Detail[] = [];
+  for (const pair of req.originalUrl.slice(q + 1).split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const decode = (s: string) => {
+      try {
+        const v = decodeURIComponent(s.replace(/\+/g, ' '));
+        return v.includes('\u0000') ? undefined : v;
+      } catch {
+        return undefined;
+      }
+    };
+    const name = decode(eq < 0 ? pair : pair.slice(0, eq));
+    const value = eq < 0 ? '' : decode(pair.slice(eq + 1));
+    if (name === undefined || value === undefined) {
+      details.push({
+        path: name === undefined ? 'query' : `query.${name}`,
+        message: 'must be well-formed percent-encoded UTF-8 without NUL',
+      });
+    } else if (!takesQuery) details.push({ path: `query.${name}`, message: 'unknown parameter' });
+    if (details.length >= 50) break;
+  }
+  if (details.length) throw new ValidationError(`invalid query: ${details[0].path}: ${details[0].message}`, details);
 }

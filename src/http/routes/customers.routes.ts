@@ -4,17 +4,31 @@ import {
   createCustomer,
   createCustomerSchema,
   getCustomer,
+  listCustomers,
+  listCustomersQuerySchema,
   updateCustomer,
   updateCustomerSchema,
 } from '../../customers';
-import { listOrders, listOrdersQuerySchema } from '../../orders';
+import { idempotencyKeySchema, listOrders, listOrdersQuerySchema } from '../../orders';
 import { parseInput } from '../../platform/validation';
 import type { Guards } from '../guards';
 
 export function customersRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();
   r.post('/', g.intake, async (req, res) => {
-    res.status(201).json(await createCustomer(ctx.db, parseInput(createCustomerSchema, req.body, 'body')));
+    const rawKey = req.headers['idempotency-key'];
+    const key = rawKey === undefined ? undefined : parseInput(idempotencyKeySchema, rawKey, 'Idempotency-Key');
+    const input = parseInput(createCustomerSchema, req.body, 'body');
+    const { body, replayed } = await createCustomer(
+      ctx,
+      input,
+      key === undefined ? undefined : { principal: req.principal!.id, key },
+    );
+    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.status(201).location(`/v1/customers/${body.id}`).json(body);
+  });
+  r.get('/', g.intakeRead, async (req, res) => {
+    res.json(await listCustomers(ctx.db, parseInput(listCustomersQuerySchema, req.query, 'query')));
   });
   r.get('/:id', g.intakeRead, async (req, res) => {
     res.json(await getCustomer(ctx.db, g.id(req.params.id, 'customer')));
@@ -26,8 +40,8 @@ export function customersRoutes(ctx: AppContext, g: Guards): Router {
     );
   });
   r.get('/:id/orders', g.intakeRead, async (req, res) => {
-    const id = (await getCustomer(ctx.db, g.id(req.params.id, 'customer'))).id;
     const q = parseInput(listOrdersQuerySchema.omit({ customer_id: true }), req.query, 'query');
+    const id = (await getCustomer(ctx.db, g.id(req.params.id, 'customer'))).id;
     res.json(await listOrders(ctx.db, { ...q, customer_id: id }));
   });
   return r;

@@ -16,16 +16,25 @@ export interface Placed {
   accepted: Accepted;
   outbox: OutboxRow;
 }
+/** The order was not stored: its key name already placed one with this `external_ref` (`existing`). */
+export interface Duplicate {
+  duplicate: true;
+  existing: string | undefined;
+}
 
 /**
  * Orders, their lines, first history entries and outbox rows in ONE statement (atomic, one round
  * trip, one commit), for one order or for a group of concurrent requests. `seq` follows the input order.
+ * An order whose (key name, external_ref) is taken (unique index orders_external_ref_per_key, also
+ * against a concurrent statement: it waits for that one's commit) is skipped, with its lines; only
+ * then does a second query name the order that holds it.
  */
 const INSERT_ORDERS = `WITH x AS (
-       SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS x(id, customer_id, on_short, external_ref, actor_role, actor_name, ord)),
+       SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS x(id, customer_id, on_short, external_ref, actor_role, actor_name, metadata, ord)),
      o AS (
-       INSERT INTO orders (id, customer_id, on_insufficient_stock, external_ref)
-       SELECT id, customer_id, on_short, external_ref FROM x ORDER BY ord
+       INSERT INTO orders (id, customer_id, on_insufficient_stock, external_ref, key_name, metadata)
+       SELECT id, customer_id, on_short, external_ref, actor_name, metadata::json FROM x ORDER BY ord
+       ON CONFLICT (key_name, external_ref) WHERE key_name IS NOT NULL AND external_ref IS NOT NULL DO NOTHING
        RETURNING id, seq, status, created_at),
      l AS (
        INSERT INTO order_lines (order_id, line_no, sku, quantity, seq)
@@ -54,7 +63,7 @@ const INSERT_ORDERS_PREPARED = {
 export async function insertOrders(
   db: Executor,
   inputs: { id: string; input: PlaceOrder; actor: Actor }[],
-): Promise<Placed[]> {
+): Promise<(Placed | Duplicate)[]> {
   const lines = inputs.flatMap(({ id, input }) =>
     input.lines.map((l, i) => ({ id, no: i + 1, sku: l.sku, quantity: l.quantity })),
   );
@@ -65,6 +74,7 @@ export async function insertOrders(
     inputs.map((r) => r.input.external_ref ?? null) as string[], // NULLs in a text[]
     inputs.map((r) => r.actor.role),
     inputs.map((r) => r.actor.name),
+    inputs.map((r) => JSON.stringify(r.input.metadata ?? {})),
     lines.map((l) => l.id),
     lines.map((l) => l.no),
     lines.map((l) => l.sku),
@@ -83,49 +93,22 @@ export async function insertOrders(
     }
   }
   const byId = new Map<string, any>(rows.map((r: any) => [r.id, r]));
-  return inputs.map(({ id }) => {
+  const skipped = inputs.filter(({ id }) => !byId.has(id));
+  const holders = new Map<string, string>();
+  if (skipped.length) {
+    const held = await db.raw(
+      `SELECT o.id, o.key_name, o.external_ref FROM orders o
+        JOIN unnest(?::text[], ?::text[]) AS k(key_name, external_ref) USING (key_name, external_ref)`,
+      [skipped.map((r) => r.actor.name), skipped.map((r) => r.input.external_ref ?? '')],
+    );
+    for (const h of held.rows) holders.set(JSON.stringify([h.key_name, h.external_ref]), h.id);
+  }
+  return inputs.map(({ id, input, actor }) => {
     const r = byId.get(id);
+    if (!r) return { duplicate: true, existing: holders.get(JSON.stringify([actor.name, input.external_ref])) };
     return {
       accepted: { id: r.id, seq: r.seq, status: 'received', created_at: r.created_at },
       outbox: { id: r.outbox_id, queue: QUEUES.orders, job_name: JOB.processOrder, job_id: r.id, data: r.data },
     };
   });
-}
-
-export interface IdempotencyRow {
-  request_hash: string;
-  response_body: Accepted | null;
-}
-
-/** Claims (principal, key) for this request; false if another request holds or held it. */
-export async function claimIdempotencyKey(
-  trx: Executor,
-  principal: string,
-  key: string,
-  hash: string,
-): Promise<boolean> {
-  const claimed = await trx.raw(
-    `INSERT INTO idempotency_keys (principal, key, request_hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING key`,
-    [principal, key, hash],
-  );
-  return claimed.rows.length > 0;
-}
-
-export async function readIdempotencyKey(
-  trx: Executor,
-  principal: string,
-  key: string,
-): Promise<IdempotencyRow | undefined> {
-  return trx('idempotency_keys').where({ principal, key }).first('request_hash', 'response_body');
-}
-
-export async function storeIdempotentResponse(
-  trx: Executor,
-  principal: string,
-  key: string,
-  accepted: Accepted,
-): Promise<void> {
-  await trx('idempotency_keys')
-    .where({ principal, key })
-    .update({ status_code: 202, response_body: accepted, order_id: accepted.id });
 }

@@ -1,8 +1,43 @@
 import type { Db } from '../../platform/db';
+import { ValidationError } from '../../platform/errors';
 import type { ListOrdersQuery, Order } from '../orders.schemas';
 import { ORDER_JSON } from './order-json';
 
-/** One page, newest first, before `beforeSeq` (keyset on seq); one row more than asked tells if there is more. */
+const DAY_MS = 86_400_000;
+const isDate = (v: string) => /^\d{4}-\d{2}-\d{2}$/.test(v);
+/** A bound as an instant; `endOfDay` makes a bare date include that whole day (an exclusive end). */
+function instant(v: string, path: string, endOfDay = false): Date {
+  const t = isDate(v) ? Date.parse(`${v}T00:00:00Z`) + (endOfDay ? DAY_MS : 0) : Date.parse(v);
+  if (Number.isNaN(t))
+    throw new ValidationError(`invalid query: ${path}: is not a valid date`, [
+      { path, message: 'is not a valid date' },
+    ]);
+  return new Date(t);
+}
+
+/**
+ * `q` as an id prefix: hex digits (dashes where a UUID has them), 4 at least, as the range of
+ * UUIDs that start with it, so the primary key serves it. Undefined when `q` is no such prefix.
+ */
+export function idPrefixRange(q: string): [string, string] | undefined {
+  const s = q.toLowerCase();
+  const hex = s.replace(/-/g, '');
+  if (hex.length < 4 || hex.length > 32 || !/^[0-9a-f]+$/.test(hex)) return undefined;
+  const fmt = (h: string) => `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  if (!fmt(hex.padEnd(32, '0')).startsWith(s)) return undefined; // dashes elsewhere: not a prefix of any id
+  return [fmt(hex.padEnd(32, '0')), fmt(hex.padEnd(32, 'f'))];
+}
+
+const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/**
+ * One page, newest first, before `beforeSeq` (keyset on seq); one row more than asked tells if
+ * there is more. Every filter has an index (docs/operations.md shows the plans): status and
+ * customer_id (with seq), sku (order_lines (sku, seq)), external_ref (partial btree), created and
+ * updated times (btree), reason (pg_trgm GIN when the extension exists), and `q` as a BitmapOr of
+ * the primary key (id prefix range and SKU's orders), external_ref, and customer_id (the
+ * e-mail's customer through the unique lower(email) index).
+ */
 export async function selectOrderPage(
   db: Db,
   q: ListOrdersQuery,
@@ -17,5 +52,21 @@ export async function selectOrderPage(
   if (q.customer_id) query.where('o.customer_id', q.customer_id);
   if (q.sku)
     query.whereExists(db('order_lines as l').select(db.raw('1')).whereRaw('l.order_id = o.id').where('l.sku', q.sku));
+  if (q.external_ref !== undefined) query.where('o.external_ref', q.external_ref);
+  if (q.reason !== undefined) query.whereRaw(`o.status_reason ILIKE ? ESCAPE '\\'`, [`%${likeEscape(q.reason)}%`]);
+  if (q.created_from !== undefined) query.where('o.created_at', '>=', instant(q.created_from, 'query.created_from'));
+  if (q.created_to !== undefined) query.where('o.created_at', '<', instant(q.created_to, 'query.created_to', true));
+  if (q.updated_since !== undefined) query.where('o.updated_at', '>=', instant(q.updated_since, 'query.updated_since'));
+  if (q.q !== undefined) {
+    const text = q.q;
+    const range = idPrefixRange(text);
+    query.where((w) => {
+      if (range) w.orWhereBetween('o.id', range);
+      w.orWhere('o.external_ref', text);
+      w.orWhereRaw('o.customer_id = ANY(ARRAY(SELECT c.id FROM customers c WHERE lower(c.email) = lower(?)))', [text]);
+      if (/^[A-Za-z0-9._-]{1,64}$/.test(text))
+        w.orWhereRaw('o.id = ANY(ARRAY(SELECT l.order_id FROM order_lines l WHERE l.sku = ?))', [text]);
+    });
+  }
   return query;
 }

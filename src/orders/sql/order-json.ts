@@ -28,6 +28,7 @@ export const RETURN_JSON = (r: string) => `json_build_object('id', ${r}.id, 'ret
 export const ORDER_JSON = `(SELECT json_build_object(
   'id', o.id, 'seq', o.seq, 'customer_id', o.customer_id, 'status', o.status, 'status_reason', o.status_reason,
   'on_insufficient_stock', o.on_insufficient_stock, 'external_ref', o.external_ref,
+  'metadata', o.metadata,
   'lines', COALESCE(lq.lines, '[]'::json), 'eta', ${isoSql('lq.eta')},
   'total_cents', o.total_cents, 'attempts', o.attempts,
   'history', COALESCE((SELECT json_agg(json_build_object('status', h.status, 'at', ${isoSql('h.at')}, 'detail', h.detail,

@@ -1,6 +1,7 @@
 import type { Actor } from '../../platform/actor';
 import type { Context } from '../../platform/context';
-import { InvalidStateError } from '../../platform/errors';
+import type { Executor } from '../../platform/db';
+import { InvalidStateError, ValidationError } from '../../platform/errors';
 import { runUnitOfWork } from '../../platform/unit-of-work';
 import type { Order, PatchOrder } from '../orders.schemas';
 import { linesOf, replaceLines, resetForReprocessing } from '../sql/order-rows';
@@ -9,6 +10,34 @@ import { getOrder } from './find-orders';
 import { lockOrder } from './lock-order';
 import { releaseOrderStock } from './release-stock';
 import { reprocessAfterCommit } from './reprocess';
+
+/**
+ * Change 14: an edit naming an unknown or inactive SKU is refused at once (400 naming the line),
+ * before anything is released, rather than accepted and then rejected by the worker (which would
+ * hand the order's reserved units to the next in line).
+ */
+async function assertSkusOrderable(trx: Executor, lines: PatchOrder['lines']): Promise<void> {
+  if (!lines) return;
+  const rows: { sku: string; active: boolean }[] = await trx('products')
+    .whereIn(
+      'sku',
+      lines.map((l) => l.sku),
+    )
+    .select('sku', 'active');
+  const active = new Map(rows.map((r) => [r.sku, r.active]));
+  const details = lines.flatMap((l, i) =>
+    active.get(l.sku)
+      ? []
+      : [
+          {
+            path: `body.lines.${i}.sku`,
+            message: active.has(l.sku) ? `SKU ${l.sku} is not active` : `unknown SKU ${l.sku}`,
+          },
+        ],
+  );
+  if (details.length)
+    throw new ValidationError(`invalid body: ${details[0].path}: ${details[0].message}`, details.slice(0, 50));
+}
 
 /**
  * Edit: in one transaction every reservation and wait is released and the order goes back to
@@ -20,6 +49,7 @@ export async function patchOrder(ctx: Context, id: string, input: PatchOrder, ac
     'edit',
     async (uow) => {
       const o = await lockOrder(uow.trx, id);
+      await assertSkusOrderable(uow.trx, input.lines);
       assertCan('edit', o.status);
       if ((await linesOf(uow.trx, [id])).some((l) => Number(l.shipped) > 0)) {
         throw new InvalidStateError('cannot edit an order with shipped units');

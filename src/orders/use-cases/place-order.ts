@@ -1,18 +1,12 @@
-import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { systemActor, type Actor } from '../../platform/actor';
 import type { Context } from '../../platform/context';
-import { AppError } from '../../platform/errors';
+import { ConflictError } from '../../platform/errors';
 import { GroupCommit } from '../../platform/group-commit';
 import { runStatement, runUnitOfWork } from '../../platform/unit-of-work';
 import type { PlaceOrder } from '../orders.schemas';
-import {
-  claimIdempotencyKey,
-  insertOrders,
-  readIdempotencyKey,
-  storeIdempotentResponse,
-  type Accepted,
-} from '../sql/insert-orders';
+import { idempotent, requestHash } from '../../platform/idempotency';
+import { insertOrders, type Accepted, type Duplicate, type Placed } from '../sql/insert-orders';
 
 type Pending = { id: string; input: PlaceOrder; actor: Actor };
 
@@ -22,8 +16,8 @@ type Pending = { id: string; input: PlaceOrder; actor: Actor };
  * request is answered once its own order and outbox row are committed; the group's jobs are added
  * in the background meanwhile, so the next group's insert need not wait for Redis.
  */
-function createIntake(ctx: Context): GroupCommit<Pending, Accepted> {
-  return new GroupCommit<Pending, Accepted>({
+function createIntake(ctx: Context): GroupCommit<Pending, Accepted | Duplicate> {
+  return new GroupCommit<Pending, Accepted | Duplicate>({
     maxBatch: ctx.config.INTAKE_BATCH_MAX,
     maxInFlight: ctx.config.INTAKE_IN_FLIGHT,
     commit: (group) =>
@@ -31,23 +25,31 @@ function createIntake(ctx: Context): GroupCommit<Pending, Accepted> {
         ctx,
         async (sink) => {
           const placed = await insertOrders(ctx.db, group);
-          sink.jobsWritten(placed.map((p) => p.outbox));
-          return placed.map((p) => p.accepted);
+          const stored = placed.filter((p): p is Placed => !('duplicate' in p));
+          sink.jobsWritten(stored.map((p) => p.outbox));
+          return placed.map((p) => ('duplicate' in p ? p : p.accepted));
         },
         { publish: 'background' },
       ),
   });
 }
 
-const intakes = new WeakMap<Context, GroupCommit<Pending, Accepted>>();
-function intakeOf(ctx: Context): GroupCommit<Pending, Accepted> {
+const intakes = new WeakMap<Context, GroupCommit<Pending, Accepted | Duplicate>>();
+function intakeOf(ctx: Context): GroupCommit<Pending, Accepted | Duplicate> {
   let g = intakes.get(ctx);
   if (!g) intakes.set(ctx, (g = createIntake(ctx)));
   return g;
 }
 
-const inProgress = () =>
-  new AppError('idempotency_in_progress', 'a request with this Idempotency-Key is in progress; retry shortly');
+/** change 7: one order per (key name, external_ref); the one that holds it is named (Location). */
+function duplicateRef(d: Duplicate): never {
+  throw new ConflictError(
+    'an order with this external_ref was already placed with this key name',
+    [{ path: 'external_ref', message: `already used by order ${d.existing ?? '(unknown)'}` }],
+    d.existing ? `/v1/orders/${d.existing}` : undefined,
+  );
+}
+const accepted = (r: Accepted | Duplicate): Accepted => ('duplicate' in r ? duplicateRef(r) : r);
 
 /**
  * Intake. The order and its outbox row are committed before this returns; the job (job id =
@@ -62,33 +64,31 @@ export async function placeOrder(
   key?: string,
   actor: Actor = systemActor('intake'),
 ): Promise<{ body: Accepted; replayed: boolean }> {
-  if (key === undefined) return { body: await intakeOf(ctx).submit({ id: uuidv7(), input, actor }), replayed: false };
+  if (key === undefined)
+    return { body: accepted(await intakeOf(ctx).submit({ id: uuidv7(), input, actor })), replayed: false };
   // The request's identity is the validated order: zod emits its keys in schema order with
   // defaults applied, so key order and omitted defaults do not make a different request; nor do a
-  // UUID's letter case or an explicit null external_ref (the order stored would be the same).
+  // UUID's letter case or an explicit null external_ref (the order stored would be the same). The
+  // metadata is part of it, compared as a set of pairs; none (or {}) leaves the identity as it was
+  // before metadata existed, so keys stored by an older version still replay.
+  const metadata = Object.entries(input.metadata ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const identity = {
     ...input,
     customer_id: input.customer_id.toLowerCase(),
     external_ref: input.external_ref ?? undefined,
+    metadata: metadata.length ? metadata : undefined,
   };
-  const hash = createHash('sha256').update(JSON.stringify(identity)).digest('hex');
+  const hash = requestHash(identity);
   return runUnitOfWork(
     ctx,
     'intake',
-    async (uow) => {
-      if (!(await claimIdempotencyKey(uow.trx, principal, key, hash))) {
-        const prior = await readIdempotencyKey(uow.trx, principal, key);
-        if (!prior) throw inProgress();
-        if (prior.request_hash !== hash)
-          throw new AppError('idempotency_key_reused', 'this Idempotency-Key was used with a different request body');
-        if (!prior.response_body) throw inProgress();
-        return { body: prior.response_body, replayed: true };
-      }
-      const [placed] = await insertOrders(uow.trx, [{ id: uuidv7(), input, actor }]);
-      await storeIdempotentResponse(uow.trx, principal, key, placed.accepted);
-      uow.jobsWritten([placed.outbox]);
-      return { body: placed.accepted, replayed: false };
-    },
+    (uow) =>
+      idempotent(uow.trx, { principal, key, hash, status: 202 }, async () => {
+        const [placed] = await insertOrders(uow.trx, [{ id: uuidv7(), input, actor }]);
+        if ('duplicate' in placed) duplicateRef(placed);
+        uow.jobsWritten([placed.outbox]);
+        return { body: placed.accepted, orderId: placed.accepted.id };
+      }),
     { retry: false, publish: 'background' },
   );
 }
