@@ -1,7 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Db, Executor } from '../platform/db';
 import { advisoryKey } from '../platform/db';
-import { JOB, QUEUES } from '../platform/job-catalog';
+import { QUEUES } from '../platform/job-catalog';
 import type { UnitOfWork } from '../platform/unit-of-work';
 import type { EventSubject, EventsQuery } from './events.schemas';
 
@@ -65,7 +65,12 @@ export async function addSkuEvents(uow: UnitOfWork, events: NewEvent[]): Promise
     [[...last.keys()], [...last.values()].map((l) => l.n), [...last.values()].map((l) => l.id) as string[]],
   );
   await uow.addJobs(
-    written.map((w) => ({ queue: QUEUES.notifications, job_name: JOB.deliver, job_id: w.id, data: { eventId: w.id } })),
+    written.map((w) => ({
+      queue: QUEUES.notifications,
+      job_name: `${w.type} ${w.subject.id}`,
+      job_id: w.id,
+      data: { eventId: w.id },
+    })),
   );
 }
 

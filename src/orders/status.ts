@@ -1,5 +1,5 @@
 import { InvalidStateError } from '../platform/errors';
-import { JOB, QUEUES } from '../platform/job-catalog';
+import { QUEUES } from '../platform/job-catalog';
 import { countStat, metrics } from '../platform/metrics';
 import type { UnitOfWork } from '../platform/unit-of-work';
 import { insertHistory, updateStatuses } from './sql/transitions';
@@ -133,6 +133,12 @@ export async function changeStatus(uow: UnitOfWork, changes: readonly StatusChan
     countStat(`order_transitions_to_${t.to}`); // summed across processes (workers serve no /metrics)
   }
   await uow.addJobs(
-    eventIds.map((id) => ({ queue: QUEUES.notifications, job_name: JOB.deliver, job_id: id, data: { eventId: id } })),
+    // Named for the board by what it delivers; the id and the data carry only the event id.
+    eventIds.map((id, i) => ({
+      queue: QUEUES.notifications,
+      job_name: `order.${moves[i].to}`,
+      job_id: id,
+      data: { eventId: id },
+    })),
   );
 }

@@ -43,8 +43,9 @@ const INSERT_ORDERS = `WITH x AS (
            SELECT o.id, 'received', 'accepted', x.actor_role, x.actor_name FROM o JOIN x ON x.id = o.id ORDER BY o.seq),
      ob AS (
        INSERT INTO outbox (queue, job_name, job_id, data)
-       SELECT ?, ?, o.id::text, json_build_object('orderId', o.id) FROM o ORDER BY o.seq RETURNING id, job_id, data)
-     SELECT o.id, o.seq, o.status, ${isoSql('o.created_at')} AS created_at, ob.id AS outbox_id, ob.data FROM o JOIN ob ON ob.job_id = o.id::text`;
+       SELECT ?, ? || ' #' || o.seq || COALESCE(' ' || left(x.external_ref, 64), ''), o.id::text, json_build_object('orderId', o.id)
+         FROM o JOIN x ON x.id = o.id ORDER BY o.seq RETURNING id, job_id, job_name, data)
+     SELECT o.id, o.seq, o.status, ${isoSql('o.created_at')} AS created_at, ob.id AS outbox_id, ob.job_name, ob.data FROM o JOIN ob ON ob.job_id = o.id::text`;
 
 /**
  * The same statement as a named prepared statement ($n parameters), for the group-commit path:
@@ -108,7 +109,7 @@ export async function insertOrders(
     if (!r) return { duplicate: true, existing: holders.get(JSON.stringify([actor.name, input.external_ref])) };
     return {
       accepted: { id: r.id, seq: r.seq, status: 'received', created_at: r.created_at },
-      outbox: { id: r.outbox_id, queue: QUEUES.orders, job_name: JOB.processOrder, job_id: r.id, data: r.data },
+      outbox: { id: r.outbox_id, queue: QUEUES.orders, job_name: r.job_name, job_id: r.id, data: r.data },
     };
   });
 }

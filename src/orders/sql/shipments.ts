@@ -1,7 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Actor } from '../../platform/actor';
 import type { Executor, Trx } from '../../platform/db';
-import { JOB, QUEUES } from '../../platform/job-catalog';
+import { QUEUES } from '../../platform/job-catalog';
 import type { UnitOfWork } from '../../platform/unit-of-work';
 import { isoSql, ORDER_JSON, RETURN_JSON, SHIPMENT_JSON } from './order-json';
 import { PREVIOUS_ORDER_EVENT } from './transitions';
@@ -124,5 +124,5 @@ export async function addOrderEvent(
        FROM o`,
     [orderId, id, type, id, type, key, JSON.stringify(subject), orderId],
   );
-  await uow.addJobs([{ queue: QUEUES.notifications, job_name: JOB.deliver, job_id: id, data: { eventId: id } }]);
+  await uow.addJobs([{ queue: QUEUES.notifications, job_name: type, job_id: id, data: { eventId: id } }]);
 }
