@@ -290,8 +290,13 @@ describe('bodies of retry and resend', () => {
         expectError(res, 400, 'validation_failed');
       }
     }
-    // An object (unknown fields ignored, as everywhere) or no body at all still works.
-    const ok = await raw('POST', `/v1/orders/${o.id}/retry`, { headers: json, body: '{"note":"again"}' });
+    // An unknown field is refused (strict input, as everywhere); an empty object or no body works.
+    const unknown = await expectNothingChanged(h(), () =>
+      raw('POST', `/v1/orders/${o.id}/retry`, { headers: json, body: '{"note":"again"}' }),
+    );
+    expectError(unknown, 400, 'validation_failed');
+    expect(unknown.body.error.details[0].path).toBe('body.note');
+    const ok = await raw('POST', `/v1/orders/${o.id}/retry`, { headers: json, body: '{}' });
     expect(ok.status, ok.text).toBe(202);
     expect(ok.body.status).toBe('received');
     expectError(await raw('POST', `/v1/notifications/${UUID}/resend`, { headers: json, body: '{}' }), 404, 'not_found');

@@ -210,7 +210,7 @@ describe('locations: migrating a single-location database', () => {
   it('when a database filled by the pre-locations code is migrated to latest, then every stock row is its main level, reserved lines are allocations at main, completed lines shipped, nothing is lost and the invariants hold', async () => {
     await migrateUpTo(db, BEFORE_LOCATIONS);
     const [, pending] = await db.migrate.list({ migrationSource: source });
-    expect(pending.map((p: any) => p.file ?? p)).toEqual(['20261201000000_locations']);
+    expect(pending.map((p: any) => p.file ?? p)[0]).toBe('20261201000000_locations'); // later ones follow it
     const ids = await fillLikeBefore(db);
     const before = await counts(db);
     const stockBefore = await db('stock').orderBy('sku').select('sku', 'on_hand', 'reserved', 'backordered', 'version');
