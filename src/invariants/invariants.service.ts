@@ -182,6 +182,14 @@ const RULES: Rule[] = [
       `order ${r.order_id} ${r.sku}: shipped ${r.shipped} but shipments list ${r.in_shipments}; returned ${r.returned} but returns list ${r.in_returns}`,
   },
   {
+    name: 'external-ref-once',
+    // Change 7: one order per (key name, external_ref); orders from before key names were kept are not counted.
+    sql: `SELECT key_name, external_ref, COUNT(*) AS orders FROM orders
+           WHERE key_name IS NOT NULL AND external_ref IS NOT NULL
+           GROUP BY key_name, external_ref HAVING COUNT(*) > 1 ORDER BY 1, 2`,
+    line: (r) => `external_ref ${r.external_ref} of key name ${r.key_name}: ${r.orders} orders`,
+  },
+  {
     name: 'receipts-once',
     // A restock event is applied once: one receipt, and only when marked applied.
     sql: `SELECT e.event_id, e.applied_at IS NOT NULL AS applied, COUNT(m.id) AS receipts FROM restock_events e

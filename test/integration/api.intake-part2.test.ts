@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { makeCustomer, makeProduct, placeOrder } from '../helpers/factories';
+import { checkInvariants } from '../../src/invariants';
 import { API_KEYS, rawRequest, useHarness, type Harness } from '../helpers/harness';
 import { expectError, expectNothingChanged } from '../helpers/snapshot';
 
@@ -372,6 +373,19 @@ describe('change 7: external_ref unique per key name', () => {
     // Each refused order left nothing behind: one order's lines, history and outbox row.
     expect(Number((await h().ctx.db('order_lines').where({ order_id: won[0].body.id }).count('* as n'))[0].n)).toBe(1);
     expect(Number((await h().ctx.db('outbox').where({ job_id: won[0].body.id }).count('* as n'))[0].n)).toBe(1);
+    const report = await checkInvariants(h().ctx.db);
+    expect(report.counts['external-ref-once']).toBe(0);
+    // The rule can fail: without the index, a second order of that key name with the ref is reported.
+    const other = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    await h().ctx.db.raw('DROP INDEX orders_external_ref_per_key');
+    try {
+      await h().ctx.db('orders').where({ id: other.id }).update({ key_name: 'shop-a', external_ref: r });
+      expect((await checkInvariants(h().ctx.db)).counts['external-ref-once']).toBe(1);
+    } finally {
+      await h().ctx.db('orders').where({ id: other.id }).update({ external_ref: null });
+      await h().ctx.db.raw(`CREATE UNIQUE INDEX orders_external_ref_per_key ON orders (key_name, external_ref)
+        WHERE key_name IS NOT NULL AND external_ref IS NOT NULL`);
+    }
   });
 
   it('when the same external_ref comes from another key name, or again as a true replay, then it is accepted or replayed', async () => {

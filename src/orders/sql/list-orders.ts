@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Db } from '../../platform/db';
 import { ValidationError } from '../../platform/errors';
 import type { ListOrdersQuery, Order } from '../orders.schemas';
@@ -43,30 +44,60 @@ export async function selectOrderPage(
   q: ListOrdersQuery,
   beforeSeq: number | undefined,
 ): Promise<{ j: Order; seq: number }[]> {
+  return orderPageQuery(db, q, beforeSeq);
+}
+
+/** The query of one page, unexecuted (docs/operations.md prints its plans). */
+export function orderPageQuery(db: Db, q: ListOrdersQuery, beforeSeq: number | undefined) {
   const query = db('orders as o')
     .select(db.raw(`${ORDER_JSON} AS j`), 'o.seq')
     .orderBy('o.seq', 'desc')
     .limit(q.limit + 1);
-  if (beforeSeq !== undefined) query.where('o.seq', '<', beforeSeq);
-  if (q.status) query.where('o.status', q.status);
-  if (q.customer_id) query.where('o.customer_id', q.customer_id);
-  if (q.sku)
-    query.whereExists(db('order_lines as l').select(db.raw('1')).whereRaw('l.order_id = o.id').where('l.sku', q.sku));
-  if (q.external_ref !== undefined) query.where('o.external_ref', q.external_ref);
-  if (q.reason !== undefined) query.whereRaw(`o.status_reason ILIKE ? ESCAPE '\\'`, [`%${likeEscape(q.reason)}%`]);
-  if (q.created_from !== undefined) query.where('o.created_at', '>=', instant(q.created_from, 'query.created_from'));
-  if (q.created_to !== undefined) query.where('o.created_at', '<', instant(q.created_to, 'query.created_to', true));
-  if (q.updated_since !== undefined) query.where('o.updated_at', '>=', instant(q.updated_since, 'query.updated_since'));
+  const filtered = <T extends Knex.QueryBuilder>(b: T): T => {
+    if (beforeSeq !== undefined) b.where('o.seq', '<', beforeSeq);
+    if (q.status) b.where('o.status', q.status);
+    if (q.customer_id) b.where('o.customer_id', q.customer_id);
+    if (q.sku)
+      b.whereExists(db('order_lines as l').select(db.raw('1')).whereRaw('l.order_id = o.id').where('l.sku', q.sku));
+    if (q.external_ref !== undefined) b.where('o.external_ref', q.external_ref);
+    if (q.reason !== undefined) b.whereRaw(`o.status_reason ILIKE ? ESCAPE '\\'`, [`%${likeEscape(q.reason)}%`]);
+    if (q.created_from !== undefined) b.where('o.created_at', '>=', instant(q.created_from, 'query.created_from'));
+    if (q.created_to !== undefined) b.where('o.created_at', '<', instant(q.created_to, 'query.created_to', true));
+    if (q.updated_since !== undefined) b.where('o.updated_at', '>=', instant(q.updated_since, 'query.updated_since'));
+    return b;
+  };
+  filtered(query);
   if (q.q !== undefined) {
+    // One branch per meaning of q, each the page's newest matches on its own index; the page is the
+    // newest of their union (an OR would leave the planner to walk seq backward through everything).
     const text = q.q;
     const range = idPrefixRange(text);
-    query.where((w) => {
-      if (range) w.orWhereBetween('o.id', range);
-      w.orWhere('o.external_ref', text);
-      w.orWhereRaw('o.customer_id = ANY(ARRAY(SELECT c.id FROM customers c WHERE lower(c.email) = lower(?)))', [text]);
-      if (/^[A-Za-z0-9._-]{1,64}$/.test(text))
-        w.orWhereRaw('o.id = ANY(ARRAY(SELECT l.order_id FROM order_lines l WHERE l.sku = ?))', [text]);
-    });
+    const branch = (where: (b: Knex.QueryBuilder) => void) => {
+      const b = filtered(db('orders as o').select('o.id'));
+      where(b);
+      return b.orderBy('o.seq', 'desc').limit(q.limit + 1);
+    };
+    const branches = [
+      ...(range ? [branch((b) => b.whereBetween('o.id', range))] : []),
+      branch((b) => b.where('o.external_ref', text)),
+      branch((b) =>
+        b.whereRaw('o.customer_id IN (SELECT c.id FROM customers c WHERE lower(c.email) = lower(?))', [text]),
+      ),
+      // The SKU's lines newest first on order_lines (sku, seq), each joined to its order.
+      ...(/^[A-Za-z0-9._-]{1,64}$/.test(text)
+        ? [
+            filtered(db('order_lines as sl').join('orders as o', 'o.id', 'sl.order_id').select('o.id'))
+              .where('sl.sku', text)
+              .orderBy('sl.seq', 'desc')
+              .limit(q.limit + 1),
+          ]
+        : []),
+    ];
+    // ARRAY(...) runs the branches first (an InitPlan); the page is then read by primary key.
+    query.whereRaw(
+      `o.id = ANY(ARRAY(SELECT u.id FROM (${branches.map(() => '(?)').join(' UNION ALL ')}) u))`,
+      branches,
+    );
   }
   return query;
 }
