@@ -132,6 +132,14 @@ export function startSequencer(db: Db, intervalMs: number, onError: (err: unknow
   };
 }
 
+/**
+ * What a webhook sends for the event row `e`: the payload written with it, and its place in its
+ * subject's numbering (known when it is written; `sequence` is not, so the body leaves it out).
+ */
+export const EVENT_BODY_SQL = (e: string) =>
+  `(${e}.payload::jsonb || jsonb_build_object('subject', jsonb_build_object('type', ${e}.subject_type, 'id', ${e}.subject_id),
+     'subject_sequence', ${e}.subject_sequence, 'previous_event_id', ${e}.previous_event_id))`;
+
 export const EVENT_JSON = `json_build_object('id', e.id, 'type', e.type, 'sequence', e.sequence,
   'created_at', e.payload->'created_at', 'subject', json_build_object('type', e.subject_type, 'id', e.subject_id),
   'subject_sequence', e.subject_sequence, 'previous_event_id', e.previous_event_id, 'data', e.payload->'data')`;

@@ -1,2 +1,10 @@
 export * from './events.schemas';
-export { addSkuEvents, listEvents, pruneEvents, stampSequences, startSequencer, type NewEvent } from './events.service';
+export {
+  addSkuEvents,
+  EVENT_BODY_SQL,
+  listEvents,
+  pruneEvents,
+  stampSequences,
+  startSequencer,
+  type NewEvent,
+} from './events.service';

@@ -6,6 +6,7 @@ import { GroupCommit } from '../platform/group-commit';
 import { countStat, metrics } from '../platform/metrics';
 import { JOB, QUEUES } from '../platform/job-catalog';
 import { runUnitOfWork, type UnitOfWork } from '../platform/unit-of-work';
+import { EVENT_BODY_SQL } from '../events';
 import { isoSql } from '../orders';
 import { createMailer } from './email';
 import type { Channel, EventPayload, Notification } from './notifications.schemas';
@@ -78,8 +79,7 @@ const CUSTOMER_EVENTS = '^(order\\.|shipment\\.created$)';
 const CLAIM_SQL = `
 WITH ev AS (
   SELECT e.id, e.order_id, e.type,
-         e.payload::jsonb || jsonb_build_object('subject', jsonb_build_object('type', e.subject_type, 'id', e.subject_id),
-           'subject_sequence', e.subject_sequence, 'previous_event_id', e.previous_event_id) AS payload,
+         ${EVENT_BODY_SQL('e')} AS payload,
          EXISTS (SELECT 1 FROM notifications n WHERE n.event_id = e.id)
            OR EXISTS (SELECT 1 FROM endpoint_deliveries d WHERE d.event_id = e.id) AS planned
   FROM events e WHERE e.id = ANY(:ids::uuid[]) AND e.settled_at IS NULL),

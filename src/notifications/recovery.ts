@@ -1,3 +1,4 @@
+import { EVENT_BODY_SQL } from '../events';
 import type { Context } from '../platform/context';
 import { attemptEndpoint, type EndpointSender } from './endpoints.service';
 import { DeliveryBusyError, takeLease } from './lease';
@@ -48,13 +49,7 @@ export async function recoverDeliveries(
       .where('e.created_at', '>=', since)
       .orderByRaw('e.sequence NULLS LAST, e.written_at, e.id')
       .limit(100)
-      .select(
-        'd.id',
-        'd.event_id',
-        'd.endpoint_id',
-        db.raw(`e.payload::jsonb || jsonb_build_object('subject', jsonb_build_object('type', e.subject_type, 'id', e.subject_id),
-          'subject_sequence', e.subject_sequence, 'previous_event_id', e.previous_event_id) AS payload`),
-      );
+      .select('d.id', 'd.event_id', 'd.endpoint_id', db.raw(`${EVENT_BODY_SQL('e')} AS payload`));
     if (batch.length === 0) return result;
     for (const row of batch) {
       const release = await takeLease(ctx, row.event_id);
