@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { addSkuEvents } from '../../src/events';
 import { checkInvariants } from '../../src/invariants';
+import { pruneRecords } from '../../src/jobs/reconciler';
 import { runUnitOfWork } from '../../src/platform/unit-of-work';
 import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
 import { useHarness, waitFor, type Harness } from '../helpers/harness';
@@ -128,6 +129,50 @@ describe('the event feed', () => {
     );
     expect(events.map((e) => [e.type, e.data.available, e.subject_sequence])).toEqual([
       ['inventory.back_in_stock', 4, 1],
+    ]);
+  });
+
+  it('when events are older than EVENT_RETENTION_DAYS, then pruning removes the settled ones only, and the feed starts at the oldest kept', async () => {
+    const ctx = h().ctx;
+    await runUnitOfWork(ctx, 'test', (uow) =>
+      addSkuEvents(
+        uow,
+        ['old-settled', 'old-unsettled', 'recent'].map((k) => ({
+          type: 'inventory.count_variance',
+          subject: { type: 'sku' as const, id: `R-${k}` },
+          data: { k },
+        })),
+      ),
+    );
+    const days = ctx.config.EVENT_RETENTION_DAYS;
+    await ctx
+      .db('events')
+      .where({ subject_id: 'R-old-settled' })
+      .update({
+        created_at: ctx.db.raw(`now() - make_interval(days => ?) - interval '1 hour'`, [days]),
+        settled_at: ctx.db.fn.now(),
+      });
+    await ctx
+      .db('events')
+      .where({ subject_id: 'R-old-unsettled' })
+      .update({
+        created_at: ctx.db.raw(`now() - make_interval(days => ?) - interval '1 hour'`, [days]),
+        settled_at: null,
+      });
+    await ctx.db('events').where({ subject_id: 'R-recent' }).update({ settled_at: ctx.db.fn.now() });
+    await waitFor(async () => {
+      await h().api('GET', '/v1/events?limit=1', { role: 'viewer' }); // numbers what has committed
+      return (await ctx.db('events').whereLike('subject_id', 'R-%').whereNull('sequence')).length === 0;
+    });
+    expect((await pruneRecords(ctx)).events).toBe(1);
+    expect((await ctx.db('events').whereLike('subject_id', 'R-%').pluck('subject_id')).sort()).toEqual([
+      'R-old-unsettled',
+      'R-recent',
+    ]);
+    const { events } = await drain(h(), 'types=inventory.count_variance');
+    expect(events.map((e) => e.subject.id).filter((id) => id.startsWith('R-'))).toEqual([
+      'R-old-unsettled',
+      'R-recent',
     ]);
   });
 
