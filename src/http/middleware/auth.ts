@@ -28,7 +28,7 @@ export function makeKeyLookup(keys: ApiKey[]): (presented: string) => Principal 
   };
 }
 
-function presentedKey(req: Request, allowBasic: boolean): string | undefined {
+export function presentedKey(req: Request, allowBasic: boolean): string | undefined {
   const header = req.headers.authorization;
   if (!header) return undefined;
   const [scheme, value] = header.split(/\s+/, 2);

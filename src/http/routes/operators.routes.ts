@@ -23,6 +23,7 @@ import {
 } from '../../reports';
 import { stockByLocation } from '../../inventory';
 import { parseInput } from '../../platform/validation';
+import { sameOriginWrites } from '../middleware/same-origin';
 import type { Guards } from '../guards';
 import { CODE_FOR_STATUS, errorEnvelope } from '../error-envelope';
 import { collectScrapeGauges } from '../metrics-scrape';
@@ -31,26 +32,6 @@ import { buildOpenApiDocument } from '../openapi';
 const BOARD_PATH = '/admin/queues';
 const DASHBOARD_DIR = path.join(__dirname, '..', 'dashboard');
 const CHART_JS = path.join(path.dirname(require.resolve('chart.js')), 'chart.umd.min.js');
-
-/**
- * Basic credentials ride along on cross-site requests just like cookies, so a write to the board
- * must come from the board itself: Sec-Fetch-Site (or, failing that, Origin) has to be ours.
- */
-export function sameOriginWrites(req: Request, _res: Response, next: NextFunction): void {
-  if (['GET', 'HEAD', 'OPTIONS'].includes(req.method)) return next();
-  const site = req.headers['sec-fetch-site'];
-  const origin = req.headers.origin;
-  let crossSite = site !== undefined && site !== 'same-origin' && site !== 'none';
-  if (site === undefined && origin !== undefined) {
-    try {
-      crossSite = new URL(origin).host !== req.headers.host;
-    } catch {
-      crossSite = true;
-    }
-  }
-  if (crossSite) return next(new AppError('forbidden', 'cross-site requests may not change the board'));
-  next();
-}
 
 /** The board's page pulls a web font from Google; operators' browsers fetch nothing from third parties. */
 function withoutThirdPartyFonts(req: Request, res: Response, next: NextFunction): void {
