@@ -1,6 +1,7 @@
 // `npm run lint`: eslint (layers and cycles), prettier (format) and the OpenAPI document's lint.
 import js from '@eslint/js';
 import prettier from 'eslint-config-prettier';
+import globals from 'globals';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
@@ -13,6 +14,8 @@ export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'test-results/**', 'bench/tmp/**', 'src/http/dashboard/**', '.data/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  // The console's page script runs in the browser, as a classic script.
+  { files: ['src/http/console/**/*.js'], languageOptions: { globals: globals.browser, sourceType: 'script' } },
   {
     files: ['**/*.ts', '**/*.mts'],
     plugins: { 'import-x': importX },

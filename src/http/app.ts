@@ -7,6 +7,7 @@ import { rateLimit } from './middleware/rate-limit';
 import { keepMountPath, requestLog } from './middleware/request-log';
 import { requestId } from './middleware/request';
 import { bulkRoutes } from './routes/bulk.routes';
+import { consoleApiBridge, consoleRoutes } from './routes/console.routes';
 import { customersRoutes } from './routes/customers.routes';
 import { eventsRoutes } from './routes/events.routes';
 import { endpointsRoutes } from './routes/endpoints.routes';
@@ -29,6 +30,7 @@ export function createApp(ctx: AppContext): Express {
   app.use(requestLog);
   app.use(helmet({ contentSecurityPolicy: false }));
   if (ctx.config.RATE_LIMIT_RPS > 0) app.use(rateLimit(ctx.config));
+  app.use(consoleApiBridge(ctx.config.API_KEYS));
   // The intake path first: fewest layers to walk for the busiest endpoint (the health routes are
   // GETs of their own paths, so after it they answer the same).
   app.use('/v1/orders', keepMountPath, ordersRoutes(ctx, guards));
@@ -44,6 +46,7 @@ export function createApp(ctx: AppContext): Express {
   app.use('/v1/inbound', keepMountPath, inboundRoutes(ctx, guards));
   app.use('/v1/webhook-endpoints', keepMountPath, endpointsRoutes(ctx, guards));
   app.use(operatorRoutes(ctx, guards));
+  app.use(consoleRoutes(guards));
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;

@@ -1,0 +1,688 @@
+// The operators' console: one page, no third-party code. It reads and writes through
+// /console/api/<path>, which the server answers as /v1/<path> with the Basic credentials this page
+// was opened with, so every rule of the API (roles, validation, 403 for a viewer) holds here too.
+'use strict';
+
+const CANCELLABLE = new Set(['received', 'awaiting_stock', 'confirmed', 'partially_shipped', 'failed']);
+const STATUSES = [
+  'received',
+  'confirmed',
+  'awaiting_stock',
+  'partially_shipped',
+  'rejected',
+  'failed',
+  'cancelled',
+  'completed',
+];
+const REFRESH_MS = 1500;
+
+let session = { role: 'viewer', name: '' };
+let timer;
+const canWrite = () => session.role === 'operator';
+
+/** An element: el('td', {class: 'num'}, 'text', childNode…). Text is always text, never HTML. */
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    e.append(c instanceof Node ? c : String(c));
+  }
+  return e;
+}
+const $ = (sel) => document.querySelector(sel);
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
+const money = (cents) => (cents === null || cents === undefined ? '—' : (cents / 100).toFixed(2));
+const badge = (s) => el('span', { class: `badge ${s}` }, s);
+const orderLink = (o) => el('a', { href: `#/order/${o.id}`, class: 'order-link' }, `#${o.seq}`);
+
+function say(text, isError) {
+  const s = $('#status');
+  s.textContent = text || '';
+  s.classList.toggle('error', !!isError);
+}
+
+async function api(method, path, body) {
+  const res = await fetch(`/console/api${path}`, {
+    method,
+    credentials: 'same-origin',
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!res.ok) {
+    const err = new Error(`${res.status}: ${(data && data.error && data.error.message) || res.statusText}`);
+    err.status = res.status;
+    throw err;
+  }
+  return data;
+}
+
+/** Asks in the page's own dialog; resolves true on Confirm. */
+function confirmAction(title, text, danger) {
+  const d = $('#confirm');
+  $('#confirm-title').textContent = title;
+  $('#confirm-text').textContent = text;
+  $('#confirm-yes').className = danger ? 'danger' : 'primary';
+  d.returnValue = '';
+  d.showModal();
+  return new Promise((resolve) => d.addEventListener('close', () => resolve(d.returnValue === 'ok'), { once: true }));
+}
+
+/** Runs a write after confirmation; reports its outcome in the status line. */
+async function act(title, text, method, path, body, done) {
+  if (!(await confirmAction(title, text, method === 'POST' && /cancel/.test(path)))) return;
+  try {
+    const out = await api(method, path, body);
+    say(`${title}: done`);
+    if (done) await done(out);
+  } catch (e) {
+    say(`${title}: ${e.message}`, true);
+  }
+}
+
+function table(id, headers, rows, empty) {
+  if (!rows.length) return el('p', { class: 'muted', id }, empty || 'none');
+  return el(
+    'table',
+    { id },
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        headers.map((h) => el('th', {}, h)),
+      ),
+    ),
+    el('tbody', {}, rows),
+  );
+}
+
+// ---- orders: search -------------------------------------------------------------------------
+
+function searchForm(params) {
+  const input = (name, label, placeholder) =>
+    el(
+      'label',
+      {},
+      label,
+      el('input', { name, id: `search-${name.replace('_', '-')}`, value: params.get(name) || '', placeholder }),
+    );
+  const status = el(
+    'select',
+    { name: 'status', id: 'search-status' },
+    el('option', { value: '' }, 'any'),
+    STATUSES.map((s) => el('option', { value: s, selected: params.get('status') === s }, s)),
+  );
+  return el(
+    'form',
+    {
+      class: 'search',
+      id: 'search',
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        const q = new URLSearchParams();
+        for (const [k, v] of new FormData(ev.target)) if (String(v).trim()) q.set(k, String(v).trim());
+        location.hash = `#/orders?${q}`;
+      },
+    },
+    input('q', 'Search', 'id prefix, external ref, e-mail or SKU'),
+    el('label', {}, 'Status', status),
+    input('sku', 'SKU', 'MUG-1'),
+    input('external_ref', 'External ref', 'ERP-88231'),
+    el('button', { class: 'primary', id: 'search-go', type: 'submit' }, 'Search'),
+  );
+}
+
+function orderRow(o) {
+  return el(
+    'tr',
+    { 'data-order-id': o.id, 'data-status': o.status },
+    el('td', {}, orderLink(o)),
+    el('td', { class: 'mono' }, o.external_ref || '—'),
+    el('td', {}, badge(o.status)),
+    el('td', {}, o.status_reason || ''),
+    el('td', {}, o.lines.map((l) => `${l.quantity} × ${l.sku}`).join(', ')),
+    el('td', { class: 'num' }, money(o.total_cents)),
+    el('td', {}, when(o.created_at)),
+  );
+}
+
+async function showOrders(params) {
+  const view = $('#view');
+  const results = el('div', { id: 'results' }, el('p', { class: 'muted' }, 'searching…'));
+  view.replaceChildren(el('section', {}, el('h2', {}, 'Find orders'), searchForm(params)), el('section', {}, results));
+  const query = new URLSearchParams();
+  for (const k of ['q', 'status', 'sku', 'external_ref']) if (params.get(k)) query.set(k, params.get(k));
+  query.set('limit', '50');
+  const rows = [];
+  const more = el('button', { id: 'search-more', type: 'button' }, 'More');
+  const load = async (cursor) => {
+    if (cursor) query.set('cursor', cursor);
+    const page = await api('GET', `/orders?${query}`);
+    rows.push(...page.data.map(orderRow));
+    results.dataset.query = query.toString();
+    results.replaceChildren(
+      el('h3', {}, `${rows.length}${page.next_cursor ? '+' : ''} order${rows.length === 1 ? '' : 's'}`),
+      table('orders-table', ['Order', 'External ref', 'Status', 'Reason', 'Lines', 'Total', 'Created'], rows),
+      page.next_cursor ? more : '',
+    );
+    more.onclick = () => load(page.next_cursor).catch((e) => say(e.message, true));
+  };
+  await load();
+}
+
+// ---- one order ------------------------------------------------------------------------------
+
+function describe(e) {
+  switch (e.kind) {
+    case 'history':
+      return [badge(e.status), e.detail ? ` ${e.detail}` : ''];
+    case 'movement':
+      return `${e.type} ${e.quantity > 0 ? '+' : ''}${e.quantity} × ${e.sku} at ${e.location}${e.reason ? ` (${e.reason})` : ''}`;
+    case 'processing':
+      return [
+        `run ${e.attempt}: `,
+        badge(e.outcome),
+        ` in ${e.duration_ms} ms`,
+        e.error ? el('div', { class: 'err' }, e.error) : '',
+      ];
+    case 'delivery':
+      return [
+        `${e.event_type} → ${e.channel}${e.target ? ` ${e.target}` : ''} (attempt ${e.attempt}): `,
+        badge(e.outcome),
+        e.status_code ? ` HTTP ${e.status_code}` : '',
+        e.error ? el('div', { class: 'err' }, e.error) : '',
+      ];
+    case 'shipment':
+      return `shipment ${e.shipment.shipment_id || e.shipment.id} from ${e.shipment.location}: ${e.shipment.lines.map((l) => `${l.quantity} × ${l.sku}`).join(', ')}`;
+    case 'return':
+      return `return ${e.return.return_id || e.return.id}: ${e.return.lines.map((l) => `${l.quantity} × ${l.sku}`).join(', ')}`;
+    default:
+      return '';
+  }
+}
+const actorText = (a) => (a ? `${a.name}${a.name === a.role ? '' : ` (${a.role})`}` : '');
+
+function orderView(o, timeline, notifications) {
+  const buttons = [];
+  if (canWrite() && o.status === 'failed')
+    buttons.push(
+      el(
+        'button',
+        {
+          class: 'primary',
+          id: 'action-retry',
+          onclick: () =>
+            act(
+              `Retry order #${o.seq}`,
+              'It is processed again from the start.',
+              'POST',
+              `/orders/${o.id}/retry`,
+              {},
+              refresh,
+            ),
+        },
+        'Retry',
+      ),
+    );
+  if (canWrite() && CANCELLABLE.has(o.status))
+    buttons.push(
+      el(
+        'button',
+        {
+          class: 'danger',
+          id: 'action-cancel',
+          onclick: () =>
+            act(
+              `Cancel order #${o.seq}`,
+              'Its reserved stock is released; this cannot be undone.',
+              'POST',
+              `/orders/${o.id}/cancel`,
+              { reason: 'cancelled from the console' },
+              refresh,
+            ),
+        },
+        'Cancel',
+      ),
+    );
+  const lines = o.lines.map((l) =>
+    el(
+      'tr',
+      { 'data-sku': l.sku },
+      el('td', { class: 'mono' }, l.sku),
+      el('td', { class: 'num' }, l.quantity),
+      el('td', { class: 'num' }, l.reserved),
+      el('td', { class: 'num' }, l.shipped),
+      el('td', { class: 'num' }, l.returned),
+      el(
+        'td',
+        {},
+        l.allocations.map((a) => `${a.location}: ${a.reserved} reserved, ${a.shipped} shipped`).join('; ') || '—',
+      ),
+      el('td', { class: 'num queue-position' }, l.queue ? l.queue.position : '—'),
+      el('td', { class: 'num' }, l.queue ? l.queue.units_ahead : '—'),
+      el('td', {}, l.queue ? when(l.queue.eta) : '—'),
+    ),
+  );
+  const ship = o.shipments.map((s) =>
+    el(
+      'tr',
+      {},
+      el('td', { class: 'mono' }, s.shipment_id || s.id),
+      el('td', {}, s.location),
+      el('td', {}, s.lines.map((l) => `${l.quantity} × ${l.sku}`).join(', ')),
+      el('td', {}, [s.carrier, s.tracking].filter(Boolean).join(' ') || '—'),
+      el('td', {}, when(s.created_at)),
+    ),
+  );
+  const rets = o.returns.map((r) =>
+    el(
+      'tr',
+      {},
+      el('td', { class: 'mono' }, r.return_id || r.id),
+      el(
+        'td',
+        {},
+        r.lines.map((l) => `${l.quantity} × ${l.sku}${l.disposition ? ` (${l.disposition})` : ''}`).join(', '),
+      ),
+      el('td', {}, r.reason || ''),
+      el('td', {}, when(r.created_at)),
+    ),
+  );
+  const notes = notifications.map((n) =>
+    el(
+      'tr',
+      { 'data-notification-status': n.status },
+      el('td', {}, n.event_type),
+      el('td', {}, `${n.channel} ${n.target}`),
+      el('td', {}, badge(n.status)),
+      el('td', { class: 'num' }, n.attempts),
+      el('td', { class: 'err' }, n.last_error || ''),
+      el(
+        'td',
+        {},
+        canWrite() && n.status !== 'pending'
+          ? el(
+              'button',
+              {
+                class: 'resend',
+                onclick: () =>
+                  act(
+                    `Resend ${n.event_type}`,
+                    `Send it again to ${n.target}.`,
+                    'POST',
+                    `/notifications/${n.id}/resend`,
+                    {},
+                    refresh,
+                  ),
+              },
+              'Resend',
+            )
+          : '',
+      ),
+    ),
+  );
+  const events = timeline.map((e) =>
+    el(
+      'tr',
+      { 'data-kind': e.kind, class: e.error || e.outcome === 'failed' || e.outcome === 'error' ? 'error' : undefined },
+      el('td', {}, when(e.at)),
+      el('td', {}, e.kind),
+      el('td', {}, describe(e)),
+      el('td', {}, actorText(e.actor)),
+    ),
+  );
+  const fact = (k, v) => el('div', {}, el('dt', {}, k), el('dd', {}, v));
+  return [
+    el(
+      'section',
+      { id: 'order', 'data-status': o.status, 'data-order-id': o.id },
+      el('h2', {}, `Order #${o.seq}`, o.external_ref ? ` · ${o.external_ref}` : ''),
+      el(
+        'dl',
+        { class: 'facts' },
+        fact('Status', el('span', { id: 'order-status' }, badge(o.status))),
+        fact('Reason', o.status_reason || '—'),
+        fact('Total', money(o.total_cents)),
+        fact('ETA', o.eta ? when(o.eta) : '—'),
+        fact('Processing runs', String(o.attempts)),
+        fact('Customer', el('span', { class: 'mono' }, o.customer_id)),
+        fact('Created', when(o.created_at)),
+        fact('Updated', when(o.updated_at)),
+        fact('Id', el('span', { class: 'mono' }, o.id)),
+      ),
+      buttons.length ? el('div', { class: 'actions' }, buttons) : '',
+    ),
+    el(
+      'section',
+      {},
+      el('h3', {}, 'Lines'),
+      table(
+        'lines',
+        ['SKU', 'Qty', 'Reserved', 'Shipped', 'Returned', 'Allocations', 'Queue', 'Units ahead', 'ETA'],
+        lines,
+      ),
+    ),
+    el(
+      'section',
+      {},
+      el('h3', {}, 'Shipments'),
+      table('shipments', ['Shipment', 'From', 'Lines', 'Carrier', 'At'], ship),
+    ),
+    el('section', {}, el('h3', {}, 'Returns'), table('returns', ['Return', 'Lines', 'Reason', 'At'], rets)),
+    el(
+      'section',
+      {},
+      el('h3', {}, 'Notifications'),
+      table('notifications', ['Event', 'To', 'Status', 'Attempts', 'Last error', ''], notes),
+    ),
+    el('section', {}, el('h3', {}, 'Timeline'), table('timeline', ['At', 'Kind', 'What', 'Who'], events)),
+  ];
+}
+
+let refresh = async () => undefined;
+
+async function showOrder(id) {
+  let last = '';
+  refresh = async () => {
+    const [o, t, n] = await Promise.all([
+      api('GET', `/orders/${id}`),
+      api('GET', `/orders/${id}/timeline`),
+      api('GET', `/orders/${id}/notifications`),
+    ]);
+    const key = JSON.stringify([o, t, n]);
+    if (key === last) return;
+    last = key;
+    if ($('#confirm').open) return; // never redraw under an open question
+    $('#view').replaceChildren(...orderView(o, t.data, n.data));
+  };
+  await refresh();
+  timer = setInterval(() => refresh().catch((e) => say(e.message, true)), REFRESH_MS);
+}
+
+// ---- bulk actions ---------------------------------------------------------------------------
+
+const BULK_FIELDS = {
+  retry_orders: ['reason', 'sku', 'customer_id', 'created_from', 'created_to'],
+  cancel_orders: ['status', 'reason', 'sku', 'customer_id', 'created_from', 'created_to'],
+  resend_deliveries: ['endpoint_id', 'type', 'since'],
+};
+const FIELD_LABELS = { reason: 'status reason contains', endpoint_id: 'endpoint id', type: 'event type' };
+const TIME_FIELDS = new Set(['created_from', 'created_to', 'since']);
+const NOUN = { retry_orders: 'orders', cancel_orders: 'orders', resend_deliveries: 'deliveries' };
+const VERB = { retry_orders: 'Retry', cancel_orders: 'Cancel', resend_deliveries: 'Resend' };
+
+function progressView(b) {
+  const processed = b.done + b.skipped + b.failed;
+  return el(
+    'section',
+    { id: 'bulk-run', 'data-bulk-status': b.status, 'data-bulk-id': b.id },
+    el('h3', {}, `${VERB[b.action]} ${b.matched} ${NOUN[b.action]} — ${b.status}`),
+    el('progress', { id: 'bulk-progress', max: Math.max(b.matched, 1), value: b.matched ? processed : 1 }),
+    el(
+      'p',
+      { class: 'progress-text', id: 'bulk-progress-text' },
+      `${processed} of ${b.matched} · done ${b.done} · skipped ${b.skipped} · failed ${b.failed}`,
+    ),
+    el(
+      'p',
+      { class: 'muted' },
+      `started ${when(b.created_at)} by ${actorText(b.actor)}`,
+      b.completed_at ? ` · finished ${when(b.completed_at)}` : '',
+    ),
+  );
+}
+
+async function followBulk(id, into) {
+  const draw = async () => {
+    const b = await api('GET', `/bulk-actions/${id}`);
+    into.replaceChildren(progressView(b));
+    return b.status === 'completed';
+  };
+  if (await draw()) return;
+  timer = setInterval(async () => {
+    try {
+      if (await draw()) clearInterval(timer);
+    } catch (e) {
+      say(e.message, true);
+    }
+  }, 400);
+}
+
+function showBulk(runningId) {
+  const action = el(
+    'select',
+    { id: 'bulk-action', name: 'action' },
+    Object.keys(BULK_FIELDS).map((a) => el('option', { value: a }, a)),
+  );
+  const fields = el('div', { class: 'bulk-fields', style: 'display:contents' });
+  const outcome = el('div', { id: 'bulk-dry' });
+  const running = el('div', { id: 'bulk-running' });
+  const drawFields = () => {
+    fields.replaceChildren(
+      ...BULK_FIELDS[action.value].map((f) =>
+        f === 'status'
+          ? el(
+              'label',
+              {},
+              'status',
+              el(
+                'select',
+                { id: 'bulk-status', name: f },
+                el('option', { value: '' }, 'any not final'),
+                [...CANCELLABLE].map((s) => el('option', { value: s }, s)),
+              ),
+            )
+          : el(
+              'label',
+              {},
+              FIELD_LABELS[f] || f.replace('_', ' '),
+              el('input', {
+                id: `bulk-${f.replace('_', '-')}`,
+                name: f,
+                type: TIME_FIELDS.has(f) ? 'datetime-local' : 'text',
+              }),
+            ),
+      ),
+    );
+    outcome.replaceChildren();
+  };
+  action.addEventListener('change', drawFields);
+  const request = (form) => {
+    const filter = action.value === 'resend_deliveries' ? { status: 'failed' } : {};
+    for (const f of BULK_FIELDS[action.value]) {
+      const v = String(new FormData(form).get(f) || '').trim();
+      if (v) filter[f] = TIME_FIELDS.has(f) ? new Date(v).toISOString() : v;
+    }
+    const reason = String(new FormData(form).get('note') || '').trim();
+    return { action: action.value, filter, ...(reason ? { reason } : {}) };
+  };
+  const form = el(
+    'form',
+    {
+      class: 'bulk',
+      id: 'bulk-form',
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        const body = request(ev.target);
+        try {
+          const dry = await api('POST', '/bulk-actions', { ...body, dry_run: true });
+          const noun = NOUN[body.action];
+          const run = el(
+            'button',
+            {
+              id: 'bulk-run-button',
+              class: body.action === 'cancel_orders' ? 'danger' : 'primary',
+              type: 'button',
+              disabled: dry.matched === 0,
+              onclick: async () => {
+                if (
+                  !(await confirmAction(
+                    `${VERB[body.action]} ${dry.matched} ${noun}?`,
+                    `Filter: ${JSON.stringify(body.filter)}. It acts on the ${noun} that match when it starts, each once.`,
+                    body.action === 'cancel_orders',
+                  ))
+                )
+                  return;
+                try {
+                  const started = await api('POST', '/bulk-actions', body);
+                  history.replaceState(null, '', `#/bulk/${started.id}`);
+                  outcome.replaceChildren();
+                  await followBulk(started.id, running);
+                } catch (e) {
+                  say(e.message, true);
+                }
+              },
+            },
+            `${VERB[body.action]} ${dry.matched} ${noun}`,
+          );
+          outcome.replaceChildren(
+            el('p', { id: 'bulk-matched', 'data-matched': dry.matched }, `${dry.matched} ${noun} match.`),
+            dry.sample.length ? el('p', { class: 'muted mono' }, `e.g. ${dry.sample.slice(0, 5).join(', ')}`) : '',
+            run,
+          );
+        } catch (e) {
+          say(e.message, true);
+        }
+      },
+    },
+    el('label', {}, 'action', action),
+    fields,
+    el('label', {}, 'note (recorded)', el('input', { id: 'bulk-note', name: 'note', placeholder: 'after the outage' })),
+    el('button', { id: 'bulk-dry-run', type: 'submit' }, 'Count matching (dry run)'),
+  );
+  drawFields();
+  if (!canWrite())
+    form.replaceChildren(
+      el(
+        'p',
+        { class: 'muted', id: 'bulk-read-only' },
+        'Bulk actions are run by operators; a viewer may follow one by its link.',
+      ),
+    );
+  $('#view').replaceChildren(
+    el(
+      'section',
+      {},
+      el('h2', {}, 'Bulk actions'),
+      el('p', { class: 'muted' }, 'Count first: the run acts on exactly the set matched when it starts.'),
+      form,
+      outcome,
+    ),
+    running,
+  );
+  if (runningId) return followBulk(runningId, running);
+}
+
+// ---- webhook endpoints ----------------------------------------------------------------------
+
+async function showEndpoints() {
+  const { data } = await api('GET', '/webhook-endpoints');
+  data.sort((a, b) => (a.status === 'disabled' ? 0 : 1) - (b.status === 'disabled' ? 0 : 1));
+  const rows = data.map((e) =>
+    el(
+      'tr',
+      { 'data-endpoint-status': e.status, class: e.status === 'disabled' ? 'error' : undefined },
+      el('td', { class: 'mono' }, e.url),
+      el('td', {}, e.types.join(', ')),
+      el('td', {}, badge(e.status)),
+      el('td', {}, e.disabled_at ? `${when(e.disabled_at)} (${e.disabled_reason})` : '—'),
+      el(
+        'td',
+        {},
+        canWrite() && e.status === 'disabled'
+          ? el(
+              'button',
+              {
+                class: 'primary recover',
+                onclick: () =>
+                  act(
+                    'Recover endpoint',
+                    `${e.url} is enabled again and gets every event since ${when(e.created_at)} it has not had, in order.`,
+                    'POST',
+                    `/webhook-endpoints/${e.id}/recover`,
+                    { since: e.created_at },
+                    showEndpoints,
+                  ),
+              },
+              'Recover',
+            )
+          : '',
+      ),
+    ),
+  );
+  $('#view').replaceChildren(
+    el(
+      'section',
+      {},
+      el('h2', {}, 'Webhook endpoints'),
+      table('endpoints', ['URL', 'Topics', 'Status', 'Disabled', ''], rows, 'no endpoints'),
+    ),
+  );
+}
+
+async function checkAlerts() {
+  try {
+    const { data } = await api('GET', '/webhook-endpoints');
+    const off = data.filter((e) => e.status === 'disabled' && e.disabled_reason === 'failing');
+    $('#alerts').replaceChildren(
+      ...(off.length
+        ? [
+            `${off.length} webhook endpoint${off.length === 1 ? ' is' : 's are'} disabled after failing: `,
+            el('a', { href: '#/endpoints', id: 'alert-endpoints' }, 'see endpoints'),
+          ]
+        : []),
+    );
+  } catch {
+    /* the alert is a courtesy; the endpoints page says the error */
+  }
+}
+
+// ---- routing --------------------------------------------------------------------------------
+
+async function route() {
+  clearInterval(timer);
+  refresh = async () => undefined;
+  say('');
+  const [path, query] = location.hash.replace(/^#/, '').split('?');
+  const parts = path.split('/').filter(Boolean);
+  const section = parts[0] || 'orders';
+  for (const a of document.querySelectorAll('nav a[data-nav]'))
+    a.classList.toggle('current', a.dataset.nav === (section === 'order' ? 'orders' : section));
+  try {
+    if (section === 'order' && parts[1]) await showOrder(parts[1]);
+    else if (section === 'bulk') await showBulk(parts[1]);
+    else if (section === 'endpoints') await showEndpoints();
+    else await showOrders(new URLSearchParams(query || ''));
+    document.body.dataset.view = section;
+  } catch (e) {
+    say(e.message, true);
+  }
+  checkAlerts();
+}
+
+async function start() {
+  const res = await fetch('/console/session', { credentials: 'same-origin' });
+  session = await res.json();
+  document.body.dataset.role = session.role;
+  const who = session.name === session.role ? session.role : `${session.name} (${session.role})`;
+  $('#who').textContent = `signed in as ${who}${canWrite() ? '' : ' · read-only'}`;
+  window.addEventListener('hashchange', route);
+  await route();
+  document.body.dataset.loaded = 'true';
+}
+
+start().catch((e) => say(e.message, true));
