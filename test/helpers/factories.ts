@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { waitFor, type Harness } from './harness';
+import { createHarness, waitFor, type Harness } from './harness';
 
 const rand = () => randomBytes(5).toString('hex');
 
@@ -75,4 +75,49 @@ export async function ledgerOnHand(h: Harness, sku: string): Promise<number> {
 export async function statusCounts(h: Harness, ids: string[]): Promise<Record<string, number>> {
   const rows = await h.ctx.db('orders').whereIn('id', ids).groupBy('status').select('status').count({ n: '*' });
   return Object.fromEntries(rows.map((r: any) => [r.status, Number(r.n)]));
+}
+
+/**
+ * `n` orders on one new SKU that fail processing (an outage stand-in: a trigger refuses their
+ * reservations while a second harness's workers, with one attempt each, run them). `extra(i)` adds
+ * fields to order i (an external_ref, say). The trigger is gone when this returns.
+ */
+export async function failedOrders(
+  h: Harness,
+  n: number,
+  stock: number,
+  extra: (i: number) => Record<string, unknown> = () => ({}),
+) {
+  const c = await makeCustomer(h);
+  const p = await makeProduct(h, stock);
+  await h.ctx.db.raw(`CREATE OR REPLACE FUNCTION refuse_reservations() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'simulated outage'; END $$`);
+  await h.ctx.db.raw(`CREATE TRIGGER refuse_reservations BEFORE INSERT ON stock_movements
+    FOR EACH ROW WHEN (NEW.type = 'reservation') EXECUTE FUNCTION refuse_reservations()`);
+  const hh = await createHarness(h.env.DATABASE_URL, { env: { ...h.env, ORDER_ATTEMPTS: '1' } });
+  try {
+    await hh.startWorkers(['orders']);
+    const ids: string[] = [];
+    for (let i = 0; i < n; i += 50)
+      ids.push(
+        ...(
+          await Promise.all(
+            Array.from({ length: Math.min(50, n - i) }, (_, j) =>
+              placeOrder(hh, c.id, [{ sku: p.sku, quantity: 1 }], extra(i + j)),
+            ),
+          )
+        ).map((o) => o.id),
+      );
+    await waitFor(
+      async () =>
+        Number(
+          (await h.ctx.db('orders').whereIn('id', ids).where({ status: 'failed' }).count({ n: '*' }).first())?.n,
+        ) >= n,
+      { what: `${n} failed orders`, timeout: 120_000 },
+    );
+    return { ids, sku: p.sku, customer: c.id };
+  } finally {
+    await h.ctx.db.raw('DROP TRIGGER IF EXISTS refuse_reservations ON stock_movements');
+    await hh.close();
+  }
 }

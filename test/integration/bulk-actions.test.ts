@@ -1,39 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
+import { failedOrders, makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
 import { createHarness, createTestDatabase, waitFor, type Harness } from '../helpers/harness';
-
-/** `n` orders on one SKU that fail processing: a trigger refuses their reservations (an outage stand-in). */
-async function failedOrders(h: Harness, n: number, stock: number) {
-  const c = await makeCustomer(h);
-  const p = await makeProduct(h, stock);
-  await h.ctx.db.raw(`CREATE OR REPLACE FUNCTION refuse_reservations() RETURNS trigger LANGUAGE plpgsql AS
-    $$ BEGIN RAISE EXCEPTION 'simulated outage'; END $$`);
-  await h.ctx.db.raw(`CREATE TRIGGER refuse_reservations BEFORE INSERT ON stock_movements
-    FOR EACH ROW WHEN (NEW.type = 'reservation') EXECUTE FUNCTION refuse_reservations()`);
-  const hh = await createHarness(h.env.DATABASE_URL, { env: { ...h.env, ORDER_ATTEMPTS: '1' } });
-  try {
-    await hh.startWorkers(['orders']);
-    const ids: string[] = [];
-    for (let i = 0; i < n; i += 50)
-      ids.push(
-        ...(
-          await Promise.all(
-            Array.from({ length: Math.min(50, n - i) }, () => placeOrder(hh, c.id, [{ sku: p.sku, quantity: 1 }])),
-          )
-        ).map((o) => o.id),
-      );
-    await waitFor(
-      async () => Number((await h.ctx.db('orders').whereIn('status', ['failed']).count({ n: '*' }).first())?.n) >= n,
-      { what: `${n} failed orders`, timeout: 120_000 },
-    );
-    return { ids, sku: p.sku, customer: c.id };
-  } finally {
-    await h.ctx.db.raw('DROP TRIGGER IF EXISTS refuse_reservations ON stock_movements');
-    await hh.close();
-  }
-}
 
 const bulkRetries = (h: Harness, bulkId: string) =>
   h.ctx

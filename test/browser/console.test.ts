@@ -1,0 +1,258 @@
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { openBrowser, screenshotPath, type OpenBrowser } from '../helpers/browser';
+import { failedOrders, makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
+import { KEYS, useHarness, waitFor, type Harness } from '../helpers/harness';
+
+const h = useHarness({ workers: false });
+
+const asRole = (role: 'operator' | 'viewer') =>
+  openBrowser({ httpCredentials: { username: role, password: KEYS[role] }, locale: 'en-US' });
+
+async function openConsole(b: OpenBrowser, hash = '') {
+  const res = await b.page.goto(`${h().baseUrl}/console${hash}`);
+  expect(res?.status()).toBe(200);
+  await b.page.waitForSelector('body[data-loaded="true"]', { timeout: 15000 });
+}
+
+/** Clicks Confirm in the console's own dialog, after checking what it asks. */
+async function confirm(page: Page, title: RegExp) {
+  await page.waitForSelector('#confirm[open]');
+  expect(await page.textContent('#confirm-title')).toMatch(title);
+  await page.click('#confirm-yes');
+}
+
+/** An endpoint the system disabled after its deliveries failed (set by SQL: days of failures are not waited for). */
+async function disabledEndpoint(hh: Harness, url: string) {
+  const made = await hh.api('POST', '/v1/webhook-endpoints', { body: { url, types: ['order.confirmed'] } });
+  expect(made.status, made.text).toBe(201);
+  await hh.ctx
+    .db('webhook_endpoints')
+    .where({ id: made.body.id })
+    .update({ status: 'disabled', disabled_at: hh.ctx.db.fn.now(), disabled_reason: 'failing' });
+  return made.body.id as string;
+}
+
+describe('operator console in a browser', () => {
+  it('when an operator finds an order by external_ref, then its page shows lines and the processing error in its timeline, and Retry confirms it', async () => {
+    const { ids, sku } = await failedOrders(h(), 1, 5, () => ({ external_ref: 'ERP-88231' }));
+    const [failed] = ids;
+    await h().startWorkers();
+    const c = await makeCustomer(h());
+    const other = await makeProduct(h(), 1, { sku: 'LAMP-OAK' });
+    await placeOrder(h(), c.id, [{ sku: other.sku, quantity: 1 }], { external_ref: 'ERP-00001' });
+    const waiting = await placeOrder(h(), c.id, [{ sku: other.sku, quantity: 2 }], { external_ref: 'ERP-00002' });
+    await untilStatus(h(), waiting.id, 'awaiting_stock');
+    await disabledEndpoint(h(), 'https://erp.example/hooks');
+
+    const b = await asRole('operator');
+    try {
+      await openConsole(b);
+      expect(await b.page.textContent('#who')).toContain('operator');
+      // The banner tells of the endpoint that was disabled after failing.
+      await b.page.waitForSelector('#alert-endpoints');
+      expect(await b.page.textContent('#alerts')).toMatch(/1 webhook endpoint is disabled/);
+
+      await b.page.fill('#search-external-ref', 'ERP-88231');
+      await b.page.click('#search-go');
+      await b.page.waitForSelector('#results[data-query*="external_ref=ERP-88231"]');
+      expect(
+        await b.page.$$eval('#orders-table tbody tr', (rs) => rs.map((r) => r.getAttribute('data-order-id'))),
+      ).toEqual([failed]);
+      await b.page.screenshot({ path: screenshotPath('console-search.png') });
+
+      await b.page.click(`#orders-table tr[data-order-id="${failed}"] a.order-link`);
+      await b.page.waitForSelector('#order[data-status="failed"]');
+      const runs = () =>
+        b.page.$$eval('#timeline tr[data-kind="processing"]', (rs) => rs.map((r) => r.textContent ?? ''));
+      expect(await runs()).toHaveLength(1);
+      expect((await runs())[0]).toMatch(/run 1: failed.*simulated outage/s);
+      expect(await b.page.$$eval('#timeline tr[data-kind="processing"].error', (rs) => rs.length)).toBe(1);
+      expect(await b.page.textContent('#lines')).toContain(sku);
+      expect(await b.page.isVisible('#action-cancel')).toBe(true);
+
+      await b.page.click('#action-retry');
+      await confirm(b.page, /Retry order #\d+/);
+      // The page refreshes itself: the order confirms with no reload.
+      await b.page.waitForSelector('#order[data-status="confirmed"]', { timeout: 30000 });
+      await waitFor(async () => (await runs()).length === 2, { what: 'the second run on the timeline' });
+      expect((await runs())[1]).toMatch(/run 2: confirmed/);
+      expect(await b.page.textContent('#lines')).toMatch(/main: 1 reserved, 0 shipped/);
+      expect(await b.page.isVisible('#action-retry')).toBe(false);
+      const history = await b.page.$$eval('#timeline tr[data-kind="history"]', (rs) =>
+        rs.map((r) => r.children[2].textContent?.trim().split(' ')[0] + ' by ' + r.children[3].textContent),
+      );
+      expect(history).toEqual([
+        'received by intake',
+        'failed by fail (system)',
+        'received by operator',
+        'confirmed by reserve (system)',
+      ]);
+      await b.page.screenshot({ path: screenshotPath('console-order.png'), fullPage: true });
+      expect((await h().api('GET', `/v1/orders/${failed}`)).body.status).toBe('confirmed');
+
+      // A waiting order shows its place in the SKU's queue.
+      await b.page.goto(`${h().baseUrl}/console#/order/${waiting.id}`);
+      await b.page.waitForSelector('#order[data-status="awaiting_stock"]');
+      expect(await b.page.textContent('#lines .queue-position')).toBe('1');
+
+      // The endpoints page lists it first, with Recover.
+      await b.page.click('#alert-endpoints');
+      await b.page.waitForSelector('#endpoints tr[data-endpoint-status="disabled"] button.recover');
+      expect(b.errors).toEqual([]);
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
+
+  it('when an operator retries 300 failed orders in bulk from the console, then the dry run counts 300 and the progress bar reaches 300', async () => {
+    const { ids, sku } = await failedOrders(h(), 300, 300);
+    await h().startWorkers();
+    const b = await asRole('operator');
+    try {
+      await openConsole(b, '#/bulk');
+      await b.page.selectOption('#bulk-action', 'retry_orders');
+      await b.page.fill('#bulk-sku', sku);
+      await b.page.fill('#bulk-note', 'after the outage');
+      await b.page.click('#bulk-dry-run');
+      await b.page.waitForSelector('#bulk-matched');
+      expect(await b.page.getAttribute('#bulk-matched', 'data-matched')).toBe('300');
+      // Counting changed nothing.
+      expect(
+        Number((await h().ctx.db('orders').whereIn('id', ids).where({ status: 'failed' }).count({ n: '*' }))[0].n),
+      ).toBe(300);
+      await b.page.screenshot({ path: screenshotPath('console-bulk-dry-run.png') });
+
+      // Every value the bar shows, as it moves.
+      await b.page.evaluate(() => {
+        const seen: number[] = [];
+        (window as unknown as { seen: number[] }).seen = seen;
+        new MutationObserver(() => {
+          const p = document.querySelector('#bulk-progress') as HTMLProgressElement | null;
+          if (p && seen[seen.length - 1] !== p.value) seen.push(p.value);
+        }).observe(document.body, { subtree: true, childList: true, attributes: true });
+      });
+      await b.page.click('#bulk-run-button');
+      await confirm(b.page, /Retry 300 orders\?/);
+      await b.page.waitForSelector('#bulk-run[data-bulk-status="completed"]', { timeout: 90000 });
+      expect(await b.page.getAttribute('#bulk-progress', 'value')).toBe('300');
+      expect(await b.page.getAttribute('#bulk-progress', 'max')).toBe('300');
+      expect(await b.page.textContent('#bulk-progress-text')).toMatch(/^300 of 300 · done 300 · skipped 0 · failed 0/);
+      const seen = await b.page.evaluate(() => (window as unknown as { seen: number[] }).seen);
+      expect(seen[seen.length - 1]).toBe(300);
+      expect(seen, 'the bar only moves forward').toEqual([...seen].sort((x, y) => x - y));
+      await b.page.screenshot({ path: screenshotPath('console-bulk-progress.png') });
+
+      const bulkId = await b.page.getAttribute('#bulk-run', 'data-bulk-id');
+      const run = await h().api('GET', `/v1/bulk-actions/${bulkId}`);
+      expect(run.body).toMatchObject({ action: 'retry_orders', matched: 300, done: 300, status: 'completed' });
+      expect(run.body.actor.role).toBe('operator');
+      // Each order was retried once, and all of them confirm.
+      const retried = await h()
+        .ctx.db('order_history')
+        .whereIn('order_id', ids)
+        .where({ status: 'received', detail: `retried by bulk action ${bulkId}` })
+        .select('order_id');
+      expect(retried).toHaveLength(300);
+      expect(new Set(retried.map((r) => r.order_id)).size).toBe(300);
+      await waitFor(
+        async () =>
+          Number(
+            (await h().ctx.db('orders').whereIn('id', ids).where({ status: 'confirmed' }).count({ n: '*' }))[0].n,
+          ) === 300,
+        { what: '300 confirmed', timeout: 60000 },
+      );
+      expect(b.errors).toEqual([]);
+    } finally {
+      await b.close();
+    }
+  }, 240_000);
+
+  it('when a viewer opens the console, then it reads everything but sees no action button, and a write it posts anyway is 403', async () => {
+    const { ids } = await failedOrders(h(), 1, 5, () => ({ external_ref: 'ERP-VIEW-1' }));
+    const [failed] = ids;
+    const endpoint = await disabledEndpoint(h(), 'https://erp.example/viewer-hooks');
+    const bulkRuns = async () => Number((await h().ctx.db('bulk_actions').count({ n: '*' }))[0].n);
+    const runsBefore = await bulkRuns();
+    const b = await asRole('viewer');
+    try {
+      await openConsole(b, `#/order/${failed}`);
+      expect(await b.page.textContent('#who')).toMatch(/viewer.*read-only/);
+      await b.page.waitForSelector('#order[data-status="failed"]');
+      expect(await b.page.textContent('#timeline')).toContain('simulated outage');
+      expect(await b.page.$$('#order button')).toHaveLength(0);
+      expect(await b.page.$$('button.resend')).toHaveLength(0);
+      await b.page.screenshot({ path: screenshotPath('console-viewer.png'), fullPage: true });
+
+      await b.page.goto(`${h().baseUrl}/console#/bulk`);
+      await b.page.waitForSelector('#bulk-read-only');
+      expect(await b.page.$$('#view button')).toHaveLength(0);
+
+      await b.page.goto(`${h().baseUrl}/console#/endpoints`);
+      await b.page.waitForSelector('#endpoints tr[data-endpoint-status="disabled"]');
+      expect(await b.page.$$('#endpoints button')).toHaveLength(0);
+
+      // Posting anyway, from the page with the viewer's credentials: refused, nothing changed.
+      const posts = await b.page.evaluate(
+        async ([order, ep]) => {
+          const post = async (path: string, body: unknown) =>
+            (
+              await fetch(`/console/api${path}`, {
+                method: 'POST',
+                headers: { 'content-type': 'application/json' },
+                body: JSON.stringify(body),
+              })
+            ).status;
+          return [
+            await post(`/orders/${order}/retry`, {}),
+            await post(`/orders/${order}/cancel`, {}),
+            await post('/bulk-actions', { action: 'retry_orders', filter: { ids: [order] } }),
+            await post(`/webhook-endpoints/${ep}/recover`, { since: new Date(0).toISOString() }),
+          ];
+        },
+        [failed, endpoint],
+      );
+      expect(posts).toEqual([403, 403, 403, 403]);
+      expect((await h().api('GET', `/v1/orders/${failed}`)).body.status).toBe('failed');
+      expect(await bulkRuns()).toBe(runsBefore);
+      expect((await h().ctx.db('webhook_endpoints').where({ id: endpoint }).first()).status).toBe('disabled');
+      expect(b.errors.filter((e) => !/403/.test(e))).toEqual([]);
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
+
+  it('when the console is asked without credentials, with an intake key, or cross-site, then it refuses', async () => {
+    const bulkRuns = async () => Number((await h().ctx.db('bulk_actions').count({ n: '*' }))[0].n);
+    const runsBefore = await bulkRuns();
+    expect((await fetch(`${h().baseUrl}/console`)).status).toBe(401);
+    expect((await fetch(`${h().baseUrl}/console`)).headers.get('www-authenticate')).toMatch(/^Basic/);
+    const basic = (role: 'intake' | 'operator') => `Basic ${Buffer.from(`${role}:${KEYS[role]}`).toString('base64')}`;
+    expect((await fetch(`${h().baseUrl}/console`, { headers: { authorization: basic('intake') } })).status).toBe(403);
+    expect(
+      (await fetch(`${h().baseUrl}/console/api/orders`, { headers: { authorization: basic('intake') } })).status,
+    ).toBe(403);
+    expect((await fetch(`${h().baseUrl}/console/api/orders`)).status).toBe(401);
+    const ok = await fetch(`${h().baseUrl}/console/api/orders?limit=1`, {
+      headers: { authorization: basic('operator') },
+    });
+    expect(ok.status).toBe(200);
+    expect((await ok.json()).data).toBeInstanceOf(Array);
+    const cross = await fetch(`${h().baseUrl}/console/api/bulk-actions`, {
+      method: 'POST',
+      headers: {
+        authorization: basic('operator'),
+        'content-type': 'application/json',
+        'sec-fetch-site': 'cross-site',
+      },
+      body: JSON.stringify({ action: 'retry_orders', filter: {} }),
+    });
+    expect(cross.status).toBe(403);
+    expect(await bulkRuns()).toBe(runsBefore);
+    // The API's own rules hold on the bridge: unknown query parameters are 400.
+    expect(
+      (await fetch(`${h().baseUrl}/console/api/orders?bogus=1`, { headers: { authorization: basic('operator') } }))
+        .status,
+    ).toBe(400);
+  });
+});
