@@ -110,4 +110,43 @@ describe('bull-board in a browser', () => {
       await b.close();
     }
   });
+  it('when a viewer opens the board beside a failed job, then it reads the job and its error but has no retry button, and a retry it sends anyway is 403', async () => {
+    await h().startWorkers();
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const allowWrites = await refuseStockWrites(h(), p.sku);
+    let order: { id: string };
+    try {
+      order = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+      await untilStatus(h(), order.id, 'failed', { what: 'order failed' });
+      await waitFor(async () => (await h().ctx.queues.orders.getJob(order.id))?.isFailed(), { what: 'job failed' });
+    } finally {
+      await allowWrites();
+    }
+    const b = await openBrowser({ httpCredentials: { username: 'viewer', password: KEYS.viewer } });
+    try {
+      expect((await b.page.goto(`${h().baseUrl}/admin/queues/queue/orders?status=failed`))?.status()).toBe(200);
+      const card = b.page
+        .locator('[class*="card"]')
+        .filter({ has: b.page.getByText(order!.id, { exact: true }) })
+        .last();
+      await card.waitFor({ timeout: 15000 });
+      await expect.poll(() => card.textContent()).toContain('is not writable (test)');
+      expect(await card.locator('button:has(svg.lucide-refresh-cw)').count()).toBe(0);
+      expect(await b.page.getByRole('button', { name: /retry all|clean all|pause/i }).count()).toBe(0);
+      // The board's own retry call, from its page with the viewer's credentials.
+      const status = await b.page.evaluate(
+        async (id) => (await fetch(`/admin/queues/api/queues/orders/${id}/retry/failed`, { method: 'PUT' })).status,
+        order!.id,
+      );
+      expect(status).toBe(403);
+      expect(await (await h().ctx.queues.orders.getJob(order!.id))?.isFailed()).toBe(true);
+      expect((await h().api('GET', `/v1/orders/${order!.id}`, { role: 'viewer' })).body.status).toBe('failed');
+      // The dashboard and the metrics are the viewer's to read.
+      expect((await b.page.goto(`${h().baseUrl}/dashboard`))?.status()).toBe(200);
+      expect((await b.page.goto(`${h().baseUrl}/metrics`))?.status()).toBe(200);
+    } finally {
+      await b.close();
+    }
+  });
 });
