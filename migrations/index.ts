@@ -10,6 +10,7 @@ import * as counts from './20261202000001_counts';
 import * as inbound from './20261202000002_inbound';
 import * as webhookEndpoints from './20261202000003_webhook_endpoints';
 import * as intake from './20261202000004_intake';
+import * as ledgerCheckpoints from './20261202000007_ledger_checkpoints';
 
 /**
  * Every migration in order, imported statically so tsx, vitest and the compiled build load them
@@ -27,4 +28,5 @@ export const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261202000002_inbound': inbound,
   '20261202000003_webhook_endpoints': webhookEndpoints,
   '20261202000004_intake': intake,
+  '20261202000007_ledger_checkpoints': ledgerCheckpoints,
 };

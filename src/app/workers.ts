@@ -72,6 +72,7 @@ export async function startWorkers(ctx: AppContext, only?: QueueName[]): Promise
     [JOB.reconcile, reconcileEvery],
     [JOB.expireBackorders, Math.max(1000, config.MAINTENANCE_INTERVAL_MS)],
     [JOB.pruneRecords, Math.max(1000, config.MAINTENANCE_INTERVAL_MS)],
+    [JOB.checkpointLedger, Math.max(1000, config.MAINTENANCE_INTERVAL_MS)],
   ];
   /**
    * Schedulers live in Redis. At start each is written as this configuration says (a restart with

@@ -39,5 +39,6 @@ export const JOB = {
   reconcile: 'reconcile',
   expireBackorders: 'expire-backorders',
   pruneRecords: 'prune-records',
+  checkpointLedger: 'checkpoint-ledger',
   runBulkAction: 'run-bulk-action',
 } as const;

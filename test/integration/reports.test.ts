@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/platform/config';
 import { closeContext, createContext } from '../../src/app/context';
 import { createApp } from '../../src/http/app';
+import { checkpointLedger, ledgerReport } from '../../src/reports';
 import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
 import { KEYS, useHarness, waitFor } from '../helpers/harness';
 
@@ -183,6 +184,80 @@ describe('reports', () => {
         ...[e.on_hand, e.reserved, e.available, e.backordered, e.waiting_orders].map(String),
       ]),
     );
+  });
+
+  it('when the ledger checkpoint runs while a transaction that wrote a movement is still open, then it does not fold past it, and the report equals the whole-history sum at every step', async () => {
+    const db = h().ctx.db;
+    const p = await makeProduct(h(), 10);
+    const adjust = async (delta: number) =>
+      expect(
+        (await h().api('POST', `/v1/inventory/${p.sku}/adjustments`, { body: { delta, reason: 'test' } })).status,
+      ).toBe(201);
+    const fromScratch = async () =>
+      Number(
+        (
+          await db('stock_movements')
+            .where({ sku: p.sku })
+            .whereIn('type', [
+              'initial',
+              'receipt',
+              'sale',
+              'return',
+              'adjustment',
+              'count',
+              'transfer_in',
+              'transfer_out',
+            ])
+            .sum({ n: 'quantity' })
+        )[0].n,
+      );
+    const reported = async () => (await ledgerReport(db)).data.find((r) => r.sku === p.sku)!.expected_on_hand;
+    const upto = async () => Number((await db('ledger_checkpoint').first()).upto_id);
+
+    await adjust(3);
+    await checkpointLedger(db);
+    await checkpointLedger(db);
+    expect(await upto(), 'folded what was committed').toBeGreaterThan(0);
+    expect(await reported()).toBe(13);
+
+    // A writer takes a movement id, then stays open while later movements commit.
+    const open = await db.transaction();
+    const [{ id: late }] = await open('stock_movements')
+      .insert({ sku: p.sku, location: 'main', type: 'adjustment', quantity: 5, reason: 'slow writer' })
+      .returning('id');
+    await adjust(-2);
+    for (let i = 0; i < 3; i++) {
+      await checkpointLedger(db);
+      expect(await upto(), 'never past a movement that may still commit').toBeLessThan(Number(late));
+      expect(await reported()).toBe(await fromScratch());
+    }
+    expect(await reported()).toBe(11);
+    await open.commit();
+    expect(await reported()).toBe(16);
+    // Transaction ids are cluster-wide: a transaction open in another database delays the fold too.
+    await waitFor(
+      async () => {
+        await checkpointLedger(db);
+        return (await upto()) > Number(late);
+      },
+      { what: 'the checkpoint past the slow writer', timeout: 20000, interval: 50 },
+    );
+    expect(await reported()).toBe(16);
+    expect(await reported()).toBe(await fromScratch());
+    // Folded twice would show here: the sums hold each movement once.
+    await checkpointLedger(db);
+    expect(await reported()).toBe(16);
+    // The stock row was not touched by the slow writer: the report flags exactly that.
+    const row = (await ledgerReport(db)).data.find((r) => r.sku === p.sku)!;
+    expect([row.on_hand, row.ok]).toEqual([11, false]);
+    await db('stock_movements').insert({
+      sku: p.sku,
+      location: 'main',
+      type: 'adjustment',
+      quantity: -5,
+      reason: 'undo',
+    });
+    expect((await ledgerReport(db)).data.find((r) => r.sku === p.sku)!.ok).toBe(true);
   });
 
   it('when stock moves every way and one on_hand is corrupted by hand, then the ledger report balances the rest and flags that SKU', async () => {
