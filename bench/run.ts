@@ -14,6 +14,7 @@ import { runCount, type CountResult } from './lib/count';
 import { runPipeline, runRestock, type PipelineResult, type RestockResult } from './lib/pipeline';
 import { startPrivateRedis } from './lib/private-redis';
 import { runProduction, type ProductionResult } from './lib/production';
+import { explainReads, growDatabase, type GrowthResult, type PlanReading } from './lib/growth';
 import { measureQueuedOrderMemory, type RedisMemoryResult } from './lib/redis-memory';
 import { againstCeiling, atMost, info, markdownTable, type Figures } from './lib/report';
 import {
@@ -26,7 +27,9 @@ import {
   type BenchEnv,
 } from './lib/setup';
 
-const PHASES = ['intake', 'redis', 'uniform', 'hot', 'restock', 'count', 'production'] as const;
+const PHASES = ['intake', 'redis', 'uniform', 'hot', 'restock', 'count', 'production', 'growth'] as const;
+/** Phases a bare `npm run bench` runs; `growth` (a database of a million orders) only when named. */
+const DEFAULT_PHASES = PHASES.filter((p) => p !== 'growth');
 type Phase = (typeof PHASES)[number];
 
 const FULL = {
@@ -36,6 +39,7 @@ const FULL = {
   restockOrders: 10000,
   countOrders: 10000,
   productionOrders: 20000,
+  growthOrders: 1000000,
   redisJobs: 100000,
   seconds: 5,
   warmup: 2,
@@ -48,6 +52,7 @@ const QUICK = {
   restockOrders: 2000,
   countOrders: 3000,
   productionOrders: 4000,
+  growthOrders: 40000,
   redisJobs: 20000,
   seconds: 4,
   warmup: 1,
@@ -133,6 +138,17 @@ const program = new Command('bench')
       .argParser(int)
       .env('BENCH_PRODUCTION_ORDERS'),
   )
+  .addOption(
+    new Option('--growth-orders <n>', 'growth: settled orders in the grown database (full 1000000)')
+      .argParser(int)
+      .env('BENCH_GROWTH_ORDERS'),
+  )
+  .addOption(
+    new Option('--growth-rounds <n>', 'growth: rounds of (empty, grown) production runs, interleaved')
+      .default(2)
+      .argParser(int)
+      .env('BENCH_GROWTH_ROUNDS'),
+  )
   .addOption(new Option('--shared-redis', 'measure Redis memory on the shared Redis instead of a private redis-server'))
   .addOption(new Option('--out <file>', 'results file').default(path.join(__dirname, 'results.json')).env('BENCH_OUT'))
   .addOption(new Option('--keep', 'keep the bench database and Redis keys (for inspection)'))
@@ -147,6 +163,8 @@ const size = {
   restockOrders: o.restockOrders ?? base.restockOrders,
   countOrders: o.countOrders ?? base.countOrders,
   productionOrders: o.productionOrders ?? base.productionOrders,
+  growthOrders: o.growthOrders ?? base.growthOrders,
+  growthRounds: o.growthRounds as number,
   redisJobs: o.redisJobs ?? base.redisJobs,
   seconds: o.seconds ?? base.seconds,
   warmup: o.warmup ?? base.warmup,
@@ -162,7 +180,7 @@ const only = new Set<Phase>(
     ? (String(o.only)
         .split(',')
         .map((s) => s.trim()) as Phase[])
-    : PHASES,
+    : DEFAULT_PHASES,
 );
 for (const p of only)
   if (!PHASES.includes(p)) {
@@ -186,6 +204,11 @@ interface Results {
   restock?: RestockResult;
   count?: CountResult;
   production?: { plain: ProductionResult; endpoints: ProductionResult; ceiling: CeilingResult };
+  growth?: {
+    grown: GrowthResult;
+    rounds: { empty: ProductionResult; grown: ProductionResult }[];
+    plans: { empty: PlanReading[]; grown: PlanReading[] };
+  };
 }
 
 /**
@@ -378,6 +401,58 @@ async function productionPhase(bench: BenchEnv): Promise<Results['production']> 
   const plain = await run('production', 0);
   const withEndpoints = await run('production3ep', 3);
   return { plain, endpoints: withEndpoints, ceiling };
+}
+
+/**
+ * Growth (docs/benchmarks.md): a database of `growthOrders` settled orders made once, then the
+ * production-shaped run on a clone of it and on an empty database, interleaved, so the machine's
+ * drift falls on both; and what each scheduled read costs on either.
+ */
+async function growthPhase(bench: BenchEnv): Promise<Results['growth']> {
+  const orders = size.productionOrders;
+  const skus = Math.min(size.skus, orders);
+  log('growth: compiling (npm run build)');
+  buildCompiled();
+  const grownUrl = await bench.database('growntpl');
+  const grown = await growDatabase(bench, grownUrl, {
+    orders: size.growthOrders,
+    seedOrders: Math.min(2000, size.growthOrders),
+    skus: 2000,
+    days: 25,
+    log,
+  });
+  log(
+    `growth: ${grown.orders} orders, ${(grown.database_bytes / 2 ** 30).toFixed(2)} GiB, in ${(grown.seconds.seed + grown.seconds.copy + grown.seconds.analyze).toFixed(0)} s`,
+  );
+  const emptyUrl = await bench.database('growempty');
+  const plans = { empty: await explainReads(emptyUrl), grown: await explainReads(grownUrl) };
+  await bench.dropDatabase(emptyUrl);
+  for (const [i, p] of plans.grown.entries())
+    log(
+      `growth: ${p.read}: ${p.ms.toFixed(1)} ms, ${p.buffers} buffers at ${grown.orders} orders (empty: ${plans.empty[i].ms.toFixed(1)} ms, ${plans.empty[i].buffers})${p.history_seq_scans.length ? `; seq scans of ${p.history_seq_scans.join(', ')}` : ''}`,
+    );
+  const template = grownUrl.split('/').pop()!.split('?')[0];
+  const rounds: { empty: ProductionResult; grown: ProductionResult }[] = [];
+  for (let k = 1; k <= size.growthRounds; k++) {
+    const run = (tag: string, from?: string) =>
+      runProduction(bench, {
+        orders,
+        skus,
+        endpoints: 0,
+        tag,
+        timeoutMs: Math.max(120000, orders * 30),
+        log,
+        template: from,
+      });
+    const empty = await run(`growe${k}`);
+    const onGrown = await run(`growg${k}`, template);
+    log(
+      `growth: round ${k}: empty ${empty.ops.toFixed(0)} orders/s, grown ${onGrown.ops.toFixed(0)} (${(onGrown.ops / empty.ops).toFixed(2)})`,
+    );
+    rounds.push({ empty, grown: onGrown });
+  }
+  await bench.dropDatabase(grownUrl);
+  return { grown, rounds, plans };
 }
 
 const notify = (p: PipelineResult) =>
@@ -589,6 +664,11 @@ async function main() {
     if (only.has('production')) {
       loads.production = load1();
       results.production = await productionPhase(bench);
+    }
+    if (only.has('growth')) {
+      await between();
+      loads.growth = load1();
+      results.growth = await growthPhase(bench);
     }
     if (only.has('count')) {
       await between();

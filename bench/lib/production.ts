@@ -131,9 +131,18 @@ async function freePort(): Promise<number> {
  */
 export async function runProduction(
   bench: BenchEnv,
-  opts: { orders: number; skus: number; endpoints: number; tag: string; timeoutMs: number; log: (m: string) => void },
+  opts: {
+    orders: number;
+    skus: number;
+    endpoints: number;
+    tag: string;
+    timeoutMs: number;
+    log: (m: string) => void;
+    /** A database to clone instead of the empty template (the growth phase's grown one). */
+    template?: string;
+  },
 ): Promise<ProductionResult> {
-  const url = await bench.database(opts.tag);
+  const url = await bench.database(opts.tag, opts.template);
   const db = createDb(url, 2);
   const customers = await seedCustomers(db, 100);
   const skus = await seedProducts(db, opts.tag.toUpperCase(), opts.skus, Math.ceil(opts.orders / opts.skus) * 4 + 10);
@@ -213,12 +222,14 @@ export async function runProduction(
       await sleep(20);
     }
     const seconds = (rx.last() - t0) / 1000;
-    const lastConfirmed = await db('events').where({ type: 'order.confirmed' }).max('created_at as at').first();
+    // Only this run's: a grown database holds a history of its own.
+    const since = new Date(t0 - 1000);
+    const mine = () => db('events').where({ type: 'order.confirmed' }).where('created_at', '>=', since);
+    const lastConfirmed = await mine().max('created_at as at').first();
     const confirmSeconds = (new Date(lastConfirmed!.at).getTime() - t0) / 1000;
-    const confirmed = Number(
-      (await db('events').where({ type: 'order.confirmed' }).count<{ n: string }[]>({ n: '*' }))[0].n,
-    );
+    const confirmed = Number((await mine().count<{ n: string }[]>({ n: '*' }))[0].n);
     const failures: { error: string; n: string }[] = await db('delivery_attempts')
+      .where('at', '>=', since)
       .whereNotNull('error')
       .groupBy('error')
       .orderBy('n', 'desc')

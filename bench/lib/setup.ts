@@ -26,8 +26,8 @@ const API_KEYS = Object.entries(BENCH_KEYS)
 export interface BenchEnv {
   runId: string;
   redisUrl: string;
-  /** A fresh migrated database for one phase. */
-  database(phase: string): Promise<string>;
+  /** A fresh migrated database for one phase (a clone of `template` when given, a database name). */
+  database(phase: string, template?: string): Promise<string>;
   /** Drops one of those databases at once (its dirty pages and pending autovacuum go with it). */
   dropDatabase(url: string): Promise<void>;
   /** Environment for a process (or a config) of this bench on queue prefix `prefix`. */
@@ -81,9 +81,9 @@ export async function createBenchEnv(): Promise<BenchEnv> {
     env,
     dropPrefixes,
     config: (prefix, extra) => loadConfig(env(prefix, extra)),
-    async database(phase) {
+    async database(phase, template) {
       const name = `ofbench_${runId}_${phase}`;
-      await admin((c) => c.query(`CREATE DATABASE "${name}" TEMPLATE "${databaseName(templateUrl)}"`));
+      await admin((c) => c.query(`CREATE DATABASE "${name}" TEMPLATE "${template ?? databaseName(templateUrl)}"`));
       databases.push(name);
       return withDatabase(base, name);
     },
