@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Cluster } from 'ioredis';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { redisKey } from '../../src/platform/redis';
+import { deleteKeysWithPrefix, redisKey } from '../../src/platform/redis';
 import { makeCustomer, makeProduct, placeOrder, stockOf, untilStatus } from '../helpers/factories';
 import { createHarness, createTestDatabase, KEYS, keysUnder, waitFor, type Harness } from '../helpers/harness';
 import { freePort } from '../helpers/private-redis';
@@ -158,5 +158,19 @@ describe('on a 3-master Redis Cluster', () => {
     expect(await w.exited).toBe(1);
     expect(w.output().trim()).toMatch(/^invalid configuration: QUEUE_PREFIX: must contain a Redis Cluster hash tag/);
     expect(w.output().trim().split('\n')).toHaveLength(1);
+  });
+
+  it('when a prefix without a hash tag has keys on every master, then deleteKeysWithPrefix removes them all (and nothing else)', async () => {
+    const redis = h.ctx.redis as Cluster;
+    const prefix = `oft_${inject('runId')}_${process.pid}_spread`;
+    const names = Array.from({ length: 30 }, (_, i) => `${prefix}:k${i}`);
+    for (const k of names) await redis.set(k, '1');
+    await redis.set(`${prefix}-other`, 'kept');
+    const perMaster = await Promise.all(redis.nodes('master').map((n) => keysUnder(n, prefix)));
+    expect(perMaster.every((keys) => keys.length > 0)).toBe(true);
+    await deleteKeysWithPrefix(h.config, prefix);
+    expect(await keysUnder(redis, prefix)).toEqual([]);
+    expect(await redis.get(`${prefix}-other`)).toBe('kept');
+    await redis.del(`${prefix}-other`);
   });
 });
