@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -6,7 +7,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { deleteKeysWithPrefix, redisKey } from '../../src/platform/redis';
 import { makeCustomer, makeProduct, placeOrder, stockOf, untilStatus } from '../helpers/factories';
-import { createHarness, createTestDatabase, KEYS, keysUnder, waitFor, type Harness } from '../helpers/harness';
+import { createHarness, createTestDatabase, KEYS, keysUnder, ROOT, waitFor, type Harness } from '../helpers/harness';
 import { freePort } from '../helpers/private-redis';
 import { startRedisCluster, type RedisClusterHandle } from '../helpers/redis-cluster';
 
@@ -118,7 +119,7 @@ describe('on a 3-master Redis Cluster', () => {
     await worker.exited;
   });
 
-  it('when every master loses its data after orders were accepted, then a new worker process still settles each one (the reconciler)', async () => {
+  it('when every master loses its data after orders were accepted, then a new worker process still settles each one (the reconciler) and npm run check finds nothing wrong', async () => {
     const customer = await makeCustomer(h);
     const product = await makeProduct(h, 6);
     // No worker is running: the jobs wait in the cluster.
@@ -151,6 +152,15 @@ describe('on a 3-master Redis Cluster', () => {
       { timeout: 60_000, what: 'all settled after FLUSHALL on every master' },
     );
     expect(await stockOf(h, product.sku)).toMatchObject({ on_hand: 6, reserved: 6, backordered: 4 });
+    // npm run check reads the orders queue on the cluster too.
+    const check = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/check-invariants.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, ...h.env, LOG_LEVEL: 'silent' },
+      encoding: 'utf8',
+    });
+    expect(check.stdout).not.toMatch(/unreachable/);
+    expect(check.stdout).toContain('all invariants hold');
+    expect(check.status).toBe(0);
   });
 
   it('when QUEUE_PREFIX has no hash tag, then a worker process on the cluster refuses to start with one line naming QUEUE_PREFIX', async () => {
