@@ -183,4 +183,23 @@ describe('on a 3-master Redis Cluster', () => {
     expect(await redis.get(`${prefix}-other`)).toBe('kept');
     await redis.del(`${prefix}-other`);
   });
+
+  // Last: it stops the cluster.
+  it('when the whole cluster is gone, then /readyz names Redis and intake still accepts orders (the outbox keeps them)', async () => {
+    const customer = await makeCustomer(h);
+    const product = await makeProduct(h, 1);
+    await cluster.stop();
+    const ready = await waitFor(
+      async () => {
+        const r = await h.api('GET', '/readyz', { role: null });
+        return r.status === 503 && r;
+      },
+      { what: '/readyz 503', timeout: 15_000 },
+    );
+    expect(ready.body.checks).toEqual({ postgresql: 'ok', redis: 'down' });
+    const order = await placeOrder(h, customer.id, [{ sku: product.sku, quantity: 1 }]);
+    expect(order.status).toBe('received');
+    const rows = await h.ctx.db('outbox').where({ job_id: order.id }).select('published_at');
+    expect(rows).toEqual([{ published_at: null }]);
+  });
 });
