@@ -13,7 +13,7 @@ import { QUEUES } from '../src/jobs/queues';
 async function run(): Promise<number> {
   const config = loadConfigOrExit();
   const db = createDb(config.DATABASE_URL, 2);
-  const redis = createRedis(config.REDIS_URL, 'producer');
+  const redis = createRedis(config, 'producer');
   const orders = new Queue(QUEUES.orders, { connection: redis, prefix: config.QUEUE_PREFIX });
   try {
     const grace = Number(process.env.INVARIANT_GRACE_SECONDS ?? config.RECONCILE_AFTER_SECONDS * 2);

@@ -3,11 +3,14 @@ import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { createDb, migrateLatest, withDatabase } from '../src/platform/db';
 import { resolveLocalServices } from '../src/platform/local-services';
+import { startRedisCluster, type RedisClusterHandle } from './helpers/redis-cluster';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     pgUrl: string;
     redisUrl: string;
+    /** TEST_REDIS_CLUSTER=1: the private cluster's REDIS_CLUSTER_NODES; '' otherwise. */
+    redisClusterNodes: string;
     templateDb: string;
     runId: string;
   }
@@ -17,6 +20,8 @@ declare module 'vitest' {
  * Real PostgreSQL and Redis for every test: the ones configured (TEST_DATABASE_URL / TEST_REDIS_URL),
  * else the machine's on the default ports, else the same embedded fallback as `npm start`.
  * One migrated template database per run; each test file clones it.
+ * TEST_REDIS_CLUSTER=1 (`npm run test:cluster`): a private 3-master Redis Cluster is started on
+ * free ports and every harness uses it (REDIS_CLUSTER_NODES, hash-tagged prefixes).
  */
 export default async function setup(project: TestProject) {
   const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
@@ -26,6 +31,8 @@ export default async function setup(project: TestProject) {
     redisUrl: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
     redisDefaulted: !process.env.TEST_REDIS_URL,
   });
+  let cluster: RedisClusterHandle | undefined;
+  if (process.env.TEST_REDIS_CLUSTER === '1') cluster = await startRedisCluster(3);
   const adminUrl = withDatabase(local.databaseUrl, 'postgres');
   const templateDb = `of_tpl_${runId}`;
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -52,6 +59,7 @@ export default async function setup(project: TestProject) {
 
   project.provide('pgUrl', adminUrl);
   project.provide('redisUrl', local.redisUrl);
+  project.provide('redisClusterNodes', cluster?.nodes ?? '');
   project.provide('templateDb', templateDb);
   project.provide('runId', runId);
 
@@ -61,6 +69,7 @@ export default async function setup(project: TestProject) {
     const { rows } = await c.query(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`of_%${runId}%`]);
     for (const r of rows) await c.query(`DROP DATABASE IF EXISTS "${r.datname}" WITH (FORCE)`).catch(() => undefined);
     await c.end();
+    await cluster?.stop();
     await local.stop();
   };
 }

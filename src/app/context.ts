@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import { createJobPublisher, PublishedMarker } from '../jobs/publisher';
 import { closeQueues, createQueues, type Queues } from '../jobs/queues';
 import { allocateSkus } from '../orders';
@@ -6,11 +5,11 @@ import type { Config } from '../platform/config';
 import type { Context } from '../platform/context';
 import { createDb } from '../platform/db';
 import { setStatsSink, StatsSink, statsKey } from '../platform/metrics';
-import { createRedis } from '../platform/redis';
+import { createRedis, type RedisClient } from '../platform/redis';
 
 /** The domain's context plus what the entry points use: the BullMQ queues (board, reconciler) and stats. */
 export interface AppContext extends Context {
-  redis: Redis;
+  redis: RedisClient;
   queues: Queues;
   stats: StatsSink;
   /** Marks outbox rows published after their jobs were added (batched, off the request path). */
@@ -20,7 +19,7 @@ export interface AppContext extends Context {
 /** Wires one process: database, Redis, queues, the job publisher, and the after-commit handlers. */
 export function createContext(config: Config): AppContext {
   const db = createDb(config.DATABASE_URL, config.DB_POOL_MAX);
-  const redis = createRedis(config.REDIS_URL, 'producer');
+  const redis = createRedis(config, 'producer');
   const queues = createQueues(config, redis);
   const stats = new StatsSink(redis, statsKey(config.QUEUE_PREFIX));
   setStatsSink(stats);

@@ -43,7 +43,7 @@ function instrument(queue: QueueName, fn: Processor): Processor {
  */
 export async function startWorkers(ctx: AppContext, only?: QueueName[]): Promise<RunningWorkers> {
   const { config } = ctx;
-  const connection = createRedis(config.REDIS_URL, 'worker');
+  const connection = createRedis(config, 'worker');
   const want = (q: QueueName) => !only || only.includes(q);
   const make = (name: QueueName, processor: Processor, concurrency: number) => {
     const w = new Worker(name, instrument(name, processor), {

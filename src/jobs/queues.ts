@@ -1,5 +1,5 @@
 import { Queue, type DefaultJobOptions, type WorkerOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Config } from '../platform/config';
 import { QUEUES, type QueueName } from '../platform/job-catalog';
 
@@ -47,7 +47,7 @@ export function retention(queue: QueueName): Pick<WorkerOptions, 'removeOnComple
 
 export type Queues = Record<keyof typeof QUEUES, Queue>;
 
-export function createQueues(config: Config, connection: Redis): Queues {
+export function createQueues(config: Config, connection: Redis | Cluster): Queues {
   const make = (name: QueueName) => {
     const q = new Queue(name, { connection, prefix: config.QUEUE_PREFIX, defaultJobOptions: jobOptions(config, name) });
     q.on('error', () => undefined); // the connection logs its own errors (rate-limited) in connection.ts

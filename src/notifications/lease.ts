@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Context } from '../platform/context';
+import { redisKey } from '../platform/redis';
 
 const RELEASE_LEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
@@ -9,7 +10,7 @@ const RELEASE_LEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redi
  * sending would deliver twice. Returns the release, or undefined when another run holds it.
  */
 export async function takeLease(ctx: Context, eventId: string): Promise<(() => Promise<void>) | undefined> {
-  const key = `${ctx.config.QUEUE_PREFIX}:notify-lease:${eventId}`;
+  const key = redisKey(ctx.config, `notify-lease:${eventId}`); // QUEUE_PREFIX's hash tag: the queues' slot
   const token = randomUUID();
   const ttl = ctx.config.NOTIFY_TIMEOUT_MS * 4 + 10_000;
   if ((await ctx.redis.set(key, token, 'PX', ttl, 'NX')) !== 'OK') return undefined;

@@ -59,6 +59,69 @@ const apiKeys = z
     return keys;
   });
 
+export interface RedisClusterSettings {
+  nodes: { host: string; port: number }[];
+  username?: string;
+  password?: string;
+  /** rediss:// entries: TLS to every node (managed clusters). */
+  tls: boolean;
+}
+
+/**
+ * REDIS_CLUSTER_NODES: `host:port,host:port,…` (any subset of the cluster: the rest is discovered),
+ * or `redis://` / `rediss://` URLs whose user, password and TLS apply to every node.
+ */
+const clusterNodes = z
+  .string()
+  .optional()
+  .transform((raw, ctx): RedisClusterSettings | undefined => {
+    if (raw === undefined || raw.trim() === '') return undefined;
+    const out: RedisClusterSettings = { nodes: [], tls: false };
+    for (const [i, entry] of raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .entries()) {
+      let host = '';
+      let port = NaN;
+      if (/^rediss?:\/\//.test(entry)) {
+        try {
+          const u = new URL(entry);
+          host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+          port = u.port ? Number(u.port) : 6379;
+          if (i === 0) {
+            out.tls = u.protocol === 'rediss:';
+            if (u.username) out.username = decodeURIComponent(u.username);
+            if (u.password) out.password = decodeURIComponent(u.password);
+          }
+        } catch {
+          /* reported below */
+        }
+      } else {
+        const m = /^([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.exec(entry);
+        host = (m?.[1] ?? '').replace(/^\[(.*)\]$/, '$1');
+        port = Number(m?.[2]);
+      }
+      if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `entry ${i + 1} must be host:port or a redis:// or rediss:// URL with a port of 1–65535`,
+        });
+        return z.NEVER;
+      }
+      out.nodes.push({ host, port });
+    }
+    return out.nodes.length ? out : undefined;
+  });
+
+/** The hash tag of a key prefix as Redis Cluster reads it (text between the first `{` and the next `}`), if any. */
+export function hashTagOf(prefix: string): string | undefined {
+  const open = prefix.indexOf('{');
+  if (open < 0) return undefined;
+  const close = prefix.indexOf('}', open + 1);
+  return close > open + 1 ? prefix.slice(open + 1, close) : undefined;
+}
+
 // One schema over process.env, parsed once. Every contract variable, plus a few tuning knobs.
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -70,6 +133,8 @@ const schema = z.object({
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// URL')
     .optional(),
+  // Set: Redis Cluster mode, REDIS_URL is not used (see clusterNodes).
+  REDIS_CLUSTER_NODES: clusterNodes,
   PORT: int(0, 65535).default(3000),
   // The interface the API listens on. Default: 0.0.0.0 under NODE_ENV=production (a container's port
   // must be reachable from outside it), 127.0.0.1 otherwise (development keys are published).
@@ -136,13 +201,15 @@ const schema = z.object({
 
 export type Config = Omit<
   z.infer<typeof schema>,
-  'API_KEYS' | 'DATABASE_URL' | 'REDIS_URL' | 'WEBHOOK_PRIVATE_TARGETS' | 'HOST'
+  'API_KEYS' | 'DATABASE_URL' | 'REDIS_URL' | 'REDIS_CLUSTER_NODES' | 'WEBHOOK_PRIVATE_TARGETS' | 'HOST'
 > & {
   HOST: string;
   API_KEYS: ApiKey[];
   WEBHOOK_PRIVATE_TARGETS: 'allow' | 'deny';
   DATABASE_URL: string;
   REDIS_URL: string;
+  /** Redis Cluster mode (REDIS_CLUSTER_NODES set): the seed nodes and their credentials; REDIS_URL is then unused. */
+  redisCluster: RedisClusterSettings | undefined;
   /** true when API_KEYS was not set and development keys were generated. */
   devKeys: boolean;
   /** true when DATABASE_URL / REDIS_URL were not set (the embedded fallback may apply). */
@@ -173,8 +240,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!c.API_KEYS && c.NODE_ENV === 'production') {
     throw new ConfigError('invalid configuration: API_KEYS: required when NODE_ENV=production');
   }
+  // BullMQ's scripts and the app's own keys touch several keys at once: in a cluster they must share one slot.
+  if (c.REDIS_CLUSTER_NODES && !hashTagOf(c.QUEUE_PREFIX)) {
+    throw new ConfigError(
+      `invalid configuration: QUEUE_PREFIX: must contain a Redis Cluster hash tag such as {${c.QUEUE_PREFIX.replace(/[{}]/g, '') || 'orderflow'}} when REDIS_CLUSTER_NODES is set (every key of orderflow then lives in one slot)`,
+    );
+  }
+  const { REDIS_CLUSTER_NODES: redisCluster, ...rest } = c;
   return Object.freeze({
-    ...c,
+    ...rest,
+    redisCluster,
     API_KEYS: c.API_KEYS ?? devApiKeys(),
     WEBHOOK_PRIVATE_TARGETS: c.WEBHOOK_PRIVATE_TARGETS ?? (c.NODE_ENV === 'production' ? 'deny' : 'allow'),
     HOST: c.HOST ?? (c.NODE_ENV === 'production' ? '0.0.0.0' : '127.0.0.1'),
@@ -182,7 +257,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     DATABASE_URL: c.DATABASE_URL ?? DEFAULT_DATABASE_URL,
     REDIS_URL: c.REDIS_URL ?? DEFAULT_REDIS_URL,
     databaseUrlDefaulted: !c.DATABASE_URL,
-    redisUrlDefaulted: !c.REDIS_URL,
+    // In cluster mode no local redis-server is started in place of the cluster.
+    redisUrlDefaulted: !c.REDIS_URL && !redisCluster,
   });
 }
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Config } from './config';
 import type { Db } from './db';
 import type { JobPublisher } from './outbox';
@@ -16,7 +16,8 @@ export interface AfterCommitHandlers {
 export interface Context {
   config: Config;
   db: Db;
-  redis: Redis;
+  /** A single Redis or a Redis Cluster (keys built with redisKey share QUEUE_PREFIX's hash tag). */
+  redis: Redis | Cluster;
   jobs: JobPublisher;
   afterCommit: AfterCommitHandlers;
 }

@@ -1,5 +1,6 @@
 import client from 'prom-client';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { redisKey } from './redis';
 
 /** Process-wide Prometheus registry. Counters shared across processes are also summed in Redis (see StatsSink). */
 export const registry = new client.Registry();
@@ -77,7 +78,7 @@ export class StatsSink {
   private pending = new Map<string, number>();
   private timer: NodeJS.Timeout;
   constructor(
-    private redis: Redis,
+    private redis: Redis | Cluster,
     private key: string,
   ) {
     this.timer = setInterval(() => void this.flush(), 500);
@@ -107,6 +108,7 @@ export function setStatsSink(s: StatsSink | undefined): void {
 export function countStat(field: string, by = 1): void {
   sink?.incr(field, by);
 }
+/** The stats hash, `QUEUE_PREFIX:stats` (in the queues' slot on Redis Cluster). */
 export function statsKey(prefix: string): string {
-  return `${prefix}:stats`;
+  return redisKey({ QUEUE_PREFIX: prefix }, 'stats');
 }

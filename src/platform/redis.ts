@@ -1,44 +1,117 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { Config } from './config';
 import { logger } from './logger';
+
+/** A single Redis or a Redis Cluster: BullMQ and every key of orderflow work on both. */
+export type RedisClient = Redis | Cluster;
+
+/** Where Redis is: REDIS_URL, or the cluster of REDIS_CLUSTER_NODES when that is set. */
+export type RedisTarget = Pick<Config, 'REDIS_URL' | 'redisCluster'>;
+
+const asTarget = (t: string | RedisTarget): RedisTarget =>
+  typeof t === 'string' ? { REDIS_URL: t, redisCluster: undefined } : t;
+
+const retry = (times: number) => Math.min(200 * 2 ** Math.min(times, 5), 5000);
+
+/**
+ * The name of one of orderflow's own Redis keys (stats hash, delivery leases, rate limits, …):
+ * `QUEUE_PREFIX:name`. On Redis Cluster QUEUE_PREFIX carries a hash tag (`{orderflow}`), so every
+ * such key lands in the slot of BullMQ's queues and scripts or MULTI over several of them work.
+ */
+export function redisKey(config: Pick<Config, 'QUEUE_PREFIX'>, name: string): string {
+  return `${config.QUEUE_PREFIX}:${name}`;
+}
 
 /**
  * Producers fail fast (no offline queue, one retry per request) so that intake never waits on a dead
  * Redis: the outbox relay publishes later. Workers use maxRetriesPerRequest: null, as BullMQ requires.
+ * With REDIS_CLUSTER_NODES an ioredis Cluster is returned, with the same per-node options
+ * (BullMQ reads `redisOptions.maxRetriesPerRequest` of a cluster).
  */
-export function createRedis(url: string, kind: 'producer' | 'worker'): Redis {
+export function createRedis(target: string | RedisTarget, kind: 'producer' | 'worker'): RedisClient {
+  const { REDIS_URL: url, redisCluster } = asTarget(target);
   const opts: RedisOptions =
     kind === 'producer'
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false }
       : { maxRetriesPerRequest: null, enableOfflineQueue: true, connectTimeout: 5000 };
-  const redis = new Redis(url, {
-    ...opts,
-    retryStrategy: (times) => Math.min(200 * 2 ** Math.min(times, 5), 5000),
-  });
+  let redis: RedisClient;
+  if (redisCluster) {
+    const clusterOpts: ClusterOptions = {
+      enableReadyCheck: true,
+      enableOfflineQueue: opts.enableOfflineQueue,
+      clusterRetryStrategy: retry,
+      slotsRefreshTimeout: 2000,
+      // Managed clusters (TLS certificates name the host, not its address) need the host name kept.
+      dnsLookup: (address, callback) => callback(null, address),
+      // Per node (the cluster itself owns reconnects and the offline queue).
+      redisOptions: {
+        maxRetriesPerRequest: opts.maxRetriesPerRequest,
+        connectTimeout: opts.connectTimeout,
+        username: redisCluster.username,
+        password: redisCluster.password,
+        tls: redisCluster.tls ? {} : undefined,
+      },
+    };
+    redis = new Cluster(redisCluster.nodes, clusterOpts);
+  } else {
+    redis = new Redis(url, { ...opts, retryStrategy: retry });
+  }
   let lastLogged = 0;
-  redis.on('error', (err) => {
+  redis.on('error', (err: Error) => {
     // A down Redis emits an error per reconnect attempt; log at most every 10 s.
     if (Date.now() - lastLogged > 10000) {
       lastLogged = Date.now();
-      logger.warn({ err: err.message, kind }, 'redis connection error');
+      logger.warn({ err: err.message, kind, cluster: Boolean(redisCluster) }, 'redis connection error');
     }
   });
   return redis;
 }
 
-/** Removes every key under `prefix:` (a test's or a benchmark's queues); a Redis that is not there has nothing to remove. */
-export async function deleteKeysWithPrefix(redisUrl: string, prefix: string): Promise<void> {
-  const r = new Redis(redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => null });
+/**
+ * Removes every key under `prefix:` (a test's or a benchmark's queues); a Redis that is not there has nothing to remove.
+ * On a cluster every master is scanned and each key is unlinked on its own.
+ */
+export async function deleteKeysWithPrefix(target: string | RedisTarget, prefix: string): Promise<void> {
+  const { REDIS_URL: url, redisCluster } = asTarget(target);
+  const r: RedisClient = redisCluster
+    ? new Cluster(redisCluster.nodes, {
+        clusterRetryStrategy: () => null,
+        redisOptions: {
+          maxRetriesPerRequest: 1,
+          username: redisCluster.username,
+          password: redisCluster.password,
+          tls: redisCluster.tls ? {} : undefined,
+        },
+      })
+    : new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null });
   r.on('error', () => undefined);
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.unlink(...keys);
-    } while (cursor !== '0');
+    const nodes = r instanceof Cluster ? await clusterMasters(r) : [r];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+        cursor = next;
+        // A cluster pipeline must stay in one slot, and a prefix without a hash tag spans several.
+        if (keys.length && r instanceof Cluster) await Promise.all(keys.map((k) => r.unlink(k)));
+        else if (keys.length) await r.unlink(...keys);
+      } while (cursor !== '0');
+    }
   } catch {
     /* nothing to clean on a Redis that is not there */
   } finally {
     r.disconnect();
   }
+}
+
+/** The master nodes of a cluster, once it has its slot table. */
+async function clusterMasters(c: Cluster): Promise<Redis[]> {
+  if (c.status !== 'ready') {
+    await new Promise<void>((resolve, reject) => {
+      c.once('ready', resolve);
+      c.once('end', () => reject(new Error('cluster connection ended')));
+      setTimeout(() => reject(new Error('cluster not ready')), 5000).unref();
+    });
+  }
+  return c.nodes('master');
 }

@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import path from 'node:path';
-import { deleteKeysWithPrefix as deletePrefix } from '../../src/platform/redis';
+import { Cluster } from 'ioredis';
+import { deleteKeysWithPrefix as deletePrefix, type RedisClient, type RedisTarget } from '../../src/platform/redis';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/platform/config';
@@ -24,6 +25,36 @@ export const ROOT = path.resolve(__dirname, '..', '..');
 
 let counter = 0;
 const unique = () => `${inject('runId')}_${process.pid}_${++counter}`;
+
+/** True under `npm run test:cluster` (TEST_REDIS_CLUSTER=1): the harness talks to a 3-master Redis Cluster. */
+export const onRedisCluster = () => inject('redisClusterNodes') !== '';
+
+/**
+ * A queue prefix of a test's own. On the cluster it is a hash tag (`{oft_…}`), as QUEUE_PREFIX must be
+ * there: each test's keys then live in one slot, and different tests spread over the masters.
+ */
+export function testPrefix(tag = unique()): string {
+  return onRedisCluster() ? `{oft_${tag}}` : `oft_${tag}`;
+}
+
+/** The Redis part of a test process's environment: REDIS_URL, and REDIS_CLUSTER_NODES on the cluster. */
+export function testRedisEnv(): { REDIS_URL: string; REDIS_CLUSTER_NODES: string } {
+  return { REDIS_URL: inject('redisUrl'), REDIS_CLUSTER_NODES: inject('redisClusterNodes') };
+}
+
+/** The test Redis (single or cluster) as deletePrefix / createRedis take it. */
+export function testRedisTarget(): RedisTarget {
+  return loadConfig({ ...testRedisEnv(), QUEUE_PREFIX: testPrefix('target') });
+}
+
+/**
+ * An env that names its own REDIS_URL (a private redis-server, a dead port, a proxy) means that
+ * single Redis, also on a cluster run: REDIS_CLUSTER_NODES is cleared unless it is named too.
+ */
+export function ownRedis(env: Record<string, string | undefined>): Record<string, string> {
+  const out = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<string, string>;
+  return 'REDIS_URL' in out && !('REDIS_CLUSTER_NODES' in out) ? { ...out, REDIS_CLUSTER_NODES: '' } : out;
+}
 
 /** A database of this test file's own, cloned from the migrated template. */
 export async function createTestDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
@@ -91,8 +122,8 @@ export async function createHarness(databaseUrl: string, opts: HarnessOptions = 
     NODE_ENV: 'test',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'error',
     DATABASE_URL: databaseUrl,
-    REDIS_URL: inject('redisUrl'),
-    QUEUE_PREFIX: `oft_${unique()}`,
+    ...testRedisEnv(),
+    QUEUE_PREFIX: testPrefix(),
     API_KEYS,
     RECONCILE_AFTER_SECONDS: '2',
     MAINTENANCE_INTERVAL_MS: '1000',
@@ -100,7 +131,7 @@ export async function createHarness(databaseUrl: string, opts: HarnessOptions = 
     ORDER_BACKOFF_MS: '200',
     NOTIFY_BACKOFF_MS: '100',
     SHUTDOWN_TIMEOUT_MS: '5000',
-    ...opts.env,
+    ...ownRedis(opts.env ?? {}),
   };
   const config = loadConfig(env);
   const ctx = createContext(config);
@@ -145,7 +176,7 @@ export async function createHarness(databaseUrl: string, opts: HarnessOptions = 
     spawnWorker(extraEnv = {}, mode = 'worker') {
       const child = spawn(process.execPath, ['--import', 'tsx', 'src/app/main.ts', mode], {
         cwd: ROOT,
-        env: { ...process.env, ...env, ...extraEnv },
+        env: { ...process.env, ...env, ...ownRedis(extraEnv) },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
@@ -176,7 +207,7 @@ export async function createHarness(databaseUrl: string, opts: HarnessOptions = 
         await new Promise((r) => server!.close(r));
       }
       await closeContext(ctx);
-      await deletePrefix(config.REDIS_URL, config.QUEUE_PREFIX);
+      await deletePrefix(config, config.QUEUE_PREFIX);
     },
   };
   return h;
@@ -227,6 +258,21 @@ export async function waitFor<T>(
       throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, opts.interval ?? 100));
   }
+}
+
+/** Every key under `prefix:`, on a single Redis or on every master of a cluster (SCAN is per node). */
+export async function keysUnder(redis: RedisClient, prefix: string): Promise<string[]> {
+  const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  const out: string[] = [];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      out.push(...keys);
+    } while (cursor !== '0');
+  }
+  return out;
 }
 
 /** Bearer header for a test role. */

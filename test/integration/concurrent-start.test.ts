@@ -6,7 +6,16 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { prepareDatabase } from '../../src/platform/prepare-database';
 import { advisoryKey, ensureDatabase, withDatabase } from '../../src/platform/db';
 import { MIGRATIONS } from '../../migrations';
-import { API_KEYS, ROOT, createTestDatabase, deletePrefix, waitFor } from '../helpers/harness';
+import {
+  API_KEYS,
+  ROOT,
+  createTestDatabase,
+  deletePrefix,
+  testPrefix,
+  testRedisEnv,
+  testRedisTarget,
+  waitFor,
+} from '../helpers/harness';
 
 interface Proc {
   name: string;
@@ -67,7 +76,7 @@ describe('processes starting together on a fresh database', () => {
   const prefixes: string[] = [];
   afterAll(async () => {
     for (const name of created) await dropDatabase(name).catch(() => undefined);
-    for (const prefix of prefixes) await deletePrefix(inject('redisUrl'), prefix).catch(() => undefined);
+    for (const prefix of prefixes) await deletePrefix(testRedisTarget(), prefix).catch(() => undefined);
   });
 
   it('when an API, a worker and npm run migrate start at once on a database that does not exist, ten times, then every one comes up and each migration is recorded once', async () => {
@@ -78,7 +87,7 @@ describe('processes starting together on a fresh database', () => {
     let waited = 0; // processes that found the lock taken (the race really happened)
     for (let round = 1; round <= rounds; round++) {
       const name = `of_${inject('runId')}_${process.pid}_start${round}`;
-      const prefix = `oft_${inject('runId')}_${process.pid}_start${round}`;
+      const prefix = testPrefix(`${inject('runId')}_${process.pid}_start${round}`);
       created.push(name);
       prefixes.push(prefix);
       expect(
@@ -88,7 +97,7 @@ describe('processes starting together on a fresh database', () => {
         NODE_ENV: 'test',
         LOG_LEVEL: 'info',
         DATABASE_URL: withDatabase(inject('pgUrl'), name),
-        REDIS_URL: inject('redisUrl'),
+        ...testRedisEnv(),
         QUEUE_PREFIX: prefix,
         API_KEYS,
         PORT: '0',
@@ -272,12 +281,12 @@ function tryConnect(host: string, port: number): Promise<string> {
 describe('start-up: the listening address and the operator notification target', () => {
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   const procs: Proc[] = [];
-  const prefix = `oft_${inject('runId')}_${process.pid}_host`;
+  const prefix = testPrefix(`${inject('runId')}_${process.pid}_host`);
   afterAll(async () => {
     for (const p of procs) if (alive(p)) p.child.kill('SIGKILL');
     await Promise.all(procs.map((p) => p.exited));
     await db?.drop();
-    await deletePrefix(inject('redisUrl'), prefix).catch(() => undefined);
+    await deletePrefix(testRedisTarget(), prefix).catch(() => undefined);
   });
 
   /** A start in development as a new user makes it: no HOST, no API_KEYS, no notification target. */
@@ -292,7 +301,7 @@ describe('start-up: the listening address and the operator notification target',
       NODE_ENV: 'development',
       LOG_LEVEL: 'info',
       DATABASE_URL: db.url,
-      REDIS_URL: inject('redisUrl'),
+      ...testRedisEnv(),
       QUEUE_PREFIX: prefix,
       PORT: '0',
       ...extra,

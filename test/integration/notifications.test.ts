@@ -643,8 +643,11 @@ describe('several channels', () => {
       ['email', 1, customer.email],
       ['webhook', 3, rx.url],
     ]);
-    expect(smtp.mails).toHaveLength(1);
-    expect(smtp.attempts()).toBe(1);
+    // This event's mails only (Message-ID <event id@orderflow>; the server accepts every attempt): the
+    // reconciler of this test's workers may also serve an event an earlier test of this file left
+    // unsettled in the shared database, and would e-mail it here too (seen once, under load).
+    const mine = smtp.mails.filter((m) => m.raw.includes(`<${event.id}@orderflow>`));
+    expect(mine).toHaveLength(1);
     expect(rx.byId(event.id)).toHaveLength(3);
     expect(event.settled_at).not.toBeNull();
   });

@@ -6,6 +6,7 @@ import { processOrders } from '../../src/orders';
 import { relayOutbox } from '../../src/jobs/relay';
 import { pruneRecords } from '../../src/jobs/reconciler';
 import { runUnitOfWork } from '../../src/platform/unit-of-work';
+import { createRedis } from '../../src/platform/redis';
 import { JOB, QUEUES } from '../../src/jobs/queues';
 import { makeCustomer, makeProduct, placeOrder, ledgerOnHand, stockOf, untilStatus } from '../helpers/factories';
 import { createHarness, createTestDatabase, useHarness, waitFor } from '../helpers/harness';
@@ -260,7 +261,7 @@ describe('a job published while the job of the same id is running', () => {
       release = r;
     });
     const runs: string[] = [];
-    const connection = new Redis(h().config.REDIS_URL, { maxRetriesPerRequest: null });
+    const connection = createRedis(h().config, 'worker');
     const worker = new Worker(
       q.name,
       async (job) => {
@@ -417,7 +418,7 @@ describe('Redis is transport, PostgreSQL the record', () => {
   it('when Redis is unreachable at intake, then orders are still accepted and the relay publishes them once Redis is back', async () => {
     const dead = await freePort();
     const intake = await createHarness(h().env.DATABASE_URL, {
-      env: { ...h().env, REDIS_URL: `redis://127.0.0.1:${dead}` },
+      env: { ...h().env, REDIS_URL: `redis://127.0.0.1:${dead}`, REDIS_CLUSTER_NODES: '' },
     });
     try {
       const c = await makeCustomer(intake);

@@ -372,7 +372,7 @@ describe('reports', () => {
   });
 
   it('when Redis is unreachable, then the queues report is 503 and the other reports still answer', async () => {
-    const ctx = createContext(loadConfig({ ...h().env, REDIS_URL: 'redis://127.0.0.1:1' }));
+    const ctx = createContext(loadConfig({ ...h().env, REDIS_URL: 'redis://127.0.0.1:1', REDIS_CLUSTER_NODES: '' }));
     for (const q of Object.values(ctx.queues)) q.on('error', () => undefined); // expected: nothing listens on port 1
     const server = await new Promise<Server>((r) => {
       const s = createApp(ctx).listen(0, '127.0.0.1', () => r(s));

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { describe, expect, it } from 'vitest';
-import { KEYS, useHarness, waitFor } from '../helpers/harness';
+import { KEYS, keysUnder, useHarness, waitFor } from '../helpers/harness';
 import { freePort } from '../helpers/private-redis';
 
 const h = useHarness();
@@ -78,24 +78,19 @@ async function dumpRedis(hh: ReturnType<typeof h>): Promise<{ text: string; jobs
   const r = hh.ctx.redis;
   const parts: string[] = [];
   const jobs: { key: string; data: any }[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await r.scan(cursor, 'MATCH', `${hh.config.QUEUE_PREFIX}:*`, 'COUNT', 1000);
-    cursor = next;
-    for (const key of keys) {
-      const type = await r.type(key);
-      parts.push(key);
-      if (type === 'string') parts.push(String(await r.get(key)));
-      else if (type === 'hash') {
-        const all = await r.hgetall(key);
-        parts.push(...Object.entries(all).flat());
-        if ('data' in all && 'name' in all) jobs.push({ key, data: JSON.parse(all.data) });
-      } else if (type === 'list') parts.push(...(await r.lrange(key, 0, -1)));
-      else if (type === 'set') parts.push(...(await r.smembers(key)));
-      else if (type === 'zset') parts.push(...(await r.zrange(key, 0, -1)));
-      else if (type === 'stream') parts.push(JSON.stringify(await r.xrange(key, '-', '+')));
-    }
-  } while (cursor !== '0');
+  for (const key of await keysUnder(r, hh.config.QUEUE_PREFIX)) {
+    const type = await r.type(key);
+    parts.push(key);
+    if (type === 'string') parts.push(String(await r.get(key)));
+    else if (type === 'hash') {
+      const all = await r.hgetall(key);
+      parts.push(...Object.entries(all).flat());
+      if ('data' in all && 'name' in all) jobs.push({ key, data: JSON.parse(all.data) });
+    } else if (type === 'list') parts.push(...(await r.lrange(key, 0, -1)));
+    else if (type === 'set') parts.push(...(await r.smembers(key)));
+    else if (type === 'zset') parts.push(...(await r.zrange(key, 0, -1)));
+    else if (type === 'stream') parts.push(JSON.stringify(await r.xrange(key, '-', '+')));
+  }
   return { text: parts.join('\n'), jobs };
 }
 

@@ -127,6 +127,50 @@ describe('loadConfig', () => {
     }
   });
 
+  it('when REDIS_CLUSTER_NODES is set, then cluster mode is on and QUEUE_PREFIX must carry a hash tag', () => {
+    const c = loadConfig({
+      REDIS_CLUSTER_NODES: 'redis-a:7000, 10.0.0.2:7001,[::1]:7002',
+      QUEUE_PREFIX: '{orderflow}',
+    });
+    expect(c.redisCluster).toEqual({
+      nodes: [
+        { host: 'redis-a', port: 7000 },
+        { host: '10.0.0.2', port: 7001 },
+        { host: '::1', port: 7002 },
+      ],
+      tls: false,
+    });
+    // No local redis-server is started in place of a cluster.
+    expect(c.redisUrlDefaulted).toBe(false);
+    const managed = loadConfig({
+      REDIS_CLUSTER_NODES: 'rediss://app:s%40cret@clustercfg.example.test:6379',
+      QUEUE_PREFIX: 'shop-{of}',
+    });
+    expect(managed.redisCluster).toEqual({
+      nodes: [{ host: 'clustercfg.example.test', port: 6379 }],
+      username: 'app',
+      password: 's@cret',
+      tls: true,
+    });
+    expect(loadConfig({ REDIS_CLUSTER_NODES: ' ' }).redisCluster).toBeUndefined();
+    expect(loadConfig({}).redisCluster).toBeUndefined();
+
+    for (const prefix of [undefined, 'orderflow', '{}orderflow', 'orderflow}{', '{orderflow']) {
+      const env: Record<string, string> = { REDIS_CLUSTER_NODES: '127.0.0.1:7000' };
+      if (prefix !== undefined) env.QUEUE_PREFIX = prefix;
+      const message = rejection(env);
+      expect(message, String(prefix)).toMatch(
+        /^invalid configuration: QUEUE_PREFIX: must contain a Redis Cluster hash tag/,
+      );
+      expect(message).not.toMatch(/\n/);
+    }
+    for (const nodes of ['127.0.0.1', 'host:0', 'host:70000', ':7000', 'http://host:7000']) {
+      expect(rejection({ REDIS_CLUSTER_NODES: nodes, QUEUE_PREFIX: '{of}' }), nodes).toMatch(
+        /^invalid configuration: REDIS_CLUSTER_NODES: entry 1 must be host:port/,
+      );
+    }
+  });
+
   it('when a variable is set to blanks, then it counts as unset and takes its default', () => {
     const c = loadConfig({
       PORT: '',
