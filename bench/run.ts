@@ -27,9 +27,9 @@ import {
   type BenchEnv,
 } from './lib/setup';
 
-const PHASES = ['intake', 'redis', 'uniform', 'hot', 'restock', 'count', 'production', 'growth'] as const;
-/** Phases a bare `npm run bench` runs; `growth` (a database of a million orders) only when named. */
-const DEFAULT_PHASES = PHASES.filter((p) => p !== 'growth');
+const PHASES = ['intake', 'redis', 'uniform', 'hot', 'restock', 'count', 'production', 'workers', 'growth'] as const;
+/** Phases a bare `npm run bench` runs; `workers` and `growth` (a database of a million orders) only when named. */
+const DEFAULT_PHASES = PHASES.filter((p) => p !== 'growth' && p !== 'workers');
 type Phase = (typeof PHASES)[number];
 
 const FULL = {
@@ -204,6 +204,7 @@ interface Results {
   restock?: RestockResult;
   count?: CountResult;
   production?: { plain: ProductionResult; endpoints: ProductionResult; ceiling: CeilingResult };
+  workers?: { skus: number; ceiling: CeilingResult; runs: ProductionResult[] };
   growth?: {
     grown: GrowthResult;
     rounds: { empty: ProductionResult; grown: ProductionResult }[];
@@ -401,6 +402,65 @@ async function productionPhase(bench: BenchEnv): Promise<Results['production']> 
   const plain = await run('production', 0);
   const withEndpoints = await run('production3ep', 3);
   return { plain, endpoints: withEndpoints, ceiling };
+}
+
+/**
+ * Many workers (docs/benchmarks.md): the production-shaped run with 1, 2 and 4 worker processes on
+ * the same load (orders over a small set of popular SKUs, so workers meet on the same rows), each
+ * on a private Redis, with the CPU each part used; beside the bare worker ceiling on those jobs.
+ */
+async function workersPhase(bench: BenchEnv): Promise<Results['workers']> {
+  const orders = size.productionOrders;
+  const skus = 100;
+  log('workers: compiling (npm run build)');
+  buildCompiled();
+  const url = await bench.database('wceil');
+  const db = createDb(url, 2);
+  let ceiling: CeilingResult;
+  try {
+    const cskus = await seedProducts(db, 'WCEIL', skus, orders + 10);
+    ceiling = await runCeilingWorker({
+      redisUrl: bench.redisUrl,
+      databaseUrl: url,
+      prefix: bench.prefix('wceil'),
+      jobs: orderMix(orders, cskus).map((sku) => ({ sku, quantity: 1 })),
+      concurrency: size.ceilingConcurrency,
+      poolMax: bench.config('x').DB_POOL_MAX,
+      lock: 'for-update',
+    });
+  } finally {
+    await db.destroy();
+    await bench.dropDatabase(url);
+  }
+  log(`workers: ceiling ${ceiling.ops.toFixed(0)} ops/s on ${orders} jobs over ${skus} SKUs`);
+  const runs: ProductionResult[] = [];
+  for (const n of [1, 2, 4]) {
+    const redis = await startPrivateRedis();
+    try {
+      const r = await runProduction(bench, {
+        orders,
+        skus,
+        endpoints: 0,
+        tag: `workers${n}`,
+        timeoutMs: Math.max(120000, orders * 30),
+        log,
+        workers: n,
+        redis: redis ? { url: redis.url, pid: redis.pid } : undefined,
+      });
+      const conflicts = r.stats.optimistic_conflicts ?? 0;
+      log(
+        `workers: ${n} process(es): ${r.ops.toFixed(0)} orders/s delivered (${(r.ops / ceiling.ops).toFixed(2)} of the ceiling), ${conflicts} optimistic conflicts; CPU s ${Object.entries(
+          r.cpu_seconds,
+        )
+          .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+          .join(', ')}`,
+      );
+      runs.push(r);
+    } finally {
+      await redis?.stop();
+    }
+  }
+  return { skus, ceiling, runs };
 }
 
 /**
@@ -664,6 +724,11 @@ async function main() {
     if (only.has('production')) {
       loads.production = load1();
       results.production = await productionPhase(bench);
+    }
+    if (only.has('workers')) {
+      await between();
+      loads.workers = load1();
+      results.workers = await workersPhase(bench);
     }
     if (only.has('growth')) {
       await between();

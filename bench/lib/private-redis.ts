@@ -19,7 +19,7 @@ async function freePort(): Promise<number> {
  * Returns undefined when no redis-server binary is on the PATH.
  */
 export async function startPrivateRedis(): Promise<
-  { url: string; version: string; stop(): Promise<void> } | undefined
+  { url: string; version: string; pid: number; stop(): Promise<void> } | undefined
 > {
   const port = await freePort();
   const child = spawn(
@@ -40,6 +40,7 @@ export async function startPrivateRedis(): Promise<
     return {
       url,
       version,
+      pid: child.pid!,
       async stop() {
         const exited = new Promise((res) => child.once('exit', res));
         child.kill('SIGTERM');

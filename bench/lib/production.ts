@@ -3,8 +3,11 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
 import { Webhook } from 'standardwebhooks';
 import { createDb } from '../../src/platform/db';
+import { statsKey } from '../../src/platform/metrics';
 import { BENCH_KEYS, orderMix, seedCustomers, seedProducts, sleep, type BenchEnv } from './setup';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -28,6 +31,25 @@ export interface ProductionResult {
   submit_errors: number;
   /** Failed attempts by error (a duplicate at a receiver is a send that timed out or failed, then retried). */
   failed_attempts: Record<string, number>;
+  workers: number;
+  /** The cross-process counters (Redis stats hash): optimistic_conflicts, optimistic_retries, transitions. */
+  stats: Record<string, number>;
+  /**
+   * CPU seconds over the run (user + system, from /proc), per part: the API process, the worker
+   * processes, the PostgreSQL backends serving this database, and Redis when it is a private one.
+   */
+  cpu_seconds: Record<string, number>;
+}
+
+/** user + system CPU seconds of a process so far (Linux /proc; 0 when it is gone). */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 /** A receiver for every target (the customers' NOTIFY_WEBHOOK_URL and each endpoint), verifying each signature. */
@@ -140,6 +162,10 @@ export async function runProduction(
     log: (m: string) => void;
     /** A database to clone instead of the empty template (the growth phase's grown one). */
     template?: string;
+    /** Worker processes (default 1). */
+    workers?: number;
+    /** A private Redis (its pid is counted in cpu_seconds), instead of the bench's. */
+    redis?: { url: string; pid: number };
   },
 ): Promise<ProductionResult> {
   const url = await bench.database(opts.tag, opts.template);
@@ -149,7 +175,9 @@ export async function runProduction(
   const secret = `whsec_${randomBytes(32).toString('base64')}`;
   const rx = await startReceiver(new Map([['customer', secret]]));
   const port = await freePort();
-  const env = bench.env(bench.prefix(opts.tag), {
+  const prefix = bench.prefix(opts.tag);
+  const env = bench.env(prefix, {
+    ...(opts.redis ? { REDIS_URL: opts.redis.url } : {}),
     DATABASE_URL: url,
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -158,7 +186,7 @@ export async function runProduction(
     WEBHOOK_PRIVATE_TARGETS: 'allow',
   });
   const api = startProcess('api', env);
-  const worker = startProcess('worker', env);
+  const workers = Array.from({ length: opts.workers ?? 1 }, () => startProcess('worker', env));
   const base = `http://127.0.0.1:${port}`;
   try {
     const readyBy = Date.now() + 60000;
@@ -187,6 +215,21 @@ export async function runProduction(
     );
     let next = 0;
     let errors = 0;
+    // The backends serving this database (the pools are open once /readyz answered; more may open).
+    const backends = async () =>
+      (
+        await db.raw(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+      ).rows.map((r: { pid: number }) => r.pid) as number[];
+    const cpuStart = new Map<number, number>();
+    for (const pid of await backends()) cpuStart.set(pid, cpuSeconds(pid));
+    const parts = {
+      api: [api.child.pid!],
+      workers: workers.map((w) => w.child.pid!),
+      ...(opts.redis ? { redis: [opts.redis.pid] } : {}),
+    };
+    const partStart = Object.fromEntries(
+      Object.entries(parts).map(([k, pids]) => [k, pids.reduce((a, p) => a + cpuSeconds(p), 0)]),
+    );
     const t0 = Date.now();
     let submitted = 0;
     await Promise.all(
@@ -214,7 +257,8 @@ export async function runProduction(
     while (rx.delivered() < want) {
       if (Date.now() > deadline)
         throw new Error(`${opts.tag}: ${rx.delivered()} of ${want} deliveries after ${opts.timeoutMs} ms`);
-      if (worker.child.exitCode !== null) throw new Error(`worker exited:\n${worker.output().slice(-3000)}`);
+      for (const w of workers)
+        if (w.child.exitCode !== null) throw new Error(`worker exited:\n${w.output().slice(-3000)}`);
       if (Date.now() - lastLog > 5000) {
         opts.log(`${opts.tag}: ${rx.delivered()} of ${want} deliveries`);
         lastLog = Date.now();
@@ -222,6 +266,14 @@ export async function runProduction(
       await sleep(20);
     }
     const seconds = (rx.last() - t0) / 1000;
+    const cpu: Record<string, number> = Object.fromEntries(
+      Object.entries(parts).map(([k, pids]) => [k, pids.reduce((a, p) => a + cpuSeconds(p), 0) - partStart[k]]),
+    );
+    cpu.postgres = (await backends()).reduce((a, pid) => a + cpuSeconds(pid) - (cpuStart.get(pid) ?? 0), 0);
+    await sleep(1500); // each process flushes its counters to the stats hash every second
+    const r = new Redis(opts.redis?.url ?? bench.redisUrl);
+    const stats = Object.fromEntries(Object.entries(await r.hgetall(statsKey(prefix))).map(([k, v]) => [k, Number(v)]));
+    r.disconnect();
     // Only this run's: a grown database holds a history of its own.
     const since = new Date(t0 - 1000);
     const mine = () => db('events').where({ type: 'order.confirmed' }).where('created_at', '>=', since);
@@ -236,6 +288,9 @@ export async function runProduction(
       .limit(10)
       .select('error', db.raw('count(*) AS n'));
     return {
+      workers: workers.length,
+      stats,
+      cpu_seconds: cpu,
       failed_attempts: Object.fromEntries(failures.map((f) => [f.error, Number(f.n)])),
       orders: opts.orders,
       skus: opts.skus,
@@ -255,7 +310,7 @@ export async function runProduction(
       submit_errors: errors + (submitted - opts.orders),
     };
   } finally {
-    await worker.stop();
+    await Promise.all(workers.map((w) => w.stop()));
     await api.stop();
     await rx.close();
     await db.destroy();
