@@ -6,7 +6,7 @@ import type { Config } from '../platform/config';
 import type { Context } from '../platform/context';
 import { createDb } from '../platform/db';
 import { setStatsSink, StatsSink, statsKey } from '../platform/metrics';
-import { createRedis } from '../platform/redis';
+import { createRedis, sentinelsOf } from '../platform/redis';
 
 /** The domain's context plus what the entry points use: the BullMQ queues (board, reconciler) and stats. */
 export interface AppContext extends Context {
@@ -20,7 +20,7 @@ export interface AppContext extends Context {
 /** Wires one process: database, Redis, queues, the job publisher, and the after-commit handlers. */
 export function createContext(config: Config): AppContext {
   const db = createDb(config.DATABASE_URL, config.DB_POOL_MAX);
-  const redis = createRedis(config.REDIS_URL, 'producer');
+  const redis = createRedis(config.REDIS_URL, 'producer', sentinelsOf(config));
   const queues = createQueues(config, redis);
   const stats = new StatsSink(redis, statsKey(config.QUEUE_PREFIX));
   setStatsSink(stats);

@@ -3,7 +3,7 @@ import { Worker, type Job, type Processor } from 'bullmq';
 import type { AppContext } from './context';
 import { logger } from '../platform/logger';
 import { metrics } from '../platform/metrics';
-import { createRedis } from '../platform/redis';
+import { createRedis, sentinelsOf } from '../platform/redis';
 import { relayOutbox } from '../jobs/relay';
 import { startSequencer } from '../events';
 import { JOB, QUEUES, retention, type QueueName } from '../jobs/queues';
@@ -43,7 +43,7 @@ function instrument(queue: QueueName, fn: Processor): Processor {
  */
 export async function startWorkers(ctx: AppContext, only?: QueueName[]): Promise<RunningWorkers> {
   const { config } = ctx;
-  const connection = createRedis(config.REDIS_URL, 'worker');
+  const connection = createRedis(config.REDIS_URL, 'worker', sentinelsOf(config));
   const want = (q: QueueName) => !only || only.includes(q);
   const make = (name: QueueName, processor: Processor, concurrency: number) => {
     const w = new Worker(name, instrument(name, processor), {

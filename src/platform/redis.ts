@@ -1,19 +1,48 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { logger } from './logger';
 
+export interface SentinelOptions {
+  sentinels: { host: string; port: number }[];
+  name: string;
+}
+
+/** The sentinels of a configuration (REDIS_SENTINELS, REDIS_SENTINEL_NAME), or undefined for a plain REDIS_URL. */
+export function sentinelsOf(config: {
+  REDIS_SENTINELS?: { host: string; port: number }[];
+  REDIS_SENTINEL_NAME: string;
+}): SentinelOptions | undefined {
+  return config.REDIS_SENTINELS ? { sentinels: config.REDIS_SENTINELS, name: config.REDIS_SENTINEL_NAME } : undefined;
+}
+
+/**
+ * Sentinel mode: ioredis asks the sentinels for the master of `name` on every (re)connect, so after
+ * a failover the next reconnect reaches the promoted replica. Host and port of REDIS_URL are then
+ * ignored (its password and database number still apply). A server that answers READONLY (a
+ * demoted master seen before the sentinels reconfigured it) makes the client reconnect and ask again.
+ */
+function sentinelOptions(s: SentinelOptions): RedisOptions {
+  return {
+    sentinels: s.sentinels,
+    name: s.name,
+    sentinelRetryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+    failoverDetector: true,
+    reconnectOnError: (err) => (/^READONLY/.test(err.message) ? 2 : false),
+  };
+}
+
 /**
  * Producers fail fast (no offline queue, one retry per request) so that intake never waits on a dead
  * Redis: the outbox relay publishes later. Workers use maxRetriesPerRequest: null, as BullMQ requires.
  */
-export function createRedis(url: string, kind: 'producer' | 'worker'): Redis {
+export function createRedis(url: string, kind: 'producer' | 'worker', sentinel?: SentinelOptions): Redis {
   const opts: RedisOptions =
     kind === 'producer'
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false }
       : { maxRetriesPerRequest: null, enableOfflineQueue: true, connectTimeout: 5000 };
-  const redis = new Redis(url, {
-    ...opts,
-    retryStrategy: (times) => Math.min(200 * 2 ** Math.min(times, 5), 5000),
-  });
+  const retryStrategy = (times: number) => Math.min(200 * 2 ** Math.min(times, 5), 5000);
+  const redis = sentinel
+    ? new Redis(url, { ...opts, ...sentinelOptions(sentinel), retryStrategy })
+    : new Redis(url, { ...opts, retryStrategy });
   let lastLogged = 0;
   redis.on('error', (err) => {
     // A down Redis emits an error per reconnect attempt; log at most every 10 s.
