@@ -64,7 +64,13 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   const stop = async (mode: 'fast' | 'immediate' = 'fast') => {
     await pgCmd('pg_ctl', ['-D', path.join(dataDir, 'data'), '-m', mode, '-w', 'stop']);
   };
-  await start();
+  try {
+    await start();
+  } catch (err) {
+    await stop('immediate').catch(() => undefined);
+    await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     url: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`,
     port,

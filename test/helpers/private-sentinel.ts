@@ -47,99 +47,108 @@ export async function startSentinelGroup(opts: { sentinels?: number; name?: stri
   const dir = await mkdtemp(path.join(os.tmpdir(), 'of-sentinel-'));
   const children: ChildProcess[] = [];
   const serve = (args: string[]) => {
-    const c = spawn('redis-server', args, { stdio: 'ignore' });
+    const c = spawn('redis-server', args, { stdio: 'ignore', cwd: dir });
     children.push(c);
     return c;
   };
-  const plain = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'];
-  const primaryPort = await freePort();
-  const primary = serve(['--port', String(primaryPort), ...plain]);
-  await waitUntil(() => portAnswers(primaryPort), 'the primary');
-  const replicaPort = await freePort();
-  serve(['--port', String(replicaPort), ...plain, '--replicaof', '127.0.0.1', String(primaryPort)]);
-  /** One command on a fresh connection (a server still starting refuses it: the caller polls). */
-  const ask = async <T>(port: number, ...args: string[]): Promise<T> => {
-    const r = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => null });
-    r.on('error', () => undefined);
-    try {
-      return (await r.call(args[0], ...args.slice(1))) as T;
-    } finally {
-      r.disconnect();
-    }
-  };
-  await waitUntil(
-    async () => /master_link_status:up/.test(await ask<string>(replicaPort, 'INFO', 'replication')),
-    'the replica in sync',
-  );
-
-  const sentinelPorts: number[] = [];
-  const quorum = Math.floor(count / 2) + 1;
-  for (let i = 0; i < count; i++) {
-    const port = await freePort();
-    const conf = path.join(dir, `sentinel-${i}.conf`);
-    // Sentinel rewrites its configuration file (what it learnt), so it must be a writable file of its own.
-    await writeFile(
-      conf,
-      [
-        `port ${port}`,
-        'bind 127.0.0.1',
-        `dir ${dir}`,
-        `sentinel monitor ${name} 127.0.0.1 ${primaryPort} ${quorum}`,
-        `sentinel down-after-milliseconds ${name} 1000`,
-        `sentinel failover-timeout ${name} 3000`,
-        `sentinel parallel-syncs ${name} 1`,
-        '',
-      ].join('\n'),
+  const stop = async () => {
+    await Promise.all(
+      children.map(async (c) => {
+        if (c.exitCode !== null || c.signalCode !== null) return;
+        const gone = new Promise((r) => c.once('exit', r));
+        c.kill('SIGKILL');
+        await gone;
+      }),
     );
-    serve([conf, '--sentinel']);
-    sentinelPorts.push(port);
-  }
-  // Every sentinel must know the replica and the other sentinels before the primary can be failed over.
-  for (const port of sentinelPorts) {
-    await waitUntil(async () => {
-      const replicas = await ask<unknown[]>(port, 'SENTINEL', 'REPLICAS', name);
-      const others = await ask<unknown[]>(port, 'SENTINEL', 'SENTINELS', name);
-      return replicas.length === 1 && others.length === count - 1;
-    }, `sentinel ${port} to discover the replica and its peers`);
-  }
-
-  return {
-    name,
-    primaryPort,
-    replicaPort,
-    sentinelPorts,
-    sentinelList: sentinelPorts.map((p) => `127.0.0.1:${p}`).join(','),
-    async cutReplication() {
-      const nowhere = await freePort();
-      await ask(replicaPort, 'REPLICAOF', '127.0.0.1', String(nowhere));
-      await waitUntil(
-        async () => /master_link_status:down/.test(await ask<string>(replicaPort, 'INFO', 'replication')),
-        'the replica cut off',
-      );
-    },
-    async killPrimary() {
-      if (primary.exitCode !== null) return;
-      const gone = new Promise((r) => primary.once('exit', r));
-      primary.kill('SIGKILL');
-      await gone;
-    },
-    async masterPort() {
-      for (const port of sentinelPorts) {
-        const addr = await ask<string[] | null>(port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name).catch(() => null);
-        if (addr) return Number(addr[1]);
-      }
-      return undefined;
-    },
-    async stop() {
-      await Promise.all(
-        children.map(async (c) => {
-          if (c.exitCode !== null || c.signalCode !== null) return;
-          const gone = new Promise((r) => c.once('exit', r));
-          c.kill('SIGKILL');
-          await gone;
-        }),
-      );
-      await rm(dir, { recursive: true, force: true });
-    },
+    await rm(dir, { recursive: true, force: true });
   };
+  // Whatever fails on the way up, nothing started is left running.
+  try {
+    // --dir: a replica's full sync goes through an RDB file on disk; it belongs in the temp dir.
+    const plain = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'];
+    plain.push('--dir', dir);
+    const primaryPort = await freePort();
+    const primary = serve(['--port', String(primaryPort), ...plain]);
+    await waitUntil(() => portAnswers(primaryPort), 'the primary');
+    const replicaPort = await freePort();
+    serve(['--port', String(replicaPort), ...plain, '--replicaof', '127.0.0.1', String(primaryPort)]);
+    /** One command on a fresh connection (a server still starting refuses it: the caller polls). */
+    const ask = async <T>(port: number, ...args: string[]): Promise<T> => {
+      const r = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => null });
+      r.on('error', () => undefined);
+      try {
+        return (await r.call(args[0], ...args.slice(1))) as T;
+      } finally {
+        r.disconnect();
+      }
+    };
+    await waitUntil(
+      async () => /master_link_status:up/.test(await ask<string>(replicaPort, 'INFO', 'replication')),
+      'the replica in sync',
+    );
+
+    const sentinelPorts: number[] = [];
+    const quorum = Math.floor(count / 2) + 1;
+    for (let i = 0; i < count; i++) {
+      const port = await freePort();
+      const conf = path.join(dir, `sentinel-${i}.conf`);
+      // Sentinel rewrites its configuration file (what it learnt), so it must be a writable file of its own.
+      await writeFile(
+        conf,
+        [
+          `port ${port}`,
+          'bind 127.0.0.1',
+          `dir ${dir}`,
+          `sentinel monitor ${name} 127.0.0.1 ${primaryPort} ${quorum}`,
+          `sentinel down-after-milliseconds ${name} 1000`,
+          `sentinel failover-timeout ${name} 3000`,
+          `sentinel parallel-syncs ${name} 1`,
+          '',
+        ].join('\n'),
+      );
+      serve([conf, '--sentinel']);
+      sentinelPorts.push(port);
+    }
+    // Every sentinel must know the replica and the other sentinels before the primary can be failed over.
+    for (const port of sentinelPorts) {
+      await waitUntil(async () => {
+        const replicas = await ask<unknown[]>(port, 'SENTINEL', 'REPLICAS', name);
+        const others = await ask<unknown[]>(port, 'SENTINEL', 'SENTINELS', name);
+        return replicas.length === 1 && others.length === count - 1;
+      }, `sentinel ${port} to discover the replica and its peers`);
+    }
+
+    return {
+      name,
+      primaryPort,
+      replicaPort,
+      sentinelPorts,
+      sentinelList: sentinelPorts.map((p) => `127.0.0.1:${p}`).join(','),
+      async cutReplication() {
+        const nowhere = await freePort();
+        await ask(replicaPort, 'REPLICAOF', '127.0.0.1', String(nowhere));
+        await waitUntil(
+          async () => /master_link_status:down/.test(await ask<string>(replicaPort, 'INFO', 'replication')),
+          'the replica cut off',
+        );
+      },
+      async killPrimary() {
+        if (primary.exitCode !== null) return;
+        const gone = new Promise((r) => primary.once('exit', r));
+        primary.kill('SIGKILL');
+        await gone;
+      },
+      async masterPort() {
+        for (const port of sentinelPorts) {
+          const addr = await ask<string[] | null>(port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name).catch(() => null);
+          if (addr) return Number(addr[1]);
+        }
+        return undefined;
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
