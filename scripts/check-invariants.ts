@@ -7,13 +7,13 @@ import { Queue } from 'bullmq';
 import { loadConfigOrExit } from '../src/platform/config';
 import { createDb } from '../src/platform/db';
 import { checkInvariants } from '../src/invariants';
-import { createRedis } from '../src/platform/redis';
+import { createRedis, sentinelsOf } from '../src/platform/redis';
 import { QUEUES } from '../src/jobs/queues';
 
 async function run(): Promise<number> {
   const config = loadConfigOrExit();
   const db = createDb(config.DATABASE_URL, 2);
-  const redis = createRedis(config.REDIS_URL, 'producer');
+  const redis = createRedis(config.REDIS_URL, 'producer', sentinelsOf(config));
   const orders = new Queue(QUEUES.orders, { connection: redis, prefix: config.QUEUE_PREFIX });
   try {
     const grace = Number(process.env.INVARIANT_GRACE_SECONDS ?? config.RECONCILE_AFTER_SECONDS * 2);

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDb } from '../../src/platform/db';
 import { prepareDatabase } from '../../src/platform/prepare-database';
 import {
+  apiAt,
   expectCleanRun,
   faultSeed,
   figures,
@@ -15,7 +16,7 @@ import {
   setupShop,
   waitSettled,
 } from '../helpers/fault-kit';
-import { createHarness, KEYS, waitFor, type ApiResponse, type Harness, type WorkerProcess } from '../helpers/harness';
+import { createHarness, waitFor, type Harness, type WorkerProcess } from '../helpers/harness';
 import { startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres';
 import { freePort } from '../helpers/private-redis';
 
@@ -28,26 +29,6 @@ let pgsrv: PrivatePostgres;
 let h: Harness;
 let direct: Knex;
 let dbUrl: string;
-
-/** The harness's request helper, aimed at another base URL (the API process). */
-function apiAt(baseUrl: string): Harness['api'] {
-  return async (method, url, o = {}) => {
-    const headers: Record<string, string> = { ...o.headers };
-    const role = o.role === undefined ? 'operator' : o.role;
-    if (role) headers.authorization = `Bearer ${KEYS[role]}`;
-    const body = o.body !== undefined ? JSON.stringify(o.body) : o.raw;
-    if (o.body !== undefined) headers['content-type'] ??= 'application/json';
-    const res = await fetch(`${baseUrl}${url}`, { method, headers, body });
-    const text = await res.text();
-    let parsed: any = text;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      /* not JSON */
-    }
-    return { status: res.status, body: parsed, headers: res.headers, text } as ApiResponse;
-  };
-}
 
 beforeAll(async () => {
   // knex and pg print every refused connection on the console during the outage.

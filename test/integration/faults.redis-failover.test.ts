@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../src/platform/db';
 import {
+  apiAt,
   expectCleanRun,
   faultSeed,
   figures,
@@ -14,15 +15,7 @@ import {
   setupShop,
   waitSettled,
 } from '../helpers/fault-kit';
-import {
-  createHarness,
-  createTestDatabase,
-  KEYS,
-  waitFor,
-  type ApiResponse,
-  type Harness,
-  type WorkerProcess,
-} from '../helpers/harness';
+import { createHarness, createTestDatabase, waitFor, type Harness, type WorkerProcess } from '../helpers/harness';
 import { freePort } from '../helpers/private-redis';
 import { startSentinelGroup, type SentinelGroup } from '../helpers/private-sentinel';
 
@@ -38,26 +31,6 @@ let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
 let group: SentinelGroup;
 let h: Harness;
 let direct: Knex;
-
-/** The harness's request helper, aimed at another base URL (the API process). */
-function apiAt(baseUrl: string): Harness['api'] {
-  return async (method, url, o = {}) => {
-    const headers: Record<string, string> = { ...o.headers };
-    const role = o.role === undefined ? 'operator' : o.role;
-    if (role) headers.authorization = `Bearer ${KEYS[role]}`;
-    const body = o.body !== undefined ? JSON.stringify(o.body) : o.raw;
-    if (o.body !== undefined) headers['content-type'] ??= 'application/json';
-    const res = await fetch(`${baseUrl}${url}`, { method, headers, body });
-    const text = await res.text();
-    let parsed: any = text;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      /* not JSON */
-    }
-    return { status: res.status, body: parsed, headers: res.headers, text } as ApiResponse;
-  };
-}
 
 beforeAll(async () => {
   testDb = await createTestDatabase();
