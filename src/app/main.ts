@@ -35,7 +35,7 @@ export async function main(mode: Mode): Promise<void> {
       databaseUrl: base.DATABASE_URL,
       databaseDefaulted: base.databaseUrlDefaulted,
       redisUrl: base.REDIS_URL,
-      redisDefaulted: base.redisUrlDefaulted,
+      redisDefaulted: base.redisUrlDefaulted && !base.REDIS_SENTINELS,
       dataDir: base.EMBEDDED_DATA_DIR,
     });
   } catch (err) {

@@ -135,6 +135,36 @@ const schema = z.object({
     .optional(),
   // Set: Redis Cluster mode, REDIS_URL is not used (see clusterNodes).
   REDIS_CLUSTER_NODES: clusterNodes,
+  // Redis behind Sentinel: a comma-separated host:port list of sentinels, and the master's name
+  // there. When set, the master is found through them (and again after a failover); REDIS_URL then
+  // only gives the password, username and database number.
+  REDIS_SENTINELS: z
+    .string()
+    .trim()
+    .optional()
+    .transform((raw, ctx): { host: string; port: number }[] | undefined => {
+      if (raw === undefined || raw === '') return undefined;
+      const list: { host: string; port: number }[] = [];
+      for (const [i, entry] of raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .entries()) {
+        const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(entry);
+        const port = Number(m?.[2]);
+        if (!m || port < 1 || port > 65535) {
+          ctx.addIssue({ code: 'custom', message: `entry ${i + 1} must be host:port` });
+          return z.NEVER;
+        }
+        list.push({ host: m[1].replace(/^\[|\]$/g, ''), port });
+      }
+      return list.length ? list : undefined;
+    }),
+  REDIS_SENTINEL_NAME: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 . _ -')
+    .default('mymaster'),
   PORT: int(0, 65535).default(3000),
   // The interface the API listens on. Default: 0.0.0.0 under NODE_ENV=production (a container's port
   // must be reachable from outside it), 127.0.0.1 otherwise (development keys are published).

@@ -6,7 +6,8 @@ import { logger } from './logger';
 export type RedisClient = Redis | Cluster;
 
 /** Where Redis is: REDIS_URL, or the cluster of REDIS_CLUSTER_NODES when that is set. */
-export type RedisTarget = Pick<Config, 'REDIS_URL' | 'redisCluster'>;
+export type RedisTarget = Pick<Config, 'REDIS_URL' | 'redisCluster'> &
+  Partial<Pick<Config, 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME'>>;
 
 const asTarget = (t: string | RedisTarget): RedisTarget =>
   typeof t === 'string' ? { REDIS_URL: t, redisCluster: undefined } : t;
@@ -22,6 +23,38 @@ export function redisKey(config: Pick<Config, 'QUEUE_PREFIX'>, name: string): st
   return `${config.QUEUE_PREFIX}:${name}`;
 }
 
+export interface SentinelOptions {
+  sentinels: { host: string; port: number }[];
+  name: string;
+}
+
+/** The sentinels of a configuration (REDIS_SENTINELS, REDIS_SENTINEL_NAME), or undefined for a plain REDIS_URL. */
+export function sentinelsOf(config: {
+  REDIS_SENTINELS?: { host: string; port: number }[];
+  REDIS_SENTINEL_NAME: string;
+}): SentinelOptions | undefined {
+  return config.REDIS_SENTINELS ? { sentinels: config.REDIS_SENTINELS, name: config.REDIS_SENTINEL_NAME } : undefined;
+}
+
+/**
+ * Sentinel mode: ioredis asks the sentinels for the master of `name` on every (re)connect, so after
+ * a failover the next reconnect reaches the promoted replica. Host and port of REDIS_URL are then
+ * ignored (its password and database number still apply). A server that answers READONLY (a
+ * demoted master seen before the sentinels reconfigured it) makes the client reconnect and ask again.
+ */
+function sentinelOptions(s: SentinelOptions): RedisOptions {
+  return {
+    sentinels: s.sentinels,
+    name: s.name,
+    sentinelRetryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+    // Each reconnect asks the sentinels first, so it is cheap: retry at most every second, so that
+    // the promoted replica is reached within about a second of its promotion (not up to 5 s later).
+    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 4), 1000),
+    failoverDetector: true,
+    reconnectOnError: (err) => (/^READONLY/.test(err.message) ? 2 : false),
+  };
+}
+
 /**
  * Producers fail fast (no offline queue, one retry per request) so that intake never waits on a dead
  * Redis: the outbox relay publishes later. Workers use maxRetriesPerRequest: null, as BullMQ requires.
@@ -29,7 +62,11 @@ export function redisKey(config: Pick<Config, 'QUEUE_PREFIX'>, name: string): st
  * (BullMQ reads `redisOptions.maxRetriesPerRequest` of a cluster).
  */
 export function createRedis(target: string | RedisTarget, kind: 'producer' | 'worker'): RedisClient {
-  const { REDIS_URL: url, redisCluster } = asTarget(target);
+  const t = asTarget(target);
+  const { REDIS_URL: url, redisCluster } = t;
+  const sentinel = t.REDIS_SENTINELS
+    ? sentinelsOf({ REDIS_SENTINELS: t.REDIS_SENTINELS, REDIS_SENTINEL_NAME: t.REDIS_SENTINEL_NAME ?? 'mymaster' })
+    : undefined;
   const opts: RedisOptions =
     kind === 'producer'
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false }
@@ -53,6 +90,8 @@ export function createRedis(target: string | RedisTarget, kind: 'producer' | 'wo
       },
     };
     redis = new Cluster(redisCluster.nodes, clusterOpts);
+  } else if (sentinel) {
+    redis = new Redis(url, { ...opts, retryStrategy: retry, ...sentinelOptions(sentinel) });
   } else {
     redis = new Redis(url, { ...opts, retryStrategy: retry });
   }
@@ -72,7 +111,11 @@ export function createRedis(target: string | RedisTarget, kind: 'producer' | 'wo
  * On a cluster every master is scanned and each key is unlinked on its own.
  */
 export async function deleteKeysWithPrefix(target: string | RedisTarget, prefix: string): Promise<void> {
-  const { REDIS_URL: url, redisCluster } = asTarget(target);
+  const t = asTarget(target);
+  const { REDIS_URL: url, redisCluster } = t;
+  const sentinel = t.REDIS_SENTINELS
+    ? sentinelsOf({ REDIS_SENTINELS: t.REDIS_SENTINELS, REDIS_SENTINEL_NAME: t.REDIS_SENTINEL_NAME ?? 'mymaster' })
+    : undefined;
   const r: RedisClient = redisCluster
     ? new Cluster(redisCluster.nodes, {
         clusterRetryStrategy: () => null,

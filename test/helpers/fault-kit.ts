@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { expect } from 'vitest';
 import { checkInvariants, type InvariantReport } from '../../src/invariants';
 import type { Queues } from '../../src/jobs/queues';
-import { KEYS, type Harness } from './harness';
+import { KEYS, type ApiResponse, type Harness } from './harness';
 
 /** A small seeded PRNG (mulberry32) so that a failing fault run can be replayed with FAULT_SEED. */
 export function rng(seed: number) {
@@ -274,4 +274,24 @@ export function expectCleanRun(r: {
   expect(r.f.oversoldUnits).toBe(0);
   expect(r.f.duplicateEffects).toBe(0);
   expect(r.f.invariants.problems).toEqual([]);
+}
+
+/** The harness's request helper, aimed at another base URL (an API process the test spawned). */
+export function apiAt(baseUrl: string): Harness['api'] {
+  return async (method, url, o = {}) => {
+    const headers: Record<string, string> = { ...o.headers };
+    const role = o.role === undefined ? 'operator' : o.role;
+    if (role) headers.authorization = `Bearer ${KEYS[role]}`;
+    const body = o.body !== undefined ? JSON.stringify(o.body) : o.raw;
+    if (o.body !== undefined) headers['content-type'] ??= 'application/json';
+    const res = await fetch(`${baseUrl}${url}`, { method, headers, body });
+    const text = await res.text();
+    let parsed: any = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* not JSON */
+    }
+    return { status: res.status, body: parsed, headers: res.headers, text } as ApiResponse;
+  };
 }
