@@ -111,11 +111,7 @@ export function createRedis(target: string | RedisTarget, kind: 'producer' | 'wo
  * On a cluster every master is scanned and each key is unlinked on its own.
  */
 export async function deleteKeysWithPrefix(target: string | RedisTarget, prefix: string): Promise<void> {
-  const t = asTarget(target);
-  const { REDIS_URL: url, redisCluster } = t;
-  const sentinel = t.REDIS_SENTINELS
-    ? sentinelsOf({ REDIS_SENTINELS: t.REDIS_SENTINELS, REDIS_SENTINEL_NAME: t.REDIS_SENTINEL_NAME ?? 'mymaster' })
-    : undefined;
+  const { REDIS_URL: url, redisCluster } = asTarget(target);
   const r: RedisClient = redisCluster
     ? new Cluster(redisCluster.nodes, {
         clusterRetryStrategy: () => null,
