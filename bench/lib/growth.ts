@@ -4,7 +4,14 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { startWorkers } from '../../src/app/workers';
 import { cancelOrder, fulfillOrder } from '../../src/orders';
-import { alertReadings, inventoryReport, ledgerReport, ordersReport, replenishmentReport } from '../../src/reports';
+import {
+  alertReadings,
+  checkpointLedger,
+  inventoryReport,
+  ledgerReport,
+  ordersReport,
+  replenishmentReport,
+} from '../../src/reports';
 import { stockByLocation } from '../../src/inventory';
 import { listOrders, listOrdersQuerySchema } from '../../src/orders';
 import { eventsQuerySchema, listEvents } from '../../src/events';
@@ -200,6 +207,17 @@ export async function growDatabase(
       HAVING lv.on_hand <> COALESCE(sum(mv.quantity), 0)`);
   } finally {
     await c.end();
+  }
+  // What the checkpoint-ledger job of a running deployment would have done meanwhile.
+  const cdb = createDb(url, 1);
+  try {
+    const last = Number((await cdb('stock_movements').max({ id: 'id' }))[0].id);
+    for (let i = 0; i < 50 && Number((await cdb('ledger_checkpoint').first()).upto_id) < last; i++) {
+      await checkpointLedger(cdb);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await cdb.destroy();
   }
   const copySeconds = (Date.now() - t) / 1000;
   t = Date.now();

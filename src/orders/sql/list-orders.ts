@@ -80,8 +80,11 @@ export function orderPageQuery(db: Db, q: ListOrdersQuery, beforeSeq: number | u
     const branches = [
       ...(range ? [branch((b) => b.whereBetween('o.id', range))] : []),
       branch((b) => b.where('o.external_ref', text)),
+      // A scalar subquery (e-mails are unique): the branch is then a walk of (customer_id, seq). As
+      // `IN (SELECT …)` the planner walked seq backward over every order when nobody had that e-mail
+      // (454 ms at 1,000,000 orders; docs/benchmarks.md).
       branch((b) =>
-        b.whereRaw('o.customer_id IN (SELECT c.id FROM customers c WHERE lower(c.email) = lower(?))', [text]),
+        b.whereRaw('o.customer_id = (SELECT c.id FROM customers c WHERE lower(c.email) = lower(?))', [text]),
       ),
       // The SKU's lines newest first on order_lines (sku, seq), each joined to its order.
       ...(/^[A-Za-z0-9._-]{1,64}$/.test(text)
