@@ -29,7 +29,7 @@ describe('fault: chaos over orders, stock and operator actions with worker kills
     const r = rng(seed);
     const locs = [await makeLocation(h(), 10), await makeLocation(h(), 20), await makeLocation(h(), 30)];
     const skus: string[] = [];
-    for (let i = 0; i < 5; i++) skus.push(await makeProductAt(h(), Object.fromEntries(locs.map((l) => [l, 12]))));
+    for (let i = 0; i < 5; i++) skus.push(await makeProductAt(h(), Object.fromEntries(locs.map((l) => [l, 25]))));
     const customers = [await makeCustomerId(h()), await makeCustomerId(h()), await makeCustomerId(h())];
 
     const env = { ORDER_CONCURRENCY: '4' };
@@ -89,7 +89,7 @@ describe('fault: chaos over orders, stock and operator actions with worker kills
         body: {
           event_id: `chaos-${seed}-${++restockNo}`,
           sku: r.pick(skus),
-          quantity: r.int(1, 5),
+          quantity: r.int(2, 8),
           location: r.pick(locs),
         },
       });
