@@ -229,8 +229,14 @@ async function main() {
     let kills = 0;
     let sent = 0;
     let lastReceived = rx.received();
+    // Ctrl-C (or SIGTERM) ends the load early: the run still settles, checks and cleans up.
+    let stop = false;
+    for (const sig of ['SIGINT', 'SIGTERM'] as const)
+      process.once(sig, () => {
+        stop = true;
+      });
     // One row per minute: the loop ends with the last minute's report.
-    while (rows.length < Math.ceil(o.minutes)) {
+    while (rows.length < Math.ceil(o.minutes) && !stop) {
       // Open loop: requests go out on schedule whether or not earlier ones have been answered.
       const due = Math.floor(((Date.now() - started) / 1000) * o.rate);
       while (sent < due) {
