@@ -4,7 +4,8 @@
 // receiver, and sends production-shaped load at a fixed rate: orders (some with a backorder),
 // restocks, fulfils, shipments, cancels and a stock count now and then. Every --kill-every minutes
 // the worker is SIGKILLed and started again. Each minute it prints throughput, p99 latency, the
-// RSS of every process, Redis used_memory and the PostgreSQL database size; at the end, a
+// RSS of every process (peak of the minute), Redis used_memory (the whole server's) and the
+// PostgreSQL database size; at the end, a
 // markdown table of the same, and the invariant checker's verdict.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -229,6 +230,9 @@ async function main() {
     let kills = 0;
     let sent = 0;
     let lastReceived = rx.received();
+    // RSS is sampled every 5 s and reported as the minute's peak: a worker just restarted is still small.
+    const peak = { api: 0, worker: 0, soak: 0 };
+    let nextSample = 0;
     // Ctrl-C (or SIGTERM) ends the load early: the run still settles, checks and cleans up.
     let stop = false;
     for (const sig of ['SIGINT', 'SIGTERM'] as const)
@@ -243,6 +247,12 @@ async function main() {
         sent++;
         if (inflight.size < 500) track(sent % 10 === 0 ? side() : order());
         else minute.errors++;
+      }
+      if (Date.now() >= nextSample) {
+        peak.api = Math.max(peak.api, rssMb(api.child.pid));
+        peak.worker = Math.max(peak.worker, rssMb(worker.child.pid));
+        peak.soak = Math.max(peak.soak, Math.round(process.memoryUsage().rss / 1024 / 1024));
+        nextSample = Date.now() + 5000;
       }
       if (Date.now() >= nextKill) {
         worker.child.kill('SIGKILL');
@@ -271,14 +281,15 @@ async function main() {
           'p99 ms': Math.round(p99),
           'webhooks/s': +((received - lastReceived) / 60).toFixed(1),
           'backlog (received)': Number(settled.rows[0].received),
-          'API RSS MB': rssMb(api.child.pid),
-          'worker RSS MB': rssMb(worker.child.pid),
-          'soak RSS MB': Math.round(process.memoryUsage().rss / 1024 / 1024),
+          'API RSS MB (peak)': Math.max(peak.api, rssMb(api.child.pid)),
+          'worker RSS MB (peak)': Math.max(peak.worker, rssMb(worker.child.pid)),
+          'load generator RSS MB (peak)': peak.soak,
           'Redis used_memory MB': +(Number(/used_memory:(\d+)/.exec(info)![1]) / 1024 / 1024).toFixed(1),
           'PG db MB': +(Number(size.rows[0].b) / 1024 / 1024).toFixed(1),
           kills,
         };
         lastReceived = received;
+        peak.api = peak.worker = peak.soak = 0;
         rows.push(row);
         log(`  ${JSON.stringify(row)}`);
         nextReport += 60_000;
