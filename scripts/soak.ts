@@ -1,12 +1,12 @@
 // `npm run soak -- --minutes 30 --rate 20`: a soak run, not part of `npm test`. It starts the API
 // and the worker as two separate processes (as `npm run start:api` / `start:worker` would, run
 // through tsx) on a database and a queue prefix of their own, sends notifications to a local
-// receiver, and sends production-shaped load at a fixed rate: orders (some with a backorder),
-// restocks, fulfils, shipments, cancels and a stock count now and then. Every --kill-every minutes
-// the worker is SIGKILLed and started again. Each minute it prints throughput, p99 latency, the
-// RSS of every process (peak of the minute), Redis used_memory (the whole server's) and the
-// PostgreSQL database size; at the end, a
-// markdown table of the same, and the invariant checker's verdict.
+// receiver, and sends production-shaped load at a fixed open-loop rate: orders (some on hot SKUs
+// that run out and wait for restocks), and one request in ten a fulfil, a cancel, a restock or a
+// stock count. Every --kill-every minutes the worker is SIGKILLed and started again. Each minute
+// it prints throughput, p99 latency, the RSS of every process (the minute's peak), Redis
+// used_memory (the whole server's) and the PostgreSQL database size; at the end a markdown table
+// of the same and the invariant checker's verdict.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
