@@ -412,9 +412,9 @@ const opKey = (op: Operation) => `${op.method.toUpperCase()} ${op.path}`;
 const segment = (path: string) => path.split('/')[path.startsWith('/v1/') ? 2 : 1];
 const paramsOf = (path: string) => [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
 /** The operations the table has and this test cannot generate: must be empty. */
-export function missingGenerators(): string[] {
+function missingGenerators(ops: readonly Operation[] = OPERATIONS): string[] {
   const out: string[] = [];
-  for (const op of OPERATIONS) {
+  for (const op of ops) {
     for (const p of paramsOf(op.path))
       if (!PARAMS[`${segment(op.path)}:${p}`]) out.push(`${opKey(op)}: no generator for {${p}}`);
     if (op.body && !BODIES[op.body.ref]) out.push(`${opKey(op)}: no body generator for ${op.body.ref}`);
@@ -608,6 +608,32 @@ async function fixture(hh: Harness): Promise<Ids> {
 describe('hostile input at every operation of the OpenAPI table (fast-check)', () => {
   it('has a generator for every path parameter and request body of the operation table', () => {
     expect(missingGenerators()).toEqual([]);
+    // …and would say so for an operation added without one.
+    const widget = {
+      ...OPERATIONS.find((op) => op.method === 'post' && op.body)!,
+      path: '/v1/widgets/{widget_id}',
+      body: { ref: 'CreateWidget' },
+    } as unknown as Operation;
+    expect(missingGenerators([...OPERATIONS, widget])).toEqual([
+      'POST /v1/widgets/{widget_id}: no generator for {widget_id}',
+      'POST /v1/widgets/{widget_id}: no body generator for CreateWidget',
+    ]);
+  });
+
+  it('notices a change in any table and in any queue (so the property can fail)', async () => {
+    const before = await snapshotAll(h(), { queues: true });
+    // Tables the first snapshot helper never looked at, a late column left out, and a queue.
+    await h().ctx.db('locations').insert({ code: 'snap-x', name: 'X' });
+    const afterRow = await snapshotAll(h(), { queues: true });
+    expect(afterRow.locations).not.toBe(before.locations);
+    await h().ctx.db('locations').where({ code: 'snap-x' }).delete();
+    expect(await snapshotAll(h(), { queues: true })).toEqual(before);
+    await h().ctx.queues.bulk.add('x', {}, { jobId: 'snap-job' });
+    const afterJob = await snapshotAll(h(), { queues: true });
+    expect(afterJob['queue:bulk']).not.toBe(before['queue:bulk']);
+    expect(Object.keys(before)).toEqual(
+      expect.arrayContaining(['webhook_endpoints', 'stock_counts', 'shipments', 'returns', 'bulk_actions', 'inbound']),
+    );
   });
 
   it(`when ${RUNS} generated requests (bodies, query strings, path ids, headers, every role key) hit every operation, then none is a 5xx or leaks a stack, every 4xx is the error envelope, and no 4xx changes the database or the queues`, async () => {
@@ -680,8 +706,9 @@ describe('hostile input at every operation of the OpenAPI table (fast-check)', (
     );
     await verify();
 
-    // Every operation was called, and each answered something other than 401/403 at least once at this size.
-    for (const [key, tally] of perOp) expect(Object.keys(tally).length, `${key} was never called`).toBeGreaterThan(0);
+    // Every operation was called (at 1,000 requests or more: a shorter run may miss one of 60).
+    if (RUNS >= 1000)
+      for (const [key, tally] of perOp) expect(Object.keys(tally).length, `${key} was never called`).toBeGreaterThan(0);
     // Nothing a client sent polluted a prototype of the process that parsed it.
     expect(({} as any).polluted).toBeUndefined();
     expect(({} as any).isAdmin).toBeUndefined();
