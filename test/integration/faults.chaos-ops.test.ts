@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { checkInvariants } from '../../src/invariants';
 import { faultSeed, rng, SETTLED } from '../helpers/fault-kit';
-import { useHarness, waitFor, type WorkerProcess } from '../helpers/harness';
+import { useHarness, waitFor, type Harness, type WorkerProcess } from '../helpers/harness';
 import { makeCustomerId, makeLocation, makeProductAt } from '../helpers/locations-kit';
 
 const h = useHarness();
@@ -46,6 +46,20 @@ describe('fault: chaos over orders, stock and operator actions with worker kills
       return ok.includes(res.status);
     };
 
+    /**
+     * A careful client: a 503 (with Retry-After: the stock row stayed too busy through every
+     * bounded retry, nothing was changed) is sent again after a pause, up to 10 times.
+     */
+    const api: Harness['api'] = async (method, url, opts) => {
+      for (let attempt = 1; ; attempt++) {
+        const res = await h().api(method, url, opts);
+        if (res.status !== 503 || attempt === 10) return res;
+        tally['busy 503'] = (tally['busy 503'] ?? 0) + 1;
+        if (!res.headers.get('retry-after')) unexpected.push(`503 without Retry-After: ${method} ${url}`);
+        await pause(200 * attempt);
+      }
+    };
+
     const started = Date.now();
     const running = () => Date.now() - started < RUN_MS;
     const pause = (ms: number) => new Promise((res) => setTimeout(res, ms));
@@ -61,7 +75,7 @@ describe('fault: chaos over orders, stock and operator actions with worker kills
     };
     const someOrder = async (from = orders) => {
       if (from.length === 0) return undefined;
-      const res = await h().api('GET', `/v1/orders/${r.pick(from)}`);
+      const res = await api('GET', `/v1/orders/${r.pick(from)}`);
       return res.status === 200 ? res.body : undefined;
     };
     const someLines = (max: number): Lines => {
@@ -72,7 +86,7 @@ describe('fault: chaos over orders, stock and operator actions with worker kills
     };
 
     const intake = async () => {
-      const res = await h().api('POST', '/v1/orders', {
+      const res = await api('POST', '/v1/orders', {
         role: 'intake',
         body: {
           customer_id: r.pick(customers),
@@ -84,7 +98,7 @@ describe('fault: chaos over orders, stock and operator actions with worker kills
     };
     let restockNo = 0;
     const restocker = async () => {
-      const res = await h().api('POST', '/v1/restocks', {
+      const res = await api('POST', '/v1/restocks', {
         role: 'feed',
         body: {
           event_id: `chaos-${seed}-${++restockNo}`,
@@ -98,7 +112,7 @@ describe('fault: chaos over orders, stock and operator actions with worker kills
     const transferer = async () => {
       const from = r.pick(locs);
       const to = r.pick(locs.filter((l) => l !== from));
-      const res = await h().api('POST', `/v1/inventory/${r.pick(skus)}/transfers`, {
+      const res = await api('POST', `/v1/inventory/${r.pick(skus)}/transfers`, {
         body: { from, to, quantity: r.int(1, 4), reason: 'chaos' },
       });
       expectStatus('transfer', res, [201, 409]);
@@ -107,7 +121,7 @@ describe('fault: chaos over orders, stock and operator actions with worker kills
       const o = await someOrder();
       if (!o || !['confirmed', 'partially_shipped', 'awaiting_stock'].includes(o.status)) return;
       if (o.status !== 'awaiting_stock' && r.next() < 0.25) {
-        const f = await h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' });
+        const f = await api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' });
         if (expectStatus('fulfil', f, [200, 409]) && f.status === 200) shippedOrders.push(o.id);
         return;
       }
@@ -119,11 +133,11 @@ describe('fault: chaos over orders, stock and operator actions with worker kills
       if (at.size === 0) return;
       const location = r.pick([...at.keys()]);
       const body = { shipment_id: `chaos-${randomUUID()}`, location, lines: at.get(location)! };
-      const s = await h().api('POST', `/v1/orders/${o.id}/shipments`, { role: 'feed', body });
+      const s = await api('POST', `/v1/orders/${o.id}/shipments`, { role: 'feed', body });
       if (expectStatus('ship', s, [201, 409]) && s.status === 201) {
         shippedOrders.push(o.id);
         if (r.next() < 0.3) {
-          const again = await h().api('POST', `/v1/orders/${o.id}/shipments`, { role: 'feed', body });
+          const again = await api('POST', `/v1/orders/${o.id}/shipments`, { role: 'feed', body });
           if (expectStatus('ship-replay', again, [200]) && again.body.id !== s.body.id)
             unexpected.push(`replayed shipment ${again.body.id} is not ${s.body.id}`);
         }
@@ -144,9 +158,9 @@ describe('fault: chaos over orders, stock and operator actions with worker kills
           },
         ],
       };
-      const res = await h().api('POST', `/v1/orders/${o.id}/returns`, { role: 'feed', body });
+      const res = await api('POST', `/v1/orders/${o.id}/returns`, { role: 'feed', body });
       if (expectStatus('return', res, [201, 409]) && res.status === 201 && r.next() < 0.3) {
-        const again = await h().api('POST', `/v1/orders/${o.id}/returns`, { role: 'feed', body });
+        const again = await api('POST', `/v1/orders/${o.id}/returns`, { role: 'feed', body });
         expectStatus('return-replay', again, [200]);
       }
     };
@@ -157,16 +171,16 @@ describe('fault: chaos over orders, stock and operator actions with worker kills
       const chosen = [...new Set([r.pick(skus), r.pick(skus)])];
       const items = [];
       for (const sku of chosen) {
-        const p = await h().api('GET', `/v1/products/${sku}`);
+        const p = await api('GET', `/v1/products/${sku}`);
         const level = p.body.locations.find((l: any) => l.location === location);
         const onHand = Number(level?.on_hand ?? 0);
         items.push({ sku, on_hand: Math.max(0, onHand + r.pick([-6, -4, -3, -2, -1, 0, 1, 3])) });
       }
       const body = { count_id: `chaos-${seed}-${++countNo}`, location, counted_at: new Date().toISOString(), items };
-      const res = await h().api('POST', '/v1/inventory/counts', { role: 'feed', body });
+      const res = await api('POST', '/v1/inventory/counts', { role: 'feed', body });
       // 409: the ledger moved more units out after counted_at than the count found (a sale in between).
       if (expectStatus('count', res, [202, 409]) && res.status === 202 && r.next() < 0.3) {
-        const again = await h().api('POST', '/v1/inventory/counts', { role: 'feed', body });
+        const again = await api('POST', '/v1/inventory/counts', { role: 'feed', body });
         if (expectStatus('count-replay', again, [202]) && again.body.duplicate !== true)
           unexpected.push(`count ${body.count_id} resent was not a duplicate: ${again.text}`);
       }
@@ -174,7 +188,7 @@ describe('fault: chaos over orders, stock and operator actions with worker kills
     const editor = async () => {
       const o = await someOrder();
       if (!o) return;
-      const res = await h().api('PATCH', `/v1/orders/${o.id}`, {
+      const res = await api('PATCH', `/v1/orders/${o.id}`, {
         role: 'intake',
         body: r.next() < 0.8 ? { lines: someLines(3) } : { on_insufficient_stock: r.pick(['backorder', 'reject']) },
       });
@@ -185,8 +199,8 @@ describe('fault: chaos over orders, stock and operator actions with worker kills
       if (!o) return;
       const res =
         r.next() < 0.5
-          ? await h().api('POST', `/v1/orders/${o.id}/cancel`, { role: 'intake', body: { reason: 'chaos' } })
-          : await h().api('DELETE', `/v1/orders/${o.id}`, { role: 'intake' });
+          ? await api('POST', `/v1/orders/${o.id}/cancel`, { role: 'intake', body: { reason: 'chaos' } })
+          : await api('DELETE', `/v1/orders/${o.id}`, { role: 'intake' });
       expectStatus('cancel', res, [200, 409]);
     };
     const bulker = async () => {
@@ -205,13 +219,13 @@ describe('fault: chaos over orders, stock and operator actions with worker kills
         : { action: 'retry_orders', filter: { status: 'failed' }, dry_run: r.next() < 0.2 };
       // ids may repeat in the filter: a set of distinct ids is what a client sends.
       if ('ids' in body.filter) body.filter.ids = [...new Set(body.filter.ids as string[])];
-      const res = await h().api('POST', '/v1/bulk-actions', { body });
+      const res = await api('POST', '/v1/bulk-actions', { body });
       if (expectStatus(`bulk-${body.action}`, res, [200, 202]) && res.status === 202) bulkIds.push(res.body.id);
     };
     const retrier = async () => {
       const o = await someOrder();
       if (!o) return;
-      const res = await h().api('POST', `/v1/orders/${o.id}/retry`);
+      const res = await api('POST', `/v1/orders/${o.id}/retry`);
       expectStatus('retry', res, [200, 202, 409]);
     };
     const killer = async () => {
