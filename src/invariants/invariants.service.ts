@@ -182,6 +182,79 @@ const RULES: Rule[] = [
       `order ${r.order_id} ${r.sku}: shipped ${r.shipped} but shipments list ${r.in_shipments}; returned ${r.returned} but returns list ${r.in_returns}`,
   },
   {
+    name: 'shipments-by-location',
+    // Guarantee 11, per location: what an order's shipments from a location list per SKU is what its
+    // allocation there shipped and what the sales booked there (shipped ≤ reserved per line and location).
+    sql: `WITH s AS (SELECT order_id, x->>'sku' AS sku, location, SUM((x->>'quantity')::bigint) AS q
+                     FROM shipments, jsonb_array_elements(lines) x GROUP BY 1, 2, 3),
+               m AS (SELECT order_id, sku, location, -SUM(quantity) AS q FROM stock_movements
+                      WHERE type = 'sale' AND order_id IS NOT NULL GROUP BY 1, 2, 3),
+               a AS (SELECT order_id, sku, location, shipped AS q FROM order_line_allocations WHERE shipped > 0),
+               k AS (SELECT order_id, sku, location FROM s UNION SELECT order_id, sku, location FROM m
+                     UNION SELECT order_id, sku, location FROM a)
+          SELECT k.order_id, k.sku, k.location, COALESCE(s.q, 0) AS in_shipments, COALESCE(m.q, 0) AS sold,
+                 COALESCE(a.q, 0) AS allocation_shipped
+            FROM k LEFT JOIN s USING (order_id, sku, location) LEFT JOIN m USING (order_id, sku, location)
+                   LEFT JOIN a USING (order_id, sku, location)
+           WHERE COALESCE(s.q, 0) <> COALESCE(m.q, 0) OR COALESCE(s.q, 0) <> COALESCE(a.q, 0)
+           ORDER BY 1, 2, 3`,
+    line: (r) =>
+      `order ${r.order_id} ${r.sku} at ${r.location}: shipments list ${r.in_shipments}, sales booked ${r.sold}, allocation shipped ${r.allocation_shipped}`,
+  },
+  {
+    name: 'returns-ledger',
+    // Guarantee 11 (a return applies once) and 2: the restocked units of an order's returns, per SKU
+    // and location, are its `return` movements; damaged units move no stock.
+    sql: `WITH r AS (SELECT order_id, x->>'sku' AS sku, x->>'location' AS location, SUM((x->>'quantity')::bigint) AS q
+                     FROM returns, jsonb_array_elements(lines) x WHERE x->>'disposition' = 'restock' GROUP BY 1, 2, 3),
+               m AS (SELECT order_id, sku, location, SUM(quantity) AS q FROM stock_movements
+                      WHERE type = 'return' GROUP BY 1, 2, 3)
+          SELECT COALESCE(r.order_id, m.order_id) AS order_id, COALESCE(r.sku, m.sku) AS sku,
+                 COALESCE(r.location, m.location) AS location, COALESCE(r.q, 0) AS restocked, COALESCE(m.q, 0) AS booked
+            FROM r FULL JOIN m ON m.order_id = r.order_id AND m.sku = r.sku AND m.location = r.location
+           WHERE COALESCE(r.q, 0) <> COALESCE(m.q, 0)
+           ORDER BY 1, 2, 3`,
+    line: (r) =>
+      `order ${r.order_id} ${r.sku} at ${r.location}: returns restocked ${r.restocked} but return movements book ${r.booked}`,
+  },
+  {
+    name: 'shortage-youngest',
+    // Guarantee 9: a count's shortage revokes from the youngest reservations first. For each line a
+    // count revoked at its location, no order with a higher seq kept a reservation there: what each
+    // order held there is read from the ledger below the count's horizon (every movement committed
+    // before the count took its locks), the revoked lines from the count's own release movements.
+    sql: `WITH revoked AS (
+            SELECT DISTINCT c.count_id, c.location, c.horizon, m.sku, m.order_id, o.seq
+              FROM stock_counts c
+              JOIN stock_movements cm ON cm.type = 'count' AND cm.event_id = c.count_id
+              JOIN stock_movements m ON m.type = 'release' AND m.reason = 'stock count shortage' AND m.sku = cm.sku
+                                    AND m.location = c.location AND m.created_at = cm.created_at AND m.id > c.horizon
+              JOIN orders o ON o.id = m.order_id
+             WHERE c.horizon IS NOT NULL),
+          shortages AS (SELECT DISTINCT count_id, location, horizon, sku FROM revoked),
+          held AS (
+            SELECT s.count_id, s.sku, h.order_id, o.seq
+              FROM shortages s
+              JOIN stock_movements h ON h.sku = s.sku AND h.location = s.location AND h.id < s.horizon
+                                    AND h.type IN ('reservation', 'release', 'sale') AND h.order_id IS NOT NULL
+              JOIN orders o ON o.id = h.order_id
+             GROUP BY s.count_id, s.sku, h.order_id, o.seq HAVING SUM(h.quantity) > 0)
+          SELECT v.count_id, v.sku, v.location, v.order_id AS revoked, v.seq AS revoked_seq, k.order_id AS kept, k.seq AS kept_seq
+            FROM revoked v JOIN held k ON k.count_id = v.count_id AND k.sku = v.sku AND k.seq > v.seq
+           WHERE NOT EXISTS (SELECT 1 FROM revoked x WHERE x.count_id = v.count_id AND x.sku = v.sku AND x.order_id = k.order_id)
+           ORDER BY 1, 2, 5`,
+    line: (r) =>
+      `count ${r.count_id} ${r.sku} at ${r.location}: revoked order ${r.revoked} (seq ${r.revoked_seq}) but kept the younger order ${r.kept} (seq ${r.kept_seq})`,
+  },
+  {
+    name: 'wait-own-seq',
+    // Guarantees 5 and 9: a line queues at its order's seq (a revoked line waits again at its own seq).
+    sql: `SELECT l.order_id, l.sku, l.seq AS line_seq, o.seq AS order_seq FROM order_lines l JOIN orders o ON o.id = l.order_id
+           WHERE l.seq IS DISTINCT FROM o.seq ORDER BY 1, 2`,
+    line: (r) =>
+      `order ${r.order_id} ${r.sku}: the line queues at seq ${r.line_seq}, its order's seq is ${r.order_seq}`,
+  },
+  {
     name: 'external-ref-once',
     // Change 7: one order per (key name, external_ref); orders from before key names were kept are not counted.
     sql: `SELECT key_name, external_ref, COUNT(*) AS orders FROM orders

@@ -180,4 +180,62 @@ describe('invariant checker', () => {
     expect(again.counts['level-range']).toBe(1);
     expect(again.counts['reserved-lines']).toBeGreaterThan(0);
   });
+  it('when a shipment, a return, a queue seq or a count shortage is corrupted, then shipments-by-location, returns-ledger, wait-own-seq and shortage-youngest name it', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 6);
+    await h().api('POST', '/v1/locations', { body: { code: 'inv-west', name: 'West' } });
+    await h().startWorkers();
+    // Two orders hold 2 units each at main; a third ships one unit and returns it to stock.
+    const older = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
+    await untilStatus(h(), older.id, 'confirmed');
+    const younger = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
+    await untilStatus(h(), younger.id, 'confirmed');
+    const shipped = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    await untilStatus(h(), shipped.id, 'confirmed');
+    const ship = await h().api('POST', `/v1/orders/${shipped.id}/shipments`, {
+      role: 'feed',
+      body: { lines: [{ sku: p.sku, quantity: 1 }] },
+    });
+    expect(ship.status, ship.text).toBe(201);
+    const ret = await h().api('POST', `/v1/orders/${shipped.id}/returns`, {
+      role: 'feed',
+      body: { lines: [{ sku: p.sku, quantity: 1, disposition: 'restock' }] },
+    });
+    expect(ret.status, ret.text).toBe(201);
+    // on_hand 6 (6 − 1 sold + 1 returned), reserved 4: a count of 2 is 2 short, so the younger order's line is revoked.
+    const count = await h().api('POST', '/v1/inventory/counts', {
+      role: 'feed',
+      body: { count_id: 'inv-short', counted_at: new Date().toISOString(), items: [{ sku: p.sku, on_hand: 2 }] },
+    });
+    expect(count.status, count.text).toBe(202);
+    await untilStatus(h(), younger.id, 'awaiting_stock');
+    const db = h().ctx.db;
+    const clean = await checkInvariants(db, { graceSeconds: 1000 });
+    expect(clean.problems).toEqual([]);
+    for (const rule of ['shipments-by-location', 'returns-ledger', 'shortage-youngest', 'wait-own-seq'])
+      expect(clean.counts[rule], rule).toBe(0);
+
+    // The record says the older order was revoked and the younger kept its units.
+    await db('stock_movements')
+      .where({ type: 'release', reason: 'stock count shortage', order_id: younger.id })
+      .update({ order_id: older.id });
+    // The shipment claims another location than the sale and the allocation.
+    await db('shipments').where({ order_id: shipped.id }).update({ location: 'inv-west' });
+    // A return movement with no return behind it.
+    await db('stock_movements').insert({
+      sku: p.sku,
+      location: 'main',
+      type: 'return',
+      quantity: 1,
+      order_id: shipped.id,
+    });
+    // A line that queues at another seq than its order's.
+    await db('order_lines').where({ order_id: younger.id }).increment({ seq: 1000 });
+    const report = await checkInvariants(db, { graceSeconds: 1000 });
+    expect(report.counts['shortage-youngest']).toBe(1);
+    expect(report.problems.join('\n')).toContain(`kept the younger order ${younger.id}`);
+    expect(report.counts['shipments-by-location']).toBe(2); // at main: sold, not listed; at inv-west: listed, not sold
+    expect(report.counts['returns-ledger']).toBe(1);
+    expect(report.counts['wait-own-seq']).toBe(1);
+  });
 });

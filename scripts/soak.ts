@@ -1,0 +1,345 @@
+// `npm run soak -- --minutes 30 --rate 20`: a soak run, not part of `npm test`. It starts the API
+// and the worker as two separate processes (as `npm run start:api` / `start:worker` would, run
+// through tsx) on a database and a queue prefix of their own, sends notifications to a local
+// receiver, and sends production-shaped load at a fixed open-loop rate: orders (some on hot SKUs
+// that run out and wait for restocks), and one request in ten a fulfil, a cancel, a restock or a
+// stock count. Every --kill-every minutes the worker is SIGKILLed and started again. Each minute
+// it prints throughput, p99 latency, the RSS of every process (the minute's peak), Redis
+// used_memory (the whole server's) and the PostgreSQL database size; at the end a markdown table
+// of the same and the invariant checker's verdict.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { checkInvariants } from '../src/invariants';
+import { createDb, withDatabase } from '../src/platform/db';
+import { deleteKeysWithPrefix } from '../src/platform/redis';
+
+const positive = (v: string) => {
+  const n = Number(v);
+  if (!(n > 0)) throw new InvalidArgumentError('a positive number');
+  return n;
+};
+const o = new Command('soak')
+  .description('Production-shaped load at a fixed rate with periodic worker kills; prints a line per minute.')
+  .addOption(new Option('--minutes <n>', 'how long to run').default(30).argParser(positive))
+  .addOption(new Option('--rate <n>', 'orders per second').default(20).argParser(positive))
+  .addOption(
+    new Option('--kill-every <min>', 'SIGKILL the worker every this many minutes').default(5).argParser(positive),
+  )
+  .addOption(new Option('--skus <n>', 'products').default(50).argParser(positive))
+  .addOption(new Option('--keep', 'keep the database and the Redis keys afterwards'))
+  .addOption(
+    new Option('--database-url <url>', 'PostgreSQL server (a database of its own is created on it)')
+      .default('postgres://postgres@127.0.0.1:5432/postgres')
+      .env('DATABASE_URL'),
+  )
+  .addOption(new Option('--redis-url <url>', 'Redis').default('redis://127.0.0.1:6379').env('REDIS_URL'))
+  .parse()
+  .opts();
+
+const ROOT = path.resolve(__dirname, '..');
+const tag = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
+const dbName = `orderflow_soak_${tag}`;
+const prefix = `ofsoak_${tag}`;
+const KEYS = { intake: `soak-intake-${tag}`, feed: `soak-feed-${tag}`, operator: `soak-operator-${tag}` };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (m: string) => process.stderr.write(`${m}\n`);
+
+function rssMb(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    return Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024);
+  } catch {
+    return 0;
+  }
+}
+
+/** The receiver of every notification: answers 204 and counts. */
+async function startReceiver() {
+  let received = 0;
+  const server = http.createServer({ keepAlive: true }, (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      received++;
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    received: () => received,
+    close: () => new Promise((r) => server.close(r)),
+  };
+}
+
+interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<void>;
+}
+function startProcess(role: 'api' | 'worker', env: Record<string, string>): Proc {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/app/main.ts', role], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (d: Buffer) => {
+    output = (output + d.toString()).slice(-20000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  return { child, output: () => output, exited: new Promise<void>((r) => child.once('exit', () => r())) };
+}
+async function freePort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function main() {
+  const url = withDatabase(o.databaseUrl, dbName);
+  const rx = await startReceiver();
+  const port = await freePort();
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: url,
+    REDIS_URL: o.redisUrl,
+    QUEUE_PREFIX: prefix,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    API_KEYS: `intake:${KEYS.intake},feed:${KEYS.feed},operator:${KEYS.operator}`,
+    WEBHOOK_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
+    NOTIFY_WEBHOOK_URL: rx.url,
+    WEBHOOK_PRIVATE_TARGETS: 'allow',
+  };
+  const api = startProcess('api', env);
+  let worker = startProcess('worker', env);
+  const base = `http://127.0.0.1:${port}`;
+  const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 2 });
+  const db = createDb(url, 2);
+  const call = async (role: keyof typeof KEYS, method: string, p: string, body?: unknown) => {
+    const started = performance.now();
+    const res = await fetch(`${base}${p}`, {
+      method,
+      headers: { authorization: `Bearer ${KEYS[role]}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }).catch(() => undefined);
+    const text = res ? await res.text().catch(() => '') : '';
+    return { status: res?.status ?? 0, ms: performance.now() - started, body: text ? safeJson(text) : undefined };
+  };
+
+  try {
+    for (let deadline = Date.now() + 90_000; ; await sleep(250)) {
+      if ((await fetch(`${base}/readyz`).catch(() => undefined))?.ok) break;
+      if (Date.now() > deadline || api.child.exitCode !== null) throw new Error(`API not ready:\n${api.output()}`);
+    }
+    // Seed through the API: customers, products with stock at main.
+    const customers: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await call('intake', 'POST', '/v1/customers', {
+        email: `soak-${tag}-${i}@example.test`,
+        name: `S${i}`,
+      });
+      if (r.status !== 201) throw new Error(`customer: ${r.status}`);
+      customers.push(r.body.id);
+    }
+    const skus: string[] = [];
+    for (let i = 0; i < o.skus; i++) {
+      const sku = `SOAK-${tag}-${i}`;
+      const r = await call('operator', 'POST', '/v1/products', {
+        sku,
+        name: `Soak ${i}`,
+        price_cents: 100 + i,
+        initial_stock: i < 5 ? 20 : 100_000,
+      });
+      if (r.status !== 201) throw new Error(`product: ${r.status}`);
+      skus.push(sku);
+    }
+    log(
+      `soak: ${o.minutes} min at ${o.rate} orders/s over ${o.skus} SKUs; worker SIGKILLed every ${o.killEvery} min; database ${dbName}, prefix ${prefix}`,
+    );
+
+    const recent: string[] = [];
+    let restockNo = 0;
+    let countNo = 0;
+    const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
+    let minute: { latencies: number[]; accepted: number; errors: number; other: number } = {
+      latencies: [],
+      accepted: 0,
+      errors: 0,
+      other: 0,
+    };
+    const inflight = new Set<Promise<void>>();
+    const track = (p: Promise<void>) => {
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+    };
+    const order = async () => {
+      const lines = [
+        { sku: Math.random() < 0.1 ? pick(skus.slice(0, 5)) : pick(skus), quantity: 1 + Math.floor(Math.random() * 2) },
+      ];
+      const r = await call('intake', 'POST', '/v1/orders', { customer_id: pick(customers), lines });
+      minute.latencies.push(r.ms);
+      if (r.status === 202) {
+        minute.accepted++;
+        recent.push(r.body.id);
+        if (recent.length > 2000) recent.shift();
+      } else minute.errors++;
+    };
+    // Something else one request in ten: fulfil, ship a unit, cancel, restock a hot SKU, or a count.
+    const side = async () => {
+      const x = Math.random();
+      let r;
+      if (x < 0.4 && recent.length) r = await call('feed', 'POST', `/v1/orders/${pick(recent)}/fulfill`);
+      else if (x < 0.55 && recent.length) r = await call('intake', 'POST', `/v1/orders/${pick(recent)}/cancel`, {});
+      else if (x < 0.9)
+        r = await call('feed', 'POST', '/v1/restocks', {
+          event_id: `soak-${tag}-${++restockNo}`,
+          sku: pick(skus.slice(0, 5)),
+          quantity: 5,
+        });
+      else {
+        const sku = pick(skus.slice(5));
+        const p = await call('operator', 'GET', `/v1/products/${sku}`);
+        r = await call('feed', 'POST', '/v1/inventory/counts', {
+          count_id: `soak-${tag}-${++countNo}`,
+          counted_at: new Date().toISOString(),
+          items: [{ sku, on_hand: Math.max(0, Number(p.body?.stock?.on_hand ?? 0) - 1) }],
+        });
+      }
+      minute.latencies.push(r.ms);
+      if (r.status >= 500 || r.status === 0) minute.errors++;
+      else minute.other++;
+    };
+
+    const rows: Record<string, number | string>[] = [];
+    const started = Date.now();
+    let nextKill = started + o.killEvery * 60_000;
+    let nextReport = started + 60_000;
+    let kills = 0;
+    let sent = 0;
+    let lastReceived = rx.received();
+    // RSS is sampled every 5 s and reported as the minute's peak: a worker just restarted is still small.
+    const peak = { api: 0, worker: 0, soak: 0 };
+    let nextSample = 0;
+    // Ctrl-C (or SIGTERM) ends the load early: the run still settles, checks and cleans up.
+    let stop = false;
+    for (const sig of ['SIGINT', 'SIGTERM'] as const)
+      process.once(sig, () => {
+        stop = true;
+      });
+    // One row per minute: the loop ends with the last minute's report.
+    while (rows.length < Math.ceil(o.minutes) && !stop) {
+      // Open loop: requests go out on schedule whether or not earlier ones have been answered.
+      const due = Math.floor(((Date.now() - started) / 1000) * o.rate);
+      while (sent < due) {
+        sent++;
+        if (inflight.size < 500) track(sent % 10 === 0 ? side() : order());
+        else minute.errors++;
+      }
+      if (Date.now() >= nextSample) {
+        peak.api = Math.max(peak.api, rssMb(api.child.pid));
+        peak.worker = Math.max(peak.worker, rssMb(worker.child.pid));
+        peak.soak = Math.max(peak.soak, Math.round(process.memoryUsage().rss / 1024 / 1024));
+        nextSample = Date.now() + 5000;
+      }
+      if (Date.now() >= nextKill) {
+        worker.child.kill('SIGKILL');
+        await worker.exited;
+        kills++;
+        worker = startProcess('worker', env);
+        nextKill += o.killEvery * 60_000;
+        log(`  worker SIGKILLed (${kills}) and restarted`);
+      }
+      if (Date.now() >= nextReport) {
+        const m = minute;
+        minute = { latencies: [], accepted: 0, errors: 0, other: 0 };
+        const sorted = m.latencies.sort((a, b) => a - b);
+        const p99 = sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] : 0;
+        const info = await redis.info('memory');
+        const size = await db.raw('SELECT pg_database_size(current_database()) AS b');
+        const settled = await db.raw(
+          `SELECT COUNT(*) FILTER (WHERE status = 'received') AS received, COUNT(*) AS total FROM orders`,
+        );
+        const received = rx.received();
+        const row = {
+          minute: rows.length + 1,
+          'orders/s': +(m.accepted / 60).toFixed(1),
+          'other req/s': +(m.other / 60).toFixed(1),
+          errors: m.errors,
+          'p99 ms': Math.round(p99),
+          'webhooks/s': +((received - lastReceived) / 60).toFixed(1),
+          'backlog (received)': Number(settled.rows[0].received),
+          'API RSS MB (peak)': Math.max(peak.api, rssMb(api.child.pid)),
+          'worker RSS MB (peak)': Math.max(peak.worker, rssMb(worker.child.pid)),
+          'load generator RSS MB (peak)': peak.soak,
+          'Redis used_memory MB': +(Number(/used_memory:(\d+)/.exec(info)![1]) / 1024 / 1024).toFixed(1),
+          'PG db MB': +(Number(size.rows[0].b) / 1024 / 1024).toFixed(1),
+          kills,
+        };
+        lastReceived = received;
+        peak.api = peak.worker = peak.soak = 0;
+        rows.push(row);
+        log(`  ${JSON.stringify(row)}`);
+        nextReport += 60_000;
+      }
+      await sleep(20);
+    }
+    await Promise.allSettled([...inflight]);
+    // Let the worker finish what is queued, then ask the checker.
+    for (let deadline = Date.now() + 120_000; Date.now() < deadline; await sleep(1000)) {
+      const { rows: r } = await db.raw(`SELECT COUNT(*)::int AS n FROM orders WHERE status = 'received'`);
+      if (r[0].n === 0) break;
+    }
+    await sleep(3000);
+    const report = await checkInvariants(db, { graceSeconds: 30 });
+    const cols = Object.keys(rows[0] ?? {});
+    process.stdout.write(
+      `\n| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|\n${rows
+        .map((r) => `| ${cols.map((c) => r[c]).join(' | ')} |`)
+        .join('\n')}\n\n`,
+    );
+    process.stdout.write(
+      `${o.minutes} min, ${o.rate} orders/s offered, ${kills} worker kills; invariant checker: ${report.ok ? 'clean' : `${report.problems.length} problem(s): ${report.problems.slice(0, 5).join('; ')}`}\n`,
+    );
+    if (!report.ok) process.exitCode = 1;
+  } finally {
+    for (const p of [api, worker]) if (p.child.exitCode === null) p.child.kill('SIGTERM');
+    await Promise.race([Promise.all([api.exited, worker.exited]), sleep(15_000)]);
+    for (const p of [api, worker]) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    await db.destroy();
+    redis.disconnect();
+    await rx.close();
+    if (!o.keep) {
+      await deleteKeysWithPrefix(o.redisUrl, prefix).catch(() => undefined);
+      const admin = new pg.Client({ connectionString: o.databaseUrl });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+      await admin.end();
+    }
+  }
+}
+
+function safeJson(t: string): any {
+  try {
+    return JSON.parse(t);
+  } catch {
+    return undefined;
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`soak: ${(err as Error).stack ?? err}\n`);
+  process.exit(2);
+});
