@@ -6,7 +6,7 @@ import { prepareDatabase } from '../platform/prepare-database';
 import { createApp } from '../http/app';
 import { drain, listen } from '../http/server';
 import { resolveLocalServices } from '../platform/local-services';
-import { logger } from '../platform/logger';
+import { logger, logQuietly, tolerateBrokenStdio } from '../platform/logger';
 import { startWorkers, type RunningWorkers } from './workers';
 
 type Mode = 'all' | 'api' | 'worker';
@@ -27,8 +27,49 @@ function printDevKeys(config: Config): void {
   );
 }
 
+/**
+ * SIGTERM/SIGINT handling that nothing else can break. The first signal drains — stop accepting,
+ * finish requests in flight, close the workers (active jobs finish or are handed back), close the
+ * connections — then exits 0; each step runs even if one before it failed, and no log write can
+ * stop it (logQuietly). Not done SHUTDOWN_TIMEOUT_MS + 5 s after the signal → exit 1. A second
+ * signal during the drain → exit 1 at once. A signal during start-up drains once start-up is done.
+ */
+function handleSignals(timeoutMs: () => number, started: Promise<{ drain: () => Promise<void> } | undefined>): void {
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) {
+      logQuietly(() => logger.warn({ signal }, 'second signal during the drain; exiting now'));
+      process.exit(1);
+    }
+    stopping = true;
+    logQuietly(() => logger.info({ signal }, 'draining'));
+    const hard = setTimeout(() => {
+      logQuietly(() => logger.error('shutdown took too long; exiting'));
+      process.exit(1);
+    }, timeoutMs() + 5000);
+    hard.unref();
+    let code = 0;
+    try {
+      const app = await started;
+      if (app) await app.drain();
+    } catch (err) {
+      code = 1;
+      logQuietly(() => logger.error({ err }, 'drain failed'));
+    }
+    logQuietly(() => logger.info('stopped'));
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
 export async function main(mode: Mode): Promise<void> {
+  let timeoutMs = 10000;
+  let ready!: (app: { drain: () => Promise<void> } | undefined) => void;
+  const started = new Promise<{ drain: () => Promise<void> } | undefined>((r) => (ready = r));
+  handleSignals(() => timeoutMs, started);
   const base = loadConfigOrExit();
+  timeoutMs = base.SHUTDOWN_TIMEOUT_MS;
   let local: Awaited<ReturnType<typeof resolveLocalServices>>;
   try {
     local = await resolveLocalServices({
@@ -70,33 +111,32 @@ export async function main(mode: Mode): Promise<void> {
   }
   printDevKeys(config);
 
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'draining');
-    const hard = setTimeout(() => {
-      logger.error('shutdown took too long; exiting');
-      process.exit(1);
-    }, config.SHUTDOWN_TIMEOUT_MS + 5000);
-    hard.unref();
-    if (server) {
+  // Each step is tried even when one before it failed; the first failure is what the drain reports.
+  ready({
+    drain: async () => {
+      let failure: unknown;
+      const step = async (fn: () => Promise<void>) => {
+        try {
+          await fn();
+        } catch (err) {
+          failure ??= err;
+        }
+      };
       // Stop accepting; in-flight requests finish; keep-alive sockets close as they go idle.
-      await drain(server);
-    }
-    if (workers) await workers.close();
-    await closeContext(ctx);
-    await local.stop();
-    logger.info('stopped');
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+      if (server) await step(() => drain(server));
+      if (workers) await step(() => workers.close());
+      await step(() => closeContext(ctx));
+      await step(() => local.stop());
+      if (failure) throw failure;
+    },
+  });
 }
 
 if (require.main === module) {
+  // A closed stdout or stderr (`| head -1`) must not take the process down (see logger.ts).
+  tolerateBrokenStdio();
   // A stray rejection from a client library while Redis or PostgreSQL is away must not kill the API.
-  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
+  process.on('unhandledRejection', (err) => logQuietly(() => logger.error({ err }, 'unhandled rejection')));
   const mode = (process.argv[2] ?? 'all') as Mode;
   if (!['all', 'api', 'worker'].includes(mode)) {
     process.stderr.write(`usage: main.ts [all|api|worker]\n`);

@@ -29,7 +29,7 @@ export function createApp(ctx: AppContext): Express {
   app.use(requestId);
   app.use(requestLog);
   app.use(helmet({ contentSecurityPolicy: false }));
-  if (ctx.config.RATE_LIMIT_RPS > 0) app.use(rateLimit(ctx.config));
+  if (ctx.config.RATE_LIMIT_RPS > 0) app.use(rateLimit(ctx.config, ctx.redis));
   app.use(consoleApiBridge(ctx.config.API_KEYS));
   // The intake path first: fewest layers to walk for the busiest endpoint (the health routes are
   // GETs of their own paths, so after it they answer the same).

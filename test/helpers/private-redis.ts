@@ -39,7 +39,8 @@ export async function startPrivateRedis(
     for (let i = 0; i < 100 && !(await portAnswers(p)); i++) await new Promise((r) => setTimeout(r, 50));
   };
   const stop = async () => {
-    if (!child || child.exitCode !== null) return;
+    // A killed child has signalCode set and exitCode null: it is gone all the same.
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const c = child;
     const gone = new Promise((r) => c.once('exit', r));
     c.kill('SIGKILL');
