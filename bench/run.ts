@@ -354,27 +354,24 @@ async function pipelinePhase(
 }
 
 /**
- * Production-shaped (docs/benchmarks.md): compiled API and worker as two processes, notifications
- * on, a receiver verifying every signature; once with the customer channel only, once with 3
- * webhook endpoints as well; beside the worker ceiling on the same number of jobs and SKUs.
+ * The one-transaction-per-job ceiling (a bare BullMQ worker, `FOR UPDATE` on the stock row) on
+ * `orders` one-unit jobs over `skus` SKUs of its own, in a database of its own that is dropped after.
  */
-async function productionPhase(bench: BenchEnv): Promise<Results['production']> {
-  const orders = size.productionOrders;
-  const skus = Math.min(size.skus, orders);
-  log('production: compiling (npm run build); the API and worker run node dist/src/app/main.js api | worker');
-  buildCompiled();
-  const url = await bench.database('prodceil');
+async function bareWorkerCeiling(
+  bench: BenchEnv,
+  tag: string,
+  orders: number,
+  skus: number,
+  stock: number,
+): Promise<CeilingResult> {
+  const url = await bench.database(tag);
   const db = createDb(url, 2);
-  let ceiling: CeilingResult;
   try {
-    const cskus = await seedProducts(db, 'CPROD', skus, Math.ceil(orders / skus) * 4 + 10);
-    log(
-      `production: ceiling (bare BullMQ worker, one reservation transaction per job), ${orders} jobs over ${skus} SKUs`,
-    );
-    ceiling = await runCeilingWorker({
+    const cskus = await seedProducts(db, tag.toUpperCase(), skus, stock);
+    return await runCeilingWorker({
       redisUrl: bench.redisUrl,
       databaseUrl: url,
-      prefix: bench.prefix('prodceil'),
+      prefix: bench.prefix(tag),
       jobs: orderMix(orders, cskus).map((sku) => ({ sku, quantity: 1 })),
       concurrency: size.ceilingConcurrency,
       poolMax: bench.config('x').DB_POOL_MAX,
@@ -384,6 +381,22 @@ async function productionPhase(bench: BenchEnv): Promise<Results['production']> 
     await db.destroy();
     await bench.dropDatabase(url);
   }
+}
+
+/**
+ * Production-shaped (docs/benchmarks.md): compiled API and worker as two processes, notifications
+ * on, a receiver verifying every signature; once with the customer channel only, once with 3
+ * webhook endpoints as well; beside the worker ceiling on the same number of jobs and SKUs.
+ */
+async function productionPhase(bench: BenchEnv): Promise<Results['production']> {
+  const orders = size.productionOrders;
+  const skus = Math.min(size.skus, orders);
+  log('production: compiling (npm run build); the API and worker run node dist/src/app/main.js api | worker');
+  buildCompiled();
+  log(
+    `production: ceiling (bare BullMQ worker, one reservation transaction per job), ${orders} jobs over ${skus} SKUs`,
+  );
+  const ceiling = await bareWorkerCeiling(bench, 'prodceil', orders, skus, Math.ceil(orders / skus) * 4 + 10);
   log(`production: ceiling ${ceiling.ops.toFixed(0)} ops/s`);
   const run = async (tag: string, endpoints: number) => {
     const r = await runProduction(bench, {
@@ -414,24 +427,7 @@ async function workersPhase(bench: BenchEnv): Promise<Results['workers']> {
   const skus = 100;
   log('workers: compiling (npm run build)');
   buildCompiled();
-  const url = await bench.database('wceil');
-  const db = createDb(url, 2);
-  let ceiling: CeilingResult;
-  try {
-    const cskus = await seedProducts(db, 'WCEIL', skus, orders + 10);
-    ceiling = await runCeilingWorker({
-      redisUrl: bench.redisUrl,
-      databaseUrl: url,
-      prefix: bench.prefix('wceil'),
-      jobs: orderMix(orders, cskus).map((sku) => ({ sku, quantity: 1 })),
-      concurrency: size.ceilingConcurrency,
-      poolMax: bench.config('x').DB_POOL_MAX,
-      lock: 'for-update',
-    });
-  } finally {
-    await db.destroy();
-    await bench.dropDatabase(url);
-  }
+  const ceiling = await bareWorkerCeiling(bench, 'wceil', orders, skus, orders + 10);
   log(`workers: ceiling ${ceiling.ops.toFixed(0)} ops/s on ${orders} jobs over ${skus} SKUs`);
   const runs: ProductionResult[] = [];
   for (const n of [1, 2, 4]) {
