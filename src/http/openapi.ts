@@ -887,6 +887,15 @@ export const OPERATIONS: Operation[] = [
   },
   {
     method: 'get',
+    path: '/console',
+    tag: 'operations',
+    summary: "The operators' console: find orders, their timeline, actions and bulk actions (HTML; a viewer reads)",
+    access: 'browser',
+    store: false,
+    ok: { status: 200, description: 'OK', body: { type: 'text/html' } },
+  },
+  {
+    method: 'get',
     path: '/admin/queues',
     tag: 'operations',
     summary: 'bull-board over every queue (HTML)',

@@ -1003,6 +1003,15 @@ describe('the OpenAPI document', () => {
         200,
       );
       await send(h, { method: 'GET', url: '/admin/queues', role: 'operator' }, 200);
+      await send(
+        h,
+        {
+          method: 'GET',
+          url: '/console',
+          headers: { authorization: `Basic ${Buffer.from(`any:${KEYS.viewer}`).toString('base64')}` },
+        },
+        200,
+      );
 
       // Validation errors (400) of each query and body, per operation.
       const badQuery: Record<string, string> = {
