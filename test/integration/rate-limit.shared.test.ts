@@ -2,7 +2,16 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { makeKeyLookup } from '../../src/http/middleware/auth';
 import { rateLimitKeyPrefix } from '../../src/http/middleware/rate-limit';
-import { createHarness, deletePrefix, KEYS, useHarness, waitFor, type ApiResponse } from '../helpers/harness';
+import {
+  createHarness,
+  deletePrefix,
+  KEYS,
+  keysUnder,
+  onRedisCluster,
+  useHarness,
+  waitFor,
+  type ApiResponse,
+} from '../helpers/harness';
 import { freePort, startPrivateRedis } from '../helpers/private-redis';
 import { expectError } from '../helpers/snapshot';
 
@@ -22,8 +31,9 @@ async function write(baseUrl: string): Promise<ApiResponse> {
 
 describe('rate limit shared by API processes (RATE_LIMIT_RPS, counters in Redis)', () => {
   it('when two API processes on one Redis take writes from one key, then together they accept about RATE_LIMIT_RPS per second, not twice it, and the rest get 429 with Retry-After', async () => {
-    // A hash-tagged prefix, as on Redis Cluster: the counters must sit under it (one slot).
-    const prefix = `{${h().env.QUEUE_PREFIX}}`;
+    // A hash-tagged prefix, as on Redis Cluster: the counters must sit under it (one slot). Under
+    // `npm run test:cluster` the harness's prefix already is one (`{oft_…}`).
+    const prefix = onRedisCluster() ? h().env.QUEUE_PREFIX : `{${h().env.QUEUE_PREFIX}}`;
     const apis = await Promise.all(
       [0, 1].map(async () => {
         const port = await freePort();
@@ -36,7 +46,8 @@ describe('rate limit shared by API processes (RATE_LIMIT_RPS, counters in Redis)
         return { proc, url };
       }),
     );
-    const redis = new Redis(h().env.REDIS_URL);
+    // The harness's own connection: the test Redis, single or the cluster (SCAN per master).
+    const redis = h().ctx.redis;
     try {
       const seconds = 3;
       const perApi = apis.map(() => ({ accepted: 0, limited: [] as ApiResponse[], other: [] as string[] }));
@@ -75,14 +86,13 @@ describe('rate limit shared by API processes (RATE_LIMIT_RPS, counters in Redis)
       // The counter is one key per API key (a digest, never the key), under the hash-tagged prefix.
       await write(apis[0].url);
       const id = makeKeyLookup(h().config.API_KEYS)(KEYS.intake)!.id;
-      const [, keys] = await redis.scan('0', 'MATCH', `${rateLimitKeyPrefix(prefix)}:*`, 'COUNT', 1000);
+      const keys = await keysUnder(redis, rateLimitKeyPrefix(prefix));
       expect(keys).toEqual([`${prefix}:ratelimit:${id}`]);
       expect(keys.join()).not.toContain(KEYS.intake);
     } finally {
-      redis.disconnect();
       for (const a of apis) a.proc.kill('SIGKILL');
       await Promise.all(apis.map((a) => a.proc.exited));
-      await deletePrefix(h().env.REDIS_URL, prefix);
+      await deletePrefix(h().config, prefix);
     }
   });
 
