@@ -276,6 +276,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `invalid configuration: QUEUE_PREFIX: must contain a Redis Cluster hash tag such as {${c.QUEUE_PREFIX.replace(/[{}]/g, '') || 'orderflow'}} when REDIS_CLUSTER_NODES is set (every key of orderflow then lives in one slot)`,
     );
   }
+  if (c.REDIS_CLUSTER_NODES && c.REDIS_SENTINELS) {
+    throw new ConfigError(
+      'invalid configuration: REDIS_SENTINELS: set either REDIS_CLUSTER_NODES (Redis Cluster) or REDIS_SENTINELS (a primary behind Sentinel), not both',
+    );
+  }
   const { REDIS_CLUSTER_NODES: redisCluster, ...rest } = c;
   return Object.freeze({
     ...rest,

@@ -39,4 +39,9 @@ describe('REDIS_SENTINELS / REDIS_SENTINEL_NAME', () => {
       /^invalid configuration: REDIS_SENTINEL_NAME:/,
     );
   });
+  it('when both REDIS_CLUSTER_NODES and REDIS_SENTINELS are set, then loading fails naming both', () => {
+    expect(() =>
+      loadConfig({ REDIS_SENTINELS: 's1:26379', REDIS_CLUSTER_NODES: 'n1:7000', QUEUE_PREFIX: '{orderflow}' }),
+    ).toThrow(/^invalid configuration: REDIS_SENTINELS: set either REDIS_CLUSTER_NODES .* or REDIS_SENTINELS/);
+  });
 });
