@@ -3,22 +3,49 @@ import type { AppContext } from '../app/context';
 import { runningBulkActions } from '../bulk';
 import { pruneEvents } from '../events';
 import { logger } from '../platform/logger';
+import type { RedisClient } from '../platform/redis';
 import { allocateWhereStockIsFree } from '../orders';
 import { restockJobId } from '../restocks';
 import { enqueueReplacingFinished } from './publisher';
 import { relayOutbox } from './relay';
 import { JOB } from './queues';
 
-const LIVE = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+/**
+ * Whether each job still has work to do: its hash exists (every job hash has `timestamp`) and has
+ * no `finishedOn` (set only when it completes or fails for good; a job waiting, active, delayed
+ * for a retry or prioritized has none). One HMGET per job in one pipeline: O(1) each, where
+ * BullMQ's getJobState searches the wait list (LPOS), so 5,000 checks against a 60,000-job backlog
+ * cost Redis seconds per pass and slowed the very workers that drain it (the soak, docs/benchmarks.md).
+ */
+async function liveJobs(redis: RedisClient, queue: Queue, jobIds: string[]): Promise<boolean[]> {
+  if (!jobIds.length) return [];
+  const pipeline = redis.pipeline();
+  for (const id of jobIds) pipeline.hmget(queue.toKey(id), 'timestamp', 'finishedOn');
+  const replies = (await pipeline.exec()) ?? [];
+  return replies.map(([err, v]: [Error | null, unknown]) => {
+    if (err) throw err;
+    const [created, finished] = v as (string | null)[];
+    return created !== null && finished === null;
+  });
+}
 
 /** Re-adds the jobs whose state is gone or finished; returns how many it added. */
-async function requeueIfNotLive(queue: Queue, name: string, items: { jobId: string; data: object }[]): Promise<number> {
+async function requeueIfNotLive(
+  redis: RedisClient,
+  queue: Queue,
+  name: string,
+  items: { jobId: string; data: object }[],
+): Promise<number> {
   let added = 0;
-  for (let i = 0; i < items.length; i += 200) {
-    const chunk = items.slice(i, i + 200);
-    const states = await Promise.all(chunk.map((it) => queue.getJobState(it.jobId)));
+  for (let i = 0; i < items.length; i += 500) {
+    const chunk = items.slice(i, i + 500);
+    const live = await liveJobs(
+      redis,
+      queue,
+      chunk.map((it) => it.jobId),
+    );
     for (const [k, it] of chunk.entries()) {
-      if (LIVE.has(states[k])) continue;
+      if (live[k]) continue;
       await enqueueReplacingFinished(queue, name, it.data, it.jobId);
       added++;
     }
@@ -57,22 +84,26 @@ export async function reconcile(ctx: AppContext): Promise<Record<string, number>
   const result = {
     relayed,
     orders: await requeueIfNotLive(
+      ctx.redis,
       ctx.queues.orders,
       JOB.processOrder,
       orders.map((id) => ({ jobId: id, data: { orderId: id } })),
     ),
     restocks: await requeueIfNotLive(
+      ctx.redis,
       ctx.queues.restocks,
       JOB.applyRestock,
       restocks.map((e) => ({ jobId: restockJobId(e), data: { eventId: e } })),
     ),
     notifications: await requeueIfNotLive(
+      ctx.redis,
       ctx.queues.notifications,
       JOB.deliver,
       events.map((id) => ({ jobId: id, data: { eventId: id } })),
     ),
     allocated: await allocateWhereStockIsFree(ctx),
     bulk: await requeueIfNotLive(
+      ctx.redis,
       ctx.queues.bulk,
       JOB.runBulkAction,
       (await runningBulkActions(ctx.db)).map((id) => ({ jobId: id, data: { bulkId: id } })),
