@@ -5,8 +5,9 @@
 // that run out and wait for restocks), and one request in ten a fulfil, a cancel, a restock or a
 // stock count. Every --kill-every minutes the worker is SIGKILLed and started again. Each minute
 // it prints throughput, p99 latency, the RSS of every process (the minute's peak), Redis
-// used_memory (the whole server's) and the PostgreSQL database size; at the end a markdown table
-// of the same and the invariant checker's verdict.
+// used_memory and the PostgreSQL database size; at the end a markdown table of the same and the
+// invariant checker's verdict. Redis is a redis-server of the run's own (the machine's binary, no
+// persistence), so used_memory is this run's alone; --shared-redis uses --redis-url instead.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { startPrivateRedis } from '../bench/lib/private-redis';
 import { checkInvariants } from '../src/invariants';
 import { createDb, withDatabase } from '../src/platform/db';
 import { deleteKeysWithPrefix } from '../src/platform/redis';
@@ -39,7 +41,17 @@ const o = new Command('soak')
       .default('postgres://postgres@127.0.0.1:5432/postgres')
       .env('DATABASE_URL'),
   )
-  .addOption(new Option('--redis-url <url>', 'Redis').default('redis://127.0.0.1:6379').env('REDIS_URL'))
+  .addOption(
+    new Option('--redis-url <url>', 'Redis (only with --shared-redis)')
+      .default('redis://127.0.0.1:6379')
+      .env('REDIS_URL'),
+  )
+  .addOption(
+    new Option(
+      '--shared-redis',
+      "use --redis-url instead of a private redis-server (used_memory is then the whole server's)",
+    ),
+  )
   .parse()
   .opts();
 
@@ -107,6 +119,9 @@ async function freePort(): Promise<number> {
 
 async function main() {
   const url = withDatabase(o.databaseUrl, dbName);
+  const privateRedis = o.sharedRedis ? undefined : await startPrivateRedis();
+  if (!o.sharedRedis && !privateRedis) throw new Error('no redis-server on the PATH (or pass --shared-redis)');
+  const redisUrl: string = privateRedis?.url ?? o.redisUrl;
   const rx = await startReceiver();
   const port = await freePort();
   const env: Record<string, string> = {
@@ -114,7 +129,7 @@ async function main() {
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
     DATABASE_URL: url,
-    REDIS_URL: o.redisUrl,
+    REDIS_URL: redisUrl,
     QUEUE_PREFIX: prefix,
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -126,7 +141,7 @@ async function main() {
   const api = startProcess('api', env);
   let worker = startProcess('worker', env);
   const base = `http://127.0.0.1:${port}`;
-  const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 2 });
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
   const db = createDb(url, 2);
   const call = async (role: keyof typeof KEYS, method: string, p: string, body?: unknown) => {
     const started = performance.now();
@@ -167,7 +182,7 @@ async function main() {
       skus.push(sku);
     }
     log(
-      `soak: ${o.minutes} min at ${o.rate} orders/s over ${o.skus} SKUs; worker SIGKILLed every ${o.killEvery} min; database ${dbName}, prefix ${prefix}`,
+      `soak: ${o.minutes} min at ${o.rate} orders/s over ${o.skus} SKUs; worker SIGKILLed every ${o.killEvery} min; database ${dbName}, prefix ${prefix}; ${privateRedis ? `private redis-server ${privateRedis.version} at ${redisUrl}` : `shared Redis ${redisUrl}`}`,
     );
 
     const recent: string[] = [];
@@ -231,7 +246,7 @@ async function main() {
     let sent = 0;
     let lastReceived = rx.received();
     // RSS is sampled every 5 s and reported as the minute's peak: a worker just restarted is still small.
-    const peak = { api: 0, worker: 0, soak: 0 };
+    const peak = { api: 0, worker: 0, soak: 0, redis: 0 };
     let nextSample = 0;
     // Ctrl-C (or SIGTERM) ends the load early: the run still settles, checks and cleans up.
     let stop = false;
@@ -252,6 +267,7 @@ async function main() {
         peak.api = Math.max(peak.api, rssMb(api.child.pid));
         peak.worker = Math.max(peak.worker, rssMb(worker.child.pid));
         peak.soak = Math.max(peak.soak, Math.round(process.memoryUsage().rss / 1024 / 1024));
+        peak.redis = Math.max(peak.redis, rssMb(privateRedis?.pid));
         nextSample = Date.now() + 5000;
       }
       if (Date.now() >= nextKill) {
@@ -284,12 +300,13 @@ async function main() {
           'API RSS MB (peak)': Math.max(peak.api, rssMb(api.child.pid)),
           'worker RSS MB (peak)': Math.max(peak.worker, rssMb(worker.child.pid)),
           'load generator RSS MB (peak)': peak.soak,
+          ...(privateRedis ? { 'redis-server RSS MB (peak)': Math.max(peak.redis, rssMb(privateRedis.pid)) } : {}),
           'Redis used_memory MB': +(Number(/used_memory:(\d+)/.exec(info)![1]) / 1024 / 1024).toFixed(1),
           'PG db MB': +(Number(size.rows[0].b) / 1024 / 1024).toFixed(1),
           kills,
         };
         lastReceived = received;
-        peak.api = peak.worker = peak.soak = 0;
+        peak.api = peak.worker = peak.soak = peak.redis = 0;
         rows.push(row);
         log(`  ${JSON.stringify(row)}`);
         nextReport += 60_000;
@@ -321,8 +338,9 @@ async function main() {
     await db.destroy();
     redis.disconnect();
     await rx.close();
+    if (!o.keep && !privateRedis) await deleteKeysWithPrefix(redisUrl, prefix).catch(() => undefined);
+    await privateRedis?.stop();
     if (!o.keep) {
-      await deleteKeysWithPrefix(o.redisUrl, prefix).catch(() => undefined);
       const admin = new pg.Client({ connectionString: o.databaseUrl });
       await admin.connect();
       await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
