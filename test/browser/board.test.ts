@@ -23,6 +23,22 @@ async function refuseStockWrites(hh: Harness, sku: string): Promise<() => Promis
   };
 }
 
+/** Workers running, and one order of `quantity` units whose job failed (its stock row refused the write). */
+async function failedOrderJob(hh: Harness, quantity: number) {
+  await hh.startWorkers();
+  const c = await makeCustomer(hh);
+  const p = await makeProduct(hh, 5);
+  const allowWrites = await refuseStockWrites(hh, p.sku);
+  try {
+    const order = await placeOrder(hh, c.id, [{ sku: p.sku, quantity }]);
+    await untilStatus(hh, order.id, 'failed', { what: 'order failed' });
+    await waitFor(async () => (await hh.ctx.queues.orders.getJob(order.id))?.isFailed(), { what: 'job failed' });
+    return { order, p };
+  } finally {
+    await allowWrites();
+  }
+}
+
 describe('bull-board in a browser', () => {
   it('when the board is opened without credentials, then the browser is asked for Basic auth and sees no board', async () => {
     const b = await openBrowser();
@@ -49,18 +65,7 @@ describe('bull-board in a browser', () => {
   });
 
   it('when a failed order job is retried by clicking in the board, then the job runs again and the order reaches confirmed', async () => {
-    await h().startWorkers();
-    const c = await makeCustomer(h());
-    const p = await makeProduct(h(), 5);
-    const allowWrites = await refuseStockWrites(h(), p.sku);
-    let order: { id: string };
-    try {
-      order = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }]);
-      await untilStatus(h(), order.id, 'failed', { what: 'order failed' });
-      await waitFor(async () => (await h().ctx.queues.orders.getJob(order.id))?.isFailed(), { what: 'job failed' });
-    } finally {
-      await allowWrites();
-    }
+    const { order, p } = await failedOrderJob(h(), 2);
     expect(await h().ctx.db('stock').where({ sku: p.sku }).first()).toMatchObject({ on_hand: 5, reserved: 0 });
 
     const b = await openBrowser({ httpCredentials: { username: 'operator', password: KEYS.operator } });
@@ -79,7 +84,7 @@ describe('bull-board in a browser', () => {
         .click();
       const card = b.page
         .locator('[class*="card"]')
-        .filter({ has: b.page.getByText(order!.id, { exact: true }) })
+        .filter({ has: b.page.getByText(order.id, { exact: true }) })
         .last();
       await card.waitFor({ timeout: 15000 });
       await expect.poll(() => card.textContent()).toContain('is not writable (test)');
@@ -111,24 +116,13 @@ describe('bull-board in a browser', () => {
     }
   });
   it('when a viewer opens the board beside a failed job, then it reads the job and its error but has no retry button, and a retry it sends anyway is 403', async () => {
-    await h().startWorkers();
-    const c = await makeCustomer(h());
-    const p = await makeProduct(h(), 5);
-    const allowWrites = await refuseStockWrites(h(), p.sku);
-    let order: { id: string };
-    try {
-      order = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-      await untilStatus(h(), order.id, 'failed', { what: 'order failed' });
-      await waitFor(async () => (await h().ctx.queues.orders.getJob(order.id))?.isFailed(), { what: 'job failed' });
-    } finally {
-      await allowWrites();
-    }
+    const { order } = await failedOrderJob(h(), 1);
     const b = await openBrowser({ httpCredentials: { username: 'viewer', password: KEYS.viewer } });
     try {
       expect((await b.page.goto(`${h().baseUrl}/admin/queues/queue/orders?status=failed`))?.status()).toBe(200);
       const card = b.page
         .locator('[class*="card"]')
-        .filter({ has: b.page.getByText(order!.id, { exact: true }) })
+        .filter({ has: b.page.getByText(order.id, { exact: true }) })
         .last();
       await card.waitFor({ timeout: 15000 });
       await expect.poll(() => card.textContent()).toContain('is not writable (test)');
@@ -137,11 +131,11 @@ describe('bull-board in a browser', () => {
       // The board's own retry call, from its page with the viewer's credentials.
       const status = await b.page.evaluate(
         async (id) => (await fetch(`/admin/queues/api/queues/orders/${id}/retry/failed`, { method: 'PUT' })).status,
-        order!.id,
+        order.id,
       );
       expect(status).toBe(403);
-      expect(await (await h().ctx.queues.orders.getJob(order!.id))?.isFailed()).toBe(true);
-      expect((await h().api('GET', `/v1/orders/${order!.id}`, { role: 'viewer' })).body.status).toBe('failed');
+      expect(await (await h().ctx.queues.orders.getJob(order.id))?.isFailed()).toBe(true);
+      expect((await h().api('GET', `/v1/orders/${order.id}`, { role: 'viewer' })).body.status).toBe('failed');
       // The dashboard and the metrics are the viewer's to read.
       expect((await b.page.goto(`${h().baseUrl}/dashboard`))?.status()).toBe(200);
       expect((await b.page.goto(`${h().baseUrl}/metrics`))?.status()).toBe(200);
