@@ -3,7 +3,8 @@ import type { Knex } from 'knex';
 import { expect } from 'vitest';
 import { checkInvariants, type InvariantReport } from '../../src/invariants';
 import type { Queues } from '../../src/jobs/queues';
-import { KEYS, type ApiResponse, type Harness } from './harness';
+import { KEYS, waitFor, type ApiResponse, type Harness } from './harness';
+import { freePort } from './private-redis';
 
 /** A small seeded PRNG (mulberry32) so that a failing fault run can be replayed with FAULT_SEED. */
 export function rng(seed: number) {
@@ -294,4 +295,27 @@ export function apiAt(baseUrl: string): Harness['api'] {
     }
     return { status: res.status, body: parsed, headers: res.headers, text } as ApiResponse;
   };
+}
+
+/**
+ * An API process on a free port and a worker process, both spawned from the harness's env, once the
+ * API answers /readyz and the worker is connected to the orders queue; with a request helper aimed
+ * at that API. `workerEnv` is added to the worker's env (a log level, say).
+ */
+export async function spawnApiAndWorker(h: Harness, workerEnv: Record<string, string> = {}) {
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const apiProc = h.spawnWorker({ PORT: String(port), HOST: '127.0.0.1' }, 'api');
+  const worker = h.spawnWorker(workerEnv);
+  await waitFor(async () => (await fetch(`${baseUrl}/readyz`).catch(() => undefined))?.status === 200, {
+    timeout: 60_000,
+    what: 'the API process ready',
+  }).catch((err) => {
+    throw new Error(`${(err as Error).message}\n${apiProc.output().slice(-3000)}`);
+  });
+  await waitFor(async () => (await h.ctx.queues.orders.getWorkersCount()) > 0, {
+    timeout: 60_000,
+    what: 'the worker connected',
+  });
+  return { baseUrl, apiProc, worker, api: apiAt(baseUrl) };
 }

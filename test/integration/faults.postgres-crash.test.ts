@@ -3,9 +3,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDb } from '../../src/platform/db';
 import { prepareDatabase } from '../../src/platform/prepare-database';
 import {
-  apiAt,
   expectCleanRun,
   faultSeed,
+  spawnApiAndWorker,
   figures,
   orderBody,
   printFigures,
@@ -16,9 +16,8 @@ import {
   setupShop,
   waitSettled,
 } from '../helpers/fault-kit';
-import { createHarness, waitFor, type Harness, type WorkerProcess } from '../helpers/harness';
+import { createHarness, waitFor, type Harness } from '../helpers/harness';
 import { startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres';
-import { freePort } from '../helpers/private-redis';
 
 const TOTAL = 600;
 const CRASH_AT = 200;
@@ -57,19 +56,7 @@ describe('fault: PostgreSQL crashes (pg_ctl -m immediate) under load and starts 
   it('when PostgreSQL crashes mid-load, then intake answers 503 with Retry-After until it is back, every order answered 202 before the crash exists and settles, and the API and worker recover without a restart', async () => {
     const seed = faultSeed();
     const r = rng(seed);
-    const port = await freePort();
-    const baseUrl = `http://127.0.0.1:${port}`;
-    const apiProc: WorkerProcess = h.spawnWorker({ PORT: String(port), HOST: '127.0.0.1' }, 'api');
-    const worker = h.spawnWorker();
-    await waitFor(async () => (await fetch(`${baseUrl}/readyz`).catch(() => undefined))?.status === 200, {
-      timeout: 60_000,
-      what: 'the API process ready',
-    });
-    await waitFor(async () => (await h.ctx.queues.orders.getWorkersCount()) > 0, {
-      timeout: 60_000,
-      what: 'the worker connected',
-    });
-    const api = apiAt(baseUrl);
+    const { baseUrl, apiProc, worker, api } = await spawnApiAndWorker(h);
     const shop = await setupShop({ ...h, baseUrl, api }, { skus: 20, hot: 5, hotStock: 6, coldStock: 300 });
 
     const t = { crashed: 0, startCalled: 0, ready: 0 };

@@ -2,9 +2,9 @@ import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../src/platform/db';
 import {
-  apiAt,
   expectCleanRun,
   faultSeed,
+  spawnApiAndWorker,
   figures,
   orderBody,
   printFigures,
@@ -15,8 +15,7 @@ import {
   setupShop,
   waitSettled,
 } from '../helpers/fault-kit';
-import { createHarness, createTestDatabase, waitFor, type Harness, type WorkerProcess } from '../helpers/harness';
-import { freePort } from '../helpers/private-redis';
+import { createHarness, createTestDatabase, waitFor, type Harness } from '../helpers/harness';
 import { startSentinelGroup, type SentinelGroup } from '../helpers/private-sentinel';
 
 /** Orders before the fault; then rounds of BATCH until LOAD_AFTER_PROMOTION_MS after the promotion. */
@@ -61,22 +60,8 @@ describe('fault: the Redis primary behind Sentinel is SIGKILLed under load', () 
   it('when the primary dies with writes not yet replicated, then the replica is promoted, the API and worker carry on without a restart, and every accepted order settles once', async () => {
     const seed = faultSeed();
     const r = rng(seed);
-    const port = await freePort();
-    const baseUrl = `http://127.0.0.1:${port}`;
-    const apiProc: WorkerProcess = h.spawnWorker({ PORT: String(port), HOST: '127.0.0.1' }, 'api');
     // info: the reconciler's "re-enqueued work" lines say how much it rebuilt.
-    const worker = h.spawnWorker({ LOG_LEVEL: 'info' });
-    await waitFor(async () => (await fetch(`${baseUrl}/readyz`).catch(() => undefined))?.status === 200, {
-      timeout: 60_000,
-      what: 'the API process ready',
-    }).catch((err) => {
-      throw new Error(`${(err as Error).message}\n${apiProc.output().slice(-3000)}`);
-    });
-    await waitFor(async () => (await h.ctx.queues.orders.getWorkersCount()) > 0, {
-      timeout: 60_000,
-      what: 'the worker connected',
-    });
-    const api = apiAt(baseUrl);
+    const { baseUrl, apiProc, worker, api } = await spawnApiAndWorker(h, { LOG_LEVEL: 'info' });
     const shop = await setupShop({ ...h, baseUrl, api }, { skus: 20, hot: 5, hotStock: 6, coldStock: 300 });
 
     const t = { cut: 0, killed: 0, promoted: 0 };
