@@ -1,14 +1,15 @@
-// `npm run soak -- --minutes 30 --rate 20`: a soak run, not part of `npm test`. It starts the API
-// and the worker as two separate processes (as `npm run start:api` / `start:worker` would, run
-// through tsx) on a database and a queue prefix of their own, sends notifications to a local
+// `npm run soak -- --minutes 30 --rate 20`: a soak run, not part of `npm test`. It builds
+// (`npm run build`) and starts the API and the worker as two separate processes with exactly the
+// commands of `npm run start:api` / `start:worker` (read from package.json; `--tsx` runs the
+// sources through tsx instead) on a database and a queue prefix of their own, sends notifications to a local
 // receiver, and sends production-shaped load at a fixed open-loop rate: orders (some on hot SKUs
 // that run out and wait for restocks), and one request in ten a fulfil, a cancel, a restock or a
 // stock count. Every --kill-every minutes the worker is SIGKILLed and started again. Each minute
-// it prints throughput, p99 latency, the RSS of every process (the minute's peak), Redis
+// it prints throughput, p99 latency (of orders, and of the other requests by kind), waiting lines, the RSS of every process (the minute's peak), Redis
 // used_memory and the PostgreSQL database size; at the end a markdown table of the same and the
 // invariant checker's verdict. Redis is a redis-server of the run's own (the machine's binary, no
 // persistence), so used_memory is this run's alone; --shared-redis uses --redis-url instead.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -35,6 +36,7 @@ const o = new Command('soak')
     new Option('--kill-every <min>', 'SIGKILL the worker every this many minutes').default(5).argParser(positive),
   )
   .addOption(new Option('--skus <n>', 'products').default(50).argParser(positive))
+  .addOption(new Option('--tsx', 'run the sources through tsx instead of the compiled start:api / start:worker'))
   .addOption(new Option('--keep', 'keep the database and the Redis keys afterwards'))
   .addOption(
     new Option('--database-url <url>', 'PostgreSQL server (a database of its own is created on it)')
@@ -95,8 +97,19 @@ interface Proc {
   output: () => string;
   exited: Promise<void>;
 }
+/**
+ * The command line of `npm run start:<role>` from package.json (`node <flags> dist/… <role>`), run
+ * with this node; with --tsx, `node --import tsx src/app/main.ts <role>`.
+ */
+function commandFor(role: 'api' | 'worker'): string[] {
+  if (o.tsx) return ['--import', 'tsx', 'src/app/main.ts', role];
+  const script: string = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts[`start:${role}`];
+  const [node, ...args] = script.trim().split(/\s+/);
+  if (node !== 'node') throw new Error(`start:${role} is not a plain node command: ${script}`);
+  return args;
+}
 function startProcess(role: 'api' | 'worker', env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/app/main.ts', role], {
+  const child = spawn(process.execPath, commandFor(role), {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -118,6 +131,11 @@ async function freePort(): Promise<number> {
 }
 
 async function main() {
+  if (!o.tsx) {
+    log('soak: npm run build');
+    const b = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 2, 2] });
+    if (b.status !== 0) throw new Error(`npm run build failed (${b.error?.message ?? `exit ${b.status}`})`);
+  }
   const url = withDatabase(o.databaseUrl, dbName);
   const privateRedis = o.sharedRedis ? undefined : await startPrivateRedis();
   if (!o.sharedRedis && !privateRedis) throw new Error('no redis-server on the PATH (or pass --shared-redis)');
@@ -189,11 +207,17 @@ async function main() {
     let restockNo = 0;
     let countNo = 0;
     const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
-    let minute: { latencies: number[]; accepted: number; errors: number; other: number } = {
-      latencies: [],
-      accepted: 0,
-      errors: 0,
-      other: 0,
+    type Kind = 'order' | 'fulfil' | 'cancel' | 'restock' | 'product read' | 'count';
+    const fresh = () => ({ latencies: new Map<Kind, number[]>(), accepted: 0, errors: 0, other: 0 });
+    let minute = fresh();
+    const took = (kind: Kind, ms: number) => {
+      const xs = minute.latencies.get(kind) ?? [];
+      minute.latencies.set(kind, xs);
+      xs.push(ms);
+    };
+    const p99 = (xs: number[]) => {
+      const sorted = [...xs].sort((a, b) => a - b);
+      return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] : 0;
     };
     const inflight = new Set<Promise<void>>();
     const track = (p: Promise<void>) => {
@@ -205,7 +229,7 @@ async function main() {
         { sku: Math.random() < 0.1 ? pick(skus.slice(0, 5)) : pick(skus), quantity: 1 + Math.floor(Math.random() * 2) },
       ];
       const r = await call('intake', 'POST', '/v1/orders', { customer_id: pick(customers), lines });
-      minute.latencies.push(r.ms);
+      took('order', r.ms);
       if (r.status === 202) {
         minute.accepted++;
         recent.push(r.body.id);
@@ -216,24 +240,32 @@ async function main() {
     const side = async () => {
       const x = Math.random();
       let r;
-      if (x < 0.4 && recent.length) r = await call('feed', 'POST', `/v1/orders/${pick(recent)}/fulfill`);
-      else if (x < 0.55 && recent.length) r = await call('intake', 'POST', `/v1/orders/${pick(recent)}/cancel`, {});
-      else if (x < 0.9)
+      let kind: Kind;
+      if (x < 0.4 && recent.length) {
+        kind = 'fulfil';
+        r = await call('feed', 'POST', `/v1/orders/${pick(recent)}/fulfill`);
+      } else if (x < 0.55 && recent.length) {
+        kind = 'cancel';
+        r = await call('intake', 'POST', `/v1/orders/${pick(recent)}/cancel`, {});
+      } else if (x < 0.9) {
+        kind = 'restock';
         r = await call('feed', 'POST', '/v1/restocks', {
           event_id: `soak-${tag}-${++restockNo}`,
           sku: pick(skus.slice(0, 5)),
           quantity: 5,
         });
-      else {
+      } else {
         const sku = pick(skus.slice(5));
         const p = await call('operator', 'GET', `/v1/products/${sku}`);
+        took('product read', p.ms);
+        kind = 'count';
         r = await call('feed', 'POST', '/v1/inventory/counts', {
           count_id: `soak-${tag}-${++countNo}`,
           counted_at: new Date().toISOString(),
           items: [{ sku, on_hand: Math.max(0, Number(p.body?.stock?.on_hand ?? 0) - 1) }],
         });
       }
-      minute.latencies.push(r.ms);
+      took(kind, r.ms);
       if (r.status >= 500 || r.status === 0) minute.errors++;
       else minute.other++;
     };
@@ -280,9 +312,10 @@ async function main() {
       }
       if (Date.now() >= nextReport) {
         const m = minute;
-        minute = { latencies: [], accepted: 0, errors: 0, other: 0 };
-        const sorted = m.latencies.sort((a, b) => a - b);
-        const p99 = sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] : 0;
+        minute = fresh();
+        const others = [...m.latencies].filter(([k]) => k !== 'order');
+        const slowest = others.map(([k, xs]) => [k, p99(xs)] as const).sort((a, b) => b[1] - a[1])[0];
+        const waiting = await db.raw(`SELECT COUNT(*)::int AS n FROM order_lines WHERE waiting AND NOT reserved`);
         const info = await redis.info('memory');
         const size = await db.raw('SELECT pg_database_size(current_database()) AS b');
         const settled = await db.raw(
@@ -294,7 +327,11 @@ async function main() {
           'orders/s': +(m.accepted / 60).toFixed(1),
           'other req/s': +(m.other / 60).toFixed(1),
           errors: m.errors,
-          'p99 ms': Math.round(p99),
+          'p99 ms': Math.round(p99([...m.latencies.values()].flat())),
+          'order p99 ms': Math.round(p99(m.latencies.get('order') ?? [])),
+          'other p99 ms': Math.round(p99(others.flatMap(([, xs]) => xs))),
+          'slowest other (p99 ms)': slowest ? `${slowest[0]} ${Math.round(slowest[1])}` : '-',
+          'waiting lines': Number(waiting.rows[0].n),
           'webhooks/s': +((received - lastReceived) / 60).toFixed(1),
           'backlog (received)': Number(settled.rows[0].received),
           'API RSS MB (peak)': Math.max(peak.api, rssMb(api.child.pid)),

@@ -11,11 +11,22 @@ export type Db = Knex;
 export type Trx = Knex.Transaction;
 export type Executor = Knex | Knex.Transaction;
 
+/**
+ * Every pooled connection runs with `jit = off`. The order path's statements build each order's
+ * JSON with correlated subqueries, whose estimated cost passes PostgreSQL's jit_above_cost on a batch
+ * of a few hundred orders although they run in tens of milliseconds; JIT then compiled about 200
+ * functions per statement, 1.4 s each time (docs/benchmarks.md, "JIT"). Nothing here scans enough
+ * for JIT to pay back.
+ */
+const noJit = (conn: pg.Client, done: (err: Error | null, conn: pg.Client) => void) => {
+  conn.query('SET jit = off', (err) => done(err ?? null, conn));
+};
+
 export function createDb(url: string, poolMax = 20): Db {
   return knex({
     client: 'pg',
     connection: { connectionString: url, connectionTimeoutMillis: 3000 },
-    pool: { min: 0, max: poolMax, acquireTimeoutMillis: 5000, idleTimeoutMillis: 10000 },
+    pool: { min: 0, max: poolMax, acquireTimeoutMillis: 5000, idleTimeoutMillis: 10000, afterCreate: noJit },
     acquireConnectionTimeout: 5000,
   });
 }
