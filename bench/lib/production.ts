@@ -111,7 +111,9 @@ interface Proc {
 
 /** `node dist/src/app/main.js <role>`: what `npm run start:api` / `npm run start:worker` run. */
 function startProcess(role: 'api' | 'worker', env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, [path.join('dist', 'src', 'app', 'main.js'), role], {
+  // BENCH_CPU_PROF=<dir>: each process writes a V8 CPU profile there when it exits (docs/benchmarks.md).
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, path.join('dist', 'src', 'app', 'main.js'), role], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
