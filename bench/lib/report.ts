@@ -51,6 +51,34 @@ export function atMost(value: number | null, unit: string, max: number, note?: s
   };
 }
 
+/** A figure shown beside a ceiling from the same run, with no target of its own. */
+export function beside(
+  value: number | null,
+  unit: string,
+  ceilingName: string,
+  ceiling: number | null,
+  note?: string,
+): Figure {
+  return { ...againstCeiling(value, unit, ceilingName, ceiling, 0, note), target: '(reported)', met: null };
+}
+
+/** ours / ceiling within ±tolerance of 1 (the same load on two databases). */
+export function near(
+  value: number | null,
+  unit: string,
+  ceilingName: string,
+  ceiling: number | null,
+  tolerance: number,
+  note?: string,
+): Figure {
+  const f = againstCeiling(value, unit, ceilingName, ceiling, 0, note);
+  return {
+    ...f,
+    target: `ratio within 1 ± ${tolerance}`,
+    met: f.ratio === null || f.ratio === undefined ? null : Math.abs(f.ratio - 1) <= tolerance,
+  };
+}
+
 export function info(value: number | null, unit: string, note?: string): Figure {
   return { value, unit, target: '(reported)', met: null, note };
 }
