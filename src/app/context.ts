@@ -19,6 +19,8 @@ export interface AppContext extends Context {
 /** Wires one process: database, Redis, queues, the job publisher, and the after-commit handlers. */
 export function createContext(config: Config): AppContext {
   const db = createDb(config.DATABASE_URL, config.DB_POOL_MAX);
+  // Opened on first use (pools start empty), so a worker process holds none of these.
+  const intakeDb = createDb(config.DATABASE_URL, config.INTAKE_IN_FLIGHT);
   const redis = createRedis(config, 'producer');
   const queues = createQueues(config, redis);
   const stats = new StatsSink(redis, statsKey(config.QUEUE_PREFIX));
@@ -27,6 +29,7 @@ export function createContext(config: Config): AppContext {
   const ctx: AppContext = {
     config,
     db,
+    intakeDb,
     redis,
     queues,
     stats,
@@ -42,6 +45,7 @@ export async function closeContext(ctx: AppContext): Promise<void> {
   await ctx.stats.close();
   await closeQueues(ctx.queues);
   ctx.redis.disconnect();
+  await ctx.intakeDb?.destroy();
   await ctx.db.destroy();
 }
 

@@ -16,6 +16,12 @@ export interface AfterCommitHandlers {
 export interface Context {
   config: Config;
   db: Db;
+  /**
+   * Connections for the intake group commit alone (INTAKE_IN_FLIGHT of them): accepting an order
+   * never waits for a connection behind other requests, such as writes blocked on a stock row that
+   * a worker's batch holds. Absent (a context built by hand): `db`.
+   */
+  intakeDb?: Db;
   /** A single Redis or a Redis Cluster (keys built with redisKey share QUEUE_PREFIX's hash tag). */
   redis: Redis | Cluster;
   jobs: JobPublisher;

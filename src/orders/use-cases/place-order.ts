@@ -14,7 +14,8 @@ type Pending = { id: string; input: PlaceOrder; actor: Actor };
  * Intake without an Idempotency-Key goes through group commit: requests that arrive while an
  * insert runs are inserted together by the next one (one statement, one commit, one addBulk). Each
  * request is answered once its own order and outbox row are committed; the group's jobs are added
- * in the background meanwhile, so the next group's insert need not wait for Redis.
+ * in the background meanwhile, so the next group's insert need not wait for Redis. The inserts
+ * run on the intake's own connections (ctx.intakeDb), not the pool other requests share.
  */
 function createIntake(ctx: Context): GroupCommit<Pending, Accepted | Duplicate> {
   return new GroupCommit<Pending, Accepted | Duplicate>({
@@ -24,7 +25,7 @@ function createIntake(ctx: Context): GroupCommit<Pending, Accepted | Duplicate> 
       runStatement(
         ctx,
         async (sink) => {
-          const placed = await insertOrders(ctx.db, group);
+          const placed = await insertOrders(ctx.intakeDb ?? ctx.db, group);
           const stored = placed.filter((p): p is Placed => !('duplicate' in p));
           sink.jobsWritten(stored.map((p) => p.outbox));
           return placed.map((p) => ('duplicate' in p ? p : p.accepted));
