@@ -64,13 +64,23 @@ export interface StockChange {
 /** Units a level can give to a new reservation: none at an inactive location. */
 export const freeAt = (l: LevelRow) => (l.active ? l.on_hand - l.reserved : 0);
 
-export async function readStockRows(db: Executor, skus: string[]): Promise<Map<string, StockRow>> {
+/**
+ * The SKUs' stock rows and levels. With `lock`, the totals rows are also locked (FOR NO KEY UPDATE,
+ * in SKU order) until the transaction ends: every stock write updates the totals row first, so no
+ * other write to these SKUs can commit in between and the version-checked update cannot lose.
+ */
+export async function readStockRows(
+  db: Executor,
+  skus: string[],
+  opts: { lock?: boolean } = {},
+): Promise<Map<string, StockRow>> {
   const out = new Map<string, StockRow>();
   if (skus.length === 0) return out;
-  const rows: Omit<StockRow, 'levels'>[] = await db('stock as s')
+  const query = db('stock as s')
     .join('products as p', 'p.sku', 's.sku')
     .select('s.sku', 's.on_hand', 's.reserved', 's.backordered', 's.version', 'p.low_stock_threshold')
     .whereIn('s.sku', skus);
+  const rows: Omit<StockRow, 'levels'>[] = opts.lock ? await query.orderBy('s.sku').forNoKeyUpdate('s') : await query;
   for (const r of rows) out.set(r.sku, { ...r, levels: [] });
   const levels: (LevelRow & { sku: string })[] = await db('stock_levels as s')
     .join('locations as l', 'l.code', 's.location')

@@ -22,6 +22,8 @@ export interface UnitOfWork extends AfterCommitSink {
   readonly trx: Trx;
   /** Who this unit acts for: recorded on the history, movements, shipments and returns it writes. */
   readonly actor: Actor;
+  /** 1 on the first run of the unit, 2 on its first retry, and so on. */
+  readonly attempt: number;
   /** Stores outbox rows in this transaction; their jobs are added after commit. */
   addJobs(rows: OutboxRow[]): Promise<void>;
 }
@@ -32,6 +34,7 @@ class Work implements UnitOfWork {
   constructor(
     readonly actor: Actor,
     private readonly tx?: Trx,
+    readonly attempt = 1,
   ) {}
   get trx(): Trx {
     if (!this.tx) throw new Error('a statement unit has no transaction');
@@ -91,7 +94,9 @@ export async function runUnitOfWork<T>(
     let work: Work | undefined;
     let result: T;
     try {
-      result = await ctx.db.transaction(async (trx) => fn((work = new Work(opts.actor ?? systemActor(op), trx))));
+      result = await ctx.db.transaction(async (trx) =>
+        fn((work = new Work(opts.actor ?? systemActor(op), trx, attempt))),
+      );
     } catch (err) {
       if (err instanceof OptimisticConflict) {
         metrics.optimisticConflicts.inc({ op });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { statsKey, metrics } from '../../src/platform/metrics';
-import { ledgerOnHand, makeProduct, stockOf } from '../helpers/factories';
+import { processOrders } from '../../src/orders';
+import { ledgerOnHand, makeCustomer, makeProduct, placeOrder, stockOf } from '../helpers/factories';
 import { useHarness } from '../helpers/harness';
 
 // A pool as wide as the burst, so that the 50 requests really race for the row instead of queueing for connections.
@@ -119,6 +120,52 @@ describe('stock row that never stops moving', () => {
     } finally {
       await h().ctx.db.raw('DROP TRIGGER skip_stock_update ON stock');
       await h().ctx.db.raw('DROP FUNCTION skip_stock_update()');
+    }
+  });
+});
+
+describe('a worker batch under a stream of single-order writes', () => {
+  it('when adjustments keep landing on the SKUs of a batch being reserved, then the batch is redone at most once and every order is confirmed', async () => {
+    const skus = await Promise.all([1, 2, 3, 4].map(() => makeProduct(h(), 1000)));
+    const c = await makeCustomer(h());
+    const orders = [];
+    for (let i = 0; i < 120; i++)
+      orders.push(await placeOrder(h(), c.id, [{ sku: skus[i % skus.length].sku, quantity: 1 }]));
+    const before = await conflictCount('reserve');
+    // Adjustments of +1 on the batch's SKUs, 8 at a time, until the batch has committed.
+    let done = false;
+    let adjusted = 0;
+    const hammer = Promise.all(
+      Array.from({ length: 8 }, async (_, k) => {
+        for (let i = 0; !done; i++) {
+          const r = await h().api('POST', `/v1/inventory/${skus[(k + i) % skus.length].sku}/adjustments`, {
+            body: { delta: 1, reason: `hammer ${k}/${i}` },
+          });
+          expect(r.status, r.text).toBe(201);
+          adjusted += 1;
+        }
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 200)); // the hammer is running
+    let outcomes;
+    try {
+      outcomes = await processOrders(
+        h().ctx,
+        orders.map((o) => o.id),
+      );
+    } finally {
+      done = true;
+      await hammer;
+    }
+    expect([...outcomes.values()].every((o) => o.status === 'confirmed')).toBe(true);
+    expect(outcomes.size).toBe(120);
+    expect(adjusted).toBeGreaterThan(8);
+    // Optimistic first; its retry locks the rows it reads, so it cannot lose a second time.
+    expect((await conflictCount('reserve')) - before).toBeLessThanOrEqual(1);
+    for (const s of skus) {
+      const row = await stockOf(h(), s.sku);
+      expect(row.reserved).toBe(30);
+      expect(await ledgerOnHand(h(), s.sku)).toBe(row.on_hand);
     }
   });
 });

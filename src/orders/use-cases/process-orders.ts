@@ -59,7 +59,10 @@ export async function processOrders(ctx: Context, ids: string[]): Promise<Map<st
     // One connection per transaction: the reads run one after another.
     const customers = await readCustomers(trx, [...new Set(todo.map((o) => o.customer_id))]);
     const products = await readProducts(trx, skus);
-    const stock = await readStockRows(trx, skus);
+    // Optimistic first. A retry (a version check lost to a fulfil, cancel, count or another
+    // worker) locks the rows as it reads them, so a batch of up to ORDER_BATCH_MAX orders is
+    // redone at most once, however busy its SKUs are.
+    const stock = await readStockRows(trx, skus, { lock: uow.attempt > 1 });
     const firstWaiting = await firstWaitingSeq(
       trx,
       [...stock.values()].filter((r) => r.backordered > 0).map((r) => r.sku),
