@@ -11,7 +11,7 @@
 // persistence), so used_memory is this run's alone; --shared-redis uses --redis-url instead.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -19,6 +19,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { startPrivateRedis } from '../bench/lib/private-redis';
+import { startPrivatePostgres } from '../test/helpers/private-postgres';
 import { checkInvariants } from '../src/invariants';
 import { createDb, withDatabase } from '../src/platform/db';
 import { deleteKeysWithPrefix } from '../src/platform/redis';
@@ -39,7 +40,16 @@ const o = new Command('soak')
   .addOption(new Option('--tsx', 'run the sources through tsx instead of the compiled start:api / start:worker'))
   .addOption(new Option('--keep', 'keep the database and the Redis keys afterwards'))
   .addOption(
-    new Option('--database-url <url>', 'PostgreSQL server (a database of its own is created on it)')
+    new Option(
+      '--shared-postgres',
+      "use --database-url instead of a private PostgreSQL cluster (the machine's server may be tuned for CI: autovacuum off)",
+    ),
+  )
+  .addOption(
+    new Option(
+      '--database-url <url>',
+      'PostgreSQL server, with --shared-postgres (a database of its own is created on it)',
+    )
       .default('postgres://postgres@127.0.0.1:5432/postgres')
       .env('DATABASE_URL'),
   )
@@ -64,6 +74,38 @@ const prefix = `ofsoak_${tag}`;
 const KEYS = { intake: `soak-intake-${tag}`, feed: `soak-feed-${tag}`, operator: `soak-operator-${tag}` };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (m: string) => process.stderr.write(`${m}\n`);
+
+/**
+ * The memory of a PostgreSQL server: the PSS (proportional set size, so shared buffers are counted
+ * once, not once per backend) of the postmaster and every process it started.
+ */
+function postgresPssMb(dataDir: string | undefined): number {
+  if (!dataDir) return 0;
+  try {
+    const root = Number(readFileSync(path.join(dataDir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const pids = [root];
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === root) pids.push(Number(d));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    let kb = 0;
+    for (const pid of pids) {
+      try {
+        kb += Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return Math.round(kb / 1024);
+  } catch {
+    return 0;
+  }
+}
 
 function rssMb(pid: number | undefined): number {
   if (!pid) return 0;
@@ -136,7 +178,13 @@ async function main() {
     const b = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 2, 2] });
     if (b.status !== 0) throw new Error(`npm run build failed (${b.error?.message ?? `exit ${b.status}`})`);
   }
-  const url = withDatabase(o.databaseUrl, dbName);
+  // PostgreSQL as production runs it: a cluster of the run's own with the server's defaults
+  // (autovacuum on), not the machine's shared server, which CI tunes (autovacuum off there).
+  const privatePg = o.sharedPostgres
+    ? undefined
+    : await startPrivatePostgres({ settings: { shared_buffers: '128MB', max_connections: '200' } });
+  const serverUrl: string = privatePg ? privatePg.url('postgres') : o.databaseUrl;
+  const url = withDatabase(serverUrl, dbName);
   const privateRedis = o.sharedRedis ? undefined : await startPrivateRedis();
   if (!o.sharedRedis && !privateRedis) throw new Error('no redis-server on the PATH (or pass --shared-redis)');
   const redisUrl: string = privateRedis?.url ?? o.redisUrl;
@@ -200,7 +248,7 @@ async function main() {
       skus.push(sku);
     }
     log(
-      `soak: ${o.minutes} min at ${o.rate} orders/s over ${o.skus} SKUs; worker SIGKILLed every ${o.killEvery} min; database ${dbName}, prefix ${prefix}; ${privateRedis ? `private redis-server ${privateRedis.version} at ${redisUrl}` : `shared Redis ${redisUrl}`}`,
+      `soak: ${o.minutes} min at ${o.rate} orders/s over ${o.skus} SKUs; worker SIGKILLed every ${o.killEvery} min; database ${dbName} on ${privatePg ? `a private PostgreSQL (port ${privatePg.port}, autovacuum on)` : serverUrl}, prefix ${prefix}; ${privateRedis ? `private redis-server ${privateRedis.version} at ${redisUrl}` : `shared Redis ${redisUrl}`}`,
     );
 
     const recent: string[] = [];
@@ -284,7 +332,7 @@ async function main() {
     let sent = 0;
     let lastReceived = rx.received();
     // RSS is sampled every 5 s and reported as the minute's peak: a worker just restarted is still small.
-    const peak = { api: 0, worker: 0, soak: 0, redis: 0 };
+    const peak = { api: 0, worker: 0, soak: 0, redis: 0, postgres: 0 };
     let nextSample = 0;
     // Ctrl-C (or SIGTERM) ends the load early: the run still settles, checks and cleans up.
     let stop = false;
@@ -306,6 +354,7 @@ async function main() {
         peak.worker = Math.max(peak.worker, rssMb(worker.child.pid));
         peak.soak = Math.max(peak.soak, Math.round(process.memoryUsage().rss / 1024 / 1024));
         peak.redis = Math.max(peak.redis, rssMb(privateRedis?.pid));
+        peak.postgres = Math.max(peak.postgres, postgresPssMb(privatePg?.dataDir));
         nextSample = Date.now() + 5000;
       }
       if (Date.now() >= nextKill) {
@@ -344,12 +393,15 @@ async function main() {
           'worker RSS MB (peak)': Math.max(peak.worker, rssMb(worker.child.pid)),
           'load generator RSS MB (peak)': peak.soak,
           ...(privateRedis ? { 'redis-server RSS MB (peak)': Math.max(peak.redis, rssMb(privateRedis.pid)) } : {}),
+          ...(privatePg
+            ? { 'PostgreSQL PSS MB (peak)': Math.max(peak.postgres, postgresPssMb(privatePg.dataDir)) }
+            : {}),
           'Redis used_memory MB': +(Number(/used_memory:(\d+)/.exec(info)![1]) / 1024 / 1024).toFixed(1),
           'PG db MB': +(Number(size.rows[0].b) / 1024 / 1024).toFixed(1),
           kills,
         };
         lastReceived = received;
-        peak.api = peak.worker = peak.soak = peak.redis = 0;
+        peak.api = peak.worker = peak.soak = peak.redis = peak.postgres = 0;
         rows.push(row);
         log(`  ${JSON.stringify(row)}`);
         nextReport += 60_000;
@@ -383,12 +435,14 @@ async function main() {
     await rx.close();
     if (!o.keep && !privateRedis) await deleteKeysWithPrefix(redisUrl, prefix).catch(() => undefined);
     await privateRedis?.stop();
-    if (!o.keep) {
-      const admin = new pg.Client({ connectionString: o.databaseUrl });
+    if (privatePg && !o.keep) await privatePg.destroy();
+    else if (!o.keep) {
+      const admin = new pg.Client({ connectionString: serverUrl });
       await admin.connect();
       await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
       await admin.end();
-    }
+    } else if (privatePg)
+      log(`soak: --keep: the private PostgreSQL runs on port ${privatePg.port} (${privatePg.dataDir})`);
   }
 }
 

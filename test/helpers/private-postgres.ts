@@ -35,7 +35,7 @@ export interface PrivatePostgres {
  * an acknowledged commit must survive `pg_ctl -m immediate`. As root, every command runs as the
  * `postgres` OS user (PostgreSQL refuses to run as root), which owns the data directory.
  */
-export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+export async function startPrivatePostgres(opts: { settings?: Record<string, string> } = {}): Promise<PrivatePostgres> {
   const bin = await binDir();
   const port = await freePort();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'of-pg-'));
@@ -57,6 +57,7 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     `-c listen_addresses=127.0.0.1`,
     `-c max_connections=100`,
     `-c shared_buffers=32MB`,
+    ...Object.entries(opts.settings ?? {}).map(([k, v]) => `-c ${k}=${v}`),
   ].join(' ');
   const start = async () => {
     await pgCmd('pg_ctl', ['-D', path.join(dataDir, 'data'), '-l', logFile, '-o', options, '-w', '-t', '60', 'start']);
