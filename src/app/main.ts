@@ -87,16 +87,6 @@ export async function main(mode: Mode): Promise<void> {
   // Every mode migrates (under an advisory lock, so concurrent starts are safe), so any start order works.
   await prepareDatabase(config.DATABASE_URL);
   const ctx = createContext(config);
-  // Outbox, events and notifications are found through partial indexes on rows that leave them
-  // within seconds; without vacuum those indexes fill with dead entries and every poll walks them.
-  const autovacuum = await ctx.db
-    .raw('SHOW autovacuum')
-    .then((r) => String(r.rows[0]?.autovacuum))
-    .catch(() => 'unknown');
-  if (autovacuum === 'off')
-    logger.warn(
-      'PostgreSQL runs with autovacuum off: the outbox relay, the event sequencer and the delivery queries slow down as dead rows pile up; turn it on (see docs/operations.md)',
-    );
 
   let server: Server | undefined;
   let workers: RunningWorkers | undefined;
@@ -120,6 +110,19 @@ export async function main(mode: Mode): Promise<void> {
     }
   }
   printDevKeys(config);
+  // After the listening line (the first a reader of the output sees). Outbox, events and
+  // notifications are found through partial indexes on rows that leave them within seconds;
+  // without vacuum those indexes fill with dead entries and every poll walks them.
+  const autovacuum = await ctx.db
+    .raw('SHOW autovacuum')
+    .then((r) => String(r.rows[0]?.autovacuum))
+    .catch(() => 'unknown');
+  if (autovacuum === 'off')
+    logQuietly(() =>
+      logger.warn(
+        'PostgreSQL runs with autovacuum off: the outbox relay, the event sequencer and the delivery queries slow down as dead rows pile up; turn it on (see docs/operations.md)',
+      ),
+    );
 
   // Each step is tried even when one before it failed; the first failure is what the drain reports.
   ready({
