@@ -11,7 +11,8 @@
 // persistence), so used_memory is this run's alone; --shared-redis uses --redis-url instead.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -32,7 +33,9 @@ const positive = (v: string) => {
 const o = new Command('soak')
   .description('Production-shaped load at a fixed rate with periodic worker kills; prints a line per minute.')
   .addOption(new Option('--minutes <n>', 'how long to run').default(30).argParser(positive))
-  .addOption(new Option('--rate <n>', 'orders per second').default(20).argParser(positive))
+  .addOption(
+    new Option('--rate <n>', 'requests per second (nine in ten are orders)').default(20).argParser(positive),
+  )
   .addOption(
     new Option('--kill-every <min>', 'SIGKILL the worker every this many minutes').default(5).argParser(positive),
   )
@@ -182,7 +185,16 @@ async function main() {
   // (autovacuum on), not the machine's shared server, which CI tunes (autovacuum off there).
   const privatePg = o.sharedPostgres
     ? undefined
-    : await startPrivatePostgres({ settings: { shared_buffers: '128MB', max_connections: '200' } });
+    : await startPrivatePostgres({
+        settings: {
+          shared_buffers: '128MB',
+          max_connections: '200',
+          // For a stall: what ran long, and what the checkpointer and autovacuum were doing.
+          log_min_duration_statement: '1000',
+          log_autovacuum_min_duration: '1000',
+          log_checkpoints: 'on',
+        },
+      });
   const serverUrl: string = privatePg ? privatePg.url('postgres') : o.databaseUrl;
   const url = withDatabase(serverUrl, dbName);
   const privateRedis = o.sharedRedis ? undefined : await startPrivateRedis();
@@ -423,7 +435,7 @@ async function main() {
         .join('\n')}\n\n`,
     );
     process.stdout.write(
-      `${o.minutes} min, ${o.rate} orders/s offered, ${kills} worker kills; invariant checker: ${report.ok ? 'clean' : `${report.problems.length} problem(s): ${report.problems.slice(0, 5).join('; ')}`}\n`,
+      `${o.minutes} min, ${o.rate} requests/s offered, ${kills} worker kills; invariant checker: ${report.ok ? 'clean' : `${report.problems.length} problem(s): ${report.problems.slice(0, 5).join('; ')}`}\n`,
     );
     if (!report.ok) process.exitCode = 1;
   } finally {
@@ -435,6 +447,12 @@ async function main() {
     await rx.close();
     if (!o.keep && !privateRedis) await deleteKeysWithPrefix(redisUrl, prefix).catch(() => undefined);
     await privateRedis?.stop();
+    if (privatePg) {
+      // The server's log outlives the cluster: checkpoints, autovacuum runs and slow statements.
+      const kept = path.join(os.tmpdir(), `soak-postgres-${tag}.log`);
+      writeFileSync(kept, await privatePg.log());
+      log(`soak: the private PostgreSQL's log is in ${kept}`);
+    }
     if (privatePg && !o.keep) await privatePg.destroy();
     else if (!o.keep) {
       const admin = new pg.Client({ connectionString: serverUrl });
