@@ -33,9 +33,7 @@ const positive = (v: string) => {
 const o = new Command('soak')
   .description('Production-shaped load at a fixed rate with periodic worker kills; prints a line per minute.')
   .addOption(new Option('--minutes <n>', 'how long to run').default(30).argParser(positive))
-  .addOption(
-    new Option('--rate <n>', 'requests per second (nine in ten are orders)').default(20).argParser(positive),
-  )
+  .addOption(new Option('--rate <n>', 'requests per second (nine in ten are orders)').default(20).argParser(positive))
   .addOption(
     new Option('--kill-every <min>', 'SIGKILL the worker every this many minutes').default(5).argParser(positive),
   )
