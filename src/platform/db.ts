@@ -15,8 +15,8 @@ export type Executor = Knex | Knex.Transaction;
  * Every pooled connection runs with `jit = off`. The order path's statements build each order's
  * JSON with correlated subqueries, whose estimated cost passes PostgreSQL's jit_above_cost on a batch
  * of a few hundred orders although they run in tens of milliseconds; JIT then compiled about 200
- * functions per statement, 1.4 s each time (docs/benchmarks.md, "JIT"). Nothing here scans enough
- * for JIT to pay back.
+ * functions per statement, 1.4 s each time (docs/benchmarks.md, "No JIT on our connections").
+ * Nothing here scans enough for JIT to pay back.
  */
 const noJit = (conn: pg.Client, done: (err: Error | null, conn: pg.Client) => void) => {
   conn.query('SET jit = off', (err) => done(err ?? null, conn));
