@@ -42,6 +42,25 @@ const o = new Command('soak')
   .addOption(new Option('--keep', 'keep the database and the Redis keys afterwards'))
   .addOption(
     new Option(
+      '--pg-setting <name=value...>',
+      'a setting of the private PostgreSQL (repeatable), e.g. log_connections=on',
+    )
+      .default([])
+      .argParser((v: string, prev: string[]) => {
+        if (!/^[a-z_.]+=.+$/.test(v)) throw new InvalidArgumentError('name=value');
+        return [...prev, v];
+      }),
+  )
+  .addOption(
+    new Option(
+      '--pg-statements <n>',
+      "the private PostgreSQL's n most costly statements at the end (pg_stat_statements), to see where its CPU went",
+    )
+      .default(0)
+      .argParser(positive),
+  )
+  .addOption(
+    new Option(
       '--shared-postgres',
       "use --database-url instead of a private PostgreSQL cluster (the machine's server may be tuned for CI: autovacuum off)",
     ),
@@ -106,6 +125,80 @@ function postgresPssMb(dataDir: string | undefined): number {
   } catch {
     return 0;
   }
+}
+
+/** Fields of /proc/<pid>/stat after the command name: state is [0], utime [11], stime [12], cutime [13], cstime [14]. */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/** CPU seconds a process has used (user + system), or undefined when it is gone. */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  const f = pid ? statFields(pid) : undefined;
+  return f ? (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND : undefined;
+}
+
+/**
+ * CPU seconds of a PostgreSQL server so far: the postmaster's own and its reaped children's
+ * (cutime, cstime), plus every live child's (backends, autovacuum, checkpointer, WAL writer).
+ * A child that exits moves from the second sum into the first, so the total only grows.
+ */
+function postgresCpuSeconds(dataDir: string | undefined): number | undefined {
+  if (!dataDir) return undefined;
+  try {
+    const root = Number(readFileSync(path.join(dataDir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const own = statFields(root);
+    if (!own) return undefined;
+    let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      const f = statFields(Number(d));
+      if (f && Number(f[1]) === root) ticks += Number(f[11]) + Number(f[12]);
+    }
+    return ticks / TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Per-minute CPU of one role (% of one core). A process replaced meanwhile (a killed worker) starts
+ * again from its own zero; the CPU of its last seconds before the kill is not counted.
+ */
+function cpuMeter(read: () => { id: number; seconds: number | undefined }) {
+  let last = read();
+  let used = 0;
+  return {
+    sample() {
+      const now = read();
+      if (now.seconds === undefined) return;
+      if (now.id === last.id && last.seconds !== undefined) used += now.seconds - last.seconds;
+      else used += now.seconds;
+      last = now;
+    },
+    /** % of one core over `seconds`, and start again. */
+    take(seconds: number): number {
+      this.sample();
+      const pct = Math.round((used / seconds) * 100);
+      used = 0;
+      return pct;
+    },
+  };
+}
+
+/** Busy and total jiffies of the whole machine (every core), from /proc/stat. */
+function machineTicks(): { busy: number; total: number } {
+  const [, ...xs] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  const n = xs.map(Number);
+  const idle = n[3] + (n[4] ?? 0); // idle + iowait
+  const total = n.slice(0, 8).reduce((a, b) => a + b, 0); // guest time is already in user
+  return { busy: total - idle, total };
 }
 
 function rssMb(pid: number | undefined): number {
@@ -191,6 +284,10 @@ async function main() {
           log_min_duration_statement: '1000',
           log_autovacuum_min_duration: '1000',
           log_checkpoints: 'on',
+          ...(o.pgStatements ? { shared_preload_libraries: 'pg_stat_statements' } : {}),
+          ...Object.fromEntries(
+            (o.pgSetting as string[]).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+          ),
         },
       });
   const serverUrl: string = privatePg ? privatePg.url('postgres') : o.databaseUrl;
@@ -235,6 +332,7 @@ async function main() {
       if ((await fetch(`${base}/readyz`).catch(() => undefined))?.ok) break;
       if (Date.now() > deadline || api.child.exitCode !== null) throw new Error(`API not ready:\n${api.output()}`);
     }
+    if (o.pgStatements && privatePg) await db.raw('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
     // Seed through the API: customers, products with stock at main.
     const customers: string[] = [];
     for (let i = 0; i < 20; i++) {
@@ -343,6 +441,19 @@ async function main() {
     let lastReceived = rx.received();
     // RSS is sampled every 5 s and reported as the minute's peak: a worker just restarted is still small.
     const peak = { api: 0, worker: 0, soak: 0, redis: 0, postgres: 0 };
+    // CPU per process per minute (% of one core; the machine has os.availableParallelism() of them).
+    const cpu = {
+      api: cpuMeter(() => ({ id: api.child.pid ?? 0, seconds: cpuSeconds(api.child.pid) })),
+      worker: cpuMeter(() => ({ id: worker.child.pid ?? 0, seconds: cpuSeconds(worker.child.pid) })),
+      soak: cpuMeter(() => {
+        const u = process.cpuUsage();
+        return { id: process.pid, seconds: (u.user + u.system) / 1e6 };
+      }),
+      redis: cpuMeter(() => ({ id: privateRedis?.pid ?? 0, seconds: cpuSeconds(privateRedis?.pid) })),
+      postgres: cpuMeter(() => ({ id: 0, seconds: postgresCpuSeconds(privatePg?.dataDir) })),
+    };
+    let machineAt = machineTicks();
+    let minuteStarted = Date.now();
     let nextSample = 0;
     // Ctrl-C (or SIGTERM) ends the load early: the run still settles, checks and cleans up.
     let stop = false;
@@ -365,9 +476,11 @@ async function main() {
         peak.soak = Math.max(peak.soak, Math.round(process.memoryUsage().rss / 1024 / 1024));
         peak.redis = Math.max(peak.redis, rssMb(privateRedis?.pid));
         peak.postgres = Math.max(peak.postgres, postgresPssMb(privatePg?.dataDir));
+        for (const m of Object.values(cpu)) m.sample();
         nextSample = Date.now() + 5000;
       }
       if (Date.now() >= nextKill) {
+        cpu.worker.sample();
         worker.child.kill('SIGKILL');
         await worker.exited;
         kills++;
@@ -387,6 +500,13 @@ async function main() {
           `SELECT COUNT(*) FILTER (WHERE status = 'received') AS received, COUNT(*) AS total FROM orders`,
         );
         const received = rx.received();
+        const seconds = (Date.now() - minuteStarted) / 1000;
+        minuteStarted = Date.now();
+        const machineNow = machineTicks();
+        const machineBusy = Math.round(
+          ((machineNow.busy - machineAt.busy) / Math.max(1, machineNow.total - machineAt.total)) * 100,
+        );
+        machineAt = machineNow;
         const row = {
           minute: rows.length + 1,
           'orders/s': +(m.accepted / 60).toFixed(1),
@@ -408,6 +528,12 @@ async function main() {
             : {}),
           'Redis used_memory MB': +(Number(/used_memory:(\d+)/.exec(info)![1]) / 1024 / 1024).toFixed(1),
           'PG db MB': +(Number(size.rows[0].b) / 1024 / 1024).toFixed(1),
+          'CPU % API': cpu.api.take(seconds),
+          'CPU % worker': cpu.worker.take(seconds),
+          'CPU % load generator': cpu.soak.take(seconds),
+          ...(privateRedis ? { 'CPU % redis-server': cpu.redis.take(seconds) } : {}),
+          ...(privatePg ? { 'CPU % PostgreSQL': cpu.postgres.take(seconds) } : {}),
+          [`machine busy % (${os.availableParallelism()} cores)`]: machineBusy,
           kills,
         };
         lastReceived = received;
@@ -425,6 +551,22 @@ async function main() {
       if (r[0].n === 0) break;
     }
     await sleep(3000);
+    // Read before the checker runs (its own queries would be in the list).
+    const statements =
+      o.pgStatements && privatePg
+        ? (
+            await db.raw(
+              `(SELECT calls, round(total_exec_time)::bigint AS total_ms, round(total_plan_time)::bigint AS plan_ms,
+                       round(mean_exec_time::numeric, 3) AS mean_ms, rows,
+                       left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query
+                  FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT ?)
+               UNION ALL
+               SELECT sum(calls), round(sum(total_exec_time)), round(sum(total_plan_time)), NULL, sum(rows), '(every statement)'
+                 FROM pg_stat_statements`,
+              [o.pgStatements],
+            )
+          ).rows
+        : [];
     const report = await checkInvariants(db, { graceSeconds: 30 });
     const cols = Object.keys(rows[0] ?? {});
     process.stdout.write(
@@ -435,6 +577,16 @@ async function main() {
     process.stdout.write(
       `${o.minutes} min, ${o.rate} requests/s offered, ${kills} worker kills; invariant checker: ${report.ok ? 'clean' : `${report.problems.length} problem(s): ${report.problems.slice(0, 5).join('; ')}`}\n`,
     );
+    if (statements.length) {
+      process.stdout.write(
+        `\nPostgreSQL's ${statements.length - 1} most costly statements (planning is counted with pg_stat_statements.track_planning=on):\n\n| calls | execution ms | planning ms | mean execution ms | rows | statement |\n|---:|---:|---:|---:|---:|---|\n${statements
+          .map(
+            (r: Record<string, string>) =>
+              `| ${r.calls} | ${r.total_ms} | ${r.plan_ms} | ${r.mean_ms ?? ''} | ${r.rows} | \`${r.query.replace(/\|/g, '\\|')}\` |`,
+          )
+          .join('\n')}\n`,
+      );
+    }
     if (!report.ok) process.exitCode = 1;
   } finally {
     for (const p of [api, worker]) if (p.child.exitCode === null) p.child.kill('SIGTERM');
