@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Db, Executor } from '../platform/db';
-import { advisoryKey } from '../platform/db';
+import { advisoryKey, rawPrepared } from '../platform/db';
 import { QUEUES } from '../platform/job-catalog';
 import type { UnitOfWork } from '../platform/unit-of-work';
 import type { EventSubject, EventsQuery } from './events.schemas';
@@ -43,7 +43,8 @@ export async function addSkuEvents(uow: UnitOfWork, events: NewEvent[]): Promise
     last.set(e.subject.id, { n: row.n, id: row.id });
     return row;
   });
-  await trx.raw(
+  await rawPrepared(
+    trx,
     `INSERT INTO events (id, order_id, transition_no, type, payload, created_at, subject_type, subject_id, subject_sequence, previous_event_id)
      SELECT v.id, NULL, v.n, v.type,
             json_build_object('id', v.id, 'type', v.type, 'created_at', ${iso('now()')}, 'data', v.data), now(),
@@ -88,7 +89,8 @@ export async function stampSequences(db: Db, max = 5000): Promise<number> {
   return db.transaction(async (trx) => {
     const lock = await trx.raw('SELECT pg_try_advisory_xact_lock(?::bigint) AS ok', [SEQUENCER_LOCK]);
     if (!lock.rows[0].ok) return -1;
-    const { rows } = await trx.raw(
+    const { rows } = await rawPrepared(
+      trx,
       `SELECT id FROM events WHERE sequence IS NULL ORDER BY written_at, subject_sequence, id LIMIT ?`,
       [max],
     );
@@ -97,7 +99,8 @@ export async function stampSequences(db: Db, max = 5000): Promise<number> {
     const base = await trx.raw(`SELECT nextval('event_sequence') AS b`);
     const first = Number(base.rows[0].b);
     if (ids.length > 1) await trx.raw(`SELECT setval('event_sequence', ?::bigint)`, [first + ids.length - 1]);
-    await trx.raw(
+    await rawPrepared(
+      trx,
       `UPDATE events e SET sequence = ?::bigint + v.k - 1
          FROM unnest(?::uuid[]) WITH ORDINALITY AS v(id, k) WHERE e.id = v.id`,
       [first, ids],

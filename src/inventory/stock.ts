@@ -1,5 +1,5 @@
 import { addSkuEvents, type NewEvent } from '../events';
-import type { Executor, Trx } from '../platform/db';
+import { rawPrepared, type Executor, type Trx } from '../platform/db';
 import { OptimisticConflict } from '../platform/errors';
 import { metrics } from '../platform/metrics';
 import type { UnitOfWork } from '../platform/unit-of-work';
@@ -115,18 +115,20 @@ export async function applyStockChanges(
     .sort(bySku);
   if (real.length > 0) {
     metrics.stockAttempts.inc({ op }, real.length);
-    const values = real.map(() => '(?::text, ?::bigint, ?::bigint, ?::bigint, ?::bigint)').join(', ');
-    const bindings = real.flatMap((c) => [
-      c.row.sku,
-      c.row.version,
-      c.levels.reduce((s, l) => s + (l.on_hand ?? 0), 0),
-      c.levels.reduce((s, l) => s + (l.reserved ?? 0), 0),
-      c.backordered ?? 0,
-    ]);
-    const result = await trx.raw(
+    // Arrays, not a VALUES list: one statement text for any number of SKUs, prepared once per connection.
+    const bindings = [
+      real.map((c) => c.row.sku),
+      real.map((c) => c.row.version),
+      real.map((c) => c.levels.reduce((s, l) => s + (l.on_hand ?? 0), 0)),
+      real.map((c) => c.levels.reduce((s, l) => s + (l.reserved ?? 0), 0)),
+      real.map((c) => c.backordered ?? 0),
+    ];
+    const result = await rawPrepared(
+      trx,
       `UPDATE stock s SET on_hand = s.on_hand + v.d_on_hand, reserved = s.reserved + v.d_reserved,
               backordered = s.backordered + v.d_backordered, version = s.version + 1, updated_at = now()
-         FROM (VALUES ${values}) AS v(sku, version, d_on_hand, d_reserved, d_backordered)
+         FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])
+                AS v(sku, version, d_on_hand, d_reserved, d_backordered)
         WHERE s.sku = v.sku AND s.version = v.version
         RETURNING s.sku, s.on_hand, s.reserved, s.backordered, s.version`,
       bindings,
@@ -217,7 +219,8 @@ async function updateLevels(trx: Trx, changes: { row: StockRow; levels: Required
       [fresh.map((r) => r.sku), fresh.map((r) => r.location)],
     );
   }
-  const result = await trx.raw(
+  const result = await rawPrepared(
+    trx,
     `UPDATE stock_levels s SET on_hand = s.on_hand + v.d_on_hand, reserved = s.reserved + v.d_reserved,
             version = s.version + 1, updated_at = now()
        FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) AS v(sku, location, version, d_on_hand, d_reserved)

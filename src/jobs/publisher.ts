@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Db } from '../platform/db';
+import { rawPrepared, type Db } from '../platform/db';
 import { logger } from '../platform/logger';
 import type { JobPublisher, OutboxRow } from '../platform/outbox';
 import type { QueueName } from '../platform/job-catalog';
@@ -87,11 +87,13 @@ export class PublishedMarker {
     const ids = this.ids;
     this.ids = [];
     if (ids.length === 0) return;
-    await this.db
-      .raw('UPDATE outbox SET published_at = now() WHERE id = ANY(?::bigint[]) AND published_at IS NULL', [ids])
-      .catch((err) =>
-        logger.warn({ err: err.message }, 'could not mark outbox rows published; the relay will republish them'),
-      );
+    await rawPrepared(
+      this.db,
+      'UPDATE outbox SET published_at = now() WHERE id = ANY(?::bigint[]) AND published_at IS NULL',
+      [ids],
+    ).catch((err) =>
+      logger.warn({ err: err.message }, 'could not mark outbox rows published; the relay will republish them'),
+    );
   }
   async close(): Promise<void> {
     await Promise.allSettled([...this.publishing]);

@@ -1,6 +1,6 @@
 import type { Config } from '../platform/config';
 import type { Context } from '../platform/context';
-import type { Db, Executor } from '../platform/db';
+import { rawPrepared, type Db, type Executor } from '../platform/db';
 import { InvalidStateError, NotFoundError } from '../platform/errors';
 import { GroupCommit } from '../platform/group-commit';
 import { countStat, metrics } from '../platform/metrics';
@@ -221,8 +221,14 @@ function batchersOf(ctx: Context, hasEmail: boolean): Batchers {
       maxBatch: 100,
       maxInFlight: 2,
       commit: async (ids) => {
-        const rows = (await db.raw(CLAIM_SQL, { ids, fallback: config.NOTIFY_WEBHOOK_URL ?? null, email: hasEmail }))
-          .rows as (Claimed & { id: string })[];
+        const rows = (
+          await rawPrepared(
+            db,
+            CLAIM_SQL,
+            { ids, fallback: config.NOTIFY_WEBHOOK_URL ?? null, email: hasEmail },
+            { generic: true },
+          )
+        ).rows as (Claimed & { id: string })[];
         const byId = new Map(rows.map((r) => [r.id, r]));
         return ids.map((id) => byId.get(id)!);
       },
@@ -233,11 +239,16 @@ function batchersOf(ctx: Context, hasEmail: boolean): Batchers {
       commit: async (items) => {
         const events = items.map((i) => i.eventId);
         const rows = (
-          await db.raw(RESULT_SQL, {
-            results: JSON.stringify(items.flatMap((i) => i.outcomes.map((o) => ({ ...o, event_id: i.eventId })))),
-            events,
-            secs: config.ENDPOINT_DISABLE_AFTER_HOURS * 3600,
-          })
+          await rawPrepared(
+            db,
+            RESULT_SQL,
+            {
+              results: JSON.stringify(items.flatMap((i) => i.outcomes.map((o) => ({ ...o, event_id: i.eventId })))),
+              events,
+              secs: config.ENDPOINT_DISABLE_AFTER_HOURS * 3600,
+            },
+            { generic: true },
+          )
         ).rows as { id: string; settled: boolean; disabled: string[] }[];
         const byId = new Map(rows.map((r) => [r.id, r]));
         // The endpoints disabled by this group are reported once, with its first item.

@@ -31,6 +31,59 @@ export function createDb(url: string, poolMax = 20): Db {
   });
 }
 
+/** Statement text → the name it is prepared under (a hash of the text, so every process agrees). */
+const preparedNames = new Map<string, string>();
+
+/**
+ * `db.raw(sql, bindings)` as a named prepared statement: each connection parses it once. `sql` takes
+ * knex's bindings (`?` or `:name`) and must have one shape whatever the values (arrays, never lists
+ * of `?`): each text is a statement of its own on every connection. Inside a transaction it runs
+ * on the transaction's connection.
+ *
+ * `generic`: run it with the one plan PostgreSQL saved for it, never planning it again. For the
+ * hot statements with many CTEs and subqueries (delivery claims and outcomes, transition events,
+ * an order's JSON): left to choose, PostgreSQL planned them on every call, since a plan made for
+ * the actual values looks cheaper for the one or two rows of a quiet minute; planning them cost as
+ * much as running them (docs/benchmarks.md, "Prepared statements"). Their plans are index lookups
+ * by id for any number of rows. The setting is scoped to the statement (set before, reset after):
+ * for every other statement a plan for the values stays the right choice (a status given as a
+ * parameter can only use a partial index when the planner sees the value).
+ */
+export async function rawPrepared<R = any>(
+  db: Executor,
+  sql: string,
+  bindings: readonly Knex.RawBinding[] | Knex.ValueDict,
+  opts: { generic?: boolean } = {},
+): Promise<pg.QueryResult<R & pg.QueryResultRow>> {
+  const native = db
+    .raw(sql, bindings as Knex.RawBinding[])
+    .toSQL()
+    .toNative();
+  let name = preparedNames.get(native.sql);
+  if (!name) {
+    name = `orderflow_${createHash('sha256').update(native.sql).digest('hex').slice(0, 24)}`;
+    preparedNames.set(native.sql, name);
+  }
+  const conn: pg.Client & { __knex__disposed?: unknown } = await db.client.acquireConnection();
+  const scope = db.isTransaction ? 'SET LOCAL' : 'SET';
+  try {
+    if (opts.generic) await conn.query(`${scope} plan_cache_mode = force_generic_plan`);
+    try {
+      return await conn.query<R & pg.QueryResultRow>({ name, text: native.sql, values: native.bindings as unknown[] });
+    } finally {
+      if (opts.generic) {
+        await conn.query(`${scope} plan_cache_mode TO DEFAULT`).catch((err: Error) => {
+          // A failed statement aborted the transaction, which undoes SET LOCAL with it. Outside one,
+          // a connection that could not be reset must not serve anyone else: knex discards it.
+          if (!db.isTransaction) conn.__knex__disposed = err;
+        });
+      }
+    }
+  } finally {
+    await db.client.releaseConnection(conn);
+  }
+}
+
 export function databaseName(url: string): string {
   return decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'postgres';
 }

@@ -1,4 +1,4 @@
-import type { Executor, Trx } from '../../platform/db';
+import { rawPrepared, type Executor, type Trx } from '../../platform/db';
 
 /** Where a line's units are: reserved now (not shipped) and shipped, per location. */
 export interface AllocationRow {
@@ -24,7 +24,8 @@ export async function addAllocations(
 ): Promise<void> {
   for (let i = 0; i < rows.length; i += 2000) {
     const chunk = rows.slice(i, i + 2000);
-    await trx.raw(
+    await rawPrepared(
+      trx,
       `INSERT INTO order_line_allocations (order_id, sku, location, reserved)
        SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], ?::bigint[])
        ON CONFLICT (order_id, sku, location) DO UPDATE SET reserved = order_line_allocations.reserved + EXCLUDED.reserved`,

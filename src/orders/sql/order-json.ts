@@ -1,4 +1,4 @@
-import type { Executor } from '../../platform/db';
+import { rawPrepared, type Executor } from '../../platform/db';
 import type { Order } from '../orders.schemas';
 
 import { isoSql } from './iso';
@@ -52,7 +52,9 @@ export const ORDER_JSON = `(SELECT json_build_object(
 
 export async function findOrders(db: Executor, ids: string[]): Promise<Order[]> {
   if (ids.length === 0) return [];
-  const { rows } = await db.raw(`SELECT ${ORDER_JSON} AS j FROM orders o WHERE o.id = ANY(?::uuid[])`, [ids]);
+  const { rows } = await rawPrepared(db, `SELECT ${ORDER_JSON} AS j FROM orders o WHERE o.id = ANY(?::uuid[])`, [ids], {
+    generic: true,
+  });
   const byId = new Map<string, Order>(rows.map((r: any) => [r.j.id, r.j]));
   return ids.map((id) => byId.get(id)).filter((o): o is Order => !!o);
 }

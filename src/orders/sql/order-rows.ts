@@ -1,4 +1,4 @@
-import type { Executor, Trx } from '../../platform/db';
+import { rawPrepared, type Executor, type Trx } from '../../platform/db';
 import type { AheadLine, WaitingLine } from '../rules/fifo';
 import type { ReservationPlan } from '../rules/reservation-plan';
 import type { OrderStatus } from '../status';
@@ -100,7 +100,8 @@ export async function reprocessingAhead(
   const out = new Map<string, AheadLine[]>();
   if (skus.length === 0) return out;
   const rows: { sku: string; seq: number; quantity: number }[] = (
-    await db.raw(
+    await rawPrepared(
+      db,
       `SELECT l.sku, o.seq, l.quantity FROM orders o JOIN order_lines l ON l.order_id = o.id
       WHERE o.status = 'received' AND o.attempts > 0 AND l.sku = ANY(?::text[]) AND NOT (o.id = ANY(?::uuid[]))
       ORDER BY o.seq`,
@@ -115,7 +116,8 @@ export async function reprocessingAhead(
 export async function updateLines(trx: Trx, rows: ReservationPlan<never>['lines']): Promise<void> {
   for (let i = 0; i < rows.length; i += 2000) {
     const chunk = rows.slice(i, i + 2000);
-    await trx.raw(
+    await rawPrepared(
+      trx,
       `UPDATE order_lines l SET unit_price_cents = v.price, reserved = v.reserved, waiting = NOT v.reserved
          FROM unnest(?::uuid[], ?::text[], ?::bigint[], ?::boolean[]) AS v(order_id, sku, price, reserved)
         WHERE l.order_id = v.order_id AND l.sku = v.sku`,
@@ -126,7 +128,8 @@ export async function updateLines(trx: Trx, rows: ReservationPlan<never>['lines'
 
 export async function setTotals(trx: Trx, totals: { id: string; total: number }[]): Promise<void> {
   if (totals.length === 0) return;
-  await trx.raw(
+  await rawPrepared(
+    trx,
     `UPDATE orders o SET total_cents = v.total FROM unnest(?::uuid[], ?::bigint[]) AS v(id, total) WHERE o.id = v.id`,
     [totals.map((t) => t.id), totals.map((t) => t.total)],
   );
@@ -139,7 +142,8 @@ export async function countAttempt(
   durationMs: number,
 ): Promise<void> {
   if (runs.length === 0) return;
-  await trx.raw(
+  await rawPrepared(
+    trx,
     `WITH c AS (UPDATE orders o SET attempts = o.attempts + 1 FROM unnest(?::uuid[]) AS v(id) WHERE o.id = v.id RETURNING o.id)
      INSERT INTO processing_attempts (order_id, attempt, outcome, duration_ms)
      SELECT v.id, 1 + (SELECT count(*) FROM processing_attempts p WHERE p.order_id = v.id), v.outcome, ?::int

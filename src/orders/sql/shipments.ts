@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Actor } from '../../platform/actor';
-import type { Executor, Trx } from '../../platform/db';
+import { rawPrepared, type Executor, type Trx } from '../../platform/db';
 import { QUEUES } from '../../platform/job-catalog';
 import type { UnitOfWork } from '../../platform/unit-of-work';
 import { isoSql, ORDER_JSON, RETURN_JSON, SHIPMENT_JSON } from './order-json';
@@ -113,7 +113,8 @@ export async function addOrderEvent(
   subject: unknown,
 ): Promise<void> {
   const id = uuidv7();
-  await uow.trx.raw(
+  await rawPrepared(
+    uow.trx,
     `WITH o AS (UPDATE orders SET transitions = transitions + 1 WHERE id = ? RETURNING id, transitions)
      INSERT INTO events (id, order_id, transition_no, type, payload, created_at,
                          subject_type, subject_id, subject_sequence, previous_event_id)
@@ -123,6 +124,7 @@ export async function addOrderEvent(
             now(), 'order', o.id::text, o.transitions, ${PREVIOUS_ORDER_EVENT}
        FROM o`,
     [orderId, id, type, id, type, key, JSON.stringify(subject), orderId],
+    { generic: true },
   );
   await uow.addJobs([{ queue: QUEUES.notifications, job_name: type, job_id: id, data: { eventId: id } }]);
 }

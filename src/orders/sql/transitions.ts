@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Actor } from '../../platform/actor';
-import type { Trx } from '../../platform/db';
+import { rawPrepared, type Trx } from '../../platform/db';
 import type { OrderStatus } from '../status';
 import { isoSql, ORDER_JSON } from './order-json';
 
@@ -32,10 +32,12 @@ export async function updateStatuses(
   actor: Actor,
 ): Promise<string[]> {
   const eventIds = moves.map(() => uuidv7());
-  const values = moves.map(() => '(?::uuid, ?::text, ?::text, ?::text, ?::text, ?::uuid)').join(', ');
-  const bindings = moves.flatMap((t, i) => [t.orderId, t.from, t.to, t.detail ?? null, t.reason ?? null, eventIds[i]]);
-  const { rows } = await trx.raw(
-    `WITH v(order_id, from_status, to_status, detail, reason, event_id) AS (VALUES ${values}),
+  // Arrays, not a VALUES list: one statement text for any number of moves, prepared once per connection.
+  const { rows } = await rawPrepared(
+    trx,
+    `WITH v AS (
+       SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::uuid[])
+                  AS v(order_id, from_status, to_status, detail, reason, event_id)),
      upd AS (
        UPDATE orders o SET status = v.to_status, status_reason = v.reason, transitions = o.transitions + 1, updated_at = now(),
               awaiting_since = CASE WHEN v.to_status = 'awaiting_stock' THEN COALESCE(o.awaiting_since, now()) ELSE NULL END
@@ -45,12 +47,22 @@ export async function updateStatuses(
        INSERT INTO order_history (order_id, status, detail, actor_role, actor_name)
        SELECT id, to_status, detail, ?::text, ?::text FROM upd RETURNING order_id)
      SELECT id, transitions, to_status, event_id FROM upd`,
-    [...bindings, actor.role, actor.name],
+    [
+      moves.map((t) => t.orderId),
+      moves.map((t) => t.from),
+      moves.map((t) => t.to),
+      moves.map((t) => t.detail ?? null) as string[], // NULLs in a text[]
+      moves.map((t) => t.reason ?? null) as string[],
+      eventIds,
+      actor.role,
+      actor.name,
+    ],
   );
   if (rows.length !== moves.length) {
     throw new Error(`order status changed under a transition (${rows.length}/${moves.length} applied)`);
   }
-  await trx.raw(
+  await rawPrepared(
+    trx,
     `INSERT INTO events (id, order_id, transition_no, type, payload, created_at,
                          subject_type, subject_id, subject_sequence, previous_event_id)
      SELECT v.event_id, o.id, o.transitions, 'order.' || o.status,
@@ -58,6 +70,7 @@ export async function updateStatuses(
             now(), 'order', o.id::text, o.transitions, ${PREVIOUS_ORDER_EVENT}
        FROM orders o JOIN unnest(?::uuid[], ?::uuid[]) AS v(order_id, event_id) ON o.id = v.order_id`,
     [rows.map((r: any) => r.id), rows.map((r: any) => r.event_id)],
+    { generic: true },
   );
   return rows.map((r: any) => r.event_id as string);
 }
