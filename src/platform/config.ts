@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
@@ -59,60 +60,64 @@ const apiKeys = z
     return keys;
   });
 
-export interface RedisClusterSettings {
+/** A list of Redis nodes (cluster seeds, or sentinels) and the credentials and TLS that apply to each. */
+export interface RedisNodeSettings {
   nodes: { host: string; port: number }[];
   username?: string;
   password?: string;
-  /** rediss:// entries: TLS to every node (managed clusters). */
+  /** rediss:// entries: TLS to every node (managed services). */
   tls: boolean;
 }
+export type RedisClusterSettings = RedisNodeSettings;
 
 /**
- * REDIS_CLUSTER_NODES: `host:port,host:port,…` (any subset of the cluster: the rest is discovered),
- * or `redis://` / `rediss://` URLs whose user, password and TLS apply to every node.
+ * A node list: `host:port,host:port,…`, or `redis://` / `rediss://` URLs whose user, password and
+ * TLS (those of the first entry) apply to every node. REDIS_CLUSTER_NODES (any subset of the
+ * cluster: the rest is discovered) and REDIS_SENTINELS take this form.
  */
-const clusterNodes = z
-  .string()
-  .optional()
-  .transform((raw, ctx): RedisClusterSettings | undefined => {
-    if (raw === undefined || raw.trim() === '') return undefined;
-    const out: RedisClusterSettings = { nodes: [], tls: false };
-    for (const [i, entry] of raw
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean)
-      .entries()) {
-      let host = '';
-      let port = NaN;
-      if (/^rediss?:\/\//.test(entry)) {
-        try {
-          const u = new URL(entry);
-          host = u.hostname.replace(/^\[(.*)\]$/, '$1');
-          port = u.port ? Number(u.port) : 6379;
-          if (i === 0) {
-            out.tls = u.protocol === 'rediss:';
-            if (u.username) out.username = decodeURIComponent(u.username);
-            if (u.password) out.password = decodeURIComponent(u.password);
+const nodeList = (defaultPort: number) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx): RedisNodeSettings | undefined => {
+      if (raw === undefined || raw.trim() === '') return undefined;
+      const out: RedisNodeSettings = { nodes: [], tls: false };
+      for (const [i, entry] of raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .entries()) {
+        let host = '';
+        let port = NaN;
+        if (/^rediss?:\/\//.test(entry)) {
+          try {
+            const u = new URL(entry);
+            host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+            port = u.port ? Number(u.port) : defaultPort;
+            if (i === 0) {
+              out.tls = u.protocol === 'rediss:';
+              if (u.username) out.username = decodeURIComponent(u.username);
+              if (u.password) out.password = decodeURIComponent(u.password);
+            }
+          } catch {
+            /* reported below */
           }
-        } catch {
-          /* reported below */
+        } else {
+          const m = /^([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.exec(entry);
+          host = (m?.[1] ?? '').replace(/^\[(.*)\]$/, '$1');
+          port = Number(m?.[2]);
         }
-      } else {
-        const m = /^([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.exec(entry);
-        host = (m?.[1] ?? '').replace(/^\[(.*)\]$/, '$1');
-        port = Number(m?.[2]);
+        if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `entry ${i + 1} must be host:port or a redis:// or rediss:// URL with a port of 1–65535`,
+          });
+          return z.NEVER;
+        }
+        out.nodes.push({ host, port });
       }
-      if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `entry ${i + 1} must be host:port or a redis:// or rediss:// URL with a port of 1–65535`,
-        });
-        return z.NEVER;
-      }
-      out.nodes.push({ host, port });
-    }
-    return out.nodes.length ? out : undefined;
-  });
+      return out.nodes.length ? out : undefined;
+    });
 
 /** The hash tag of a key prefix as Redis Cluster reads it (text between the first `{` and the next `}`), if any. */
 export function hashTagOf(prefix: string): string | undefined {
@@ -133,38 +138,40 @@ const schema = z.object({
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// URL')
     .optional(),
-  // Set: Redis Cluster mode, REDIS_URL is not used (see clusterNodes).
-  REDIS_CLUSTER_NODES: clusterNodes,
-  // Redis behind Sentinel: a comma-separated host:port list of sentinels, and the master's name
-  // there. When set, the master is found through them (and again after a failover); REDIS_URL then
-  // only gives the password, username and database number.
-  REDIS_SENTINELS: z
-    .string()
-    .trim()
-    .optional()
-    .transform((raw, ctx): { host: string; port: number }[] | undefined => {
-      if (raw === undefined || raw === '') return undefined;
-      const list: { host: string; port: number }[] = [];
-      for (const [i, entry] of raw
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean)
-        .entries()) {
-        const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(entry);
-        const port = Number(m?.[2]);
-        if (!m || port < 1 || port > 65535) {
-          ctx.addIssue({ code: 'custom', message: `entry ${i + 1} must be host:port` });
-          return z.NEVER;
-        }
-        list.push({ host: m[1].replace(/^\[|\]$/g, ''), port });
-      }
-      return list.length ? list : undefined;
-    }),
+  // Set: Redis Cluster mode, REDIS_URL is not used (see nodeList).
+  REDIS_CLUSTER_NODES: nodeList(6379),
+  // Redis behind Sentinel: the sentinels (a node list as REDIS_CLUSTER_NODES takes it; a URL's user
+  // and password are the sentinels' own, rediss:// is TLS to them) and the master's name there. The
+  // master is found through them (and again after a failover); REDIS_URL then only gives the
+  // master's password, username, database number and TLS (rediss://).
+  REDIS_SENTINELS: nodeList(26379),
   REDIS_SENTINEL_NAME: z
     .string()
     .trim()
     .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 . _ -')
     .default('mymaster'),
+  // A PEM file of the certificate authorities that sign the Redis servers' TLS certificates
+  // (rediss:// to a master, sentinels or cluster nodes with a private CA). Unset: Node's own list.
+  // Read once at start-up: a file that is missing or holds no certificate stops the start.
+  REDIS_TLS_CA_FILE: z
+    .string()
+    .trim()
+    .optional()
+    .transform((file, ctx): string | undefined => {
+      if (!file) return undefined;
+      let pem = '';
+      try {
+        pem = readFileSync(file, 'utf8');
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `cannot read ${file} (${(err as NodeJS.ErrnoException).code})` });
+        return z.NEVER;
+      }
+      if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+        ctx.addIssue({ code: 'custom', message: `${file} holds no PEM certificate` });
+        return z.NEVER;
+      }
+      return pem;
+    }),
   PORT: int(0, 65535).default(3000),
   // The interface the API listens on. Default: 0.0.0.0 under NODE_ENV=production (a container's port
   // must be reachable from outside it), 127.0.0.1 otherwise (development keys are published).
@@ -231,7 +238,13 @@ const schema = z.object({
 
 export type Config = Omit<
   z.infer<typeof schema>,
-  'API_KEYS' | 'DATABASE_URL' | 'REDIS_URL' | 'REDIS_CLUSTER_NODES' | 'WEBHOOK_PRIVATE_TARGETS' | 'HOST'
+  | 'API_KEYS'
+  | 'DATABASE_URL'
+  | 'REDIS_URL'
+  | 'REDIS_CLUSTER_NODES'
+  | 'REDIS_TLS_CA_FILE'
+  | 'WEBHOOK_PRIVATE_TARGETS'
+  | 'HOST'
 > & {
   HOST: string;
   API_KEYS: ApiKey[];
@@ -240,6 +253,8 @@ export type Config = Omit<
   REDIS_URL: string;
   /** Redis Cluster mode (REDIS_CLUSTER_NODES set): the seed nodes and their credentials; REDIS_URL is then unused. */
   redisCluster: RedisClusterSettings | undefined;
+  /** The PEM of REDIS_TLS_CA_FILE: the authorities trusted for every TLS connection to Redis. */
+  redisTlsCa: string | undefined;
   /** true when API_KEYS was not set and development keys were generated. */
   devKeys: boolean;
   /** true when DATABASE_URL / REDIS_URL were not set (the embedded fallback may apply). */
@@ -281,10 +296,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'invalid configuration: REDIS_SENTINELS: set either REDIS_CLUSTER_NODES (Redis Cluster) or REDIS_SENTINELS (a primary behind Sentinel), not both',
     );
   }
-  const { REDIS_CLUSTER_NODES: redisCluster, ...rest } = c;
+  const { REDIS_CLUSTER_NODES: redisCluster, REDIS_TLS_CA_FILE: redisTlsCa, ...rest } = c;
   return Object.freeze({
     ...rest,
     redisCluster,
+    redisTlsCa,
     API_KEYS: c.API_KEYS ?? devApiKeys(),
     WEBHOOK_PRIVATE_TARGETS: c.WEBHOOK_PRIVATE_TARGETS ?? (c.NODE_ENV === 'production' ? 'deny' : 'allow'),
     HOST: c.HOST ?? (c.NODE_ENV === 'production' ? '0.0.0.0' : '127.0.0.1'),

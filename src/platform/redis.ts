@@ -1,5 +1,5 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import type { Config } from './config';
+import type { Config, RedisNodeSettings } from './config';
 import { logger } from './logger';
 
 /** A single Redis or a Redis Cluster: BullMQ and every key of orderflow work on both. */
@@ -7,7 +7,10 @@ export type RedisClient = Redis | Cluster;
 
 /** Where Redis is: REDIS_URL, or the cluster of REDIS_CLUSTER_NODES when that is set. */
 export type RedisTarget = Pick<Config, 'REDIS_URL' | 'redisCluster'> &
-  Partial<Pick<Config, 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME'>>;
+  Partial<Pick<Config, 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME' | 'redisTlsCa'>>;
+
+/** TLS options for a connection that uses TLS: the configured authorities, or Node's own list. */
+const tlsWith = (t: RedisTarget) => (t.redisTlsCa ? { ca: t.redisTlsCa } : {});
 
 const asTarget = (t: string | RedisTarget): RedisTarget =>
   typeof t === 'string' ? { REDIS_URL: t, redisCluster: undefined } : t;
@@ -26,31 +29,56 @@ export function redisKey(config: Pick<Config, 'QUEUE_PREFIX'>, name: string): st
 export interface SentinelOptions {
   sentinels: { host: string; port: number }[];
   name: string;
+  /** The sentinels' own credentials (their `requirepass` / ACL user), not the master's. */
+  username?: string;
+  password?: string;
+  /** TLS to the sentinels. */
+  tls?: boolean;
 }
 
 /** The sentinels of a configuration (REDIS_SENTINELS, REDIS_SENTINEL_NAME), or undefined for a plain REDIS_URL. */
 export function sentinelsOf(config: {
-  REDIS_SENTINELS?: { host: string; port: number }[];
+  REDIS_SENTINELS?: RedisNodeSettings;
   REDIS_SENTINEL_NAME: string;
 }): SentinelOptions | undefined {
-  return config.REDIS_SENTINELS ? { sentinels: config.REDIS_SENTINELS, name: config.REDIS_SENTINEL_NAME } : undefined;
+  const s = config.REDIS_SENTINELS;
+  if (!s) return undefined;
+  return {
+    sentinels: s.nodes,
+    name: config.REDIS_SENTINEL_NAME,
+    ...(s.username ? { username: s.username } : {}),
+    ...(s.password ? { password: s.password } : {}),
+    tls: s.tls,
+  };
 }
 
 /**
  * Sentinel mode: ioredis asks the sentinels for the master of `name` on every (re)connect, so after
  * a failover the next reconnect reaches the promoted replica. Host and port of REDIS_URL are then
- * ignored (its password and database number still apply). A server that answers READONLY (a
- * demoted master seen before the sentinels reconfigured it) makes the client reconnect and ask again.
+ * ignored (its password, username, database number and rediss:// still apply, to the master). A
+ * server that answers READONLY (a demoted master seen before the sentinels reconfigured it) makes
+ * the client reconnect and ask again.
  */
-function sentinelOptions(s: SentinelOptions): RedisOptions {
+function sentinelOptions(s: SentinelOptions, masterTls: boolean, tls: { ca?: string }): RedisOptions {
   return {
     sentinels: s.sentinels,
     name: s.name,
+    sentinelUsername: s.username,
+    sentinelPassword: s.password,
+    sentinelTLS: s.tls ? tls : undefined,
+    // Without this ioredis speaks plain TCP to the master it was given, even for rediss://.
+    enableTLSForSentinelMode: masterTls,
+    ...(masterTls ? { tls } : {}),
     sentinelRetryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
     // Each reconnect asks the sentinels first, so it is cheap: retry at most every second, so that
     // the promoted replica is reached within about a second of its promotion (not up to 5 s later).
     retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 4), 1000),
-    failoverDetector: true,
+    // No failoverDetector (ioredis's +switch-master subscription; off by default there): it can
+    // disconnect the connector while a reconnect is resolving the master, and ioredis then ends the
+    // client for good ("Connection is closed." forever). Seen with TLS to the sentinels, where each
+    // resolve takes a new handshake: 3 of 8 runs of redis-sentinel-secure.test.ts left the worker's
+    // clients ended. A failover is still seen: the dead master's connections close, and a demoted
+    // one answers READONLY (below) or is disconnected by Redis itself when it is reconfigured.
     reconnectOnError: (err) => (/^READONLY/.test(err.message) ? 2 : false),
   };
 }
@@ -86,14 +114,15 @@ export function createRedis(target: string | RedisTarget, kind: 'producer' | 'wo
         connectTimeout: opts.connectTimeout,
         username: redisCluster.username,
         password: redisCluster.password,
-        tls: redisCluster.tls ? {} : undefined,
+        tls: redisCluster.tls ? tlsWith(t) : undefined,
       },
     };
     redis = new Cluster(redisCluster.nodes, clusterOpts);
   } else if (sentinel) {
-    redis = new Redis(url, { ...opts, retryStrategy: retry, ...sentinelOptions(sentinel) });
+    const masterTls = /^rediss:/i.test(url);
+    redis = new Redis(url, { ...opts, retryStrategy: retry, ...sentinelOptions(sentinel, masterTls, tlsWith(t)) });
   } else {
-    redis = new Redis(url, { ...opts, retryStrategy: retry });
+    redis = new Redis(url, { ...opts, retryStrategy: retry, ...(/^rediss:/i.test(url) ? { tls: tlsWith(t) } : {}) });
   }
   let lastLogged = 0;
   redis.on('error', (err: Error) => {
@@ -111,7 +140,8 @@ export function createRedis(target: string | RedisTarget, kind: 'producer' | 'wo
  * On a cluster every master is scanned and each key is unlinked on its own.
  */
 export async function deleteKeysWithPrefix(target: string | RedisTarget, prefix: string): Promise<void> {
-  const { REDIS_URL: url, redisCluster } = asTarget(target);
+  const t = asTarget(target);
+  const { REDIS_URL: url, redisCluster } = t;
   const r: RedisClient = redisCluster
     ? new Cluster(redisCluster.nodes, {
         clusterRetryStrategy: () => null,
@@ -119,10 +149,14 @@ export async function deleteKeysWithPrefix(target: string | RedisTarget, prefix:
           maxRetriesPerRequest: 1,
           username: redisCluster.username,
           password: redisCluster.password,
-          tls: redisCluster.tls ? {} : undefined,
+          tls: redisCluster.tls ? tlsWith(t) : undefined,
         },
       })
-    : new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null });
+    : new Redis(url, {
+        maxRetriesPerRequest: 1,
+        retryStrategy: () => null,
+        ...(/^rediss:/i.test(url) ? { tls: tlsWith(t) } : {}),
+      });
   r.on('error', () => undefined);
   try {
     const nodes = r instanceof Cluster ? await clusterMasters(r) : [r];

@@ -21,11 +21,28 @@ describe('REDIS_SENTINELS / REDIS_SENTINEL_NAME', () => {
         { host: '10.0.0.2', port: 26380 },
         { host: '::1', port: 26381 },
       ],
+      tls: false,
+    });
+  });
+
+  it("when REDIS_SENTINELS are URLs, then the first one's user, password and rediss:// apply to every sentinel (26379 by default)", () => {
+    const c = loadConfig({
+      REDIS_SENTINELS: 'rediss://watch:s%40cret@s1.internal,s2.internal:26380',
+    });
+    expect(sentinelsOf(c)).toEqual({
+      name: 'mymaster',
+      sentinels: [
+        { host: 's1.internal', port: 26379 },
+        { host: 's2.internal', port: 26380 },
+      ],
+      username: 'watch',
+      password: 's@cret',
+      tls: true,
     });
   });
 
   it('when an entry is not host:port or the name is unusable, then loading fails with one line naming the variable', () => {
-    for (const bad of ['s1.internal', 's1:0', 's1:70000', 'redis://s1:26379', 's1:26379,:1']) {
+    for (const bad of ['s1.internal', 's1:0', 's1:70000', 'redis://s1:70000', 'http://s1:26379', 's1:26379,:1']) {
       let message = '';
       try {
         loadConfig({ REDIS_SENTINELS: bad });
@@ -33,7 +50,9 @@ describe('REDIS_SENTINELS / REDIS_SENTINEL_NAME', () => {
         expect(err).toBeInstanceOf(ConfigError);
         message = (err as Error).message;
       }
-      expect(message, bad).toMatch(/^invalid configuration: REDIS_SENTINELS: entry \d must be host:port$/);
+      expect(message, bad).toMatch(
+        /^invalid configuration: REDIS_SENTINELS: entry \d must be host:port or a redis:\/\/ or rediss:\/\/ URL with a port of 1–65535$/,
+      );
     }
     expect(() => loadConfig({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_NAME: 'a b' })).toThrow(
       /^invalid configuration: REDIS_SENTINEL_NAME:/,
