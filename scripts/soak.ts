@@ -20,7 +20,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { startPrivateRedis } from '../bench/lib/private-redis';
-import { startPrivatePostgres } from '../test/helpers/private-postgres';
+import { startPrivatePostgres } from '../bench/lib/private-postgres';
 import { checkInvariants } from '../src/invariants';
 import { createDb, withDatabase } from '../src/platform/db';
 import { deleteKeysWithPrefix } from '../src/platform/redis';

@@ -17,7 +17,7 @@ import {
   waitSettled,
 } from '../helpers/fault-kit';
 import { createHarness, waitFor, type Harness } from '../helpers/harness';
-import { startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres';
+import { startPrivatePostgres, type PrivatePostgres } from '../../bench/lib/private-postgres';
 
 const TOTAL = 600;
 const CRASH_AT = 200;

@@ -8,7 +8,7 @@ import { prepareDatabase } from '../../src/platform/prepare-database';
 import { checkpointLedger, ledgerReport } from '../../src/reports';
 import { makeCustomer, makeProduct, placeOrder, untilStatus } from '../helpers/factories';
 import { createHarness, KEYS, useHarness, waitFor, type Harness } from '../helpers/harness';
-import { startPrivatePostgres } from '../helpers/private-postgres';
+import { startPrivatePostgres } from '../../bench/lib/private-postgres';
 
 const h = useHarness({ workers: false });
 
