@@ -178,9 +178,14 @@ w AS (
   FROM per JOIN lk ON lk.id = per.endpoint_id
   WHERE w.id = per.endpoint_id
   RETURNING w.id, (w.status = 'disabled' AND w.disabled_at = now()) AS just_disabled),
+-- The events' rows are locked in id order before any is updated, as the sequencer locks them:
+-- two statements that update the same events in different orders deadlock (seen in the soak).
+le AS (
+  SELECT e.id FROM events e WHERE e.id = ANY(:events::uuid[]) AND e.settled_at IS NULL
+  ORDER BY e.id FOR NO KEY UPDATE OF e),
 s AS (
   UPDATE events e SET settled_at = now()
-  WHERE e.id = ANY(:events::uuid[]) AND e.settled_at IS NULL
+  FROM le WHERE e.id = le.id AND e.settled_at IS NULL
     AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.event_id = e.id AND n.status = 'pending'
                     AND n.id NOT IN (SELECT id FROM r WHERE status <> 'pending'))
     AND NOT EXISTS (SELECT 1 FROM endpoint_deliveries d WHERE d.event_id = e.id AND d.status = 'pending'
