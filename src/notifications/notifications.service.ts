@@ -227,12 +227,7 @@ function batchersOf(ctx: Context, hasEmail: boolean): Batchers {
       maxInFlight: 2,
       commit: async (ids) => {
         const rows = (
-          await rawPrepared(
-            db,
-            CLAIM_SQL,
-            { ids, fallback: config.NOTIFY_WEBHOOK_URL ?? null, email: hasEmail },
-            { generic: true },
-          )
+          await rawPrepared(db, CLAIM_SQL, { ids, fallback: config.NOTIFY_WEBHOOK_URL ?? null, email: hasEmail })
         ).rows as (Claimed & { id: string })[];
         const byId = new Map(rows.map((r) => [r.id, r]));
         return ids.map((id) => byId.get(id)!);
@@ -244,16 +239,11 @@ function batchersOf(ctx: Context, hasEmail: boolean): Batchers {
       commit: async (items) => {
         const events = items.map((i) => i.eventId);
         const rows = (
-          await rawPrepared(
-            db,
-            RESULT_SQL,
-            {
-              results: JSON.stringify(items.flatMap((i) => i.outcomes.map((o) => ({ ...o, event_id: i.eventId })))),
-              events,
-              secs: config.ENDPOINT_DISABLE_AFTER_HOURS * 3600,
-            },
-            { generic: true },
-          )
+          await rawPrepared(db, RESULT_SQL, {
+            results: JSON.stringify(items.flatMap((i) => i.outcomes.map((o) => ({ ...o, event_id: i.eventId })))),
+            events,
+            secs: config.ENDPOINT_DISABLE_AFTER_HOURS * 3600,
+          })
         ).rows as { id: string; settled: boolean; disabled: string[] }[];
         const byId = new Map(rows.map((r) => [r.id, r]));
         // The endpoints disabled by this group are reported once, with its first item.

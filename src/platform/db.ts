@@ -34,27 +34,38 @@ export function createDb(url: string, poolMax = 20): Db {
 /** Statement text → the name it is prepared under (a hash of the text, so every process agrees). */
 const preparedNames = new Map<string, string>();
 
+/** Batches up to this many rows run on a saved plan; larger ones are planned for their values. */
+export const SAVED_PLAN_MAX_ROWS = 8;
+
 /**
- * `db.raw(sql, bindings)` as a named prepared statement: each connection parses it once. `sql` takes
- * knex's bindings (`?` or `:name`) and must have one shape whatever the values (arrays, never lists
- * of `?`): each text is a statement of its own on every connection. Inside a transaction it runs
- * on the transaction's connection.
- *
- * `generic`: run it with the one plan PostgreSQL saved for it, never planning it again. For the
- * hot statements with many CTEs and subqueries (delivery claims and outcomes, transition events,
- * an order's JSON): left to choose, PostgreSQL planned them on every call, since a plan made for
- * the actual values looks cheaper for the one or two rows of a quiet minute; planning them cost as
- * much as running them (docs/benchmarks.md, "Prepared statements"). Their plans are index lookups
- * by id for any number of rows. The setting is scoped to the statement (set before, reset after):
- * for every other statement a plan for the values stays the right choice (a status given as a
- * parameter can only use a partial index when the planner sees the value).
+ * `db.raw(sql, bindings)` for the hot statements of the order and delivery paths (stock and level
+ * updates, lines, totals, attempts, allocations, transitions and their events, delivery claims and
+ * outcomes, the sequencer, the relay's marking), by batch size:
+ * - **Small** (no array binding longer than SAVED_PLAN_MAX_ROWS: a quiet minute's one or two
+ *   orders): a named prepared statement run on the plan PostgreSQL saved for it
+ *   (`plan_cache_mode = force_generic_plan`, set for this statement alone: `SET LOCAL` inside a
+ *   transaction, set and reset outside one). At a hundred orders a second, planning these CTEs on
+ *   every call cost as much as running them, and left to choose PostgreSQL kept planning them
+ *   (docs/benchmarks.md, "Prepared statements").
+ * - **Large** (a full batch of the production-shaped bench): as before, a statement planned for
+ *   its values. The saved plan is costed for a handful of rows; run on 100–250 it made the
+ *   production-shaped phase a quarter slower and the three-endpoint one a third.
+ * `sql` takes knex's bindings (`?` or `:name`) and must have one shape whatever the values (arrays,
+ * never lists of `?`): each text is a statement of its own on every connection. Inside a
+ * transaction it runs on the transaction's connection. The setting never outlives the statement:
+ * session-wide, knex's own queries would get generic plans too, and a status passed as a
+ * parameter could then no longer use a partial index.
  */
 export async function rawPrepared<R = any>(
   db: Executor,
   sql: string,
   bindings: readonly Knex.RawBinding[] | Knex.ValueDict,
-  opts: { generic?: boolean } = {},
 ): Promise<pg.QueryResult<R & pg.QueryResultRow>> {
+  const values = Array.isArray(bindings) ? bindings : Object.values(bindings);
+  const rows = Math.max(0, ...values.map((v) => (Array.isArray(v) ? v.length : 0)));
+  if (rows > SAVED_PLAN_MAX_ROWS) {
+    return (await db.raw(sql, bindings as Knex.RawBinding[])) as pg.QueryResult<R & pg.QueryResultRow>;
+  }
   const native = db
     .raw(sql, bindings as Knex.RawBinding[])
     .toSQL()
@@ -67,17 +78,15 @@ export async function rawPrepared<R = any>(
   const conn: pg.Client & { __knex__disposed?: unknown } = await db.client.acquireConnection();
   const scope = db.isTransaction ? 'SET LOCAL' : 'SET';
   try {
-    if (opts.generic) await conn.query(`${scope} plan_cache_mode = force_generic_plan`);
+    await conn.query(`${scope} plan_cache_mode = force_generic_plan`);
     try {
       return await conn.query<R & pg.QueryResultRow>({ name, text: native.sql, values: native.bindings as unknown[] });
     } finally {
-      if (opts.generic) {
-        await conn.query(`${scope} plan_cache_mode TO DEFAULT`).catch((err: Error) => {
-          // A failed statement aborted the transaction, which undoes SET LOCAL with it. Outside one,
-          // a connection that could not be reset must not serve anyone else: knex discards it.
-          if (!db.isTransaction) conn.__knex__disposed = err;
-        });
-      }
+      await conn.query(`${scope} plan_cache_mode TO DEFAULT`).catch((err: Error) => {
+        // A failed statement aborted the transaction, which undoes SET LOCAL with it. Outside one,
+        // a connection that could not be reset must not serve anyone else: knex discards it.
+        if (!db.isTransaction) conn.__knex__disposed = err;
+      });
     }
   } finally {
     await db.client.releaseConnection(conn);

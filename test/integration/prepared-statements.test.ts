@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, rawPrepared, type Db } from '../../src/platform/db';
+import { createDb, rawPrepared, SAVED_PLAN_MAX_ROWS, type Db } from '../../src/platform/db';
 import { createTestDatabase } from '../helpers/harness';
 
 /**
@@ -34,29 +34,34 @@ const BY_IDS = (marker: string) =>
      FROM orders o WHERE o.id = ANY(?::uuid[]) AND o.status = ?`;
 
 describe('rawPrepared: named prepared statements, and the saved plan when asked for', () => {
-  it('when a statement runs 10 times, then it is prepared once on the connection and runs with the same name each time', async () => {
+  it('when a small batch runs 10 times, then it is prepared once on the connection and runs with the same name each time', async () => {
     for (let i = 0; i < 10; i++) await rawPrepared(db, BY_IDS('named-10'), [[crypto.randomUUID()], 'received']);
     const p = await plans('named-10');
     expect(p).toBeDefined(); // prepared, under a name (an unnamed statement is not in the view)
     expect(p!.generic + p!.custom).toBe(10);
   });
 
-  it('when generic is asked for, then no call is planned for its values, and the connection is back to auto after it, outside and inside a transaction, also after a failed statement', async () => {
-    for (let i = 0; i < 8; i++)
-      await rawPrepared(db, BY_IDS('generic-8'), [[crypto.randomUUID()], 'received'], { generic: true });
+  it('when a batch is small, then no call is planned for its values, and the connection is back to auto after it, outside and inside a transaction, also after a failed statement', async () => {
+    for (let i = 0; i < 8; i++) await rawPrepared(db, BY_IDS('generic-8'), [[crypto.randomUUID()], 'received']);
     expect(await plans('generic-8')).toEqual({ generic: 8, custom: 0 });
     expect((await db.raw('SHOW plan_cache_mode')).rows[0].plan_cache_mode).toBe('auto');
 
     await db.transaction(async (trx) => {
-      await rawPrepared(trx, BY_IDS('generic-trx'), [[crypto.randomUUID()], 'received'], { generic: true });
+      await rawPrepared(trx, BY_IDS('generic-trx'), [[crypto.randomUUID()], 'received']);
       expect((await trx.raw('SHOW plan_cache_mode')).rows[0].plan_cache_mode).toBe('auto');
     });
     expect(await plans('generic-trx')).toEqual({ generic: 1, custom: 0 });
 
     // A statement that fails (bad uuid) outside a transaction: the setting is still reset.
-    await expect(
-      rawPrepared(db, BY_IDS('generic-fail'), [['not-a-uuid'], 'received'], { generic: true }),
-    ).rejects.toThrow(/uuid/);
+    await expect(rawPrepared(db, BY_IDS('generic-fail'), [['not-a-uuid'], 'received'])).rejects.toThrow(/uuid/);
     expect((await db.raw('SHOW plan_cache_mode')).rows[0].plan_cache_mode).toBe('auto');
+  });
+
+  it('when a batch has more rows than SAVED_PLAN_MAX_ROWS, then it is planned for its values as an unnamed statement', async () => {
+    const ids = Array.from({ length: SAVED_PLAN_MAX_ROWS + 1 }, () => crypto.randomUUID());
+    for (let i = 0; i < 3; i++) await rawPrepared(db, BY_IDS('large-batch'), [ids, 'received']);
+    expect(await plans('large-batch')).toBeUndefined(); // never prepared under a name
+    await rawPrepared(db, BY_IDS('large-batch'), [ids.slice(0, SAVED_PLAN_MAX_ROWS), 'received']);
+    expect(await plans('large-batch')).toEqual({ generic: 1, custom: 0 });
   });
 });

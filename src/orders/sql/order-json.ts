@@ -52,9 +52,7 @@ export const ORDER_JSON = `(SELECT json_build_object(
 
 export async function findOrders(db: Executor, ids: string[]): Promise<Order[]> {
   if (ids.length === 0) return [];
-  const { rows } = await rawPrepared(db, `SELECT ${ORDER_JSON} AS j FROM orders o WHERE o.id = ANY(?::uuid[])`, [ids], {
-    generic: true,
-  });
+  const { rows } = await rawPrepared(db, `SELECT ${ORDER_JSON} AS j FROM orders o WHERE o.id = ANY(?::uuid[])`, [ids]);
   const byId = new Map<string, Order>(rows.map((r: any) => [r.j.id, r.j]));
   return ids.map((id) => byId.get(id)).filter((o): o is Order => !!o);
 }

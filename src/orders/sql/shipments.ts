@@ -124,7 +124,6 @@ export async function addOrderEvent(
             now(), 'order', o.id::text, o.transitions, ${PREVIOUS_ORDER_EVENT}
        FROM o`,
     [orderId, id, type, id, type, key, JSON.stringify(subject), orderId],
-    { generic: true },
   );
   await uow.addJobs([{ queue: QUEUES.notifications, job_name: type, job_id: id, data: { eventId: id } }]);
 }

@@ -70,7 +70,6 @@ export async function updateStatuses(
             now(), 'order', o.id::text, o.transitions, ${PREVIOUS_ORDER_EVENT}
        FROM orders o JOIN unnest(?::uuid[], ?::uuid[]) AS v(order_id, event_id) ON o.id = v.order_id`,
     [rows.map((r: any) => r.id), rows.map((r: any) => r.event_id)],
-    { generic: true },
   );
   return rows.map((r: any) => r.event_id as string);
 }
