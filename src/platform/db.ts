@@ -46,7 +46,7 @@ export const SAVED_PLAN_MAX_ROWS = 8;
  *   (`plan_cache_mode = force_generic_plan`, set for this statement alone: `SET LOCAL` inside a
  *   transaction, set and reset outside one). At a hundred orders a second, planning these CTEs on
  *   every call cost as much as running them, and left to choose PostgreSQL kept planning them
- *   (docs/benchmarks.md, "Prepared statements").
+ *   (docs/benchmarks.md, "Prepared statements and saved plans for small batches").
  * - **Large** (a full batch of the production-shaped bench): as before, a statement planned for
  *   its values. The saved plan is costed for a handful of rows; run on 100–250 it made the
  *   production-shaped phase a quarter slower and the three-endpoint one a third.
