@@ -21,6 +21,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { startPrivateRedis } from '../bench/lib/private-redis';
 import { startPrivatePostgres } from '../bench/lib/private-postgres';
+import { flatness, flatnessOf, flatnessTable, p99 } from '../bench/lib/flatness';
 import { checkInvariants } from '../src/invariants';
 import { createDb, withDatabase } from '../src/platform/db';
 import { deleteKeysWithPrefix } from '../src/platform/redis';
@@ -38,6 +39,15 @@ const o = new Command('soak')
     new Option('--kill-every <min>', 'SIGKILL the worker every this many minutes').default(5).argParser(positive),
   )
   .addOption(new Option('--skus <n>', 'products').default(50).argParser(positive))
+  .addOption(
+    new Option('--warm-up <min>', 'minutes left out when judging flatness at the end')
+      .default(2)
+      .argParser((v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('a whole number of minutes');
+        return n;
+      }),
+  )
   .addOption(new Option('--tsx', 'run the sources through tsx instead of the compiled start:api / start:worker'))
   .addOption(new Option('--keep', 'keep the database and the Redis keys afterwards'))
   .addOption(
@@ -371,10 +381,8 @@ async function main() {
       minute.latencies.set(kind, xs);
       xs.push(ms);
     };
-    const p99 = (xs: number[]) => {
-      const sorted = [...xs].sort((a, b) => a - b);
-      return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] : 0;
-    };
+    /** Each minute's order latencies, for the p99 of whole kill cycles at the end. */
+    const orderLatencies: number[][] = [];
     const inflight = new Set<Promise<void>>();
     const track = (p: Promise<void>) => {
       inflight.add(p);
@@ -537,6 +545,7 @@ async function main() {
           kills,
         };
         lastReceived = received;
+        orderLatencies.push(m.latencies.get('order') ?? []);
         peak.api = peak.worker = peak.soak = peak.redis = peak.postgres = 0;
         rows.push(row);
         log(`  ${JSON.stringify(row)}`);
@@ -577,6 +586,22 @@ async function main() {
     process.stdout.write(
       `${o.minutes} min, ${o.rate} requests/s offered, ${kills} worker kills; invariant checker: ${report.ok ? 'clean' : `${report.problems.length} problem(s): ${report.problems.slice(0, 5).join('; ')}`}\n`,
     );
+    if (rows.length > o.warmUp) {
+      // Per minute, then the order p99 of whole kill cycles (each minute's tail has ~60 requests
+      // in it at 100 orders/s: one slow second moves it; a cycle's has ~300).
+      const judged = flatness(rows, {
+        warmup: o.warmUp,
+        growth: ['PG db MB'],
+        skip: ['minute', 'kills'],
+      });
+      const cycles: number[] = [];
+      for (let from = o.warmUp; from + o.killEvery <= orderLatencies.length; from += o.killEvery)
+        cycles.push(p99(orderLatencies.slice(from, from + o.killEvery).flat()));
+      if (cycles.length >= 2) judged.push(flatnessOf(`order p99 ms per ${o.killEvery}-minute kill cycle`, cycles));
+      process.stdout.write(
+        `\nFlatness after a warm-up of ${o.warmUp} minute(s) (minutes ${o.warmUp + 1}–${rows.length}${cycles.length >= 2 ? `; kill cycles: ${cycles.join(', ')} ms` : ''}):\n\n${flatnessTable(judged)}`,
+      );
+    }
     if (statements.length) {
       process.stdout.write(
         `\nPostgreSQL's ${statements.length - 1} most costly statements (planning is counted with pg_stat_statements.track_planning=on):\n\n| calls | execution ms | planning ms | mean execution ms | rows | statement |\n|---:|---:|---:|---:|---:|---|\n${statements
