@@ -596,7 +596,7 @@ async function main() {
       });
       const cycles: number[] = [];
       for (let from = o.warmUp; from + o.killEvery <= orderLatencies.length; from += o.killEvery)
-        cycles.push(p99(orderLatencies.slice(from, from + o.killEvery).flat()));
+        cycles.push(Math.round(p99(orderLatencies.slice(from, from + o.killEvery).flat())));
       if (cycles.length >= 2) judged.push(flatnessOf(`order p99 ms per ${o.killEvery}-minute kill cycle`, cycles));
       process.stdout.write(
         `\nFlatness after a warm-up of ${o.warmUp} minute(s) (minutes ${o.warmUp + 1}–${rows.length}${cycles.length >= 2 ? `; kill cycles: ${cycles.join(', ')} ms` : ''}):\n\n${flatnessTable(judged)}`,

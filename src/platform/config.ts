@@ -68,7 +68,6 @@ export interface RedisNodeSettings {
   /** rediss:// entries: TLS to every node (managed services). */
   tls: boolean;
 }
-export type RedisClusterSettings = RedisNodeSettings;
 
 /**
  * A node list: `host:port,host:port,…`, or `redis://` / `rediss://` URLs whose user, password and
@@ -252,7 +251,7 @@ export type Config = Omit<
   DATABASE_URL: string;
   REDIS_URL: string;
   /** Redis Cluster mode (REDIS_CLUSTER_NODES set): the seed nodes and their credentials; REDIS_URL is then unused. */
-  redisCluster: RedisClusterSettings | undefined;
+  redisCluster: RedisNodeSettings | undefined;
   /** The PEM of REDIS_TLS_CA_FILE: the authorities trusted for every TLS connection to Redis. */
   redisTlsCa: string | undefined;
   /** true when API_KEYS was not set and development keys were generated. */
