@@ -381,7 +381,7 @@ async function main() {
       minute.latencies.set(kind, xs);
       xs.push(ms);
     };
-    /** Each minute's order latencies, for the p99 of whole kill cycles at the end. */
+    /** Each minute's order latencies, for the p99 of whole --kill-every windows at the end. */
     const orderLatencies: number[][] = [];
     const inflight = new Set<Promise<void>>();
     const track = (p: Promise<void>) => {
@@ -587,8 +587,10 @@ async function main() {
       `${o.minutes} min, ${o.rate} requests/s offered, ${kills} worker kills; invariant checker: ${report.ok ? 'clean' : `${report.problems.length} problem(s): ${report.problems.slice(0, 5).join('; ')}`}\n`,
     );
     if (rows.length > o.warmUp) {
-      // Per minute, then the order p99 of whole kill cycles (each minute's tail has ~60 requests
-      // in it at 100 orders/s: one slow second moves it; a cycle's has ~300).
+      // Per minute, then the order p99 of --kill-every-minute windows after the warm-up, each
+      // holding one kill (a minute's tail has ~60 requests in it at 100 orders/s, so one slow
+      // second moves it; a 5-minute window's has ~300). The windows are counted from the end of
+      // the warm-up, not from the kills.
       const judged = flatness(rows, {
         warmup: o.warmUp,
         growth: ['PG db MB'],
@@ -597,9 +599,9 @@ async function main() {
       const cycles: number[] = [];
       for (let from = o.warmUp; from + o.killEvery <= orderLatencies.length; from += o.killEvery)
         cycles.push(Math.round(p99(orderLatencies.slice(from, from + o.killEvery).flat())));
-      if (cycles.length >= 2) judged.push(flatnessOf(`order p99 ms per ${o.killEvery}-minute kill cycle`, cycles));
+      if (cycles.length >= 2) judged.push(flatnessOf(`order p99 ms per ${o.killEvery}-minute window`, cycles));
       process.stdout.write(
-        `\nFlatness after a warm-up of ${o.warmUp} minute(s) (minutes ${o.warmUp + 1}–${rows.length}${cycles.length >= 2 ? `; kill cycles: ${cycles.join(', ')} ms` : ''}):\n\n${flatnessTable(judged)}`,
+        `\nFlatness after a warm-up of ${o.warmUp} minute(s) (minutes ${o.warmUp + 1}–${rows.length}${cycles.length >= 2 ? `; ${o.killEvery}-minute windows: ${cycles.join(', ')} ms` : ''}):\n\n${flatnessTable(judged)}`,
       );
     }
     if (statements.length) {
