@@ -600,6 +600,13 @@ async function main() {
       for (let from = o.warmUp; from + o.killEvery <= orderLatencies.length; from += o.killEvery)
         cycles.push(Math.round(p99(orderLatencies.slice(from, from + o.killEvery).flat())));
       if (cycles.length >= 2) judged.push(flatnessOf(`order p99 ms per ${o.killEvery}-minute window`, cycles));
+      // The database grows in steps (relation extension, space autovacuum frees for reuse), so a
+      // minute's growth swings; the growth of a whole window shows a database that slows or bloats.
+      const size = rows.map((r) => Number(r['PG db MB']));
+      const grown: number[] = [];
+      for (let from = Math.max(1, o.warmUp); from + o.killEvery <= size.length; from += o.killEvery)
+        grown.push(+(size[from + o.killEvery - 1] - size[from - 1]).toFixed(1));
+      if (grown.length >= 2) judged.push(flatnessOf(`PG db MB growth per ${o.killEvery}-minute window`, grown));
       process.stdout.write(
         `\nFlatness after a warm-up of ${o.warmUp} minute(s) (minutes ${o.warmUp + 1}–${rows.length}${cycles.length >= 2 ? `; ${o.killEvery}-minute windows: ${cycles.join(', ')} ms` : ''}):\n\n${flatnessTable(judged)}`,
       );

@@ -39,10 +39,17 @@ export function jobOptions(config: Config, queue: QueueName): DefaultJobOptions 
   }
 }
 
-/** How long finished jobs stay visible in the board: bounded by age and count, per queue. */
+/**
+ * How long finished jobs stay visible in the board: bounded by age and count, per queue. Completed
+ * jobs are only for looking back (the record is in PostgreSQL): the last 5,000 orders and
+ * notifications, the last 1,000 restocks and bulk actions (a restock job is rarer than an order but
+ * a feed sends them for hours, so 5,000 would keep filling Redis for most of an hour before the cap
+ * holds), all within an hour. Failed ones stay a week for a person to look at.
+ */
 export function retention(queue: QueueName): Pick<WorkerOptions, 'removeOnComplete' | 'removeOnFail'> {
   if (queue === 'maintenance') return { removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } };
-  return { removeOnComplete: { age: 3600, count: 5000 }, removeOnFail: { age: 7 * 24 * 3600, count: 20000 } };
+  const completed = queue === 'orders' || queue === 'notifications' ? 5000 : 1000;
+  return { removeOnComplete: { age: 3600, count: completed }, removeOnFail: { age: 7 * 24 * 3600, count: 20000 } };
 }
 
 export type Queues = Record<keyof typeof QUEUES, Queue>;
