@@ -225,6 +225,7 @@ function batchersOf(ctx: Context, hasEmail: boolean): Batchers {
     claim: new GroupCommit<string, Claimed>({
       maxBatch: 100,
       maxInFlight: 2,
+      lingerMs: config.WORKER_BATCH_LINGER_MS,
       commit: async (ids) => {
         const rows = (
           await rawPrepared(db, CLAIM_SQL, { ids, fallback: config.NOTIFY_WEBHOOK_URL ?? null, email: hasEmail })
@@ -236,6 +237,7 @@ function batchersOf(ctx: Context, hasEmail: boolean): Batchers {
     result: new GroupCommit({
       maxBatch: 100,
       maxInFlight: 2,
+      lingerMs: config.WORKER_BATCH_LINGER_MS,
       commit: async (items) => {
         const events = items.map((i) => i.eventId);
         const rows = (

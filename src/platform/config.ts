@@ -221,6 +221,8 @@ const schema = z.object({
   // Orders per reservation transaction, and transactions in flight per worker process (on disjoint SKUs).
   ORDER_BATCH_MAX: int(1, 1000).default(250),
   ORDER_BATCH_IN_FLIGHT: int(1, 16).default(2),
+  // How long a worker's group commit that is not full waits for company (reservations, delivery claims and outcomes).
+  WORKER_BATCH_LINGER_MS: int(0, 1000).default(20),
   // Intake group commit: orders per INSERT and INSERTs in flight per API process.
   INTAKE_BATCH_MAX: int(1, 1000).default(100),
   INTAKE_IN_FLIGHT: int(1, 64).default(1),

@@ -8,6 +8,10 @@ import { isDatabaseUnavailable } from './errors';
  * - `select` picks the next group from the waiting items (default: the first `maxBatch`, in arrival
  *   order); it may pick fewer, or none to wait for a running group to end (processing uses this so
  *   that two groups in flight never share a SKU); `onStart`/`onEnd` bracket each group;
+ * - with `lingerMs`, a group that would start with fewer than `maxBatch` items waits until its
+ *   oldest item has waited that long, so that what arrives meanwhile shares it: at an even rate
+ *   groups otherwise hold one item each, and every statement and commit is paid per item. Under
+ *   load the oldest item has already waited longer, so nothing is added there;
  * - a failed group is committed again item by item (items with the same `key` together), so one bad
  *   item answers for itself alone; unless the database is unreachable: then every item of the group
  *   fails at once and its caller backs off.
@@ -23,10 +27,13 @@ export interface GroupCommitOptions<I, O> {
   onEnd?(group: I[]): void;
   /** Items with the same key are retried together after a group failed (default: each alone). */
   key?(item: I): string;
+  /** How long a group that is not full may wait for its oldest item's company (default 0: not at all). */
+  lingerMs?: number;
 }
 
 interface Waiter<I, O> {
   item: I;
+  at: number;
   resolve: (o: O) => void;
   reject: (e: unknown) => void;
 }
@@ -36,12 +43,13 @@ export class GroupCommit<I, O> {
   private running = 0;
   private planning = false;
   private again = false;
+  private lingering: NodeJS.Timeout | undefined;
   constructor(private readonly opts: GroupCommitOptions<I, O>) {}
 
   /** Resolves once the item's group has committed. */
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
-      this.waiting.push({ item, resolve, reject });
+      this.waiting.push({ item, at: Date.now(), resolve, reject });
       void this.pump();
     });
   }
@@ -61,6 +69,7 @@ export class GroupCommit<I, O> {
       do {
         this.again = false;
         while (this.running < this.opts.maxInFlight && this.waiting.length > 0) {
+          if (this.linger()) break; // the timer pumps again
           const group = await this.next();
           if (group.length === 0) break; // what waits must wait for a running group: its end pumps again
           this.start(group);
@@ -69,6 +78,19 @@ export class GroupCommit<I, O> {
     } finally {
       this.planning = false;
     }
+  }
+
+  /** True while the next group should wait for company (a timer is then set to pump again). */
+  private linger(): boolean {
+    const ms = this.opts.lingerMs ?? 0;
+    if (ms <= 0 || this.waiting.length >= this.opts.maxBatch) return false;
+    const left = this.waiting[0].at + ms - Date.now();
+    if (left <= 0) return false;
+    this.lingering ??= setTimeout(() => {
+      this.lingering = undefined;
+      void this.pump();
+    }, left);
+    return true;
   }
 
   private async next(): Promise<Waiter<I, O>[]> {

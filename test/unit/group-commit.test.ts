@@ -93,4 +93,69 @@ describe('group commit', () => {
     expect(await Promise.all(all.map((s) => g.submit(s)))).toEqual(all);
     expect(overlap).toBe(false);
   });
+
+  describe('linger', () => {
+    const recorder = (lingerMs: number, maxBatch = 10) => {
+      const groups: { items: number[]; at: number }[] = [];
+      const g = new GroupCommit<number, number>({
+        maxBatch,
+        maxInFlight: 2,
+        lingerMs,
+        commit: async (items) => {
+          groups.push({ items, at: Date.now() });
+          await tick();
+          return items;
+        },
+      });
+      return { g, groups };
+    };
+
+    it('when items trickle in, then a group waits for its oldest item to have waited lingerMs and takes what came meanwhile', async () => {
+      const { g, groups } = recorder(60);
+      const t0 = Date.now();
+      const done = [g.submit(1)];
+      await new Promise((r) => setTimeout(r, 20));
+      done.push(g.submit(2));
+      await new Promise((r) => setTimeout(r, 20));
+      done.push(g.submit(3));
+      expect(await Promise.all(done)).toEqual([1, 2, 3]);
+      expect(groups.map((x) => x.items)).toEqual([[1, 2, 3]]);
+      expect(groups[0].at - t0).toBeGreaterThanOrEqual(55);
+    });
+
+    it('when a group is full, then it starts at once', async () => {
+      const { g, groups } = recorder(10_000, 3);
+      const t0 = Date.now();
+      expect(await Promise.all([1, 2, 3].map((i) => g.submit(i)))).toEqual([1, 2, 3]);
+      expect(groups.map((x) => x.items)).toEqual([[1, 2, 3]]);
+      expect(groups[0].at - t0).toBeLessThan(1000);
+    });
+
+    it('when the oldest item has already waited lingerMs behind running groups, then the next group starts without waiting more', async () => {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      const groups: { items: number[]; at: number }[] = [];
+      const g = new GroupCommit<number, number>({
+        maxBatch: 10,
+        maxInFlight: 1,
+        lingerMs: 50,
+        commit: async (items) => {
+          groups.push({ items, at: Date.now() });
+          if (groups.length === 1) await gate;
+          return items;
+        },
+      });
+      const first = g.submit(1);
+      await new Promise((r) => setTimeout(r, 70)); // the first group has started and holds the slot
+      const second = g.submit(2);
+      await new Promise((r) => setTimeout(r, 80)); // 2 has waited longer than lingerMs
+      const released = Date.now();
+      release();
+      expect(await Promise.all([first, second])).toEqual([1, 2]);
+      expect(groups.map((x) => x.items)).toEqual([[1], [2]]);
+      expect(groups[1].at - released).toBeLessThan(30);
+    });
+  });
 });

@@ -27,6 +27,7 @@ export function createOrderBatcher(
   return new GroupCommit<string, Outcome | undefined>({
     maxBatch,
     maxInFlight,
+    lingerMs: ctx.config.WORKER_BATCH_LINGER_MS,
     key: (id) => id,
     commit: async (ids) => {
       const outcomes = await processOrders(ctx, [...new Set(ids)]);
