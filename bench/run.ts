@@ -508,9 +508,16 @@ async function growthPhase(bench: BenchEnv): Promise<Results['growth']> {
     log(
       `growth: round ${k}: empty ${empty.ops.toFixed(0)} orders/s, grown ${onGrown.ops.toFixed(0)} (${(onGrown.ops / empty.ops).toFixed(2)})`,
     );
+    const io = (p: ProductionResult) =>
+      p.table_io
+        .slice(0, 5)
+        .map((t) => `${t.table} ${Math.round(t.buffers / 1000)}k/${Math.round(t.read / 1000)}k`)
+        .join(', ');
+    log(`growth: round ${k}: buffers touched/read per table, empty: ${io(empty)}; grown: ${io(onGrown)}`);
     rounds.push({ empty, grown: onGrown });
   }
-  await bench.dropDatabase(grownUrl);
+  if (!o.keep) await bench.dropDatabase(grownUrl);
+  else log(`growth: kept the grown database (--keep): ${grownUrl}`);
   return { grown, rounds, plans };
 }
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { Webhook } from 'standardwebhooks';
-import { createDb } from '../../src/platform/db';
+import { createDb, type Db } from '../../src/platform/db';
 import { statsKey } from '../../src/platform/metrics';
 import { BENCH_KEYS, orderMix, seedCustomers, seedProducts, sleep, type BenchEnv } from './setup';
 
@@ -39,6 +39,47 @@ export interface ProductionResult {
    * processes, the PostgreSQL backends serving this database, and Redis when it is a private one.
    */
   cpu_seconds: Record<string, number>;
+  /**
+   * Where PostgreSQL's work went over the run, per table of this database (its indexes included):
+   * buffers touched (hit + read from outside shared_buffers), buffers read, rows read by
+   * sequential scans, rows fetched by index scans. The 8 busiest tables by buffers touched.
+   */
+  table_io: TableIo[];
+}
+
+export interface TableIo {
+  table: string;
+  buffers: number;
+  read: number;
+  seq_rows: number;
+  idx_rows: number;
+}
+
+/** Cumulative per-table counters of the database `db` is connected to (pg_statio_*, pg_stat_*). */
+async function tableCounters(db: Db): Promise<Map<string, TableIo>> {
+  const { rows } = await db.raw(
+    `SELECT io.relname AS table,
+            (COALESCE(io.heap_blks_hit, 0) + COALESCE(io.heap_blks_read, 0) + COALESCE(io.idx_blks_hit, 0)
+              + COALESCE(io.idx_blks_read, 0) + COALESCE(io.toast_blks_hit, 0) + COALESCE(io.toast_blks_read, 0))::float8 AS buffers,
+            (COALESCE(io.heap_blks_read, 0) + COALESCE(io.idx_blks_read, 0) + COALESCE(io.toast_blks_read, 0))::float8 AS read,
+            COALESCE(st.seq_tup_read, 0)::float8 AS seq_rows, COALESCE(st.idx_tup_fetch, 0)::float8 AS idx_rows
+       FROM pg_statio_user_tables io JOIN pg_stat_user_tables st USING (relid)`,
+  );
+  return new Map(rows.map((r: TableIo) => [r.table, r]));
+}
+
+function tableIoSince(before: Map<string, TableIo>, after: Map<string, TableIo>): TableIo[] {
+  const d = [...after.values()].map((a) => {
+    const b = before.get(a.table);
+    return {
+      table: a.table,
+      buffers: a.buffers - (b?.buffers ?? 0),
+      read: a.read - (b?.read ?? 0),
+      seq_rows: a.seq_rows - (b?.seq_rows ?? 0),
+      idx_rows: a.idx_rows - (b?.idx_rows ?? 0),
+    };
+  });
+  return d.sort((x, y) => y.buffers - x.buffers).slice(0, 8);
 }
 
 /** user + system CPU seconds of a process so far (Linux /proc; 0 when it is gone). */
@@ -232,6 +273,7 @@ export async function runProduction(
     const partStart = Object.fromEntries(
       Object.entries(parts).map(([k, pids]) => [k, pids.reduce((a, p) => a + cpuSeconds(p), 0)]),
     );
+    const ioStart = await tableCounters(db);
     const t0 = Date.now();
     let submitted = 0;
     await Promise.all(
@@ -273,6 +315,7 @@ export async function runProduction(
     );
     cpu.postgres = (await backends()).reduce((a, pid) => a + cpuSeconds(pid) - (cpuStart.get(pid) ?? 0), 0);
     await sleep(1500); // each process flushes its counters to the stats hash every second
+    const tableIo = tableIoSince(ioStart, await tableCounters(db));
     const r = new Redis(opts.redis?.url ?? bench.redisUrl);
     const stats = Object.fromEntries(Object.entries(await r.hgetall(statsKey(prefix))).map(([k, v]) => [k, Number(v)]));
     r.disconnect();
@@ -293,6 +336,7 @@ export async function runProduction(
       workers: workers.length,
       stats,
       cpu_seconds: cpu,
+      table_io: tableIo,
       failed_attempts: Object.fromEntries(failures.map((f) => [f.error, Number(f.n)])),
       orders: opts.orders,
       skus: opts.skus,
