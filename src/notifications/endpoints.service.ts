@@ -218,10 +218,11 @@ export async function attemptEndpoint(
   final: boolean,
 ): Promise<'delivered' | 'pending' | 'failed' | 'skipped'> {
   const { db, config } = ctx;
+  // `(… = 'pending') IS TRUE`: found by its key, not by scanning the pending index (notifications.service.ts).
   const claimed = await db.raw(
     `UPDATE endpoint_deliveries d SET attempts = d.attempts + 1, updated_at = now()
      FROM webhook_endpoints w
-     WHERE d.id = ? AND d.status = 'pending' AND w.id = d.endpoint_id AND w.status = 'active'
+     WHERE d.id = ? AND (d.status = 'pending') IS TRUE AND w.id = d.endpoint_id AND w.status = 'active'
      RETURNING d.attempts, w.url, w.secret,
        CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret`,
     [row.id],
@@ -230,7 +231,7 @@ export async function attemptEndpoint(
   if (!c) {
     const dropped = await db.raw(
       `UPDATE endpoint_deliveries d SET status = 'failed', last_error = 'endpoint is disabled', updated_at = now()
-       WHERE d.id = ? AND d.status = 'pending'
+       WHERE d.id = ? AND (d.status = 'pending') IS TRUE
          AND NOT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = d.endpoint_id AND w.status = 'active')
        RETURNING d.id`,
       [row.id],
@@ -257,7 +258,7 @@ export async function attemptEndpoint(
     `WITH d AS (
        UPDATE endpoint_deliveries SET status = ?, last_status_code = ?::int, last_error = ?,
          delivered_at = CASE WHEN ? THEN now() END, updated_at = now()
-       WHERE id = ? AND status = 'pending' RETURNING id),
+       WHERE id = ? AND (status = 'pending') IS TRUE RETURNING id),
      a AS (
        INSERT INTO delivery_attempts (delivery_id, kind, event_id, attempt_no, at, status_code, error, duration_ms)
        VALUES (?, 'endpoint', ?, ?, ?, ?::int, ?, ?)),

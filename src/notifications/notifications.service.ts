@@ -68,6 +68,15 @@ export interface DeliveryResult {
 
 const CUSTOMER_EVENTS = '^(order\\.|shipment\\.created$)';
 
+/*
+ * `(x.status = 'pending') IS TRUE`, `(e.settled_at IS NULL) IS TRUE`: the same test, written so
+ * that the partial indexes of what waits (`notifications_pending`, `events_unsettled`, …) cannot
+ * serve it, and these rows are found by their key. Statistics taken while little waited estimate
+ * such an index at one row, so PostgreSQL scanned it for every row looked up by id: on a table of
+ * 3 million notifications, 180 index rows per order delivered, and a backlog (a receiver down for an
+ * hour) would make every claim and outcome read all of it (docs/benchmarks.md, "Growth").
+ */
+
 /**
  * Plans (on an event's first run) and claims (on every run), for many events in ONE statement: the
  * customer's channels (webhook to webhook_url or NOTIFY_WEBHOOK_URL, e-mail when SMTP is set; for
@@ -82,7 +91,7 @@ WITH ev AS (
          ${EVENT_BODY_SQL('e')} AS payload,
          EXISTS (SELECT 1 FROM notifications n WHERE n.event_id = e.id)
            OR EXISTS (SELECT 1 FROM endpoint_deliveries d WHERE d.event_id = e.id) AS planned
-  FROM events e WHERE e.id = ANY(:ids::uuid[]) AND e.settled_at IS NULL),
+  FROM events e WHERE e.id = ANY(:ids::uuid[]) AND (e.settled_at IS NULL) IS TRUE),
 cust AS (
   SELECT ev.id AS event_id, ev.order_id, c.email, coalesce(c.webhook_url, :fallback::text) AS url
   FROM ev JOIN orders o ON o.id = ev.order_id LEFT JOIN customers c ON c.id = o.customer_id
@@ -107,17 +116,17 @@ new_e AS (
   RETURNING id, event_id, endpoint_id, attempts),
 old_n AS (
   UPDATE notifications n SET attempts = n.attempts + 1, updated_at = now()
-  FROM ev WHERE ev.planned AND n.event_id = ev.id AND n.status = 'pending'
+  FROM ev WHERE ev.planned AND n.event_id = ev.id AND (n.status = 'pending') IS TRUE
   RETURNING n.id, n.event_id, n.channel, n.target, n.attempts),
 old_e AS (
   UPDATE endpoint_deliveries d SET attempts = d.attempts + 1, updated_at = now()
   FROM ev, webhook_endpoints w
-  WHERE ev.planned AND d.event_id = ev.id AND d.status = 'pending' AND w.id = d.endpoint_id AND w.status = 'active'
+  WHERE ev.planned AND d.event_id = ev.id AND (d.status = 'pending') IS TRUE AND w.id = d.endpoint_id AND w.status = 'active'
   RETURNING d.id, d.event_id, d.endpoint_id, d.attempts),
 dropped AS (
   UPDATE endpoint_deliveries d SET status = 'failed', last_error = 'endpoint is disabled', updated_at = now()
   FROM ev
-  WHERE ev.planned AND d.event_id = ev.id AND d.status = 'pending'
+  WHERE ev.planned AND d.event_id = ev.id AND (d.status = 'pending') IS TRUE
     AND NOT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = d.endpoint_id AND w.status = 'active')
   RETURNING d.event_id, d.endpoint_id),
 chans AS (SELECT * FROM new_n UNION ALL SELECT * FROM old_n),
@@ -149,12 +158,12 @@ un AS (
   UPDATE notifications n SET status = r.status,
     delivered_at = CASE WHEN r.status = 'delivered' THEN now() ELSE n.delivered_at END,
     last_error = coalesce(r.error, n.last_error), updated_at = now()
-  FROM r WHERE r.kind = 'notification' AND n.id = r.id AND n.status = 'pending'
+  FROM r WHERE r.kind = 'notification' AND n.id = r.id AND (n.status = 'pending') IS TRUE
   RETURNING n.id),
 ue AS (
   UPDATE endpoint_deliveries d SET status = r.status, last_status_code = r.status_code, last_error = r.error,
     delivered_at = CASE WHEN r.status = 'delivered' THEN now() END, updated_at = now()
-  FROM r WHERE r.kind = 'endpoint' AND d.id = r.id AND d.status = 'pending'
+  FROM r WHERE r.kind = 'endpoint' AND d.id = r.id AND (d.status = 'pending') IS TRUE
   RETURNING d.id),
 a AS (
   INSERT INTO delivery_attempts (delivery_id, kind, event_id, attempt_no, at, status_code, error, duration_ms)
@@ -181,14 +190,14 @@ w AS (
 -- The events' rows are locked in id order before any is updated, as the sequencer locks them:
 -- two statements that update the same events in different orders deadlock (seen in the soak).
 le AS (
-  SELECT e.id FROM events e WHERE e.id = ANY(:events::uuid[]) AND e.settled_at IS NULL
+  SELECT e.id FROM events e WHERE e.id = ANY(:events::uuid[]) AND (e.settled_at IS NULL) IS TRUE
   ORDER BY e.id FOR NO KEY UPDATE OF e),
 s AS (
   UPDATE events e SET settled_at = now()
-  FROM le WHERE e.id = le.id AND e.settled_at IS NULL
-    AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.event_id = e.id AND n.status = 'pending'
+  FROM le WHERE e.id = le.id AND (e.settled_at IS NULL) IS TRUE
+    AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.event_id = e.id AND (n.status = 'pending') IS TRUE
                     AND n.id NOT IN (SELECT id FROM r WHERE status <> 'pending'))
-    AND NOT EXISTS (SELECT 1 FROM endpoint_deliveries d WHERE d.event_id = e.id AND d.status = 'pending'
+    AND NOT EXISTS (SELECT 1 FROM endpoint_deliveries d WHERE d.event_id = e.id AND (d.status = 'pending') IS TRUE
                     AND d.id NOT IN (SELECT id FROM r WHERE status <> 'pending'))
   RETURNING e.id)
 SELECT asked.id,

@@ -5,6 +5,7 @@ import type { Job, Queue } from 'bullmq';
 import { SMTPServer } from 'smtp-server';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createDb } from '../../src/platform/db';
 import { metrics } from '../../src/platform/metrics';
 import { DEV_WEBHOOK_SECRET, DeliveryBusyError } from '../../src/notifications';
 import { enqueueReplacingFinished } from '../../src/jobs/publisher';
@@ -667,3 +668,72 @@ async function confirmedOrderWithoutNotifier(h: Harness, webhookUrl: string): Pr
   await w.close();
   return event.id;
 }
+
+describe('deliveries under a backlog', () => {
+  /** Index rows read through `index` so far in the test database (flushed: read after the harness closed). */
+  const indexRowsRead = async (index: string) => {
+    const c = createDb(db.url, 1);
+    try {
+      const { rows } = await c.raw(
+        'SELECT idx_tup_read::bigint AS n FROM pg_stat_user_indexes WHERE indexrelname = ?',
+        [index],
+      );
+      return Number(rows[0].n);
+    } finally {
+      await c.destroy();
+    }
+  };
+
+  it('when 150 deliveries wait and the statistics say none do, then each claim and outcome finds its rows by key and none reads the waiting ones', async () => {
+    const secret = newSecret();
+    let down = false;
+    const rx = track(await startReceiver(secret, () => (down ? 503 : 200)));
+    const before = { pending: await indexRowsRead('notifications_pending') };
+    const h = await harness({ WEBHOOK_SECRET: secret, NOTIFY_BACKOFF_MS: '100', NOTIFY_MAX_ATTEMPTS: '50' });
+    // Statistics taken while nothing waits, as on a large table between autovacuum's analyses.
+    await h.ctx.db.raw('ALTER TABLE notifications SET (autovacuum_enabled = false)');
+    await h.ctx.db.raw('ALTER TABLE events SET (autovacuum_enabled = false)');
+    cleanups.push(async () => {
+      const c = createDb(db.url, 1);
+      await c.raw('ALTER TABLE notifications RESET (autovacuum_enabled)');
+      await c.raw('ALTER TABLE events RESET (autovacuum_enabled)');
+      await c.destroy();
+    });
+    await h.startWorkers();
+    const c = await makeCustomer(h, { webhook_url: rx.url });
+    const p = await makeProduct(h, 1000);
+    const settledCount = () =>
+      h.ctx
+        .db('events')
+        .whereNotNull('settled_at')
+        .where({ type: 'order.confirmed' })
+        .count<{ n: string }[]>({ n: '*' })
+        .then((r) => Number(r[0].n));
+    const base = await settledCount();
+    for (let i = 0; i < 60; i++) await placeOrder(h, c.id, [{ sku: p.sku, quantity: 1 }]);
+    await waitFor(async () => (await settledCount()) >= base + 60, { what: '60 delivered', timeout: 30000 });
+    await h.ctx.db.raw('ANALYZE notifications');
+    await h.ctx.db.raw('ANALYZE events');
+
+    down = true;
+    await Promise.all(Array.from({ length: 150 }, () => placeOrder(h, c.id, [{ sku: p.sku, quantity: 1 }])));
+    const pending = () =>
+      h.ctx
+        .db('notifications')
+        .whereRaw("(status = 'pending') IS TRUE") // not through the index this test counts reads of
+        .count<{ n: string }[]>({ n: '*' })
+        .then((r) => Number(r[0].n));
+    await waitFor(async () => (await pending()) >= 150 && rx.deliveries.length >= 300, {
+      what: '150 waiting, each tried twice',
+      timeout: 60000,
+    });
+    down = false;
+    await waitFor(async () => (await settledCount()) >= base + 210, { what: 'the backlog delivered', timeout: 60000 });
+    await h.close(); // its connections end, so PostgreSQL has their index counts (closing again at cleanup is harmless)
+
+    // Every claim and outcome of a waiting event read the whole backlog through the partial index
+    // before: ~150 index rows per statement, tens of thousands in all. By key: none.
+    const read = (await indexRowsRead('notifications_pending')) - before.pending;
+    expect(read).toBeLessThan(150);
+  }, 120000);
+});

@@ -197,12 +197,15 @@ export async function clearLines(trx: Trx, orderIds: string[]): Promise<void> {
     .update({ reserved: false, waiting: false, queue_rank: null, queue_units_before: null });
 }
 
-/** Of these orders, those waiting whose every line is now reserved, in seq order, with how many units they shipped. */
+/**
+ * Of these orders, those waiting whose every line is now reserved, in seq order, with how many units
+ * they shipped. `(…) IS TRUE` keeps `orders_awaiting_since` (every waiting order) out of a lookup by id.
+ */
 export async function fullyReservedWaiting(trx: Trx, orderIds: string[]): Promise<{ id: string; shipped: number }[]> {
   const rows: { id: string; shipped: number }[] = (
     await trx.raw(
       `SELECT o.id, (SELECT COALESCE(sum(l.shipped), 0) FROM order_lines l WHERE l.order_id = o.id)::bigint AS shipped
-         FROM orders o WHERE o.id = ANY(?::uuid[]) AND o.status = 'awaiting_stock'
+         FROM orders o WHERE o.id = ANY(?::uuid[]) AND (o.status = 'awaiting_stock') IS TRUE
           AND NOT EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND NOT l.reserved)
         ORDER BY o.seq`,
       [orderIds],
