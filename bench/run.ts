@@ -7,14 +7,14 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { Redis } from 'ioredis';
 import type { AppContext } from '../src/app/context';
-import { createDb } from '../src/platform/db';
+import { createDb, withDatabase } from '../src/platform/db';
 import { runCeilingWorker, type CeilingResult } from './lib/ceiling-worker';
 import { buildCompiled, load, startServer, type LoadResult } from './lib/intake';
 import { runCount, type CountResult } from './lib/count';
 import { runPipeline, runRestock, type PipelineResult, type RestockResult } from './lib/pipeline';
 import { startPrivateRedis } from './lib/private-redis';
 import { runProduction, type ProductionResult } from './lib/production';
-import { explainReads, growDatabase, type GrowthResult, type PlanReading } from './lib/growth';
+import { describeGrown, explainReads, growDatabase, type GrowthResult, type PlanReading } from './lib/growth';
 import { measureQueuedOrderMemory, type RedisMemoryResult } from './lib/redis-memory';
 import { againstCeiling, atMost, beside, near, info, markdownTable, type Figures } from './lib/report';
 import {
@@ -148,6 +148,12 @@ const program = new Command('bench')
       .default(2)
       .argParser(int)
       .env('BENCH_GROWTH_ROUNDS'),
+  )
+  .addOption(
+    new Option(
+      '--growth-database <name>',
+      'growth: measure on this grown database (one kept by an earlier --only growth --keep) instead of growing one; it is left in place',
+    ),
   )
   .addOption(new Option('--shared-redis', 'measure Redis memory on the shared Redis instead of a private redis-server'))
   .addOption(new Option('--out <file>', 'results file').default(path.join(__dirname, 'results.json')).env('BENCH_OUT'))
@@ -472,14 +478,17 @@ async function growthPhase(bench: BenchEnv): Promise<Results['growth']> {
   const skus = Math.min(size.skus, orders);
   log('growth: compiling (npm run build)');
   buildCompiled();
-  const grownUrl = await bench.database('growntpl');
-  const grown = await growDatabase(bench, grownUrl, {
-    orders: size.growthOrders,
-    seedOrders: Math.min(2000, size.growthOrders),
-    skus: 2000,
-    days: 25,
-    log,
-  });
+  const reused = o.growthDatabase as string | undefined;
+  const grownUrl = reused ? withDatabase(bench.env('growth').DATABASE_URL, reused) : await bench.database('growntpl');
+  const grown = reused
+    ? await describeGrown(grownUrl)
+    : await growDatabase(bench, grownUrl, {
+        orders: size.growthOrders,
+        seedOrders: Math.min(2000, size.growthOrders),
+        skus: 2000,
+        days: 25,
+        log,
+      });
   log(
     `growth: ${grown.orders} orders, ${(grown.database_bytes / 2 ** 30).toFixed(2)} GiB, in ${(grown.seconds.seed + grown.seconds.copy + grown.seconds.analyze).toFixed(0)} s`,
   );
@@ -516,7 +525,7 @@ async function growthPhase(bench: BenchEnv): Promise<Results['growth']> {
     log(`growth: round ${k}: buffers touched/read per table, empty: ${io(empty)}; grown: ${io(onGrown)}`);
     rounds.push({ empty, grown: onGrown });
   }
-  if (!o.keep) await bench.dropDatabase(grownUrl);
+  if (!o.keep && !reused) await bench.dropDatabase(grownUrl);
   else log(`growth: kept the grown database (--keep): ${grownUrl}`);
   return { grown, rounds, plans };
 }

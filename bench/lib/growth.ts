@@ -241,6 +241,27 @@ export async function growDatabase(
   }
 }
 
+/** What an existing grown database holds (`--growth-database`): its rows and size, no timings. */
+export async function describeGrown(url: string): Promise<GrowthResult> {
+  const a = new pg.Client({ connectionString: url });
+  await a.connect();
+  try {
+    const rows: Record<string, number> = {};
+    for (const table of COPIED) rows[table] = Number((await a.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);
+    const size = Number((await a.query('SELECT pg_database_size(current_database()) AS b')).rows[0].b);
+    return {
+      orders: rows.orders,
+      seed_orders: 0,
+      copies: 0,
+      seconds: { seed: 0, copy: 0, analyze: 0 },
+      rows,
+      database_bytes: size,
+    };
+  } finally {
+    await a.end();
+  }
+}
+
 export interface PlanReading {
   read: string;
   ms: number;
