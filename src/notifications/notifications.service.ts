@@ -73,7 +73,7 @@ const CUSTOMER_EVENTS = '^(order\\.|shipment\\.created$)';
  * that the partial indexes of what waits (`notifications_pending`, `events_unsettled`, …) cannot
  * serve it, and these rows are found by their key. Statistics taken while little waited estimate
  * such an index at one row, so PostgreSQL scanned it for every row looked up by id: on a table of
- * 3 million notifications, 180 index rows per order delivered, and a backlog (a receiver down for an
+ * 3 million notifications, about 145 index rows per order delivered, and a backlog (a receiver down for an
  * hour) would make every claim and outcome read all of it (docs/benchmarks.md, "Growth").
  */
 
