@@ -11,7 +11,7 @@
 // persistence), so used_memory is this run's alone; --shared-redis uses --redis-url instead.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +20,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { startPrivateRedis } from '../bench/lib/private-redis';
+import { startArgs } from '../bench/lib/start-command';
 import { startPrivatePostgres } from '../bench/lib/private-postgres';
 import { flatness, flatnessOf, flatnessTable, p99 } from '../bench/lib/flatness';
 import { checkInvariants } from '../src/invariants';
@@ -50,6 +51,18 @@ const o = new Command('soak')
   )
   .addOption(new Option('--tsx', 'run the sources through tsx instead of the compiled start:api / start:worker'))
   .addOption(new Option('--keep', 'keep the database and the Redis keys afterwards'))
+  .addOption(
+    new Option(
+      '--trace <file>',
+      "write every 5-s memory sample as a JSON line (the worker's and the API's VmRSS, RssAnon, RssFile), to see where a minute's peak came from",
+    ),
+  )
+  .addOption(
+    new Option(
+      '--worker-node-args <args>',
+      'node options for the worker alone, before its script (e.g. --trace-gc); with --trace its output goes to <file>.worker.log',
+    ),
+  )
   .addOption(
     new Option(
       '--pg-setting <name=value...>',
@@ -211,6 +224,18 @@ function machineTicks(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
+/** VmRSS split into its anonymous (heap, stacks) and file-backed (code, mapped files) parts, in MB. */
+function memoryOf(pid: number | undefined): { pid: number; rss: number; anon: number; file: number } | null {
+  if (!pid) return null;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (name: string) => Math.round(Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024);
+    return { pid, rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
+  } catch {
+    return null;
+  }
+}
+
 function rssMb(pid: number | undefined): number {
   if (!pid) return 0;
   try {
@@ -249,20 +274,20 @@ interface Proc {
  */
 function commandFor(role: 'api' | 'worker'): string[] {
   if (o.tsx) return ['--import', 'tsx', 'src/app/main.ts', role];
-  const script: string = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts[`start:${role}`];
-  const [node, ...args] = script.trim().split(/\s+/);
-  if (node !== 'node') throw new Error(`start:${role} is not a plain node command: ${script}`);
-  return args;
+  return startArgs(role);
 }
 function startProcess(role: 'api' | 'worker', env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, commandFor(role), {
+  const own = role === 'worker' && o.workerNodeArgs ? (o.workerNodeArgs as string).split(/\s+/).filter(Boolean) : [];
+  const child = spawn(process.execPath, [...own, ...commandFor(role)], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
+  const workerLog = role === 'worker' && o.trace ? `${o.trace as string}.worker.log` : undefined;
   const keep = (d: Buffer) => {
     output = (output + d.toString()).slice(-20000);
+    if (workerLog) appendFileSync(workerLog, `[${child.pid}] ${d.toString()}`);
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
@@ -478,6 +503,13 @@ async function main() {
         if (inflight.size < 500) track(sent % 10 === 0 ? side() : order());
         else minute.errors++;
       }
+      // A process that ended on its own (a bad option, a crash) makes the rest of the run meaningless.
+      for (const [role, p] of [
+        ['API', api],
+        ['worker', worker],
+      ] as const)
+        if (p.child.exitCode !== null || p.child.signalCode !== null)
+          throw new Error(`the ${role} exited on its own (${p.child.exitCode ?? p.child.signalCode}):\n${p.output()}`);
       if (Date.now() >= nextSample) {
         peak.api = Math.max(peak.api, rssMb(api.child.pid));
         peak.worker = Math.max(peak.worker, rssMb(worker.child.pid));
@@ -485,6 +517,16 @@ async function main() {
         peak.redis = Math.max(peak.redis, rssMb(privateRedis?.pid));
         peak.postgres = Math.max(peak.postgres, postgresPssMb(privatePg?.dataDir));
         for (const m of Object.values(cpu)) m.sample();
+        if (o.trace)
+          appendFileSync(
+            o.trace as string,
+            `${JSON.stringify({
+              t: Math.round((Date.now() - started) / 1000),
+              kills,
+              worker: memoryOf(worker.child.pid),
+              api: memoryOf(api.child.pid),
+            })}\n`,
+          );
         nextSample = Date.now() + 5000;
       }
       if (Date.now() >= nextKill) {

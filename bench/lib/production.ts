@@ -9,6 +9,7 @@ import { Webhook } from 'standardwebhooks';
 import { createDb, type Db } from '../../src/platform/db';
 import { statsKey } from '../../src/platform/metrics';
 import { BENCH_KEYS, orderMix, seedCustomers, seedProducts, sleep, type BenchEnv } from './setup';
+import { startArgs } from './start-command';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -150,11 +151,11 @@ interface Proc {
   stop(): Promise<void>;
 }
 
-/** `node dist/src/app/main.js <role>`: what `npm run start:api` / `npm run start:worker` run. */
+/** What `npm run start:api` / `npm run start:worker` run (read from package.json). */
 function startProcess(role: 'api' | 'worker', env: Record<string, string>): Proc {
   // BENCH_CPU_PROF=<dir>: each process writes a V8 CPU profile there when it exits (docs/benchmarks.md).
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const child = spawn(process.execPath, [...prof, path.join('dist', 'src', 'app', 'main.js'), role], {
+  const child = spawn(process.execPath, [...prof, ...startArgs(role)], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
