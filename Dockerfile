@@ -1,4 +1,5 @@
-# One image for both processes: `node dist/src/app/main.js api` (the default) and `node dist/src/app/main.js worker`.
+# One image for both processes: `node --max-old-space-size=192 dist/src/app/main.js api` (the default)
+# and `node --max-old-space-size=256 dist/src/app/main.js worker` (old space capped: docs/operations.md#memory).
 # The build stage installs every dependency and compiles TypeScript to dist/ (`npm run build`); the
 # final stage holds the production dependencies and the compiled code only, and runs as `node`.
 # Install scripts are skipped: no production dependency needs one (the optional native add-ons and
@@ -25,4 +26,4 @@ EXPOSE 3000
 # while it touches that file, which it does on every outbox relay tick.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=5 \
   CMD ["node", "-e", "const f=process.env.HEARTBEAT_FILE;if(f){const s=require('fs').statSync(f,{throwIfNoEntry:false});process.exit(s&&Date.now()-s.mtimeMs<30000?0:1)}fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/readyz').then((r)=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-CMD ["node", "dist/src/app/main.js", "api"]
+CMD ["node", "--max-old-space-size=192", "dist/src/app/main.js", "api"]
