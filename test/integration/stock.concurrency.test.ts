@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { statsKey, metrics } from '../../src/platform/metrics';
+import { applyStockChanges, readStockRows } from '../../src/inventory';
 import { processOrders } from '../../src/orders';
+import { runUnitOfWork } from '../../src/platform/unit-of-work';
 import { ledgerOnHand, makeCustomer, makeProduct, placeOrder, stockOf } from '../helpers/factories';
-import { useHarness } from '../helpers/harness';
+import { useHarness, waitFor } from '../helpers/harness';
 
 // A pool as wide as the burst, so that the 50 requests really race for the row instead of queueing for connections.
 const h = useHarness({ workers: false, env: { DB_POOL_MAX: '50' } });
@@ -166,6 +168,60 @@ describe('a worker batch under a stream of single-order writes', () => {
       const row = await stockOf(h(), s.sku);
       expect(row.reserved).toBe(30);
       expect(await ledgerOnHand(h(), s.sku)).toBe(row.on_hand);
+    }
+  });
+});
+
+describe('stock rows are locked in SKU order', () => {
+  it('when a write to two SKUs finds the first locked, then it waits holding neither, so a transaction locking both in SKU order cannot deadlock with it', async () => {
+    const id = Math.random().toString(36).slice(2, 8).toUpperCase();
+    // The higher SKU is created first, so a plan that scans the table meets its row first.
+    const hi = await makeProduct(h(), 10, { sku: `LOCKORDER-B-${id}` });
+    const lo = await makeProduct(h(), 10, { sku: `LOCKORDER-A-${id}` });
+    const db = h().ctx.db;
+    const holder = await db.transaction();
+    try {
+      await holder.raw('SELECT 1 FROM stock WHERE sku = ? FOR NO KEY UPDATE', [lo.sku]);
+      let writerPid = 0;
+      const writer = runUnitOfWork(
+        h().ctx,
+        'adjustment',
+        async (uow) => {
+          writerPid = (await uow.trx.raw('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+          // The plan the workers' batches got under load: the table scanned, the arrays hashed.
+          await uow.trx.raw('SET LOCAL enable_indexscan = off');
+          await uow.trx.raw('SET LOCAL enable_bitmapscan = off');
+          await uow.trx.raw('SET LOCAL enable_nestloop = off');
+          const rows = [...(await readStockRows(uow.trx, [lo.sku, hi.sku])).values()];
+          const location = rows[0].levels[0].location;
+          await applyStockChanges(
+            uow,
+            rows.map((row) => ({ row, levels: [{ location, on_hand: 1 }] })),
+            rows.map((row) => ({ sku: row.sku, location, type: 'adjustment', quantity: 1, reason: 'lock order' })),
+            'adjustment',
+          );
+        },
+        { retry: false },
+      );
+      await waitFor(
+        async () =>
+          writerPid > 0 &&
+          (await db.raw(`SELECT wait_event_type FROM pg_stat_activity WHERE pid = ?`, [writerPid])).rows[0]
+            ?.wait_event_type === 'Lock',
+        { what: 'the write to wait for the first SKU' },
+      );
+      // Waiting for the lower SKU, the write holds no lock on the higher one: NOWAIT gets it at once
+      // (were it held, this would fail with lock_not_available; without NOWAIT, a deadlock).
+      await holder.raw('SELECT 1 FROM stock WHERE sku = ? FOR NO KEY UPDATE NOWAIT', [hi.sku]);
+      await holder.commit();
+      await writer;
+    } finally {
+      if (!holder.isCompleted()) await holder.rollback();
+    }
+    for (const p of [lo, hi]) {
+      const row = await stockOf(h(), p.sku);
+      expect(row).toMatchObject({ on_hand: 11, version: 1 });
+      expect(await ledgerOnHand(h(), p.sku)).toBe(11);
     }
   });
 });
