@@ -17,6 +17,7 @@ import { runProduction, type ProductionResult } from './lib/production';
 import { describeGrown, explainReads, growDatabase, type GrowthResult, type PlanReading } from './lib/growth';
 import { measureQueuedOrderMemory, type RedisMemoryResult } from './lib/redis-memory';
 import { againstCeiling, atMost, beside, near, info, markdownTable, type Figures } from './lib/report';
+import { startArgs } from './lib/start-command';
 import {
   BENCH_KEYS,
   createBenchEnv,
@@ -400,7 +401,9 @@ async function bareWorkerCeiling(
 async function productionPhase(bench: BenchEnv): Promise<Results['production']> {
   const orders = size.productionOrders;
   const skus = Math.min(size.skus, orders);
-  log('production: compiling (npm run build); the API and worker run node dist/src/app/main.js api | worker');
+  log(
+    `production: compiling (npm run build); the API runs node ${startArgs('api').join(' ')}, the worker node ${startArgs('worker').join(' ')}`,
+  );
   buildCompiled();
   log(
     `production: ceiling (bare BullMQ worker, one reservation transaction per job), ${orders} jobs over ${skus} SKUs`,
