@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { useHarness } from '../helpers/harness';
+import { useHarness, waitFor } from '../helpers/harness';
 import {
   allocationsOf,
   getOrder,
@@ -395,5 +395,66 @@ describe('locations: transfers', () => {
     expect(await totals(db, x)).toEqual({ on_hand: 9, reserved: 6, backordered: 0 });
     expect(await level(db, x, store)).toEqual({ on_hand: 3, reserved: 0 });
     expect(Number((await db('transfers').where({ sku: x }).count({ n: '*' }).first())!.n)).toBe(2);
+  });
+});
+
+describe('a fulfilment over two locations locks its stock rows in SKU order', () => {
+  it('when an order ships its higher SKU from the first location and its lower SKU, held by another transaction, from the second, then the fulfilment waits holding neither, and completes once the other commits', async () => {
+    await h().startWorkers();
+    const low = await makeLocation(h(), 10);
+    const high = await makeLocation(h(), 20);
+    expect(low < high).toBe(true);
+    // Shipped location by location (`low` first), the SKU at `low` must be the higher one, or
+    // location order and SKU order agree and there is nothing to show.
+    let atLow = '';
+    let atHigh = '';
+    for (let i = 0; i < 20 && !(atLow > atHigh); i++) {
+      atLow = await makeProductAt(h(), { [low]: 5 });
+      atHigh = await makeProductAt(h(), { [high]: 5 });
+    }
+    expect(atLow > atHigh).toBe(true);
+    const o = await orderReaching(
+      h(),
+      await makeCustomerId(h()),
+      [
+        { sku: atLow, quantity: 1 },
+        { sku: atHigh, quantity: 1 },
+      ],
+      'confirmed',
+    );
+    expect(allocationsOf(o, atLow)).toEqual({ [low]: { reserved: 1, shipped: 0 } });
+    expect(allocationsOf(o, atHigh)).toEqual({ [high]: { reserved: 1, shipped: 0 } });
+
+    const db = h().ctx.db;
+    const holder = await db.transaction();
+    let fulfilled: Promise<{ status: number; text: string }> | undefined;
+    try {
+      await holder.raw('SELECT 1 FROM stock WHERE sku = ? FOR NO KEY UPDATE', [atHigh]);
+      const holderPid = (await holder.raw('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      fulfilled = h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' });
+      await waitFor(
+        async () =>
+          (
+            await db.raw(
+              `SELECT count(*)::int AS n FROM pg_stat_activity
+                WHERE datname = current_database() AND pid <> ? AND wait_event_type = 'Lock' AND query ILIKE '%stock%'`,
+              [holderPid],
+            )
+          ).rows[0].n > 0,
+        { what: 'the fulfilment to wait for the lower SKU' },
+      );
+      // Were the higher SKU shipped (and locked) first, this would fail with lock_not_available,
+      // and without NOWAIT the two transactions would deadlock.
+      await holder.raw('SELECT 1 FROM stock WHERE sku = ? FOR NO KEY UPDATE NOWAIT', [atLow]);
+      await holder.commit();
+      const res = await fulfilled;
+      expect(res.status, res.text).toBe(200);
+    } finally {
+      if (!holder.isCompleted()) await holder.rollback();
+      await fulfilled?.catch(() => undefined);
+    }
+    const after = await untilOrder(h(), o.id, 'completed');
+    expect(allocationsOf(after, atLow)).toEqual({ [low]: { reserved: 0, shipped: 1 } });
+    expect(allocationsOf(after, atHigh)).toEqual({ [high]: { reserved: 0, shipped: 1 } });
   });
 });
