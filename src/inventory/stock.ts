@@ -91,19 +91,6 @@ export async function readStockRows(
   return out;
 }
 
-/**
- * Locks the SKUs' totals rows (FOR NO KEY UPDATE, in SKU order) until the transaction ends. A unit
- * that writes stock in more than one statement (a fulfilment ships location by location) takes them
- * all here first: each statement locks in SKU order, but two statements in location order would
- * not, and a deadlock costs deadlock_timeout (1 s).
- */
-export async function lockStockRows(trx: Trx, skus: string[]): Promise<void> {
-  if (skus.length === 0) return;
-  await rawPrepared(trx, `SELECT 1 FROM stock WHERE sku = ANY(?::text[]) ORDER BY sku FOR NO KEY UPDATE`, [
-    [...new Set(skus)],
-  ]);
-}
-
 const bySku = (a: { row: StockRow }, b: { row: StockRow }) =>
   a.row.sku < b.row.sku ? -1 : a.row.sku > b.row.sku ? 1 : 0;
 

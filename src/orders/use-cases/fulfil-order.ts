@@ -1,4 +1,4 @@
-import { lockStockRows } from '../../inventory';
+import { readStockRows } from '../../inventory';
 import type { Actor } from '../../platform/actor';
 import type { Context } from '../../platform/context';
 import { runUnitOfWork } from '../../platform/unit-of-work';
@@ -19,10 +19,11 @@ export async function fulfillOrder(ctx: Context, id: string, actor?: Actor): Pro
       assertCan('fulfil', o.status);
       const held = (await allocationsOf(uow.trx, [id])).filter((a) => a.reserved > 0);
       // One shipment per location means one stock statement per location: the rows are locked in
-      // SKU order first, as every other writer takes them, or two such units could deadlock.
-      await lockStockRows(
+      // SKU order first (as a retried reservation batch takes them), or two such units could deadlock.
+      await readStockRows(
         uow.trx,
         held.map((a) => a.sku),
+        { lock: true },
       );
       for (const location of [...new Set(held.map((a) => a.location))].sort()) {
         const lines = held
