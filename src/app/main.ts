@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { loadConfigOrExit, type Config } from '../platform/config';
+import { loadConfigOrExit, SHORT_API_KEY, shortApiKeys, type Config } from '../platform/config';
 import { closeContext, createContext } from './context';
 import { prepareDatabase } from '../platform/prepare-database';
 import { createApp } from '../http/app';
@@ -110,6 +110,14 @@ export async function main(mode: Mode): Promise<void> {
     }
   }
   printDevKeys(config);
+  const short = shortApiKeys(config);
+  if (short.length)
+    logQuietly(() =>
+      logger.warn(
+        { keys: short },
+        `API_KEYS has keys shorter than ${SHORT_API_KEY} characters (${short.join(', ')}): they work, but are easy to guess; use long random keys (see docs/operations.md)`,
+      ),
+    );
   // After the listening line (the first a reader of the output sees). Outbox, events and
   // notifications are found through partial indexes on rows that leave them within seconds;
   // without vacuum those indexes fill with dead entries and every poll walks them.

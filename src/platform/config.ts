@@ -44,10 +44,13 @@ const apiKeys = z
       const name = m?.[1];
       const role = m?.[2] ?? '';
       const key = m?.[3] ?? '';
-      if (!m || !(ROLES as readonly string[]).includes(role) || key.length < 8) {
+      // Any non-empty key is taken, as the contract says (`role:key`); a short one is warned
+      // about at start-up (shortApiKeys), not refused: refusing would stop a process that the
+      // operator configured exactly as documented.
+      if (!m || !(ROLES as readonly string[]).includes(role) || key.trim() === '') {
         ctx.addIssue({
           code: 'custom',
-          message: `entry ${i + 1} must be role:key or name@role:key with role ${ROLES.join('|')}, a name of 1–64 of A-Z a-z 0-9 . _ - and a key of 8+ characters`,
+          message: `entry ${i + 1} must be role:key or name@role:key with role ${ROLES.join('|')}, a name of 1–64 of A-Z a-z 0-9 . _ - and a non-empty key`,
         });
         return z.NEVER;
       }
@@ -271,6 +274,15 @@ export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 /** Fixed development keys (the README shows them); refused under NODE_ENV=production. */
 export function devApiKeys(): ApiKey[] {
   return ROLES.map((role) => ({ role, key: `dev-${role}-key`, name: role }));
+}
+
+/** Below this length a configured key is warned about at start-up (it is still taken). */
+export const SHORT_API_KEY = 16;
+
+/** The configured keys shorter than SHORT_API_KEY, named as `name@role` (never the key itself). */
+export function shortApiKeys(config: Pick<Config, 'API_KEYS' | 'devKeys'>): string[] {
+  if (config.devKeys) return [];
+  return config.API_KEYS.filter((k) => k.key.length < SHORT_API_KEY).map((k) => `${k.name}@${k.role}`);
 }
 
 /** Parses an environment; throws ConfigError whose message is one line naming the variable. */

@@ -1,6 +1,12 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, loadConfig } from '../../src/platform/config';
+import {
+  ConfigError,
+  DEFAULT_DATABASE_URL,
+  DEFAULT_REDIS_URL,
+  loadConfig,
+  shortApiKeys,
+} from '../../src/platform/config';
 import { ROOT } from '../helpers/harness';
 
 function rejection(env: Record<string, string>): string {
@@ -96,7 +102,7 @@ describe('loadConfig', () => {
       ['PORT', '-1'],
       ['PORT', '80.5'],
       ['API_KEYS', 'admin:some-long-key'],
-      ['API_KEYS', 'intake:short'],
+      ['API_KEYS', 'intake: '],
       ['API_KEYS', 'no-colon-here'],
       ['API_KEYS', ':missing-role-key'],
       ['WEBHOOK_SECRET', 'not-prefixed'],
@@ -228,6 +234,20 @@ describe('loadConfig', () => {
     const c = loadConfig({ API_KEYS: 'intake:only-this-one' });
     expect(c.devKeys).toBe(false);
     expect(c.API_KEYS.map((k) => k.key)).toEqual(['only-this-one']);
+  });
+
+  it('when API_KEYS has short keys, then they are taken as given and named (never shown) for the start-up warning', () => {
+    const c = loadConfig({
+      NODE_ENV: 'production',
+      API_KEYS: 'intake:k1, feed:fk2,alice@operator:a-long-operator-key-1',
+    });
+    expect(c.API_KEYS.map((k) => [k.name, k.role, k.key])).toEqual([
+      ['intake', 'intake', 'k1'],
+      ['feed', 'feed', 'fk2'],
+      ['alice', 'operator', 'a-long-operator-key-1'],
+    ]);
+    expect(shortApiKeys(c)).toEqual(['intake@intake', 'feed@feed']);
+    expect(shortApiKeys(loadConfig({}))).toEqual([]); // the development keys are announced as such
   });
 });
 
