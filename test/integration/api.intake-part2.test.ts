@@ -220,6 +220,38 @@ describe('change 11: metadata', () => {
     ).toBe(202);
   });
 
+  it('when metadata has a key "__proto__" (written out or escaped), then 400 naming metadata and nothing is stored; "constructor" is kept', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const order = (m: string) => `{"customer_id":"${c.id}","lines":[{"sku":"${p.sku}","quantity":1}],"metadata":${m}}`;
+    const bodies: [string, string, string][] = [
+      ['/v1/orders', order('{"z":"1","__proto__":"p"}'), 'body.metadata.__proto__'],
+      ['/v1/orders', order('{"\\u005f_proto\\u005f_":"p"}'), 'body.metadata.__proto__'],
+      [
+        '/v1/customers',
+        `{"email":"proto-${ref()}@example.test","name":"P","metadata":{"__proto__":"x"}}`,
+        'body.metadata.__proto__',
+      ],
+    ];
+    for (const [url, raw, path] of bodies) {
+      const res = await expectNothingChanged(h(), () =>
+        h().api('POST', url, { role: 'intake', raw, headers: { 'content-type': 'application/json' } }),
+      );
+      expectError(res, 400, 'validation_failed');
+      expect(res.body.error.details.map((d: any) => d.path)).toContain(path);
+      expect(res.body.error.message).toContain('__proto__');
+    }
+    const kept = await h().api('POST', '/v1/orders', {
+      role: 'intake',
+      raw: order('{"constructor":"y","toString":"z"}'),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(kept.status).toBe(202);
+    expect(JSON.stringify((await h().api('GET', `/v1/orders/${kept.body.id}`)).body.metadata)).toBe(
+      '{"constructor":"y","toString":"z"}',
+    );
+  });
+
   it('when an Idempotency-Key is reused with other metadata, then 422; with the same metadata, a replay', async () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 5);

@@ -36,6 +36,7 @@ function badStrings(v: unknown, path: string[], out: Detail[], depth = 0): Detai
     for (const [k, x] of Object.entries(v)) {
       if (!wellFormed(k) || k.includes('\u0000'))
         out.push({ path: at(path), message: 'has a key that is not well-formed Unicode or holds a NUL' });
+      else if (k === '__proto__') out.push({ path: at([...path, k]), message: 'the key "__proto__" is not accepted' });
       else badStrings(x, [...path, k], out, depth + 1);
     }
   return out;
@@ -44,12 +45,15 @@ type Detail = { path: string; message: string };
 
 /**
  * JSON text can only carry U+0000 as the escape `\u0000` (a raw control character is a parse
- * error), and a lone surrogate only as an escape `\uD800`–`\uDFFF` (raw UTF-8 cannot encode one),
- * so a body whose bytes lack those escapes needs no walk. The check is conservative: an escaped
- * backslash before `u0000` also triggers the (exact) walk. Bytes that are not UTF-8 are refused
- * outright: the decoder would turn them into U+FFFD.
+ * error), and a lone surrogate only as an escape `\uD800`–`\uDFFF` (raw UTF-8 cannot encode one);
+ * a key `__proto__` is either written out or holds an escape. So a body whose bytes hold neither
+ * `\u` nor `__proto__` needs no walk (almost every body: JSON.stringify escapes neither). Bytes
+ * that are not UTF-8 are refused outright: the decoder would turn them into U+FFFD.
+ *
+ * `__proto__` is refused as a key anywhere: zod's records drop it from what they return (it would
+ * set the prototype of a plain object), so a `metadata` key of that name would be lost after a
+ * 2xx; a 400 naming it keeps "stored and returned as given" true for every key that is accepted.
  */
-const MAY_NEED_WALK = /\\u(?:0000|[dD][89a-fA-F])/;
 const MAY_HOLD_BAD = Symbol('mayHoldBad');
 const NOT_UTF8 = Symbol('notUtf8');
 const jsonParser = express.json({
@@ -60,8 +64,8 @@ const jsonParser = express.json({
   verify: (req, _res, buf, encoding) => {
     const utf8 = encoding === 'utf-8';
     (req as any)[NOT_UTF8] = utf8 && !isUtf8(buf);
-    // Most bodies hold no `\u` at all: a byte search, with no string made of the body, decides.
-    (req as any)[MAY_HOLD_BAD] = !utf8 || (buf.includes('\\u') && MAY_NEED_WALK.test(buf.toString('latin1')));
+    // Byte searches, with no string made of the body, decide.
+    (req as any)[MAY_HOLD_BAD] = !utf8 || buf.includes('\\u') || buf.includes('__proto__');
   },
 });
 
