@@ -767,6 +767,14 @@ describe('the OpenAPI document', () => {
       expect(splitOrder.lines.map((l: any) => l.allocations.map((a: any) => a.location))).toEqual([['main'], [wh]]);
       const unnamed = await ship(split.id, { lines: [{ sku: sku2, quantity: 5 }] }, 400);
       expect(unnamed.body.error.details.map((d: any) => d.path)).toEqual(['body.location']);
+      // A location that does not exist is the caller's mistake, as everywhere else: 400 naming it.
+      const unknownAt = await ship(
+        split.id,
+        { location: `nowhere-${rand()}`, lines: [{ sku: sku2, quantity: 5 }] },
+        400,
+      );
+      expect(unknownAt.body.error.code).toBe('validation_failed');
+      expect(unknownAt.body.error.details.map((d: any) => d.path)).toEqual(['body.location']);
       await ship(split.id, { location: wh, lines: [{ sku: sku2, quantity: 5 }] }, 201);
 
       // Returns: restocked (201, back where it shipped from), again (200), the same id with another

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { applyStockChanges, readStockRows } from '../../inventory';
+import { applyStockChanges, assertLocations, readStockRows } from '../../inventory';
 import type { Actor } from '../../platform/actor';
 import type { Context } from '../../platform/context';
 import { AppError, ConflictError, ValidationError } from '../../platform/errors';
@@ -76,6 +76,9 @@ export async function shipOrder(ctx: Context, id: string, input: ShipInput, acto
     ...input,
     lines: [...input.lines].sort((a, b) => (a.sku < b.sku ? -1 : 1)),
   });
+  // A named location that does not exist is the caller's mistake (400), as for returns and
+  // transfers, not a shortfall there (409).
+  if (input.location !== undefined) await assertLocations(ctx.db, [{ code: input.location, path: 'body.location' }]);
   return runUnitOfWork(
     ctx,
     'ship',
