@@ -1,6 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Db, Executor } from '../platform/db';
 import { advisoryKey, rawPrepared } from '../platform/db';
+import { ValidationError } from '../platform/errors';
 import { QUEUES } from '../platform/job-catalog';
 import type { UnitOfWork } from '../platform/unit-of-work';
 import type { EventSubject, EventsQuery } from './events.schemas';
@@ -184,10 +185,29 @@ export async function listEvents(db: Executor, q: EventsQuery): Promise<{ data: 
   );
   const r = rows[0];
   const data = (r.data ?? []) as unknown[];
+  if (data.length === 0 && BigInt(after) > BigInt(r.horizon ?? 0)) await assertCursorIssued(db, after);
   let next = after;
   if (Number(r.n) >= q.limit) next = String(r.last);
   else if (r.horizon !== null && BigInt(r.horizon) > BigInt(after)) next = String(r.horizon);
   return { data, next_cursor: next };
+}
+
+/**
+ * A cursor above every number the sequencer has handed out was never given by the feed (a typo, or
+ * a cursor kept from another installation or from before a restore): read from it, the feed would
+ * answer empty pages until the numbers catch up and then skip what came before. 400, naming it.
+ * The sequence, not the newest event, is the bound: pruning may have removed every event.
+ */
+async function assertCursorIssued(db: Executor, after: string): Promise<void> {
+  const { rows } = await db.raw(`SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS issued FROM event_sequence`);
+  const issued = String(rows[0].issued);
+  if (BigInt(after) > BigInt(issued))
+    throw new ValidationError(`invalid query: query.after: no event has been numbered above ${issued}`, [
+      {
+        path: 'query.after',
+        message: `is beyond the newest sequence number issued (${issued}): not a cursor of this feed`,
+      },
+    ]);
 }
 
 /** Deletes events older than the retention whose deliveries are settled; returns how many. */

@@ -87,6 +87,10 @@ describe('the event feed', () => {
     expect(page.body.data.map((e: FeedEvent) => e.id)).toEqual(all.slice(0, 2).map((e) => e.id));
     expect(page.body.next_cursor).toBe(String(all[1].sequence));
 
+    // A cursor above every number ever issued is not one the feed gave: 400 naming it, not an empty page.
+    const beyond = await h().api('GET', `/v1/events?after=${Number(last) + 1_000_000}`, { role: 'intake' });
+    expect(beyond.status).toBe(400);
+    expect(beyond.body.error.details.map((d: any) => d.path)).toEqual(['query.after']);
     for (const bad of ['after=abc', 'after=-1', 'types=order.shipped', 'limit=0', 'limit=1001', 'colour=red']) {
       const r = await h().api('GET', `/v1/events?${bad}`, { role: 'intake' });
       expect(r.status, bad).toBe(400);
