@@ -420,6 +420,8 @@ describe('stock counts: an order already waiting', () => {
     );
     expect(after.history.at(-1)).toMatchObject({ status: 'awaiting_stock' });
     expect(after.history.at(-1).detail).toMatch(/revoked/);
+    // The system revoked it, not the key that posted the count (change 2).
+    expect(after.history.at(-1).actor).toEqual({ role: 'system', name: 'revoke' });
     // No transition, so no event; the checker (one event per transition) agrees.
     expect(Number((await h().ctx.db('events').where({ order_id: o.id }).count({ n: '*' }).first())!.n)).toBe(events0);
     expect(await totals(h().ctx.db, x)).toMatchObject({ on_hand: 2, reserved: 0, backordered: 3 });
@@ -427,7 +429,7 @@ describe('stock counts: an order already waiting', () => {
   });
 });
 
-describe('stock counts: what the event of a shortage shows', () => {
+describe('stock counts: what a shortage tells, and who did it', () => {
   const T = '2030-03-01T00:00:00.000Z';
   const inbound = (sku: string, quantity: number) =>
     h().api('POST', '/v1/inbound', {
@@ -520,6 +522,63 @@ describe('stock counts: what the event of a shortage shows', () => {
     } finally {
       await rx.close();
     }
+  });
+
+  it("when a count's shortage revokes a line and a second location takes it back, then the count and its count movement name the feed key, while the release, the awaiting_stock entry and the re-allocation name the system (revoke, allocate)", async () => {
+    await h().startWorkers();
+    const isOrder = await servedSchema(h(), 'Order');
+    const A = await makeLocation(h(), 10);
+    const B = await makeLocation(h(), 20);
+    const sku = await makeProductAt(h(), { [A]: 5, [B]: 2 });
+    const c = await makeCustomerId(h());
+    const o1 = await orderReaching(h(), c, [{ sku, quantity: 3 }], 'confirmed');
+    const o2 = await orderReaching(h(), c, [{ sku, quantity: 2 }], 'confirmed');
+    expect(Object.keys(allocationsOf(o2, sku))).toEqual([A]);
+    await sleep(10);
+    const body = {
+      count_id: `cnt-${randomUUID()}`,
+      location: A,
+      counted_at: await dbNow(h()),
+      items: [{ sku, on_hand: 3 }],
+    };
+    expect((await count(body)).body).toEqual({ accepted: true });
+    const back = await untilOrder(h(), o2.id, 'confirmed');
+    expect(allocationsOf(back, sku)).toEqual({ [B]: { reserved: 2, shipped: 0 } });
+
+    const feed = { role: 'feed', name: 'feed' };
+    const system = (name: string) => ({ role: 'system', name });
+    expect((await readCount(body.count_id)).body.actor).toEqual(feed);
+    const booked = await h()
+      .ctx.db('stock_movements')
+      .where({ type: 'count', event_id: body.count_id })
+      .select('location', 'quantity', 'actor_role', 'actor_name');
+    expect(
+      booked.map((m: any) => [m.location, Number(m.quantity), { role: m.actor_role, name: m.actor_name }]),
+    ).toEqual([[A, -2, feed]]);
+    const t = (await h().api('GET', `/v1/orders/${o2.id}/timeline`, { role: 'viewer' })).body.data;
+    expect(
+      t.filter((e: any) => e.kind === 'movement').map((e: any) => [e.type, e.location, e.quantity, e.reason, e.actor]),
+    ).toEqual([
+      ['reservation', A, 2, expect.any(String), system('reserve')],
+      ['release', A, -2, 'stock count shortage', system('revoke')],
+      ['reservation', B, 2, 'backorder filled', system('allocate')],
+    ]);
+    expect(t.filter((e: any) => e.kind === 'history').map((e: any) => [e.status, e.actor])).toEqual([
+      ['received', { role: 'intake', name: 'intake' }],
+      ['confirmed', system('reserve')],
+      ['awaiting_stock', system('revoke')],
+      ['confirmed', system('allocate')],
+    ]);
+    // While it waited, the B units were free: head of the queue, ETA the moment it waited.
+    const waited = await feedOrder(h(), o2.id, 'order.awaiting_stock');
+    expect(lineOf(waited, sku).queue).toMatchObject({ position: 1, units_ahead: 0 });
+    expect(isOrder(waited)).toEqual([]);
+    const refilled = await feedOrder(h(), o2.id, 'order.confirmed');
+    expect(lineOf(refilled, sku)).toMatchObject({ reserved: 2, waiting: false, queue: null });
+    expect(isOrder(refilled)).toEqual([]);
+    // The older order kept its units, and nothing of it names the count's key but the count.
+    expect(allocationsOf(await getOrder(h(), o1.id), sku)).toEqual({ [A]: { reserved: 3, shipped: 0 } });
+    await invariantsClean(h());
   });
 });
 

@@ -3,6 +3,7 @@ import {
   assertLocations,
   COUNT_FUTURE_MS,
   COUNT_PAST_MS,
+  insertMovements,
   readStockRows,
   type CountInput,
   type CountItemResult,
@@ -11,11 +12,11 @@ import {
   type StockChange,
 } from '../../inventory';
 import { addSkuEvents } from '../../events';
-import type { Actor } from '../../platform/actor';
+import { systemActor, type Actor } from '../../platform/actor';
 import type { Context } from '../../platform/context';
 import type { Executor, Trx } from '../../platform/db';
 import { ConflictError, NotFoundError, OptimisticConflict, ValidationError } from '../../platform/errors';
-import { runUnitOfWork, type UnitOfWork } from '../../platform/unit-of-work';
+import { actingAs, runUnitOfWork, type UnitOfWork } from '../../platform/unit-of-work';
 import { lockOrders, type OrderRow } from '../sql/order-rows';
 import { queueJoined, type QueueLine } from '../sql/queue';
 import { changeStatus, type StatusChange } from '../status';
@@ -24,6 +25,12 @@ import { requestHash } from './ship-order';
 /** The on-hand movement types (each stored with its sign): what a count compares against. */
 const ON_HAND_TYPES = ['initial', 'receipt', 'sale', 'adjustment', 'return', 'count', 'transfer_out', 'transfer_in'];
 export const SHORTAGE_REASON = 'stock count shortage';
+/**
+ * Who revokes: the count is the key's that posted it, but what its shortage does to orders (their
+ * release movements and history entries) is the system's own doing (change 2), like processing's
+ * `reserve`, allocation's `allocate` and expiry's `expire`.
+ */
+export const REVOKER = systemActor('revoke');
 
 export type CountOutcome =
   { accepted: true; results: CountItemResult[] } | { accepted: false; duplicate: true; results?: undefined };
@@ -126,7 +133,9 @@ function plan(input: CountInput, location: string, figures: Map<string, Figures>
  * in seq order, then the SKUs' stock rows, in SKU order), each item's expected figure is read from
  * the ledger as of `counted_at`, a non-zero variance is one `count` movement, and a location left
  * with fewer units than it reserved gives up its youngest reservations, whole lines, which wait again
- * at their seq. After commit the SKUs are served (free stock elsewhere takes the revoked lines back).
+ * at their seq. The count and its movements are the key's; the revocations (release movements, the
+ * orders' history) are the system's (REVOKER). After commit the SKUs are served (free stock elsewhere
+ * takes the revoked lines back, as `allocate`).
  */
 export async function applyCount(ctx: Context, input: CountInput, actor?: Actor): Promise<CountOutcome> {
   const location = input.location ?? 'main';
@@ -234,13 +243,18 @@ async function countInUnit(
       reason: `count ${input.count_id}`,
     });
   }
-  const revoked = await revokeLines(uow, revoke, changeOf, movements);
+  const releases: Movement[] = [];
+  const revoked = await revokeLines(uow, revoke, changeOf, releases);
+  // One update of each stock row for the count and its revocations; the count movements are the
+  // key's, the releases the system's.
   await applyStockChanges(uow, [...changes.values()], movements, 'count');
+  const revoker = actingAs(uow, REVOKER);
+  if (releases.length > 0) await insertMovements(revoker, releases);
   // The revoked lines wait again at their own seq: their queues are renumbered from there.
   await queueJoined(trx, revoked.lines);
   // Only now, with stock and queues written, do their orders move: the event of each shows its
   // queue place and ETA as a read right after the commit does.
-  await markRevoked(uow, revoked.orders, locked, input.count_id, location);
+  await markRevoked(revoker, revoked.orders, locked, input.count_id, location);
 
   await trx('stock_counts').where({ count_id: input.count_id }).update({ horizon });
   for (let i = 0; i < items.length; i += 1000) {
