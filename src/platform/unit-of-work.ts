@@ -28,6 +28,24 @@ export interface UnitOfWork extends AfterCommitSink {
   addJobs(rows: OutboxRow[]): Promise<void>;
 }
 
+/**
+ * The same unit (its transaction, jobs and SKUs to serve) acting for another actor: what is written
+ * through it records `actor`. For a unit that does something on the system's behalf beside what its
+ * caller asked for (a count's revocations are the system's, the count is the key's).
+ */
+export function actingAs(uow: UnitOfWork, actor: Actor): UnitOfWork {
+  return {
+    get trx() {
+      return uow.trx;
+    },
+    actor,
+    attempt: uow.attempt,
+    addJobs: (rows) => uow.addJobs(rows),
+    jobsWritten: (rows) => uow.jobsWritten(rows),
+    serveSkus: (skus) => uow.serveSkus(skus),
+  };
+}
+
 class Work implements UnitOfWork {
   readonly jobs: OutboxRow[] = [];
   readonly skus = new Set<string>();

@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { checkInvariants } from '../../src/invariants';
 import { useHarness, waitFor, type Harness } from '../helpers/harness';
+import { servedSchema } from '../helpers/openapi-schema';
 import {
   allocationsOf,
   getOrder,
@@ -417,12 +420,212 @@ describe('stock counts: an order already waiting', () => {
     );
     expect(after.history.at(-1)).toMatchObject({ status: 'awaiting_stock' });
     expect(after.history.at(-1).detail).toMatch(/revoked/);
+    // The system revoked it, not the key that posted the count (change 2).
+    expect(after.history.at(-1).actor).toEqual({ role: 'system', name: 'revoke' });
     // No transition, so no event; the checker (one event per transition) agrees.
     expect(Number((await h().ctx.db('events').where({ order_id: o.id }).count({ n: '*' }).first())!.n)).toBe(events0);
     expect(await totals(h().ctx.db, x)).toMatchObject({ on_hand: 2, reserved: 0, backordered: 3 });
     await invariantsClean(h());
   });
 });
+
+describe('stock counts: what a shortage tells, and who did it', () => {
+  const T = '2030-03-01T00:00:00.000Z';
+  const inbound = (sku: string, quantity: number) =>
+    h().api('POST', '/v1/inbound', {
+      role: 'feed',
+      body: { inbound_id: `in-${randomUUID()}`, sku, quantity, expected_at: T },
+    });
+
+  it("when a count's shortage makes the youngest confirmed order wait, then its order.awaiting_stock webhook body and feed entry show the order, queue and ETA as a GET right after does, and are valid Orders", async () => {
+    await h().startWorkers();
+    const rx = await startReceiver();
+    try {
+      const isOrder = await servedSchema(h(), 'Order');
+      const sku = await makeProductAt(h(), { main: 5 });
+      // 1 unit expected at T: with the 1 unit the count leaves free, it covers the revoked line's 2.
+      expect((await inbound(sku, 1)).status).toBe(201);
+      const c = await customerWithWebhook(h(), rx.url);
+      const o1 = await orderReaching(h(), c, [{ sku, quantity: 3 }], 'confirmed');
+      const o2 = await orderReaching(h(), c, [{ sku, quantity: 2 }], 'confirmed');
+      await sleep(10);
+      const body = { count_id: `cnt-${randomUUID()}`, counted_at: await dbNow(h()), items: [{ sku, on_hand: 4 }] };
+      expect((await count(body)).body).toEqual({ accepted: true });
+
+      const got = await getOrder(h(), o2.id);
+      expect(got).toMatchObject({ status: 'awaiting_stock', status_reason: 'stock count shortage', eta: T });
+      expect(lineOf(got, sku)).toMatchObject({
+        reserved: 0,
+        waiting: true,
+        queue: { position: 1, units_ahead: 0, eta: T },
+      });
+      const fed = await feedOrder(h(), o2.id, 'order.awaiting_stock');
+      const hook = await rx.body(o2.id, 'order.awaiting_stock');
+      for (const [what, order] of [
+        ['feed', fed],
+        ['webhook', hook.data.order],
+      ] as const) {
+        expect(lineOf(order, sku).queue, what).toEqual(lineOf(got, sku).queue);
+        expect(order, what).toEqual(got);
+        expect(isOrder(order), what).toEqual([]);
+      }
+      expect((await getOrder(h(), o1.id)).status).toBe('confirmed');
+      await invariantsClean(h());
+    } finally {
+      await rx.close();
+    }
+  });
+
+  it('when a waiting order is edited and waits again in the middle of its queue, and then the head is cancelled, then each event shows the queue as a GET right after it did', async () => {
+    await h().startWorkers();
+    const rx = await startReceiver();
+    try {
+      const isOrder = await servedSchema(h(), 'Order');
+      const sku = await makeProductAt(h(), { main: 1 });
+      expect((await inbound(sku, 3)).status).toBe(201); // free 1 + 3 at T
+      const c = await customerWithWebhook(h(), rx.url);
+      const o1 = await orderReaching(h(), c, [{ sku, quantity: 2 }], 'awaiting_stock');
+      const o2 = await orderReaching(h(), c, [{ sku, quantity: 2 }], 'awaiting_stock');
+      const o3 = await orderReaching(h(), c, [{ sku, quantity: 1 }], 'awaiting_stock');
+      const queueOf = async (id: string) => lineOf(await getOrder(h(), id), sku).queue;
+
+      // o2 now asks for 4: back to received, processed again, waiting at its own seq behind o1.
+      const edited = await h().api('PATCH', `/v1/orders/${o2.id}`, {
+        role: 'intake',
+        body: { lines: [{ sku, quantity: 4 }] },
+      });
+      expect(edited.status).toBe(202);
+      const again = await untilOrder(h(), o2.id, 'awaiting_stock');
+      expect(lineOf(again, sku).queue).toEqual({ position: 2, units_ahead: 2, eta: null });
+      expect(await queueOf(o3.id)).toEqual({ position: 3, units_ahead: 6, eta: null });
+      const waits = (await h().api('GET', `/v1/events?subject=${o2.id}&types=order.awaiting_stock`, { role: 'viewer' }))
+        .body.data;
+      expect(waits).toHaveLength(2);
+      const hook = await waitFor(async () => rx.bodies.find((b) => b.id === waits[1].id));
+      for (const [what, order] of [
+        ['feed', waits[1].data.order],
+        ['webhook', hook.data.order],
+      ] as const) {
+        expect(order, what).toEqual(again);
+        expect(isOrder(order), what).toEqual([]);
+      }
+
+      // The head leaves: the lines behind it move up; its own event shows no queue.
+      expect((await h().api('POST', `/v1/orders/${o1.id}/cancel`, { role: 'intake', body: {} })).status).toBe(200);
+      expect(await queueOf(o2.id)).toEqual({ position: 1, units_ahead: 0, eta: T });
+      expect(await queueOf(o3.id)).toEqual({ position: 2, units_ahead: 4, eta: null });
+      const cancelled = await feedOrder(h(), o1.id, 'order.cancelled');
+      expect(lineOf(cancelled, sku)).toMatchObject({ waiting: false, queue: null });
+      expect(cancelled).toEqual(await getOrder(h(), o1.id));
+      expect(isOrder(cancelled)).toEqual([]);
+      await invariantsClean(h());
+    } finally {
+      await rx.close();
+    }
+  });
+
+  it("when a count's shortage revokes a line and a second location takes it back, then the count and its count movement name the feed key, while the release, the awaiting_stock entry and the re-allocation name the system (revoke, allocate)", async () => {
+    await h().startWorkers();
+    const isOrder = await servedSchema(h(), 'Order');
+    const A = await makeLocation(h(), 10);
+    const B = await makeLocation(h(), 20);
+    const sku = await makeProductAt(h(), { [A]: 5, [B]: 2 });
+    const c = await makeCustomerId(h());
+    const o1 = await orderReaching(h(), c, [{ sku, quantity: 3 }], 'confirmed');
+    const o2 = await orderReaching(h(), c, [{ sku, quantity: 2 }], 'confirmed');
+    expect(Object.keys(allocationsOf(o2, sku))).toEqual([A]);
+    await sleep(10);
+    const body = {
+      count_id: `cnt-${randomUUID()}`,
+      location: A,
+      counted_at: await dbNow(h()),
+      items: [{ sku, on_hand: 3 }],
+    };
+    expect((await count(body)).body).toEqual({ accepted: true });
+    const back = await untilOrder(h(), o2.id, 'confirmed');
+    expect(allocationsOf(back, sku)).toEqual({ [B]: { reserved: 2, shipped: 0 } });
+
+    const feed = { role: 'feed', name: 'feed' };
+    const system = (name: string) => ({ role: 'system', name });
+    expect((await readCount(body.count_id)).body.actor).toEqual(feed);
+    const booked = await h()
+      .ctx.db('stock_movements')
+      .where({ type: 'count', event_id: body.count_id })
+      .select('location', 'quantity', 'actor_role', 'actor_name');
+    expect(
+      booked.map((m: any) => [m.location, Number(m.quantity), { role: m.actor_role, name: m.actor_name }]),
+    ).toEqual([[A, -2, feed]]);
+    const t = (await h().api('GET', `/v1/orders/${o2.id}/timeline`, { role: 'viewer' })).body.data;
+    expect(
+      t.filter((e: any) => e.kind === 'movement').map((e: any) => [e.type, e.location, e.quantity, e.reason, e.actor]),
+    ).toEqual([
+      ['reservation', A, 2, expect.any(String), system('reserve')],
+      ['release', A, -2, 'stock count shortage', system('revoke')],
+      ['reservation', B, 2, 'backorder filled', system('allocate')],
+    ]);
+    expect(t.filter((e: any) => e.kind === 'history').map((e: any) => [e.status, e.actor])).toEqual([
+      ['received', { role: 'intake', name: 'intake' }],
+      ['confirmed', system('reserve')],
+      ['awaiting_stock', system('revoke')],
+      ['confirmed', system('allocate')],
+    ]);
+    // While it waited, the B units were free: head of the queue, ETA the moment it waited.
+    const waited = await feedOrder(h(), o2.id, 'order.awaiting_stock');
+    expect(lineOf(waited, sku).queue).toMatchObject({ position: 1, units_ahead: 0 });
+    expect(isOrder(waited)).toEqual([]);
+    const refilled = await feedOrder(h(), o2.id, 'order.confirmed');
+    expect(lineOf(refilled, sku)).toMatchObject({ reserved: 2, waiting: false, queue: null });
+    expect(isOrder(refilled)).toEqual([]);
+    // The older order kept its units, and nothing of it names the count's key but the count.
+    expect(allocationsOf(await getOrder(h(), o1.id), sku)).toEqual({ [A]: { reserved: 3, shipped: 0 } });
+    await invariantsClean(h());
+  });
+});
+
+/** A webhook receiver that keeps every body it is sent (answering 200); signatures are notifications.test.ts's concern. */
+async function startReceiver() {
+  const bodies: any[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      bodies.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      res.writeHead(200).end('ok');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
+    bodies,
+    /** The body of the `type` event of order `orderId`, once delivered. */
+    body: (orderId: string, type: string) =>
+      waitFor(async () => bodies.find((b) => b.type === type && b.data.order.id === orderId), {
+        what: `${type} of ${orderId} delivered`,
+      }),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+async function customerWithWebhook(x: Harness, url: string): Promise<string> {
+  const r = await x.api('POST', '/v1/customers', {
+    body: { email: `cnt-${randomUUID()}@example.test`, name: 'Counted', webhook_url: url },
+  });
+  expect(r.status).toBe(201);
+  return r.body.id;
+}
+
+/** The order carried by the feed's `type` event of order `id` (the latest of them). */
+async function feedOrder(x: Harness, id: string, type: string) {
+  const r = await x.api('GET', `/v1/events?subject=${id}&types=${type}`, { role: 'viewer' });
+  expect(r.status).toBe(200);
+  expect(r.body.data.length).toBeGreaterThan(0);
+  return r.body.data.at(-1).data.order;
+}
+
+const lineOf = (order: any, sku: string) => order.lines.find((l: any) => l.sku === sku);
 
 async function waitForQuiet(x: Harness, ids: string[]) {
   for (let i = 0; i < 300; i++) {

@@ -3,6 +3,7 @@ import {
   assertLocations,
   COUNT_FUTURE_MS,
   COUNT_PAST_MS,
+  insertMovements,
   readStockRows,
   type CountInput,
   type CountItemResult,
@@ -11,11 +12,11 @@ import {
   type StockChange,
 } from '../../inventory';
 import { addSkuEvents } from '../../events';
-import type { Actor } from '../../platform/actor';
+import { systemActor, type Actor } from '../../platform/actor';
 import type { Context } from '../../platform/context';
 import type { Executor, Trx } from '../../platform/db';
 import { ConflictError, NotFoundError, OptimisticConflict, ValidationError } from '../../platform/errors';
-import { runUnitOfWork, type UnitOfWork } from '../../platform/unit-of-work';
+import { actingAs, runUnitOfWork, type UnitOfWork } from '../../platform/unit-of-work';
 import { lockOrders, type OrderRow } from '../sql/order-rows';
 import { queueJoined, type QueueLine } from '../sql/queue';
 import { changeStatus, type StatusChange } from '../status';
@@ -24,6 +25,12 @@ import { requestHash } from './ship-order';
 /** The on-hand movement types (each stored with its sign): what a count compares against. */
 const ON_HAND_TYPES = ['initial', 'receipt', 'sale', 'adjustment', 'return', 'count', 'transfer_out', 'transfer_in'];
 export const SHORTAGE_REASON = 'stock count shortage';
+/**
+ * Who revokes: the count is the key's that posted it, but what its shortage does to orders (their
+ * release movements and history entries) is the system's own doing (change 2), like processing's
+ * `reserve`, allocation's `allocate` and expiry's `expire`.
+ */
+export const REVOKER = systemActor('revoke');
 
 export type CountOutcome =
   { accepted: true; results: CountItemResult[] } | { accepted: false; duplicate: true; results?: undefined };
@@ -126,7 +133,9 @@ function plan(input: CountInput, location: string, figures: Map<string, Figures>
  * in seq order, then the SKUs' stock rows, in SKU order), each item's expected figure is read from
  * the ledger as of `counted_at`, a non-zero variance is one `count` movement, and a location left
  * with fewer units than it reserved gives up its youngest reservations, whole lines, which wait again
- * at their seq. After commit the SKUs are served (free stock elsewhere takes the revoked lines back).
+ * at their seq. The count and its movements are the key's; the revocations (release movements, the
+ * orders' history) are the system's (REVOKER). After commit the SKUs are served (free stock elsewhere
+ * takes the revoked lines back, as `allocate`).
  */
 export async function applyCount(ctx: Context, input: CountInput, actor?: Actor): Promise<CountOutcome> {
   const location = input.location ?? 'main';
@@ -234,10 +243,18 @@ async function countInUnit(
       reason: `count ${input.count_id}`,
     });
   }
-  const rejoined = await revokeLines(uow, revoke, locked, changeOf, movements, input.count_id, location);
+  const releases: Movement[] = [];
+  const revoked = await revokeLines(uow, revoke, changeOf, releases);
+  // One update of each stock row for the count and its revocations; the count movements are the
+  // key's, the releases the system's.
   await applyStockChanges(uow, [...changes.values()], movements, 'count');
+  const revoker = actingAs(uow, REVOKER);
+  if (releases.length > 0) await insertMovements(revoker, releases);
   // The revoked lines wait again at their own seq: their queues are renumbered from there.
-  await queueJoined(trx, rejoined);
+  await queueJoined(trx, revoked.lines);
+  // Only now, with stock and queues written, do their orders move: the event of each shows its
+  // queue place and ETA as a read right after the commit does.
+  await markRevoked(revoker, revoked.orders, locked, input.count_id, location);
 
   await trx('stock_counts').where({ count_id: input.count_id }).update({ horizon });
   for (let i = 0; i < items.length; i += 1000) {
@@ -280,20 +297,18 @@ async function countInUnit(
 
 /**
  * Revokes whole lines: every unshipped reserved unit of each line (at the counted location and
- * wherever else the line holds units) is released, the line waits again at its own seq for what it
- * has not shipped (`backordered` rises by that), and its order is `awaiting_stock` (reason
- * `stock count shortage`); an order already waiting stays so, with a history entry.
+ * wherever else the line holds units) is released and the line waits again at its own seq for what
+ * it has not shipped (`backordered` rises by that). Returns the lines, for the queues, and the SKUs
+ * revoked per order, for markRevoked once stock and queues are written.
  */
 async function revokeLines(
   uow: UnitOfWork,
   revoke: Held[],
-  locked: Map<string, OrderRow>,
   changeOf: (sku: string) => { levels: NonNullable<StockChange['levels']>; backordered: number },
   movements: Movement[],
-  countId: string,
-  location: string,
-): Promise<QueueLine[]> {
-  if (revoke.length === 0) return [];
+): Promise<{ lines: QueueLine[]; orders: Map<string, string[]> }> {
+  const orders = new Map<string, string[]>();
+  if (revoke.length === 0) return { lines: [], orders };
   const { trx } = uow;
   const orderIds = revoke.map((r) => r.order_id);
   const lineSkus = revoke.map((r) => r.sku);
@@ -334,9 +349,30 @@ async function revokeLines(
       WHERE a.order_id = v.order_id AND a.sku = v.sku AND a.reserved > 0`,
     [orderIds, lineSkus],
   );
-  const byOrder = new Map<string, string[]>();
-  for (const r of revoke) byOrder.set(r.order_id, [...(byOrder.get(r.order_id) ?? []), r.sku]);
-  const changes: StatusChange[] = [...byOrder].map(([id, skus]) => {
+  for (const r of revoke) orders.set(r.order_id, [...(orders.get(r.order_id) ?? []), r.sku]);
+  return {
+    lines: (lines as { sku: string; seq: number; quantity: number; shipped: number }[]).map((l) => ({
+      sku: l.sku,
+      seq: Number(l.seq),
+      quantity: Number(l.quantity) - Number(l.shipped),
+    })),
+    orders,
+  };
+}
+
+/**
+ * The orders whose lines were revoked are `awaiting_stock` (reason `stock count shortage`), in seq
+ * order; an order already waiting stays so, with a history entry. Called after the stock rows and
+ * the queues are written, since a transition's event carries the order as it is then.
+ */
+async function markRevoked(
+  uow: UnitOfWork,
+  orders: Map<string, string[]>,
+  locked: Map<string, OrderRow>,
+  countId: string,
+  location: string,
+): Promise<void> {
+  const changes: StatusChange[] = [...orders].map(([id, skus]) => {
     const o = locked.get(id)!;
     return {
       orderId: id,
@@ -353,12 +389,7 @@ async function revokeLines(
   );
   // An order that was waiting already stays so (a history entry, no transition); its reason now names the shortage too.
   const stays = changes.filter((c) => c.from === 'awaiting_stock').map((c) => c.orderId);
-  if (stays.length > 0) await trx('orders').whereIn('id', stays).update({ status_reason: SHORTAGE_REASON });
-  return (lines as { sku: string; seq: number; quantity: number; shipped: number }[]).map((l) => ({
-    sku: l.sku,
-    seq: Number(l.seq),
-    quantity: Number(l.quantity) - Number(l.shipped),
-  }));
+  if (stays.length > 0) await uow.trx('orders').whereIn('id', stays).update({ status_reason: SHORTAGE_REASON });
 }
 
 /** GET /v1/inventory/counts/:count_id: the count as recorded, every item in the order given. */
