@@ -582,7 +582,7 @@ function figuresOf(r: Results): Figures {
   );
   const prod = r.production;
   const prodNote = (p: ProductionResult) =>
-    `${p.orders} orders over ${p.skus} SKUs, API and worker as two compiled processes, ${p.endpoints + 1} webhook target(s): order.confirmed written at ${p.confirmed_ops.toFixed(0)}/s, delivered at ${(p.delivered_per_s / (p.endpoints + 1)).toFixed(0)}/s per target (${p.delivered_per_s.toFixed(0)}/s in all); duplicates ${p.targets.reduce((a, t) => a + t.duplicates, 0)}, bad signatures ${p.targets.reduce((a, t) => a + t.bad_signatures, 0)}; failed attempts ${JSON.stringify(p.failed_attempts)}`;
+    `${p.orders} orders over ${p.skus} SKUs, API and worker as two compiled processes, ${p.endpoints + 1} webhook target(s): order.confirmed written at ${p.confirmed_ops.toFixed(0)}/s, delivered at ${(p.delivered_per_s / (p.endpoints + 1)).toFixed(0)}/s per target (${p.delivered_per_s.toFixed(0)}/s in all); ${p.receiver_connections} receiver connections; duplicates ${p.targets.reduce((a, t) => a + t.duplicates, 0)}, bad signatures ${p.targets.reduce((a, t) => a + t.bad_signatures, 0)}; failed attempts ${JSON.stringify(p.failed_attempts)}`;
   f.e2e_production_ops = againstCeiling(
     prod ? prod.plain.ops : null,
     'orders/s',

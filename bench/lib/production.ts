@@ -29,6 +29,8 @@ export interface ProductionResult {
   /** Time from the first submission until the last order was accepted (202). */
   submit_seconds: number;
   targets: { target: string; confirmed: number; duplicates: number; bad_signatures: number }[];
+  /** TCP connections the receiver accepted, over every target: reused keep-alive sockets keep it near the concurrency. */
+  receiver_connections: number;
   submit_errors: number;
   /** Failed attempts by error (a duplicate at a receiver is a send that timed out or failed, then retried). */
   failed_attempts: Record<string, number>;
@@ -131,6 +133,8 @@ async function startReceiver(secrets: Map<string, string>) {
     });
   });
   server.keepAliveTimeout = 60_000;
+  let connections = 0;
+  server.on('connection', () => (connections += 1));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     url: (target: string) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/${target}`,
@@ -138,6 +142,7 @@ async function startReceiver(secrets: Map<string, string>) {
     stats,
     last: () => last,
     delivered: () => delivered,
+    connections: () => connections,
     async close() {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
@@ -354,6 +359,7 @@ export async function runProduction(
         duplicates: s.duplicates,
         bad_signatures: s.bad,
       })),
+      receiver_connections: rx.connections(),
       submit_errors: errors + (submitted - opts.orders),
     };
   } finally {

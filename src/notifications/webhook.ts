@@ -126,10 +126,13 @@ function describeFailure(err: unknown, timeoutMs: number): string {
  * Keep-alive agents shared by every delivery of the process: a receiver's connections are reused
  * from one delivery to the next instead of a TCP (and TLS) handshake each. An idle socket is
  * closed after 4 s, before a receiver's own idle timeout (Node's default is 5 s) can close it under
- * a request; at most 256 sockets per receiver. A request is never resent on another socket: one
+ * a request; at most 256 sockets per receiver, and as many kept while idle: with 64 kept, a
+ * receiver sent to by NOTIFY_CONCURRENCY (200) deliveries at once lost every socket above 64 each
+ * time the load dipped and opened it again (the production bench: 4,248 connections for 10,000
+ * webhooks). Idle ones still close after 4 s. A request is never resent on another socket: one
  * attempt is one send.
  */
-const AGENT_OPTIONS = { keepAlive: true, timeout: 4000, maxSockets: 256, maxFreeSockets: 64 };
+const AGENT_OPTIONS = { keepAlive: true, timeout: 4000, maxSockets: 256, maxFreeSockets: 256 };
 const AGENTS = { 'http:': new http.Agent(AGENT_OPTIONS), 'https:': new https.Agent(AGENT_OPTIONS) };
 
 /** Up to 64 KiB of a receiver's answer is read and dropped (so the socket can be reused); more cuts it off. */
