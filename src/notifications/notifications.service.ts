@@ -145,8 +145,8 @@ FROM unnest(:ids::uuid[]) AS asked(id)`;
 
 /**
  * Every outcome of many runs in ONE statement: each channel's and endpoint's status, its attempt
- * row, the endpoints' failing clocks (one failing for ENDPOINT_DISABLE_AFTER_HOURS is disabled;
- * any success in the batch clears the clock), and each event settled when nothing of it is left
+ * row, the endpoints' failing clocks (one failing for ENDPOINT_DISABLE_AFTER_HOURS is disabled, its
+ * updated_at with it; any success in the batch clears the clock), and each event settled when nothing of it is left
  * pending. Endpoint rows are locked in id order, so concurrent batches cannot deadlock on them.
  */
 const RESULT_SQL = `
@@ -183,7 +183,9 @@ w AS (
     disabled_at = CASE WHEN NOT per.ok AND coalesce(w.failing_since, per.first_fail) <= now() - make_interval(secs => :secs)
                        THEN now() ELSE w.disabled_at END,
     disabled_reason = CASE WHEN NOT per.ok AND coalesce(w.failing_since, per.first_fail) <= now() - make_interval(secs => :secs)
-                           THEN 'failing' ELSE w.disabled_reason END
+                           THEN 'failing' ELSE w.disabled_reason END,
+    updated_at = CASE WHEN NOT per.ok AND coalesce(w.failing_since, per.first_fail) <= now() - make_interval(secs => :secs)
+                      THEN now() ELSE w.updated_at END
   FROM per JOIN lk ON lk.id = per.endpoint_id
   WHERE w.id = per.endpoint_id
   RETURNING w.id, (w.status = 'disabled' AND w.disabled_at = now()) AS just_disabled),

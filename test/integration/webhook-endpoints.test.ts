@@ -379,6 +379,7 @@ describe('webhook endpoints: delivery', () => {
     const firstEvent = await eventOf(h, first.id, 'order.confirmed');
     expect(rx.accepted().map((r) => r.webhookId)).toEqual([firstEvent.id]);
 
+    const before = (await h.api('GET', `/v1/webhook-endpoints/${e.id}`, { role: 'operator' })).body;
     up = false;
     await confirmedOrder(h);
     await confirmedOrder(h);
@@ -390,6 +391,9 @@ describe('webhook endpoints: delivery', () => {
       { what: 'endpoint disabled', timeout: 30_000 },
     );
     expect(disabled.disabled_reason).toBe('failing');
+    // Disabling changes the endpoint: updated_at moves with disabled_at (one statement, one now()).
+    expect(disabled.updated_at).toBe(disabled.disabled_at);
+    expect(Date.parse(disabled.updated_at)).toBeGreaterThan(Date.parse(before.updated_at));
     const metricsText = (await h.api('GET', '/metrics', { role: 'operator' })).text;
     expect(metricsText).toMatch(/orderflow_webhook_endpoints_disabled\{reason="failing"\} 1/);
     await settled(h);
