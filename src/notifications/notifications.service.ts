@@ -6,7 +6,7 @@ import { GroupCommit } from '../platform/group-commit';
 import { countStat, metrics } from '../platform/metrics';
 import { JOB, QUEUES } from '../platform/job-catalog';
 import { runUnitOfWork, type UnitOfWork } from '../platform/unit-of-work';
-import { EVENT_BODY_SQL } from '../events';
+import { EVENT_BODY_SQL, eventBody, type EventBodyParts } from '../events';
 import { isoSql } from '../orders';
 import { createMailer } from './email';
 import type { Channel, EventPayload, Notification } from './notifications.schemas';
@@ -88,7 +88,7 @@ const CUSTOMER_EVENTS = '^(order\\.|shipment\\.created$)';
 const CLAIM_SQL = `
 WITH ev AS (
   SELECT e.id, e.order_id, e.type,
-         ${EVENT_BODY_SQL('e')} AS payload,
+         ${EVENT_BODY_SQL('e')} AS body,
          EXISTS (SELECT 1 FROM notifications n WHERE n.event_id = e.id)
            OR EXISTS (SELECT 1 FROM endpoint_deliveries d WHERE d.event_id = e.id) AS planned
   FROM events e WHERE e.id = ANY(:ids::uuid[]) AND (e.settled_at IS NULL) IS TRUE),
@@ -133,7 +133,7 @@ chans AS (SELECT * FROM new_n UNION ALL SELECT * FROM old_n),
 ends AS (SELECT * FROM new_e UNION ALL SELECT * FROM old_e)
 SELECT asked.id,
   (SELECT e.settled_at IS NOT NULL FROM events e WHERE e.id = asked.id) AS settled,
-  (SELECT ev.payload FROM ev WHERE ev.id = asked.id) AS payload,
+  (SELECT ev.body FROM ev WHERE ev.id = asked.id) AS body,
   (SELECT coalesce(json_agg(json_build_object('id', c.id, 'channel', c.channel, 'target', c.target, 'attempts', c.attempts)
      ORDER BY c.channel), '[]') FROM chans c WHERE c.event_id = asked.id) AS channels,
   (SELECT coalesce(json_agg(json_build_object(
@@ -210,7 +210,8 @@ FROM unnest(:events::uuid[]) AS asked(id)`;
 
 interface Claimed {
   settled: boolean | null;
-  payload: EventPayload | null;
+  /** The event's payload and numbering (EVENT_BODY_SQL), joined by eventBody. */
+  body: EventBodyParts<EventPayload> | null;
   channels: ClaimedChannel[];
   endpoints: ClaimedEndpoint[];
   dropped: string[];
@@ -356,8 +357,8 @@ export async function deliverEvent(
     const b = batchersOf(ctx, !!senders.email);
     const claimed = await b.claim.submit(eventId);
     if (claimed.settled === null) return { ...result, skipped: 'missing' };
-    if (claimed.settled || !claimed.payload) return { ...result, skipped: 'settled', settled: true };
-    const payload = claimed.payload;
+    if (claimed.settled || !claimed.body) return { ...result, skipped: 'settled', settled: true };
+    const payload: EventPayload = eventBody(claimed.body);
     const deny = ctx.config.WEBHOOK_PRIVATE_TARGETS === 'deny';
     const outcomes = await Promise.all([
       ...claimed.channels.map((c) =>

@@ -17,8 +17,10 @@ import { createHarness, createTestDatabase, waitFor, type Harness } from '../hel
 // ---------------------------------------------------------------- receivers
 
 interface Delivery {
+  path: string;
   webhookId: string;
   timestamp: string;
+  signature: string;
   body: string;
   json: any;
   verified: boolean;
@@ -29,8 +31,12 @@ interface Delivery {
 }
 type Answer = number | 'hang' | { status: number; delayMs: number };
 
-/** A real HTTP receiver on 127.0.0.1 that verifies every delivery with the `standardwebhooks` package. */
-async function startReceiver(secret: string, answer: (d: Delivery, nthForThisId: number) => Answer = () => 200) {
+/** A real HTTP receiver on 127.0.0.1 (on `port`, else a free one) that verifies every delivery with the `standardwebhooks` package. */
+async function startReceiver(
+  secret: string,
+  answer: (d: Delivery, nthForThisId: number) => Answer = () => 200,
+  port = 0,
+) {
   const deliveries: Delivery[] = [];
   const hung = new Set<ServerResponse>();
   const verifier = new Webhook(secret);
@@ -41,8 +47,10 @@ async function startReceiver(secret: string, answer: (d: Delivery, nthForThisId:
       const body = Buffer.concat(chunks).toString('utf8');
       const h = req.headers as IncomingHttpHeaders & Record<string, string>;
       const d: Delivery = {
+        path: req.url ?? '',
         webhookId: h['webhook-id'],
         timestamp: h['webhook-timestamp'],
+        signature: h['webhook-signature'],
         body,
         json: undefined,
         verified: false,
@@ -69,7 +77,7 @@ async function startReceiver(secret: string, answer: (d: Delivery, nthForThisId:
       else reply();
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
   return {
     url,
@@ -737,4 +745,78 @@ describe('deliveries under a backlog', () => {
     const read = (await indexRowsRead('notifications_pending')) - before.pending;
     expect(read).toBeLessThan(150);
   }, 120000);
+});
+
+/** A webhook endpoint (operator API) that this test deletes when it ends, so later tests' events are not planned for it. */
+async function endpointFor(h: Harness, url: string, types: string[]) {
+  const r = await h.api('POST', '/v1/webhook-endpoints', { body: { url, types } });
+  expect(r.status, r.text).toBe(201);
+  cleanups.push(() => h.api('DELETE', `/v1/webhook-endpoints/${r.body.id}`));
+  return r.body as { id: string; secret: string };
+}
+
+/** True when the `standardwebhooks` package accepts the delivery with this secret. */
+const verifiesWith = (secret: string, d: Delivery) => {
+  try {
+    new Webhook(secret).verify(d.body, {
+      'webhook-id': d.webhookId,
+      'webhook-timestamp': d.timestamp,
+      'webhook-signature': d.signature,
+    });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('metadata in events', () => {
+  it('when an order is placed with metadata {"channel":"web","a":"b"}, then the webhook body, the endpoint body and GET /v1/events carry its keys in that order', async () => {
+    const secret = newSecret();
+    const rx = track(await startReceiver(secret));
+    const h = await harness({ WEBHOOK_SECRET: secret });
+    await h.startWorkers();
+    const ep = await endpointFor(h, rx.url.replace('/hooks', '/endpoint'), ['order.confirmed']);
+    const c = await makeCustomer(h, { webhook_url: rx.url });
+    const p = await makeProduct(h, 10);
+    const o = await placeOrder(h, c.id, [{ sku: p.sku, quantity: 1 }], { metadata: { channel: 'web', a: 'b' } });
+    const [event] = await settledEvents(h, o.id);
+    const asGiven = '"metadata":{"channel":"web","a":"b"}';
+
+    const shown = await h.api('GET', `/v1/orders/${o.id}`, { role: 'intake' });
+    expect(shown.text).toContain(asGiven);
+    const got = rx.byId(event.id);
+    expect(got.map((d) => d.path).sort()).toEqual(['/endpoint', '/hooks']);
+    for (const d of got) {
+      expect(d.body).toContain(asGiven);
+      expect(Object.keys(JSON.parse(d.body).data.order.metadata)).toEqual(['channel', 'a']);
+    }
+    expect(
+      verifiesWith(
+        ep.secret,
+        got.find((d) => d.path === '/endpoint')!,
+      ),
+    ).toBe(true);
+    // The body's order is the order as GET showed it, key for key and in the same order.
+    expect(JSON.stringify(JSON.parse(got[0].body).data.order)).toBe(JSON.stringify(shown.body));
+
+    const feed = await waitFor(
+      async () => {
+        const r = await h.api('GET', `/v1/events?subject=${o.id}`, { role: 'intake' });
+        return r.body.data.length > 0 && r;
+      },
+      { what: 'the event in the feed' },
+    );
+    expect(feed.text).toContain(asGiven);
+    expect(Object.keys(feed.body.data[0].data.order.metadata)).toEqual(['channel', 'a']);
+    expect(Object.keys(feed.body.data[0])).toEqual([
+      'id',
+      'type',
+      'sequence',
+      'created_at',
+      'subject',
+      'subject_sequence',
+      'previous_event_id',
+      'data',
+    ]);
+  });
 });
