@@ -138,15 +138,29 @@ export async function recoverEndpoint(ctx: Context, id: string, since: string): 
       })
       .returning('*');
     if (!row) throw new NotFoundError('webhook endpoint');
-    await uow.addJobs([
-      {
-        queue: QUEUES.notifications,
-        job_name: JOB.recoverEndpoint,
-        job_id: `recover-${id}-${randomUUID()}`,
-        data: { endpointId: id, since: new Date(since).toISOString() },
-      },
-    ]);
+    await uow.addJobs([recoveryJob(id, since)]);
     return toEndpoint(row);
+  });
+}
+
+/** A `recover-endpoint` job of its own id (so NOTIFY_MAX_ATTEMPTS of its own). */
+const recoveryJob = (endpointId: string, since: string) => ({
+  queue: QUEUES.notifications,
+  job_name: JOB.recoverEndpoint,
+  job_id: `recover-${endpointId}-${randomUUID()}`,
+  data: { endpointId, since: new Date(since).toISOString() },
+});
+
+/**
+ * Retry of a recovery's job from the board (it gave up on its last attempt): the same recovery
+ * again as a new job, with a fresh budget. The endpoint's status is left as it is: a recovery sends
+ * only to an active endpoint. Returns the new job's id.
+ */
+export async function requeueRecovery(ctx: Context, endpointId: string, since: string): Promise<string> {
+  return runUnitOfWork(ctx, 'recover-endpoint', async (uow) => {
+    const job = recoveryJob(endpointId, since);
+    await uow.addJobs([job]);
+    return job.job_id;
   });
 }
 

@@ -470,14 +470,58 @@ export async function resendInUnit(uow: UnitOfWork, id: string): Promise<void> {
   const n = await trx(table).where({ id: rowId }).forUpdate().first('id', 'event_id', 'status');
   if (!n) throw new NotFoundError(endpoint ? 'delivery' : 'notification');
   if (n.status === 'pending') throw new InvalidStateError('the delivery is pending: it is still being delivered');
-  await trx(table).where({ id: rowId }).update({ status: 'pending', delivered_at: null, updated_at: trx.fn.now() });
-  await trx('events').where({ id: n.event_id }).update({ settled_at: null });
+  await reopenDeliveries(uow, n.event_id, endpoint ? { endpoints: [rowId] } : { notifications: [rowId] });
+}
+
+/**
+ * Retry of an event's job from the board (its deliveries were marked failed on its last attempt):
+ * every failed delivery of the event, customer channels and endpoints, is resent as resendInUnit
+ * resends one, in one unit with one new job; a delivered one is left alone. Returns how many it
+ * resent (0: nothing of the event is failed).
+ */
+export async function resendFailedDeliveries(ctx: Context, eventId: string): Promise<number> {
+  return runUnitOfWork(ctx, 'resend', async (uow) => {
+    const failed = (table: string) =>
+      uow
+        .trx(table)
+        .where({ event_id: eventId, status: 'failed' })
+        .orderBy('id')
+        .forUpdate()
+        .select('id')
+        .then((rows: { id: string }[]) => rows.map((r) => r.id));
+    const notifications = await failed('notifications');
+    const endpoints = await failed('endpoint_deliveries');
+    if (notifications.length + endpoints.length === 0) return 0;
+    await reopenDeliveries(uow, eventId, { notifications, endpoints });
+    return notifications.length + endpoints.length;
+  });
+}
+
+/**
+ * Deliveries of one event back to pending, the event unsettled, and its job enqueued again through
+ * the outbox, replacing the finished job of the same id: the new job has NOTIFY_MAX_ATTEMPTS of its
+ * own. (While that job is still running, the outbox relay adds the new one once it has finished.)
+ */
+async function reopenDeliveries(
+  uow: UnitOfWork,
+  eventId: string,
+  ids: { notifications?: string[]; endpoints?: string[] },
+): Promise<void> {
+  const { trx } = uow;
+  for (const [table, rows] of [
+    ['notifications', ids.notifications ?? []],
+    ['endpoint_deliveries', ids.endpoints ?? []],
+  ] as const) {
+    if (rows.length === 0) continue;
+    await trx(table).whereIn('id', rows).update({ status: 'pending', delivered_at: null, updated_at: trx.fn.now() });
+  }
+  await trx('events').where({ id: eventId }).update({ settled_at: null });
   await uow.addJobs([
     {
       queue: QUEUES.notifications,
       job_name: JOB.deliver,
-      job_id: n.event_id,
-      data: { eventId: n.event_id },
+      job_id: eventId,
+      data: { eventId },
       replace_finished: true,
     },
   ]);
