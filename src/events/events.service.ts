@@ -141,16 +141,56 @@ export function startSequencer(db: Db, intervalMs: number, onError: (err: unknow
 }
 
 /**
- * What a webhook sends for the event row `e`: the payload written with it, and its place in its
- * subject's numbering (known when it is written; `sequence` is not, so the body leaves it out).
+ * What a webhook sends for the event row `e`, as the parts `eventBody` joins: the payload written
+ * with it, and its place in its subject's numbering (known when it is written; `sequence` is not,
+ * so the body leaves it out). Joined in JS, not in SQL: jsonb (`payload::jsonb || …`) sorts every
+ * object's keys, an order's metadata included, and json has no merge. json_build_object takes the
+ * json payload as its text, unparsed.
  */
 export const EVENT_BODY_SQL = (e: string) =>
-  `(${e}.payload::jsonb || jsonb_build_object('subject', jsonb_build_object('type', ${e}.subject_type, 'id', ${e}.subject_id),
-     'subject_sequence', ${e}.subject_sequence, 'previous_event_id', ${e}.previous_event_id))`;
+  `json_build_object('payload', ${e}.payload, 'subject', json_build_object('type', ${e}.subject_type, 'id', ${e}.subject_id),
+     'subject_sequence', ${e}.subject_sequence, 'previous_event_id', ${e}.previous_event_id)`;
 
-export const EVENT_JSON = `json_build_object('id', e.id, 'type', e.type, 'sequence', e.sequence,
-  'created_at', e.payload->'created_at', 'subject', json_build_object('type', e.subject_type, 'id', e.subject_id),
-  'subject_sequence', e.subject_sequence, 'previous_event_id', e.previous_event_id, 'data', e.payload->'data')`;
+/** The parts EVENT_BODY_SQL reads. */
+export interface EventBodyParts<P extends object = Record<string, unknown>> {
+  payload: P;
+  subject: EventSubject;
+  subject_sequence: number;
+  previous_event_id: string | null;
+}
+
+/** The event as a webhook sends it: the payload's keys as written, then its place in its subject's numbering. */
+export function eventBody<P extends object>(parts: EventBodyParts<P>) {
+  return {
+    ...parts.payload,
+    subject: parts.subject,
+    subject_sequence: parts.subject_sequence,
+    previous_event_id: parts.previous_event_id,
+  };
+}
+
+/** A feed row: the event's columns and its payload (json, read in JS: `->` on json parses the text again per key). */
+const FEED_ROW_JSON = `json_build_object('id', e.id, 'type', e.type, 'sequence', e.sequence,
+  'subject', json_build_object('type', e.subject_type, 'id', e.subject_id),
+  'subject_sequence', e.subject_sequence, 'previous_event_id', e.previous_event_id, 'payload', e.payload)`;
+
+interface FeedRow extends EventBodyParts<{ created_at: string; data: unknown }> {
+  id: string;
+  type: string;
+  sequence: number;
+}
+
+/** A feed row in the contract's key order, its data (an order's metadata included) as written. */
+const feedEvent = (r: FeedRow) => ({
+  id: r.id,
+  type: r.type,
+  sequence: r.sequence,
+  created_at: r.payload.created_at,
+  subject: r.subject,
+  subject_sequence: r.subject_sequence,
+  previous_event_id: r.previous_event_id,
+  data: r.payload.data,
+});
 
 /**
  * A page of the feed: numbered events after the cursor, in `sequence` order. `next_cursor` is the
@@ -177,14 +217,14 @@ export async function listEvents(db: Executor, q: EventsQuery): Promise<{ data: 
   }
   const { rows } = await db.raw(
     `WITH page AS (
-       SELECT e.sequence, ${EVENT_JSON} AS j FROM events e WHERE ${where.join(' AND ')} ORDER BY e.sequence LIMIT ?)
+       SELECT e.sequence, ${FEED_ROW_JSON} AS j FROM events e WHERE ${where.join(' AND ')} ORDER BY e.sequence LIMIT ?)
      SELECT (SELECT max(sequence) FROM events) AS horizon,
             (SELECT json_agg(j ORDER BY sequence) FROM page) AS data,
             (SELECT max(sequence) FROM page) AS last, (SELECT count(*) FROM page) AS n`,
     [...bindings, q.limit],
   );
   const r = rows[0];
-  const data = (r.data ?? []) as unknown[];
+  const data = ((r.data ?? []) as FeedRow[]).map(feedEvent);
   if (data.length === 0 && BigInt(after) > BigInt(r.horizon ?? 0)) await assertCursorIssued(db, after);
   let next = after;
   if (Number(r.n) >= q.limit) next = String(r.last);

@@ -2,6 +2,8 @@ export * from './events.schemas';
 export {
   addSkuEvents,
   EVENT_BODY_SQL,
+  eventBody,
+  type EventBodyParts,
   listEvents,
   pruneEvents,
   stampSequences,

@@ -138,15 +138,29 @@ export async function recoverEndpoint(ctx: Context, id: string, since: string): 
       })
       .returning('*');
     if (!row) throw new NotFoundError('webhook endpoint');
-    await uow.addJobs([
-      {
-        queue: QUEUES.notifications,
-        job_name: JOB.recoverEndpoint,
-        job_id: `recover-${id}-${randomUUID()}`,
-        data: { endpointId: id, since: new Date(since).toISOString() },
-      },
-    ]);
+    await uow.addJobs([recoveryJob(id, since)]);
     return toEndpoint(row);
+  });
+}
+
+/** A `recover-endpoint` job of its own id (so NOTIFY_MAX_ATTEMPTS of its own). */
+const recoveryJob = (endpointId: string, since: string) => ({
+  queue: QUEUES.notifications,
+  job_name: JOB.recoverEndpoint,
+  job_id: `recover-${endpointId}-${randomUUID()}`,
+  data: { endpointId, since: new Date(since).toISOString() },
+});
+
+/**
+ * Retry of a recovery's job from the board (it gave up on its last attempt): the same recovery
+ * again as a new job, with a fresh budget. The endpoint's status is left as it is: a recovery sends
+ * only to an active endpoint. Returns the new job's id.
+ */
+export async function requeueRecovery(ctx: Context, endpointId: string, since: string): Promise<string> {
+  return runUnitOfWork(ctx, 'recover-endpoint', async (uow) => {
+    const job = recoveryJob(endpointId, since);
+    await uow.addJobs([job]);
+    return job.job_id;
   });
 }
 
@@ -207,7 +221,8 @@ function recordEndpoint(outcome: 'delivered' | 'retry' | 'failed'): void {
 /**
  * One attempt of one endpoint delivery: claimed first (the attempt counts even if the process
  * dies mid-send), sent with the endpoint's secret (and the previous one during a rotation's
- * overlap), then its outcome, the attempt row and the endpoint's failing clock in one statement.
+ * overlap), then its outcome, the attempt row and the endpoint's failing clock in one statement
+ * (an endpoint it disables gets disabled_at and updated_at).
  * A delivery to an endpoint no longer active is failed unsent.
  */
 export async function attemptEndpoint(
@@ -272,7 +287,10 @@ export async function attemptEndpoint(
                             THEN now() ELSE disabled_at END,
          disabled_reason = CASE WHEN NOT ? AND status = 'active'
                             AND coalesce(failing_since, ?::timestamptz) <= now() - make_interval(secs => ?)
-                            THEN 'failing' ELSE disabled_reason END
+                            THEN 'failing' ELSE disabled_reason END,
+         updated_at = CASE WHEN NOT ? AND status = 'active'
+                           AND coalesce(failing_since, ?::timestamptz) <= now() - make_interval(secs => ?)
+                           THEN now() ELSE updated_at END
        WHERE id = ? AND (CASE WHEN ? THEN failing_since IS NOT NULL ELSE status = 'active' END)
        RETURNING status, disabled_reason, (disabled_at = now()) AS just_disabled)
      SELECT (SELECT count(*) FROM d)::int AS recorded, (SELECT just_disabled FROM w) AS just_disabled`,
@@ -291,6 +309,9 @@ export async function attemptEndpoint(
       Date.now() - at.getTime(),
       error === null,
       at,
+      error === null,
+      at,
+      hours * 3600,
       error === null,
       at,
       hours * 3600,

@@ -6,7 +6,7 @@ import { GroupCommit } from '../platform/group-commit';
 import { countStat, metrics } from '../platform/metrics';
 import { JOB, QUEUES } from '../platform/job-catalog';
 import { runUnitOfWork, type UnitOfWork } from '../platform/unit-of-work';
-import { EVENT_BODY_SQL } from '../events';
+import { EVENT_BODY_SQL, eventBody, type EventBodyParts } from '../events';
 import { isoSql } from '../orders';
 import { createMailer } from './email';
 import type { Channel, EventPayload, Notification } from './notifications.schemas';
@@ -88,7 +88,7 @@ const CUSTOMER_EVENTS = '^(order\\.|shipment\\.created$)';
 const CLAIM_SQL = `
 WITH ev AS (
   SELECT e.id, e.order_id, e.type,
-         ${EVENT_BODY_SQL('e')} AS payload,
+         ${EVENT_BODY_SQL('e')} AS body,
          EXISTS (SELECT 1 FROM notifications n WHERE n.event_id = e.id)
            OR EXISTS (SELECT 1 FROM endpoint_deliveries d WHERE d.event_id = e.id) AS planned
   FROM events e WHERE e.id = ANY(:ids::uuid[]) AND (e.settled_at IS NULL) IS TRUE),
@@ -133,7 +133,7 @@ chans AS (SELECT * FROM new_n UNION ALL SELECT * FROM old_n),
 ends AS (SELECT * FROM new_e UNION ALL SELECT * FROM old_e)
 SELECT asked.id,
   (SELECT e.settled_at IS NOT NULL FROM events e WHERE e.id = asked.id) AS settled,
-  (SELECT ev.payload FROM ev WHERE ev.id = asked.id) AS payload,
+  (SELECT ev.body FROM ev WHERE ev.id = asked.id) AS body,
   (SELECT coalesce(json_agg(json_build_object('id', c.id, 'channel', c.channel, 'target', c.target, 'attempts', c.attempts)
      ORDER BY c.channel), '[]') FROM chans c WHERE c.event_id = asked.id) AS channels,
   (SELECT coalesce(json_agg(json_build_object(
@@ -145,8 +145,8 @@ FROM unnest(:ids::uuid[]) AS asked(id)`;
 
 /**
  * Every outcome of many runs in ONE statement: each channel's and endpoint's status, its attempt
- * row, the endpoints' failing clocks (one failing for ENDPOINT_DISABLE_AFTER_HOURS is disabled;
- * any success in the batch clears the clock), and each event settled when nothing of it is left
+ * row, the endpoints' failing clocks (one failing for ENDPOINT_DISABLE_AFTER_HOURS is disabled, its
+ * updated_at with it; any success in the batch clears the clock), and each event settled when nothing of it is left
  * pending. Endpoint rows are locked in id order, so concurrent batches cannot deadlock on them.
  */
 const RESULT_SQL = `
@@ -183,7 +183,9 @@ w AS (
     disabled_at = CASE WHEN NOT per.ok AND coalesce(w.failing_since, per.first_fail) <= now() - make_interval(secs => :secs)
                        THEN now() ELSE w.disabled_at END,
     disabled_reason = CASE WHEN NOT per.ok AND coalesce(w.failing_since, per.first_fail) <= now() - make_interval(secs => :secs)
-                           THEN 'failing' ELSE w.disabled_reason END
+                           THEN 'failing' ELSE w.disabled_reason END,
+    updated_at = CASE WHEN NOT per.ok AND coalesce(w.failing_since, per.first_fail) <= now() - make_interval(secs => :secs)
+                      THEN now() ELSE w.updated_at END
   FROM per JOIN lk ON lk.id = per.endpoint_id
   WHERE w.id = per.endpoint_id
   RETURNING w.id, (w.status = 'disabled' AND w.disabled_at = now()) AS just_disabled),
@@ -208,7 +210,8 @@ FROM unnest(:events::uuid[]) AS asked(id)`;
 
 interface Claimed {
   settled: boolean | null;
-  payload: EventPayload | null;
+  /** The event's payload and numbering (EVENT_BODY_SQL), joined by eventBody. */
+  body: EventBodyParts<EventPayload> | null;
   channels: ClaimedChannel[];
   endpoints: ClaimedEndpoint[];
   dropped: string[];
@@ -354,8 +357,8 @@ export async function deliverEvent(
     const b = batchersOf(ctx, !!senders.email);
     const claimed = await b.claim.submit(eventId);
     if (claimed.settled === null) return { ...result, skipped: 'missing' };
-    if (claimed.settled || !claimed.payload) return { ...result, skipped: 'settled', settled: true };
-    const payload = claimed.payload;
+    if (claimed.settled || !claimed.body) return { ...result, skipped: 'settled', settled: true };
+    const payload: EventPayload = eventBody(claimed.body);
     const deny = ctx.config.WEBHOOK_PRIVATE_TARGETS === 'deny';
     const outcomes = await Promise.all([
       ...claimed.channels.map((c) =>
@@ -467,14 +470,58 @@ export async function resendInUnit(uow: UnitOfWork, id: string): Promise<void> {
   const n = await trx(table).where({ id: rowId }).forUpdate().first('id', 'event_id', 'status');
   if (!n) throw new NotFoundError(endpoint ? 'delivery' : 'notification');
   if (n.status === 'pending') throw new InvalidStateError('the delivery is pending: it is still being delivered');
-  await trx(table).where({ id: rowId }).update({ status: 'pending', delivered_at: null, updated_at: trx.fn.now() });
-  await trx('events').where({ id: n.event_id }).update({ settled_at: null });
+  await reopenDeliveries(uow, n.event_id, endpoint ? { endpoints: [rowId] } : { notifications: [rowId] });
+}
+
+/**
+ * Retry of an event's job from the board (its deliveries were marked failed on its last attempt):
+ * every failed delivery of the event, customer channels and endpoints, is resent as resendInUnit
+ * resends one, in one unit with one new job; a delivered one is left alone. Returns how many it
+ * resent (0: nothing of the event is failed).
+ */
+export async function resendFailedDeliveries(ctx: Context, eventId: string): Promise<number> {
+  return runUnitOfWork(ctx, 'resend', async (uow) => {
+    const failed = (table: string) =>
+      uow
+        .trx(table)
+        .where({ event_id: eventId, status: 'failed' })
+        .orderBy('id')
+        .forUpdate()
+        .select('id')
+        .then((rows: { id: string }[]) => rows.map((r) => r.id));
+    const notifications = await failed('notifications');
+    const endpoints = await failed('endpoint_deliveries');
+    if (notifications.length + endpoints.length === 0) return 0;
+    await reopenDeliveries(uow, eventId, { notifications, endpoints });
+    return notifications.length + endpoints.length;
+  });
+}
+
+/**
+ * Deliveries of one event back to pending, the event unsettled, and its job enqueued again through
+ * the outbox, replacing the finished job of the same id: the new job has NOTIFY_MAX_ATTEMPTS of its
+ * own. (While that job is still running, the outbox relay adds the new one once it has finished.)
+ */
+async function reopenDeliveries(
+  uow: UnitOfWork,
+  eventId: string,
+  ids: { notifications?: string[]; endpoints?: string[] },
+): Promise<void> {
+  const { trx } = uow;
+  for (const [table, rows] of [
+    ['notifications', ids.notifications ?? []],
+    ['endpoint_deliveries', ids.endpoints ?? []],
+  ] as const) {
+    if (rows.length === 0) continue;
+    await trx(table).whereIn('id', rows).update({ status: 'pending', delivered_at: null, updated_at: trx.fn.now() });
+  }
+  await trx('events').where({ id: eventId }).update({ settled_at: null });
   await uow.addJobs([
     {
       queue: QUEUES.notifications,
       job_name: JOB.deliver,
-      job_id: n.event_id,
-      data: { eventId: n.event_id },
+      job_id: eventId,
+      data: { eventId },
       replace_finished: true,
     },
   ]);

@@ -1,4 +1,4 @@
-import { EVENT_BODY_SQL } from '../events';
+import { EVENT_BODY_SQL, eventBody, type EventBodyParts } from '../events';
 import type { Context } from '../platform/context';
 import { attemptEndpoint, type EndpointSender } from './endpoints.service';
 import { DeliveryBusyError, takeLease } from './lease';
@@ -41,7 +41,7 @@ export async function recoverDeliveries(
     [since, endpointId],
   );
   for (;;) {
-    const batch: { id: string; event_id: string; endpoint_id: string; payload: EventPayload }[] = await db(
+    const batch: { id: string; event_id: string; endpoint_id: string; body: EventBodyParts<EventPayload> }[] = await db(
       'endpoint_deliveries as d',
     )
       .join('events as e', 'e.id', 'd.event_id')
@@ -49,14 +49,14 @@ export async function recoverDeliveries(
       .where('e.created_at', '>=', since)
       .orderByRaw('e.sequence NULLS LAST, e.written_at, e.id')
       .limit(100)
-      .select('d.id', 'd.event_id', 'd.endpoint_id', db.raw(`${EVENT_BODY_SQL('e')} AS payload`));
+      .select('d.id', 'd.event_id', 'd.endpoint_id', db.raw(`${EVENT_BODY_SQL('e')} AS body`));
     if (batch.length === 0) return result;
     for (const row of batch) {
       const release = await takeLease(ctx, row.event_id);
       if (!release) throw new DeliveryBusyError(row.event_id);
       let outcome: Awaited<ReturnType<typeof attemptEndpoint>>;
       try {
-        outcome = await attemptEndpoint(ctx, send, row, row.payload, opts.final);
+        outcome = await attemptEndpoint(ctx, send, row, eventBody(row.body), opts.final);
       } finally {
         await release();
       }

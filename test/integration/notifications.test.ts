@@ -17,8 +17,10 @@ import { createHarness, createTestDatabase, waitFor, type Harness } from '../hel
 // ---------------------------------------------------------------- receivers
 
 interface Delivery {
+  path: string;
   webhookId: string;
   timestamp: string;
+  signature: string;
   body: string;
   json: any;
   verified: boolean;
@@ -29,8 +31,12 @@ interface Delivery {
 }
 type Answer = number | 'hang' | { status: number; delayMs: number };
 
-/** A real HTTP receiver on 127.0.0.1 that verifies every delivery with the `standardwebhooks` package. */
-async function startReceiver(secret: string, answer: (d: Delivery, nthForThisId: number) => Answer = () => 200) {
+/** A real HTTP receiver on 127.0.0.1 (on `port`, else a free one) that verifies every delivery with the `standardwebhooks` package. */
+async function startReceiver(
+  secret: string,
+  answer: (d: Delivery, nthForThisId: number) => Answer = () => 200,
+  port = 0,
+) {
   const deliveries: Delivery[] = [];
   const hung = new Set<ServerResponse>();
   const verifier = new Webhook(secret);
@@ -41,8 +47,10 @@ async function startReceiver(secret: string, answer: (d: Delivery, nthForThisId:
       const body = Buffer.concat(chunks).toString('utf8');
       const h = req.headers as IncomingHttpHeaders & Record<string, string>;
       const d: Delivery = {
+        path: req.url ?? '',
         webhookId: h['webhook-id'],
         timestamp: h['webhook-timestamp'],
+        signature: h['webhook-signature'],
         body,
         json: undefined,
         verified: false,
@@ -69,7 +77,7 @@ async function startReceiver(secret: string, answer: (d: Delivery, nthForThisId:
       else reply();
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
   return {
     url,
@@ -737,4 +745,152 @@ describe('deliveries under a backlog', () => {
     const read = (await indexRowsRead('notifications_pending')) - before.pending;
     expect(read).toBeLessThan(150);
   }, 120000);
+});
+
+/** A webhook endpoint (operator API) that this test deletes when it ends, so later tests' events are not planned for it. */
+async function endpointFor(h: Harness, url: string, types: string[]) {
+  const r = await h.api('POST', '/v1/webhook-endpoints', { body: { url, types } });
+  expect(r.status, r.text).toBe(201);
+  cleanups.push(() => h.api('DELETE', `/v1/webhook-endpoints/${r.body.id}`));
+  return r.body as { id: string; secret: string };
+}
+
+/** True when the `standardwebhooks` package accepts the delivery with this secret. */
+const verifiesWith = (secret: string, d: Delivery) => {
+  try {
+    new Webhook(secret).verify(d.body, {
+      'webhook-id': d.webhookId,
+      'webhook-timestamp': d.timestamp,
+      'webhook-signature': d.signature,
+    });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('a failed job retried from the board', () => {
+  it('when a notification and an endpoint delivery failed at NOTIFY_MAX_ATTEMPTS and an operator retries the failed job in the board, then each is sent again with a fresh budget, once, and a stale run sends nothing', async () => {
+    const secret = newSecret();
+    // A port with nothing listening on it: every attempt is a refused connection.
+    const gone = await startReceiver(secret);
+    const port = Number(new URL(gone.url).port);
+    await gone.close();
+    const h = await harness({ WEBHOOK_SECRET: secret, NOTIFY_MAX_ATTEMPTS: '3', NOTIFY_BACKOFF_MS: '50' });
+    await h.startWorkers();
+    const ep = await endpointFor(h, `http://127.0.0.1:${port}/endpoint`, ['order.confirmed']);
+    const { order } = await confirmedOrder(h, { webhook_url: `http://127.0.0.1:${port}/hooks` });
+
+    const [failed] = await waitFor(
+      async () => {
+        const r = await log(h, order.id);
+        return r[0]?.status === 'failed' && r;
+      },
+      { what: 'notification failed' },
+    );
+    expect(failed).toMatchObject({ status: 'failed', attempts: 3, last_error: 'connection refused' });
+    const [event] = await settledEvents(h, order.id);
+    const delivery = () => h.ctx.db('endpoint_deliveries').where({ event_id: event.id, endpoint_id: ep.id }).first();
+    expect(await delivery()).toMatchObject({ status: 'failed', attempts: 3 });
+    const queue = h.ctx.queues.notifications;
+    await waitFor(async () => (await queue.getJobState(event.id)) === 'failed', { what: 'job failed', timeout: 5000 });
+    expect((await queue.getJob(event.id))!.attemptsMade).toBe(3);
+
+    // The receiver is back; it refuses each target's first two requests, so one attempt would not do.
+    const rx = track(await startReceiver(secret, (_d, nth) => (nth <= 4 ? 503 : 200), port));
+    const sent = (path: string) => rx.byId(event.id).filter((d) => d.path === path);
+
+    // A stale duplicate of the last run (not a retry: attemptsMade 2 of 3) sends nothing.
+    const processor = createNotificationProcessor(h.ctx);
+    expect(await processor(fakeJob(event.id, 2, 3))).toMatchObject({ skipped: 'settled' });
+    expect(rx.deliveries).toEqual([]);
+
+    const retry = await h.api('PUT', '/admin/queues/api/queues/notifications/retry/failed');
+    expect(retry.status, retry.text).toBe(200);
+    expect(retry.body).toMatchObject({ retried: 1 });
+
+    const [done] = await waitFor(
+      async () => {
+        const r = await log(h, order.id);
+        return r[0]?.status === 'delivered' && r;
+      },
+      { what: 'delivered after the retry', timeout: 15_000 },
+    );
+    // Three more attempts (503, 503, 200): a fresh budget of NOTIFY_MAX_ATTEMPTS, not the one the job had used up.
+    expect(done).toMatchObject({ status: 'delivered', attempts: 6 });
+    await waitFor(async () => (await delivery())?.status === 'delivered', {
+      what: 'endpoint delivered',
+      timeout: 15_000,
+    });
+    expect(await delivery()).toMatchObject({ status: 'delivered', attempts: 6 });
+    await settledEvents(h, order.id);
+    await waitFor(async () => (await queue.getJobState(event.id)) === 'completed', { what: 'job completed' });
+    expect(sent('/hooks').map((d) => d.verified)).toEqual([true, true, true]);
+    expect(sent('/endpoint').map((d) => verifiesWith(ep.secret, d))).toEqual([true, true, true]);
+
+    // Run again now, as a stale run or as a retry of the completed job from the board: nothing delivered is sent again.
+    expect(await processor(fakeJob(event.id, 2, 3))).toMatchObject({ skipped: 'settled' });
+    expect(await processor(fakeJob(event.id, 3, 3))).toMatchObject({ skipped: 'settled' });
+    expect((await h.api('PUT', '/admin/queues/api/queues/notifications/retry/failed')).body).toMatchObject({
+      retried: 0,
+    });
+    expect((await h.api('PUT', '/admin/queues/api/queues/notifications/retry/completed')).status).toBe(200);
+    await waitFor(async () => (await queue.getJobState(event.id)) === 'completed', { what: 'completed again' });
+    await new Promise((r) => setTimeout(r, 2500)); // past the outbox relay's 2 s
+    expect(rx.byId(event.id)).toHaveLength(6);
+    expect(await log(h, order.id)).toEqual([expect.objectContaining({ status: 'delivered', attempts: 6 })]);
+    expect(await delivery()).toMatchObject({ status: 'delivered', attempts: 6 });
+  }, 60_000);
+});
+
+describe('metadata in events', () => {
+  it('when an order is placed with metadata {"channel":"web","a":"b"}, then the webhook body, the endpoint body and GET /v1/events carry its keys in that order', async () => {
+    const secret = newSecret();
+    const rx = track(await startReceiver(secret));
+    const h = await harness({ WEBHOOK_SECRET: secret });
+    await h.startWorkers();
+    const ep = await endpointFor(h, rx.url.replace('/hooks', '/endpoint'), ['order.confirmed']);
+    const c = await makeCustomer(h, { webhook_url: rx.url });
+    const p = await makeProduct(h, 10);
+    const o = await placeOrder(h, c.id, [{ sku: p.sku, quantity: 1 }], { metadata: { channel: 'web', a: 'b' } });
+    const [event] = await settledEvents(h, o.id);
+    const asGiven = '"metadata":{"channel":"web","a":"b"}';
+
+    const shown = await h.api('GET', `/v1/orders/${o.id}`, { role: 'intake' });
+    expect(shown.text).toContain(asGiven);
+    const got = rx.byId(event.id);
+    expect(got.map((d) => d.path).sort()).toEqual(['/endpoint', '/hooks']);
+    for (const d of got) {
+      expect(d.body).toContain(asGiven);
+      expect(Object.keys(JSON.parse(d.body).data.order.metadata)).toEqual(['channel', 'a']);
+    }
+    expect(
+      verifiesWith(
+        ep.secret,
+        got.find((d) => d.path === '/endpoint')!,
+      ),
+    ).toBe(true);
+    // The body's order is the order as GET showed it, key for key and in the same order.
+    expect(JSON.stringify(JSON.parse(got[0].body).data.order)).toBe(JSON.stringify(shown.body));
+
+    const feed = await waitFor(
+      async () => {
+        const r = await h.api('GET', `/v1/events?subject=${o.id}`, { role: 'intake' });
+        return r.body.data.length > 0 && r;
+      },
+      { what: 'the event in the feed' },
+    );
+    expect(feed.text).toContain(asGiven);
+    expect(Object.keys(feed.body.data[0].data.order.metadata)).toEqual(['channel', 'a']);
+    expect(Object.keys(feed.body.data[0])).toEqual([
+      'id',
+      'type',
+      'sequence',
+      'created_at',
+      'subject',
+      'subject_sequence',
+      'previous_event_id',
+      'data',
+    ]);
+  });
 });

@@ -379,6 +379,7 @@ describe('webhook endpoints: delivery', () => {
     const firstEvent = await eventOf(h, first.id, 'order.confirmed');
     expect(rx.accepted().map((r) => r.webhookId)).toEqual([firstEvent.id]);
 
+    const before = (await h.api('GET', `/v1/webhook-endpoints/${e.id}`, { role: 'operator' })).body;
     up = false;
     await confirmedOrder(h);
     await confirmedOrder(h);
@@ -390,6 +391,9 @@ describe('webhook endpoints: delivery', () => {
       { what: 'endpoint disabled', timeout: 30_000 },
     );
     expect(disabled.disabled_reason).toBe('failing');
+    // Disabling changes the endpoint: updated_at moves with disabled_at (one statement, one now()).
+    expect(disabled.updated_at).toBe(disabled.disabled_at);
+    expect(Date.parse(disabled.updated_at)).toBeGreaterThan(Date.parse(before.updated_at));
     const metricsText = (await h.api('GET', '/metrics', { role: 'operator' })).text;
     expect(metricsText).toMatch(/orderflow_webhook_endpoints_disabled\{reason="failing"\} 1/);
     await settled(h);
@@ -449,6 +453,48 @@ describe('webhook endpoints: delivery', () => {
       duration_ms: 1,
     });
     expect((await checkInvariants(h.ctx.db, { graceSeconds: 3600 })).counts['endpoint-deliveries']).toBe(1);
+  });
+});
+
+describe('webhook endpoints: a recovery retried from the board', () => {
+  it('when a recovery gave up on its last attempt and an operator retries its job in the board, then it runs again as a new job with a fresh budget and delivers', async () => {
+    let failures = Infinity;
+    const rx = track(await startReceiver(() => (failures-- > 0 ? 503 : 200)));
+    const h = await harness({ NOTIFY_BACKOFF_MS: '50', NOTIFY_MAX_ATTEMPTS: '2' });
+    await h.startWorkers();
+    const e = await createEndpoint(h, { url: rx.url, types: ['order.confirmed'] });
+    const since = new Date(Date.now() - 1000).toISOString();
+    const o = await confirmedOrder(h);
+    const ev = await eventOf(h, o.id, 'order.confirmed');
+    await settled(h);
+    const delivery = () => h.ctx.db('endpoint_deliveries').where({ event_id: ev.id, endpoint_id: e.id }).first();
+    expect(await delivery()).toMatchObject({ status: 'failed', attempts: 2 });
+
+    // The recovery tries twice (NOTIFY_MAX_ATTEMPTS) and gives up: its job ends having marked the delivery failed.
+    expect((await h.api('POST', `/v1/webhook-endpoints/${e.id}/recover`, { body: { since } })).status).toBe(202);
+    const queue = h.ctx.queues.notifications;
+    const gaveUp = await waitFor(
+      async () =>
+        (await queue.getJobs(['completed', 'failed'])).find(
+          (j) => j.name === 'recover-endpoint' && j.attemptsMade >= 2,
+        ),
+      { what: 'the recovery gave up' },
+    );
+    expect(await delivery()).toMatchObject({ status: 'failed', attempts: 4 });
+
+    // The receiver fails once more, then takes it: one attempt (the budget used up) would not do.
+    failures = 1;
+    const retry = await h.api('PUT', `/admin/queues/api/queues/notifications/${gaveUp.id}/retry`);
+    expect(retry.status, retry.text).toBeLessThan(300);
+    await waitFor(async () => (await delivery())?.status === 'delivered', { what: 'delivered', timeout: 15_000 });
+    expect(await delivery()).toMatchObject({ status: 'delivered', attempts: 6 });
+    expect(rx.accepted().map((r) => r.webhookId)).toEqual([ev.id]);
+    expect(rx.received.slice(-2).map((r) => r.answered)).toEqual([503, 200]);
+    const retried = await waitFor(async () => {
+      const j = await queue.getJob(gaveUp.id!);
+      return j?.finishedOn ? j : undefined;
+    });
+    expect(retried.returnvalue).toMatchObject({ endpoint_id: e.id, requeued: expect.stringMatching(/^recover-/) });
   });
 });
 
