@@ -1,5 +1,9 @@
+import type { Actor } from '../platform/actor';
+import type { Context } from '../platform/context';
 import type { Executor } from '../platform/db';
 import { ConflictError, NotFoundError, ValidationError } from '../platform/errors';
+import { runUnitOfWork, type UnitOfWork } from '../platform/unit-of-work';
+import { noteAvailability } from './availability';
 import type { CreateLocation, Location, UpdateLocation } from './inventory.schemas';
 
 const COLUMNS = ['code', 'name', 'priority', 'active', 'created_at'];
@@ -36,14 +40,83 @@ export async function getLocation(db: Executor, code: string): Promise<Location>
   return toLocation(row);
 }
 
-export async function updateLocation(db: Executor, code: string, input: UpdateLocation): Promise<Location> {
-  const patch = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
-  const [row] = await db('locations')
-    .where({ code })
-    .update({ ...patch, updated_at: db.fn.now() })
-    .returning(COLUMNS);
-  if (!row) throw new NotFoundError('location');
-  return toLocation(row);
+/**
+ * PATCH /v1/locations/:code. Turning a location off or on changes what its free units count for
+ * (available, new reservations), so it is a stock change of every SKU it holds, in one unit of work:
+ * see setActive.
+ */
+export async function updateLocation(
+  ctx: Context,
+  code: string,
+  input: UpdateLocation,
+  actor?: Actor,
+): Promise<Location> {
+  return runUnitOfWork(
+    ctx,
+    'location',
+    async (uow) => {
+      const { trx } = uow;
+      // NO KEY: rows that reference the location (levels, movements) can still be written meanwhile.
+      const was = await trx('locations').where({ code }).forNoKeyUpdate().first('active');
+      if (!was) throw new NotFoundError('location');
+      if (input.active !== undefined && input.active !== was.active) await setActive(uow, code, input.active);
+      const patch = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
+      const [row] = await trx('locations')
+        .where({ code })
+        .update({ ...patch, updated_at: trx.fn.now() })
+        .returning(COLUMNS);
+      return toLocation(row);
+    },
+    { actor },
+  );
+}
+
+/**
+ * The stock side of turning `code` off or on, before the location row changes. Every SKU with a
+ * level there has its totals row locked in SKU order (as every stock writer locks it) and its
+ * version raised, so a writer that read the old flag loses its version check and reads again
+ * (no reservation planned at a location just turned off). Then, in one statement over all those
+ * SKUs, each one's total available with the old flag and with the new: the unit decides
+ * `inventory.low_stock` and `inventory.back_in_stock` on them as on any stock change. A location
+ * turned on serves, after commit, the SKUs whose lines wait while it has free units.
+ */
+async function setActive(uow: UnitOfWork, code: string, active: boolean): Promise<void> {
+  const { trx } = uow;
+  await trx.raw(
+    `WITH locked AS MATERIALIZED (
+       SELECT sku FROM stock WHERE sku IN (SELECT sku FROM stock_levels WHERE location = ?) ORDER BY sku FOR NO KEY UPDATE)
+     UPDATE stock s SET version = s.version + 1, updated_at = now() FROM locked l WHERE s.sku = l.sku`,
+    [code],
+  );
+  // A statement of its own, so a snapshot taken after the locks: every write to these SKUs is in it.
+  const { rows } = await trx.raw(
+    `SELECT f.sku, p.low_stock_threshold AS threshold, s.backordered > 0 AS waits,
+            CASE WHEN s.backordered > 0 THEN 0 ELSE f.before END AS before,
+            CASE WHEN s.backordered > 0 THEN 0 ELSE f.after END AS after
+       FROM (SELECT lv.sku,
+                    COALESCE(SUM(lv.on_hand - lv.reserved) FILTER (WHERE l.active), 0) AS before,
+                    COALESCE(SUM(lv.on_hand - lv.reserved)
+                               FILTER (WHERE CASE WHEN lv.location = ? THEN ? ELSE l.active END), 0) AS after,
+                    COALESCE(SUM(lv.on_hand - lv.reserved) FILTER (WHERE lv.location = ?), 0) AS here
+               FROM stock_levels lv JOIN locations l ON l.code = lv.location
+              WHERE lv.sku IN (SELECT sku FROM stock_levels WHERE location = ?)
+              GROUP BY lv.sku) f
+       JOIN stock s ON s.sku = f.sku
+       JOIN products p ON p.sku = f.sku
+      WHERE f.here > 0`,
+    [code, active, code, code],
+  );
+  const figures = rows as { sku: string; threshold: string | null; waits: boolean; before: string; after: string }[];
+  noteAvailability(
+    uow,
+    figures.map((r) => ({
+      sku: r.sku,
+      before: Number(r.before),
+      after: Number(r.after),
+      threshold: r.threshold === null ? null : Number(r.threshold),
+    })),
+  );
+  if (active) uow.serveSkus(figures.filter((r) => r.waits).map((r) => r.sku));
 }
 
 /** Every named location exists, or 400 naming where each unknown one was given. */

@@ -1,8 +1,8 @@
-import { addSkuEvents, type NewEvent } from '../events';
 import { rawPrepared, type Executor, type Trx } from '../platform/db';
 import { OptimisticConflict } from '../platform/errors';
 import { metrics } from '../platform/metrics';
 import type { UnitOfWork } from '../platform/unit-of-work';
+import { availableOf, noteAvailability, type AvailabilityChange } from './availability';
 
 /** One (SKU, location) row: its figures, its version, and what the location is (active, priority). */
 export interface LevelRow {
@@ -147,24 +147,20 @@ export async function applyStockChanges(
       throw new OptimisticConflict(lost?.row.sku);
     }
     await updateLevels(trx, real);
-    await addSkuEvents(uow, await availabilityEvents(trx, real));
+    noteAvailability(uow, await availabilityChanges(trx, real));
   }
   if (movements.length > 0) await insertMovements(uow, movements);
 }
 
-/** What the contract calls available: Σ over active locations of (on_hand − reserved), 0 while anything waits. */
-const availableOf = (backordered: number, levels: { on_hand: number; reserved: number; active: boolean }[]) =>
-  backordered > 0 ? 0 : levels.reduce((sum, l) => sum + (l.active ? l.on_hand - l.reserved : 0), 0);
-
 /**
- * The inventory events a change causes, from the SKU's figures as read (the optimistic update
- * proved they were current) and after the deltas: `inventory.low_stock` when total available falls
- * to or below the product's threshold from above it, `inventory.back_in_stock` when it rises from 0.
+ * What the changes do to each SKU's total available, from its figures as read (the optimistic
+ * update proved they were current) and after the deltas. The unit decides the inventory events on
+ * these before it commits (noteAvailability).
  */
-async function availabilityEvents(
+async function availabilityChanges(
   trx: Trx,
   changes: { row: StockRow; levels: Required<LevelDelta>[]; backordered?: number }[],
-): Promise<NewEvent[]> {
+): Promise<AvailabilityChange[]> {
   const fresh = changes.flatMap((c) => c.levels.filter((l) => !c.row.levels.some((x) => x.location === l.location)));
   const activeFresh = new Set<string>(
     fresh.length === 0
@@ -179,9 +175,7 @@ async function availabilityEvents(
             .select('code')
         ).map((r: { code: string }) => r.code),
   );
-  const out: NewEvent[] = [];
-  for (const c of changes) {
-    const before = availableOf(c.row.backordered, c.row.levels);
+  return changes.map((c) => {
     const levels = c.row.levels.map((l) => {
       const d = c.levels.find((x) => x.location === l.location);
       return d ? { ...l, on_hand: l.on_hand + d.on_hand, reserved: l.reserved + d.reserved } : l;
@@ -189,15 +183,13 @@ async function availabilityEvents(
     for (const d of c.levels)
       if (!c.row.levels.some((x) => x.location === d.location))
         levels.push({ ...d, version: 0, priority: 0, active: activeFresh.has(d.location) });
-    const after = availableOf(c.row.backordered + (c.backordered ?? 0), levels);
-    const subject = { type: 'sku' as const, id: c.row.sku };
-    const threshold = c.row.low_stock_threshold === null ? null : Number(c.row.low_stock_threshold);
-    if (threshold !== null && before > threshold && after <= threshold)
-      out.push({ type: 'inventory.low_stock', subject, data: { sku: c.row.sku, available: after, threshold } });
-    if (before === 0 && after > 0)
-      out.push({ type: 'inventory.back_in_stock', subject, data: { sku: c.row.sku, available: after } });
-  }
-  return out;
+    return {
+      sku: c.row.sku,
+      before: availableOf(c.row.backordered, c.row.levels),
+      after: availableOf(c.row.backordered + (c.backordered ?? 0), levels),
+      threshold: c.row.low_stock_threshold === null ? null : Number(c.row.low_stock_threshold),
+    };
+  });
 }
 
 function mergeLevels(levels: LevelDelta[]): Required<LevelDelta>[] {

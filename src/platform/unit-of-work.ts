@@ -26,6 +26,12 @@ export interface UnitOfWork extends AfterCommitSink {
   readonly attempt: number;
   /** Stores outbox rows in this transaction; their jobs are added after commit. */
   addJobs(rows: OutboxRow[]): Promise<void>;
+  /**
+   * Runs `fn` in this transaction once the unit's body has returned, just before the commit (in the
+   * order added; a step may add more). For what is decided on the unit's net effect, not on each
+   * write: a failure rolls the unit back like one in the body.
+   */
+  beforeCommit(fn: () => Promise<void>): void;
 }
 
 /**
@@ -49,6 +55,7 @@ export function actingAs(uow: UnitOfWork, actor: Actor): UnitOfWork {
 class Work implements UnitOfWork {
   readonly jobs: OutboxRow[] = [];
   readonly skus = new Set<string>();
+  private readonly finals: (() => Promise<void>)[] = [];
   constructor(
     readonly actor: Actor,
     private readonly tx?: Trx,
@@ -66,6 +73,12 @@ class Work implements UnitOfWork {
   }
   serveSkus(skus: Iterable<string>): void {
     for (const s of skus) this.skus.add(s);
+  }
+  beforeCommit(fn: () => Promise<void>): void {
+    this.finals.push(fn);
+  }
+  async finish(): Promise<void> {
+    for (let i = 0; i < this.finals.length; i++) await this.finals[i]();
   }
 }
 
@@ -112,9 +125,11 @@ export async function runUnitOfWork<T>(
     let work: Work | undefined;
     let result: T;
     try {
-      result = await ctx.db.transaction(async (trx) =>
-        fn((work = new Work(opts.actor ?? systemActor(op), trx, attempt))),
-      );
+      result = await ctx.db.transaction(async (trx) => {
+        const out = await fn((work = new Work(opts.actor ?? systemActor(op), trx, attempt)));
+        await work.finish();
+        return out;
+      });
     } catch (err) {
       if (err instanceof OptimisticConflict) {
         metrics.optimisticConflicts.inc({ op });

@@ -93,7 +93,14 @@ export function locationsRoutes(ctx: AppContext, g: Guards): Router {
     res.json(await getLocation(ctx.db, String(req.params.code)));
   });
   r.patch('/:code', g.operator, async (req, res) => {
-    res.json(await updateLocation(ctx.db, String(req.params.code), parseInput(updateLocationSchema, req.body, 'body')));
+    res.json(
+      await updateLocation(
+        ctx,
+        String(req.params.code),
+        parseInput(updateLocationSchema, req.body, 'body'),
+        actorOf(req),
+      ),
+    );
   });
   return r;
 }
