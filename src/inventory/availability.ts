@@ -30,7 +30,8 @@ export function availabilityEvents(changes: Iterable<AvailabilityChange>): NewEv
   return out;
 }
 
-const noted = new WeakMap<UnitOfWork, Map<string, AvailabilityChange>>();
+/** Per transaction, not per unit object: a unit acting for another actor (actingAs) shares its transaction's figures. */
+const noted = new WeakMap<object, Map<string, AvailabilityChange>>();
 
 /**
  * Records what a write did to SKUs' total available in the unit. The events are decided once per
@@ -40,10 +41,10 @@ const noted = new WeakMap<UnitOfWork, Map<string, AvailabilityChange>>();
  */
 export function noteAvailability(uow: UnitOfWork, changes: AvailabilityChange[]): void {
   if (changes.length === 0) return;
-  let seen = noted.get(uow);
+  let seen = noted.get(uow.trx);
   if (!seen) {
     const fresh = new Map<string, AvailabilityChange>();
-    noted.set(uow, (seen = fresh));
+    noted.set(uow.trx, (seen = fresh));
     uow.beforeCommit(() => addSkuEvents(uow, availabilityEvents(fresh.values())));
   }
   for (const c of changes) {

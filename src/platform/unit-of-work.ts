@@ -49,6 +49,7 @@ export function actingAs(uow: UnitOfWork, actor: Actor): UnitOfWork {
     addJobs: (rows) => uow.addJobs(rows),
     jobsWritten: (rows) => uow.jobsWritten(rows),
     serveSkus: (skus) => uow.serveSkus(skus),
+    beforeCommit: (fn) => uow.beforeCommit(fn),
   };
 }
 
