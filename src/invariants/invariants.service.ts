@@ -359,15 +359,21 @@ const RULES: Rule[] = [
   {
     name: 'fifo-order',
     // Guarantee 5, over time: no line was reserved while a line of a smaller seq on the same SKU
-    // already waited and still waits (the order's current wait began at awaiting_since). Both times
-    // are transaction start times, so a wait is only counted once it is FIFO_SLACK old: a batch that
-    // began before an allocation but committed its wait after it did not wait yet for that allocation.
+    // already waited and still waits. The line's current wait began when its order's did
+    // (awaiting_since), or, for a line a count revoked while its order already waited for another
+    // line, at that revocation (its last shortage release): before it, the line held its stock and
+    // younger orders were free to take what was left. Both times are transaction start times, so a
+    // wait is only counted once it is FIFO_SLACK old: a batch that began before an allocation but
+    // committed its wait after it did not wait yet for that allocation.
     sql: `SELECT m.sku, m.order_id, a.seq, m.created_at AS at, w.id AS waiting_order, w.seq AS waiting_seq
             FROM stock_movements m
             JOIN orders a ON a.id = m.order_id
             JOIN order_lines wl ON wl.sku = m.sku AND wl.waiting AND NOT wl.reserved AND wl.seq < a.seq
             JOIN orders w ON w.id = wl.order_id AND w.status = 'awaiting_stock'
-                         AND w.awaiting_since + make_interval(secs => ?) <= m.created_at
+                         AND GREATEST(w.awaiting_since,
+                               (SELECT max(r.created_at) FROM stock_movements r
+                                 WHERE r.order_id = w.id AND r.sku = wl.sku AND r.type = 'release' AND r.reason = 'stock count shortage'))
+                             + make_interval(secs => ?) <= m.created_at
            WHERE m.type = 'reservation'
            ORDER BY m.sku, m.id`,
     bindings: (opts) => [opts.fifoSlackSeconds ?? 2],

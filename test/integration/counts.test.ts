@@ -429,6 +429,38 @@ describe('stock counts: an order already waiting', () => {
   });
 });
 
+describe('stock counts: FIFO over a revoked line of a waiting order', () => {
+  it('when younger orders took a SKU while an older waiting order held it reserved, and a count later revokes that line, then the checker counts the wait from the revocation, not from the order', async () => {
+    await h().startWorkers();
+    const x = await makeProductAt(h(), { main: 4 });
+    const y = await makeProductAt(h(), { main: 0 });
+    const c = await makeCustomerId(h());
+    // The older order waits for y while its x line is reserved.
+    const older = await orderReaching(
+      h(),
+      c,
+      [
+        { sku: x, quantity: 3 },
+        { sku: y, quantity: 1 },
+      ],
+      'awaiting_stock',
+    );
+    await sleep(50);
+    // A younger order takes the free unit of x (nothing waits for x: the older line holds it) and ships.
+    const younger = await orderReaching(h(), c, [{ sku: x, quantity: 1 }], 'confirmed');
+    expect((await h().api('POST', `/v1/orders/${younger.id}/fulfill`, { role: 'feed' })).status).toBe(200);
+    await sleep(50);
+    // The count finds one unit short: the youngest unshipped holder at main is the older order.
+    const body = { count_id: `cnt-${randomUUID()}`, counted_at: await dbNow(h()), items: [{ sku: x, on_hand: 2 }] };
+    expect((await count(body)).body).toEqual({ accepted: true });
+    const after = await getOrder(h(), older.id);
+    expect(after.lines.find((l: any) => l.sku === x)).toMatchObject({ reserved: 0, waiting: true });
+    // The younger order got x before the older line waited for it: FIFO held, with no slack at all.
+    const report = await checkInvariants(h().ctx.db, { fifoSlackSeconds: 0 });
+    expect(report.problems).toEqual([]);
+  });
+});
+
 describe('stock counts: what a shortage tells, and who did it', () => {
   const T = '2030-03-01T00:00:00.000Z';
   const inbound = (sku: string, quantity: number) =>
