@@ -183,6 +183,13 @@ describe('change 11: metadata', () => {
       JSON.stringify(metadata),
     );
     const p = await makeProduct(h(), 5);
+    // A replay (same Idempotency-Key) answers the same body, keys in the same order.
+    const key = { 'Idempotency-Key': `meta-${ref()}` };
+    const customerBody = { email: `mr-${ref()}@example.test`, name: 'M', metadata };
+    const first = await h().api('POST', '/v1/customers', { role: 'intake', body: customerBody, headers: key });
+    const replay = await h().api('POST', '/v1/customers', { role: 'intake', body: customerBody, headers: key });
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(JSON.stringify(replay.body)).toBe(JSON.stringify(first.body));
     const o = await placeOrder(h(), c.body.id, [{ sku: p.sku, quantity: 1 }], { metadata });
     const got = await h().api('GET', `/v1/orders/${o.id}`);
     expect(JSON.stringify(got.body.metadata)).toBe(JSON.stringify(metadata));
