@@ -649,12 +649,20 @@ async function customerWithWebhook(x: Harness, url: string): Promise<string> {
   return r.body.id;
 }
 
-/** The order carried by the feed's `type` event of order `id` (the latest of them). */
+/**
+ * The order carried by the feed's `type` event of order `id` (the latest of them), once the feed
+ * shows it: an event is in the feed when the sequencer has numbered it, a moment after its commit.
+ */
 async function feedOrder(x: Harness, id: string, type: string) {
-  const r = await x.api('GET', `/v1/events?subject=${id}&types=${type}`, { role: 'viewer' });
-  expect(r.status).toBe(200);
-  expect(r.body.data.length).toBeGreaterThan(0);
-  return r.body.data.at(-1).data.order;
+  const data = await waitFor(
+    async () => {
+      const r = await x.api('GET', `/v1/events?subject=${id}&types=${type}`, { role: 'viewer' });
+      expect(r.status).toBe(200);
+      return r.body.data.length > 0 ? r.body.data : undefined;
+    },
+    { what: `${type} of ${id} in the feed` },
+  );
+  return data.at(-1).data.order;
 }
 
 const lineOf = (order: any, sku: string) => order.lines.find((l: any) => l.sku === sku);
