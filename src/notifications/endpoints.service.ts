@@ -280,17 +280,11 @@ export async function attemptEndpoint(
      w AS (
        UPDATE webhook_endpoints SET
          failing_since = CASE WHEN ? THEN NULL ELSE coalesce(failing_since, ?::timestamptz) END,
-         status = CASE WHEN NOT ? AND coalesce(failing_since, ?::timestamptz) <= now() - make_interval(secs => ?)
-                       THEN 'disabled' ELSE status END,
-         disabled_at = CASE WHEN NOT ? AND status = 'active'
-                            AND coalesce(failing_since, ?::timestamptz) <= now() - make_interval(secs => ?)
-                            THEN now() ELSE disabled_at END,
-         disabled_reason = CASE WHEN NOT ? AND status = 'active'
-                            AND coalesce(failing_since, ?::timestamptz) <= now() - make_interval(secs => ?)
-                            THEN 'failing' ELSE disabled_reason END,
-         updated_at = CASE WHEN NOT ? AND status = 'active'
-                           AND coalesce(failing_since, ?::timestamptz) <= now() - make_interval(secs => ?)
-                           THEN now() ELSE updated_at END
+         -- One decision, read off the row as it stands (a failure reaches here only while active: WHERE).
+         (status, disabled_at, disabled_reason, updated_at) = (
+           SELECT CASE WHEN off THEN 'disabled' ELSE status END, CASE WHEN off THEN now() ELSE disabled_at END,
+                  CASE WHEN off THEN 'failing' ELSE disabled_reason END, CASE WHEN off THEN now() ELSE updated_at END
+           FROM (SELECT NOT ? AND coalesce(failing_since, ?::timestamptz) <= now() - make_interval(secs => ?) AS off) s)
        WHERE id = ? AND (CASE WHEN ? THEN failing_since IS NOT NULL ELSE status = 'active' END)
        RETURNING status, disabled_reason, (disabled_at = now()) AS just_disabled)
      SELECT (SELECT count(*) FROM d)::int AS recorded, (SELECT just_disabled FROM w) AS just_disabled`,
@@ -309,15 +303,6 @@ export async function attemptEndpoint(
       Date.now() - at.getTime(),
       error === null,
       at,
-      error === null,
-      at,
-      hours * 3600,
-      error === null,
-      at,
-      hours * 3600,
-      error === null,
-      at,
-      hours * 3600,
       error === null,
       at,
       hours * 3600,

@@ -178,14 +178,10 @@ lk AS (
 w AS (
   UPDATE webhook_endpoints w SET
     failing_since = CASE WHEN per.ok THEN NULL ELSE coalesce(w.failing_since, per.first_fail) END,
-    status = CASE WHEN NOT per.ok AND coalesce(w.failing_since, per.first_fail) <= now() - make_interval(secs => :secs)
-                  THEN 'disabled' ELSE w.status END,
-    disabled_at = CASE WHEN NOT per.ok AND coalesce(w.failing_since, per.first_fail) <= now() - make_interval(secs => :secs)
-                       THEN now() ELSE w.disabled_at END,
-    disabled_reason = CASE WHEN NOT per.ok AND coalesce(w.failing_since, per.first_fail) <= now() - make_interval(secs => :secs)
-                           THEN 'failing' ELSE w.disabled_reason END,
-    updated_at = CASE WHEN NOT per.ok AND coalesce(w.failing_since, per.first_fail) <= now() - make_interval(secs => :secs)
-                      THEN now() ELSE w.updated_at END
+    (status, disabled_at, disabled_reason, updated_at) = (
+      SELECT CASE WHEN off THEN 'disabled' ELSE w.status END, CASE WHEN off THEN now() ELSE w.disabled_at END,
+             CASE WHEN off THEN 'failing' ELSE w.disabled_reason END, CASE WHEN off THEN now() ELSE w.updated_at END
+      FROM (SELECT NOT per.ok AND coalesce(w.failing_since, per.first_fail) <= now() - make_interval(secs => :secs) AS off) s)
   FROM per JOIN lk ON lk.id = per.endpoint_id
   WHERE w.id = per.endpoint_id
   RETURNING w.id, (w.status = 'disabled' AND w.disabled_at = now()) AS just_disabled),
