@@ -4,6 +4,7 @@ export {
   createSenders,
   deliverEvent,
   DeliveryBusyError,
+  failedDeliveriesOf,
   listOrderNotifications,
   resendFailedDeliveries,
   resendInUnit,

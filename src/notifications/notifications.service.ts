@@ -406,8 +406,27 @@ export async function deliverEvent(
   } finally {
     await release();
   }
-  if (errors.length > 0) throw new DeliveryError(errors.join('; '));
-  return result;
+  if (errors.length === 0) return result;
+  // Permanent: nothing of this run is left pending, so a retry would have nothing to send.
+  const left = result.pending.length + result.endpoints.pending.length;
+  throw new DeliveryError(errors.join('; '), { permanent: left === 0 });
+}
+
+/**
+ * The event's deliveries that ended failed (customer channels and endpoints), each as
+ * `<channel or endpoint id>: <last error>`, for a job that settled its event on a later attempt.
+ */
+export async function failedDeliveriesOf(ctx: Context, eventId: string): Promise<string[]> {
+  const rows = (
+    await ctx.db.raw(
+      `SELECT n.channel AS label, n.last_error FROM notifications n WHERE n.event_id = ? AND n.status = 'failed'
+       UNION ALL
+       SELECT 'endpoint ' || d.endpoint_id, d.last_error FROM endpoint_deliveries d WHERE d.event_id = ? AND d.status = 'failed'
+       ORDER BY 1`,
+      [eventId, eventId],
+    )
+  ).rows as { label: string; last_error: string | null }[];
+  return rows.map((r) => `${r.label}: ${r.last_error ?? 'failed'}`);
 }
 
 const NOTIFICATION_COLUMNS = (db: Executor) => [

@@ -211,10 +211,19 @@ const counter = async (channel: string, outcome: string) =>
   )?.value ?? 0;
 
 /** A BullMQ-shaped job for calling the processor directly, as a second (stalled) run would. */
-const fakeJob = (eventId: string, attemptsMade = 0, attempts = 12) =>
-  ({ id: eventId, name: JOB.deliver, data: { eventId }, attemptsMade, opts: { attempts } }) as unknown as Job<{
-    eventId: string;
-  }>;
+const fakeJob = (eventId: string, attemptsMade = 0, attempts = 12) => {
+  const job = {
+    id: eventId,
+    name: JOB.deliver,
+    data: { eventId } as Record<string, unknown>,
+    attemptsMade,
+    opts: { attempts },
+    async updateData(data: Record<string, unknown>) {
+      job.data = data;
+    },
+  };
+  return job as unknown as Job<{ eventId: string }>;
+};
 
 // ---------------------------------------------------------------- tests
 
@@ -570,9 +579,47 @@ describe('fallback target, no target, and the log endpoint', () => {
     await waitFor(async () => (await log(h, viaOperator.order.id))[0]?.status === 'delivered', {
       what: 'fallback delivered',
     });
-    await settledEvents(h, sneaky.order.id);
+    const [event] = await settledEvents(h, sneaky.order.id);
     expect(internal.deliveries).toEqual([]);
     expect(fallback.deliveries.map((d) => d.json.data.order.id)).toEqual([viaOperator.order.id]);
+    // No retry can reach a refused target: the job fails at once, its attempts left unspent, so the
+    // board's failed list shows it (and not a completed job beside a failed delivery).
+    const queue = h.ctx.queues.notifications;
+    await waitFor(async () => (await queue.getJobState(event.id)) === 'failed', { what: 'job failed' });
+    const job = (await queue.getJob(event.id))!;
+    expect(job.attemptsMade).toBe(1);
+    expect(job.failedReason).toMatch(/^webhook: refused: localhost is a non-public address/);
+    // A retry from the board is seen as one (the job's attempts are not used up) and sends it again: refused again.
+    expect((await h.api('PUT', '/admin/queues/api/queues/notifications/retry/failed')).body).toMatchObject({
+      retried: 1,
+    });
+    await waitFor(async () => (await log(h, sneaky.order.id))[0]?.attempts === 2, { what: 'sent again' });
+    await waitFor(async () => (await queue.getJobState(event.id)) === 'failed', { what: 'failed again' });
+    expect(await log(h, sneaky.order.id)).toEqual([expect.objectContaining({ status: 'failed', attempts: 2 })]);
+    expect(internal.deliveries).toEqual([]);
+  });
+
+  it('when a refused webhook fails at once but the e-mail of the same event needs a retry, then the event settles delivered by e-mail and its job still ends failed', async () => {
+    const smtp = track(await startSmtp((n) => n === 1));
+    const internal = track(await startReceiver(newSecret()));
+    const h = await harness({ SMTP_URL: smtp.url, WEBHOOK_PRIVATE_TARGETS: 'deny', NOTIFY_BACKOFF_MS: '50' });
+    await h.startWorkers();
+    const { order } = await confirmedOrder(h, {
+      webhook_url: internal.url.replace('127.0.0.1', 'localhost'),
+    });
+    const [event] = await settledEvents(h, order.id);
+    const rows = await log(h, order.id);
+    expect(rows.map((r) => [r.channel, r.status, r.attempts])).toEqual([
+      ['email', 'delivered', 2],
+      ['webhook', 'failed', 1],
+    ]);
+    expect(smtp.mails).toHaveLength(1);
+    const queue = h.ctx.queues.notifications;
+    await waitFor(async () => (await queue.getJobState(event.id)) === 'failed', { what: 'job failed' });
+    const job = (await queue.getJob(event.id))!;
+    expect(job.attemptsMade).toBe(2);
+    expect(job.failedReason).toMatch(/^settled with failed deliveries: webhook: refused: localhost/);
+    expect(internal.deliveries).toEqual([]);
   });
 
   it('when the log is asked for an unknown or malformed order or by the feed role, then 404 / 404 / 403', async () => {
@@ -800,9 +847,11 @@ describe('a failed job retried from the board', () => {
     const rx = track(await startReceiver(secret, (_d, nth) => (nth <= 4 ? 503 : 200), port));
     const sent = (path: string) => rx.byId(event.id).filter((d) => d.path === path);
 
-    // A stale duplicate of the last run (not a retry: attemptsMade 2 of 3) sends nothing.
+    // A stale duplicate of the last run (not a retry: attemptsMade 2 of 3) sends nothing, and fails as the job did.
     const processor = createNotificationProcessor(h.ctx);
-    expect(await processor(fakeJob(event.id, 2, 3))).toMatchObject({ skipped: 'settled' });
+    await expect(processor(fakeJob(event.id, 2, 3))).rejects.toThrow(
+      /^settled with failed deliveries: endpoint [0-9a-f-]{36}: connection refused; webhook: connection refused$/,
+    );
     expect(rx.deliveries).toEqual([]);
 
     const retry = await h.api('PUT', '/admin/queues/api/queues/notifications/retry/failed');

@@ -470,7 +470,7 @@ describe('webhook endpoints: a recovery retried from the board', () => {
     const delivery = () => h.ctx.db('endpoint_deliveries').where({ event_id: ev.id, endpoint_id: e.id }).first();
     expect(await delivery()).toMatchObject({ status: 'failed', attempts: 2 });
 
-    // The recovery tries twice (NOTIFY_MAX_ATTEMPTS) and gives up: its job ends having marked the delivery failed.
+    // The recovery tries twice (NOTIFY_MAX_ATTEMPTS) and gives up: its job ends failed, the delivery marked failed.
     expect((await h.api('POST', `/v1/webhook-endpoints/${e.id}/recover`, { body: { since } })).status).toBe(202);
     const queue = h.ctx.queues.notifications;
     const gaveUp = await waitFor(
@@ -480,6 +480,8 @@ describe('webhook endpoints: a recovery retried from the board', () => {
         ),
       { what: 'the recovery gave up' },
     );
+    expect(await queue.getJobState(gaveUp.id!)).toBe('failed');
+    expect(gaveUp.failedReason).toBe(`recovery of endpoint ${e.id}: 1 deliveries failed, 0 delivered`);
     expect(await delivery()).toMatchObject({ status: 'failed', attempts: 4 });
 
     // The receiver fails once more, then takes it: one attempt (the budget used up) would not do.
