@@ -180,12 +180,9 @@ export async function runBulkAction(ctx: Context, bulkId: string): Promise<{ pro
           if (!item || item.state !== 'pending') return;
           let outcome: ItemOutcome = 'done';
           try {
-            await uow.trx.raw('SAVEPOINT bulk_item');
-            await actOn(uow, bulk.action, item.item_id, bulk.reason, bulkId);
-            await uow.trx.raw('RELEASE SAVEPOINT bulk_item');
+            await uow.savepoint(() => actOn(uow, bulk.action, item.item_id, bulk.reason, bulkId));
           } catch (err) {
             if (!(err instanceof InvalidStateError || err instanceof NotFoundError)) throw err;
-            await uow.trx.raw('ROLLBACK TO SAVEPOINT bulk_item');
             outcome = 'skipped';
           }
           await mark(uow.trx, bulkId, position, outcome, null);

@@ -41,11 +41,23 @@ const noted = new WeakMap<object, Map<string, AvailabilityChange>>();
  */
 export function noteAvailability(uow: UnitOfWork, changes: AvailabilityChange[]): void {
   if (changes.length === 0) return;
-  let seen = noted.get(uow.trx);
+  const trx = uow.trx;
+  let seen = noted.get(trx);
   if (!seen) {
     const fresh = new Map<string, AvailabilityChange>();
-    noted.set(uow.trx, (seen = fresh));
+    noted.set(trx, (seen = fresh));
     uow.beforeCommit(() => addSkuEvents(uow, availabilityEvents(fresh.values())));
+    // A savepoint that rolls back undoes what was noted inside it (a bulk action's skipped item).
+    uow.keep({
+      snapshot() {
+        const copy = [...fresh].map(([sku, c]) => [sku, { ...c }] as const);
+        return () => {
+          fresh.clear();
+          for (const [sku, c] of copy) fresh.set(sku, c);
+        };
+      },
+      discard: () => noted.delete(trx),
+    });
   }
   for (const c of changes) {
     const first = seen.get(c.sku);

@@ -32,6 +32,23 @@ export interface UnitOfWork extends AfterCommitSink {
    * write: a failure rolls the unit back like one in the body.
    */
   beforeCommit(fn: () => Promise<void>): void;
+  /**
+   * Runs `fn` in a savepoint of this transaction. If it throws, the database is rolled back to the
+   * savepoint and so is what the unit was told inside it (jobs, SKUs to serve, steps before commit,
+   * and what `keep` holds), then the error is rethrown: as if `fn` had never run.
+   */
+  savepoint<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * State a writer holds for this unit outside its tables (the availability noted for events):
+   * `snapshot` is taken as each savepoint starts and returns how to restore it if that savepoint
+   * rolls back; `discard` is called when the savepoint in which this was kept rolls back.
+   */
+  keep(state: KeptState): void;
+}
+
+export interface KeptState {
+  snapshot(): () => void;
+  discard(): void;
 }
 
 /**
@@ -50,13 +67,17 @@ export function actingAs(uow: UnitOfWork, actor: Actor): UnitOfWork {
     jobsWritten: (rows) => uow.jobsWritten(rows),
     serveSkus: (skus) => uow.serveSkus(skus),
     beforeCommit: (fn) => uow.beforeCommit(fn),
+    savepoint: (fn) => uow.savepoint(fn),
+    keep: (state) => uow.keep(state),
   };
 }
 
 class Work implements UnitOfWork {
   readonly jobs: OutboxRow[] = [];
-  readonly skus = new Set<string>();
+  skus = new Set<string>();
   private readonly finals: (() => Promise<void>)[] = [];
+  private readonly kept: KeptState[] = [];
+  private savepoints = 0;
   constructor(
     readonly actor: Actor,
     private readonly tx?: Trx,
@@ -77,6 +98,31 @@ class Work implements UnitOfWork {
   }
   beforeCommit(fn: () => Promise<void>): void {
     this.finals.push(fn);
+  }
+  keep(state: KeptState): void {
+    this.kept.push(state);
+  }
+  async savepoint<T>(fn: () => Promise<T>): Promise<T> {
+    const name = `uow_${++this.savepoints}`;
+    const jobs = this.jobs.length;
+    const skus = new Set(this.skus);
+    const finals = this.finals.length;
+    const kept = this.kept.length;
+    const restores = this.kept.map((k) => k.snapshot());
+    await this.trx.raw(`SAVEPOINT ${name}`);
+    try {
+      const out = await fn();
+      await this.trx.raw(`RELEASE SAVEPOINT ${name}`);
+      return out;
+    } catch (err) {
+      await this.trx.raw(`ROLLBACK TO SAVEPOINT ${name}`);
+      this.jobs.length = jobs;
+      this.skus = skus;
+      this.finals.length = finals;
+      for (const k of this.kept.splice(kept)) k.discard();
+      for (const restore of restores) restore();
+      throw err;
+    }
   }
   async finish(): Promise<void> {
     for (let i = 0; i < this.finals.length; i++) await this.finals[i]();

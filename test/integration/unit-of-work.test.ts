@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { noteAvailability } from '../../src/inventory/availability';
 import { OptimisticConflict } from '../../src/platform/errors';
 import { QUEUES } from '../../src/platform/job-catalog';
 import type { OutboxRow } from '../../src/platform/outbox';
@@ -101,5 +102,53 @@ describe('unit of work', () => {
     });
     expect(out).toBe('done');
     expect(await h().ctx.db('outbox').where({ job_id: 'uow-stands' }).first()).toBeDefined();
+  });
+
+  it('when a savepoint throws, then what was asked inside it is undone with its rows and what was asked around it stands', async () => {
+    const r = recording();
+    const [a, b, c] = ['SP-A', 'SP-B', 'SP-C'].map((x) => `${x}-${Date.now()}`);
+    await runUnitOfWork(r.ctx, 'test', async (uow) => {
+      // The first note of the unit is made inside a savepoint that rolls back: its step before commit goes too.
+      await expect(
+        uow.savepoint(async () => {
+          noteAvailability(uow, [{ sku: c, before: 0, after: 4, threshold: null }]);
+          throw new Error('first');
+        }),
+      ).rejects.toThrow('first');
+      await uow.addJobs([job('sp-kept')]);
+      noteAvailability(uow, [{ sku: a, before: 10, after: 2, threshold: 5 }]);
+      await expect(
+        uow.savepoint(async () => {
+          await uow.addJobs([job('sp-undone')]);
+          uow.serveSkus(['SP-X']);
+          noteAvailability(uow, [
+            { sku: a, before: 2, after: 0, threshold: 5 },
+            { sku: b, before: 0, after: 3, threshold: null },
+          ]);
+          // A savepoint inside it that stands stands only as long as its parent.
+          await uow.savepoint(async () => uow.addJobs([job('sp-inner')]));
+          throw new Error('second');
+        }),
+      ).rejects.toThrow('second');
+      await uow.savepoint(async () => {
+        uow.serveSkus(['SP-Y']);
+        noteAvailability(uow, [{ sku: b, before: 0, after: 1, threshold: null }]);
+      });
+    });
+    const events = await h()
+      .ctx.db('events')
+      .whereIn('subject_id', [a, b, c])
+      .orderBy(['subject_id', 'type'])
+      .select('id', 'subject_id', 'type', 'payload');
+    expect(events.map((e) => [e.subject_id, e.type, e.payload.data.available])).toEqual([
+      [a, 'inventory.low_stock', 2],
+      [b, 'inventory.back_in_stock', 1],
+    ]);
+    // Published once: the job kept and the deliveries of the two events, nothing asked inside a rolled-back savepoint.
+    expect(r.published.map((rows) => rows.map((x) => x.job_id).sort())).toEqual([
+      ['sp-kept', ...events.map((e) => e.id)].sort(),
+    ]);
+    expect(r.served).toEqual([['SP-Y']]);
+    expect(await h().ctx.db('outbox').where('job_id', 'like', 'sp-%').pluck('job_id')).toEqual(['sp-kept']);
   });
 });
