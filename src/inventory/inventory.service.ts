@@ -196,7 +196,7 @@ export async function adjustStock(ctx: Context, sku: string, input: Adjustment, 
     'adjustment',
     async (uow) => {
       const { trx } = uow;
-      const row = (await readStockRows(trx, [sku])).get(sku);
+      const row = (await readStockRows(trx, [sku], { lock: uow.attempt > 1 })).get(sku);
       if (!row) throw new NotFoundError('product');
       const level = row.levels.find((l) => l.location === location) ?? { on_hand: 0, reserved: 0 };
       if (row.on_hand + input.delta > MAX_STOCK) {
@@ -264,7 +264,7 @@ export async function transferStock(ctx: Context, sku: string, input: Transfer, 
     'transfer',
     async (uow) => {
       const { trx } = uow;
-      const row = (await readStockRows(trx, [sku])).get(sku);
+      const row = (await readStockRows(trx, [sku], { lock: uow.attempt > 1 })).get(sku);
       if (!row) throw new NotFoundError('product');
       const from = row.levels.find((l) => l.location === input.from);
       const movable = from ? from.on_hand - from.reserved : 0;

@@ -160,7 +160,7 @@ export async function applyRestock(ctx: Context, eventId: string): Promise<{ app
     if (!ev) return { applied: false };
     uow.serveSkus([ev.sku]);
     if (ev.applied_at) return { applied: false };
-    const row = (await readStockRows(trx, [ev.sku])).get(ev.sku);
+    const row = (await readStockRows(trx, [ev.sku], { lock: uow.attempt > 1 })).get(ev.sku);
     if (!row) return { applied: false };
     await applyStockChanges(
       uow,

@@ -79,6 +79,7 @@ export async function returnOrder(ctx: Context, id: string, input: ReturnInput, 
         const stock = await readStockRows(
           trx,
           restock.map((l) => l.sku),
+          { lock: uow.attempt > 1 },
         );
         const movements: Movement[] = restock.map((l) => ({
           sku: l.sku,

@@ -39,6 +39,7 @@ export async function shipUnits(
   const stock = await readStockRows(
     trx,
     lines.map((l) => l.sku),
+    { lock: uow.attempt > 1 },
   );
   await applyStockChanges(
     uow,
