@@ -1,6 +1,6 @@
 import type { Actor } from '../platform/actor';
 import type { Context } from '../platform/context';
-import type { Executor } from '../platform/db';
+import type { Executor, Trx } from '../platform/db';
 import { ConflictError, NotFoundError, ValidationError } from '../platform/errors';
 import { runUnitOfWork, type UnitOfWork } from '../platform/unit-of-work';
 import { noteAvailability } from './availability';
@@ -56,10 +56,18 @@ export async function updateLocation(
     'location',
     async (uow) => {
       const { trx } = uow;
+      if (!(await trx('locations').where({ code }).first('code'))) throw new NotFoundError('location');
+      // Stock rows before the location row, as a writer of a SKU's first level there takes them
+      // (its stock rows, then the location FOR SHARE), so the two do not deadlock; once the
+      // location row is held, no first level there can commit, and a second look locks the SKUs
+      // whose first level committed in between.
+      const switching = input.active !== undefined;
+      if (switching) await lockStockAt(trx, code);
       // NO KEY: rows that reference the location (levels, movements) can still be written meanwhile.
       const was = await trx('locations').where({ code }).forNoKeyUpdate().first('active');
       if (!was) throw new NotFoundError('location');
-      if (input.active !== undefined && input.active !== was.active) await setActive(uow, code, input.active);
+      if (switching && input.active !== was.active)
+        await setActive(uow, code, input.active!, await lockStockAt(trx, code));
       const patch = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
       const [row] = await trx('locations')
         .where({ code })
@@ -80,14 +88,9 @@ export async function updateLocation(
  * `inventory.low_stock` and `inventory.back_in_stock` on them as on any stock change. A location
  * turned on serves, after commit, the SKUs whose lines wait while it has free units.
  */
-async function setActive(uow: UnitOfWork, code: string, active: boolean): Promise<void> {
+async function setActive(uow: UnitOfWork, code: string, active: boolean, skus: string[]): Promise<void> {
   const { trx } = uow;
-  await trx.raw(
-    `WITH locked AS MATERIALIZED (
-       SELECT sku FROM stock WHERE sku IN (SELECT sku FROM stock_levels WHERE location = ?) ORDER BY sku FOR NO KEY UPDATE)
-     UPDATE stock s SET version = s.version + 1, updated_at = now() FROM locked l WHERE s.sku = l.sku`,
-    [code],
-  );
+  await trx.raw(`UPDATE stock SET version = version + 1, updated_at = now() WHERE sku = ANY(?::text[])`, [skus]);
   // A statement of its own, so a snapshot taken after the locks: every write to these SKUs is in it.
   const { rows } = await trx.raw(
     `SELECT f.sku, p.low_stock_threshold AS threshold, s.backordered > 0 AS waits,
@@ -117,6 +120,15 @@ async function setActive(uow: UnitOfWork, code: string, active: boolean): Promis
     })),
   );
   if (active) uow.serveSkus(figures.filter((r) => r.waits).map((r) => r.sku));
+}
+
+/** The totals rows of every SKU with a level at `code`, locked in SKU order (as every stock writer locks them). */
+async function lockStockAt(trx: Trx, code: string): Promise<string[]> {
+  const { rows } = await trx.raw(
+    `SELECT sku FROM stock WHERE sku IN (SELECT sku FROM stock_levels WHERE location = ?) ORDER BY sku FOR NO KEY UPDATE`,
+    [code],
+  );
+  return (rows as { sku: string }[]).map((r) => r.sku);
 }
 
 /** Every named location exists, or 400 naming where each unknown one was given. */

@@ -165,18 +165,23 @@ async function availabilityChanges(
   changes: { row: StockRow; levels: Required<LevelDelta>[]; backordered?: number }[],
 ): Promise<AvailabilityChange[]> {
   const fresh = changes.flatMap((c) => c.levels.filter((l) => !c.row.levels.some((x) => x.location === l.location)));
+  // A SKU's first level at a location: its flag read under FOR SHARE, which waits for a switch of
+  // that location in flight (it holds the row FOR NO KEY UPDATE) and then reads the flag it set.
+  // The switch locked only the SKUs that had a level there, so without this a first receipt at a
+  // location being turned off would decide its events, and let a reservation be planned there, as
+  // if it were still on.
   const activeFresh = new Set<string>(
     fresh.length === 0
       ? []
       : (
           await trx('locations')
-            .whereIn(
-              'code',
-              fresh.map((l) => l.location),
-            )
-            .where('active', true)
-            .select('code')
-        ).map((r: { code: string }) => r.code),
+            .whereIn('code', [...new Set(fresh.map((l) => l.location))])
+            .orderBy('code')
+            .forShare()
+            .select('code', 'active')
+        )
+          .filter((r: { active: boolean }) => r.active)
+          .map((r: { code: string }) => r.code),
   );
   return changes.map((c) => {
     const levels = c.row.levels.map((l) => {

@@ -146,6 +146,44 @@ describe('inventory events: a location turned off and on', () => {
   });
 });
 
+describe('inventory events: a first level at a location being turned off', () => {
+  const h = useHarness({ workers: false });
+
+  it("when a SKU's first units arrive at a location while it is being turned off, then the write waits for the switch and decides its events on the new flag", async () => {
+    const west = await makeLocation(h(), 50);
+    const sku = `IEF-${west.slice(-8)}`;
+    await product(h(), sku, { main: 0 }, null);
+    // The switch in flight, as PATCH /v1/locations holds it: the row locked FOR NO KEY UPDATE and its flag changed.
+    const trx = await h().ctx.db.transaction();
+    try {
+      await trx('locations').where({ code: west }).forNoKeyUpdate().first('code');
+      await trx('locations').where({ code: west }).update({ active: false });
+      const adjusted = h().api('POST', `/v1/inventory/${sku}/adjustments`, {
+        body: { delta: 5, reason: 'found', location: west },
+      });
+      // The adjustment reaches the location's flag and waits on its row lock.
+      await waitFor(
+        async () =>
+          (
+            await h().ctx.db.raw(
+              `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%from "locations"%for share%'`,
+            )
+          ).rows.length > 0,
+        { what: 'the adjustment waiting for the switch', timeout: 5000 },
+      );
+      await trx.commit();
+      const r = await adjusted;
+      expect(r.status, r.text).toBe(201);
+    } finally {
+      if (!trx.isCompleted()) await trx.rollback();
+    }
+    expect(await level(h().ctx.db, sku, west)).toEqual({ on_hand: 5, reserved: 0 });
+    // Five units at a location that is off: nothing available, so nothing came back in stock.
+    expect(await available(h(), sku)).toBe(0);
+    expect(await availabilityOf(h(), sku)).toEqual([]);
+  });
+});
+
 describe('inventory events: waiting lines at a location turned on again', () => {
   // The reconciler's sweep would serve them on its next tick: minutes off here, so only the change can.
   const h = useHarness({ env: { MAINTENANCE_INTERVAL_MS: '600000', RECONCILE_AFTER_SECONDS: '600' } });
