@@ -27,7 +27,9 @@ export const deliveryFilterSchema = z.strictObject({
 export const bulkRequestSchema = z.discriminatedUnion('action', [
   z.strictObject({
     action: z.enum(['retry_orders', 'cancel_orders']),
-    filter: orderFilterSchema.default({}),
+    // Required, as the contract writes it (`filter`, not `filter?`): a forgotten filter must not
+    // mean every order. `{}` says it on purpose.
+    filter: orderFilterSchema,
     reason: z.string().trim().min(1).max(500).optional(),
     dry_run: z.boolean().optional(),
   }),

@@ -52,11 +52,20 @@ describe('bulk actions', () => {
         { action: 'retry_orders', filter: { colour: 'red' } },
         { action: 'explode' },
         { action: 'resend_deliveries', filter: {} },
-        { action: 'retry_orders', dry_run: 'yes' },
+        { action: 'retry_orders', filter: {}, dry_run: 'yes' },
       ])
         expect((await h.api('POST', '/v1/bulk-actions', { body: bad })).status, JSON.stringify(bad)).toBe(400);
+      // No filter is not "every order": 400 naming it, for a run and a dry run alike, and nothing is stored.
+      const before = await h.ctx.db('bulk_actions').count({ n: '*' }).first();
+      for (const body of [{ action: 'cancel_orders' }, { action: 'retry_orders', dry_run: true }]) {
+        const r = await h.api('POST', '/v1/bulk-actions', { body });
+        expect(r.status, r.text).toBe(400);
+        expect(r.body.error.details).toEqual([expect.objectContaining({ path: 'body.filter' })]);
+      }
+      expect(await h.ctx.db('bulk_actions').count({ n: '*' }).first()).toEqual(before);
+      expect((await h.api('GET', `/v1/orders/${fine.id}`)).body.status).toBe('cancelled');
       expect(
-        (await h.api('POST', '/v1/bulk-actions', { role: 'viewer', body: { action: 'retry_orders' } })).status,
+        (await h.api('POST', '/v1/bulk-actions', { role: 'viewer', body: { action: 'retry_orders', filter: {} } })).status,
       ).toBe(403);
       expect((await h.api('GET', `/v1/bulk-actions/0190d6c1-0000-7000-8000-00000000dead`)).status).toBe(404);
     } finally {

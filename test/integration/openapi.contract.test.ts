@@ -934,7 +934,7 @@ describe('the OpenAPI document', () => {
       );
       const dry = await send(
         h,
-        { method: 'POST', url: '/v1/bulk-actions', role: 'operator', body: { action: 'cancel_orders', dry_run: true } },
+        { method: 'POST', url: '/v1/bulk-actions', role: 'operator', body: { action: 'cancel_orders', filter: {}, dry_run: true } },
         200,
       );
       expect(dry.body.matched).toBeGreaterThanOrEqual(0);
