@@ -238,6 +238,32 @@ describe('locations: shipments', () => {
     expect((await h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' })).status).toBe(409);
   });
 
+  it('when a confirmed order reserved at two locations is fulfilled, then it goes confirmed → completed in one step: no partially_shipped in its history or its events', async () => {
+    await h().startWorkers();
+    const a = await makeLocation(h(), 10);
+    const b = await makeLocation(h(), 20);
+    const x = await makeProductAt(h(), { [a]: 1, [b]: 1 });
+    const o = await orderReaching(h(), await makeCustomerId(h()), [{ sku: x, quantity: 2 }], 'confirmed');
+    expect(allocationsOf(o, x)).toEqual({ [a]: { reserved: 1, shipped: 0 }, [b]: { reserved: 1, shipped: 0 } });
+    const f = await h().api('POST', `/v1/orders/${o.id}/fulfill`, { role: 'feed' });
+    expect(f.status, f.text).toBe(200);
+    expect(f.body.history.map((e: any) => e.status)).toEqual(['received', 'confirmed', 'completed']);
+    expect(f.body.shipments.map((s: any) => s.location).sort()).toEqual([a, b].sort());
+    const events = await h()
+      .ctx.db('events')
+      .where({ order_id: o.id })
+      .orderBy('subject_sequence')
+      .select('type', 'payload');
+    // The transition, then each shipment it made (as a single shipment announces itself after its status).
+    expect(events.map((e) => e.type)).toEqual([
+      'order.confirmed',
+      'order.completed',
+      'shipment.created',
+      'shipment.created',
+    ]);
+    expect(events.slice(2).map((e) => e.payload.data.shipment.location)).toEqual([a, b].sort());
+  });
+
   it('when a partly shipped order is cancelled, then only its unshipped units are released, shipped units stay sold, and waiting orders of those SKUs are served', async () => {
     await h().startWorkers();
     const x = await makeProductAt(h(), { main: 4 });

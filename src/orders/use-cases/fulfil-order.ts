@@ -7,7 +7,7 @@ import { allocationsOf } from '../sql/allocations';
 import { assertCan } from '../status';
 import { getOrder } from './find-orders';
 import { lockOrder } from './lock-order';
-import { requestHash, shipUnits } from './ship-order';
+import { announceShipments, requestHash, settleShipped, shipUnits } from './ship-order';
 
 /** Fulfil = ship the rest: every reserved unit of a confirmed or partially shipped order, one shipment per location. */
 export async function fulfillOrder(ctx: Context, id: string, actor?: Actor): Promise<Order> {
@@ -25,19 +25,27 @@ export async function fulfillOrder(ctx: Context, id: string, actor?: Actor): Pro
         held.map((a) => a.sku),
         { lock: true },
       );
+      const shipments: Record<string, unknown>[] = [];
       for (const location of [...new Set(held.map((a) => a.location))].sort()) {
         const lines = held
           .filter((a) => a.location === location)
           .map((a) => ({ sku: a.sku, quantity: Number(a.reserved) }));
-        await shipUnits(
-          uow,
-          o,
-          location,
-          lines,
-          { shipment_id: null, carrier: null, tracking: null, hash: requestHash({ fulfil: id, location, lines }) },
-          'fulfilled',
+        shipments.push(
+          await shipUnits(
+            uow,
+            o,
+            location,
+            lines,
+            { shipment_id: null, carrier: null, tracking: null, hash: requestHash({ fulfil: id, location, lines }) },
+            'fulfilled',
+            { settle: false },
+          ),
         );
       }
+      // One transition for the whole fulfilment (confirmed → completed), then its shipments, as a
+      // single shipment announces itself after the status it brought.
+      await settleShipped(uow, o, 'fulfilled');
+      await announceShipments(uow, id, shipments);
     },
     { actor },
   );

@@ -34,6 +34,7 @@ export async function shipUnits(
   lines: ShipmentLine[],
   meta: { shipment_id: string | null; carrier: string | null; tracking: string | null; hash: string },
   detail: string,
+  opts: { settle?: boolean } = {},
 ): Promise<Record<string, unknown>> {
   const { trx } = uow;
   const stock = await readStockRows(
@@ -56,15 +57,31 @@ export async function shipUnits(
   );
   await recordShipped(trx, o.id, location, lines);
   const shipment = await insertShipment(trx, { ...meta, order_id: o.id, location, lines }, meta.hash, uow.actor);
-  const all = await linesOf(trx, [o.id]);
+  if (opts.settle === false) return shipment;
+  await settleShipped(uow, o, detail);
+  await addOrderEvent(uow, o.id, 'shipment.created', 'shipment', shipment);
+  return shipment;
+}
+
+/**
+ * The order's status after what it has shipped (completed, awaiting_stock while a line waits,
+ * else partially_shipped): one transition, from the status the order had before its shipments.
+ * A caller shipping from several locations at once (fulfil) settles once, after the last, so no
+ * state in between (partially_shipped between two locations' shipments) is recorded or announced.
+ */
+export async function settleShipped(uow: UnitOfWork, o: OrderRow, detail: string): Promise<void> {
+  const all = await linesOf(uow.trx, [o.id]);
   const shipped = all.every((l) => Number(l.shipped) === l.quantity);
   const waits = all.some((l) => !l.reserved);
   const to: OrderStatus = shipped ? 'completed' : waits ? 'awaiting_stock' : 'partially_shipped';
   const action = o.status === 'awaiting_stock' ? 'shipWaiting' : 'ship';
   await changeStatus(uow, [{ orderId: o.id, action, from: o.status, to, detail }]);
   o.status = to;
-  await addOrderEvent(uow, o.id, 'shipment.created', 'shipment', shipment);
-  return shipment;
+}
+
+/** The `shipment.created` event of each shipment, in the order given. */
+export async function announceShipments(uow: UnitOfWork, orderId: string, shipments: Record<string, unknown>[]) {
+  for (const s of shipments) await addOrderEvent(uow, orderId, 'shipment.created', 'shipment', s);
 }
 
 /**
