@@ -137,7 +137,7 @@ export const httpUrl = z
     }
   }, 'must be an http or https URL');
 
-/** Opaque cursor: base64url of a JSON value. Malformed → validation error on `cursor`. */
+/** Opaque cursor: base64url of a JSON value. One this list did not issue → 400 on `query.cursor`. */
 export function encodeCursor(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
@@ -145,9 +145,16 @@ export function decodeCursor<S extends z.ZodType>(schema: S, cursor: string | un
   if (cursor === undefined || cursor === '') return undefined;
   let raw: unknown;
   try {
+    // Only what encodeCursor writes: the decoder skips characters outside base64url, so a cursor
+    // is checked by encoding its value back.
     raw = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (encodeCursor(raw) !== cursor) raw = undefined;
   } catch {
     raw = undefined;
   }
-  return parseInput(schema, raw, 'cursor');
+  const parsed = raw === undefined ? undefined : schema.safeParse(raw);
+  if (parsed?.success) return parsed.data as z.infer<S>;
+  // How a cursor is made is not the client's business: one message, whatever was wrong with it.
+  const message = 'not a cursor this list issued: pass next_cursor back as it came';
+  throw new ValidationError(`invalid query: query.cursor: ${message}`, [{ path: 'query.cursor', message }]);
 }

@@ -124,6 +124,48 @@ describe('error model', () => {
     expect(paths).toEqual(['body.email', 'body.name', 'body.webhook_url']);
   });
 
+  it("when a list is given a cursor it did not issue (garbage, another list's, a forged value), then 400 names query.cursor with one message; its own next_cursor pages on", async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    for (let i = 0; i < 3; i++) await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const ep = await h().api('POST', '/v1/webhook-endpoints', {
+      body: { url: 'https://example.test/x', types: ['*'] },
+    });
+    expect(ep.status, ep.text).toBe(201);
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const lists: [string, 'intake' | 'operator' | 'feed'][] = [
+      ['/v1/orders', 'intake'],
+      ['/v1/customers', 'intake'],
+      [`/v1/customers/${c.id}/orders`, 'intake'],
+      ['/v1/inventory', 'operator'],
+      ['/v1/inbound', 'feed'],
+      [`/v1/webhook-endpoints/${ep.body.id}/deliveries`, 'operator'],
+    ];
+    const bad = [
+      'garbage',
+      b64(-1), // "LTE": valid JSON, never issued (sequences are positive)
+      b64({ id: 'x' }),
+      b64([1, 2, 3]),
+      `${b64(1)}!!`, // an issued cursor with characters the base64url decoder would skip
+    ];
+    for (const [path, role] of lists) {
+      for (const cursor of bad) {
+        const r = await h().api('GET', `${path}?cursor=${encodeURIComponent(cursor)}`, { role });
+        expectError(r, 400, 'validation_failed');
+        expect(r.body.error.details, `${path} ${cursor}`).toEqual([
+          { path: 'query.cursor', message: 'not a cursor this list issued: pass next_cursor back as it came' },
+        ]);
+      }
+    }
+    const first = await h().api('GET', `/v1/customers/${c.id}/orders?limit=2`, { role: 'intake' });
+    expect(first.body.data).toHaveLength(2);
+    const next = await h().api('GET', `/v1/customers/${c.id}/orders?limit=2&cursor=${first.body.next_cursor}`, {
+      role: 'intake',
+    });
+    expect(next.status, next.text).toBe(200);
+    expect(next.body.data).toHaveLength(1);
+  });
+
   it('when any response is sent, then it carries X-Request-Id; a safe caller id is echoed, an unsafe one replaced', async () => {
     for (const res of [
       await raw('GET', '/healthz'),

@@ -12,7 +12,7 @@ export async function getOrder(db: Executor, id: string): Promise<Order> {
   return order;
 }
 
-const orderCursor = z.number().int();
+const orderCursor = z.number().int().positive();
 
 /** Newest first, keyset-paginated on seq. */
 export async function listOrders(db: Db, q: ListOrdersQuery): Promise<{ data: Order[]; next_cursor: string | null }> {
