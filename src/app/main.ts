@@ -5,7 +5,7 @@ import { closeContext, createContext } from './context';
 import { prepareDatabase } from '../platform/prepare-database';
 import { createApp } from '../http/app';
 import { drain, listen } from '../http/server';
-import { resolveLocalServices } from '../platform/local-services';
+import { redactUrl, resolveLocalServices } from '../platform/local-services';
 import { logger, logQuietly, tolerateBrokenStdio } from '../platform/logger';
 import { startWorkers, type RunningWorkers } from './workers';
 
@@ -32,16 +32,23 @@ function printDevKeys(config: Config): void {
  * finish requests in flight, close the workers (active jobs finish or are handed back), close the
  * connections — then exits 0; each step runs even if one before it failed, and no log write can
  * stop it (logQuietly). Not done SHUTDOWN_TIMEOUT_MS + 5 s after the signal → exit 1. A second
- * signal during the drain → exit 1 at once. A signal during start-up drains once start-up is done.
+ * signal during the drain → exit 1 at once, unless it comes within SAME_SIGNAL_MS of the first:
+ * one Ctrl-C reaches the process twice, from the terminal (to the whole process group) and
+ * forwarded by npm (tsx's CLI resends one too), and must not turn a drain into an abort. A signal
+ * during start-up drains once start-up is done.
  */
+const SAME_SIGNAL_MS = 500;
 function handleSignals(timeoutMs: () => number, started: Promise<{ drain: () => Promise<void> } | undefined>): void {
   let stopping = false;
+  let first = 0;
   const shutdown = async (signal: string) => {
     if (stopping) {
+      if (Date.now() - first < SAME_SIGNAL_MS) return;
       logQuietly(() => logger.warn({ signal }, 'second signal during the drain; exiting now'));
       process.exit(1);
     }
     stopping = true;
+    first = Date.now();
     logQuietly(() => logger.info({ signal }, 'draining'));
     const hard = setTimeout(() => {
       logQuietly(() => logger.error('shutdown took too long; exiting'));
@@ -87,6 +94,17 @@ export async function main(mode: Mode): Promise<void> {
   // Every mode migrates (under an advisory lock, so concurrent starts are safe), so any start order works.
   await prepareDatabase(config.DATABASE_URL);
   const ctx = createContext(config);
+  // Which PostgreSQL and Redis this process uses, and why: with nothing configured, servers on the
+  // default ports are used as they are (shared by every checkout that does the same).
+  const nodes = (n: { nodes: { host: string; port: number }[] }) => n.nodes.map((x) => `${x.host}:${x.port}`).join(',');
+  const redisWhere = config.redisCluster
+    ? `cluster ${nodes(config.redisCluster)}`
+    : config.REDIS_SENTINELS
+      ? `sentinels ${nodes(config.REDIS_SENTINELS)}`
+      : redactUrl(config.REDIS_URL);
+  const using = `PostgreSQL ${redactUrl(config.DATABASE_URL)} (${local.origin.database}); Redis ${redisWhere} (${
+    config.redisCluster || config.REDIS_SENTINELS ? 'configured' : local.origin.redis
+  }), queue prefix ${config.QUEUE_PREFIX}`;
 
   let server: Server | undefined;
   let workers: RunningWorkers | undefined;
@@ -97,7 +115,7 @@ export async function main(mode: Mode): Promise<void> {
     logger.info({ host, port }, 'orderflow API listening');
     if (mode === 'all')
       process.stdout.write(
-        `orderflow listening on ${whereListening(host, port)} (board /admin/queues, dashboard /dashboard, docs /docs)\n`,
+        `orderflow listening on ${whereListening(host, port)} (console /console, board /admin/queues, dashboard /dashboard, docs /docs)\nusing ${using}\n`,
       );
   }
   if (mode !== 'api') {
@@ -109,6 +127,8 @@ export async function main(mode: Mode): Promise<void> {
       );
     }
   }
+  // After the listening line, the first a reader of the output sees.
+  logQuietly(() => logger.info({ using }, 'services'));
   printDevKeys(config);
   const short = shortApiKeys(config);
   if (short.length)

@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import http from 'node:http';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   faultSeed,
@@ -16,6 +18,7 @@ import { KEYS, useHarness, waitFor, type WorkerProcess } from '../helpers/harnes
 import { freePort } from '../helpers/private-redis';
 
 const h = useHarness();
+const ROOT = path.resolve(__dirname, '../..');
 
 const TOTAL = 1200;
 const API_TERM_AT = 300;
@@ -155,4 +158,54 @@ describe('fault: SIGTERM to an API process and a worker process under load', () 
     b.proc.kill('SIGTERM');
     expect(await b.proc.exited).toBe(0);
   }, 240_000);
+});
+
+describe('npm start under a process manager and at a terminal', () => {
+  /** `npm start` in a process group of its own, as a terminal or a process manager runs it. */
+  async function npmStart() {
+    const port = await freePort();
+    const child = spawn('npm', ['start'], {
+      cwd: ROOT,
+      detached: true,
+      env: { ...process.env, ...h().env, PORT: String(port), LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok, {
+      timeout: 60_000,
+      what: `npm start on ${port}`,
+    });
+    const answers = async () => (await fetch(`${url}/healthz`).catch(() => undefined)) !== undefined;
+    return { child, exited, answers, out: () => out };
+  }
+  const count = (text: string, msg: string) => text.split('\n').filter((l) => l.includes(`"msg":"${msg}`)).length;
+
+  it('when SIGTERM goes to npm alone, or Ctrl-C to the whole group (npm forwards it: the app gets it twice), then the app drains once and exits 0, and nothing is left listening', async () => {
+    for (const how of ['SIGTERM to npm', 'SIGINT to the group'] as const) {
+      const run = await npmStart();
+      try {
+        if (how === 'SIGTERM to npm') run.child.kill('SIGTERM');
+        else process.kill(-run.child.pid!, 'SIGINT');
+        const code = await Promise.race([
+          run.exited,
+          new Promise<'running'>((r) => setTimeout(() => r('running'), 30_000)),
+        ]);
+        expect(code, `${how}: ${run.out()}`).toBe(0);
+        expect(count(run.out(), 'draining'), how).toBe(1);
+        expect(count(run.out(), 'stopped'), how).toBe(1);
+        expect(run.out(), how).not.toContain('second signal');
+        expect(await run.answers(), `${how}: still listening`).toBe(false);
+      } finally {
+        try {
+          process.kill(-run.child.pid!, 'SIGKILL');
+        } catch {
+          // the group is gone
+        }
+      }
+    }
+  }, 150_000);
 });
