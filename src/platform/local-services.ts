@@ -89,6 +89,19 @@ export async function startLocalRedis(port: number): Promise<LocalService> {
   };
 }
 
+export type ServiceOrigin = 'configured' | 'found on the default port' | 'embedded, started here' | 'started here';
+
+/** A connection URL fit for a log line: the password replaced by `***`. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
 /**
  * The embedded default: only when DATABASE_URL / REDIS_URL are unset and nothing answers on the
  * default ports. Returns the URLs to use and a stop function for what it started.
@@ -99,22 +112,35 @@ export async function resolveLocalServices(opts: {
   redisUrl: string;
   redisDefaulted: boolean;
   dataDir?: string;
-}): Promise<{ databaseUrl: string; redisUrl: string; stop(): Promise<void> }> {
+}): Promise<{
+  databaseUrl: string;
+  redisUrl: string;
+  /** How each was chosen, for the start-up line: set, found on the default port, or started here. */
+  origin: { database: ServiceOrigin; redis: ServiceOrigin };
+  stop(): Promise<void>;
+}> {
   const started: LocalService[] = [];
   let { databaseUrl, redisUrl } = opts;
+  const origin: { database: ServiceOrigin; redis: ServiceOrigin } = {
+    database: opts.databaseDefaulted ? 'found on the default port' : 'configured',
+    redis: opts.redisDefaulted ? 'found on the default port' : 'configured',
+  };
   if (opts.databaseDefaulted && !(await portAnswers(5432))) {
     const pg = await startEmbeddedPostgres(54329, embeddedDataDir(opts.dataDir));
     started.push(pg);
     databaseUrl = pg.url;
+    origin.database = 'embedded, started here';
   }
   if (opts.redisDefaulted && !(await portAnswers(6379))) {
     const redis = await startLocalRedis(6379);
     started.push(redis);
     redisUrl = redis.url;
+    origin.redis = 'started here';
   }
   return {
     databaseUrl,
     redisUrl,
+    origin,
     stop: async () => {
       for (const s of started.reverse()) await s.stop().catch(() => undefined);
     },
