@@ -62,13 +62,16 @@ function strictify(schema: z.ZodType): z.ZodType {
   return clone;
 }
 
-/** One {path, message} per issue; an unknown key is named by its own path. */
+/** One {path, message} per issue; an unknown key is named by its own path (a query's: "unknown parameter"). */
 function detailsOf(issues: z.core.$ZodIssue[], where: string): { path: string; message: string }[] {
   const join = (p: PropertyKey[]) => [where, ...p.map(String)].filter(Boolean).join('.') || '(root)';
   return issues
     .flatMap((i) =>
       i.code === 'unrecognized_keys'
-        ? i.keys.map((k) => ({ path: join([...i.path, k]), message: 'unknown field' }))
+        ? i.keys.map((k) => ({
+            path: join([...i.path, k]),
+            message: where === 'query' ? 'unknown parameter' : 'unknown field',
+          }))
         : [{ path: join(i.path), message: i.message }],
     )
     .slice(0, 50);
