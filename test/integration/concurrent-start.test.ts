@@ -320,7 +320,13 @@ describe('start-up: the listening address and the operator notification target',
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     if (externalIPv4) expect(await tryConnect(externalIPv4, port)).toBe('ECONNREFUSED');
     await waitFor(async () => /development API keys/.test(p.output()), { what: 'the development keys' });
-    expect(p.output()).toContain(`orderflow listening on http://127.0.0.1:${port} (board /admin/queues`);
+    expect(p.output()).toContain(
+      `orderflow listening on http://127.0.0.1:${port} (console /console, board /admin/queues`,
+    );
+    // The next line says which PostgreSQL and Redis it uses and why (here: both configured by the test).
+    expect(p.output()).toMatch(
+      /\nusing PostgreSQL postgres:\/\/\S+ \(configured\); Redis (redis:\/\/\S+|cluster \S+) \(configured\), queue prefix \S+\n/,
+    );
     const notice = p
       .output()
       .split('\n')
