@@ -168,6 +168,64 @@ describe('operator console in a browser', () => {
     }
   }, 240_000);
 
+  it('when a route fails, then an error panel replaces the order left behind, and a late answer of an earlier route never draws over the current one', async () => {
+    const { ids } = await failedOrders(h(), 1, 5);
+    const [failed] = ids;
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const other = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const missing = '0190d6c1-0000-7000-8000-00000000dead';
+    const go = (hash: string) => b.page.evaluate((x) => (location.hash = x), hash);
+    const b = await asRole('operator');
+    try {
+      await openConsole(b, `#/order/${failed}`);
+      await b.page.waitForSelector(`#order[data-order-id="${failed}"]`);
+      expect(await b.page.isVisible('#action-retry')).toBe(true);
+
+      // An order that does not exist: the failed order and its buttons are gone, the panel says why.
+      await go(`#/order/${missing}`);
+      await b.page.waitForSelector('#route-error');
+      expect(await b.page.getAttribute('#route-error', 'data-http-status')).toBe('404');
+      expect(await b.page.textContent('#route-error-message')).toBe('404: order not found');
+      expect(await b.page.textContent('#status')).toBe('404: order not found');
+      expect(await b.page.$$('#order')).toHaveLength(0);
+      expect(await b.page.$$('#view button')).toHaveLength(0);
+      // Longer than a refresh: the order left behind does not come back.
+      await b.page.waitForTimeout(2500);
+      expect(await b.page.$$('#order')).toHaveLength(0);
+      await b.page.click('#route-error-back');
+      await b.page.waitForSelector('body[data-view="orders"] #search');
+      expect(await b.page.$$('#route-error')).toHaveLength(0);
+
+      // The failed order answers slowly; the operator moves on to another before it has.
+      await b.page.route(`**/console/api/orders/${failed}**`, async (r) => {
+        await new Promise((res) => setTimeout(res, 1500));
+        await r.continue();
+      });
+      await b.page.evaluate(() => {
+        const drawn: string[] = [];
+        (window as unknown as { drawn: string[] }).drawn = drawn;
+        new MutationObserver(() => {
+          const id = document.querySelector('#order')?.getAttribute('data-order-id');
+          if (id && drawn[drawn.length - 1] !== id) drawn.push(id);
+        }).observe(document.body, { subtree: true, childList: true });
+      });
+      const slow = b.page.waitForResponse((r) => r.url().endsWith(`/console/api/orders/${failed}/notifications`));
+      await Promise.all([b.page.waitForRequest((r) => r.url().includes(`/orders/${failed}`)), go(`#/order/${failed}`)]);
+      await go(`#/order/${other.id}`);
+      await b.page.waitForSelector(`#order[data-order-id="${other.id}"]`);
+      await slow;
+      // The slow answer has come, and two refreshes more.
+      await b.page.waitForTimeout(3500);
+      expect(await b.page.getAttribute('#order', 'data-order-id')).toBe(other.id);
+      expect(await b.page.evaluate(() => (window as unknown as { drawn: string[] }).drawn)).toEqual([other.id]);
+      expect(await b.page.$$('#action-retry')).toHaveLength(0);
+      expect(b.errors.filter((e) => !/404/.test(e))).toEqual([]);
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
+
   it('when a viewer opens the console, then it reads everything but sees no action button, and a write it posts anyway is 403', async () => {
     const { ids } = await failedOrders(h(), 1, 5, () => ({ external_ref: 'ERP-VIEW-1' }));
     const [failed] = ids;

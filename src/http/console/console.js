@@ -18,6 +18,19 @@ const REFRESH_MS = 1500;
 
 let session = { role: 'viewer', name: '' };
 let timer;
+/**
+ * Bumped by every navigation. A view draws only while the route that asked for it is the current
+ * one, so a late answer to an earlier route, or a refresh timer of an order left behind, can never
+ * draw over the page the operator is looking at (and act on the wrong order).
+ */
+let generation = 0;
+const isCurrent = (gen) => gen === generation;
+/** Replaces the view, unless the route `gen` is no longer current; says whether it drew. */
+function draw(gen, ...nodes) {
+  if (!isCurrent(gen)) return false;
+  $('#view').replaceChildren(...nodes);
+  return true;
+}
 const canWrite = () => session.role === 'operator';
 
 /** An element: el('td', {class: 'num'}, 'text', childNode…). Text is always text, never HTML. */
@@ -160,10 +173,9 @@ function orderRow(o) {
   );
 }
 
-async function showOrders(params) {
-  const view = $('#view');
+async function showOrders(params, gen) {
   const results = el('div', { id: 'results' }, el('p', { class: 'muted' }, 'searching…'));
-  view.replaceChildren(el('section', {}, el('h2', {}, 'Find orders'), searchForm(params)), el('section', {}, results));
+  draw(gen, el('section', {}, el('h2', {}, 'Find orders'), searchForm(params)), el('section', {}, results));
   const query = new URLSearchParams();
   for (const k of ['q', 'status', 'sku', 'external_ref']) if (params.get(k)) query.set(k, params.get(k));
   query.set('limit', '50');
@@ -172,6 +184,7 @@ async function showOrders(params) {
   const load = async (cursor) => {
     if (cursor) query.set('cursor', cursor);
     const page = await api('GET', `/orders?${query}`);
+    if (!isCurrent(gen)) return;
     rows.push(...page.data.map(orderRow));
     results.dataset.query = query.toString();
     results.replaceChildren(
@@ -395,22 +408,26 @@ function orderView(o, timeline, notifications) {
 
 let refresh = async () => undefined;
 
-async function showOrder(id) {
+async function showOrder(id, gen) {
   let last = '';
   refresh = async () => {
+    if (!isCurrent(gen)) return;
     const [o, t, n] = await Promise.all([
       api('GET', `/orders/${id}`),
       api('GET', `/orders/${id}/timeline`),
       api('GET', `/orders/${id}/notifications`),
     ]);
+    if (!isCurrent(gen)) return;
     const key = JSON.stringify([o, t, n]);
     if (key === last) return;
     last = key;
     if ($('#confirm').open) return; // never redraw under an open question
-    $('#view').replaceChildren(...orderView(o, t.data, n.data));
+    draw(gen, ...orderView(o, t.data, n.data));
   };
   await refresh();
-  timer = setInterval(() => refresh().catch((e) => say(e.message, true)), REFRESH_MS);
+  every(gen, REFRESH_MS, async () => {
+    await refresh();
+  });
 }
 
 // ---- bulk actions ---------------------------------------------------------------------------
@@ -446,23 +463,18 @@ function progressView(b) {
   );
 }
 
-async function followBulk(id, into) {
-  const draw = async () => {
+async function followBulk(id, into, gen) {
+  const show = async () => {
     const b = await api('GET', `/bulk-actions/${id}`);
+    if (!isCurrent(gen)) return true;
     into.replaceChildren(progressView(b));
     return b.status === 'completed';
   };
-  if (await draw()) return;
-  timer = setInterval(async () => {
-    try {
-      if (await draw()) clearInterval(timer);
-    } catch (e) {
-      say(e.message, true);
-    }
-  }, 400);
+  if (await show()) return;
+  every(gen, 400, show);
 }
 
-function showBulk(runningId) {
+function showBulk(runningId, gen) {
   const action = el(
     'select',
     { id: 'bulk-action', name: 'action' },
@@ -541,7 +553,7 @@ function showBulk(runningId) {
                   const started = await api('POST', '/bulk-actions', body);
                   history.replaceState(null, '', `#/bulk/${started.id}`);
                   outcome.replaceChildren();
-                  await followBulk(started.id, running);
+                  await followBulk(started.id, running, gen);
                 } catch (e) {
                   say(e.message, true);
                 }
@@ -573,7 +585,8 @@ function showBulk(runningId) {
         'Bulk actions are run by operators; a viewer may follow one by its link.',
       ),
     );
-  $('#view').replaceChildren(
+  draw(
+    gen,
     el(
       'section',
       {},
@@ -584,12 +597,12 @@ function showBulk(runningId) {
     ),
     running,
   );
-  if (runningId) return followBulk(runningId, running);
+  if (runningId) return followBulk(runningId, running, gen);
 }
 
 // ---- webhook endpoints ----------------------------------------------------------------------
 
-async function showEndpoints() {
+async function showEndpoints(gen) {
   const { data } = await api('GET', '/webhook-endpoints');
   data.sort((a, b) => (a.status === 'disabled' ? 0 : 1) - (b.status === 'disabled' ? 0 : 1));
   const rows = data.map((e) =>
@@ -615,7 +628,7 @@ async function showEndpoints() {
                     'POST',
                     `/webhook-endpoints/${e.id}/recover`,
                     { since: e.created_at },
-                    showEndpoints,
+                    () => showEndpoints(gen),
                   ),
               },
               'Recover',
@@ -624,7 +637,8 @@ async function showEndpoints() {
       ),
     ),
   );
-  $('#view').replaceChildren(
+  draw(
+    gen,
     el(
       'section',
       {},
@@ -653,25 +667,64 @@ async function checkAlerts() {
 
 // ---- routing --------------------------------------------------------------------------------
 
+/**
+ * Runs `tick` every `ms` while route `gen` is current (the one timer of the page: a navigation
+ * clears it); stops when `tick` says it is done, reports its errors in the status line.
+ */
+function every(gen, ms, tick) {
+  if (!isCurrent(gen)) return;
+  clearInterval(timer);
+  const id = setInterval(async () => {
+    if (!isCurrent(gen)) return clearInterval(id);
+    try {
+      if (await tick()) clearInterval(id);
+    } catch (e) {
+      if (isCurrent(gen)) say(e.message, true);
+    }
+  }, ms);
+  timer = id;
+}
+
+/** What a route that failed leaves on screen: what went wrong and the way back, nothing to act on. */
+function errorView(e) {
+  return el(
+    'section',
+    { id: 'route-error', class: 'error-panel', role: 'alert', 'data-http-status': e.status },
+    el('h2', {}, e.status === 404 ? 'Not found' : 'This page could not be loaded'),
+    el('p', { id: 'route-error-message' }, e.message),
+    el('p', {}, el('a', { href: '#/orders', id: 'route-error-back' }, 'Back to orders')),
+  );
+}
+
 async function route() {
+  const gen = ++generation;
   clearInterval(timer);
   refresh = async () => undefined;
   say('');
+  // Nothing of the page left behind stays on screen (or in an open question) while this one loads.
+  if ($('#confirm').open) $('#confirm').close('cancel');
+  delete document.body.dataset.view;
+  draw(gen, el('p', { class: 'muted', id: 'loading' }, 'loading…'));
   const [path, query] = location.hash.replace(/^#/, '').split('?');
   const parts = path.split('/').filter(Boolean);
   const section = parts[0] || 'orders';
   for (const a of document.querySelectorAll('nav a[data-nav]'))
     a.classList.toggle('current', a.dataset.nav === (section === 'order' ? 'orders' : section));
   try {
-    if (section === 'order' && parts[1]) await showOrder(parts[1]);
-    else if (section === 'bulk') await showBulk(parts[1]);
-    else if (section === 'endpoints') await showEndpoints();
-    else await showOrders(new URLSearchParams(query || ''));
-    document.body.dataset.view = section;
+    if (section === 'order' && parts[1]) await showOrder(parts[1], gen);
+    else if (section === 'bulk') await showBulk(parts[1], gen);
+    else if (section === 'endpoints') await showEndpoints(gen);
+    else await showOrders(new URLSearchParams(query || ''), gen);
+    if (isCurrent(gen)) document.body.dataset.view = section;
   } catch (e) {
+    if (!isCurrent(gen)) return;
+    clearInterval(timer);
+    refresh = async () => undefined;
+    draw(gen, errorView(e));
+    document.body.dataset.view = 'error';
     say(e.message, true);
   }
-  checkAlerts();
+  if (isCurrent(gen)) checkAlerts();
 }
 
 async function start() {
