@@ -226,6 +226,43 @@ describe('operator console in a browser', () => {
     }
   }, 120_000);
 
+  it("when an operator follows an order's customer, then the page names the customer and lists their orders, the Customer id field finds them too", async () => {
+    const tag = Math.random().toString(36).slice(2, 8);
+    const grace = await makeCustomer(h(), { name: 'Grace Hopper', email: `grace-${tag}@example.test` });
+    const other = await makeCustomer(h(), { name: 'Alan Turing' });
+    const p = await makeProduct(h(), 10);
+    const first = await placeOrder(h(), grace.id, [{ sku: p.sku, quantity: 1 }]);
+    const second = await placeOrder(h(), grace.id, [{ sku: p.sku, quantity: 2 }]);
+    const theirs = await placeOrder(h(), other.id, [{ sku: p.sku, quantity: 1 }]);
+    const orderIds = () =>
+      b.page.$$eval('#orders-table tbody tr', (rs) => rs.map((r) => r.getAttribute('data-order-id')));
+    const b = await asRole('operator');
+    try {
+      await openConsole(b, `#/order/${first.id}`);
+      await b.page.waitForSelector(`#order[data-order-id="${first.id}"] #order-customer-link`);
+      expect(await b.page.textContent('#order-customer-link')).toBe('Grace Hopper');
+      expect(await b.page.textContent('#order-customer-email')).toBe(`<grace-${tag}@example.test>`);
+      expect(await b.page.getAttribute('#order-customer-link', 'href')).toBe(`#/orders?customer_id=${grace.id}`);
+
+      await b.page.click('#order-customer-link');
+      await b.page.waitForSelector(`#results[data-query*="customer_id=${grace.id}"] #orders-table`);
+      expect(await orderIds()).toEqual([second.id, first.id]);
+      expect(await b.page.inputValue('#search-customer-id')).toBe(grace.id);
+      expect(await b.page.textContent('#results-customer')).toBe(`Orders of Grace Hopper <grace-${tag}@example.test>`);
+
+      // The field of the search form, by hand.
+      await b.page.fill('#search-customer-id', other.id);
+      await b.page.click('#search-go');
+      await b.page.waitForSelector(`#results[data-query*="customer_id=${other.id}"] #orders-table`);
+      expect(await orderIds()).toEqual([theirs.id]);
+      expect(b.page.url()).toContain(`#/orders?customer_id=${other.id}`);
+
+      expect(b.errors).toEqual([]);
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
+
   it('when a viewer opens the console, then it reads everything but sees no action button, and a write it posts anyway is 403', async () => {
     const { ids } = await failedOrders(h(), 1, 5, () => ({ external_ref: 'ERP-VIEW-1' }));
     const [failed] = ids;
@@ -238,6 +275,8 @@ describe('operator console in a browser', () => {
       expect(await b.page.textContent('#who')).toMatch(/viewer.*read-only/);
       await b.page.waitForSelector('#order[data-status="failed"]');
       expect(await b.page.textContent('#timeline')).toContain('simulated outage');
+      // The customer is named for a viewer too (GET /v1/customers/:id lets a viewer read).
+      expect(await b.page.textContent('#order-customer-link')).toBe('Ada Customer');
       expect(await b.page.$$('#order button')).toHaveLength(0);
       expect(await b.page.$$('button.resend')).toHaveLength(0);
       await b.page.screenshot({ path: screenshotPath('console-viewer.png'), fullPage: true });

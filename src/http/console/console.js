@@ -125,6 +125,9 @@ function table(id, headers, rows, empty) {
 
 // ---- orders: search -------------------------------------------------------------------------
 
+/** The search form's fields, each a query parameter of GET /v1/orders (and of the #/orders hash). */
+const SEARCH_KEYS = ['q', 'status', 'sku', 'external_ref', 'customer_id'];
+
 function searchForm(params) {
   const input = (name, label, placeholder) =>
     el(
@@ -155,6 +158,7 @@ function searchForm(params) {
     el('label', {}, 'Status', status),
     input('sku', 'SKU', 'MUG-1'),
     input('external_ref', 'External ref', 'ERP-88231'),
+    input('customer_id', 'Customer id', 'the customer’s UUID'),
     el('button', { class: 'primary', id: 'search-go', type: 'submit' }, 'Search'),
   );
 }
@@ -177,17 +181,22 @@ async function showOrders(params, gen) {
   const results = el('div', { id: 'results' }, el('p', { class: 'muted' }, 'searching…'));
   draw(gen, el('section', {}, el('h2', {}, 'Find orders'), searchForm(params)), el('section', {}, results));
   const query = new URLSearchParams();
-  for (const k of ['q', 'status', 'sku', 'external_ref']) if (params.get(k)) query.set(k, params.get(k));
+  for (const k of SEARCH_KEYS) if (params.get(k)) query.set(k, params.get(k));
   query.set('limit', '50');
   const rows = [];
   const more = el('button', { id: 'search-more', type: 'button' }, 'More');
+  // Whose orders these are, when the search is one customer's (a customer that cannot be read: none).
+  const customer = params.get('customer_id')
+    ? api('GET', `/customers/${encodeURIComponent(params.get('customer_id'))}`).catch(() => null)
+    : Promise.resolve(null);
   const load = async (cursor) => {
     if (cursor) query.set('cursor', cursor);
-    const page = await api('GET', `/orders?${query}`);
+    const [page, c] = await Promise.all([api('GET', `/orders?${query}`), customer]);
     if (!isCurrent(gen)) return;
     rows.push(...page.data.map(orderRow));
     results.dataset.query = query.toString();
     results.replaceChildren(
+      c ? el('p', { id: 'results-customer' }, `Orders of ${c.name} <${c.email}>`) : '',
       el('h3', {}, `${rows.length}${page.next_cursor ? '+' : ''} order${rows.length === 1 ? '' : 's'}`),
       table('orders-table', ['Order', 'External ref', 'Status', 'Reason', 'Lines', 'Total', 'Created'], rows),
       page.next_cursor ? more : '',
@@ -229,7 +238,22 @@ function describe(e) {
 }
 const actorText = (a) => (a ? `${a.name}${a.name === a.role ? '' : ` (${a.role})`}` : '');
 
-function orderView(o, timeline, notifications) {
+/** The order's customer: name and e-mail (when it could be read), a link to all their orders. */
+function customerFact(o, customer) {
+  return el(
+    'span',
+    { id: 'order-customer' },
+    el(
+      'a',
+      { href: `#/orders?customer_id=${encodeURIComponent(o.customer_id)}`, id: 'order-customer-link' },
+      customer ? customer.name : o.customer_id,
+    ),
+    customer ? [' ', el('span', { id: 'order-customer-email' }, `<${customer.email}>`)] : '',
+    customer ? el('div', { class: 'mono muted' }, o.customer_id) : '',
+  );
+}
+
+function orderView(o, timeline, notifications, customer) {
   const buttons = [];
   if (canWrite() && o.status === 'failed')
     buttons.push(
@@ -372,7 +396,7 @@ function orderView(o, timeline, notifications) {
         fact('Total', money(o.total_cents)),
         fact('ETA', o.eta ? when(o.eta) : '—'),
         fact('Processing runs', String(o.attempts)),
-        fact('Customer', el('span', { class: 'mono' }, o.customer_id)),
+        fact('Customer', customerFact(o, customer)),
         fact('Created', when(o.created_at)),
         fact('Updated', when(o.updated_at)),
         fact('Id', el('span', { class: 'mono' }, o.id)),
@@ -410,6 +434,8 @@ let refresh = async () => undefined;
 
 async function showOrder(id, gen) {
   let last = '';
+  // Read once per visit: a customer's name and e-mail do not change while the order is watched.
+  let customer;
   refresh = async () => {
     if (!isCurrent(gen)) return;
     const [o, t, n] = await Promise.all([
@@ -417,12 +443,14 @@ async function showOrder(id, gen) {
       api('GET', `/orders/${id}/timeline`),
       api('GET', `/orders/${id}/notifications`),
     ]);
+    if (customer?.id !== o.customer_id)
+      customer = await api('GET', `/customers/${o.customer_id}`).catch(() => ({ id: o.customer_id, missing: true }));
     if (!isCurrent(gen)) return;
     const key = JSON.stringify([o, t, n]);
     if (key === last) return;
     last = key;
     if ($('#confirm').open) return; // never redraw under an open question
-    draw(gen, ...orderView(o, t.data, n.data));
+    draw(gen, ...orderView(o, t.data, n.data, customer.missing ? undefined : customer));
   };
   await refresh();
   every(gen, REFRESH_MS, async () => {
