@@ -226,7 +226,7 @@ describe('operator console in a browser', () => {
     }
   }, 120_000);
 
-  it("when an operator follows an order's customer, then the page names the customer and lists their orders, the Customer id field finds them too", async () => {
+  it("when an operator follows an order's customer, then the page names the customer and lists their orders, the Customer id field finds them too, and a short q that finds nothing says why", async () => {
     const tag = Math.random().toString(36).slice(2, 8);
     const grace = await makeCustomer(h(), { name: 'Grace Hopper', email: `grace-${tag}@example.test` });
     const other = await makeCustomer(h(), { name: 'Alan Turing' });
@@ -257,6 +257,24 @@ describe('operator console in a browser', () => {
       expect(await orderIds()).toEqual([theirs.id]);
       expect(b.page.url()).toContain(`#/orders?customer_id=${other.id}`);
 
+      // Three characters of an id find nothing, and the page says why; more of it finds the order.
+      await b.page.fill('#search-customer-id', '');
+      await b.page.fill('#search-q', first.id.slice(0, 3));
+      await b.page.click('#search-go');
+      await b.page.waitForSelector(`#results[data-query^="q=${first.id.slice(0, 3)}&"]`);
+      expect(await b.page.textContent('#results h3')).toBe('0 orders');
+      expect(await b.page.textContent('#search-hint')).toMatch(/order id prefix needs at least 4 characters/);
+      await b.page.fill('#search-q', first.id.slice(0, 8));
+      await b.page.click('#search-go');
+      await b.page.waitForSelector(`#results[data-query^="q=${first.id.slice(0, 8)}&"] #orders-table`);
+      expect(await orderIds()).toContain(first.id);
+      expect(await b.page.$$('#search-hint')).toHaveLength(0);
+      // Long enough and still nothing: no hint about length.
+      await b.page.fill('#search-q', 'NO-SUCH-REF');
+      await b.page.click('#search-go');
+      await b.page.waitForSelector('#results[data-query^="q=NO-SUCH-REF&"]');
+      expect(await b.page.textContent('#results h3')).toBe('0 orders');
+      expect(await b.page.$$('#search-hint')).toHaveLength(0);
       expect(b.errors).toEqual([]);
     } finally {
       await b.close();

@@ -185,6 +185,7 @@ async function showOrders(params, gen) {
   query.set('limit', '50');
   const rows = [];
   const more = el('button', { id: 'search-more', type: 'button' }, 'More');
+  const q = (params.get('q') || '').trim();
   // Whose orders these are, when the search is one customer's (a customer that cannot be read: none).
   const customer = params.get('customer_id')
     ? api('GET', `/customers/${encodeURIComponent(params.get('customer_id'))}`).catch(() => null)
@@ -198,6 +199,15 @@ async function showOrders(params, gen) {
     results.replaceChildren(
       c ? el('p', { id: 'results-customer' }, `Orders of ${c.name} <${c.email}>`) : '',
       el('h3', {}, `${rows.length}${page.next_cursor ? '+' : ''} order${rows.length === 1 ? '' : 's'}`),
+      // q finds an id only from 4 characters on; shorter, it matches only a whole external_ref, e-mail or SKU.
+      rows.length === 0 && q && q.length < 4
+        ? el(
+            'p',
+            { class: 'hint', id: 'search-hint' },
+            `No order matches "${q}". An order id prefix needs at least 4 characters; `,
+            'shorter, Search finds only an exact external ref, customer e-mail or SKU.',
+          )
+        : '',
       table('orders-table', ['Order', 'External ref', 'Status', 'Reason', 'Lines', 'Total', 'Created'], rows),
       page.next_cursor ? more : '',
     );
