@@ -281,6 +281,46 @@ describe('operator console in a browser', () => {
     }
   }, 120_000);
 
+  it('when an operator cancels an order from the console with a reason typed in the dialog, then the order records that reason, and an empty one records the default', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 10);
+    const typed = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const left = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const lastHistory = async (id: string) =>
+      (await h().api('GET', `/v1/orders/${id}/timeline`)).body.data.filter((e: any) => e.kind === 'history').at(-1);
+    const b = await asRole('operator');
+    try {
+      await openConsole(b, `#/order/${typed.id}`);
+      await b.page.click(`#order[data-order-id="${typed.id}"] #action-cancel`);
+      await b.page.waitForSelector('#confirm[open] #confirm-reason');
+      expect(await b.page.isVisible('#confirm-reason')).toBe(true);
+      await b.page.fill('#confirm-reason', 'customer phoned: duplicate of ERP-77');
+      await confirm(b.page, /Cancel order #\d+/);
+      await b.page.waitForSelector('#order[data-status="cancelled"]');
+      expect(await b.page.textContent('#order .facts')).toContain('customer phoned: duplicate of ERP-77');
+      const cancelled = (await h().api('GET', `/v1/orders/${typed.id}`)).body;
+      expect(cancelled).toMatchObject({ status: 'cancelled', status_reason: 'customer phoned: duplicate of ERP-77' });
+      expect(await lastHistory(typed.id)).toMatchObject({
+        status: 'cancelled',
+        detail: 'customer phoned: duplicate of ERP-77',
+        actor: { role: 'operator' },
+      });
+
+      // Nothing typed, and Enter in the field: confirmed, with the default reason.
+      await b.page.goto(`${h().baseUrl}/console#/order/${left.id}`);
+      await b.page.click(`#order[data-order-id="${left.id}"] #action-cancel`);
+      await b.page.waitForSelector('#confirm[open] #confirm-reason');
+      expect(await b.page.inputValue('#confirm-reason')).toBe('');
+      await b.page.press('#confirm-reason', 'Enter');
+      await b.page.waitForSelector('#order[data-status="cancelled"]');
+      expect((await h().api('GET', `/v1/orders/${left.id}`)).body.status_reason).toBe('cancelled from the console');
+      expect((await lastHistory(left.id)).detail).toBe('cancelled from the console');
+      expect(b.errors).toEqual([]);
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
+
   it('when a viewer opens the console, then it reads everything but sees no action button, and a write it posts anyway is 403', async () => {
     const { ids } = await failedOrders(h(), 1, 5, () => ({ external_ref: 'ERP-VIEW-1' }));
     const [failed] = ids;

@@ -82,20 +82,31 @@ async function api(method, path, body) {
   return data;
 }
 
-/** Asks in the page's own dialog; resolves true on Confirm. */
-function confirmAction(title, text, danger) {
+/**
+ * Asks in the page's own dialog; resolves true on Confirm. With `reason` (its placeholder) the
+ * dialog also takes a reason, read from #confirm-reason once it has closed.
+ */
+function confirmAction(title, text, danger, reason) {
   const d = $('#confirm');
   $('#confirm-title').textContent = title;
   $('#confirm-text').textContent = text;
   $('#confirm-yes').className = danger ? 'danger' : 'primary';
+  $('#confirm-reason-label').hidden = reason === undefined;
+  $('#confirm-reason').value = '';
+  $('#confirm-reason').placeholder = reason || '';
   d.returnValue = '';
   d.showModal();
   return new Promise((resolve) => d.addEventListener('close', () => resolve(d.returnValue === 'ok'), { once: true }));
 }
 
-/** Runs a write after confirmation; reports its outcome in the status line. */
-async function act(title, text, method, path, body, done) {
-  if (!(await confirmAction(title, text, method === 'POST' && /cancel/.test(path)))) return;
+/**
+ * Runs a write after confirmation; reports its outcome in the status line. With `defaultReason`
+ * the dialog asks for a reason, sent as the body's `reason` (left empty: the default).
+ */
+async function act(title, text, method, path, body, done, defaultReason) {
+  const danger = method === 'POST' && /cancel/.test(path);
+  if (!(await confirmAction(title, text, danger, defaultReason))) return;
+  if (defaultReason !== undefined) body = { ...body, reason: $('#confirm-reason').value.trim() || defaultReason };
   try {
     const out = await api(method, path, body);
     say(`${title}: done`);
@@ -298,8 +309,9 @@ function orderView(o, timeline, notifications, customer) {
               'Its reserved stock is released; this cannot be undone.',
               'POST',
               `/orders/${o.id}/cancel`,
-              { reason: 'cancelled from the console' },
+              {},
               refresh,
+              'cancelled from the console',
             ),
         },
         'Cancel',
@@ -765,7 +777,15 @@ async function route() {
   if (isCurrent(gen)) checkAlerts();
 }
 
+// Enter in the reason field confirms (a form's implicit submission would press its first button, Cancel).
+function enterConfirms(ev) {
+  if (ev.key !== 'Enter') return;
+  ev.preventDefault();
+  $('#confirm').close('ok');
+}
+
 async function start() {
+  $('#confirm-reason').addEventListener('keydown', enterConfirms);
   const res = await fetch('/console/session', { credentials: 'same-origin' });
   session = await res.json();
   document.body.dataset.role = session.role;
