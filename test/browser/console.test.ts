@@ -105,7 +105,7 @@ describe('operator console in a browser', () => {
     }
   }, 120_000);
 
-  it('when an operator retries 300 failed orders in bulk from the console, then the dry run counts 300 and the progress bar reaches 300', async () => {
+  it('when an operator retries 300 failed orders in bulk from the console, then the dry run counts 300, the progress bar reaches 300, and the bulk page lists it with its reason and filter afterwards', async () => {
     const { ids, sku } = await failedOrders(h(), 300, 300);
     await h().startWorkers();
     const b = await asRole('operator');
@@ -162,6 +162,32 @@ describe('operator console in a browser', () => {
           ) === 300,
         { what: '300 confirmed', timeout: 60000 },
       );
+
+      // Left and found again: the bulk page lists it first, and its link shows its progress, reason and filter.
+      await b.page.click('nav a[data-nav="orders"]');
+      await b.page.waitForSelector('body[data-view="orders"]');
+      await b.page.click('nav a[data-nav="bulk"]');
+      await b.page.waitForSelector('#bulk-recent tbody tr');
+      const recent = await b.page.$$eval('#bulk-recent tbody tr', (rs) =>
+        rs.map((r) => [r.getAttribute('data-bulk-id'), ...[...r.children].map((td) => td.textContent)]),
+      );
+      expect(recent[0].slice(0, 9)).toEqual([
+        bulkId,
+        'retry_orders',
+        'after the outage',
+        '300',
+        '300',
+        '0',
+        '0',
+        'completed',
+        'operator',
+      ]);
+      await b.page.click(`#bulk-recent tr[data-bulk-id="${bulkId}"] a.bulk-link`);
+      await b.page.waitForSelector(`#bulk-run[data-bulk-id="${bulkId}"][data-bulk-status="completed"]`);
+      expect(b.page.url()).toContain(`#/bulk/${bulkId}`);
+      expect(await b.page.textContent('#bulk-run-reason')).toBe('Reason: after the outage');
+      expect(await b.page.textContent('#bulk-run-filter')).toBe(`Filter: sku: ${sku}`);
+      expect(await b.page.textContent('#bulk-progress-text')).toMatch(/^300 of 300 · done 300/);
       expect(b.errors).toEqual([]);
     } finally {
       await b.close();
@@ -326,6 +352,11 @@ describe('operator console in a browser', () => {
     const [failed] = ids;
     const endpoint = await disabledEndpoint(h(), 'https://erp.example/viewer-hooks');
     const bulkRuns = async () => Number((await h().ctx.db('bulk_actions').count({ n: '*' }))[0].n);
+    const viewed = (
+      await h().api('POST', '/v1/bulk-actions', {
+        body: { action: 'cancel_orders', filter: { ids: [endpoint] }, reason: 'viewer sees this' },
+      })
+    ).body.id;
     const runsBefore = await bulkRuns();
     const b = await asRole('viewer');
     try {
@@ -341,6 +372,13 @@ describe('operator console in a browser', () => {
 
       await b.page.goto(`${h().baseUrl}/console#/bulk`);
       await b.page.waitForSelector('#bulk-read-only');
+      // A viewer finds the bulk actions that ran, and follows one.
+      await b.page.waitForSelector(`#bulk-recent tr[data-bulk-id="${viewed}"]`);
+      expect(await b.page.$$('#view button')).toHaveLength(0);
+      await b.page.click(`#bulk-recent tr[data-bulk-id="${viewed}"] a.bulk-link`);
+      await b.page.waitForSelector(`#bulk-run[data-bulk-id="${viewed}"]`);
+      expect(await b.page.textContent('#bulk-run-reason')).toBe('Reason: viewer sees this');
+      expect(await b.page.textContent('#bulk-run-filter')).toBe('Filter: ids: 1');
       expect(await b.page.$$('#view button')).toHaveLength(0);
 
       await b.page.goto(`${h().baseUrl}/console#/endpoints`);

@@ -492,6 +492,12 @@ const TIME_FIELDS = new Set(['created_from', 'created_to', 'since']);
 const NOUN = { retry_orders: 'orders', cancel_orders: 'orders', resend_deliveries: 'deliveries' };
 const VERB = { retry_orders: 'Retry', cancel_orders: 'Cancel', resend_deliveries: 'Resend' };
 
+/** A filter as `key: value · …` (a list of ids as its count); `{}` is everything the action qualifies. */
+function filterText(filter) {
+  const parts = Object.entries(filter || {}).map(([k, v]) => (Array.isArray(v) ? `${k}: ${v.length}` : `${k}: ${v}`));
+  return parts.length ? parts.join(' · ') : 'none (every item the action qualifies)';
+}
+
 function progressView(b) {
   const processed = b.done + b.skipped + b.failed;
   return el(
@@ -504,6 +510,8 @@ function progressView(b) {
       { class: 'progress-text', id: 'bulk-progress-text' },
       `${processed} of ${b.matched} · done ${b.done} · skipped ${b.skipped} · failed ${b.failed}`,
     ),
+    el('p', { id: 'bulk-run-reason' }, 'Reason: ', b.reason || '—'),
+    el('p', { id: 'bulk-run-filter' }, 'Filter: ', el('span', { class: 'mono' }, filterText(b.filter))),
     el(
       'p',
       { class: 'muted' },
@@ -513,18 +521,52 @@ function progressView(b) {
   );
 }
 
-async function followBulk(id, into, gen) {
+/** The newest bulk actions, each a link to its progress (GET /v1/bulk-actions). */
+async function showRecentBulk(into, gen) {
+  const { data } = await api('GET', '/bulk-actions?limit=20');
+  if (!isCurrent(gen)) return;
+  const rows = data.map((b) =>
+    el(
+      'tr',
+      { 'data-bulk-id': b.id, 'data-bulk-status': b.status },
+      el('td', {}, el('a', { href: `#/bulk/${b.id}`, class: 'bulk-link' }, b.action)),
+      el('td', {}, b.reason || '—'),
+      el('td', { class: 'num' }, b.matched),
+      el('td', { class: 'num' }, b.done),
+      el('td', { class: 'num' }, b.skipped),
+      el('td', { class: 'num' }, b.failed),
+      el('td', {}, badge(b.status)),
+      el('td', {}, actorText(b.actor)),
+      el('td', {}, when(b.created_at)),
+    ),
+  );
+  into.replaceChildren(
+    el('h3', {}, 'Recent bulk actions'),
+    table(
+      'bulk-recent',
+      ['Action', 'Reason', 'Matched', 'Done', 'Skipped', 'Failed', 'Status', 'By', 'Created'],
+      rows,
+      'none yet',
+    ),
+  );
+}
+
+async function followBulk(id, into, gen, recent) {
+  let was;
   const show = async () => {
     const b = await api('GET', `/bulk-actions/${id}`);
     if (!isCurrent(gen)) return true;
     into.replaceChildren(progressView(b));
+    // The list shows the run too: drawn again when it starts or finishes.
+    if (recent && was !== b.status) await showRecentBulk(recent, gen);
+    was = b.status;
     return b.status === 'completed';
   };
   if (await show()) return;
   every(gen, 400, show);
 }
 
-function showBulk(runningId, gen) {
+async function showBulk(runningId, gen) {
   const action = el(
     'select',
     { id: 'bulk-action', name: 'action' },
@@ -533,6 +575,7 @@ function showBulk(runningId, gen) {
   const fields = el('div', { class: 'bulk-fields', style: 'display:contents' });
   const outcome = el('div', { id: 'bulk-dry' });
   const running = el('div', { id: 'bulk-running' });
+  const recent = el('section', { id: 'bulk-recent-section' }, el('p', { class: 'muted' }, 'loading…'));
   const drawFields = () => {
     fields.replaceChildren(
       ...BULK_FIELDS[action.value].map((f) =>
@@ -603,7 +646,7 @@ function showBulk(runningId, gen) {
                   const started = await api('POST', '/bulk-actions', body);
                   history.replaceState(null, '', `#/bulk/${started.id}`);
                   outcome.replaceChildren();
-                  await followBulk(started.id, running, gen);
+                  await followBulk(started.id, running, gen, recent);
                 } catch (e) {
                   say(e.message, true);
                 }
@@ -646,8 +689,10 @@ function showBulk(runningId, gen) {
       outcome,
     ),
     running,
+    recent,
   );
-  if (runningId) return followBulk(runningId, running, gen);
+  if (runningId) await followBulk(runningId, running, gen, recent);
+  else await showRecentBulk(recent, gen);
 }
 
 // ---- webhook endpoints ----------------------------------------------------------------------
