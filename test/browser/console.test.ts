@@ -415,6 +415,27 @@ describe('operator console in a browser', () => {
     }
   }, 120_000);
 
+  it('when an operator follows the nav links, then the console, the dashboard and the queues board lead to one another', async () => {
+    const b = await asRole('operator');
+    try {
+      await openConsole(b);
+      await b.page.click('nav a[href="/dashboard"]');
+      await b.page.waitForSelector('body[data-loaded="true"] nav a[href="/console"]', { timeout: 15000 });
+      expect(new URL(b.page.url()).pathname).toBe('/dashboard');
+      await b.page.click('nav a[href="/console"]');
+      await b.page.waitForSelector('body[data-loaded="true"][data-view="orders"]', { timeout: 15000 });
+      expect(new URL(b.page.url()).pathname).toBe('/console');
+      // The board's menu links (bull-board's uiConfig.miscLinks, rendered in its header menu).
+      await b.page.click('nav a[href="/admin/queues"]');
+      await b.page.waitForSelector('#__UI_CONFIG__', { state: 'attached' });
+      const ui = JSON.parse((await b.page.textContent('#__UI_CONFIG__')) ?? '{}');
+      expect(ui.miscLinks).toContainEqual({ text: 'Console', url: '/console' });
+      expect(b.errors).toEqual([]);
+    } finally {
+      await b.close();
+    }
+  }, 60_000);
+
   it('when the console is asked without credentials, with an intake key, or cross-site, then it refuses', async () => {
     const bulkRuns = async () => Number((await h().ctx.db('bulk_actions').count({ n: '*' }))[0].n);
     const runsBefore = await bulkRuns();
