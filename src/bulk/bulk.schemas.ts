@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ORDER_STATUSES } from '../orders/status';
+import { limitSchema } from '../platform/validation';
 
 const timestamp = z.string().meta({ format: 'date-time' });
 const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID');
@@ -63,3 +64,10 @@ export const bulkActionSchema = z
   })
   .meta({ id: 'BulkAction' });
 export type BulkAction = z.infer<typeof bulkActionSchema>;
+
+export const listBulkActionsQuerySchema = z.object({
+  limit: limitSchema,
+  cursor: z.string().max(500).optional(),
+});
+export type ListBulkActionsQuery = z.infer<typeof listBulkActionsQuerySchema>;
+export const bulkActionPageSchema = z.object({ data: z.array(bulkActionSchema), next_cursor: z.string().nullable() });

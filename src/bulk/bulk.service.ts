@@ -1,4 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
+import { z } from 'zod';
 import type { Actor } from '../platform/actor';
 import type { Context } from '../platform/context';
 import type { Db, Executor, Trx } from '../platform/db';
@@ -8,7 +9,8 @@ import { logger } from '../platform/logger';
 import { runUnitOfWork, type UnitOfWork } from '../platform/unit-of-work';
 import { resendInUnit } from '../notifications';
 import { cancelInUnit, isoSql, retryInUnit } from '../orders';
-import type { BulkAction, BulkRequest } from './bulk.schemas';
+import { decodeCursor, encodeCursor, uuidParam } from '../platform/validation';
+import type { BulkAction, BulkRequest, ListBulkActionsQuery } from './bulk.schemas';
 
 const FINAL = ['rejected', 'completed', 'cancelled'];
 
@@ -70,6 +72,30 @@ export async function getBulkAction(db: Executor, id: string): Promise<BulkActio
   const row = await db('bulk_actions').where({ id }).first(BULK_COLUMNS(db));
   if (!row) throw new NotFoundError('bulk action');
   return row;
+}
+
+const bulkCursor = z.object({ id: uuidParam });
+
+/**
+ * Newest first, keyset on id: ids are UUID v7, so their order is the order of creation (as for
+ * customers), and the primary key serves every page.
+ */
+export async function listBulkActions(
+  db: Executor,
+  q: ListBulkActionsQuery,
+): Promise<{ data: BulkAction[]; next_cursor: string | null }> {
+  const after = decodeCursor(bulkCursor, q.cursor);
+  const query = db('bulk_actions')
+    .select(BULK_COLUMNS(db))
+    .orderBy('id', 'desc')
+    .limit(q.limit + 1);
+  if (after) query.where('id', '<', after.id);
+  const rows: BulkAction[] = await query;
+  const page = rows.slice(0, q.limit);
+  return {
+    data: page,
+    next_cursor: rows.length > q.limit ? encodeCursor({ id: page[page.length - 1].id }) : null,
+  };
 }
 
 /** A dry run: how many items the action would act on now, and up to 20 of their ids. */

@@ -1,2 +1,9 @@
 export * from './bulk.schemas';
-export { countBulk, createBulkAction, getBulkAction, runBulkAction, runningBulkActions } from './bulk.service';
+export {
+  countBulk,
+  createBulkAction,
+  getBulkAction,
+  listBulkActions,
+  runBulkAction,
+  runningBulkActions,
+} from './bulk.service';

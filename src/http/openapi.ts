@@ -61,7 +61,13 @@ import {
   ordersReportSchema,
   queuesReportSchema,
 } from '../reports/reports.schemas';
-import { bulkActionSchema, bulkDryRunSchema, bulkRequestSchema } from '../bulk';
+import {
+  bulkActionPageSchema,
+  bulkActionSchema,
+  bulkDryRunSchema,
+  bulkRequestSchema,
+  listBulkActionsQuerySchema,
+} from '../bulk';
 import { eventPageSchema, eventSchema, eventsQuerySchema } from '../events';
 import { restockAcceptedSchema, restockBatchSchema, restockEventSchema } from '../restocks/restocks.schemas';
 import {
@@ -220,6 +226,7 @@ const OUTPUT = {
   QueuesReport: queuesReportSchema,
   Timeline: timelineSchema,
   BulkAction: bulkActionSchema,
+  BulkActionPage: bulkActionPageSchema,
   BulkDryRun: bulkDryRunSchema,
   Event: eventSchema,
   EventPage: eventPageSchema,
@@ -315,6 +322,15 @@ export const OPERATIONS: Operation[] = [
     body: { ref: 'BulkRequest' },
     ok: ok(202, 'BulkAction', 'Accepted: running', { Location: hdr('Location') }),
     alsoOk: ok(200, 'BulkDryRun', 'dry_run: what it would act on'),
+  },
+  {
+    method: 'get',
+    path: '/v1/bulk-actions',
+    tag: 'operations',
+    summary: 'Bulk actions, newest first, with their progress',
+    access: 'read',
+    query: listBulkActionsQuerySchema,
+    ok: ok(200, 'BulkActionPage'),
   },
   {
     method: 'get',

@@ -105,7 +105,7 @@ describe('operator console in a browser', () => {
     }
   }, 120_000);
 
-  it('when an operator retries 300 failed orders in bulk from the console, then the dry run counts 300 and the progress bar reaches 300', async () => {
+  it('when an operator retries 300 failed orders in bulk from the console, then the dry run counts 300, the progress bar reaches 300, and the bulk page lists it with its reason and filter afterwards', async () => {
     const { ids, sku } = await failedOrders(h(), 300, 300);
     await h().startWorkers();
     const b = await asRole('operator');
@@ -162,17 +162,201 @@ describe('operator console in a browser', () => {
           ) === 300,
         { what: '300 confirmed', timeout: 60000 },
       );
+
+      // Left and found again: the bulk page lists it first, and its link shows its progress, reason and filter.
+      await b.page.click('nav a[data-nav="orders"]');
+      await b.page.waitForSelector('body[data-view="orders"]');
+      await b.page.click('nav a[data-nav="bulk"]');
+      await b.page.waitForSelector('#bulk-recent tbody tr');
+      const recent = await b.page.$$eval('#bulk-recent tbody tr', (rs) =>
+        rs.map((r) => [r.getAttribute('data-bulk-id'), ...[...r.children].map((td) => td.textContent)]),
+      );
+      expect(recent[0].slice(0, 9)).toEqual([
+        bulkId,
+        'retry_orders',
+        'after the outage',
+        '300',
+        '300',
+        '0',
+        '0',
+        'completed',
+        'operator',
+      ]);
+      await b.page.click(`#bulk-recent tr[data-bulk-id="${bulkId}"] a.bulk-link`);
+      await b.page.waitForSelector(`#bulk-run[data-bulk-id="${bulkId}"][data-bulk-status="completed"]`);
+      expect(b.page.url()).toContain(`#/bulk/${bulkId}`);
+      expect(await b.page.textContent('#bulk-run-reason')).toBe('Reason: after the outage');
+      expect(await b.page.textContent('#bulk-run-filter')).toBe(`Filter: sku: ${sku}`);
+      expect(await b.page.textContent('#bulk-progress-text')).toMatch(/^300 of 300 · done 300/);
       expect(b.errors).toEqual([]);
     } finally {
       await b.close();
     }
   }, 240_000);
 
+  it('when a route fails, then an error panel replaces the order left behind, and a late answer of an earlier route never draws over the current one', async () => {
+    const { ids } = await failedOrders(h(), 1, 5);
+    const [failed] = ids;
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const other = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const missing = '0190d6c1-0000-7000-8000-00000000dead';
+    const go = (hash: string) => b.page.evaluate((x) => (location.hash = x), hash);
+    const b = await asRole('operator');
+    try {
+      await openConsole(b, `#/order/${failed}`);
+      await b.page.waitForSelector(`#order[data-order-id="${failed}"]`);
+      expect(await b.page.isVisible('#action-retry')).toBe(true);
+
+      // An order that does not exist: the failed order and its buttons are gone, the panel says why.
+      await go(`#/order/${missing}`);
+      await b.page.waitForSelector('#route-error');
+      expect(await b.page.getAttribute('#route-error', 'data-http-status')).toBe('404');
+      expect(await b.page.textContent('#route-error-message')).toBe('404: order not found');
+      expect(await b.page.textContent('#status')).toBe('404: order not found');
+      expect(await b.page.$$('#order')).toHaveLength(0);
+      expect(await b.page.$$('#view button')).toHaveLength(0);
+      // Longer than a refresh: the order left behind does not come back.
+      await b.page.waitForTimeout(2500);
+      expect(await b.page.$$('#order')).toHaveLength(0);
+      await b.page.click('#route-error-back');
+      await b.page.waitForSelector('body[data-view="orders"] #search');
+      expect(await b.page.$$('#route-error')).toHaveLength(0);
+
+      // The failed order answers slowly; the operator moves on to another before it has.
+      await b.page.route(`**/console/api/orders/${failed}**`, async (r) => {
+        await new Promise((res) => setTimeout(res, 1500));
+        await r.continue();
+      });
+      await b.page.evaluate(() => {
+        const drawn: string[] = [];
+        (window as unknown as { drawn: string[] }).drawn = drawn;
+        new MutationObserver(() => {
+          const id = document.querySelector('#order')?.getAttribute('data-order-id');
+          if (id && drawn[drawn.length - 1] !== id) drawn.push(id);
+        }).observe(document.body, { subtree: true, childList: true });
+      });
+      const slow = b.page.waitForResponse((r) => r.url().endsWith(`/console/api/orders/${failed}/notifications`));
+      await Promise.all([b.page.waitForRequest((r) => r.url().includes(`/orders/${failed}`)), go(`#/order/${failed}`)]);
+      await go(`#/order/${other.id}`);
+      await b.page.waitForSelector(`#order[data-order-id="${other.id}"]`);
+      await slow;
+      // The slow answer has come, and two refreshes more.
+      await b.page.waitForTimeout(3500);
+      expect(await b.page.getAttribute('#order', 'data-order-id')).toBe(other.id);
+      expect(await b.page.evaluate(() => (window as unknown as { drawn: string[] }).drawn)).toEqual([other.id]);
+      expect(await b.page.$$('#action-retry')).toHaveLength(0);
+      expect(b.errors.filter((e) => !/404/.test(e))).toEqual([]);
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
+
+  it("when an operator follows an order's customer, then the page names the customer and lists their orders, the Customer id field finds them too, and a short q that finds nothing says why", async () => {
+    const tag = Math.random().toString(36).slice(2, 8);
+    const grace = await makeCustomer(h(), { name: 'Grace Hopper', email: `grace-${tag}@example.test` });
+    const other = await makeCustomer(h(), { name: 'Alan Turing' });
+    const p = await makeProduct(h(), 10);
+    const first = await placeOrder(h(), grace.id, [{ sku: p.sku, quantity: 1 }]);
+    const second = await placeOrder(h(), grace.id, [{ sku: p.sku, quantity: 2 }]);
+    const theirs = await placeOrder(h(), other.id, [{ sku: p.sku, quantity: 1 }]);
+    const orderIds = () =>
+      b.page.$$eval('#orders-table tbody tr', (rs) => rs.map((r) => r.getAttribute('data-order-id')));
+    const b = await asRole('operator');
+    try {
+      await openConsole(b, `#/order/${first.id}`);
+      await b.page.waitForSelector(`#order[data-order-id="${first.id}"] #order-customer-link`);
+      expect(await b.page.textContent('#order-customer-link')).toBe('Grace Hopper');
+      expect(await b.page.textContent('#order-customer-email')).toBe(`<grace-${tag}@example.test>`);
+      expect(await b.page.getAttribute('#order-customer-link', 'href')).toBe(`#/orders?customer_id=${grace.id}`);
+
+      await b.page.click('#order-customer-link');
+      await b.page.waitForSelector(`#results[data-query*="customer_id=${grace.id}"] #orders-table`);
+      expect(await orderIds()).toEqual([second.id, first.id]);
+      expect(await b.page.inputValue('#search-customer-id')).toBe(grace.id);
+      expect(await b.page.textContent('#results-customer')).toBe(`Orders of Grace Hopper <grace-${tag}@example.test>`);
+
+      // The field of the search form, by hand.
+      await b.page.fill('#search-customer-id', other.id);
+      await b.page.click('#search-go');
+      await b.page.waitForSelector(`#results[data-query*="customer_id=${other.id}"] #orders-table`);
+      expect(await orderIds()).toEqual([theirs.id]);
+      expect(b.page.url()).toContain(`#/orders?customer_id=${other.id}`);
+
+      // Three characters of an id find nothing, and the page says why; more of it finds the order.
+      await b.page.fill('#search-customer-id', '');
+      await b.page.fill('#search-q', first.id.slice(0, 3));
+      await b.page.click('#search-go');
+      await b.page.waitForSelector(`#results[data-query^="q=${first.id.slice(0, 3)}&"]`);
+      expect(await b.page.textContent('#results h3')).toBe('0 orders');
+      expect(await b.page.textContent('#search-hint')).toMatch(/order id prefix needs at least 4 characters/);
+      await b.page.fill('#search-q', first.id.slice(0, 8));
+      await b.page.click('#search-go');
+      await b.page.waitForSelector(`#results[data-query^="q=${first.id.slice(0, 8)}&"] #orders-table`);
+      expect(await orderIds()).toContain(first.id);
+      expect(await b.page.$$('#search-hint')).toHaveLength(0);
+      // Long enough and still nothing: no hint about length.
+      await b.page.fill('#search-q', 'NO-SUCH-REF');
+      await b.page.click('#search-go');
+      await b.page.waitForSelector('#results[data-query^="q=NO-SUCH-REF&"]');
+      expect(await b.page.textContent('#results h3')).toBe('0 orders');
+      expect(await b.page.$$('#search-hint')).toHaveLength(0);
+      expect(b.errors).toEqual([]);
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
+
+  it('when an operator cancels an order from the console with a reason typed in the dialog, then the order records that reason, and an empty one records the default', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 10);
+    const typed = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const left = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const lastHistory = async (id: string) =>
+      (await h().api('GET', `/v1/orders/${id}/timeline`)).body.data.filter((e: any) => e.kind === 'history').at(-1);
+    const b = await asRole('operator');
+    try {
+      await openConsole(b, `#/order/${typed.id}`);
+      await b.page.click(`#order[data-order-id="${typed.id}"] #action-cancel`);
+      await b.page.waitForSelector('#confirm[open] #confirm-reason');
+      expect(await b.page.isVisible('#confirm-reason')).toBe(true);
+      await b.page.fill('#confirm-reason', 'customer phoned: duplicate of ERP-77');
+      await confirm(b.page, /Cancel order #\d+/);
+      await b.page.waitForSelector('#order[data-status="cancelled"]');
+      expect(await b.page.textContent('#order .facts')).toContain('customer phoned: duplicate of ERP-77');
+      const cancelled = (await h().api('GET', `/v1/orders/${typed.id}`)).body;
+      expect(cancelled).toMatchObject({ status: 'cancelled', status_reason: 'customer phoned: duplicate of ERP-77' });
+      expect(await lastHistory(typed.id)).toMatchObject({
+        status: 'cancelled',
+        detail: 'customer phoned: duplicate of ERP-77',
+        actor: { role: 'operator' },
+      });
+
+      // Nothing typed, and Enter in the field: confirmed, with the default reason.
+      await b.page.goto(`${h().baseUrl}/console#/order/${left.id}`);
+      await b.page.click(`#order[data-order-id="${left.id}"] #action-cancel`);
+      await b.page.waitForSelector('#confirm[open] #confirm-reason');
+      expect(await b.page.inputValue('#confirm-reason')).toBe('');
+      await b.page.press('#confirm-reason', 'Enter');
+      await b.page.waitForSelector('#order[data-status="cancelled"]');
+      expect((await h().api('GET', `/v1/orders/${left.id}`)).body.status_reason).toBe('cancelled from the console');
+      expect((await lastHistory(left.id)).detail).toBe('cancelled from the console');
+      expect(b.errors).toEqual([]);
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
+
   it('when a viewer opens the console, then it reads everything but sees no action button, and a write it posts anyway is 403', async () => {
     const { ids } = await failedOrders(h(), 1, 5, () => ({ external_ref: 'ERP-VIEW-1' }));
     const [failed] = ids;
     const endpoint = await disabledEndpoint(h(), 'https://erp.example/viewer-hooks');
     const bulkRuns = async () => Number((await h().ctx.db('bulk_actions').count({ n: '*' }))[0].n);
+    const viewed = (
+      await h().api('POST', '/v1/bulk-actions', {
+        body: { action: 'cancel_orders', filter: { ids: [endpoint] }, reason: 'viewer sees this' },
+      })
+    ).body.id;
     const runsBefore = await bulkRuns();
     const b = await asRole('viewer');
     try {
@@ -180,12 +364,21 @@ describe('operator console in a browser', () => {
       expect(await b.page.textContent('#who')).toMatch(/viewer.*read-only/);
       await b.page.waitForSelector('#order[data-status="failed"]');
       expect(await b.page.textContent('#timeline')).toContain('simulated outage');
+      // The customer is named for a viewer too (GET /v1/customers/:id lets a viewer read).
+      expect(await b.page.textContent('#order-customer-link')).toBe('Ada Customer');
       expect(await b.page.$$('#order button')).toHaveLength(0);
       expect(await b.page.$$('button.resend')).toHaveLength(0);
       await b.page.screenshot({ path: screenshotPath('console-viewer.png'), fullPage: true });
 
       await b.page.goto(`${h().baseUrl}/console#/bulk`);
       await b.page.waitForSelector('#bulk-read-only');
+      // A viewer finds the bulk actions that ran, and follows one.
+      await b.page.waitForSelector(`#bulk-recent tr[data-bulk-id="${viewed}"]`);
+      expect(await b.page.$$('#view button')).toHaveLength(0);
+      await b.page.click(`#bulk-recent tr[data-bulk-id="${viewed}"] a.bulk-link`);
+      await b.page.waitForSelector(`#bulk-run[data-bulk-id="${viewed}"]`);
+      expect(await b.page.textContent('#bulk-run-reason')).toBe('Reason: viewer sees this');
+      expect(await b.page.textContent('#bulk-run-filter')).toBe('Filter: ids: 1');
       expect(await b.page.$$('#view button')).toHaveLength(0);
 
       await b.page.goto(`${h().baseUrl}/console#/endpoints`);
@@ -221,6 +414,27 @@ describe('operator console in a browser', () => {
       await b.close();
     }
   }, 120_000);
+
+  it('when an operator follows the nav links, then the console, the dashboard and the queues board lead to one another', async () => {
+    const b = await asRole('operator');
+    try {
+      await openConsole(b);
+      await b.page.click('nav a[href="/dashboard"]');
+      await b.page.waitForSelector('body[data-loaded="true"] nav a[href="/console"]', { timeout: 15000 });
+      expect(new URL(b.page.url()).pathname).toBe('/dashboard');
+      await b.page.click('nav a[href="/console"]');
+      await b.page.waitForSelector('body[data-loaded="true"][data-view="orders"]', { timeout: 15000 });
+      expect(new URL(b.page.url()).pathname).toBe('/console');
+      // The board's menu links (bull-board's uiConfig.miscLinks, rendered in its header menu).
+      await b.page.click('nav a[href="/admin/queues"]');
+      await b.page.waitForSelector('#__UI_CONFIG__', { state: 'attached' });
+      const ui = JSON.parse((await b.page.textContent('#__UI_CONFIG__')) ?? '{}');
+      expect(ui.miscLinks).toContainEqual({ text: 'Console', url: '/console' });
+      expect(b.errors).toEqual([]);
+    } finally {
+      await b.close();
+    }
+  }, 60_000);
 
   it('when the console is asked without credentials, with an intake key, or cross-site, then it refuses', async () => {
     const bulkRuns = async () => Number((await h().ctx.db('bulk_actions').count({ n: '*' }))[0].n);

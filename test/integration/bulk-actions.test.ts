@@ -65,9 +65,81 @@ describe('bulk actions', () => {
       expect(await h.ctx.db('bulk_actions').count({ n: '*' }).first()).toEqual(before);
       expect((await h.api('GET', `/v1/orders/${fine.id}`)).body.status).toBe('cancelled');
       expect(
-        (await h.api('POST', '/v1/bulk-actions', { role: 'viewer', body: { action: 'retry_orders', filter: {} } })).status,
+        (await h.api('POST', '/v1/bulk-actions', { role: 'viewer', body: { action: 'retry_orders', filter: {} } }))
+          .status,
       ).toBe(403);
       expect((await h.api('GET', `/v1/bulk-actions/0190d6c1-0000-7000-8000-00000000dead`)).status).toBe(404);
+    } finally {
+      await h.close();
+      await db.drop();
+    }
+  }, 120_000);
+
+  it('when bulk actions are listed, then they come newest first, page by keyset with limit and cursor, to operators and viewers only, and a bad query is 400', async () => {
+    const db = await createTestDatabase();
+    const h = await createHarness(db.url);
+    try {
+      const nothing = { ids: ['0190d6c1-0000-7000-8000-00000000dead'] };
+      // 52 actions (none matches anything, so each completes at once): more than the default page of 50.
+      const made: string[] = [];
+      for (let i = 0; i < 52; i++) {
+        const r = await h.api('POST', '/v1/bulk-actions', {
+          body: { action: i % 2 ? 'cancel_orders' : 'retry_orders', filter: nothing, reason: `run ${i}` },
+        });
+        expect(r.status, r.text).toBe(202);
+        made.push(r.body.id);
+      }
+      const newestFirst = [...made].reverse();
+
+      const first = await h.api('GET', '/v1/bulk-actions', { role: 'viewer' });
+      expect(first.status, first.text).toBe(200);
+      expect(first.body.data).toHaveLength(50);
+      expect(first.body.data.map((b: { id: string }) => b.id)).toEqual(newestFirst.slice(0, 50));
+      expect(first.body.data[0]).toEqual({
+        id: made[51],
+        action: 'cancel_orders',
+        filter: nothing,
+        reason: 'run 51',
+        matched: 0,
+        done: 0,
+        skipped: 0,
+        failed: 0,
+        status: 'completed',
+        actor: { role: 'operator', name: 'operator' },
+        created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+        completed_at: expect.stringMatching(/Z$/),
+      });
+      expect(first.body.next_cursor).toEqual(expect.any(String));
+      const rest = await h.api('GET', `/v1/bulk-actions?cursor=${first.body.next_cursor}`);
+      expect(rest.body.data.map((b: { id: string }) => b.id)).toEqual(newestFirst.slice(50));
+      expect(rest.body.next_cursor).toBeNull();
+
+      // Pages of 5, followed to the end, are the whole list once, in order.
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const url: string = `/v1/bulk-actions?limit=5${cursor ? `&cursor=${cursor}` : ''}`;
+        const r = await h.api('GET', url);
+        expect(r.status, r.text).toBe(200);
+        expect(r.body.data.length).toBeLessThanOrEqual(5);
+        seen.push(...r.body.data.map((b: { id: string }) => b.id));
+        cursor = r.body.next_cursor;
+      } while (cursor);
+      expect(seen).toEqual(newestFirst);
+      expect((await h.api('GET', '/v1/bulk-actions?limit=200')).body.data).toHaveLength(52);
+
+      // One started later is first: the list is the one to come back to.
+      const later = await h.api('POST', '/v1/bulk-actions', { body: { action: 'retry_orders', filter: nothing } });
+      expect((await h.api('GET', '/v1/bulk-actions?limit=1')).body.data[0].id).toBe(later.body.id);
+
+      expect((await h.api('GET', '/v1/bulk-actions', { role: null })).status).toBe(401);
+      for (const role of ['intake', 'feed'] as const)
+        expect((await h.api('GET', '/v1/bulk-actions', { role })).status, role).toBe(403);
+      for (const bad of ['bogus=1', 'limit=0', 'limit=201', 'limit=ten', 'cursor=not-a-cursor', 'status=running']) {
+        const r = await h.api('GET', `/v1/bulk-actions?${bad}`);
+        expect(r.status, bad).toBe(400);
+        expect(r.body.error.code, bad).toBe('validation_failed');
+      }
     } finally {
       await h.close();
       await db.drop();

@@ -934,7 +934,12 @@ describe('the OpenAPI document', () => {
       );
       const dry = await send(
         h,
-        { method: 'POST', url: '/v1/bulk-actions', role: 'operator', body: { action: 'cancel_orders', filter: {}, dry_run: true } },
+        {
+          method: 'POST',
+          url: '/v1/bulk-actions',
+          role: 'operator',
+          body: { action: 'cancel_orders', filter: {}, dry_run: true },
+        },
         200,
       );
       expect(dry.body.matched).toBeGreaterThanOrEqual(0);
@@ -949,6 +954,8 @@ describe('the OpenAPI document', () => {
         202,
       );
       await send(h, { method: 'GET', url: `/v1/bulk-actions/${bulk.body.id}`, role: 'viewer' }, 200);
+      const bulkList = await send(h, { method: 'GET', url: '/v1/bulk-actions?limit=1', role: 'viewer' }, 200);
+      expect(bulkList.body.data.map((b: any) => b.id)).toEqual([bulk.body.id]);
       const timeline = await send(
         h,
         { method: 'GET', url: `/v1/orders/${confirmed.id}/timeline`, role: 'viewer' },
@@ -1032,6 +1039,7 @@ describe('the OpenAPI document', () => {
         '/v1/events': '/v1/events?after=later',
         '/v1/inbound': '/v1/inbound?status=lost',
         '/v1/reports/replenishment': '/v1/reports/replenishment?days=0',
+        '/v1/bulk-actions': '/v1/bulk-actions?limit=0',
       };
       for (const [path, url] of Object.entries(badQuery))
         await send(h, { method: 'GET', url, role: ALLOWED[opOf('GET', path).access] }, 400);

@@ -18,6 +18,19 @@ const REFRESH_MS = 1500;
 
 let session = { role: 'viewer', name: '' };
 let timer;
+/**
+ * Bumped by every navigation. A view draws only while the route that asked for it is the current
+ * one, so a late answer to an earlier route, or a refresh timer of an order left behind, can never
+ * draw over the page the operator is looking at (and act on the wrong order).
+ */
+let generation = 0;
+const isCurrent = (gen) => gen === generation;
+/** Replaces the view, unless the route `gen` is no longer current; says whether it drew. */
+function draw(gen, ...nodes) {
+  if (!isCurrent(gen)) return false;
+  $('#view').replaceChildren(...nodes);
+  return true;
+}
 const canWrite = () => session.role === 'operator';
 
 /** An element: el('td', {class: 'num'}, 'text', childNode…). Text is always text, never HTML. */
@@ -69,20 +82,31 @@ async function api(method, path, body) {
   return data;
 }
 
-/** Asks in the page's own dialog; resolves true on Confirm. */
-function confirmAction(title, text, danger) {
+/**
+ * Asks in the page's own dialog; resolves true on Confirm. With `reason` (its placeholder) the
+ * dialog also takes a reason, read from #confirm-reason once it has closed.
+ */
+function confirmAction(title, text, danger, reason) {
   const d = $('#confirm');
   $('#confirm-title').textContent = title;
   $('#confirm-text').textContent = text;
   $('#confirm-yes').className = danger ? 'danger' : 'primary';
+  $('#confirm-reason-label').hidden = reason === undefined;
+  $('#confirm-reason').value = '';
+  $('#confirm-reason').placeholder = reason || '';
   d.returnValue = '';
   d.showModal();
   return new Promise((resolve) => d.addEventListener('close', () => resolve(d.returnValue === 'ok'), { once: true }));
 }
 
-/** Runs a write after confirmation; reports its outcome in the status line. */
-async function act(title, text, method, path, body, done) {
-  if (!(await confirmAction(title, text, method === 'POST' && /cancel/.test(path)))) return;
+/**
+ * Runs a write after confirmation; reports its outcome in the status line. With `defaultReason`
+ * the dialog asks for a reason, sent as the body's `reason` (left empty: the default).
+ */
+async function act(title, text, method, path, body, done, defaultReason) {
+  const danger = method === 'POST' && /cancel/.test(path);
+  if (!(await confirmAction(title, text, danger, defaultReason))) return;
+  if (defaultReason !== undefined) body = { ...body, reason: $('#confirm-reason').value.trim() || defaultReason };
   try {
     const out = await api(method, path, body);
     say(`${title}: done`);
@@ -111,6 +135,9 @@ function table(id, headers, rows, empty) {
 }
 
 // ---- orders: search -------------------------------------------------------------------------
+
+/** The search form's fields, each a query parameter of GET /v1/orders (and of the #/orders hash). */
+const SEARCH_KEYS = ['q', 'status', 'sku', 'external_ref', 'customer_id'];
 
 function searchForm(params) {
   const input = (name, label, placeholder) =>
@@ -142,6 +169,7 @@ function searchForm(params) {
     el('label', {}, 'Status', status),
     input('sku', 'SKU', 'MUG-1'),
     input('external_ref', 'External ref', 'ERP-88231'),
+    input('customer_id', 'Customer id', 'the customer’s UUID'),
     el('button', { class: 'primary', id: 'search-go', type: 'submit' }, 'Search'),
   );
 }
@@ -160,22 +188,37 @@ function orderRow(o) {
   );
 }
 
-async function showOrders(params) {
-  const view = $('#view');
+async function showOrders(params, gen) {
   const results = el('div', { id: 'results' }, el('p', { class: 'muted' }, 'searching…'));
-  view.replaceChildren(el('section', {}, el('h2', {}, 'Find orders'), searchForm(params)), el('section', {}, results));
+  draw(gen, el('section', {}, el('h2', {}, 'Find orders'), searchForm(params)), el('section', {}, results));
   const query = new URLSearchParams();
-  for (const k of ['q', 'status', 'sku', 'external_ref']) if (params.get(k)) query.set(k, params.get(k));
+  for (const k of SEARCH_KEYS) if (params.get(k)) query.set(k, params.get(k));
   query.set('limit', '50');
   const rows = [];
   const more = el('button', { id: 'search-more', type: 'button' }, 'More');
+  const q = (params.get('q') || '').trim();
+  // Whose orders these are, when the search is one customer's (a customer that cannot be read: none).
+  const customer = params.get('customer_id')
+    ? api('GET', `/customers/${encodeURIComponent(params.get('customer_id'))}`).catch(() => null)
+    : Promise.resolve(null);
   const load = async (cursor) => {
     if (cursor) query.set('cursor', cursor);
-    const page = await api('GET', `/orders?${query}`);
+    const [page, c] = await Promise.all([api('GET', `/orders?${query}`), customer]);
+    if (!isCurrent(gen)) return;
     rows.push(...page.data.map(orderRow));
     results.dataset.query = query.toString();
     results.replaceChildren(
+      c ? el('p', { id: 'results-customer' }, `Orders of ${c.name} <${c.email}>`) : '',
       el('h3', {}, `${rows.length}${page.next_cursor ? '+' : ''} order${rows.length === 1 ? '' : 's'}`),
+      // q finds an id only from 4 characters on; shorter, it matches only a whole external_ref, e-mail or SKU.
+      rows.length === 0 && q && q.length < 4
+        ? el(
+            'p',
+            { class: 'hint', id: 'search-hint' },
+            `No order matches "${q}". An order id prefix needs at least 4 characters; `,
+            'shorter, Search finds only an exact external ref, customer e-mail or SKU.',
+          )
+        : '',
       table('orders-table', ['Order', 'External ref', 'Status', 'Reason', 'Lines', 'Total', 'Created'], rows),
       page.next_cursor ? more : '',
     );
@@ -216,7 +259,22 @@ function describe(e) {
 }
 const actorText = (a) => (a ? `${a.name}${a.name === a.role ? '' : ` (${a.role})`}` : '');
 
-function orderView(o, timeline, notifications) {
+/** The order's customer: name and e-mail (when it could be read), a link to all their orders. */
+function customerFact(o, customer) {
+  return el(
+    'span',
+    { id: 'order-customer' },
+    el(
+      'a',
+      { href: `#/orders?customer_id=${encodeURIComponent(o.customer_id)}`, id: 'order-customer-link' },
+      customer ? customer.name : o.customer_id,
+    ),
+    customer ? [' ', el('span', { id: 'order-customer-email' }, `<${customer.email}>`)] : '',
+    customer ? el('div', { class: 'mono muted' }, o.customer_id) : '',
+  );
+}
+
+function orderView(o, timeline, notifications, customer) {
   const buttons = [];
   if (canWrite() && o.status === 'failed')
     buttons.push(
@@ -251,8 +309,9 @@ function orderView(o, timeline, notifications) {
               'Its reserved stock is released; this cannot be undone.',
               'POST',
               `/orders/${o.id}/cancel`,
-              { reason: 'cancelled from the console' },
+              {},
               refresh,
+              'cancelled from the console',
             ),
         },
         'Cancel',
@@ -359,7 +418,7 @@ function orderView(o, timeline, notifications) {
         fact('Total', money(o.total_cents)),
         fact('ETA', o.eta ? when(o.eta) : '—'),
         fact('Processing runs', String(o.attempts)),
-        fact('Customer', el('span', { class: 'mono' }, o.customer_id)),
+        fact('Customer', customerFact(o, customer)),
         fact('Created', when(o.created_at)),
         fact('Updated', when(o.updated_at)),
         fact('Id', el('span', { class: 'mono' }, o.id)),
@@ -395,22 +454,30 @@ function orderView(o, timeline, notifications) {
 
 let refresh = async () => undefined;
 
-async function showOrder(id) {
+async function showOrder(id, gen) {
   let last = '';
+  // Read once per visit: a customer's name and e-mail do not change while the order is watched.
+  let customer;
   refresh = async () => {
+    if (!isCurrent(gen)) return;
     const [o, t, n] = await Promise.all([
       api('GET', `/orders/${id}`),
       api('GET', `/orders/${id}/timeline`),
       api('GET', `/orders/${id}/notifications`),
     ]);
+    if (customer?.id !== o.customer_id)
+      customer = await api('GET', `/customers/${o.customer_id}`).catch(() => ({ id: o.customer_id, missing: true }));
+    if (!isCurrent(gen)) return;
     const key = JSON.stringify([o, t, n]);
     if (key === last) return;
     last = key;
     if ($('#confirm').open) return; // never redraw under an open question
-    $('#view').replaceChildren(...orderView(o, t.data, n.data));
+    draw(gen, ...orderView(o, t.data, n.data, customer.missing ? undefined : customer));
   };
   await refresh();
-  timer = setInterval(() => refresh().catch((e) => say(e.message, true)), REFRESH_MS);
+  every(gen, REFRESH_MS, async () => {
+    await refresh();
+  });
 }
 
 // ---- bulk actions ---------------------------------------------------------------------------
@@ -425,6 +492,12 @@ const TIME_FIELDS = new Set(['created_from', 'created_to', 'since']);
 const NOUN = { retry_orders: 'orders', cancel_orders: 'orders', resend_deliveries: 'deliveries' };
 const VERB = { retry_orders: 'Retry', cancel_orders: 'Cancel', resend_deliveries: 'Resend' };
 
+/** A filter as `key: value · …` (a list of ids as its count); `{}` is everything the action qualifies. */
+function filterText(filter) {
+  const parts = Object.entries(filter || {}).map(([k, v]) => (Array.isArray(v) ? `${k}: ${v.length}` : `${k}: ${v}`));
+  return parts.length ? parts.join(' · ') : 'none (every item the action qualifies)';
+}
+
 function progressView(b) {
   const processed = b.done + b.skipped + b.failed;
   return el(
@@ -437,6 +510,8 @@ function progressView(b) {
       { class: 'progress-text', id: 'bulk-progress-text' },
       `${processed} of ${b.matched} · done ${b.done} · skipped ${b.skipped} · failed ${b.failed}`,
     ),
+    el('p', { id: 'bulk-run-reason' }, 'Reason: ', b.reason || '—'),
+    el('p', { id: 'bulk-run-filter' }, 'Filter: ', el('span', { class: 'mono' }, filterText(b.filter))),
     el(
       'p',
       { class: 'muted' },
@@ -446,23 +521,52 @@ function progressView(b) {
   );
 }
 
-async function followBulk(id, into) {
-  const draw = async () => {
-    const b = await api('GET', `/bulk-actions/${id}`);
-    into.replaceChildren(progressView(b));
-    return b.status === 'completed';
-  };
-  if (await draw()) return;
-  timer = setInterval(async () => {
-    try {
-      if (await draw()) clearInterval(timer);
-    } catch (e) {
-      say(e.message, true);
-    }
-  }, 400);
+/** The newest bulk actions, each a link to its progress (GET /v1/bulk-actions). */
+async function showRecentBulk(into, gen) {
+  const { data } = await api('GET', '/bulk-actions?limit=20');
+  if (!isCurrent(gen)) return;
+  const rows = data.map((b) =>
+    el(
+      'tr',
+      { 'data-bulk-id': b.id, 'data-bulk-status': b.status },
+      el('td', {}, el('a', { href: `#/bulk/${b.id}`, class: 'bulk-link' }, b.action)),
+      el('td', {}, b.reason || '—'),
+      el('td', { class: 'num' }, b.matched),
+      el('td', { class: 'num' }, b.done),
+      el('td', { class: 'num' }, b.skipped),
+      el('td', { class: 'num' }, b.failed),
+      el('td', {}, badge(b.status)),
+      el('td', {}, actorText(b.actor)),
+      el('td', {}, when(b.created_at)),
+    ),
+  );
+  into.replaceChildren(
+    el('h3', {}, 'Recent bulk actions'),
+    table(
+      'bulk-recent',
+      ['Action', 'Reason', 'Matched', 'Done', 'Skipped', 'Failed', 'Status', 'By', 'Created'],
+      rows,
+      'none yet',
+    ),
+  );
 }
 
-function showBulk(runningId) {
+async function followBulk(id, into, gen, recent) {
+  let was;
+  const show = async () => {
+    const b = await api('GET', `/bulk-actions/${id}`);
+    if (!isCurrent(gen)) return true;
+    into.replaceChildren(progressView(b));
+    // The list shows the run too: drawn again when it starts or finishes.
+    if (recent && was !== b.status) await showRecentBulk(recent, gen);
+    was = b.status;
+    return b.status === 'completed';
+  };
+  if (await show()) return;
+  every(gen, 400, show);
+}
+
+async function showBulk(runningId, gen) {
   const action = el(
     'select',
     { id: 'bulk-action', name: 'action' },
@@ -471,6 +575,7 @@ function showBulk(runningId) {
   const fields = el('div', { class: 'bulk-fields', style: 'display:contents' });
   const outcome = el('div', { id: 'bulk-dry' });
   const running = el('div', { id: 'bulk-running' });
+  const recent = el('section', { id: 'bulk-recent-section' }, el('p', { class: 'muted' }, 'loading…'));
   const drawFields = () => {
     fields.replaceChildren(
       ...BULK_FIELDS[action.value].map((f) =>
@@ -541,7 +646,7 @@ function showBulk(runningId) {
                   const started = await api('POST', '/bulk-actions', body);
                   history.replaceState(null, '', `#/bulk/${started.id}`);
                   outcome.replaceChildren();
-                  await followBulk(started.id, running);
+                  await followBulk(started.id, running, gen, recent);
                 } catch (e) {
                   say(e.message, true);
                 }
@@ -573,7 +678,8 @@ function showBulk(runningId) {
         'Bulk actions are run by operators; a viewer may follow one by its link.',
       ),
     );
-  $('#view').replaceChildren(
+  draw(
+    gen,
     el(
       'section',
       {},
@@ -583,13 +689,15 @@ function showBulk(runningId) {
       outcome,
     ),
     running,
+    recent,
   );
-  if (runningId) return followBulk(runningId, running);
+  if (runningId) await followBulk(runningId, running, gen, recent);
+  else await showRecentBulk(recent, gen);
 }
 
 // ---- webhook endpoints ----------------------------------------------------------------------
 
-async function showEndpoints() {
+async function showEndpoints(gen) {
   const { data } = await api('GET', '/webhook-endpoints');
   data.sort((a, b) => (a.status === 'disabled' ? 0 : 1) - (b.status === 'disabled' ? 0 : 1));
   const rows = data.map((e) =>
@@ -615,7 +723,7 @@ async function showEndpoints() {
                     'POST',
                     `/webhook-endpoints/${e.id}/recover`,
                     { since: e.created_at },
-                    showEndpoints,
+                    () => showEndpoints(gen),
                   ),
               },
               'Recover',
@@ -624,7 +732,8 @@ async function showEndpoints() {
       ),
     ),
   );
-  $('#view').replaceChildren(
+  draw(
+    gen,
     el(
       'section',
       {},
@@ -653,28 +762,75 @@ async function checkAlerts() {
 
 // ---- routing --------------------------------------------------------------------------------
 
+/**
+ * Runs `tick` every `ms` while route `gen` is current (the one timer of the page: a navigation
+ * clears it); stops when `tick` says it is done, reports its errors in the status line.
+ */
+function every(gen, ms, tick) {
+  if (!isCurrent(gen)) return;
+  clearInterval(timer);
+  const id = setInterval(async () => {
+    if (!isCurrent(gen)) return clearInterval(id);
+    try {
+      if (await tick()) clearInterval(id);
+    } catch (e) {
+      if (isCurrent(gen)) say(e.message, true);
+    }
+  }, ms);
+  timer = id;
+}
+
+/** What a route that failed leaves on screen: what went wrong and the way back, nothing to act on. */
+function errorView(e) {
+  return el(
+    'section',
+    { id: 'route-error', class: 'error-panel', role: 'alert', 'data-http-status': e.status },
+    el('h2', {}, e.status === 404 ? 'Not found' : 'This page could not be loaded'),
+    el('p', { id: 'route-error-message' }, e.message),
+    el('p', {}, el('a', { href: '#/orders', id: 'route-error-back' }, 'Back to orders')),
+  );
+}
+
 async function route() {
+  const gen = ++generation;
   clearInterval(timer);
   refresh = async () => undefined;
   say('');
+  // Nothing of the page left behind stays on screen (or in an open question) while this one loads.
+  if ($('#confirm').open) $('#confirm').close('cancel');
+  delete document.body.dataset.view;
+  draw(gen, el('p', { class: 'muted', id: 'loading' }, 'loading…'));
   const [path, query] = location.hash.replace(/^#/, '').split('?');
   const parts = path.split('/').filter(Boolean);
   const section = parts[0] || 'orders';
   for (const a of document.querySelectorAll('nav a[data-nav]'))
     a.classList.toggle('current', a.dataset.nav === (section === 'order' ? 'orders' : section));
   try {
-    if (section === 'order' && parts[1]) await showOrder(parts[1]);
-    else if (section === 'bulk') await showBulk(parts[1]);
-    else if (section === 'endpoints') await showEndpoints();
-    else await showOrders(new URLSearchParams(query || ''));
-    document.body.dataset.view = section;
+    if (section === 'order' && parts[1]) await showOrder(parts[1], gen);
+    else if (section === 'bulk') await showBulk(parts[1], gen);
+    else if (section === 'endpoints') await showEndpoints(gen);
+    else await showOrders(new URLSearchParams(query || ''), gen);
+    if (isCurrent(gen)) document.body.dataset.view = section;
   } catch (e) {
+    if (!isCurrent(gen)) return;
+    clearInterval(timer);
+    refresh = async () => undefined;
+    draw(gen, errorView(e));
+    document.body.dataset.view = 'error';
     say(e.message, true);
   }
-  checkAlerts();
+  if (isCurrent(gen)) checkAlerts();
+}
+
+// Enter in the reason field confirms (a form's implicit submission would press its first button, Cancel).
+function enterConfirms(ev) {
+  if (ev.key !== 'Enter') return;
+  ev.preventDefault();
+  $('#confirm').close('ok');
 }
 
 async function start() {
+  $('#confirm-reason').addEventListener('keydown', enterConfirms);
   const res = await fetch('/console/session', { credentials: 'same-origin' });
   session = await res.json();
   document.body.dataset.role = session.role;

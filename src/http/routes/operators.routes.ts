@@ -122,6 +122,7 @@ function boardFor(ctx: AppContext, readOnlyMode: boolean): RequestHandler {
         boardTitle: 'orderflow',
         hideDocsLink: true,
         miscLinks: [
+          { text: 'Console', url: '/console' },
           { text: 'Dashboard', url: '/dashboard' },
           { text: 'API docs', url: '/docs/' },
         ],
