@@ -275,12 +275,16 @@ const RULES: Rule[] = [
   {
     name: 'count-ledger',
     // Guarantee 8: each count item's expected figure is the ledger of its (SKU, location) at counted_at
-    // (the on-hand movements the count saw, below its horizon, created at or before counted_at); the
+    // (the on-hand movements the count saw, below its horizon, created at or before counted_at, and
+    // the corrections of earlier counts taken at or before it, whenever they were booked); the
     // variance booked is one `count` movement of counted − expected, none when that is 0.
     sql: `SELECT c.count_id, i.sku, c.location, i.counted, i.expected, i.variance,
                  COALESCE((SELECT SUM(m.quantity) FROM stock_movements m
                             WHERE m.sku = i.sku AND m.location = c.location AND m.type IN (${ON_HAND_TYPES})
-                              AND m.id < c.horizon AND m.created_at <= c.counted_at), 0) AS ledger,
+                              AND m.id < c.horizon
+                              AND (m.created_at <= c.counted_at
+                                   OR (m.type = 'count' AND EXISTS (SELECT 1 FROM stock_counts e
+                                        WHERE e.count_id = m.event_id AND e.counted_at <= c.counted_at)))), 0) AS ledger,
                  (SELECT COUNT(*) FROM stock_movements m WHERE m.type = 'count' AND m.event_id = c.count_id AND m.sku = i.sku) AS booked_n,
                  (SELECT COALESCE(SUM(m.quantity), 0) FROM stock_movements m
                    WHERE m.type = 'count' AND m.event_id = c.count_id AND m.sku = i.sku) AS booked

@@ -203,6 +203,43 @@ describe('stock counts: a count never erases a sale (guarantee 8)', () => {
   });
 });
 
+describe('stock counts: two counts of one shelf', () => {
+  it('when a second count of the same shelf follows the first (later, or at the same moment, or six at once), then the loss is booked once: the later ones expect what the first left and book nothing', async () => {
+    const sku = await makeProductAt(h(), { main: 50 });
+    await sleep(20);
+    const t1 = await dbNow(h());
+    await sleep(20);
+    const t2 = await dbNow(h());
+    const a = { count_id: `cnt-a-${randomUUID()}`, counted_at: t1, items: [{ sku, on_hand: 40 }] };
+    const b = { count_id: `cnt-b-${randomUUID()}`, counted_at: t2, items: [{ sku, on_hand: 40 }] };
+    const c = { count_id: `cnt-c-${randomUUID()}`, counted_at: t1, items: [{ sku, on_hand: 40 }] };
+    for (const body of [a, b, c]) expect((await count(body)).body).toEqual({ accepted: true });
+    expect((await readCount(a.count_id)).body.items).toEqual([{ sku, counted: 40, expected: 50, variance: -10 }]);
+    expect((await readCount(b.count_id)).body.items).toEqual([{ sku, counted: 40, expected: 40, variance: 0 }]);
+    expect((await readCount(c.count_id)).body.items).toEqual([{ sku, counted: 40, expected: 40, variance: 0 }]);
+    expect(await level(h().ctx.db, sku, 'main')).toEqual({ on_hand: 40, reserved: 0 });
+
+    // Six counts of one moment at once: they serialize on the stock row and only the first books.
+    const other = await makeProductAt(h(), { main: 50 });
+    await sleep(20);
+    const t = await dbNow(h());
+    const six = Array.from({ length: 6 }, (_, i) => ({
+      count_id: `cnt-six-${i}-${randomUUID()}`,
+      counted_at: t,
+      items: [{ sku: other, on_hand: 40 }],
+    }));
+    const answers = await Promise.all(six.map((body) => count(body)));
+    expect(answers.map((r) => r.status)).toEqual([202, 202, 202, 202, 202, 202]);
+    const variances = await Promise.all(
+      six.map(async (body) => (await readCount(body.count_id)).body.items[0].variance),
+    );
+    expect(variances.sort((x, y) => x - y)).toEqual([-10, 0, 0, 0, 0, 0]);
+    expect(await level(h().ctx.db, other, 'main')).toEqual({ on_hand: 40, reserved: 0 });
+    await ledgerReportOk(h());
+    await invariantsClean(h());
+  });
+});
+
 describe('stock counts: no reservation outlives its stock (guarantee 9)', () => {
   it('when a count leaves a location 7 units short, then exactly the youngest whole lines covering 7 are revoked, they wait at their seq ahead of younger waits, and free stock at a second location takes them back at once', async () => {
     await h().startWorkers();

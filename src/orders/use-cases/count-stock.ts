@@ -45,7 +45,11 @@ interface Figures {
 
 /**
  * One statement, so one snapshot: each level's on_hand and reserved now and the sum of its on-hand
- * movements created after `countedAt` (a movement's created_at is its transaction's start).
+ * movements created after `countedAt` (a movement's created_at is its transaction's start). A
+ * `count` movement belongs to its own count's counted_at, not to when it was booked: an earlier
+ * count taken at or before `countedAt` is part of the ledger at `countedAt` even if it was applied
+ * after it, so two counts of the same shelf (the same moment, or one after the other with nothing
+ * in between) book the loss once.
  */
 async function readFigures(
   trx: Trx,
@@ -56,10 +60,12 @@ async function readFigures(
   const { rows } = await trx.raw(
     `SELECT v.sku, COALESCE(l.on_hand, 0)::bigint AS on_hand, COALESCE(l.reserved, 0)::bigint AS reserved,
             COALESCE((SELECT SUM(m.quantity) FROM stock_movements m
-                       WHERE m.sku = v.sku AND m.location = ? AND m.type = ANY(?::text[]) AND m.created_at > ?::timestamptz), 0)::bigint AS after
+                       WHERE m.sku = v.sku AND m.location = ? AND m.type = ANY(?::text[]) AND m.created_at > ?::timestamptz
+                         AND NOT (m.type = 'count' AND EXISTS (SELECT 1 FROM stock_counts c
+                                   WHERE c.count_id = m.event_id AND c.counted_at <= ?::timestamptz))), 0)::bigint AS after
        FROM unnest(?::text[]) AS v(sku)
        LEFT JOIN stock_levels l ON l.sku = v.sku AND l.location = ?`,
-    [location, ON_HAND_TYPES, countedAt, skus, location],
+    [location, ON_HAND_TYPES, countedAt, countedAt, skus, location],
   );
   return new Map(rows.map((r: Figures) => [r.sku, r]));
 }
