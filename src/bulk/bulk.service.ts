@@ -9,7 +9,7 @@ import { logger } from '../platform/logger';
 import { runUnitOfWork, type UnitOfWork } from '../platform/unit-of-work';
 import { resendInUnit } from '../notifications';
 import { cancelInUnit, isoSql, retryInUnit } from '../orders';
-import { decodeCursor, encodeCursor, uuidParam } from '../platform/validation';
+import { listCursor, uuidParam } from '../platform/validation';
 import type { BulkAction, BulkRequest, ListBulkActionsQuery } from './bulk.schemas';
 
 const FINAL = ['rejected', 'completed', 'cancelled'];
@@ -74,7 +74,7 @@ export async function getBulkAction(db: Executor, id: string): Promise<BulkActio
   return row;
 }
 
-const bulkCursor = z.object({ id: uuidParam });
+const bulkCursor = listCursor('bulk-actions', z.object({ id: uuidParam }));
 
 /**
  * Newest first, keyset on id: ids are UUID v7, so their order is the order of creation (as for
@@ -84,7 +84,7 @@ export async function listBulkActions(
   db: Executor,
   q: ListBulkActionsQuery,
 ): Promise<{ data: BulkAction[]; next_cursor: string | null }> {
-  const after = decodeCursor(bulkCursor, q.cursor);
+  const after = bulkCursor.decode(q.cursor);
   const query = db('bulk_actions')
     .select(BULK_COLUMNS(db))
     .orderBy('id', 'desc')
@@ -94,7 +94,7 @@ export async function listBulkActions(
   const page = rows.slice(0, q.limit);
   return {
     data: page,
-    next_cursor: rows.length > q.limit ? encodeCursor({ id: page[page.length - 1].id }) : null,
+    next_cursor: rows.length > q.limit ? bulkCursor.encode({ id: page[page.length - 1].id }) : null,
   };
 }
 

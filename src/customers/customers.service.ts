@@ -5,7 +5,7 @@ import type { Db, Executor } from '../platform/db';
 import { ConflictError, NotFoundError } from '../platform/errors';
 import { idempotent, requestHash } from '../platform/idempotency';
 import { runUnitOfWork } from '../platform/unit-of-work';
-import { decodeCursor, encodeCursor, uuidParam } from '../platform/validation';
+import { listCursor, uuidParam } from '../platform/validation';
 import type { CreateCustomer, Customer, ListCustomersQuery, UpdateCustomer } from './customers.schemas';
 
 interface CustomerRow {
@@ -98,14 +98,14 @@ export async function getCustomer(db: Db, id: string): Promise<Customer> {
   return toCustomer(row);
 }
 
-const customerCursor = z.object({ id: uuidParam });
+const customerCursor = listCursor('customers', z.object({ id: uuidParam }));
 
 /** Newest first (ids are UUID v7), keyset on id; `email` is matched whole, case-insensitively (its unique index). */
 export async function listCustomers(
   db: Db,
   q: ListCustomersQuery,
 ): Promise<{ data: Customer[]; next_cursor: string | null }> {
-  const after = decodeCursor(customerCursor, q.cursor);
+  const after = customerCursor.decode(q.cursor);
   const query = db('customers')
     .orderBy('id', 'desc')
     .limit(q.limit + 1);
@@ -115,7 +115,7 @@ export async function listCustomers(
   const page = rows.slice(0, q.limit);
   return {
     data: page.map(toCustomer),
-    next_cursor: rows.length > q.limit ? encodeCursor({ id: page[page.length - 1].id }) : null,
+    next_cursor: rows.length > q.limit ? customerCursor.encode({ id: page[page.length - 1].id }) : null,
   };
 }
 

@@ -3,7 +3,7 @@ import type { Context } from '../platform/context';
 import type { Db, Executor } from '../platform/db';
 import { ConflictError, NotFoundError, ValidationError } from '../platform/errors';
 import { runUnitOfWork } from '../platform/unit-of-work';
-import { decodeCursor, encodeCursor, skuSchema } from '../platform/validation';
+import { listCursor, skuSchema } from '../platform/validation';
 import {
   MAX_STOCK,
   type Adjustment,
@@ -118,6 +118,8 @@ export async function updateProduct(db: Db, sku: string, input: UpdateProduct): 
   return getProduct(db, sku);
 }
 
+const inventoryCursor = listCursor('inventory', skuSchema);
+
 /**
  * Stock rows by SKU: totals per SKU, or with `location` that location's rows. `low_stock` keeps
  * the rows whose available units are at most N.
@@ -126,7 +128,7 @@ export async function listInventory(
   db: Db,
   q: { low_stock?: number; location?: string; limit: number; cursor?: string },
 ) {
-  const after = decodeCursor(skuSchema, q.cursor);
+  const after = inventoryCursor.decode(q.cursor);
   if (q.location !== undefined) await assertLocations(db, [{ code: q.location, path: 'query.location' }]);
   const available = q.location
     ? `CASE WHEN s.backordered > 0 OR NOT loc.active THEN 0 ELSE lv.on_hand - lv.reserved END`
@@ -179,7 +181,7 @@ export async function listInventory(
       backordered: r.backordered,
       version: r.version,
     })),
-    next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1].sku) : null,
+    next_cursor: rows.length > q.limit ? inventoryCursor.encode(page[page.length - 1].sku) : null,
   };
 }
 

@@ -7,7 +7,7 @@ import { JOB, QUEUES } from '../platform/job-catalog';
 import { logger } from '../platform/logger';
 import { countStat, metrics } from '../platform/metrics';
 import { runUnitOfWork } from '../platform/unit-of-work';
-import { decodeCursor, encodeCursor } from '../platform/validation';
+import { listCursor } from '../platform/validation';
 import { z } from 'zod';
 import type { CreateEndpoint, Delivery, Endpoint, ListDeliveriesQuery, UpdateEndpoint } from './endpoints.schemas';
 import type { EventPayload } from './notifications.schemas';
@@ -164,7 +164,7 @@ export async function requeueRecovery(ctx: Context, endpointId: string, since: s
   });
 }
 
-const deliveryCursor = z.number().int().positive();
+const deliveryCursor = listCursor('endpoint-deliveries', z.number().int().positive());
 
 /** The endpoint's deliveries, newest first, keyset-paginated on their seq. */
 export async function listDeliveries(
@@ -172,7 +172,7 @@ export async function listDeliveries(
   id: string,
   q: ListDeliveriesQuery,
 ): Promise<{ data: Delivery[]; next_cursor: string | null }> {
-  const after = decodeCursor(deliveryCursor, q.cursor);
+  const after = deliveryCursor.decode(q.cursor);
   if (!(await db('webhook_endpoints').where({ id }).first('id'))) throw new NotFoundError('webhook endpoint');
   const query = db('endpoint_deliveries as d')
     .join('events as e', 'e.id', 'd.event_id')
@@ -199,7 +199,7 @@ export async function listDeliveries(
       ...r,
       delivered_at: delivered_at ? (delivered_at as Date).toISOString() : null,
     })),
-    next_cursor: rows.length > q.limit ? encodeCursor(Number(page[page.length - 1].seq)) : null,
+    next_cursor: rows.length > q.limit ? deliveryCursor.encode(Number(page[page.length - 1].seq)) : null,
   };
 }
 

@@ -140,24 +140,30 @@ export const httpUrl = z
     }
   }, 'must be an http or https URL');
 
-/** Opaque cursor: base64url of a JSON value. One this list did not issue → 400 on `query.cursor`. */
-export function encodeCursor(value: unknown): string {
-  return Buffer.from(JSON.stringify(value)).toString('base64url');
-}
-export function decodeCursor<S extends z.ZodType>(schema: S, cursor: string | undefined): z.infer<S> | undefined {
-  if (cursor === undefined || cursor === '') return undefined;
-  let raw: unknown;
-  try {
-    // Only what encodeCursor writes: the decoder skips characters outside base64url, so a cursor
-    // is checked by encoding its value back.
-    raw = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (encodeCursor(raw) !== cursor) raw = undefined;
-  } catch {
-    raw = undefined;
-  }
-  const parsed = raw === undefined ? undefined : schema.safeParse(raw);
-  if (parsed?.success) return parsed.data as z.infer<S>;
-  // How a cursor is made is not the client's business: one message, whatever was wrong with it.
-  const message = 'not a cursor this list issued: pass next_cursor back as it came';
-  throw new ValidationError(`invalid query: query.cursor: ${message}`, [{ path: 'query.cursor', message }]);
+/**
+ * The page cursors of one list: base64url of `[list, value]`, opaque to clients. A cursor that
+ * list did not issue — garbage, malformed, another list's, a value its schema refuses — is 400 on
+ * `query.cursor` with one message. Cursors are not signed: an edited value that is still one the
+ * list could have issued pages on from there, as a client could by filtering itself.
+ */
+export function listCursor<S extends z.ZodType>(list: string, schema: S) {
+  const encode = (value: z.infer<S>): string => Buffer.from(JSON.stringify([list, value])).toString('base64url');
+  const decode = (cursor: string | undefined): z.infer<S> | undefined => {
+    if (cursor === undefined || cursor === '') return undefined;
+    let raw: unknown;
+    try {
+      // Only what encode writes: the decoder skips characters outside base64url, so a cursor is
+      // checked by encoding what it holds back.
+      raw = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+      if (Buffer.from(JSON.stringify(raw)).toString('base64url') !== cursor) raw = undefined;
+    } catch {
+      raw = undefined;
+    }
+    const parsed = Array.isArray(raw) && raw.length === 2 && raw[0] === list ? schema.safeParse(raw[1]) : undefined;
+    if (parsed?.success) return parsed.data as z.infer<S>;
+    // How a cursor is made is not the client's business: one message, whatever was wrong with it.
+    const message = 'not a cursor this list issued: pass next_cursor back as it came';
+    throw new ValidationError(`invalid query: query.cursor: ${message}`, [{ path: 'query.cursor', message }]);
+  };
+  return { encode, decode };
 }

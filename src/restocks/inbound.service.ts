@@ -6,7 +6,7 @@ import type { Context } from '../platform/context';
 import type { Executor, Trx } from '../platform/db';
 import { ConflictError, InvalidStateError, NotFoundError, ValidationError } from '../platform/errors';
 import { runUnitOfWork } from '../platform/unit-of-work';
-import { decodeCursor, encodeCursor } from '../platform/validation';
+import { listCursor } from '../platform/validation';
 import type { CreateInbound, Inbound, InboundQuery, PatchInbound } from './inbound.schemas';
 
 /** An inbound shipment as the API shows it (statuses: open, received, cancelled). */
@@ -124,14 +124,14 @@ export async function patchInbound(ctx: Context, id: string, input: PatchInbound
   return getInbound(ctx.db, id);
 }
 
-const cursorSchema = z.tuple([z.iso.datetime(), z.string()]);
+const inboundCursor = listCursor('inbound', z.tuple([z.iso.datetime(), z.string()]));
 
 /** By expected_at, then inbound_id (keyset paging). */
 export async function listInbound(
   db: Executor,
   q: InboundQuery,
 ): Promise<{ data: Inbound[]; next_cursor: string | null }> {
-  const after = decodeCursor(cursorSchema, q.cursor);
+  const after = inboundCursor.decode(q.cursor);
   const query = db('inbound as i')
     .select(db.raw(`${INBOUND_JSON('i')} AS j`))
     .orderBy([{ column: 'i.expected_at' }, { column: 'i.inbound_id' }])
@@ -142,7 +142,10 @@ export async function listInbound(
   const rows: Inbound[] = (await query).map((r: any) => r.j);
   const page = rows.slice(0, q.limit);
   const last = page[page.length - 1];
-  return { data: page, next_cursor: rows.length > q.limit ? encodeCursor([last.expected_at, last.inbound_id]) : null };
+  return {
+    data: page,
+    next_cursor: rows.length > q.limit ? inboundCursor.encode([last.expected_at, last.inbound_id]) : null,
+  };
 }
 
 /** A restock received against an inbound shipment (in the receipt's transaction): `received` rises. */

@@ -143,13 +143,22 @@ describe('error model', () => {
     ];
     const bad = [
       'garbage',
-      b64(-1), // "LTE": valid JSON, never issued (sequences are positive)
+      b64(-1), // "LTE": valid JSON, never issued
+      b64(5), // a bare value: how cursors looked before they named their list
       b64({ id: 'x' }),
       b64([1, 2, 3]),
       `${b64(1)}!!`, // an issued cursor with characters the base64url decoder would skip
     ];
+    // Real cursors of two lists: each is refused by every other list.
+    await makeCustomer(h());
+    const ofCustomers = (await h().api('GET', '/v1/customers?limit=1', { role: 'intake' })).body.next_cursor;
+    const ofOrders = (await h().api('GET', '/v1/orders?limit=1', { role: 'intake' })).body.next_cursor;
+    expect(typeof ofCustomers).toBe('string');
+    expect(typeof ofOrders).toBe('string');
     for (const [path, role] of lists) {
-      for (const cursor of bad) {
+      const foreign = path.includes('/customers') && !path.endsWith('/orders') ? [ofOrders] : [ofCustomers];
+      if (!path.startsWith('/v1/orders') && !path.endsWith('/orders')) foreign.push(ofOrders);
+      for (const cursor of [...bad, ...new Set(foreign)]) {
         const r = await h().api('GET', `${path}?cursor=${encodeURIComponent(cursor)}`, { role });
         expectError(r, 400, 'validation_failed');
         expect(r.body.error.details, `${path} ${cursor}`).toEqual([

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Db, Executor } from '../../platform/db';
 import { NotFoundError } from '../../platform/errors';
-import { decodeCursor, encodeCursor } from '../../platform/validation';
+import { listCursor } from '../../platform/validation';
 import type { ListOrdersQuery, Order } from '../orders.schemas';
 import { selectOrderPage } from '../sql/list-orders';
 import { findOrders } from '../sql/order-json';
@@ -12,14 +12,14 @@ export async function getOrder(db: Executor, id: string): Promise<Order> {
   return order;
 }
 
-const orderCursor = z.number().int().positive();
+const orderCursor = listCursor('orders', z.number().int().positive());
 
 /** Newest first, keyset-paginated on seq. */
 export async function listOrders(db: Db, q: ListOrdersQuery): Promise<{ data: Order[]; next_cursor: string | null }> {
-  const rows = await selectOrderPage(db, q, decodeCursor(orderCursor, q.cursor));
+  const rows = await selectOrderPage(db, q, orderCursor.decode(q.cursor));
   const page = rows.slice(0, q.limit);
   return {
     data: page.map((r) => r.j),
-    next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1].seq) : null,
+    next_cursor: rows.length > q.limit ? orderCursor.encode(page[page.length - 1].seq) : null,
   };
 }
