@@ -91,11 +91,16 @@ export async function startLocalRedis(port: number): Promise<LocalService> {
 
 export type ServiceOrigin = 'configured' | 'found on the default port' | 'embedded, started here' | 'started here';
 
-/** A connection URL fit for a log line: the password replaced by `***`. */
+/**
+ * A connection URL fit for a log line: the password replaced by `***`, in the user part and in any
+ * query parameter that can carry one (`?password=`, which pg reads, `sslpassword`, tokens, keys).
+ */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
+    for (const name of [...u.searchParams.keys()])
+      if (/pass|secret|token|key/i.test(name)) u.searchParams.set(name, '***');
     return u.toString();
   } catch {
     return '(unparsable URL)';
