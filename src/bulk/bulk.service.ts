@@ -134,16 +134,12 @@ export async function createBulkAction(ctx: Context, req: BulkRequest, actor: Ac
         [id],
       );
       const matched = inserted.rowCount ?? 0;
-      await trx('bulk_actions')
-        .where({ id })
-        .update({
-          matched,
-          ...(matched === 0 ? { status: 'completed', completed_at: trx.fn.now() } : {}),
-        });
-      if (matched > 0)
-        await uow.addJobs([
-          { queue: QUEUES.bulk, job_name: `${req.action} ×${matched}`, job_id: id, data: { bulkId: id } },
-        ]);
+      await trx('bulk_actions').where({ id }).update({ matched });
+      // Every action answers `running` (the contract's 202) and its job completes it, one that
+      // matched nothing too: at once, as it finds no pending item.
+      await uow.addJobs([
+        { queue: QUEUES.bulk, job_name: `${req.action} ×${matched}`, job_id: id, data: { bulkId: id } },
+      ]);
     },
     { actor },
   );

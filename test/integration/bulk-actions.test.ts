@@ -80,7 +80,8 @@ describe('bulk actions', () => {
     const h = await createHarness(db.url);
     try {
       const nothing = { ids: ['0190d6c1-0000-7000-8000-00000000dead'] };
-      // 52 actions (none matches anything, so each completes at once): more than the default page of 50.
+      // 52 actions (none matches anything): more than the default page of 50. Each answers running, as
+      // every bulk action does, and no worker runs here to complete them.
       const made: string[] = [];
       for (let i = 0; i < 52; i++) {
         const r = await h.api('POST', '/v1/bulk-actions', {
@@ -104,10 +105,10 @@ describe('bulk actions', () => {
         done: 0,
         skipped: 0,
         failed: 0,
-        status: 'completed',
+        status: 'running',
         actor: { role: 'operator', name: 'operator' },
         created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
-        completed_at: expect.stringMatching(/Z$/),
+        completed_at: null,
       });
       expect(first.body.next_cursor).toEqual(expect.any(String));
       const rest = await h.api('GET', `/v1/bulk-actions?cursor=${first.body.next_cursor}`);
@@ -140,6 +141,16 @@ describe('bulk actions', () => {
         expect(r.status, bad).toBe(400);
         expect(r.body.error.code, bad).toBe('validation_failed');
       }
+      // Once a worker runs, each of them completes with nothing done.
+      await h.startWorkers();
+      const last = await waitFor(
+        async () => {
+          const r = await h.api('GET', `/v1/bulk-actions/${made[51]}`);
+          return r.body.status === 'completed' && r.body;
+        },
+        { what: 'the empty action completed' },
+      );
+      expect(last).toMatchObject({ matched: 0, done: 0, skipped: 0, failed: 0, completed_at: expect.any(String) });
     } finally {
       await h.close();
       await db.drop();
