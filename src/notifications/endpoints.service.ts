@@ -46,15 +46,21 @@ const toEndpoint = (r: EndpointRow): Endpoint => ({
 
 const newSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
-/** Under WEBHOOK_PRIVATE_TARGETS=deny an endpoint may not aim at a non-public address (checked again at each send). */
-async function checkTarget(ctx: Context, url: string | undefined): Promise<void> {
+/**
+ * Under WEBHOOK_PRIVATE_TARGETS=deny an endpoint may not aim at a non-public address (checked again
+ * at each send). `path` names the field the refusal is about: `url`, or `status` when an endpoint
+ * made under `allow` is turned active again without a new url.
+ */
+async function checkTarget(ctx: Context, url: string | undefined, path = 'url'): Promise<void> {
   if (!url || ctx.config.WEBHOOK_PRIVATE_TARGETS !== 'deny') return;
   try {
     await assertPublicTarget(url);
   } catch (err) {
     // A name that does not resolve now may later: only a refused address is refused here.
-    if (err instanceof DeliveryError && err.permanent)
-      throw new ValidationError(`invalid body: url: ${err.message}`, [{ path: 'body.url', message: err.message }]);
+    if (err instanceof DeliveryError && err.permanent) {
+      const message = path === 'url' ? err.message : `the endpoint's url is ${err.message}: give it a public url`;
+      throw new ValidationError(`invalid body: ${path}: ${message}`, [{ path: `body.${path}`, message }]);
+    }
   }
 }
 
@@ -82,6 +88,12 @@ export async function getEndpoint(db: Executor, id: string): Promise<Endpoint> {
 export async function updateEndpoint(ctx: Context, id: string, input: UpdateEndpoint): Promise<Endpoint> {
   await checkTarget(ctx, input.url);
   const { db } = ctx;
+  // Turned active as it is: its url (perhaps set under `allow`) must pass as a new one would.
+  if (input.status === 'active' && input.url === undefined) {
+    const current = await db('webhook_endpoints').where({ id }).first('url');
+    if (!current) throw new NotFoundError('webhook endpoint');
+    await checkTarget(ctx, current.url, 'status');
+  }
   const patch: Record<string, unknown> = { updated_at: db.fn.now() };
   if (input.url !== undefined) patch.url = input.url;
   if (input.types !== undefined) patch.types = input.types;

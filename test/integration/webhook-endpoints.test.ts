@@ -220,6 +220,29 @@ describe('webhook endpoints: the resource', () => {
       'https://93.184.215.14/hook',
     );
   });
+
+  it('when an endpoint made on a private address under allow is turned active again under deny, then 400 names its status and it stays disabled; with a public url in the same patch it is active', async () => {
+    const allow = await harness();
+    const made = await createEndpoint(allow, { url: 'http://127.0.0.1:9/x', types: ['*'] });
+    const off = await allow.api('PATCH', `/v1/webhook-endpoints/${made.id}`, { body: { status: 'disabled' } });
+    expect(off.status, off.text).toBe(200);
+    // The same database, now served under deny.
+    const deny = track(await createHarness(allow.env.DATABASE_URL, { env: { WEBHOOK_PRIVATE_TARGETS: 'deny' } }));
+    const again = await deny.api('PATCH', `/v1/webhook-endpoints/${made.id}`, { body: { status: 'active' } });
+    expect(again.status, again.text).toBe(400);
+    expect(again.body.error.details).toEqual([
+      {
+        path: 'body.status',
+        message: expect.stringMatching(/^the endpoint's url is refused: .*give it a public url$/),
+      },
+    ]);
+    expect((await deny.api('GET', `/v1/webhook-endpoints/${made.id}`)).body.status).toBe('disabled');
+    const fixed = await deny.api('PATCH', `/v1/webhook-endpoints/${made.id}`, {
+      body: { status: 'active', url: 'https://93.184.215.14/hook' },
+    });
+    expect(fixed.status, fixed.text).toBe(200);
+    expect(fixed.body).toMatchObject({ status: 'active', url: 'https://93.184.215.14/hook' });
+  });
 });
 
 describe('webhook endpoints: delivery', () => {
