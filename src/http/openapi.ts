@@ -635,7 +635,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/orders/{id}/shipments',
     tag: 'shipments and returns',
     summary: "The order's shipments, oldest first",
-    access: 'feedRead',
+    access: 'ordersRead',
     ok: ok(200, 'ShipmentList'),
   },
   {
@@ -657,7 +657,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/orders/{id}/returns',
     tag: 'shipments and returns',
     summary: "The order's returns, oldest first",
-    access: 'feedRead',
+    access: 'ordersRead',
     ok: ok(200, 'ReturnList'),
   },
 

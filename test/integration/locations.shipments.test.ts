@@ -262,6 +262,13 @@ describe('locations: shipments', () => {
       'shipment.created',
     ]);
     expect(events.slice(2).map((e) => e.payload.data.shipment.location)).toEqual([a, b].sort());
+    // Whoever may read the order may read its shipments and returns on their own too, intake included.
+    for (const role of ['intake', 'feed', 'viewer', 'operator'] as const) {
+      const s = await h().api('GET', `/v1/orders/${o.id}/shipments`, { role });
+      expect(s.status, role).toBe(200);
+      expect(s.body.data).toEqual(f.body.shipments);
+      expect((await h().api('GET', `/v1/orders/${o.id}/returns`, { role })).body, role).toEqual({ data: [] });
+    }
   });
 
   it('when a partly shipped order is cancelled, then only its unshipped units are released, shipped units stay sold, and waiting orders of those SKUs are served', async () => {

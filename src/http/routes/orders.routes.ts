@@ -74,7 +74,7 @@ export function ordersRoutes(ctx: AppContext, g: Guards): Router {
   r.get('/:id/timeline', g.intakeRead, async (req, res) => {
     res.json(await orderTimeline(ctx.db, g.id(req.params.id, 'order')));
   });
-  r.get('/:id/shipments', g.feedRead, async (req, res) => {
+  r.get('/:id/shipments', g.ordersRead, async (req, res) => {
     const id = (await getOrder(ctx.db, g.id(req.params.id, 'order'))).id;
     res.json({ data: await listShipments(ctx.db, id) });
   });
@@ -83,7 +83,7 @@ export function ordersRoutes(ctx: AppContext, g: Guards): Router {
     const { ret, replayed } = await returnOrder(ctx, id, parseInput(returnInputSchema, req.body, 'body'), actorOf(req));
     res.status(replayed ? 200 : 201).json(ret);
   });
-  r.get('/:id/returns', g.feedRead, async (req, res) => {
+  r.get('/:id/returns', g.ordersRead, async (req, res) => {
     const id = (await getOrder(ctx.db, g.id(req.params.id, 'order'))).id;
     res.json({ data: await listReturns(ctx.db, id) });
   });
