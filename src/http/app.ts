@@ -45,8 +45,10 @@ export function createApp(ctx: AppContext): Express {
   app.use('/v1/bulk-actions', keepMountPath, bulkRoutes(ctx, guards));
   app.use('/v1/inbound', keepMountPath, inboundRoutes(ctx, guards));
   app.use('/v1/webhook-endpoints', keepMountPath, endpointsRoutes(ctx, guards));
-  app.use(operatorRoutes(ctx, guards));
-  app.use(consoleRoutes(guards));
+  // Mounted at the root: each says so, or a request that passed the /v1 routers unmatched would
+  // keep their mount path and be logged as /v1/v1/reports/… (keepMountPath).
+  app.use(keepMountPath, operatorRoutes(ctx, guards));
+  app.use(keepMountPath, consoleRoutes(guards));
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;

@@ -175,6 +175,20 @@ describe('operators: route labels', () => {
     expect([...routes('400')].sort()).toEqual(['POST /v1/orders/', 'POST /v1/restocks/']);
     expect([...routes('404')].sort()).toEqual(['GET /v1/products/:sku', 'POST /v1/orders/:id/fulfill']);
   });
+
+  it('when the reports and the console are called, then their metrics carry their own path, not one prefixed by a /v1 router they passed', async () => {
+    for (const path of ['/v1/reports/orders', '/v1/reports/queues', '/console/session'])
+      expect((await h().api('GET', path, { role: 'operator' })).status, path).toBe(200);
+    const m = await scrape();
+    const seen = new Set(
+      m.samples
+        .filter((s) => s.name === 'orderflow_http_request_duration_seconds_count' && s.labels.status === '200')
+        .map((s) => s.labels.route),
+    );
+    for (const route of ['/v1/reports/orders', '/v1/reports/queues', '/console/session'])
+      expect(seen.has(route), `${route} in ${[...seen].join(', ')}`).toBe(true);
+    expect([...seen].filter((r) => r.startsWith('/v1/v1'))).toEqual([]);
+  });
 });
 
 describe('operators: /docs', () => {
