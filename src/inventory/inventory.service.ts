@@ -15,7 +15,7 @@ import {
   type UpdateProduct,
 } from './inventory.schemas';
 import { assertLocations } from './locations';
-import { applyStockChanges, freeAt, insertMovements, readStockRows, type StockRow } from './stock';
+import { applyStockChanges, freeAt, insertMovements, readStockForWrite, readStockRows, type StockRow } from './stock';
 
 /**
  * A SKU's figures: totals over its locations; `available` = Σ over active locations of
@@ -198,7 +198,7 @@ export async function adjustStock(ctx: Context, sku: string, input: Adjustment, 
     'adjustment',
     async (uow) => {
       const { trx } = uow;
-      const row = (await readStockRows(trx, [sku], { lock: uow.attempt > 1 })).get(sku);
+      const row = (await readStockForWrite(uow, [sku])).get(sku);
       if (!row) throw new NotFoundError('product');
       const level = row.levels.find((l) => l.location === location) ?? { on_hand: 0, reserved: 0 };
       if (row.on_hand + input.delta > MAX_STOCK) {
@@ -266,7 +266,7 @@ export async function transferStock(ctx: Context, sku: string, input: Transfer, 
     'transfer',
     async (uow) => {
       const { trx } = uow;
-      const row = (await readStockRows(trx, [sku], { lock: uow.attempt > 1 })).get(sku);
+      const row = (await readStockForWrite(uow, [sku])).get(sku);
       if (!row) throw new NotFoundError('product');
       const from = row.levels.find((l) => l.location === input.from);
       const movable = from ? from.on_hand - from.reserved : 0;

@@ -68,9 +68,7 @@ export const freeAt = (l: LevelRow) => (l.active ? l.on_hand - l.reserved : 0);
  * The SKUs' stock rows and levels. With `lock`, the totals rows are also locked (FOR NO KEY UPDATE,
  * in SKU order) until the transaction ends: every stock write updates the totals row first, so no
  * other write to these SKUs can commit in between and the version-checked update cannot lose.
- * Every stock writer reads with `lock: uow.attempt > 1`: optimistic on its first attempt, locked
- * once it has lost, so a hot SKU cannot make one writer lose every attempt (a cancel lost 30 in a
- * row to the reservation batches of the bank test and answered 503).
+ * Stock writers read through readStockForWrite.
  */
 export async function readStockRows(
   db: Executor,
@@ -92,6 +90,17 @@ export async function readStockRows(
     .select('s.sku', 's.location', 's.on_hand', 's.reserved', 's.version', 'l.active', 'l.priority');
   for (const { sku, ...l } of levels) out.get(sku)?.levels.push(l);
   return out;
+}
+
+/**
+ * The rows a unit of work is about to write: optimistic on its first attempt, locked (as
+ * readStockRows with `lock`) once it has lost a check, so a hot SKU cannot make one writer lose
+ * every attempt (a cancel lost 30 in a row to the reservation batches of the bank test and
+ * answered 503). For writers that lock their orders first, or none: FIFO allocation locks orders
+ * after reading stock and reads with readStockRows.
+ */
+export function readStockForWrite(uow: UnitOfWork, skus: string[]): Promise<Map<string, StockRow>> {
+  return readStockRows(uow.trx, skus, { lock: uow.attempt > 1 });
 }
 
 const bySku = (a: { row: StockRow }, b: { row: StockRow }) =>

@@ -1,7 +1,7 @@
 import type { Context } from '../platform/context';
 import type { Trx } from '../platform/db';
 import { ConflictError, ValidationError, type ErrorDetail } from '../platform/errors';
-import { applyStockChanges, assertLocations, readStockRows } from '../inventory';
+import { applyStockChanges, assertLocations, readStockForWrite } from '../inventory';
 import { JOB, QUEUES } from '../platform/job-catalog';
 import { runUnitOfWork } from '../platform/unit-of-work';
 import { receiveAgainstInbound } from './inbound.service';
@@ -160,7 +160,7 @@ export async function applyRestock(ctx: Context, eventId: string): Promise<{ app
     if (!ev) return { applied: false };
     uow.serveSkus([ev.sku]);
     if (ev.applied_at) return { applied: false };
-    const row = (await readStockRows(trx, [ev.sku], { lock: uow.attempt > 1 })).get(ev.sku);
+    const row = (await readStockForWrite(uow, [ev.sku])).get(ev.sku);
     if (!row) return { applied: false };
     await applyStockChanges(
       uow,

@@ -1,4 +1,4 @@
-import { applyStockChanges, readStockRows } from '../../inventory';
+import { applyStockChanges, readStockForWrite } from '../../inventory';
 import type { Context } from '../../platform/context';
 import { runUnitOfWork } from '../../platform/unit-of-work';
 import { planReservations } from '../rules/reservation-plan';
@@ -62,7 +62,7 @@ export async function processOrders(ctx: Context, ids: string[]): Promise<Map<st
     // Optimistic first. A retry (a version check lost to a fulfil, cancel, count or another
     // worker) locks the rows as it reads them, so a batch of up to ORDER_BATCH_MAX orders is
     // redone at most once, however busy its SKUs are.
-    const stock = await readStockRows(trx, skus, { lock: uow.attempt > 1 });
+    const stock = await readStockForWrite(uow, skus);
     const firstWaiting = await firstWaitingSeq(
       trx,
       [...stock.values()].filter((r) => r.backordered > 0).map((r) => r.sku),

@@ -1,4 +1,4 @@
-import { applyStockChanges, readStockRows, type Movement, type StockChange } from '../../inventory';
+import { applyStockChanges, readStockForWrite, type Movement, type StockChange } from '../../inventory';
 import type { UnitOfWork } from '../../platform/unit-of-work';
 import { allocationsOf, dropReservations } from '../sql/allocations';
 import { clearLines, linesOf } from '../sql/order-rows';
@@ -18,9 +18,7 @@ export async function releaseOrderStock(uow: UnitOfWork, orderIds: string[], rea
   const waiting = all.filter((l) => l.waiting && !l.reserved);
   const held = (await allocationsOf(trx, orderIds)).filter((a) => a.reserved > 0);
   if (waiting.length === 0 && held.length === 0) return skus;
-  const stock = await readStockRows(trx, [...new Set([...waiting.map((l) => l.sku), ...held.map((a) => a.sku)])], {
-    lock: uow.attempt > 1,
-  });
+  const stock = await readStockForWrite(uow, [...new Set([...waiting.map((l) => l.sku), ...held.map((a) => a.sku)])]);
   const changes = new Map<string, StockChange & { levels: NonNullable<StockChange['levels']>; backordered: number }>();
   const changeOf = (sku: string) => {
     let c = changes.get(sku);

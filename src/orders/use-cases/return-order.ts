@@ -1,4 +1,4 @@
-import { applyStockChanges, assertLocations, readStockRows, type Movement } from '../../inventory';
+import { applyStockChanges, assertLocations, readStockForWrite, type Movement } from '../../inventory';
 import type { Actor } from '../../platform/actor';
 import type { Context } from '../../platform/context';
 import { AppError, ConflictError, ValidationError } from '../../platform/errors';
@@ -76,10 +76,9 @@ export async function returnOrder(ctx: Context, id: string, input: ReturnInput, 
       });
       const restock = resolved.filter((l) => l.disposition === 'restock');
       if (restock.length > 0) {
-        const stock = await readStockRows(
-          trx,
+        const stock = await readStockForWrite(
+          uow,
           restock.map((l) => l.sku),
-          { lock: uow.attempt > 1 },
         );
         const movements: Movement[] = restock.map((l) => ({
           sku: l.sku,

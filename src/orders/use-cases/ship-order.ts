@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { applyStockChanges, assertLocations, readStockRows } from '../../inventory';
+import { applyStockChanges, assertLocations, readStockForWrite } from '../../inventory';
 import type { Actor } from '../../platform/actor';
 import type { Context } from '../../platform/context';
 import { AppError, ConflictError, ValidationError } from '../../platform/errors';
@@ -37,10 +37,9 @@ export async function shipUnits(
   opts: { settle?: boolean } = {},
 ): Promise<Record<string, unknown>> {
   const { trx } = uow;
-  const stock = await readStockRows(
-    trx,
+  const stock = await readStockForWrite(
+    uow,
     lines.map((l) => l.sku),
-    { lock: uow.attempt > 1 },
   );
   await applyStockChanges(
     uow,
