@@ -76,6 +76,13 @@ describe('change 10: strict input', () => {
       '/v1/inventory?sku=x',
       '/v1/locations?active=true',
       '/v1/reports/queues?x=1',
+      // The operations' routes too, public or not (the OpenAPI document declares 400 for each).
+      '/healthz?probe=1',
+      '/readyz?probe=1',
+      '/docs/openapi.json?v=2',
+      '/metrics?name=x',
+      '/dashboard?range=7',
+      '/console?q=x',
     ]) {
       const res = await h().api('GET', url, { role: 'operator' });
       expectError(res, 400, 'validation_failed');

@@ -1076,8 +1076,8 @@ describe('the OpenAPI document', () => {
         if (statuses.includes(401)) await send(h, { method, url }, 401);
         if (statuses.includes(401)) await send(h, { method, url, headers: { authorization: 'Bearer not-a-key' } }, 401);
         if (statuses.includes(403)) await send(h, { method, url, role: refusedRole(op.access as AccessKind)! }, 403);
-        // Change 10: under /v1 an unknown query parameter is 400 on every operation.
-        if (op.path.startsWith('/v1/'))
+        // Change 10: an unknown query parameter is 400 on every operation but bull-board's page.
+        if (op.path !== '/admin/queues')
           await send(
             h,
             {

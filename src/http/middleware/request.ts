@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { AppError, ValidationError } from '../../platform/errors';
 
 const SAFE_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -166,3 +166,13 @@ export function checkQuery(req: Request, takesQuery: boolean): void {
   }
   if (details.length) throw new ValidationError(`invalid query: ${details[0].path}: ${details[0].message}`, details);
 }
+
+/** For the public routes that take no query and have no guard (health, the OpenAPI document): 400 on any parameter. */
+export const noQuery: RequestHandler = (req, _res, next) => {
+  try {
+    checkQuery(req, false);
+  } catch (e) {
+    return next(e);
+  }
+  next();
+};

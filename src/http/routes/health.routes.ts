@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { AppContext } from '../../app/context';
 import { errorEnvelope } from '../error-envelope';
+import { noQuery } from '../middleware/request';
 
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -31,10 +32,10 @@ async function redisPing(ctx: AppContext): Promise<string> {
 /** /healthz: the process is up. /readyz: PostgreSQL and Redis answer; 503 names the one that does not. */
 export function healthRoutes(ctx: AppContext): Router {
   const r = Router();
-  r.get('/healthz', (_req, res) => {
+  r.get('/healthz', noQuery, (_req, res) => {
     res.json({ status: 'ok' });
   });
-  r.get('/readyz', async (_req, res) => {
+  r.get('/readyz', noQuery, async (_req, res) => {
     const [pg, redis] = await Promise.allSettled([within(2000, ctx.db.raw('SELECT 1')), within(2000, redisPing(ctx))]);
     const down = [pg.status === 'rejected' ? 'postgresql' : null, redis.status === 'rejected' ? 'redis' : null].filter(
       Boolean,

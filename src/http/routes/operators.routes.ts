@@ -24,6 +24,7 @@ import {
 import { stockByLocation } from '../../inventory';
 import { parseInput } from '../../platform/validation';
 import { sameOriginWrites } from '../middleware/same-origin';
+import { noQuery } from '../middleware/request';
 import type { Guards } from '../guards';
 import { CODE_FOR_STATUS, errorEnvelope } from '../error-envelope';
 import { collectScrapeGauges } from '../metrics-scrape';
@@ -228,7 +229,7 @@ export function operatorRoutes(ctx: AppContext, g: Guards): Router {
 
   // API documentation: the OpenAPI document and Swagger UI, both served from here.
   const doc = buildOpenApiDocument();
-  r.get('/docs/openapi.json', (_req, res) => {
+  r.get('/docs/openapi.json', noQuery, (_req, res) => {
     res.json(doc);
   });
   r.get('/docs', (req, res, next) =>
