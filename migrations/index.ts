@@ -13,6 +13,7 @@ import * as intake from './20261202000004_intake';
 import * as ledgerCheckpoints from './20261202000007_ledger_checkpoints';
 import * as eventPayloadJson from './20261204000000_event_payload_json';
 import * as idempotencyBodyJson from './20261204000001_idempotency_body_json';
+import * as countSuperseded from './20261207000000_count_superseded';
 
 /**
  * Every migration in order, imported statically so tsx, vitest and the compiled build load them
@@ -33,4 +34,5 @@ export const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261202000007_ledger_checkpoints': ledgerCheckpoints,
   '20261204000000_event_payload_json': eventPayloadJson,
   '20261204000001_idempotency_body_json': idempotencyBodyJson,
+  '20261207000000_count_superseded': countSuperseded,
 };

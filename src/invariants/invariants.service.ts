@@ -277,8 +277,9 @@ const RULES: Rule[] = [
     // Guarantee 8: each count item's expected figure is the ledger of its (SKU, location) at counted_at
     // (the on-hand movements the count saw, below its horizon, created at or before counted_at, and
     // the corrections of earlier counts taken at or before it, whenever they were booked); the
-    // variance booked is one `count` movement of counted − expected, none when that is 0.
-    sql: `SELECT c.count_id, i.sku, c.location, i.counted, i.expected, i.variance,
+    // variance booked is one `count` movement of counted − expected, none when that is 0 or when a
+    // count of a later counted_at had booked the (SKU, location) first (superseded_by).
+    sql: `SELECT c.count_id, i.sku, c.location, i.counted, i.expected, i.variance, i.superseded_by,
                  COALESCE((SELECT SUM(m.quantity) FROM stock_movements m
                             WHERE m.sku = i.sku AND m.location = c.location AND m.type IN (${ON_HAND_TYPES})
                               AND m.id < c.horizon
@@ -413,8 +414,8 @@ async function runRule(db: Executor, rule: Rule, opts: CheckOptions): Promise<{ 
             (r: any) =>
               Number(r.expected) !== Number(r.ledger) ||
               Number(r.variance) !== Number(r.counted) - Number(r.expected) ||
-              Number(r.booked) !== Number(r.variance) ||
-              Number(r.booked_n) !== (Number(r.variance) === 0 ? 0 : 1),
+              Number(r.booked) !== (r.superseded_by ? 0 : Number(r.variance)) ||
+              Number(r.booked_n) !== (Number(r.variance) === 0 || r.superseded_by ? 0 : 1),
           )
         : rows;
   return { count: bad.length, lines: bad.slice(0, LIMIT).map((r: any) => `${rule.name}: ${rule.line(r)}`) };

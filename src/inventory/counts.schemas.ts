@@ -44,6 +44,12 @@ export const countItemSchema = z.object({
   counted: z.number().int(),
   expected: z.number().int(),
   variance: z.number().int(),
+  /**
+   * Present when a count of this SKU and location with a later counted_at was booked before this
+   * one: that count set the shelf's level, so this item books nothing (its figures are as of its
+   * own counted_at).
+   */
+  superseded_by: z.string().optional(),
 });
 /** GET /v1/inventory/counts/:count_id: every item, zero variances too. */
 export const countRecordSchema = z.object({
@@ -64,4 +70,6 @@ export interface CountItemResult {
   counted: number;
   expected: number;
   variance: number;
+  /** A count of a later counted_at already booked this (SKU, location): nothing is booked. */
+  superseded_by?: string;
 }

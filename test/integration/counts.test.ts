@@ -216,7 +216,10 @@ describe('stock counts: two counts of one shelf', () => {
     for (const body of [a, b, c]) expect((await count(body)).body).toEqual({ accepted: true });
     expect((await readCount(a.count_id)).body.items).toEqual([{ sku, counted: 40, expected: 50, variance: -10 }]);
     expect((await readCount(b.count_id)).body.items).toEqual([{ sku, counted: 40, expected: 40, variance: 0 }]);
-    expect((await readCount(c.count_id)).body.items).toEqual([{ sku, counted: 40, expected: 40, variance: 0 }]);
+    // c is of a's moment, but b (later) had booked the shelf already: it names b and books nothing.
+    expect((await readCount(c.count_id)).body.items).toEqual([
+      { sku, counted: 40, expected: 40, variance: 0, superseded_by: b.count_id },
+    ]);
     expect(await level(h().ctx.db, sku, 'main')).toEqual({ on_hand: 40, reserved: 0 });
 
     // Six counts of one moment at once: they serialize on the stock row and only the first books.
@@ -235,6 +238,68 @@ describe('stock counts: two counts of one shelf', () => {
     );
     expect(variances.sort((x, y) => x - y)).toEqual([-10, 0, 0, 0, 0, 0]);
     expect(await level(h().ctx.db, other, 'main')).toEqual({ on_hand: 40, reserved: 0 });
+    await ledgerReportOk(h());
+    await invariantsClean(h());
+  });
+});
+
+describe('stock counts: a count older than one already booked', () => {
+  it('when a count arrives after a count of a later counted_at booked the same shelf, then that item is superseded and books nothing (no movement, no event), while its other items book as usual', async () => {
+    const sku = await makeProductAt(h(), { main: 50 });
+    const other = await makeProductAt(h(), { main: 20 });
+    await sleep(20);
+    const t0 = await dbNow(h());
+    await sleep(20);
+    const t1 = await dbNow(h());
+    await sleep(20);
+    const t2 = await dbNow(h());
+    // The later count arrives first: 10 units are gone by t2.
+    const newer = { count_id: `cnt-new-${randomUUID()}`, counted_at: t2, items: [{ sku, on_hand: 40 }] };
+    expect((await count(newer)).body).toEqual({ accepted: true });
+    expect(await level(h().ctx.db, sku, 'main')).toEqual({ on_hand: 40, reserved: 0 });
+    // The older one saw 5 of them gone at t1; booking that would take the shelf to 35.
+    const older = {
+      count_id: `cnt-old-${randomUUID()}`,
+      counted_at: t1,
+      items: [
+        { sku, on_hand: 45 },
+        { sku: other, on_hand: 18 },
+      ],
+    };
+    expect((await count(older)).status).toBe(202);
+    expect((await readCount(older.count_id)).body.items).toEqual([
+      { sku, counted: 45, expected: 50, variance: -5, superseded_by: newer.count_id },
+      { sku: other, counted: 18, expected: 20, variance: -2 },
+    ]);
+    expect(await level(h().ctx.db, sku, 'main')).toEqual({ on_hand: 40, reserved: 0 });
+    expect(await level(h().ctx.db, other, 'main')).toEqual({ on_hand: 18, reserved: 0 });
+    // One older still names the count that set the level, not the superseded one.
+    const oldest = { count_id: `cnt-oldest-${randomUUID()}`, counted_at: t0, items: [{ sku, on_hand: 44 }] };
+    expect((await count(oldest)).status).toBe(202);
+    expect((await readCount(oldest.count_id)).body.items).toEqual([
+      { sku, counted: 44, expected: 50, variance: -6, superseded_by: newer.count_id },
+    ]);
+    expect(await level(h().ctx.db, sku, 'main')).toEqual({ on_hand: 40, reserved: 0 });
+    const booked = await h()
+      .ctx.db('stock_movements')
+      .where({ type: 'count' })
+      .whereIn('sku', [sku, other])
+      .orderBy('id')
+      .select('sku', 'event_id', 'quantity');
+    expect(booked.map((m: any) => [m.sku, m.event_id, Number(m.quantity)])).toEqual([
+      [sku, newer.count_id, -10],
+      [other, older.count_id, -2],
+    ]);
+    const events = await h()
+      .ctx.db('events')
+      .where({ type: 'inventory.count_variance' })
+      .whereIn('subject_id', [sku, other])
+      .orderBy('subject_id')
+      .select('subject_id');
+    expect(events.map((e: any) => e.subject_id).sort()).toEqual([sku, other].sort());
+    // The served document describes the field (a misspelt one would not pass: items are strict objects).
+    const isCount = await servedSchema(h(), 'Count');
+    expect(isCount((await readCount(oldest.count_id)).body)).toEqual([]);
     await ledgerReportOk(h());
     await invariantsClean(h());
   });

@@ -41,6 +41,8 @@ interface Figures {
   on_hand: number;
   reserved: number;
   after: number;
+  /** The first count of a later counted_at that booked this (SKU, location), if any. */
+  newer: string | null;
 }
 
 /**
@@ -49,7 +51,9 @@ interface Figures {
  * `count` movement belongs to its own count's counted_at, not to when it was booked: an earlier
  * count taken at or before `countedAt` is part of the ledger at `countedAt` even if it was applied
  * after it, so two counts of the same shelf (the same moment, or one after the other with nothing
- * in between) book the loss once.
+ * in between) book the loss once. A count of a later counted_at that was booked already (`newer`)
+ * set the level this one would correct: the older count is superseded there and books nothing, or
+ * a loss both saw would be booked twice.
  */
 async function readFigures(
   trx: Trx,
@@ -62,10 +66,13 @@ async function readFigures(
             COALESCE((SELECT SUM(m.quantity) FROM stock_movements m
                        WHERE m.sku = v.sku AND m.location = ? AND m.type = ANY(?::text[]) AND m.created_at > ?::timestamptz
                          AND NOT (m.type = 'count' AND EXISTS (SELECT 1 FROM stock_counts c
-                                   WHERE c.count_id = m.event_id AND c.counted_at <= ?::timestamptz))), 0)::bigint AS after
+                                   WHERE c.count_id = m.event_id AND c.counted_at <= ?::timestamptz))), 0)::bigint AS after,
+            (SELECT c.count_id FROM stock_count_items i JOIN stock_counts c ON c.count_id = i.count_id
+              WHERE i.sku = v.sku AND i.superseded_by IS NULL AND c.location = ? AND c.counted_at > ?::timestamptz
+              ORDER BY c.counted_at, c.created_at LIMIT 1) AS newer
        FROM unnest(?::text[]) AS v(sku)
        LEFT JOIN stock_levels l ON l.sku = v.sku AND l.location = ?`,
-    [location, ON_HAND_TYPES, countedAt, countedAt, skus, location],
+    [location, ON_HAND_TYPES, countedAt, countedAt, location, countedAt, skus, location],
   );
   return new Map(rows.map((r: Figures) => [r.sku, r]));
 }
@@ -117,7 +124,8 @@ function plan(input: CountInput, location: string, figures: Map<string, Figures>
     const f = figures.get(it.sku)!;
     const expected = f.on_hand - f.after;
     const variance = it.on_hand - expected;
-    const next = f.on_hand + variance;
+    // A superseded item books nothing, so it leaves on_hand as it is.
+    const next = f.on_hand + (f.newer ? 0 : variance);
     if (next < f.reserved) need.set(it.sku, f.reserved - next);
     return {
       sku: it.sku,
@@ -126,6 +134,7 @@ function plan(input: CountInput, location: string, figures: Map<string, Figures>
       counted: it.on_hand,
       expected,
       variance,
+      ...(f.newer ? { superseded_by: f.newer } : {}),
       after: f.after,
     };
   });
@@ -216,7 +225,7 @@ async function countInUnit(
     (await trx.raw(`SELECT nextval(pg_get_serial_sequence('stock_movements', 'id')) AS h`)).rows[0].h,
   );
   const { items, need } = plan(input, location, await readFigures(trx, location, sorted, countedAt));
-  const negative = items.filter((it) => it.counted + it.after < 0);
+  const negative = items.filter((it) => !it.superseded_by && it.counted + it.after < 0);
   if (negative.length > 0) {
     throw new ConflictError(
       `the ledger moved more units out of ${location} after counted_at than the count found`,
@@ -238,7 +247,7 @@ async function countInUnit(
   };
   const movements: Movement[] = [];
   for (const it of items) {
-    if (it.variance === 0) continue;
+    if (it.variance === 0 || it.superseded_by) continue;
     changeOf(it.sku).levels.push({ location, on_hand: it.variance });
     movements.push({
       sku: it.sku,
@@ -266,8 +275,8 @@ async function countInUnit(
   for (let i = 0; i < items.length; i += 1000) {
     const chunk = items.slice(i, i + 1000);
     await trx.raw(
-      `INSERT INTO stock_count_items (count_id, item_no, sku, counted, expected, variance)
-       SELECT ?, * FROM unnest(?::int[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[])`,
+      `INSERT INTO stock_count_items (count_id, item_no, sku, counted, expected, variance, superseded_by)
+       SELECT ?, * FROM unnest(?::int[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[])`,
       [
         input.count_id,
         chunk.map((_, k) => i + k + 1),
@@ -275,16 +284,22 @@ async function countInUnit(
         chunk.map((x) => x.counted),
         chunk.map((x) => x.expected),
         chunk.map((x) => x.variance),
+        chunk.map((x) => x.superseded_by ?? null) as unknown as string[],
       ],
     );
   }
-  uow.serveSkus([...new Set([...items.filter((x) => x.variance > 0).map((x) => x.sku), ...revoke.map((r) => r.sku)])]);
+  uow.serveSkus([
+    ...new Set([
+      ...items.filter((x) => x.variance > 0 && !x.superseded_by).map((x) => x.sku),
+      ...revoke.map((r) => r.sku),
+    ]),
+  ]);
   const results: CountItemResult[] = items.map(({ after: _after, ...r }) => r);
-  // One `inventory.count_variance` event per item with a non-zero variance, in this unit of work.
+  // One `inventory.count_variance` event per item with a non-zero variance booked, in this unit of work.
   await addSkuEvents(
     uow,
     results
-      .filter((r) => r.variance !== 0)
+      .filter((r) => r.variance !== 0 && !r.superseded_by)
       .map((r) => ({
         type: 'inventory.count_variance',
         subject: { type: 'sku' as const, id: r.sku },
@@ -407,7 +422,7 @@ export async function getCount(db: Executor, countId: string): Promise<CountReco
   const items = await db('stock_count_items')
     .where({ count_id: countId })
     .orderBy('item_no')
-    .select('sku', 'counted', 'expected', 'variance');
+    .select('sku', 'counted', 'expected', 'variance', 'superseded_by');
   return {
     count_id: c.count_id,
     location: c.location,
@@ -417,6 +432,7 @@ export async function getCount(db: Executor, countId: string): Promise<CountReco
       counted: Number(i.counted),
       expected: Number(i.expected),
       variance: Number(i.variance),
+      ...(i.superseded_by ? { superseded_by: i.superseded_by } : {}),
     })),
     actor: { role: c.actor_role, name: c.actor_name },
     created_at: c.created_at.toISOString(),
