@@ -4,6 +4,7 @@ import { loadConfigOrExit, SHORT_API_KEY, shortApiKeys, type Config } from '../p
 import { closeContext, createContext } from './context';
 import { prepareDatabase } from '../platform/prepare-database';
 import { createApp } from '../http/app';
+import { createWorkerMetricsApp } from '../http/worker-metrics';
 import { drain, listen } from '../http/server';
 import { redactUrl, resolveLocalServices } from '../platform/local-services';
 import { logger, logQuietly, tolerateBrokenStdio } from '../platform/logger';
@@ -117,6 +118,11 @@ export async function main(mode: Mode): Promise<void> {
       process.stdout.write(
         `orderflow listening on ${whereListening(host, port)} (console /console, board /admin/queues, dashboard /dashboard, docs /docs)\nusing ${using}\n`,
       );
+  }
+  if (mode === 'worker' && config.METRICS_PORT !== undefined) {
+    server = await listen(createWorkerMetricsApp(ctx), config.METRICS_PORT, config.HOST);
+    const { address: host, port } = server.address() as AddressInfo;
+    logger.info({ host, port }, 'orderflow worker metrics listening (/metrics)');
   }
   if (mode !== 'api') {
     workers = await startWorkers(ctx);

@@ -238,6 +238,8 @@ const schema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(100).default(10000),
   EMBEDDED_DATA_DIR: z.string().optional(),
   HEARTBEAT_FILE: z.string().optional(),
+  // A worker process (`main.ts worker`) serves its own /metrics on this port when set (on HOST).
+  METRICS_PORT: int(0, 65535).optional(),
 });
 
 export type Config = Omit<

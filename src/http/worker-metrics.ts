@@ -1,0 +1,28 @@
+import express, { type Express } from 'express';
+import type { AppContext } from '../app/context';
+import { registry } from '../platform/metrics';
+import { createGuards } from './guards';
+import { errorHandler, notFoundHandler } from './middleware/errors';
+import { requestId } from './middleware/request';
+
+/**
+ * What a worker process serves on METRICS_PORT: GET /metrics, this process's own series (job
+ * durations, notification outcomes, optimistic conflicts, Node's process metrics), guarded like the
+ * API's /metrics (an operator's or viewer's key, as Bearer or as a Basic password). The series read
+ * at scrape time for the whole deployment (queue depths, cluster counters, alert readings) are the
+ * API's: scraping them from every worker too would count them once per process.
+ */
+export function createWorkerMetricsApp(ctx: AppContext): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  const g = createGuards(ctx.config.API_KEYS);
+  app.use(requestId);
+  app.get('/metrics', g.browser, async (_req, res) => {
+    res.type(registry.contentType).send(await registry.metrics());
+  });
+  app.use(notFoundHandler);
+  app.use(errorHandler);
+  return app;
+}
