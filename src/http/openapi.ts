@@ -828,7 +828,7 @@ export const OPERATIONS: Operation[] = [
     method: 'get',
     path: '/v1/reports/orders',
     tag: 'reports',
-    summary: 'Orders by status, revenue (confirmed + completed), per UTC day',
+    summary: 'Orders by status, revenue (confirmed + partially_shipped + completed), per UTC day',
     access: 'read',
     query: ordersReportQuerySchema,
     ok: ok(200, 'OrdersReport'),

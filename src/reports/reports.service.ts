@@ -38,7 +38,11 @@ export function reportWindow(q: OrdersReportQuery): { from: Date | null; to: Dat
   return { from, to };
 }
 
-const REVENUE = `COALESCE(sum(total_cents) FILTER (WHERE status IN ('confirmed', 'completed')), 0)::bigint`;
+/**
+ * Revenue: the orders sold, part 1's confirmed + completed and, between them, part 2's
+ * partially_shipped (shipping the first parcel must not take an order out of revenue).
+ */
+const REVENUE = `COALESCE(sum(total_cents) FILTER (WHERE status IN ('confirmed', 'partially_shipped', 'completed')), 0)::bigint`;
 
 /** Orders created in the window: counts by (current) status, revenue, and a row per UTC day. */
 export async function ordersReport(db: Db, q: OrdersReportQuery): Promise<OrdersReport> {

@@ -24,7 +24,7 @@ describe('dashboard and docs in a browser', () => {
     const dear = await makeProduct(h(), 3, { sku: 'LAMP-OAK', name: 'Oak lamp', price_cents: 8900 });
     await makeProduct(h(), 0, { sku: 'TEA-GREEN', name: 'Green tea', price_cents: 450 });
     await makeProduct(h(), 12, { sku: 'PEN-RED', name: 'Red pen', price_cents: 150 });
-    // Revenue is confirmed + completed only; the test adds it up from the prices it set.
+    // Revenue is the sold orders (confirmed, partially shipped, completed); the test adds it up from the prices it set.
     let revenue = 0;
     const placed: string[] = [];
     const order = async (lines: { sku: string; quantity: number }[], status: string, price: number, extra = {}) => {

@@ -58,6 +58,12 @@ describe('reports', () => {
       { sku: p2.sku, quantity: 1 },
     ]);
     await untilStatus(h(), o2.id, 'confirmed');
+    // o2 ships one of its two lines: partially_shipped, and still sold.
+    const part = await h().api('POST', `/v1/orders/${o2.id}/shipments`, {
+      role: 'feed',
+      body: { lines: [{ sku: p1.sku, quantity: 1 }] },
+    });
+    expect(part.status).toBe(201);
     const o3 = await placeOrder(h(), c.id, [{ sku: p2.sku, quantity: 3 }]);
     await untilStatus(h(), o3.id, 'awaiting_stock');
     const o4 = await placeOrder(h(), c.id, [{ sku: p2.sku, quantity: 5 }], { on_insufficient_stock: 'reject' });
@@ -81,7 +87,8 @@ describe('reports', () => {
 
     const r = await h().api('GET', '/v1/reports/orders?from=2020-03-01&to=2020-03-04');
     expect(r.status).toBe(200);
-    // Revenue counts confirmed and completed orders only: o1 (2 × 1000), o2 (1000 + 250), o5 (3 × 1000).
+    // Revenue counts the orders sold: confirmed, partially_shipped and completed (o1: 2 × 1000, o2:
+    // 1000 + 250, o5: 3 × 1000); not the waiting, rejected or cancelled ones.
     expect(r.body).toEqual({
       from: '2020-03-01T00:00:00.000Z',
       to: '2020-03-05T00:00:00.000Z',
@@ -89,9 +96,9 @@ describe('reports', () => {
       revenue_cents: 2000 + 1250 + 3000,
       by_status: {
         received: 0,
-        confirmed: 2,
+        confirmed: 1,
         awaiting_stock: 1,
-        partially_shipped: 0,
+        partially_shipped: 1,
         rejected: 1,
         failed: 0,
         cancelled: 0,

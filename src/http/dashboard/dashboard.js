@@ -101,7 +101,7 @@
             beginAtZero: true,
             position: 'right',
             grid: { drawOnChartArea: false },
-            title: { display: true, text: 'revenue (confirmed + completed)' },
+            title: { display: true, text: 'revenue (confirmed, partially shipped, completed)' },
           },
         },
       }),
