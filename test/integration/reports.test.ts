@@ -116,7 +116,7 @@ describe('reports', () => {
     expect(narrow.body).toMatchObject({
       orders: 3,
       revenue_cents: 3250,
-      by_status: { confirmed: 2, awaiting_stock: 1, rejected: 0 },
+      by_status: { confirmed: 1, partially_shipped: 1, awaiting_stock: 1, rejected: 0 },
     });
     const wide = await h().api('GET', '/v1/reports/orders?from=2020-03-04&to=2020-03-05');
     expect(wide.body).toMatchObject({
