@@ -113,8 +113,9 @@ export const metadataSchema = z
   .superRefine((m, ctx) => {
     const keys = Object.keys(m);
     if (keys.length > 50) ctx.addIssue({ code: 'custom', message: 'at most 50 keys' });
+    // Characters are code points, as for the values and JSON Schema's maxLength (not UTF-16 units).
     for (const k of keys)
-      if (k.length < 1 || k.length > 40)
+      if (k.length < 1 || [...k].length > 40)
         ctx.addIssue({ code: 'custom', path: [k], message: 'keys are 1-40 characters' });
   })
   .meta({

@@ -205,6 +205,7 @@ describe('change 11: metadata', () => {
     const bad: [unknown, string][] = [
       [many, 'body.metadata'],
       [{ ['k'.repeat(41)]: 'v' }, `body.metadata.${'k'.repeat(41)}`],
+      [{ ['😀'.repeat(41)]: 'v' }, `body.metadata.${'😀'.repeat(41)}`],
       [{ '': 'v' }, 'body.metadata'],
       [{ k: 'v'.repeat(501) }, 'body.metadata.k'],
       [{ k: 1 }, 'body.metadata.k'],
@@ -230,6 +231,14 @@ describe('change 11: metadata', () => {
         })
       ).status,
     ).toBe(202);
+    // Characters are code points, in keys as in values: 40 emoji (80 UTF-16 units) is a key of 40.
+    const emoji = { ['😀'.repeat(40)]: '😀'.repeat(500) };
+    const wide = await h().api('POST', '/v1/orders', {
+      role: 'intake',
+      body: { customer_id: c.body.id, lines: [{ sku: p.sku, quantity: 1 }], metadata: emoji },
+    });
+    expect(wide.status).toBe(202);
+    expect((await h().api('GET', `/v1/orders/${wide.body.id}`)).body.metadata).toEqual(emoji);
   });
 
   it('when metadata has a key "__proto__" (written out or escaped), then 400 naming metadata and nothing is stored; "constructor" is kept', async () => {
