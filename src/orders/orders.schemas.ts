@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { limitSchema, metadataSchema, skuSchema, uuidParam } from '../platform/validation';
+import { externalIdSchema, limitSchema, metadataSchema, skuSchema, uuidParam } from '../platform/validation';
 import { ORDER_STATUSES } from './status';
 
 /** A time as sent (ISO 8601, UTC); `format: date-time` in the OpenAPI document. */
@@ -81,7 +81,7 @@ const distinctSkus = <T extends { sku: string }>(ls: T[], ctx: z.RefinementCtx) 
   });
 };
 export const shipmentInputSchema = z.object({
-  shipment_id: z.string().trim().min(1).max(255).optional(),
+  shipment_id: externalIdSchema.optional(),
   location: locationCode.optional(),
   lines: z
     .array(z.object({ sku: skuSchema, quantity: shipQuantity }))
@@ -92,7 +92,7 @@ export const shipmentInputSchema = z.object({
   tracking: z.string().trim().min(1).max(500).optional(),
 });
 export const returnInputSchema = z.object({
-  return_id: z.string().trim().min(1).max(255).optional(),
+  return_id: externalIdSchema.optional(),
   lines: z
     .array(
       z.object({

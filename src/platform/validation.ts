@@ -124,6 +124,17 @@ export const metadataSchema = z
     propertyNames: { minLength: 1, maxLength: 40 },
   });
 
+/**
+ * An id of the caller's choosing (a restock's event_id, an inbound_id, a shipment_id, a return_id),
+ * taken exactly as given: 1–255 characters that neither start nor end with whitespace (such an id
+ * is 400, never trimmed into another id).
+ */
+export const externalIdSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .refine((v) => !/^\s|\s$/.test(v), 'must not start or end with whitespace');
+
 export const uuidParam = z
   .string()
   .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID');

@@ -1,15 +1,7 @@
 import { z } from 'zod';
-import { skuSchema } from '../platform/validation';
+import { externalIdSchema, skuSchema } from '../platform/validation';
 
-/**
- * An id of the caller's choosing, taken exactly as given: 1–255 characters that neither start nor
- * end with whitespace (such an id is 400, never trimmed into another id).
- */
-export const externalIdSchema = z
-  .string()
-  .min(1)
-  .max(255)
-  .refine((v) => !/^\s|\s$/.test(v), 'must not start or end with whitespace');
+export { externalIdSchema };
 
 export const restockEventSchema = z.object({
   event_id: externalIdSchema,

@@ -70,6 +70,22 @@ describe('locations: shipments happen once', () => {
     expect(other.body.error.code).toBe('idempotency_key_reused');
     expect(Number((await db('shipments').where({ order_id: o.id }).count({ n: '*' }).first())!.n)).toBe(1);
     expect(await totals(db, x)).toMatchObject({ on_hand: 8, reserved: 3 });
+
+    // An id with whitespace around it is 400, never trimmed into another id (a replay of this one).
+    for (const [url, id] of [
+      [`/v1/orders/${o.id}/shipments`, { shipment_id: ` ${shipmentId}` }],
+      [`/v1/orders/${o.id}/shipments`, { shipment_id: `${shipmentId}\t` }],
+      [`/v1/orders/${o.id}/returns`, { return_id: ' r-1 ' }],
+    ] as const) {
+      const sent = url.endsWith('returns')
+        ? { ...id, lines: [{ sku: x, quantity: 1, disposition: 'restock' }] }
+        : { ...body, ...id };
+      const res = await h().api('POST', url, { role: 'feed', body: sent });
+      expect(res.status, JSON.stringify(id)).toBe(400);
+      expect(res.body.error.details.map((d: any) => d.path)).toEqual([`body.${Object.keys(id)[0]}`]);
+    }
+    expect(Number((await db('shipments').where({ order_id: o.id }).count({ n: '*' }).first())!.n)).toBe(1);
+    expect(Number((await db('returns').where({ order_id: o.id }).count({ n: '*' }).first())!.n)).toBe(0);
   });
 
   it('when 20 clients POST one return_id at once, then one return and one return movement per SKU exist, 1 × 201 and 19 × 200 with the same body; another body → 422', async () => {
