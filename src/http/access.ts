@@ -16,6 +16,8 @@ export const ACCESS = {
   feedRead: ['feed', 'viewer'],
   catalog: ['intake', 'viewer'],
   ordersRead: ['intake', 'feed', 'viewer'],
+  /** A count is inventory (intake reads it, change 15) and the feed's own record (it posts counts). */
+  countRead: ['intake', 'feed', 'viewer'],
   /** Board, dashboard and metrics: the key as Bearer or as a Basic password; a viewer reads them. */
   browser: ['viewer'],
 } as const satisfies Record<string, readonly Role[]>;

@@ -402,7 +402,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/customers/{id}/orders',
     tag: 'customers',
     summary: "A customer's orders, newest first",
-    access: 'intakeRead',
+    access: 'ordersRead',
     query: listOrdersQuerySchema.omit({ customer_id: true }),
     ok: ok(200, 'OrderPage'),
   },
@@ -485,7 +485,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/inventory/counts/{count_id}',
     tag: 'products and stock',
     summary: 'A stock count as recorded: every item with counted, expected and variance',
-    access: 'feedRead',
+    access: 'countRead',
     ok: ok(200, 'Count'),
   },
 
@@ -739,7 +739,7 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/orders/{id}/notifications',
     tag: 'notifications',
     summary: "The order's events per channel and their delivery",
-    access: 'intakeRead',
+    access: 'ordersRead',
     ok: ok(200, 'OrderNotifications'),
   },
   {

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import type { Context } from '../platform/context';
 import type { Db, Executor } from '../platform/db';
-import { NotFoundError, ValidationError } from '../platform/errors';
+import { NotFoundError } from '../platform/errors';
 import { JOB, QUEUES } from '../platform/job-catalog';
 import { logger } from '../platform/logger';
 import { countStat, metrics } from '../platform/metrics';
@@ -11,7 +11,7 @@ import { listCursor } from '../platform/validation';
 import { z } from 'zod';
 import type { CreateEndpoint, Delivery, Endpoint, ListDeliveriesQuery, UpdateEndpoint } from './endpoints.schemas';
 import type { EventPayload } from './notifications.schemas';
-import { assertPublicTarget, DeliveryError, webhookKey } from './webhook';
+import { assertPublicTarget, DeliveryError, refusePrivateTarget, webhookKey } from './webhook';
 
 /** How long a rotated-out secret still signs deliveries (beside the new one). */
 export const SECRET_OVERLAP_HOURS = 24;
@@ -48,20 +48,16 @@ const newSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
 /**
  * Under WEBHOOK_PRIVATE_TARGETS=deny an endpoint may not aim at a non-public address (checked again
- * at each send). `path` names the field the refusal is about: `url`, or `status` when an endpoint
- * made under `allow` is turned active again without a new url.
+ * at each send). `path` names what the refusal is about: `body.url`; `body.status` when an endpoint
+ * made under `allow` is turned active again without a new url; `url` (the endpoint's own) when it
+ * is recovered.
  */
-async function checkTarget(ctx: Context, url: string | undefined, path = 'url'): Promise<void> {
-  if (!url || ctx.config.WEBHOOK_PRIVATE_TARGETS !== 'deny') return;
-  try {
-    await assertPublicTarget(url);
-  } catch (err) {
-    // A name that does not resolve now may later: only a refused address is refused here.
-    if (err instanceof DeliveryError && err.permanent) {
-      const message = path === 'url' ? err.message : `the endpoint's url is ${err.message}: give it a public url`;
-      throw new ValidationError(`invalid body: ${path}: ${message}`, [{ path: `body.${path}`, message }]);
-    }
-  }
+async function checkTarget(ctx: Context, url: string | undefined, path = 'body.url'): Promise<void> {
+  await refusePrivateTarget(ctx.config.WEBHOOK_PRIVATE_TARGETS === 'deny', url, path, (refusal) =>
+    path === 'body.url'
+      ? refusal
+      : `the endpoint's url is ${refusal}: give it a public url${path === 'url' ? ' (PATCH) first' : ''}`,
+  );
 }
 
 export async function createEndpoint(ctx: Context, input: CreateEndpoint): Promise<Endpoint & { secret: string }> {
@@ -92,7 +88,7 @@ export async function updateEndpoint(ctx: Context, id: string, input: UpdateEndp
   if (input.status === 'active' && input.url === undefined) {
     const current = await db('webhook_endpoints').where({ id }).first('url');
     if (!current) throw new NotFoundError('webhook endpoint');
-    await checkTarget(ctx, current.url, 'status');
+    await checkTarget(ctx, current.url, 'body.status');
   }
   const patch: Record<string, unknown> = { updated_at: db.fn.now() };
   if (input.url !== undefined) patch.url = input.url;
@@ -137,6 +133,10 @@ export async function rotateSecret(db: Db, id: string): Promise<{ secret: string
  * `since` that this endpoint subscribes to and did not receive.
  */
 export async function recoverEndpoint(ctx: Context, id: string, since: string): Promise<Endpoint> {
+  // Active again is active again: under deny, not at a url that PATCH would refuse to reactivate.
+  const current = await ctx.db('webhook_endpoints').where({ id }).first('url');
+  if (!current) throw new NotFoundError('webhook endpoint');
+  await checkTarget(ctx, current.url, 'url');
   return runUnitOfWork(ctx, 'recover-endpoint', async (uow) => {
     const [row] = await uow
       .trx('webhook_endpoints')

@@ -27,5 +27,5 @@ export {
   updateEndpoint,
 } from './endpoints.service';
 export { recoverDeliveries } from './recovery';
-export { assertPublicTarget, DEV_WEBHOOK_SECRET, DeliveryError, signWebhook } from './webhook';
+export { assertPublicTarget, DEV_WEBHOOK_SECRET, DeliveryError, refusePrivateTarget, signWebhook } from './webhook';
 export { renderEmail } from './email';

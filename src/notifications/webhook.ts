@@ -4,6 +4,7 @@ import https from 'node:https';
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { logger } from '../platform/logger';
+import { ValidationError } from '../platform/errors';
 
 /**
  * Used when WEBHOOK_SECRET is unset (development): deliveries stay signed, and a receiver can
@@ -79,6 +80,30 @@ export async function assertPublicTarget(url: string): Promise<void> {
       `refused: ${host} is a non-public address (${refused.address}); WEBHOOK_PRIVATE_TARGETS=deny`,
       { permanent: true },
     );
+  }
+}
+
+/**
+ * At create or change, under WEBHOOK_PRIVATE_TARGETS=deny: a target refused for good (a non-public
+ * address) is 400 naming `path`, with `message` made of the refusal. A host that does not resolve
+ * now may later, so it is accepted (its attempts fail until it does).
+ */
+export async function refusePrivateTarget(
+  deny: boolean,
+  url: string | null | undefined,
+  path: string,
+  message: (refusal: string) => string = (m) => m,
+): Promise<void> {
+  if (!url || !deny) return;
+  try {
+    await assertPublicTarget(url);
+  } catch (err) {
+    if (err instanceof DeliveryError && err.permanent) {
+      const text = message(err.message);
+      throw new ValidationError(`invalid ${path.startsWith('body.') ? 'body' : 'request'}: ${path}: ${text}`, [
+        { path, message: text },
+      ]);
+    }
   }
 }
 

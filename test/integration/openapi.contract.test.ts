@@ -209,6 +209,7 @@ const ALLOWED: Record<string, Role> = {
   feedRead: 'feed',
   catalog: 'intake',
   ordersRead: 'feed',
+  countRead: 'intake',
 };
 
 const opOf = (method: string, path: string) => {

@@ -47,6 +47,31 @@ describe('roles and actors', () => {
     expect(plain.body.actor).toEqual({ role: 'operator', name: 'operator' });
   });
 
+  it("when feed reads a customer's orders or an order's notifications, or intake reads a count, then 200 (change 15: feed reads orders, intake reads inventory)", async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 5);
+    const o = await h().api('POST', '/v1/orders', {
+      role: 'intake',
+      body: { customer_id: c.id, lines: [{ sku: p.sku, quantity: 1 }] },
+    });
+    expect(o.status).toBe(202);
+    const countId = `cnt-roles-${Date.now()}`;
+    const posted = await h().api('POST', '/v1/inventory/counts', {
+      role: 'feed',
+      body: { count_id: countId, counted_at: new Date().toISOString(), items: [{ sku: p.sku, on_hand: 5 }] },
+    });
+    expect(posted.status).toBe(202);
+    const theirs = await h().api('GET', `/v1/customers/${c.id}/orders`, { role: 'feed' });
+    expect(theirs.status, theirs.text).toBe(200);
+    expect(theirs.body.data.map((x: { id: string }) => x.id)).toEqual([o.body.id]);
+    const notes = await h().api('GET', `/v1/orders/${o.body.id}/notifications`, { role: 'feed' });
+    expect(notes.status, notes.text).toBe(200);
+    expect(notes.body).toEqual({ data: [] });
+    const count = await h().api('GET', `/v1/inventory/counts/${countId}`, { role: 'intake' });
+    expect(count.status, count.text).toBe(200);
+    expect(count.body.items).toEqual([{ sku: p.sku, counted: 5, expected: 5, variance: 0 }]);
+  });
+
   it('when a viewer reads, then it sees what an operator sees; when it writes, then 403 and nothing changes', async () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 5);

@@ -221,7 +221,31 @@ describe('webhook endpoints: the resource', () => {
     );
   });
 
-  it('when an endpoint made on a private address under allow is turned active again under deny, then 400 names its status and it stays disabled; with a public url in the same patch it is active', async () => {
+  it("when WEBHOOK_PRIVATE_TARGETS=deny, then a customer's webhook_url on a private address is refused at create and at PATCH too, and nothing changes", async () => {
+    const h = await harness({ WEBHOOK_PRIVATE_TARGETS: 'deny' });
+    const email = `deny-${Date.now()}@example.test`;
+    for (const url of ['http://127.0.0.1:3918/cust', 'http://10.0.0.7/x', 'http://[::ffff:192.168.0.1]/x']) {
+      const r = await h.api('POST', '/v1/customers', { role: 'intake', body: { email, name: 'D', webhook_url: url } });
+      expect(r.status, url).toBe(400);
+      expect(r.body.error.details).toEqual([
+        { path: 'body.webhook_url', message: expect.stringMatching(/^refused: .* is a non-public address/) },
+      ]);
+    }
+    expect(await h.ctx.db('customers').where({ email }).first()).toBeUndefined();
+    const made = await h.api('POST', '/v1/customers', {
+      role: 'intake',
+      body: { email, name: 'D', webhook_url: 'https://93.184.215.14/hook' },
+    });
+    expect(made.status, made.text).toBe(201);
+    const patched = await h.api('PATCH', `/v1/customers/${made.body.id}`, {
+      body: { webhook_url: 'http://169.254.169.254/' },
+    });
+    expect(patched.status).toBe(400);
+    expect(patched.body.error.details[0].path).toBe('body.webhook_url');
+    expect((await h.api('GET', `/v1/customers/${made.body.id}`)).body.webhook_url).toBe('https://93.184.215.14/hook');
+  });
+
+  it('when an endpoint made on a private address under allow is turned active again under deny, then 400 names its status (recover: its url) and it stays disabled; with a public url in the same patch it is active', async () => {
     const allow = await harness();
     const made = await createEndpoint(allow, { url: 'http://127.0.0.1:9/x', types: ['*'] });
     const off = await allow.api('PATCH', `/v1/webhook-endpoints/${made.id}`, { body: { status: 'disabled' } });
@@ -237,6 +261,20 @@ describe('webhook endpoints: the resource', () => {
       },
     ]);
     expect((await deny.api('GET', `/v1/webhook-endpoints/${made.id}`)).body.status).toBe('disabled');
+    // Nor does recover make it active at that url, or queue its backlog for it.
+    const jobs = await deny.ctx.queues.notifications.getJobCounts('waiting', 'delayed', 'prioritized');
+    const recover = await deny.api('POST', `/v1/webhook-endpoints/${made.id}/recover`, {
+      body: { since: new Date(Date.now() - 3600_000).toISOString() },
+    });
+    expect(recover.status, recover.text).toBe(400);
+    expect(recover.body.error.details).toEqual([
+      {
+        path: 'url',
+        message: expect.stringMatching(/^the endpoint's url is refused: .*give it a public url \(PATCH\) first$/),
+      },
+    ]);
+    expect((await deny.api('GET', `/v1/webhook-endpoints/${made.id}`)).body.status).toBe('disabled');
+    expect(await deny.ctx.queues.notifications.getJobCounts('waiting', 'delayed', 'prioritized')).toEqual(jobs);
     const fixed = await deny.api('PATCH', `/v1/webhook-endpoints/${made.id}`, {
       body: { status: 'active', url: 'https://93.184.215.14/hook' },
     });

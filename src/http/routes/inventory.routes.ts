@@ -56,7 +56,7 @@ export function inventoryRoutes(ctx: AppContext, g: Guards): Router {
     const outcome = await applyCount(ctx, parseInput(countSchema, req.body, 'body'), actorOf(req));
     res.status(202).json(outcome.accepted ? { accepted: true } : { accepted: false, duplicate: true });
   });
-  r.get('/counts/:count_id', g.feedRead, async (req, res) => {
+  r.get('/counts/:count_id', g.countRead, async (req, res) => {
     res.json(await getCount(ctx.db, String(req.params.count_id)));
   });
   r.get('/', g.catalog, async (req, res) => {

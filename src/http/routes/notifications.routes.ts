@@ -8,7 +8,7 @@ import type { Guards } from '../guards';
 /** GET /v1/orders/:id/notifications, POST /v1/notifications/:id/resend (mounted at /v1). */
 export function notificationsRoutes(ctx: AppContext, g: Guards): Router {
   const r = Router();
-  r.get('/orders/:id/notifications', g.intakeRead, async (req, res) => {
+  r.get('/orders/:id/notifications', g.ordersRead, async (req, res) => {
     res.json(await listOrderNotifications(ctx.db, g.id(req.params.id, 'order')));
   });
   r.post('/notifications/:id/resend', g.operator, async (req, res) => {
