@@ -39,7 +39,7 @@ async function takenBy(db: Executor, email: string): Promise<never> {
   const holder = await db('customers').whereRaw('lower(email) = lower(?)', [email]).first('id');
   throw new ConflictError(
     'a customer with this e-mail already exists',
-    [{ path: 'email', message: `already taken by customer ${holder?.id ?? '(unknown)'}` }],
+    [{ path: 'body.email', message: `already taken by customer ${holder?.id ?? '(unknown)'}` }],
     holder ? `/v1/customers/${holder.id}` : undefined,
   );
 }

@@ -94,7 +94,7 @@ export async function createProduct(ctx: Context, input: CreateProduct, actor?: 
     );
   } catch (err: any) {
     if (err?.code === '23505')
-      throw new ConflictError(`product ${input.sku} already exists`, [{ path: 'sku', message: 'already exists' }]);
+      throw new ConflictError(`product ${input.sku} already exists`, [{ path: 'body.sku', message: 'already exists' }]);
     throw err;
   }
   return getProduct(ctx.db, input.sku);
@@ -204,13 +204,13 @@ export async function adjustStock(ctx: Context, sku: string, input: Adjustment, 
       if (row.on_hand + input.delta > MAX_STOCK) {
         throw new ValidationError(
           `on_hand would rise to ${row.on_hand + input.delta}, beyond ${MAX_STOCK}, the largest count exact in JSON`,
-          [{ path: 'delta', message: `must be at most ${MAX_STOCK - row.on_hand}` }],
+          [{ path: 'body.delta', message: `must be at most ${MAX_STOCK - row.on_hand}` }],
         );
       }
       if (level.on_hand + input.delta < level.reserved) {
         throw new ConflictError(
           `on_hand at ${location} would fall to ${level.on_hand + input.delta}, below the ${level.reserved} reserved there`,
-          [{ path: 'delta', message: `must be at least ${level.reserved - level.on_hand}` }],
+          [{ path: 'body.delta', message: `must be at least ${level.reserved - level.on_hand}` }],
         );
       }
       await applyStockChanges(uow, [{ row, levels: [{ location, on_hand: input.delta }] }], [], 'adjustment');

@@ -70,7 +70,9 @@ export async function idempotent<T>(
     const prior = await readIdempotencyKey<T>(trx, principal, key);
     if (!prior) throw inProgress();
     if (prior.request_hash !== hash)
-      throw new AppError('idempotency_key_reused', 'this Idempotency-Key was used with a different request body');
+      throw new AppError('idempotency_key_reused', 'this Idempotency-Key was used with a different request body', [
+        { path: 'Idempotency-Key', message: 'already used with a different body' },
+      ]);
     if (!prior.response_body) throw inProgress();
     return { body: prior.response_body, replayed: true };
   }

@@ -71,7 +71,7 @@ describe('POST /v1/customers', () => {
         h().api('POST', '/v1/customers', { role: 'intake', body: { email: e, name: 'Twin' } }),
       );
       expectError(res, 409, 'conflict');
-      expect(res.body.error.details).toEqual([{ path: 'email', message: expect.any(String) }]);
+      expect(res.body.error.details).toEqual([{ path: 'body.email', message: expect.any(String) }]);
     }
   });
 });

@@ -251,7 +251,7 @@ describe('error shapes', () => {
       });
     const over = await expectNothingChanged(h(), () => adjust(1_000_000));
     expectError(over, 400, 'validation_failed');
-    expect(over.body.error.details).toEqual([{ path: 'delta', message: 'must be at most 5' }]);
+    expect(over.body.error.details).toEqual([{ path: 'body.delta', message: 'must be at most 5' }]);
     const exact = await adjust(5);
     expect(exact.status, exact.text).toBe(201);
     expect(exact.body.stock.on_hand).toBe(Number.MAX_SAFE_INTEGER);

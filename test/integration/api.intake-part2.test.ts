@@ -292,6 +292,9 @@ describe('change 11: metadata', () => {
       h().api('POST', '/v1/orders', { role: 'intake', body: { ...body, metadata: { a: '1', b: '3' } }, headers: key }),
     );
     expectError(other, 422, 'idempotency_key_reused');
+    expect(other.body.error.details).toEqual([
+      { path: 'Idempotency-Key', message: 'already used with a different body' },
+    ]);
   });
 });
 
@@ -342,7 +345,7 @@ describe('change 12: customers', () => {
       );
       expectError(res, 409, 'conflict');
       expect(res.headers.get('location')).toBe(`/v1/customers/${first.body.id}`);
-      expect(res.body.error.details[0].path).toBe('email');
+      expect(res.body.error.details[0].path).toBe('body.email');
       expect(res.body.error.details[0].message).toContain(first.body.id);
     }
     const other = await makeCustomer(h());

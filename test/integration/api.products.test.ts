@@ -238,7 +238,7 @@ describe('POST /v1/inventory/:sku/adjustments', () => {
       h().api('POST', `/v1/inventory/${p.sku}/adjustments`, { body: { delta: -3, reason: 'shrinkage' } }),
     );
     expectError(tooFar, 409, 'conflict');
-    expect(tooFar.body.error.details).toEqual([{ path: 'delta', message: expect.stringContaining('-2') }]);
+    expect(tooFar.body.error.details).toEqual([{ path: 'body.delta', message: expect.stringContaining('-2') }]);
     const exact = await h().api('POST', `/v1/inventory/${p.sku}/adjustments`, {
       body: { delta: -2, reason: 'shrinkage' },
     });

@@ -68,6 +68,9 @@ describe('locations: shipments happen once', () => {
     const other = await ship(o.id, { ...body, lines: [{ sku: x, quantity: 1 }] });
     expect(other.status).toBe(422);
     expect(other.body.error.code).toBe('idempotency_key_reused');
+    expect(other.body.error.details).toEqual([
+      { path: 'body.shipment_id', message: 'already used with a different body' },
+    ]);
     expect(Number((await db('shipments').where({ order_id: o.id }).count({ n: '*' }).first())!.n)).toBe(1);
     expect(await totals(db, x)).toMatchObject({ on_hand: 8, reserved: 3 });
 
@@ -86,6 +89,21 @@ describe('locations: shipments happen once', () => {
     }
     expect(Number((await db('shipments').where({ order_id: o.id }).count({ n: '*' }).first())!.n)).toBe(1);
     expect(Number((await db('returns').where({ order_id: o.id }).count({ n: '*' }).first())!.n)).toBe(0);
+
+    // A SKU the order does not have is 400 naming the line (not a 409 shortfall), and changes nothing.
+    const stranger = await ship(o.id, {
+      lines: [
+        { sku: y, quantity: 1 },
+        { sku: 'NOT-ON-ORDER', quantity: 1 },
+      ],
+    });
+    expect(stranger.status).toBe(400);
+    expect(stranger.body.error.details).toEqual([{ path: 'body.lines.1.sku', message: 'not a line of this order' }]);
+    const back = await ret(o.id, { lines: [{ sku: 'NOT-ON-ORDER', quantity: 1, disposition: 'restock' }] });
+    expect(back.status).toBe(400);
+    expect(back.body.error.details).toEqual([{ path: 'body.lines.0.sku', message: 'not a line of this order' }]);
+    expect(Number((await db('shipments').where({ order_id: o.id }).count({ n: '*' }).first())!.n)).toBe(1);
+    expect(await totals(db, y)).toMatchObject({ on_hand: 7, reserved: 2 });
   });
 
   it('when 20 clients POST one return_id at once, then one return and one return movement per SKU exist, 1 × 201 and 19 × 200 with the same body; another body → 422', async () => {

@@ -44,7 +44,9 @@ export async function returnOrder(ctx: Context, id: string, input: ReturnInput, 
         const prior = await findReturn(trx, input.return_id);
         if (prior) {
           if (prior.request_hash !== hash)
-            throw new AppError('idempotency_key_reused', 'this return_id was used with a different return');
+            throw new AppError('idempotency_key_reused', 'this return_id was used with a different return', [
+              { path: 'body.return_id', message: 'already used with a different body' },
+            ]);
           return { ret: prior.j, replayed: true };
         }
       }
@@ -58,7 +60,11 @@ export async function returnOrder(ctx: Context, id: string, input: ReturnInput, 
           ]);
         seen.add(l.sku);
         const line = lines.find((x) => x.sku === l.sku);
-        const left = line ? Number(line.shipped) - Number(line.returned) : 0;
+        if (!line)
+          throw new ValidationError(`${l.sku} is not a line of this order`, [
+            { path: `body.lines.${i}.sku`, message: 'not a line of this order' },
+          ]);
+        const left = Number(line.shipped) - Number(line.returned);
         if (l.quantity > left) {
           throw new ConflictError(`only ${left} unit(s) of ${l.sku} were shipped and not yet returned`, [
             { path: `body.lines.${i}.quantity`, message: `at most ${left}` },

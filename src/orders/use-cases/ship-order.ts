@@ -105,7 +105,9 @@ export async function shipOrder(ctx: Context, id: string, input: ShipInput, acto
         const prior = await findShipment(uow.trx, input.shipment_id);
         if (prior) {
           if (prior.request_hash !== hash) {
-            throw new AppError('idempotency_key_reused', 'this shipment_id was used with a different shipment');
+            throw new AppError('idempotency_key_reused', 'this shipment_id was used with a different shipment', [
+              { path: 'body.shipment_id', message: 'already used with a different body' },
+            ]);
           }
           return { shipment: prior.j, replayed: true };
         }
@@ -122,6 +124,18 @@ export async function shipOrder(ctx: Context, id: string, input: ShipInput, acto
           ]);
         }
         location = at[0];
+      }
+      // A SKU the order does not have is the caller's mistake (400), not a shortfall (409).
+      const onOrder = new Set((await linesOf(uow.trx, [id])).map((l) => l.sku));
+      const strangers = input.lines.filter((l) => !onOrder.has(l.sku));
+      if (strangers.length > 0) {
+        throw new ValidationError(
+          `${strangers[0].sku} is not a line of this order`,
+          strangers.map((l) => ({
+            path: `body.lines.${input.lines.indexOf(l)}.sku`,
+            message: 'not a line of this order',
+          })),
+        );
       }
       const short = input.lines.filter(
         (l) => (allocations.find((a) => a.sku === l.sku && a.location === location)?.reserved ?? 0) < l.quantity,
