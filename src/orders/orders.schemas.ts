@@ -26,7 +26,7 @@ export const placeOrderSchema = z.object({
   customer_id: uuidParam,
   lines,
   on_insufficient_stock: onShort.default('backorder'),
-  external_ref: z.string().max(255).nullable().optional(),
+  external_ref: z.string().min(1, 'must not be empty: leave it out, or null, for none').max(255).nullable().optional(),
   metadata: metadataSchema.optional(),
 });
 export type PlaceOrder = z.infer<typeof placeOrderSchema>;

@@ -444,6 +444,21 @@ describe('change 7: external_ref unique per key name', () => {
     }
   });
 
+  it('when external_ref is empty, then 400 naming it and nothing is stored (it would be a reference usable once); null means none', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 10);
+    const body = { customer_id: c.id, lines: [{ sku: p.sku, quantity: 1 }] };
+    const res = await expectNothingChanged(h(), () =>
+      h().api('POST', '/v1/orders', { role: 'intake', body: { ...body, external_ref: '' } }),
+    );
+    expectError(res, 400, 'validation_failed');
+    expect(res.body.error.details.map((d: any) => d.path)).toEqual(['body.external_ref']);
+    for (let i = 0; i < 2; i++) {
+      const none = await h().api('POST', '/v1/orders', { role: 'intake', body: { ...body, external_ref: null } });
+      expect(none.status).toBe(202);
+    }
+  });
+
   it('when the same external_ref comes from another key name, or again as a true replay, then it is accepted or replayed', async () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 10);
