@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { EVENT_TYPES } from '../events/events.schemas';
+import { timeBoundSchema } from '../orders/orders.schemas';
 import { ORDER_STATUSES } from '../orders/status';
 import { limitSchema } from '../platform/validation';
 
@@ -14,14 +16,15 @@ export const orderFilterSchema = z.strictObject({
     .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be a SKU')
     .optional(),
   customer_id: uuid.optional(),
-  created_from: time.optional(),
-  created_to: time.optional(),
+  // As GET /v1/orders takes them: a date (created_to: that whole day) or a date-time.
+  created_from: timeBoundSchema.optional(),
+  created_to: timeBoundSchema.optional(),
   ids: z.array(uuid).min(1).max(10000).optional(),
 });
 export const deliveryFilterSchema = z.strictObject({
   status: z.literal('failed'),
   endpoint_id: uuid.optional(),
-  type: z.string().min(1).max(100).optional(),
+  type: z.enum(EVENT_TYPES).optional(),
   since: time.optional(),
 });
 

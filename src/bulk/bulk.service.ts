@@ -8,7 +8,7 @@ import { QUEUES } from '../platform/job-catalog';
 import { logger } from '../platform/logger';
 import { runUnitOfWork, type UnitOfWork } from '../platform/unit-of-work';
 import { resendInUnit } from '../notifications';
-import { cancelInUnit, isoSql, retryInUnit } from '../orders';
+import { boundInstant, cancelInUnit, isoSql, retryInUnit } from '../orders';
 import { listCursor, uuidParam } from '../platform/validation';
 import type { BulkAction, BulkRequest, ListBulkActionsQuery } from './bulk.schemas';
 
@@ -45,8 +45,8 @@ function matching(db: Executor, req: BulkRequest) {
   if (f.status) q.where('o.status', f.status);
   if (f.reason) q.whereRaw(`strpos(lower(o.status_reason), lower(?)) > 0`, [f.reason]);
   if (f.customer_id) q.where('o.customer_id', f.customer_id);
-  if (f.created_from) q.where('o.created_at', '>=', f.created_from);
-  if (f.created_to) q.where('o.created_at', '<', f.created_to);
+  if (f.created_from) q.where('o.created_at', '>=', boundInstant(f.created_from, 'body.filter.created_from'));
+  if (f.created_to) q.where('o.created_at', '<', boundInstant(f.created_to, 'body.filter.created_to', true));
   if (f.ids) q.whereIn('o.id', f.ids);
   if (f.sku)
     q.whereExists(db('order_lines as l').whereRaw('l.order_id = o.id').where('l.sku', f.sku).select(db.raw('1')));

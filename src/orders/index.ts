@@ -8,6 +8,7 @@ export { processOrders, type Outcome } from './use-cases/process-orders';
 export { allocateSkus, allocateWhereStockIsFree } from './use-cases/allocate';
 export { expireBackorders } from './use-cases/expire-backorders';
 export { getOrder, listOrders } from './use-cases/find-orders';
+export { instant as boundInstant } from './sql/list-orders';
 export { cancelInUnit, cancelOrder } from './use-cases/cancel-order';
 export { fulfillOrder } from './use-cases/fulfil-order';
 export { retryInUnit, retryOrder } from './use-cases/retry-order';

@@ -48,7 +48,8 @@ export const emptyBodySchema = z.object({});
 export const idempotencyKeySchema = z.string().min(1).max(255);
 
 /** A day (`2026-11-25`, read as 00:00 UTC) or an ISO 8601 date-time with an offset (as the reports take). */
-const bound = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
+export const timeBoundSchema = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
+const bound = timeBoundSchema;
 export const listOrdersQuerySchema = z.object({
   status: z.enum(ORDER_STATUSES).optional(),
   customer_id: uuidParam.optional(),

@@ -23,6 +23,18 @@ describe('bulk actions', () => {
       expect(dry.status, dry.text).toBe(200);
       expect(dry.body.matched).toBe(6);
       expect([...dry.body.sample].sort()).toEqual([...ids].sort());
+      // Dates bound the creation time as GET /v1/orders takes them: a day, created_to the whole day.
+      const first = await h.ctx.db('orders').whereIn('id', ids).min({ t: 'created_at' }).first();
+      const day = new Date(first!.t).toISOString().slice(0, 10);
+      const dayBefore = new Date(Date.parse(`${day}T00:00:00Z`) - 86_400_000).toISOString().slice(0, 10);
+      for (const [filter, matched] of [
+        [{ sku, created_from: day, created_to: day }, 6],
+        [{ sku, created_to: dayBefore }, 0],
+      ] as const) {
+        const r = await h.api('POST', '/v1/bulk-actions', { body: { action: 'retry_orders', filter, dry_run: true } });
+        expect(r.status, r.text).toBe(200);
+        expect(r.body.matched, JSON.stringify(filter)).toBe(matched);
+      }
       // Nothing runs yet (no worker): the action is created on the six, then one is retried by hand.
       const started = await h.api('POST', '/v1/bulk-actions', {
         body: { action: 'retry_orders', filter: { sku }, reason: 'after the outage' },
@@ -53,6 +65,9 @@ describe('bulk actions', () => {
         { action: 'explode' },
         { action: 'resend_deliveries', filter: {} },
         { action: 'retry_orders', filter: {}, dry_run: 'yes' },
+        { action: 'retry_orders', filter: { created_from: '2026-02-30' } },
+        // An event type that does not exist is 400, as in /v1/events and webhook-endpoints.
+        { action: 'resend_deliveries', filter: { status: 'failed', type: 'order.bogus' } },
       ])
         expect((await h.api('POST', '/v1/bulk-actions', { body: bad })).status, JSON.stringify(bad)).toBe(400);
       // No filter is not "every order": 400 naming it, for a run and a dry run alike, and nothing is stored.

@@ -7,7 +7,7 @@ import { ORDER_JSON } from './order-json';
 const DAY_MS = 86_400_000;
 const isDate = (v: string) => /^\d{4}-\d{2}-\d{2}$/.test(v);
 /** A bound as an instant; `endOfDay` makes a bare date include that whole day (an exclusive end). */
-function instant(v: string, path: string, endOfDay = false): Date {
+export function instant(v: string, path: string, endOfDay = false): Date {
   const t = isDate(v) ? Date.parse(`${v}T00:00:00Z`) + (endOfDay ? DAY_MS : 0) : Date.parse(v);
   if (Number.isNaN(t))
     throw new ValidationError(`invalid query: ${path}: is not a valid date`, [
