@@ -176,7 +176,8 @@ export async function requeueRecovery(ctx: Context, endpointId: string, since: s
   });
 }
 
-const deliveryCursor = listCursor('endpoint-deliveries', z.number().int().positive());
+/** [endpoint id, seq]: one endpoint's cursor is not another's. */
+const deliveryCursor = listCursor('endpoint-deliveries', z.tuple([z.string(), z.number().int().positive()]));
 
 /** The endpoint's deliveries, newest first, keyset-paginated on their seq. */
 export async function listDeliveries(
@@ -184,7 +185,9 @@ export async function listDeliveries(
   id: string,
   q: ListDeliveriesQuery,
 ): Promise<{ data: Delivery[]; next_cursor: string | null }> {
-  const after = deliveryCursor.decode(q.cursor);
+  const cursor = deliveryCursor.decode(q.cursor);
+  if (cursor && cursor[0] !== id) deliveryCursor.refuse();
+  const after = cursor?.[1];
   if (!(await db('webhook_endpoints').where({ id }).first('id'))) throw new NotFoundError('webhook endpoint');
   const query = db('endpoint_deliveries as d')
     .join('events as e', 'e.id', 'd.event_id')
@@ -211,7 +214,7 @@ export async function listDeliveries(
       ...r,
       delivered_at: delivered_at ? (delivered_at as Date).toISOString() : null,
     })),
-    next_cursor: rows.length > q.limit ? deliveryCursor.encode(Number(page[page.length - 1].seq)) : null,
+    next_cursor: rows.length > q.limit ? deliveryCursor.encode([id, Number(page[page.length - 1].seq)]) : null,
   };
 }
 

@@ -173,9 +173,13 @@ export function listCursor<S extends z.ZodType>(list: string, schema: S) {
     }
     const parsed = Array.isArray(raw) && raw.length === 2 && raw[0] === list ? schema.safeParse(raw[1]) : undefined;
     if (parsed?.success) return parsed.data as z.infer<S>;
+    return refuse();
+  };
+  /** For a cursor that decodes but belongs to another instance of the list (another endpoint's). */
+  const refuse = (): never => {
     // How a cursor is made is not the client's business: one message, whatever was wrong with it.
     const message = 'not a cursor this list issued: pass next_cursor back as it came';
     throw new ValidationError(`invalid query: query.cursor: ${message}`, [{ path: 'query.cursor', message }]);
   };
-  return { encode, decode };
+  return { encode, decode, refuse };
 }

@@ -327,6 +327,15 @@ describe('webhook endpoints: delivery', () => {
     expect(p2.body.data).toHaveLength(1);
     expect(p2.body.next_cursor).toBeNull();
     expect(new Set([p1.body.data[0].id, p2.body.data[0].id]).size).toBe(2);
+    // A cursor names its endpoint: another endpoint's list refuses it (400), as every list refuses a foreign cursor.
+    const foreign = await h.api(
+      'GET',
+      `/v1/webhook-endpoints/${a.id}/deliveries?limit=1&cursor=${p1.body.next_cursor}`,
+    );
+    expect(foreign.status).toBe(400);
+    expect(foreign.body.error.details).toEqual([
+      { path: 'query.cursor', message: 'not a cursor this list issued: pass next_cursor back as it came' },
+    ]);
     const none = await h.api('GET', `/v1/webhook-endpoints/${b.id}/deliveries?status=failed`, { role: 'operator' });
     expect(none.body.data).toEqual([]);
     // Every attempt is recorded: three endpoint deliveries, one attempt each, status 200.
