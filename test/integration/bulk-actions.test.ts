@@ -90,6 +90,48 @@ describe('bulk actions', () => {
     }
   }, 120_000);
 
+  it('when failed orders are cancelled, one by hand and one in bulk, then their failed jobs leave the failed count (the order queue shows only the one still failed)', async () => {
+    const db = await createTestDatabase();
+    const h = await createHarness(db.url, { env: { ORDER_ATTEMPTS: '1' } });
+    try {
+      // Three orders whose single attempt fails (a trigger refuses their reservations), their jobs
+      // left failed in this harness's own queues.
+      const c = await makeCustomer(h);
+      const p = await makeProduct(h, 10);
+      await h.ctx.db.raw(`CREATE OR REPLACE FUNCTION refuse_reservations() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'simulated outage'; END $$`);
+      await h.ctx.db.raw(`CREATE TRIGGER refuse_reservations BEFORE INSERT ON stock_movements
+        FOR EACH ROW WHEN (NEW.type = 'reservation') EXECUTE FUNCTION refuse_reservations()`);
+      await h.startWorkers();
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push((await placeOrder(h, c.id, [{ sku: p.sku, quantity: 1 }])).id);
+      const orders = h.ctx.queues.orders;
+      await waitFor(async () => (await orders.getJobCounts('failed')).failed === 3, { what: 'three failed jobs' });
+      await h.ctx.db.raw('DROP TRIGGER refuse_reservations ON stock_movements');
+      for (const id of ids) expect((await h.api('GET', `/v1/orders/${id}`)).body.status).toBe('failed');
+      expect((await h.api('POST', `/v1/orders/${ids[0]}/cancel`, { body: { reason: 'gave up' } })).status).toBe(200);
+      const bulk = await h.api('POST', '/v1/bulk-actions', {
+        body: { action: 'cancel_orders', filter: { ids: [ids[1]] } },
+      });
+      expect(bulk.status, bulk.text).toBe(202);
+      await h.startWorkers();
+      await untilStatus(h, ids[1], 'cancelled');
+      await waitFor(
+        async () =>
+          (await orders.getJobState(ids[0])) === 'completed' && (await orders.getJobState(ids[1])) === 'completed',
+        { what: "the cancelled orders' jobs completed" },
+      );
+      expect(await orders.getJobState(ids[2])).toBe('failed');
+      expect((await orders.getJobCounts('failed')).failed).toBe(1);
+      const report = await h.api('GET', '/v1/reports/queues', { role: 'viewer' });
+      expect(report.body.data.find((q: { name: string }) => q.name === 'orders')).toMatchObject({ failed: 1 });
+      for (const id of ids.slice(0, 2)) expect((await h.api('GET', `/v1/orders/${id}`)).body.status).toBe('cancelled');
+    } finally {
+      await h.close();
+      await db.drop();
+    }
+  }, 120_000);
+
   it('when bulk actions are listed, then they come newest first, page by keyset with limit and cursor, to operators and viewers only, and a bad query is 400', async () => {
     const db = await createTestDatabase();
     const h = await createHarness(db.url);

@@ -6,6 +6,7 @@ import { assertCan, changeStatus } from '../status';
 import { getOrder } from './find-orders';
 import { lockOrder } from './lock-order';
 import { releaseOrderStock } from './release-stock';
+import { reprocessAfterCommit } from './reprocess';
 
 /** Cancels in the caller's unit: stock given back, its SKUs served after commit; 409 if it cannot be cancelled. */
 export async function cancelInUnit(uow: UnitOfWork, id: string, reason?: string): Promise<void> {
@@ -22,6 +23,9 @@ export async function cancelInUnit(uow: UnitOfWork, id: string, reason?: string)
       reason: reason ?? 'cancelled',
     },
   ]);
+  // A failed order's job stays failed in BullMQ, where a failed job means something to look at
+  // (change 16): once cancelled it is replaced by a run that finds the order final and completes.
+  if (o.status === 'failed') await reprocessAfterCommit(uow, id);
 }
 
 /** Cancel (also DELETE): stock given back; once committed, the waiting lines of its SKUs are served. */
