@@ -828,6 +828,28 @@ const verifiesWith = (secret: string, d: Delivery) => {
 };
 
 describe('a failed job retried from the board', () => {
+  it("when the customer's receiver answers 500 to every attempt, then the notification is failed after NOTIFY_MAX_ATTEMPTS and so is its job, which the queue report and the board count", async () => {
+    const secret = newSecret();
+    const rx = track(await startReceiver(secret, () => 500));
+    const h = await harness({ WEBHOOK_SECRET: secret, NOTIFY_MAX_ATTEMPTS: '4', NOTIFY_BACKOFF_MS: '50' });
+    await h.startWorkers();
+    const { order } = await confirmedOrder(h, { webhook_url: rx.url });
+    const [row] = await waitFor(
+      async () => {
+        const r = await log(h, order.id);
+        return r[0]?.status === 'failed' && r;
+      },
+      { what: 'notification failed' },
+    );
+    expect(row).toMatchObject({ attempts: 4, last_error: expect.stringMatching(/^HTTP 500/) });
+    const [event] = await settledEvents(h, order.id);
+    expect(rx.byId(event.id)).toHaveLength(4);
+    const queue = h.ctx.queues.notifications;
+    await waitFor(async () => (await queue.getJobState(event.id)) === 'failed', { what: 'job failed', timeout: 5000 });
+    const report = await h.api('GET', '/v1/reports/queues', { role: 'viewer' });
+    expect(report.body.data.find((q: { name: string }) => q.name === 'notifications')).toMatchObject({ failed: 1 });
+  });
+
   it('when a notification and an endpoint delivery failed at NOTIFY_MAX_ATTEMPTS and an operator retries the failed job in the board, then each is sent again with a fresh budget, once, and a stale run sends nothing', async () => {
     const secret = newSecret();
     // A port with nothing listening on it: every attempt is a refused connection.
