@@ -2,7 +2,9 @@
 //   node scripts/dist.cjs clean    removes dist/, so no file of a moved or deleted source lingers;
 //   node scripts/dist.cjs assets   copies every file under src/ and migrations/ that tsc
 //                                  does not compile (the dashboard's html/css/js, read from disk at
-//                                  run time relative to the compiled code) to the same place in dist/.
+//                                  run time relative to the compiled code) to the same place in dist/;
+//   node scripts/dist.cjs check    before start:api / start:worker (npm's pre-scripts): one line
+//                                  and exit 1 when dist/ has not been built.
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -30,7 +32,14 @@ if (step === 'clean') {
   const copied = [];
   for (const dir of ['src', 'migrations']) copyAssets(path.join(root, dir), path.join(dist, dir), copied);
   process.stdout.write(`copied ${copied.length} asset(s) into dist: ${copied.join(', ')}\n`);
+} else if (step === 'check') {
+  if (!fs.existsSync(path.join(dist, 'src', 'app', 'main.js'))) {
+    process.stderr.write(
+      'orderflow: the compiled code is missing (dist/src/app/main.js): run `npm run build` first; start:api and start:worker run it (npm start needs no build)\n',
+    );
+    process.exit(1);
+  }
 } else {
-  process.stderr.write('usage: node scripts/dist.cjs clean|assets\n');
+  process.stderr.write('usage: node scripts/dist.cjs clean|assets|check\n');
   process.exit(2);
 }
