@@ -205,6 +205,22 @@ describe("Node's own HTTP refusals", () => {
 });
 
 describe('error shapes', () => {
+  it('when a documented path is asked with a method it does not take, then 404 not_found names the methods it takes, also in Allow; nothing changes', async () => {
+    for (const [method, url, allow] of [
+      ['PUT', '/v1/orders', 'GET, HEAD, POST'],
+      ['POST', `/v1/orders/${UUID}/timeline`, 'GET, HEAD'],
+      ['DELETE', '/v1/inventory/counts', 'POST'],
+    ] as const) {
+      const res = await expectNothingChanged(h(), () => h().api(method, url, { role: 'operator', body: {} }));
+      expectError(res, 404, 'not_found');
+      expect(res.headers.get('allow'), `${method} ${url}`).toBe(allow);
+      expect(res.body.error.message).toBe(`no route for ${method} ${url}: it takes ${allow}`);
+    }
+    const nowhere = await h().api('GET', '/v1/nowhere', { role: 'operator' });
+    expectError(nowhere, 404, 'not_found');
+    expect(nowhere.headers.get('allow')).toBeNull();
+  });
+
   it('when a gzip-declared body is not gzip, then 400 says it could not be decoded; real gzip JSON is accepted; an unknown encoding is 415', async () => {
     const json = { 'content-type': 'application/json', ...bearer('intake') };
     const broken = await expectNothingChanged(h(), () =>

@@ -8,6 +8,13 @@ import {
 } from '../../platform/errors';
 import { logger } from '../../platform/logger';
 import { sendError, STATUS_OF } from '../error-envelope';
+import { OPERATIONS } from '../openapi';
+
+/** Each documented path as a pattern (a `{param}` is one segment), with the methods it takes. */
+const PATHS = [...new Set(OPERATIONS.map((op) => op.path))].map((p) => ({
+  re: new RegExp(`^${p.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{\w+\}/g, '[^/]+')}/?$`),
+  methods: [...new Set(OPERATIONS.filter((op) => op.path === p).map((op) => op.method.toUpperCase()))].sort(),
+}));
 
 const BODY_PARSER: Record<string, [number, string, string]> = {
   'entity.too.large': [413, 'payload_too_large', 'request body is larger than 1 MiB'],
@@ -68,6 +75,14 @@ export function errorHandler(err: unknown, req: Request, res: Response, _next: N
   sendError(res, 500, 'internal', `internal error (request id ${req.requestId})`);
 }
 
+/**
+ * No route. A documented path asked with a method it does not take is still 404 `not_found` (the
+ * contract's codes have no 405), but says which methods it takes, in the message and in `Allow`.
+ */
 export function notFoundHandler(req: Request, res: Response): void {
-  sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
+  const takes = PATHS.filter((p) => p.re.test(req.path)).flatMap((p) => p.methods);
+  if (takes.length === 0) return sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
+  const allow = [...new Set(takes.includes('GET') ? [...takes, 'HEAD'] : takes)].sort();
+  res.setHeader('Allow', allow.join(', '));
+  sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}: it takes ${allow.join(', ')}`);
 }
