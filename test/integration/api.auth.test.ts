@@ -37,7 +37,7 @@ function routeTable(f: { customerId: string; sku: string; orderId: string }): Ro
       allowed: ['operator'],
       body: { name: 'Changed by auth test' },
     },
-    { method: 'GET', path: `/v1/customers/${f.customerId}/orders`, allowed: ['viewer', 'intake', 'operator'] },
+    { method: 'GET', path: `/v1/customers/${f.customerId}/orders`, allowed: ['viewer', 'intake', 'feed', 'operator'] },
     {
       method: 'POST',
       path: '/v1/products',
@@ -70,7 +70,7 @@ function routeTable(f: { customerId: string; sku: string; orderId: string }): Ro
     },
     { method: 'POST', path: `/v1/orders/${f.orderId}/fulfill`, allowed: ['feed', 'operator'] },
     { method: 'POST', path: `/v1/orders/${f.orderId}/retry`, allowed: ['operator'] },
-    { method: 'GET', path: `/v1/orders/${f.orderId}/notifications`, allowed: ['viewer', 'intake', 'operator'] },
+    { method: 'GET', path: `/v1/orders/${f.orderId}/notifications`, allowed: ['viewer', 'intake', 'feed', 'operator'] },
     {
       method: 'POST',
       path: `/v1/orders/${f.orderId}/cancel`,
