@@ -347,6 +347,105 @@ describe('operator console in a browser', () => {
     }
   }, 120_000);
 
+  it('when an order changes while a question is open, then closing it shows the change, and a refused action (409) shows the order as it is', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 10);
+    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const other = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const b = await asRole('operator');
+    try {
+      await openConsole(b, `#/order/${o.id}`);
+      await b.page.click(`#order[data-order-id="${o.id}"] #action-cancel`);
+      await b.page.waitForSelector('#confirm[open]');
+      // A colleague cancels it meanwhile; the page waits under the open question, then shows it.
+      expect((await h().api('POST', `/v1/orders/${o.id}/cancel`, { body: { reason: 'by a colleague' } })).status).toBe(
+        200,
+      );
+      await new Promise((r) => setTimeout(r, 2500));
+      await b.page.keyboard.press('Escape');
+      await b.page.waitForSelector('#order[data-status="cancelled"]', { timeout: 10000 });
+
+      // Confirmed after the colleague acted: 409 in the status line, and the order as it is now.
+      await b.page.goto(`${h().baseUrl}/console#/order/${other.id}`);
+      await b.page.click(`#order[data-order-id="${other.id}"] #action-cancel`);
+      await b.page.waitForSelector('#confirm[open]');
+      expect((await h().api('POST', `/v1/orders/${other.id}/cancel`, { body: {} })).status).toBe(200);
+      await confirm(b.page, /Cancel order #\d+/);
+      await b.page.waitForSelector('#order[data-status="cancelled"]', { timeout: 10000 });
+      expect(await b.page.textContent('#status')).toMatch(/cannot cancel/);
+      expect(b.errors.filter((e) => !/409/.test(e))).toEqual([]);
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
+
+  it('when the console and the dashboard are opened 390 px wide, then no page is wider than the screen (wide tables scroll inside their cards)', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 10);
+    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }], {
+      external_ref: 'a-rather-long-external-reference-0001',
+    });
+    const b = await asRole('operator');
+    try {
+      await b.page.setViewportSize({ width: 390, height: 800 });
+      const widths: Record<string, number> = {};
+      for (const [name, path, ready] of [
+        ['home', '/console', '#orders-table'],
+        ['order', `/console#/order/${o.id}`, `#order[data-order-id="${o.id}"]`],
+        ['bulk', '/console#/bulk', '#bulk-form'],
+        ['dashboard', '/dashboard', '#tile-revenue'],
+      ] as const) {
+        await b.page.goto(`${h().baseUrl}${path}`);
+        await b.page.waitForSelector(ready, { timeout: 15000 });
+        widths[name] = await b.page.evaluate(() => document.documentElement.scrollWidth);
+      }
+      expect(widths).toEqual({ home: 390, order: 390, bulk: 390, dashboard: 390 });
+      await b.page.goto(`${h().baseUrl}/console#/order/${o.id}`);
+      await b.page.waitForSelector(`#order[data-order-id="${o.id}"]`);
+      await b.page.screenshot({ path: screenshotPath('console-order-390.png'), fullPage: true });
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
+
+  it('when the bulk filter is edited after a count, or a count is refused, then no count and no run button are left standing for another filter, and the run question asks for no reason it would not send', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 10);
+    for (let i = 0; i < 3; i++) await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const b = await asRole('operator');
+    try {
+      await openConsole(b, '#/bulk');
+      await b.page.selectOption('#bulk-action', 'cancel_orders');
+      await b.page.fill('#bulk-sku', p.sku);
+      await b.page.click('#bulk-dry-run');
+      await b.page.waitForSelector('#bulk-run-button');
+      expect(await b.page.getAttribute('#bulk-matched', 'data-matched')).toBe('3');
+      // Edited: the count was for the old filter, so it and its button go.
+      await b.page.fill('#bulk-sku', 'SKU-OTHER');
+      expect(await b.page.$('#bulk-run-button')).toBeNull();
+      expect(await b.page.$('#bulk-matched')).toBeNull();
+      // Counted again, then refused (a customer id that is no UUID): the error beside the form, no button.
+      await b.page.fill('#bulk-sku', p.sku);
+      await b.page.click('#bulk-dry-run');
+      await b.page.waitForSelector('#bulk-run-button');
+      // Its question has no reason field (the note above is the reason): hidden, not merely empty.
+      await b.page.click('#bulk-run-button');
+      await b.page.waitForSelector('#confirm[open]');
+      expect(await b.page.isVisible('#confirm-reason-label')).toBe(false);
+      await b.page.keyboard.press('Escape');
+      await b.page.fill('#bulk-customer-id', '12345');
+      await b.page.click('#bulk-dry-run');
+      await b.page.waitForSelector('#bulk-error');
+      expect(await b.page.textContent('#bulk-error')).toMatch(/customer_id/);
+      expect(await b.page.$('#bulk-run-button')).toBeNull();
+      // Nothing was cancelled.
+      const { body } = await h().api('GET', `/v1/orders?sku=${p.sku}`);
+      expect(body.data.map((x: { status: string }) => x.status)).toEqual(['received', 'received', 'received']);
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
+
   it('when a viewer opens the console, then it reads everything but sees no action button, and a write it posts anyway is 403', async () => {
     const { ids } = await failedOrders(h(), 1, 5, () => ({ external_ref: 'ERP-VIEW-1' }));
     const [failed] = ids;

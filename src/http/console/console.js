@@ -113,6 +113,8 @@ async function act(title, text, method, path, body, done, defaultReason) {
     if (done) await done(out);
   } catch (e) {
     say(`${title}: ${e.message}`, true);
+    // A refusal (409: someone else moved the order first) shows the order as it really is now.
+    await refresh().catch(() => undefined);
   }
 }
 
@@ -470,8 +472,10 @@ async function showOrder(id, gen) {
     if (!isCurrent(gen)) return;
     const key = JSON.stringify([o, t, n]);
     if (key === last) return;
+    // Never redraw under an open question; what changed meanwhile is drawn by the next refresh
+    // once it is closed (so `last` is only moved on when drawn).
+    if ($('#confirm').open) return;
     last = key;
-    if ($('#confirm').open) return; // never redraw under an open question
     draw(gen, ...orderView(o, t.data, n.data, customer.missing ? undefined : customer));
   };
   await refresh();
@@ -637,7 +641,11 @@ async function showBulk(runningId, gen) {
                 if (
                   !(await confirmAction(
                     `${VERB[body.action]} ${dry.matched} ${noun}?`,
-                    `Filter: ${JSON.stringify(body.filter)}. It acts on the ${noun} that match when it starts, each once.`,
+                    `${
+                      Object.keys(body.filter).length === (body.action === 'resend_deliveries' ? 1 : 0)
+                        ? `No filter: this is every ${body.action === 'resend_deliveries' ? 'failed delivery' : body.action === 'retry_orders' ? 'failed order' : 'order not final'}. `
+                        : `Filter: ${filterText(body.filter)}. `
+                    }It acts on the ${noun} that match when it starts, each once.`,
                     body.action === 'cancel_orders',
                   ))
                 )
@@ -660,9 +668,13 @@ async function showBulk(runningId, gen) {
             run,
           );
         } catch (e) {
-          say(e.message, true);
+          // Beside the form, and no count left standing with a button to run an older filter.
+          outcome.replaceChildren(el('p', { class: 'err', id: 'bulk-error', role: 'alert' }, e.message));
         }
       },
+      // A count (and its run button) is for the filter it was taken with: any edit clears it.
+      oninput: () => outcome.replaceChildren(),
+      onchange: () => outcome.replaceChildren(),
     },
     el('label', {}, 'action', action),
     fields,

@@ -6,6 +6,7 @@
     received: '#7f8c8d',
     confirmed: '#2e86de',
     awaiting_stock: '#f39c12',
+    partially_shipped: '#1abc9c',
     rejected: '#8e44ad',
     failed: '#c0392b',
     cancelled: '#95a5a6',
