@@ -104,6 +104,14 @@ describe('locations: shipments happen once', () => {
     expect(back.body.error.details).toEqual([{ path: 'body.lines.0.sku', message: 'not a line of this order' }]);
     expect(Number((await db('shipments').where({ order_id: o.id }).count({ n: '*' }).first())!.n)).toBe(1);
     expect(await totals(db, y)).toMatchObject({ on_hand: 7, reserved: 2 });
+
+    // An order with nothing reserved anywhere (it waits for all of it): 409, with or without a location.
+    const waiting = await orderReaching(h(), c, [{ sku: x, quantity: 50 }], 'awaiting_stock');
+    for (const extra of [{}, { location: 'main' }]) {
+      const none = await ship(waiting.id, { ...extra, lines: [{ sku: x, quantity: 1 }] });
+      expect(none.status, JSON.stringify(extra)).toBe(409);
+      expect(none.body.error.code).toBe('conflict');
+    }
   });
 
   it('when 20 clients POST one return_id at once, then one return and one return movement per SKU exist, 1 × 201 and 19 × 200 with the same body; another body → 422', async () => {

@@ -118,9 +118,15 @@ export async function shipOrder(ctx: Context, id: string, input: ShipInput, acto
       let location = input.location;
       if (location === undefined) {
         const at = [...new Set(allocations.map((a) => a.location))];
+        // Nothing reserved anywhere (a count took it back): nothing can ship, wherever it is named.
+        if (at.length === 0) {
+          throw new ConflictError('the order has no units reserved: nothing can ship until stock is reserved again', [
+            { path: 'body.lines', message: 'no unit of this order is reserved at any location' },
+          ]);
+        }
         if (at.length !== 1) {
-          throw new ValidationError('the order has reserved units at several locations (or none): name the location', [
-            { path: 'body.location', message: `required: reserved units are at ${at.join(', ') || 'no location'}` },
+          throw new ValidationError('the order has reserved units at several locations: name the location', [
+            { path: 'body.location', message: `required: reserved units are at ${at.join(', ')}` },
           ]);
         }
         location = at[0];
