@@ -11,7 +11,7 @@ export { getOrder, listOrders } from './use-cases/find-orders';
 export { instant as boundInstant } from './sql/list-orders';
 export { cancelInUnit, cancelOrder } from './use-cases/cancel-order';
 export { fulfillOrder } from './use-cases/fulfil-order';
-export { retryInUnit, retryOrder } from './use-cases/retry-order';
+export { retriedFromBoard, retryInUnit, retryOrder } from './use-cases/retry-order';
 export { patchOrder } from './use-cases/edit-order';
 export { markOrderFailed } from './use-cases/mark-order-failed';
 export { skusOfOrders } from './sql/order-rows';

@@ -14,6 +14,8 @@ export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
 export interface OrderJob {
   orderId: string;
+  /** Set on a failed job an operator retries in the board: who, for the order's history (change 2). */
+  retriedBy?: { role: string; name: string };
 }
 export interface RestockJob {
   eventId: string;

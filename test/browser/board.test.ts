@@ -106,6 +106,8 @@ describe('bull-board in a browser', () => {
       );
       expect(final.history.map((e: any) => e.status)).toEqual(['received', 'failed', 'received', 'confirmed']);
       expect(final.history[2].detail).toBe('retried from the board');
+      // Who asked: the operator's key, not the system that ran the job (change 2).
+      expect(final.history[2].actor).toEqual({ role: 'operator', name: 'operator' });
       expect(await h().ctx.db('stock').where({ sku: p.sku }).first()).toMatchObject({ on_hand: 5, reserved: 2 });
       await waitFor(async () => (await h().ctx.queues.orders.getJob(order.id))?.isCompleted(), {
         what: 'job completed',

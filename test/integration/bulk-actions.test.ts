@@ -90,7 +90,7 @@ describe('bulk actions', () => {
     }
   }, 120_000);
 
-  it('when failed orders are cancelled, one by hand and one in bulk, then their failed jobs leave the failed count (the order queue shows only the one still failed)', async () => {
+  it('when failed orders are cancelled, one by hand and one in bulk, then their failed jobs leave the failed count (the order queue shows only the one still failed), and a board retry of that one names the operator', async () => {
     const db = await createTestDatabase();
     const h = await createHarness(db.url, { env: { ORDER_ATTEMPTS: '1' } });
     try {
@@ -126,6 +126,15 @@ describe('bulk actions', () => {
       const report = await h.api('GET', '/v1/reports/queues', { role: 'viewer' });
       expect(report.body.data.find((q: { name: string }) => q.name === 'orders')).toMatchObject({ failed: 1 });
       for (const id of ids.slice(0, 2)) expect((await h.api('GET', `/v1/orders/${id}`)).body.status).toBe('cancelled');
+      // The one left, retried with the board's "retry all": its history names the operator who asked.
+      const all = await h.api('PUT', '/admin/queues/api/queues/orders/retry/failed');
+      expect(all.status, all.text).toBe(200);
+      expect(all.body).toMatchObject({ retried: 1 });
+      const back = await untilStatus(h, ids[2], 'confirmed');
+      expect(back.history.find((e: { detail: string }) => e.detail === 'retried from the board')).toMatchObject({
+        status: 'received',
+        actor: { role: 'operator', name: 'operator' },
+      });
     } finally {
       await h.close();
       await db.drop();

@@ -29,6 +29,7 @@ import type { Guards } from '../guards';
 import { CODE_FOR_STATUS, errorEnvelope } from '../error-envelope';
 import { collectScrapeGauges } from '../metrics-scrape';
 import { buildOpenApiDocument } from '../openapi';
+import type { OrderJob } from '../../platform/job-catalog';
 
 const BOARD_PATH = '/admin/queues';
 const DASHBOARD_DIR = path.join(__dirname, '..', 'dashboard');
@@ -103,12 +104,52 @@ function boardErrorsInOurShape(req: Request, res: Response, next: NextFunction):
 function board(ctx: AppContext): RequestHandler {
   const full = boardFor(ctx, false);
   const readOnly = boardFor(ctx, true);
+  const marks = markBoardRetries(ctx);
   return (req, res, next) => {
-    if (req.principal?.role !== 'viewer') return full(req, res, next);
+    if (req.principal?.role !== 'viewer') return marks(req, res, () => full(req, res, next));
     if (!['GET', 'HEAD', 'OPTIONS'].includes(req.method)) {
       return next(new AppError('forbidden', 'role viewer may not change the board'));
     }
     readOnly(req, res, next);
+  };
+}
+
+/**
+ * Who retries an order job in the board (change 2: the actor is the key whose request caused the
+ * entry): before bull-board retries one failed job of the orders queue, or all of them, each is
+ * marked with the operator's key (`retriedBy` in its data), and the run that takes its order from
+ * failed back to received records them. Marks are best effort: a job the mark misses is still
+ * retried, and its history names the system, as before.
+ */
+function markBoardRetries(ctx: AppContext): RequestHandler {
+  const orders = ctx.queues.orders;
+  const one = new RegExp(`^/api/queues/${orders.name}/([^/]+)/retry/?$`);
+  const all = new RegExp(`^/api/queues/${orders.name}/retry/failed/?$`);
+  const mark = async (
+    job: { data: OrderJob; updateData(d: OrderJob): Promise<void> },
+    by: { role: string; name: string },
+  ) => {
+    if (job?.data?.orderId) await job.updateData({ ...job.data, retriedBy: by });
+  };
+  return async (req, _res, next) => {
+    if (req.method !== 'PUT' || !req.principal) return next();
+    const by = { role: req.principal.role, name: req.principal.name };
+    try {
+      const single = one.exec(req.path);
+      if (single) {
+        const job = await orders.getJob(decodeURIComponent(single[1]));
+        if (job && (await job.getState()) === 'failed') await mark(job, by);
+      } else if (all.test(req.path)) {
+        for (let start = 0; ; start += 500) {
+          const page = await orders.getFailed(start, start + 499);
+          await Promise.all(page.map((job) => mark(job, by)));
+          if (page.length < 500) break;
+        }
+      }
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'board retry: could not name the operator on the jobs');
+    }
+    next();
   };
 }
 

@@ -1,5 +1,12 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import { markOrderFailed, processOrders, recordFailedRun, skusOfOrders, type Outcome } from '../../orders';
+import {
+  markOrderFailed,
+  processOrders,
+  recordFailedRun,
+  retriedFromBoard,
+  skusOfOrders,
+  type Outcome,
+} from '../../orders';
 import type { Context } from '../../platform/context';
 import { GroupCommit } from '../../platform/group-commit';
 import { logger } from '../../platform/logger';
@@ -80,6 +87,11 @@ export function createOrderProcessor(ctx: Context, batcher = createOrderBatcher(
     if (typeof orderId !== 'string') throw new UnrecoverableError('job has no orderId');
     const started = Date.now();
     try {
+      // Retried in the board by an operator: the history names them (without the mark, processing
+      // still takes a failed order back to received, as the system).
+      const by = job.data.retriedBy;
+      if (by && typeof by.role === 'string' && typeof by.name === 'string')
+        await retriedFromBoard(ctx, orderId, { role: by.role, name: by.name });
       const outcome = await batcher.submit(orderId);
       if (!outcome) throw new UnrecoverableError(`order ${orderId} does not exist`);
       // A rejection is the order's answer, not the job's failure: the job completes and says so

@@ -20,3 +20,23 @@ export async function retryOrder(ctx: Context, id: string, actor?: Actor): Promi
   await runUnitOfWork(ctx, 'retry', (uow) => retryInUnit(uow, id), { actor });
   return getOrder(ctx.db, id);
 }
+
+/**
+ * A failed order's job retried in the board, as the run begins: failed → received, recorded for
+ * the operator who asked (the board's retry names them in the job, see the board's routes). An
+ * order that is no longer failed is left as it is (a retry by other means got there first).
+ */
+export async function retriedFromBoard(ctx: Context, id: string, actor: Actor): Promise<void> {
+  await runUnitOfWork(
+    ctx,
+    'retry',
+    async (uow) => {
+      const o = await lockOrder(uow.trx, id);
+      if (o.status !== 'failed') return;
+      await changeStatus(uow, [
+        { orderId: id, action: 'retry', from: o.status, to: 'received', detail: 'retried from the board' },
+      ]);
+    },
+    { actor },
+  );
+}
