@@ -301,7 +301,19 @@ describe('operator console in a browser', () => {
       await b.page.waitForSelector('#results[data-query^="q=NO-SUCH-REF&"]');
       expect(await b.page.textContent('#results h3')).toBe('0 orders');
       expect(await b.page.$$('#search-hint')).toHaveLength(0);
-      expect(b.errors).toEqual([]);
+      // A customer id the API refuses: the reason under the form, which keeps what was typed.
+      await b.page.fill('#search-q', '');
+      await b.page.fill('#search-customer-id', '12345');
+      await b.page.click('#search-go');
+      await b.page.waitForSelector('#search-error');
+      expect(await b.page.textContent('#search-error')).toMatch(/^400: .*customer_id/);
+      expect(await b.page.inputValue('#search-customer-id')).toBe('12345');
+      // A well-formed id no customer has says so.
+      await b.page.fill('#search-customer-id', '0190d6c1-0000-7000-8000-00000000beef');
+      await b.page.click('#search-go');
+      await b.page.waitForSelector('#results-customer.hint');
+      expect(await b.page.textContent('#results-customer')).toBe('No customer has this id.');
+      expect(b.errors.filter((e) => !/\b(400|404)\b/.test(e))).toEqual([]);
     } finally {
       await b.close();
     }

@@ -180,7 +180,8 @@ function orderRow(o) {
   return el(
     'tr',
     { 'data-order-id': o.id, 'data-status': o.status },
-    el('td', {}, orderLink(o)),
+    // The id too (time-ordered: its first characters are shared by orders placed together, its end tells them apart).
+    el('td', {}, orderLink(o), el('div', { class: 'mono muted order-id', title: o.id }, o.id)),
     el('td', { class: 'mono' }, o.external_ref || '—'),
     el('td', {}, badge(o.status)),
     el('td', {}, o.status_reason || ''),
@@ -201,7 +202,7 @@ async function showOrders(params, gen) {
   const q = (params.get('q') || '').trim();
   // Whose orders these are, when the search is one customer's (a customer that cannot be read: none).
   const customer = params.get('customer_id')
-    ? api('GET', `/customers/${encodeURIComponent(params.get('customer_id'))}`).catch(() => null)
+    ? api('GET', `/customers/${encodeURIComponent(params.get('customer_id'))}`).catch(() => ({ missing: true }))
     : Promise.resolve(null);
   const load = async (cursor) => {
     if (cursor) query.set('cursor', cursor);
@@ -210,7 +211,11 @@ async function showOrders(params, gen) {
     rows.push(...page.data.map(orderRow));
     results.dataset.query = query.toString();
     results.replaceChildren(
-      c ? el('p', { id: 'results-customer' }, `Orders of ${c.name} <${c.email}>`) : '',
+      c && c.missing
+        ? el('p', { class: 'hint', id: 'results-customer' }, 'No customer has this id.')
+        : c
+          ? el('p', { id: 'results-customer' }, `Orders of ${c.name} <${c.email}>`)
+          : '',
       el('h3', {}, `${rows.length}${page.next_cursor ? '+' : ''} order${rows.length === 1 ? '' : 's'}`),
       // q finds an id only from 4 characters on; shorter, it matches only a whole external_ref, e-mail or SKU.
       rows.length === 0 && q && q.length < 4
@@ -226,7 +231,12 @@ async function showOrders(params, gen) {
     );
     more.onclick = () => load(page.next_cursor).catch((e) => say(e.message, true));
   };
-  await load();
+  // A search the API refuses (a customer id that is no UUID, a bad status in the address): the
+  // reason under the form, which keeps what was typed.
+  await load().catch((e) => {
+    if (!isCurrent(gen) || !e.status || e.status >= 500) throw e;
+    results.replaceChildren(el('p', { class: 'err', id: 'search-error', role: 'alert' }, e.message));
+  });
 }
 
 // ---- one order ------------------------------------------------------------------------------
