@@ -420,6 +420,25 @@ describe('operator console in a browser', () => {
     }
   }, 120_000);
 
+  it('when the order page redraws because the order changed, then the keyboard stays on the button it was on', async () => {
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 10);
+    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const b = await asRole('operator');
+    try {
+      await openConsole(b, `#/order/${o.id}`);
+      await b.page.focus(`#order[data-order-id="${o.id}"] #action-cancel`);
+      const edit = await h().api('PATCH', `/v1/orders/${o.id}`, { body: { lines: [{ sku: p.sku, quantity: 3 }] } });
+      expect(edit.status, edit.text).toBe(202);
+      await waitFor(async () => (await b.page.textContent('#lines tbody td:nth-child(2)')) === '3', {
+        what: 'the edit drawn',
+      });
+      expect(await b.page.evaluate(() => document.activeElement?.id)).toBe('action-cancel');
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
+
   it('when the bulk filter is edited after a count, or a count is refused, then no count and no run button are left standing for another filter, and the run question asks for no reason it would not send', async () => {
     const c = await makeCustomer(h());
     const p = await makeProduct(h(), 10);

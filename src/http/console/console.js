@@ -28,7 +28,11 @@ const isCurrent = (gen) => gen === generation;
 /** Replaces the view, unless the route `gen` is no longer current; says whether it drew. */
 function draw(gen, ...nodes) {
   if (!isCurrent(gen)) return false;
-  $('#view').replaceChildren(...nodes);
+  const view = $('#view');
+  // A redraw (the order's refresh) keeps the keyboard where it was: the element of the same id.
+  const focused = view.contains(document.activeElement) && document.activeElement.id;
+  view.replaceChildren(...nodes);
+  if (focused) document.getElementById(focused)?.focus();
   return true;
 }
 const canWrite = () => session.role === 'operator';
