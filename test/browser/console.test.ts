@@ -1,3 +1,4 @@
+import net from 'node:net';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { openBrowser, screenshotPath, type OpenBrowser } from '../helpers/browser';
@@ -434,6 +435,39 @@ describe('operator console in a browser', () => {
         what: 'the edit drawn',
       });
       expect(await b.page.evaluate(() => document.activeElement?.id)).toBe('action-cancel');
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
+
+  it("when an endpoint's deliveries fail, then the endpoints page shows its newest delivery with the error, and its description", async () => {
+    // A port nothing listens on: each attempt is a refused connection.
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    const port = (srv.address() as net.AddressInfo).port;
+    await new Promise((r) => srv.close(r));
+    const made = await h().api('POST', '/v1/webhook-endpoints', {
+      body: { url: `http://127.0.0.1:${port}/hook`, types: ['order.confirmed'], description: 'analytics' },
+    });
+    expect(made.status, made.text).toBe(201);
+    await h().startWorkers();
+    const c = await makeCustomer(h());
+    const p = await makeProduct(h(), 10);
+    await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    await waitFor(
+      async () =>
+        (await h().api('GET', `/v1/webhook-endpoints/${made.body.id}/deliveries`)).body.data[0]?.last_error ===
+        'connection refused',
+      { what: 'a failed attempt recorded' },
+    );
+    const b = await asRole('viewer');
+    try {
+      await openConsole(b, '#/endpoints');
+      await b.page.waitForSelector('#endpoints .last-delivery .err');
+      expect(await b.page.textContent('#endpoints .last-delivery')).toMatch(
+        /order\.confirmed, \d+ attempts?connection refused/,
+      );
+      expect(await b.page.textContent('#endpoints')).toContain('analytics');
     } finally {
       await b.close();
     }

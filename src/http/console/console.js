@@ -723,16 +723,40 @@ async function showBulk(runningId, gen) {
 
 // ---- webhook endpoints ----------------------------------------------------------------------
 
+/** An endpoint's health as its newest delivery tells it: its outcome, attempts and last error. */
+function lastDelivery(d) {
+  if (!d) return el('span', { class: 'muted' }, 'none yet');
+  return [
+    badge(d.status),
+    ` ${d.event_type}, ${d.attempts} attempt${d.attempts === 1 ? '' : 's'}`,
+    d.last_error ? el('div', { class: 'err' }, d.last_error) : '',
+  ];
+}
+
 async function showEndpoints(gen) {
   const { data } = await api('GET', '/webhook-endpoints');
   data.sort((a, b) => (a.status === 'disabled' ? 0 : 1) - (b.status === 'disabled' ? 0 : 1));
-  const rows = data.map((e) =>
+  // Each endpoint's newest delivery (one small read each: endpoints are few).
+  const newest = await Promise.all(
+    data.map((e) =>
+      api('GET', `/webhook-endpoints/${e.id}/deliveries?limit=1`)
+        .then((r) => r.data[0])
+        .catch(() => undefined),
+    ),
+  );
+  const rows = data.map((e, i) =>
     el(
       'tr',
       { 'data-endpoint-status': e.status, class: e.status === 'disabled' ? 'error' : undefined },
-      el('td', { class: 'mono' }, e.url),
+      el(
+        'td',
+        {},
+        el('div', { class: 'mono' }, e.url),
+        e.description ? el('div', { class: 'muted' }, e.description) : '',
+      ),
       el('td', {}, e.types.join(', ')),
       el('td', {}, badge(e.status)),
+      el('td', { class: 'last-delivery' }, lastDelivery(newest[i])),
       el('td', {}, e.disabled_at ? `${when(e.disabled_at)} (${e.disabled_reason})` : '—'),
       el(
         'td',
@@ -764,7 +788,7 @@ async function showEndpoints(gen) {
       'section',
       {},
       el('h2', {}, 'Webhook endpoints'),
-      table('endpoints', ['URL', 'Topics', 'Status', 'Disabled', ''], rows, 'no endpoints'),
+      table('endpoints', ['URL', 'Topics', 'Status', 'Last delivery', 'Disabled', ''], rows, 'no endpoints'),
     ),
   );
 }
