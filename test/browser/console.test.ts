@@ -463,11 +463,12 @@ describe('operator console in a browser', () => {
     const b = await asRole('viewer');
     try {
       await openConsole(b, '#/endpoints');
-      await b.page.waitForSelector('#endpoints .last-delivery .err');
-      expect(await b.page.textContent('#endpoints .last-delivery')).toMatch(
+      const row = `#endpoints tr[data-endpoint-id="${made.body.id}"]`;
+      await b.page.waitForSelector(`${row} .last-delivery .err`);
+      expect(await b.page.textContent(`${row} .last-delivery`)).toMatch(
         /order\.confirmed, \d+ attempts?connection refused/,
       );
-      expect(await b.page.textContent('#endpoints')).toContain('analytics');
+      expect(await b.page.textContent(row)).toContain('analytics');
     } finally {
       await b.close();
     }

@@ -747,7 +747,11 @@ async function showEndpoints(gen) {
   const rows = data.map((e, i) =>
     el(
       'tr',
-      { 'data-endpoint-status': e.status, class: e.status === 'disabled' ? 'error' : undefined },
+      {
+        'data-endpoint-id': e.id,
+        'data-endpoint-status': e.status,
+        class: e.status === 'disabled' ? 'error' : undefined,
+      },
       el(
         'td',
         {},
