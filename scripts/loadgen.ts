@@ -207,6 +207,8 @@ async function main() {
   const errors = new Map<string, number>();
   const rate = new Rate();
   let accepted = 0;
+  // external_ref is unique per key name (change 7): each order has its own.
+  let placed = 0;
   say(
     `submitting ${fmt(o.orders)} orders at ${o.concurrency} concurrent requests${o.rate ? `, at most ${o.rate}/s` : ''}`,
   );
@@ -228,7 +230,7 @@ async function main() {
       customer_id: customers[Math.floor(Math.random() * customers.length)],
       lines: [...chosen].map((s) => ({ sku: skus[s], quantity: 1 + Math.floor(Math.random() * o.quantity) })),
       on_insufficient_stock: o.reject ? 'reject' : 'backorder',
-      external_ref: `loadgen-${run}`,
+      external_ref: `loadgen-${run}-${++placed}`,
     };
     try {
       const r = await request('POST', '/v1/orders', o.key, body);

@@ -7,6 +7,23 @@ import { metrics, registry, statsKey } from '../platform/metrics';
 
 const STATES = ['waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed', 'waiting-children'] as const;
 
+/**
+ * The series set at scrape time from PostgreSQL and Redis, for the whole deployment: the API's
+ * /metrics collects them; a worker's own /metrics leaves them out (they would read 0 there).
+ */
+export const SCRAPE_TIME_SERIES = new Set([
+  'orderflow_cluster_counter',
+  'orderflow_queue_jobs',
+  'orderflow_webhook_endpoints_disabled',
+  'orderflow_orders_waiting',
+  'orderflow_backorder_oldest_age_seconds',
+  'orderflow_sku_waiting_lines',
+  'orderflow_sku_backorder_oldest_age_seconds',
+  'orderflow_outbox_backlog',
+  'orderflow_outbox_oldest_age_seconds',
+  'orderflow_deliveries',
+]);
+
 /** Counters that every process adds to one Redis hash (StatsSink): the whole deployment, not this process. */
 const clusterCounters = new client.Gauge({
   name: 'orderflow_cluster_counter',

@@ -1,7 +1,9 @@
 import express, { type Express } from 'express';
+import client from 'prom-client';
 import type { AppContext } from '../app/context';
 import { registry } from '../platform/metrics';
 import { createGuards } from './guards';
+import { SCRAPE_TIME_SERIES } from './metrics-scrape';
 import { errorHandler, notFoundHandler } from './middleware/errors';
 import { requestId } from './middleware/request';
 
@@ -19,8 +21,13 @@ export function createWorkerMetricsApp(ctx: AppContext): Express {
   app.set('query parser', 'simple');
   const g = createGuards(ctx.config.API_KEYS);
   app.use(requestId);
+  // This process's series: the shared registry without the scrape-time ones (a metric may be in
+  // several registries; all of them exist once the modules are loaded).
+  const own = new client.Registry();
+  for (const m of registry.getMetricsAsArray())
+    if (!SCRAPE_TIME_SERIES.has(m.name)) own.registerMetric(m as unknown as client.Metric);
   app.get('/metrics', g.browser, async (_req, res) => {
-    res.type(registry.contentType).send(await registry.metrics());
+    res.type(own.contentType).send(await own.metrics());
   });
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -1,6 +1,11 @@
 import pino from 'pino';
 
-const level = process.env.LOG_LEVEL ?? (process.env.NODE_ENV === 'test' ? 'warn' : 'info');
+// Read before the configuration is checked: a blank value counts as unset and one pino does not
+// know falls back to the default, so the configuration check (which refuses it) gets to say so in
+// its one line instead of pino throwing at import.
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const asked = process.env.LOG_LEVEL?.trim();
+const level = asked && LEVELS.has(asked) ? asked : process.env.NODE_ENV === 'test' ? 'warn' : 'info';
 
 /**
  * Where the logs go: stdout, written synchronously (one write per line, nothing buffered in the

@@ -172,7 +172,7 @@ describe('operators: route labels', () => {
           .filter((s) => s.name === 'orderflow_http_request_duration_seconds_count' && s.labels.status === status)
           .map((s) => `${s.labels.method} ${s.labels.route}`),
       );
-    expect([...routes('400')].sort()).toEqual(['POST /v1/orders/', 'POST /v1/restocks/']);
+    expect([...routes('400')].sort()).toEqual(['POST /v1/orders', 'POST /v1/restocks']);
     expect([...routes('404')].sort()).toEqual(['GET /v1/products/:sku', 'POST /v1/orders/:id/fulfill']);
   });
 

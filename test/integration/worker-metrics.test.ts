@@ -45,7 +45,14 @@ describe('a worker process serves its own metrics on METRICS_PORT', () => {
     );
     expect(byViewer.text).toContain('process_resident_memory_bytes');
     // Its own series only: the deployment-wide scrape-time gauges are the API's.
-    expect(byViewer.text).not.toContain('orderflow_queue_jobs{');
+    for (const name of [
+      'orderflow_queue_jobs',
+      'orderflow_orders_waiting',
+      'orderflow_outbox_backlog',
+      'orderflow_deliveries',
+    ])
+      expect(byViewer.text).not.toContain(`# TYPE ${name} `);
+    expect(byViewer.text).toContain('# TYPE orderflow_job_duration_seconds histogram');
     const basic = `Basic ${Buffer.from(`x:${KEYS.operator}`).toString('base64')}`;
     expect((await fetch(url, { headers: { authorization: basic } })).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${port}/v1/orders`)).status).toBe(404);

@@ -288,6 +288,20 @@ describe('process start-up with an invalid environment', () => {
     expect(stdout).not.toMatch(/listening/);
   });
 
+  it('when LOG_LEVEL is a level pino does not know, then it exits 1 with a single line naming LOG_LEVEL (not a stack trace); blank is unset', async () => {
+    const { code, stderr } = await runMain({ ...base, LOG_LEVEL: 'verbose' });
+    expect(code).toBe(1);
+    const lines = stderr.split('\n').filter((l) => l.trim() !== '');
+    expect(lines, stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^invalid configuration: .*LOG_LEVEL\b/);
+    // Blank: the default level, so the only complaint is the PORT given to stop the start here.
+    const blank = await runMain({ ...base, LOG_LEVEL: ' ', PORT: 'abc' });
+    expect(blank.code).toBe(1);
+    const blankLines = blank.stderr.split('\n').filter((l) => l.trim() !== '');
+    expect(blankLines, blank.stderr).toHaveLength(1);
+    expect(blankLines[0]).toMatch(/^invalid configuration: PORT\b/);
+  });
+
   it('when the API starts in production without API_KEYS, then it exits 1 with a single line naming API_KEYS', async () => {
     const { code, stderr } = await runMain({ ...base, NODE_ENV: 'production' });
     expect(code).toBe(1);

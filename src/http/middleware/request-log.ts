@@ -17,7 +17,8 @@ export function requestLog(req: Request, res: Response, next: NextFunction): voi
   res.once('close', () => {
     const ms = Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100;
     const base = (res.locals.mountPath as string | undefined) ?? req.baseUrl;
-    const route = req.route?.path ? `${base}${req.route.path}` : base || 'unmatched';
+    // A router's own root is its mount path: /v1/orders, not /v1/orders/ (as the OpenAPI paths read).
+    const route = req.route?.path ? `${base}${req.route.path}`.replace(/(.)\/$/, '$1') : base || 'unmatched';
     const status = res.statusCode;
     metrics.httpDuration.observe({ method: req.method, route, status: String(status) }, ms / 1000);
     const level = !res.writableFinished ? 'warn' : status >= 500 ? 'error' : 'info';
