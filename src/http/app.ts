@@ -19,12 +19,18 @@ import { ordersRoutes } from './routes/orders.routes';
 import { restocksRoutes } from './routes/restocks.routes';
 import { inboundRoutes } from './routes/inbound.routes';
 
-/** Builds the HTTP app; never listens. */
-export function createApp(ctx: AppContext): Express {
+/** An express app as every server of ours starts: no X-Powered-By, no ETag, the simple query parser. */
+export function baseApp(): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  return app;
+}
+
+/** Builds the HTTP app; never listens. */
+export function createApp(ctx: AppContext): Express {
+  const app = baseApp();
   const guards = createGuards(ctx.config.API_KEYS);
   app.use(requestId);
   app.use(requestLog);

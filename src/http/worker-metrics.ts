@@ -1,7 +1,8 @@
-import express, { type Express } from 'express';
+import type { Express } from 'express';
 import client from 'prom-client';
 import type { AppContext } from '../app/context';
 import { registry } from '../platform/metrics';
+import { baseApp } from './app';
 import { createGuards } from './guards';
 import { SCRAPE_TIME_SERIES } from './metrics-scrape';
 import { errorHandler, notFoundHandler } from './middleware/errors';
@@ -15,10 +16,7 @@ import { requestId } from './middleware/request';
  * API's: scraping them from every worker too would count them once per process.
  */
 export function createWorkerMetricsApp(ctx: AppContext): Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.set('query parser', 'simple');
+  const app = baseApp();
   const g = createGuards(ctx.config.API_KEYS);
   app.use(requestId);
   // This process's series: the shared registry without the scrape-time ones (a metric may be in
