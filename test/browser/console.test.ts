@@ -16,6 +16,15 @@ async function openConsole(b: OpenBrowser, hash = '') {
   await b.page.waitForSelector('body[data-loaded="true"]', { timeout: 15000 });
 }
 
+/** A customer and a product with 10 in stock, and a way to place that customer's orders of it. */
+async function aShop() {
+  const c = await makeCustomer(h());
+  const p = await makeProduct(h(), 10);
+  const order = (quantity = 1, extra: Record<string, unknown> = {}) =>
+    placeOrder(h(), c.id, [{ sku: p.sku, quantity }], extra);
+  return { c, p, order };
+}
+
 /** Clicks Confirm in the console's own dialog, after checking what it asks. */
 async function confirm(page: Page, title: RegExp) {
   await page.waitForSelector('#confirm[open]');
@@ -361,10 +370,9 @@ describe('operator console in a browser', () => {
   }, 120_000);
 
   it('when an order changes while a question is open, then closing it shows the change, and a refused action (409) shows the order as it is', async () => {
-    const c = await makeCustomer(h());
-    const p = await makeProduct(h(), 10);
-    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
-    const other = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const shop = await aShop();
+    const o = await shop.order();
+    const other = await shop.order();
     const b = await asRole('operator');
     try {
       await openConsole(b, `#/order/${o.id}`);
@@ -393,11 +401,7 @@ describe('operator console in a browser', () => {
   }, 120_000);
 
   it('when the console and the dashboard are opened 390 px wide, then no page is wider than the screen (wide tables scroll inside their cards)', async () => {
-    const c = await makeCustomer(h());
-    const p = await makeProduct(h(), 10);
-    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 2 }], {
-      external_ref: 'a-rather-long-external-reference-0001',
-    });
+    const o = await (await aShop()).order(2, { external_ref: 'a-rather-long-external-reference-0001' });
     const b = await asRole('operator');
     try {
       await b.page.setViewportSize({ width: 390, height: 800 });
@@ -422,9 +426,8 @@ describe('operator console in a browser', () => {
   }, 120_000);
 
   it('when the order page redraws because the order changed, then the keyboard stays on the button it was on', async () => {
-    const c = await makeCustomer(h());
-    const p = await makeProduct(h(), 10);
-    const o = await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const { p, order } = await aShop();
+    const o = await order();
     const b = await asRole('operator');
     try {
       await openConsole(b, `#/order/${o.id}`);
@@ -475,9 +478,8 @@ describe('operator console in a browser', () => {
   }, 120_000);
 
   it('when the bulk filter is edited after a count, or a count is refused, then no count and no run button are left standing for another filter, and the run question asks for no reason it would not send', async () => {
-    const c = await makeCustomer(h());
-    const p = await makeProduct(h(), 10);
-    for (let i = 0; i < 3; i++) await placeOrder(h(), c.id, [{ sku: p.sku, quantity: 1 }]);
+    const { p, order } = await aShop();
+    for (let i = 0; i < 3; i++) await order();
     const b = await asRole('operator');
     try {
       await openConsole(b, '#/bulk');
