@@ -10,7 +10,7 @@ import {
   waitSettled,
   expectCleanRun,
 } from '../helpers/fault-kit';
-import { useHarness, type WorkerProcess } from '../helpers/harness';
+import { useHarness, waitFor, type WorkerProcess } from '../helpers/harness';
 
 const h = useHarness();
 
@@ -37,7 +37,14 @@ describe('fault: worker processes SIGKILLed during a 2,000-order run', () => {
       onAccepted: async (n) => {
         const k = KILL_AT.indexOf(n);
         if (k >= 0) {
-          // SIGKILL one worker mid-run (the oldest alive), then start a fresh one.
+          // SIGKILL one worker mid-run (the oldest alive), then start a fresh one. Once jobs are
+          // active (up to 2 s), so the kill lands on running jobs, not in a gap between two: one
+          // run in the full suite (seed 24328110) had all three kills between jobs.
+          await waitFor(async () => (await h().ctx.queues.orders.getActiveCount()) > 0, {
+            timeout: 2000,
+            interval: 5,
+            what: 'active order jobs',
+          }).catch(() => undefined);
           const victim = workers.shift()!;
           victim.kill('SIGKILL');
           await victim.exited;
